@@ -1,0 +1,58 @@
+//! Tower middleware that gives HTTP clients backpressure from the machine
+//! and from the remote side.
+//!
+//! A [`Snapshotter`] samples CPU (against the cgroup quota in containers),
+//! memory (against the cgroup limit), the tokio runtime's scheduling delay
+//! and the HTTP 429 answers a client gets, into short time windows. A
+//! [`SystemStatus`] judges those windows with the time-weighted arithmetic of
+//! Crawlee's `SystemStatus`, and the verdict is kept up to date as snapshots
+//! are taken, so reading it costs one atomic load.
+//!
+//! # Quick start
+//!
+//! ```
+//! use tower_snapshotter::{Config, Snapshotter};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let snapshotter = Snapshotter::new(Config::default());
+//! snapshotter.start()?;
+//!
+//! // Report what the remote side answered...
+//! snapshotter.client_recorder().record_status(http::StatusCode::TOO_MANY_REQUESTS);
+//! // ...and ask whether to slow down.
+//! if !snapshotter.overloaded().is_empty() {
+//!     println!("back off: {}", snapshotter.system_status().current()?);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Module map
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | [`config`] | configuration, defaults, validation, environment variables |
+//! | [`snapshot`] | the snapshot value types and their `is_overloaded` rules |
+//! | [`history`] | the time-ordered window: insert, prune, sample |
+//! | [`status`] | [`SystemStatus`], load ratios, [`SystemInfo`], [`overloaded_ratio`](status::overloaded_ratio) |
+//! | [`probe`] | where readings come from: cgroup parsing, sysinfo, tokio drift, the client recorder |
+//! | `snapshotter` | the [`Snapshotter`]: lifecycle, sampling tasks, samples, verdict |
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+pub mod config;
+pub mod history;
+pub mod probe;
+pub mod snapshot;
+mod snapshotter;
+pub mod status;
+
+pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
+pub use probe::ClientRecorder;
+pub use snapshotter::{NotActive, Snapshotter, StartError, Verdict};
+pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};

@@ -1,0 +1,513 @@
+//! The [`Snapshotter`]: samples every resource in the background and keeps
+//! their windows.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::config::{Config, ConfigError};
+use crate::history::History;
+use crate::probe::{
+    ClientRecorder, CpuProbe, EventLoopClock, MemoryProbe, MemoryReading, ProbeError, SystemCpuProbe,
+    SystemMemoryProbe,
+};
+use crate::snapshot::{ClientSnapshot, CpuSnapshot, EventLoopSnapshot, MemorySnapshot};
+use crate::status::{judge, Resources, SystemInfo, SystemStatus};
+
+/// The snapshotter is not sampling: it was never started, or was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotActive;
+
+impl fmt::Display for NotActive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the snapshotter is not active: call start() first")
+    }
+}
+
+impl std::error::Error for NotActive {}
+
+/// Why [`Snapshotter::start`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartError {
+    /// It is sampling already.
+    AlreadyActive,
+    /// `start` was called outside a tokio runtime, where the event-loop
+    /// probe and the sampling tasks cannot run.
+    NoRuntime,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AlreadyActive => "the snapshotter is already active",
+            Self::NoRuntime => "start() must be called from within a tokio runtime",
+        })
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The latest judgement of the current window ([`SystemStatus::current`]),
+/// recomputed each time a snapshot is taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// The resources overloaded now; empty when idle or not active.
+    pub overloaded: Resources,
+    /// The load ratios behind it; `None` before the first snapshot.
+    pub info: Option<SystemInfo>,
+}
+
+/// One window per resource.
+#[derive(Debug)]
+pub(crate) struct Windows {
+    pub(crate) cpu: History<CpuSnapshot>,
+    pub(crate) memory: History<MemorySnapshot>,
+    pub(crate) event_loop: History<EventLoopSnapshot>,
+    pub(crate) client: History<ClientSnapshot>,
+}
+
+impl Windows {
+    fn new(retention: Duration) -> Self {
+        Self {
+            cpu: History::new(retention),
+            memory: History::new(retention),
+            event_loop: History::new(retention),
+            client: History::new(retention),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.cpu.clear();
+        self.memory.clear();
+        self.event_loop.clear();
+        self.client.clear();
+    }
+}
+
+/// Samples CPU, memory, the tokio runtime's timer drift and client
+/// rate-limit errors into time windows, and keeps a verdict on whether the
+/// recent windows show overload.
+///
+/// Cheap to clone: clones share one state, so one snapshotter can back any
+/// number of layers and the whole process shares one budget. Sampling runs in
+/// tasks on the runtime that called [`start`](Self::start); CPU and memory are
+/// read on tokio's blocking pool. Nothing needs polling by the caller, and
+/// dropping the last clone stops every task.
+///
+/// ```
+/// use tower_snapshotter::{Config, Snapshotter};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let snapshotter = Snapshotter::new(Config::default());
+/// snapshotter.start()?;
+/// tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+/// assert_eq!(snapshotter.event_loop_sample(None)?.len(), 1); // the first one, at start
+/// snapshotter.stop()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Snapshotter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    windows: Mutex<Windows>,
+    active: AtomicBool,
+    tasks: Mutex<Vec<AbortHandle>>,
+    client: ClientRecorder,
+    system: Arc<Mutex<SystemProbes>>,
+    overloaded: AtomicU8,
+    verdict: watch::Sender<Verdict>,
+    memory_warning: Mutex<MemoryWarning>,
+    unavailable: AtomicU8,
+}
+
+struct SystemProbes {
+    cpu: Box<dyn CpuProbe>,
+    memory: Box<dyn MemoryProbe>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves consistent data (every
+    // critical section is a plain insert or read), so poisoning is ignored.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl fmt::Debug for Snapshotter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshotter")
+            .field("active", &self.is_active())
+            .field("overloaded", &self.overloaded())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshotter {
+    /// A snapshotter reading the real machine, not yet started.
+    pub fn new(config: Config) -> Self {
+        Self::with_probes(config, SystemCpuProbe::new(), SystemMemoryProbe::new())
+    }
+
+    /// A snapshotter configured from `SNAPSHOTTER_*` environment variables
+    /// (see [`Config::from_env`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(Config::from_env()?))
+    }
+
+    /// A snapshotter reading CPU and memory through the given probes.
+    pub fn with_probes(config: Config, cpu: impl CpuProbe, memory: impl MemoryProbe) -> Self {
+        let retention = config.snapshot_history();
+        let client = ClientRecorder::new(config.client_rate_limit_error_retry_count());
+        Self {
+            inner: Arc::new(Inner {
+                windows: Mutex::new(Windows::new(retention)),
+                active: AtomicBool::new(false),
+                tasks: Mutex::new(Vec::new()),
+                client,
+                system: Arc::new(Mutex::new(SystemProbes {
+                    cpu: Box::new(cpu),
+                    memory: Box::new(memory),
+                })),
+                overloaded: AtomicU8::new(0),
+                verdict: watch::Sender::new(Verdict {
+                    overloaded: Resources::NONE,
+                    info: None,
+                }),
+                memory_warning: Mutex::new(MemoryWarning::default()),
+                unavailable: AtomicU8::new(0),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Begins sampling on the current tokio runtime, with empty windows.
+    ///
+    /// # Errors
+    /// [`StartError::AlreadyActive`] if it is sampling already,
+    /// [`StartError::NoRuntime`] outside a tokio runtime.
+    pub fn start(&self) -> Result<(), StartError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let mut tasks = lock(&self.inner.tasks);
+        if self.inner.active.swap(true, Ordering::AcqRel) {
+            return Err(StartError::AlreadyActive);
+        }
+        lock(&self.inner.windows).clear();
+        let weak = Arc::downgrade(&self.inner);
+        tasks.push(handle.spawn(event_loop_task(weak.clone())).abort_handle());
+        tasks.push(handle.spawn(client_task(weak.clone())).abort_handle());
+        tasks.push(handle.spawn(system_task(weak)).abort_handle());
+        Ok(())
+    }
+
+    /// Ends sampling and clears the verdict (a stopped snapshotter gates
+    /// nothing). The windows are kept until the next start but cannot be read.
+    ///
+    /// # Errors
+    /// [`NotActive`] if it was not sampling.
+    pub fn stop(&self) -> Result<(), NotActive> {
+        let mut tasks = lock(&self.inner.tasks);
+        if !self.inner.active.swap(false, Ordering::AcqRel) {
+            return Err(NotActive);
+        }
+        for task in tasks.drain(..) {
+            task.abort();
+        }
+        self.inner.overloaded.store(0, Ordering::Release);
+        self.inner.verdict.send_replace(Verdict {
+            overloaded: Resources::NONE,
+            info: None,
+        });
+        Ok(())
+    }
+
+    /// Whether it is sampling.
+    pub fn is_active(&self) -> bool {
+        self.inner.active.load(Ordering::Acquire)
+    }
+
+    /// Where callers report rate-limit answers (see [`ClientRecorder`]).
+    pub fn client_recorder(&self) -> ClientRecorder {
+        self.inner.client.clone()
+    }
+
+    /// CPU snapshots within `duration` of the newest one (`None`: all).
+    ///
+    /// # Errors
+    /// [`NotActive`] while not sampling, as in Crawlee.
+    pub fn cpu_sample(&self, duration: Option<Duration>) -> Result<Vec<CpuSnapshot>, NotActive> {
+        self.with_windows(|w| w.cpu.sample(duration))
+    }
+
+    /// Memory snapshots within `duration` of the newest one (`None`: all).
+    ///
+    /// # Errors
+    /// [`NotActive`] while not sampling.
+    pub fn memory_sample(&self, duration: Option<Duration>) -> Result<Vec<MemorySnapshot>, NotActive> {
+        self.with_windows(|w| w.memory.sample(duration))
+    }
+
+    /// Event-loop snapshots within `duration` of the newest one (`None`: all).
+    ///
+    /// # Errors
+    /// [`NotActive`] while not sampling.
+    pub fn event_loop_sample(&self, duration: Option<Duration>) -> Result<Vec<EventLoopSnapshot>, NotActive> {
+        self.with_windows(|w| w.event_loop.sample(duration))
+    }
+
+    /// Client snapshots within `duration` of the newest one (`None`: all).
+    ///
+    /// # Errors
+    /// [`NotActive`] while not sampling.
+    pub fn client_sample(&self, duration: Option<Duration>) -> Result<Vec<ClientSnapshot>, NotActive> {
+        self.with_windows(|w| w.client.sample(duration))
+    }
+
+    pub(crate) fn with_windows<R>(&self, f: impl FnOnce(&Windows) -> R) -> Result<R, NotActive> {
+        if !self.is_active() {
+            return Err(NotActive);
+        }
+        Ok(f(&lock(&self.inner.windows)))
+    }
+
+    /// A [`SystemStatus`] over this snapshotter with the configured thresholds.
+    pub fn system_status(&self) -> SystemStatus {
+        SystemStatus::new(self.clone(), self.inner.config.status())
+    }
+
+    /// The resources the current window finds overloaded: one atomic load,
+    /// kept up to date as snapshots are taken. Empty while not active.
+    pub fn overloaded(&self) -> Resources {
+        Resources::from_bits(self.inner.overloaded.load(Ordering::Acquire))
+    }
+
+    /// The latest verdict with its load ratios.
+    pub fn verdict(&self) -> Verdict {
+        *self.inner.verdict.borrow()
+    }
+
+    /// A receiver that is notified each time the set of overloaded resources
+    /// changes (not on every snapshot).
+    pub fn subscribe(&self) -> watch::Receiver<Verdict> {
+        self.inner.verdict.subscribe()
+    }
+
+    /// Resources whose probe cannot currently read the machine.
+    pub fn unavailable(&self) -> Resources {
+        Resources::from_bits(self.inner.unavailable.load(Ordering::Relaxed))
+    }
+
+    /// Whether `self` and `other` share one state.
+    pub fn same_as(&self, other: &Snapshotter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Inner {
+    /// Inserts into one window and re-judges the current window.
+    fn record(&self, insert: impl FnOnce(&mut Windows)) {
+        if !self.active.load(Ordering::Acquire) {
+            return;
+        }
+        let info = {
+            let mut w = lock(&self.windows);
+            insert(&mut w);
+            judge(
+                &w,
+                Some(self.config.status().max_snapshot_age),
+                &self.config.status(),
+            )
+        };
+        let over = info.overloaded();
+        self.overloaded.store(over.bits(), Ordering::Release);
+        self.verdict.send_if_modified(|v| {
+            let changed = v.overloaded != over;
+            if changed {
+                if over.is_empty() {
+                    tracing::info!(status = %info, "system is idle again");
+                } else {
+                    tracing::warn!(overloaded = %over, status = %info, "system is overloaded");
+                }
+            }
+            *v = Verdict {
+                overloaded: over,
+                info: Some(info),
+            };
+            changed
+        });
+    }
+
+    /// Logs a probe failure once, until it recovers.
+    fn availability(&self, resource: Resources, result: Result<(), &ProbeError>) {
+        let bit = resource.bits();
+        match result {
+            Err(e) => {
+                if self.unavailable.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+                    tracing::warn!(resource = %resource, error = %e, "probe unavailable; no snapshots until it recovers");
+                }
+            }
+            Ok(()) => {
+                if self.unavailable.fetch_and(!bit, Ordering::Relaxed) & bit != 0 {
+                    tracing::info!(resource = %resource, "probe available again");
+                }
+            }
+        }
+    }
+
+    fn memory_snapshot(&self, reading: MemoryReading, created_at: Instant) -> MemorySnapshot {
+        let c = &self.config;
+        let max_memory_size = c
+            .max_memory_size()
+            .unwrap_or_else(|| (reading.limit as f64 * c.available_memory_ratio()) as u64);
+        let snapshot = MemorySnapshot {
+            current_size: reading.current_size,
+            system_wide_used_size: reading.system_wide_used_size,
+            max_memory_size,
+            system_wide_memory_size: reading.system_wide_memory_size,
+            max_used_memory_ratio: c.max_used_memory_ratio(),
+            created_at,
+        };
+        let warn = lock(&self.memory_warning).check(
+            &snapshot,
+            c.reserve_memory_ratio(),
+            c.memory_warning_cooldown_period(),
+        );
+        if warn {
+            tracing::warn!(
+                used_bytes = snapshot.current_size,
+                limit_bytes = snapshot.max_memory_size,
+                percent =
+                    (100.0 * snapshot.current_size as f64 / snapshot.max_memory_size.max(1) as f64).round(),
+                "memory is critically overloaded"
+            );
+        }
+        snapshot
+    }
+}
+
+/// Crawlee's "memory is critically overloaded" warning, at most once per
+/// cooldown.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MemoryWarning {
+    last: Option<Instant>,
+}
+
+impl MemoryWarning {
+    /// Whether to warn for `s`: its use is above
+    /// `r·M + M·(1−r)·reserve_ratio` and the last warning is at least
+    /// `cooldown` old. Records the warning when it says yes.
+    pub(crate) fn check(&mut self, s: &MemorySnapshot, reserve_ratio: f64, cooldown: Duration) -> bool {
+        if self.last.is_some_and(|last| s.created_at < last + cooldown) {
+            return false;
+        }
+        let m = s.max_memory_size as f64;
+        let r = s.max_used_memory_ratio;
+        let threshold = r * m + m * (1.0 - r) * reserve_ratio;
+        if s.current_size as f64 > threshold {
+            self.last = Some(s.created_at);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn event_loop_task(weak: Weak<Inner>) {
+    let (interval, max_delay) = match weak.upgrade() {
+        Some(i) => (
+            i.config.event_loop_snapshot_interval(),
+            i.config.max_event_loop_delay(),
+        ),
+        None => return,
+    };
+    let mut clock = EventLoopClock::new(interval, max_delay);
+    loop {
+        let snapshot = clock.wake(Instant::now());
+        let Some(inner) = weak.upgrade() else { return };
+        inner.record(|w| w.event_loop.insert(snapshot));
+        drop(inner);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn client_task(weak: Weak<Inner>) {
+    let Some(interval) = weak.upgrade().map(|i| i.config.client_snapshot_interval()) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut previous: Option<u64> = None;
+    loop {
+        let created_at = ticks.tick().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let error_count = inner.client.error_count();
+        let snapshot = ClientSnapshot {
+            error_count,
+            new_error_count: error_count - previous.unwrap_or(0).min(error_count),
+            max_error_count: inner.config.max_client_errors(),
+            created_at,
+        };
+        previous = Some(error_count);
+        inner.record(|w| w.client.insert(snapshot));
+    }
+}
+
+async fn system_task(weak: Weak<Inner>) {
+    let Some((interval, probes)) = weak
+        .upgrade()
+        .map(|i| (i.config.system_info_interval(), Arc::clone(&i.system)))
+    else {
+        return;
+    };
+    // The first tick waits one interval: a CPU reading needs a baseline.
+    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let probes = Arc::clone(&probes);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut p = lock(&probes);
+            (p.cpu.used_ratio(), p.memory.read())
+        })
+        .await;
+        let created_at = Instant::now();
+        let Some(inner) = weak.upgrade() else { return };
+        let Ok((cpu, memory)) = read else {
+            // A probe panicked; its resources stay as they were and the
+            // sampler goes on.
+            continue;
+        };
+        inner.availability(Resources::CPU, cpu.as_ref().map(|_| ()));
+        inner.availability(Resources::MEMORY, memory.as_ref().map(|_| ()));
+        if let Ok(used_ratio) = cpu {
+            let snapshot = CpuSnapshot {
+                used_ratio,
+                max_used_ratio: inner.config.max_used_cpu_ratio(),
+                created_at,
+            };
+            inner.record(|w| w.cpu.insert(snapshot));
+        }
+        if let Ok(reading) = memory {
+            let snapshot = inner.memory_snapshot(reading, created_at);
+            inner.record(|w| w.memory.insert(snapshot));
+        }
+    }
+}
