@@ -511,3 +511,7 @@ async fn system_task(weak: Weak<Inner>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "snapshotter_tests.rs"]
+mod tests;

@@ -1,0 +1,1 @@
+//! Unit tests of the snapshotter (paused tokio time, fake probes).
