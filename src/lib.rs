@@ -45,14 +45,21 @@
     unreachable_pub
 )]
 
+mod clock;
 pub mod config;
 pub mod history;
+pub mod layer;
 pub mod probe;
+pub mod retry_after;
 pub mod snapshot;
 mod snapshotter;
 pub mod status;
 
 pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
+pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
 pub use probe::ClientRecorder;
 pub use snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};
+
+/// The boxed error the layer's services return, as tower's `BoxError`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::clock::{self, CoarseClock};
 use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::probe::{
@@ -126,6 +127,10 @@ struct Inner {
     verdict: watch::Sender<Verdict>,
     memory_warning: Mutex<MemoryWarning>,
     unavailable: AtomicU8,
+    /// Woken whenever the set of overloaded resources changes (and by layers
+    /// when a request admitted under overload finishes).
+    gate: Arc<Notify>,
+    clock: Arc<CoarseClock>,
 }
 
 struct SystemProbes {
@@ -189,6 +194,8 @@ impl Snapshotter {
                 }),
                 memory_warning: Mutex::new(MemoryWarning::default()),
                 unavailable: AtomicU8::new(0),
+                gate: Arc::new(Notify::new()),
+                clock: Arc::new(CoarseClock::new()),
                 config,
             }),
         }
@@ -214,7 +221,8 @@ impl Snapshotter {
         let weak = Arc::downgrade(&self.inner);
         tasks.push(handle.spawn(event_loop_task(weak.clone())).abort_handle());
         tasks.push(handle.spawn(client_task(weak.clone())).abort_handle());
-        tasks.push(handle.spawn(system_task(weak)).abort_handle());
+        tasks.push(handle.spawn(system_task(weak.clone())).abort_handle());
+        tasks.push(handle.spawn(clock_task(weak)).abort_handle());
         Ok(())
     }
 
@@ -231,11 +239,13 @@ impl Snapshotter {
         for task in tasks.drain(..) {
             task.abort();
         }
+        self.inner.clock.set_ticking(false);
         self.inner.overloaded.store(0, Ordering::Release);
         self.inner.verdict.send_replace(Verdict {
             overloaded: Resources::NONE,
             info: None,
         });
+        self.inner.gate.notify_waiters();
         Ok(())
     }
 
@@ -315,6 +325,14 @@ impl Snapshotter {
         Resources::from_bits(self.inner.unavailable.load(Ordering::Relaxed))
     }
 
+    pub(crate) fn gate(&self) -> &Arc<Notify> {
+        &self.inner.gate
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<CoarseClock> {
+        &self.inner.clock
+    }
+
     /// Whether `self` and `other` share one state.
     pub fn same_as(&self, other: &Snapshotter) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -337,7 +355,7 @@ impl Inner {
             )
         };
         let over = info.overloaded();
-        self.overloaded.store(over.bits(), Ordering::Release);
+        let prev = self.overloaded.swap(over.bits(), Ordering::AcqRel);
         self.verdict.send_if_modified(|v| {
             let changed = v.overloaded != over;
             if changed {
@@ -353,6 +371,9 @@ impl Inner {
             };
             changed
         });
+        if prev != over.bits() {
+            self.gate.notify_waiters();
+        }
     }
 
     /// Logs a probe failure once, until it recovers.
@@ -427,6 +448,23 @@ impl MemoryWarning {
         } else {
             false
         }
+    }
+}
+
+async fn clock_task(weak: Weak<Inner>) {
+    let Some(clock) = weak.upgrade().map(|i| Arc::clone(&i.clock)) else {
+        return;
+    };
+    clock.set_ticking(true);
+    let mut ticks = tokio::time::interval(clock::RESOLUTION);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        if weak.strong_count() == 0 {
+            clock.set_ticking(false);
+            return;
+        }
+        clock.tick();
     }
 }
 

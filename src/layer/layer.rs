@@ -1,0 +1,182 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use tower_layer::Layer;
+
+use super::policy::{AutoscaleConfig, GatePolicy};
+use super::service::SnapshotService;
+use super::settings::LayerSettings;
+use super::shared::Shared;
+use super::stats::LayerStats;
+use crate::config::ConfigError;
+use crate::Snapshotter;
+
+/// Applies [`SnapshotService`] to a service: backpressure from a
+/// [`Snapshotter`].
+///
+/// Every service this layer makes shares one state, and any number of
+/// layers may share one snapshotter. Start the snapshotter (or let the layer
+/// do it, see [`SnapshotLayerBuilder::start_snapshotter`]) for the machine's
+/// verdicts to apply; per-host pauses work either way.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::{ServiceBuilder, ServiceExt};
+/// use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_snapshotter::BoxError> {
+/// let snapshotter = Snapshotter::new(Config::default());
+/// snapshotter.start()?;
+/// let layer = SnapshotLayer::builder(snapshotter)
+///     .policy(GatePolicy::Wait)
+///     .max_retry_after(Duration::from_secs(30))
+///     .build()?;
+/// let client = ServiceBuilder::new()
+///     .layer(layer)
+///     .timeout(Duration::from_secs(10))
+///     .service_fn(|_req: http::Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+///     });
+/// let response = client.oneshot(http::Request::get("http://example.com/").body(())?).await?;
+/// assert_eq!(response.status(), 200);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SnapshotLayer {
+    shared: Arc<Shared>,
+}
+
+impl SnapshotLayer {
+    /// A layer with the default settings: `Wait`, 429 counted, per-host
+    /// partitions on.
+    pub fn new(snapshotter: Snapshotter) -> Self {
+        Self {
+            shared: Shared::new(snapshotter, LayerSettings::default()),
+        }
+    }
+
+    /// A builder for the other settings.
+    pub fn builder(snapshotter: Snapshotter) -> SnapshotLayerBuilder {
+        SnapshotLayerBuilder {
+            snapshotter,
+            settings: LayerSettings::default(),
+            start: false,
+        }
+    }
+
+    /// What the layer is doing now, for dashboards.
+    pub fn stats(&self) -> LayerStats {
+        LayerStats::of(&self.shared)
+    }
+
+    /// The snapshotter behind this layer.
+    pub fn snapshotter(&self) -> &Snapshotter {
+        &self.shared.snapshotter
+    }
+}
+
+impl<S> Layer<S> for SnapshotLayer {
+    type Service = SnapshotService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SnapshotService::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+impl fmt::Debug for SnapshotLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotLayer")
+            .field("settings", &self.shared.settings)
+            .finish()
+    }
+}
+
+/// Settings of a [`SnapshotLayer`]; [`build`](Self::build) validates them.
+#[derive(Debug, Clone)]
+pub struct SnapshotLayerBuilder {
+    snapshotter: Snapshotter,
+    settings: LayerSettings,
+    start: bool,
+}
+
+impl SnapshotLayerBuilder {
+    /// How to gate under overload ([`GatePolicy::Wait`]).
+    pub fn policy(mut self, policy: GatePolicy) -> Self {
+        self.settings.policy = policy;
+        self
+    }
+
+    /// Requests admitted under overload that may be in flight at once, so a
+    /// client never freezes (1; 0 allows a full stop).
+    pub fn min_concurrency(mut self, n: usize) -> Self {
+        self.settings.min_concurrency = n;
+        self
+    }
+
+    /// The statuses counted as client errors (`[429]`). Add 503 for
+    /// servers that use it to shed load. Each must be 400..=599.
+    pub fn counted_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.settings.counted = statuses.into_iter().collect();
+        self
+    }
+
+    /// Longest pause a `Retry-After` can impose (60 s); 0 ignores the header.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.settings.max_retry_after = max;
+        self
+    }
+
+    /// Whether 429s and `Retry-After` slow only their own host (true). When
+    /// off, the client window gates every request and a `Retry-After` pauses
+    /// all of them.
+    pub fn per_host(mut self, on: bool) -> Self {
+        self.settings.per_host = on;
+        self
+    }
+
+    /// Hosts tracked at most; the least recently used are forgotten (10 000).
+    pub fn max_hosts(mut self, n: usize) -> Self {
+        self.settings.max_hosts = n;
+        self
+    }
+
+    /// First pause of a host after a counted answer without `Retry-After`,
+    /// doubling while they continue (500 ms; 0 turns this off).
+    pub fn host_backoff(mut self, base: Duration) -> Self {
+        self.settings.host_backoff = base;
+        self
+    }
+
+    /// Settings of [`GatePolicy::Autoscale`].
+    pub fn autoscale(mut self, config: AutoscaleConfig) -> Self {
+        self.settings.autoscale = config;
+        self
+    }
+
+    /// Start the snapshotter on `build` if it is not active (needs a tokio
+    /// runtime then).
+    pub fn start_snapshotter(mut self, yes: bool) -> Self {
+        self.start = yes;
+        self
+    }
+
+    /// Checks the settings and builds the layer.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid setting.
+    pub fn build(self) -> Result<SnapshotLayer, ConfigError> {
+        self.settings.validate()?;
+        if self.start && !self.snapshotter.is_active() {
+            self.snapshotter.start().map_err(|e| ConfigError::Invalid {
+                field: "start_snapshotter",
+                value: "true".into(),
+                allowed: format!("false, or build inside a tokio runtime ({e})"),
+            })?;
+        }
+        Ok(SnapshotLayer {
+            shared: Shared::new(self.snapshotter, self.settings),
+        })
+    }
+}

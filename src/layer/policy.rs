@@ -1,0 +1,138 @@
+//! How the layer gates new requests, and the settings of its controllers.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+/// What [`SnapshotService`](crate::layer::SnapshotService) does with a new
+/// request while the windows show overload.
+///
+/// In every policy up to `min_concurrency` requests admitted during the
+/// overload may be in flight at once, so a client never freezes at zero
+/// (the bug crawlee-python fixed in PR 2235).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum GatePolicy {
+    /// Like `tower::load_shed`: `poll_ready` is always ready, and a call made
+    /// while overloaded (or to a paused host) fails at once with
+    /// [`Overloaded`](crate::layer::error::Overloaded), without reaching the
+    /// inner service. For servers and callers with their own fallback.
+    Reject,
+    /// `poll_ready` stays `Pending` while the machine is overloaded and is
+    /// woken when the verdict changes; a request to a paused host waits in
+    /// its response future until the pause ends. The default for clients.
+    #[default]
+    Wait,
+    /// `Wait`, plus a concurrency limit that moves like Crawlee's
+    /// `AutoscaledPool`: every `autoscale_interval` the historical status
+    /// decides whether it goes up or down by 5 % (see [`AutoscaleConfig`]).
+    Autoscale,
+}
+
+/// The settings of [`GatePolicy::Autoscale`], with Crawlee's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AutoscaleConfig {
+    /// How often the limit moves (10 s).
+    pub autoscale_interval: Duration,
+    /// Share of the limit that must be in use for it to grow (0.9).
+    pub desired_concurrency_ratio: f64,
+    /// Growth step as a share of the limit, rounded up (0.05).
+    pub scale_up_step_ratio: f64,
+    /// Shrink step as a share of the limit, rounded up (0.05).
+    pub scale_down_step_ratio: f64,
+    /// Upper bound of the limit (200).
+    pub max_concurrency: usize,
+    /// Starting limit (10).
+    pub desired_concurrency: usize,
+}
+
+impl Default for AutoscaleConfig {
+    fn default() -> Self {
+        Self {
+            autoscale_interval: Duration::from_secs(10),
+            desired_concurrency_ratio: 0.9,
+            scale_up_step_ratio: 0.05,
+            scale_down_step_ratio: 0.05,
+            max_concurrency: 200,
+            desired_concurrency: 10,
+        }
+    }
+}
+
+impl AutoscaleConfig {
+    /// Checks each value; `min_concurrency` is the layer's floor.
+    pub fn validate(&self, min_concurrency: usize) -> Result<(), ConfigError> {
+        let invalid = |field, value: String, allowed: String| ConfigError::Invalid {
+            field,
+            value,
+            allowed,
+        };
+        let d = self.autoscale_interval;
+        if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+            return Err(invalid(
+                "autoscale_interval",
+                format!("{d:?}"),
+                "1ms ..= 3600s".into(),
+            ));
+        }
+        for (field, v) in [
+            ("desired_concurrency_ratio", self.desired_concurrency_ratio),
+            ("scale_up_step_ratio", self.scale_up_step_ratio),
+            ("scale_down_step_ratio", self.scale_down_step_ratio),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(invalid(field, v.to_string(), "(0, 1]".into()));
+            }
+        }
+        if self.max_concurrency < min_concurrency.max(1) || self.max_concurrency > 1_000_000 {
+            return Err(invalid(
+                "max_concurrency",
+                self.max_concurrency.to_string(),
+                format!("min_concurrency ({min_concurrency}) ..= 1000000"),
+            ));
+        }
+        if self.desired_concurrency < min_concurrency || self.desired_concurrency > self.max_concurrency {
+            return Err(invalid(
+                "desired_concurrency",
+                self.desired_concurrency.to_string(),
+                format!(
+                    "min_concurrency ({min_concurrency}) ..= max_concurrency ({})",
+                    self.max_concurrency
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One autoscale step, Crawlee's arithmetic: up by
+    /// `ceil(scale_up_step_ratio · desired)` when the system is idle and at
+    /// least `floor(desired_concurrency_ratio · desired)` requests are in
+    /// flight; down by `ceil(scale_down_step_ratio · desired)` when it is
+    /// not idle; clamped to `min ..= max_concurrency`.
+    ///
+    /// ```
+    /// use tower_snapshotter::layer::AutoscaleConfig;
+    ///
+    /// let c = AutoscaleConfig::default();
+    /// assert_eq!(c.step(10, 9, true, 1), 11);   // 10 → 11 needs 9 in flight
+    /// assert_eq!(c.step(10, 8, true, 1), 10);
+    /// assert_eq!(c.step(21, 21, true, 1), 23);  // the step is 2 from 21
+    /// assert_eq!(c.step(10, 10, false, 1), 9);
+    /// assert_eq!(c.step(1, 1, false, 1), 1);
+    /// ```
+    pub fn step(&self, desired: usize, in_flight: usize, idle: bool, min_concurrency: usize) -> usize {
+        let min = min_concurrency.max(1);
+        let min_current = (self.desired_concurrency_ratio * desired as f64).floor() as usize;
+        if idle && desired < self.max_concurrency && in_flight >= min_current {
+            let step = (self.scale_up_step_ratio * desired as f64).ceil() as usize;
+            (desired + step.max(1)).min(self.max_concurrency)
+        } else if !idle && desired > min {
+            let step = (self.scale_down_step_ratio * desired as f64).ceil() as usize;
+            desired.saturating_sub(step.max(1)).max(min)
+        } else {
+            desired
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The state every clone of one layer's services shares: admission, per-host
+//! pauses, and what an answer changes.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+use tokio::sync::Notify;
+
+use super::hosts::{HostMap, HostState};
+use super::limit::DynamicLimit;
+use super::policy::GatePolicy;
+use super::registry::{self, LayerRef};
+use super::settings::LayerSettings;
+use crate::clock::CoarseClock;
+use crate::probe::ClientRecorder;
+use crate::retry_after::retry_after;
+use crate::status::Resources;
+use crate::Snapshotter;
+
+/// Why a request cannot be admitted yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// These resources are overloaded and the `min_concurrency` floor is in use.
+    Gate(Resources),
+    /// The concurrency limit is in use.
+    Limit,
+}
+
+/// What an admitted request holds until it finishes.
+#[derive(Debug)]
+pub(crate) enum Ticket {
+    /// Admitted through an open gate: nothing to give back.
+    Open,
+    /// Admitted under overload, within `min_concurrency`.
+    Exempt(Arc<Shared>),
+    /// Holds a permit of the concurrency limit.
+    Permit(Arc<Shared>),
+}
+
+impl Ticket {
+    /// The layer state, when the ticket holds it.
+    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
+        match self {
+            Ticket::Open => None,
+            Ticket::Exempt(s) | Ticket::Permit(s) => Some(s),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        match self {
+            Ticket::Open => {}
+            Ticket::Exempt(s) => {
+                s.exempt.fetch_sub(1, Ordering::AcqRel);
+                s.release.notify_one();
+            }
+            Ticket::Permit(s) => {
+                if let Some(limit) = &s.limit {
+                    limit.release();
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) me: LayerRef,
+    pub(crate) snapshotter: Snapshotter,
+    pub(crate) clock: Arc<CoarseClock>,
+    recorder: ClientRecorder,
+    pub(crate) settings: LayerSettings,
+    /// The resources whose overload gates every request: the machine's, plus
+    /// the client window when per-host partitions are off.
+    pub(crate) gate_mask: Resources,
+    pub(crate) hosts: HostMap,
+    /// Coarse ms until which some host may be paused; before it, calls look
+    /// their host up.
+    pub(crate) pause_horizon_ms: AtomicU64,
+    exempt: AtomicUsize,
+    /// Woken (one at a time) when an exempt request or a permit is given back.
+    pub(crate) release: Arc<Notify>,
+    pub(crate) limit: Option<DynamicLimit>,
+    next_autoscale_ms: AtomicU64,
+    gate_closed: AtomicBool,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) host_waits: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("policy", &self.settings.policy)
+            .field("gate_mask", &self.gate_mask)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        registry::unregister(self.me);
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(snapshotter: Snapshotter, settings: LayerSettings) -> Arc<Shared> {
+        registry::register(|me| {
+            let clock = Arc::clone(snapshotter.clock());
+            let release = Arc::new(Notify::new());
+            let limit = matches!(settings.policy, GatePolicy::Autoscale).then(|| {
+                DynamicLimit::with_notify(settings.autoscale.desired_concurrency, Arc::clone(&release))
+            });
+            let gate_mask = if settings.per_host {
+                Resources::MACHINE
+            } else {
+                Resources::MACHINE | Resources::CLIENT
+            };
+            let next_autoscale_ms = clock.now_ms() + settings.autoscale.autoscale_interval.as_millis() as u64;
+            Shared {
+                me,
+                recorder: snapshotter.client_recorder(),
+                hosts: HostMap::new(NonZeroUsize::new(settings.max_hosts).unwrap_or(NonZeroUsize::MIN)),
+                snapshotter,
+                clock,
+                gate_mask,
+                pause_horizon_ms: AtomicU64::new(0),
+                exempt: AtomicUsize::new(0),
+                release,
+                limit,
+                next_autoscale_ms: AtomicU64::new(next_autoscale_ms),
+                gate_closed: AtomicBool::new(false),
+                rejected: AtomicU64::new(0),
+                host_waits: AtomicU64::new(0),
+                settings,
+            }
+        })
+    }
+
+    /// The overloaded resources that gate every request now.
+    #[inline]
+    pub(crate) fn gate(&self) -> Resources {
+        self.snapshotter.overloaded().intersection(self.gate_mask)
+    }
+
+    /// Admits a request now, or says what it waits for.
+    #[inline]
+    pub(crate) fn try_admit(self: &Arc<Self>) -> Result<Ticket, Blocked> {
+        let over = self.gate();
+        if let Some(limit) = &self.limit {
+            self.maybe_autoscale(limit);
+            if over.is_empty() {
+                self.note_open();
+                return if limit.try_acquire() {
+                    Ok(Ticket::Permit(Arc::clone(self)))
+                } else {
+                    Err(Blocked::Limit)
+                };
+            }
+            self.note_closed(over);
+            return if limit.try_acquire_below(self.settings.min_concurrency) {
+                Ok(Ticket::Permit(Arc::clone(self)))
+            } else {
+                Err(Blocked::Gate(over))
+            };
+        }
+        if over.is_empty() {
+            self.note_open();
+            return Ok(Ticket::Open);
+        }
+        self.note_closed(over);
+        let min = self.settings.min_concurrency;
+        if self
+            .exempt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < min).then_some(n + 1)
+            })
+            .is_ok()
+        {
+            Ok(Ticket::Exempt(Arc::clone(self)))
+        } else {
+            Err(Blocked::Gate(over))
+        }
+    }
+
+    #[inline]
+    fn note_open(&self) {
+        if self.gate_closed.load(Ordering::Relaxed) && self.gate_closed.swap(false, Ordering::Relaxed) {
+            tracing::info!(status = ?self.snapshotter.verdict().info.map(|i| i.to_string()), "gate opened");
+        }
+    }
+
+    #[cold]
+    fn note_closed(&self, over: Resources) {
+        if !self.gate_closed.swap(true, Ordering::Relaxed) {
+            let info = self.snapshotter.verdict().info;
+            tracing::warn!(
+                overloaded = %over,
+                status = ?info.map(|i| i.to_string()),
+                policy = ?self.settings.policy,
+                "gate closed"
+            );
+        }
+    }
+
+    fn maybe_autoscale(&self, limit: &DynamicLimit) {
+        let now = self.clock.now_ms();
+        let next = self.next_autoscale_ms.load(Ordering::Relaxed);
+        if now < next {
+            return;
+        }
+        let interval = self.settings.autoscale.autoscale_interval.as_millis() as u64;
+        if self
+            .next_autoscale_ms
+            .compare_exchange(next, now + interval, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.autoscale_step(limit);
+    }
+
+    /// One tick of Crawlee's autoscaling, judged on the historical status.
+    pub(crate) fn autoscale_step(&self, limit: &DynamicLimit) {
+        let Ok(info) = self.snapshotter.system_status().historical() else {
+            return;
+        };
+        let idle = info.overloaded().intersection(self.gate_mask).is_empty();
+        let desired = limit.limit();
+        let next =
+            self.settings
+                .autoscale
+                .step(desired, limit.in_flight(), idle, self.settings.min_concurrency);
+        if next != desired {
+            tracing::debug!(from = desired, to = next, idle, status = %info, "desired concurrency changed");
+            limit.set_limit(next);
+        }
+    }
+
+    /// The host a call goes to, if it is paused now.
+    #[inline]
+    pub(crate) fn paused_host(&self, key: u64, authority: Option<&str>) -> Option<(Arc<HostState>, u64)> {
+        if self.clock.now_ms() >= self.pause_horizon_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.paused_host_slow(key, authority)
+    }
+
+    #[cold]
+    fn paused_host_slow(&self, key: u64, authority: Option<&str>) -> Option<(Arc<HostState>, u64)> {
+        let host = self.hosts.get(key)?;
+        if let Some(name) = authority {
+            host.name.get_or_init(|| name.into());
+        }
+        let left = host.remaining_ms(self.clock.precise_ms());
+        (left > 0).then_some((host, left))
+    }
+
+    /// What an answer changes: counts it, and pauses its host on a 429 or 503
+    /// with `Retry-After`, or backs the host off on a counted status without
+    /// one.
+    pub(crate) fn on_answer(&self, key: u64, sent_ms: u64, status: StatusCode, headers: &HeaderMap) {
+        let counted = self.settings.counted.contains(&status);
+        if counted {
+            self.recorder.record_error();
+        }
+        let hinted = status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
+        if !counted && !hinted {
+            return;
+        }
+        let hint = if hinted && !self.settings.max_retry_after.is_zero() {
+            retry_after(headers, SystemTime::now()).map(|d| d.min(self.settings.max_retry_after))
+        } else {
+            None
+        };
+        if hint.is_none() && !counted {
+            return;
+        }
+        let host = self.hosts.get_or_insert(key);
+        if counted {
+            host.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let now = self.clock.precise_ms();
+        let wait = match hint {
+            Some(d) => d,
+            None => match self.backoff(&host, sent_ms, now) {
+                Some(d) => d,
+                None => return,
+            },
+        };
+        let until = now.saturating_add(wait.as_millis() as u64);
+        if host.pause_until(now, until) {
+            self.pause_horizon_ms.fetch_max(until, Ordering::AcqRel);
+            tracing::info!(
+                host = host.name.get().map_or("?", |n| &**n),
+                wait_ms = wait.as_millis() as u64,
+                retry_after = hint.is_some(),
+                status = status.as_u16(),
+                "host paused"
+            );
+        }
+    }
+
+    /// The back-off after a counted answer without `Retry-After`: doubling
+    /// from `host_backoff` on fresh evidence (a request sent after the
+    /// current pause began), back to the base after a calm spell as long as
+    /// the last pause, at most `max_retry_after`. `None` when the answer
+    /// belongs to a pause already under way, or back-off is off.
+    fn backoff(&self, host: &HostState, sent_ms: u64, now: u64) -> Option<Duration> {
+        let base = self.settings.host_backoff;
+        if base.is_zero() {
+            return None;
+        }
+        let until = host.paused_until_ms.load(Ordering::Acquire);
+        let started = host.pause_started_ms.load(Ordering::Acquire);
+        if until > now && sent_ms < started {
+            return None;
+        }
+        let last = until.saturating_sub(started);
+        let calm = until > 0 && now.saturating_sub(until) > last.max(base.as_millis() as u64);
+        let level = if until == 0 || calm {
+            host.backoff_level.store(1, Ordering::Relaxed);
+            1
+        } else {
+            host.backoff_level
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1)
+        };
+        let cap = if self.settings.max_retry_after.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            self.settings.max_retry_after
+        };
+        let factor = 1u32 << level.saturating_sub(1).min(20);
+        Some(base.saturating_mul(factor).min(cap))
+    }
+}

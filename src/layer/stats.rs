@@ -1,0 +1,70 @@
+//! A read-only view of a layer's state, for dashboards.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::policy::GatePolicy;
+use super::shared::Shared;
+use crate::status::{Resources, SystemInfo};
+
+/// What a layer is doing now. Reading it takes the host map's lock once;
+/// call it from a dashboard, not per request.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct LayerStats {
+    /// The gating policy.
+    pub policy: GatePolicy,
+    /// Resources overloaded in the current window that gate every request.
+    pub gate: Resources,
+    /// The snapshotter's latest judgement of the current window.
+    pub status: Option<SystemInfo>,
+    /// The concurrency limit, under `Autoscale`.
+    pub desired_concurrency: Option<usize>,
+    /// Requests holding a permit of the limit, under `Autoscale`.
+    pub in_flight: Option<usize>,
+    /// Requests refused by `Reject` since the layer was built.
+    pub rejected: u64,
+    /// Requests that had to wait for a paused host since the layer was built.
+    pub host_waits: u64,
+    /// Hosts tracked in the per-host map.
+    pub tracked_hosts: usize,
+    /// Hosts paused now, with the time left.
+    pub paused_hosts: Vec<PausedHost>,
+}
+
+/// A host whose new requests wait (or are refused) for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct PausedHost {
+    /// `host[:port]`, or `#` and the host's key when no request named it yet.
+    pub host: String,
+    /// Time left in the pause.
+    pub remaining: Duration,
+}
+
+impl LayerStats {
+    pub(crate) fn of(shared: &Shared) -> Self {
+        let now = shared.clock.precise_ms();
+        let mut paused_hosts: Vec<PausedHost> = shared
+            .hosts
+            .paused(now)
+            .into_iter()
+            .map(|(host, ms)| PausedHost {
+                host,
+                remaining: Duration::from_millis(ms),
+            })
+            .collect();
+        paused_hosts.sort_by(|a, b| b.remaining.cmp(&a.remaining));
+        Self {
+            policy: shared.settings.policy,
+            gate: shared.gate(),
+            status: shared.snapshotter.verdict().info,
+            desired_concurrency: shared.limit.as_ref().map(|l| l.limit()),
+            in_flight: shared.limit.as_ref().map(|l| l.in_flight()),
+            rejected: shared.rejected.load(Ordering::Relaxed),
+            host_waits: shared.host_waits.load(Ordering::Relaxed),
+            tracked_hosts: shared.hosts.len(),
+            paused_hosts,
+        }
+    }
+}
