@@ -63,3 +63,7 @@ pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};
 
 /// The boxed error the layer's services return, as tower's `BoxError`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
