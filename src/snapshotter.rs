@@ -305,6 +305,7 @@ impl Snapshotter {
 
     /// The resources the current window finds overloaded: one atomic load,
     /// kept up to date as snapshots are taken. Empty while not active.
+    #[inline]
     pub fn overloaded(&self) -> Resources {
         Resources::from_bits(self.inner.overloaded.load(Ordering::Acquire))
     }

@@ -15,6 +15,7 @@ use super::hosts::HostState;
 use super::http_parts::HttpResponse;
 use super::registry::LayerRef;
 use super::shared::{Shared, Ticket};
+
 use crate::BoxError;
 
 /// What the future needs once the answer arrives.
@@ -23,7 +24,7 @@ pub(crate) struct Tail {
     pub(crate) layer: LayerRef,
     pub(crate) key: u64,
     pub(crate) sent_ms: u64,
-    pub(crate) ticket: Ticket,
+    pub(crate) ticket: Option<Ticket>,
 }
 
 /// A request to a paused host, waiting to be sent.
@@ -94,12 +95,13 @@ pin_project! {
             wait: Option<Box<HostWait<S, Req>>>,
         },
         Rejected {
-            error: Overloaded,
+            error: Box<Overloaded>,
         },
     }
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
+    #[inline]
     pub(crate) fn called(fut: S::Future, tail: Tail) -> Self {
         Self {
             state: State::Called { fut },
@@ -118,7 +120,9 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
 
     pub(crate) fn rejected(error: Overloaded, tail: Tail) -> Self {
         Self {
-            state: State::Rejected { error },
+            state: State::Rejected {
+                error: Box::new(error),
+            },
             tail,
         }
     }
@@ -132,6 +136,7 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -139,11 +144,14 @@ where
                 StateProj::Called { fut } => {
                     let result = ready!(fut.poll(cx));
                     let tail = &mut *this.tail;
-                    let ticket = std::mem::replace(&mut tail.ticket, Ticket::Open);
+                    let ticket = tail.ticket.take();
                     if let Ok(response) = &result {
                         let status = response.status();
                         if status.as_u16() >= 400 {
-                            let shared = ticket.shared().cloned().or_else(|| tail.layer.get());
+                            let shared = match &ticket {
+                                Some(t) => Some(Arc::clone(t.shared())),
+                                None => tail.layer.get(),
+                            };
                             if let Some(shared) = shared {
                                 shared.on_answer(tail.key, tail.sent_ms, status, response.headers());
                             }
@@ -174,7 +182,7 @@ where
                     this.state.set(State::Called { fut });
                 }
                 StateProj::Rejected { error } => {
-                    return Poll::Ready(Err(error.clone().into()));
+                    return Poll::Ready(Err(Box::new((**error).clone())));
                 }
             }
         }

@@ -26,7 +26,7 @@ pub struct SnapshotService<S> {
     inner: S,
     shared: Arc<Shared>,
     /// Admission granted by `poll_ready`, spent by `call`.
-    ticket: Option<Ticket>,
+    ticket: Option<Option<Ticket>>,
     waiter: Option<Waiter>,
 }
 
@@ -86,6 +86,7 @@ impl<S> SnapshotService<S> {
     }
 
     /// Admits or registers a wake-up; `Pending` only with a waker registered.
+    #[inline]
     fn poll_admit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match self.shared.try_admit() {
@@ -137,6 +138,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.ticket.is_none() && self.shared.settings.policy != GatePolicy::Reject {
             std::task::ready!(self.poll_admit(cx));
@@ -144,6 +146,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let ticket = match self.ticket.take() {
@@ -157,11 +160,12 @@ where
         } else {
             0
         };
+        let now_ms = shared.clock.now_ms();
         let mut tail = Tail {
             layer: shared.me,
             key,
-            sent_ms: 0,
-            ticket: Ticket::Open,
+            sent_ms: now_ms,
+            ticket: None,
         };
         match ticket {
             Ok(ticket) => tail.ticket = ticket,
@@ -174,7 +178,7 @@ where
                 return ResponseFuture::rejected(Overloaded::new(resources), tail);
             }
         }
-        if let Some((host, left_ms)) = shared.paused_host(key, authority) {
+        if let Some((host, left_ms)) = shared.paused_host(now_ms, key, authority) {
             if shared.settings.policy == GatePolicy::Reject {
                 shared.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let err = Overloaded::host_paused(
@@ -193,7 +197,6 @@ where
             let wait = HostWait::new(Arc::clone(shared), host, left_ms, ready, request);
             return ResponseFuture::waiting(wait, tail);
         }
-        tail.sent_ms = shared.clock.now_ms();
         ResponseFuture::called(self.inner.call(request), tail)
     }
 }

@@ -29,40 +29,32 @@ pub(crate) enum Blocked {
     Limit,
 }
 
-/// What an admitted request holds until it finishes.
+/// What a request admitted under overload, or holding a permit of the
+/// concurrency limit, gives back when it finishes. A request admitted
+/// through an open gate holds none (`Option<Ticket>` is `None`), so the hot
+/// path clones no `Arc`.
 #[derive(Debug)]
-pub(crate) enum Ticket {
-    /// Admitted through an open gate: nothing to give back.
-    Open,
-    /// Admitted under overload, within `min_concurrency`.
-    Exempt(Arc<Shared>),
-    /// Holds a permit of the concurrency limit.
-    Permit(Arc<Shared>),
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    permit: bool,
 }
 
 impl Ticket {
-    /// The layer state, when the ticket holds it.
-    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
-        match self {
-            Ticket::Open => None,
-            Ticket::Exempt(s) | Ticket::Permit(s) => Some(s),
-        }
+    /// The layer state the ticket holds.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        match self {
-            Ticket::Open => {}
-            Ticket::Exempt(s) => {
-                s.exempt.fetch_sub(1, Ordering::AcqRel);
-                s.release.notify_one();
+        if self.permit {
+            if let Some(limit) = &self.shared.limit {
+                limit.release();
             }
-            Ticket::Permit(s) => {
-                if let Some(limit) = &s.limit {
-                    limit.release();
-                }
-            }
+        } else {
+            self.shared.exempt.fetch_sub(1, Ordering::AcqRel);
+            self.shared.release.notify_one();
         }
     }
 }
@@ -147,28 +139,28 @@ impl Shared {
 
     /// Admits a request now, or says what it waits for.
     #[inline]
-    pub(crate) fn try_admit(self: &Arc<Self>) -> Result<Ticket, Blocked> {
+    pub(crate) fn try_admit(self: &Arc<Self>) -> Result<Option<Ticket>, Blocked> {
         let over = self.gate();
         if let Some(limit) = &self.limit {
             self.maybe_autoscale(limit);
             if over.is_empty() {
                 self.note_open();
                 return if limit.try_acquire() {
-                    Ok(Ticket::Permit(Arc::clone(self)))
+                    Ok(Some(self.ticket(true)))
                 } else {
                     Err(Blocked::Limit)
                 };
             }
             self.note_closed(over);
             return if limit.try_acquire_below(self.settings.min_concurrency) {
-                Ok(Ticket::Permit(Arc::clone(self)))
+                Ok(Some(self.ticket(true)))
             } else {
                 Err(Blocked::Gate(over))
             };
         }
         if over.is_empty() {
             self.note_open();
-            return Ok(Ticket::Open);
+            return Ok(None);
         }
         self.note_closed(over);
         let min = self.settings.min_concurrency;
@@ -179,9 +171,16 @@ impl Shared {
             })
             .is_ok()
         {
-            Ok(Ticket::Exempt(Arc::clone(self)))
+            Ok(Some(self.ticket(false)))
         } else {
             Err(Blocked::Gate(over))
+        }
+    }
+
+    fn ticket(self: &Arc<Self>, permit: bool) -> Ticket {
+        Ticket {
+            shared: Arc::clone(self),
+            permit,
         }
     }
 
@@ -241,8 +240,13 @@ impl Shared {
 
     /// The host a call goes to, if it is paused now.
     #[inline]
-    pub(crate) fn paused_host(&self, key: u64, authority: Option<&str>) -> Option<(Arc<HostState>, u64)> {
-        if self.clock.now_ms() >= self.pause_horizon_ms.load(Ordering::Relaxed) {
+    pub(crate) fn paused_host(
+        &self,
+        now_ms: u64,
+        key: u64,
+        authority: Option<&str>,
+    ) -> Option<(Arc<HostState>, u64)> {
+        if now_ms >= self.pause_horizon_ms.load(Ordering::Relaxed) {
             return None;
         }
         self.paused_host_slow(key, authority)

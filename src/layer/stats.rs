@@ -54,7 +54,7 @@ impl LayerStats {
                 remaining: Duration::from_millis(ms),
             })
             .collect();
-        paused_hosts.sort_by(|a, b| b.remaining.cmp(&a.remaining));
+        paused_hosts.sort_by_key(|p| std::cmp::Reverse(p.remaining));
         Self {
             policy: shared.settings.policy,
             gate: shared.gate(),

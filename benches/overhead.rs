@@ -1,0 +1,241 @@
+//! Per-request cost of `SnapshotService` against tower's own middleware.
+//!
+//! ```text
+//! cargo bench --bench overhead
+//! ```
+//!
+//! Every variant wraps the same trivial inner service (`service_fn`
+//! answering at once) and is driven by `ready().await` + `call().await` in a
+//! loop on a current-thread runtime, timed with `iter_custom`, so the
+//! figures are nanoseconds per request including the inner service. The
+//! layer's overhead is its figure minus `bare`'s, from the same run.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use http::{Request, Response, StatusCode, Uri};
+use tower::limit::ConcurrencyLimit;
+use tower::load_shed::LoadShed;
+use tower::{Layer, Service, ServiceExt};
+use tower_snapshotter::layer::AutoscaleConfig;
+use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+
+/// The inner service: `tower::service_fn` answering `status` at once.
+/// Its future is an `async` block, which builds the response when polled,
+/// as a real client's future does.
+#[allow(non_snake_case)]
+fn Answer(
+    status: StatusCode,
+) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible, Future: Send> + Copy + Send {
+    tower::service_fn(move |_req: Request<()>| async move {
+        let mut r = Response::new(());
+        *r.status_mut() = status;
+        Ok::<_, Infallible>(r)
+    })
+}
+
+fn request() -> Request<()> {
+    thread_local! {
+        static URI: Uri = Uri::from_static("http://bench.example:8080/page");
+    }
+    let mut r = Request::new(());
+    *r.uri_mut() = URI.with(Uri::clone);
+    r
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The snapshotter samples on a runtime of its own, so its tasks run
+/// between measurements and the verdict stays "idle".
+struct Background {
+    _rt: tokio::runtime::Runtime,
+    snapshotter: Snapshotter,
+}
+
+impl Background {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let snapshotter = rt.block_on(async {
+            let s = Snapshotter::new(Config::default());
+            s.start().expect("start the snapshotter");
+            s
+        });
+        Self { _rt: rt, snapshotter }
+    }
+
+    fn layer(&self, policy: GatePolicy) -> SnapshotLayer {
+        self.layer_with(policy, true)
+    }
+
+    fn layer_with(&self, policy: GatePolicy, per_host: bool) -> SnapshotLayer {
+        let layer = SnapshotLayer::builder(self.snapshotter.clone())
+            .policy(policy)
+            .per_host(per_host)
+            // A 429 without Retry-After must not pause the bench host.
+            .host_backoff(Duration::ZERO)
+            .autoscale(AutoscaleConfig {
+                desired_concurrency: 64,
+                ..AutoscaleConfig::default()
+            })
+            .build()
+            .expect("valid settings");
+        assert!(
+            layer.stats().gate.is_empty(),
+            "the bench must run without overload"
+        );
+        layer
+    }
+}
+
+async fn drive<S>(svc: &mut S, iters: u64) -> Duration
+where
+    S: Service<Request<()>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let start = Instant::now();
+    for _ in 0..iters {
+        let s = svc.ready().await.expect("ready");
+        let r = s.call(request()).await.expect("answer");
+        std::hint::black_box(r);
+    }
+    start.elapsed()
+}
+
+fn single<S>(g: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, rt: &tokio::runtime::Runtime, svc: S)
+where
+    S: Service<Request<()>, Response = Response<()>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let mut svc = svc.clone();
+            rt.block_on(drive(&mut svc, iters))
+        })
+    });
+}
+
+/// Two OS threads, each on its own runtime with its own clone of one
+/// service, share the iterations: the time per iteration halves when the
+/// hot path scales.
+fn dual<S>(g: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, svc: S)
+where
+    S: Service<Request<()>, Response = Response<()>> + Clone + Send,
+    S::Error: std::fmt::Debug,
+{
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let half = iters / 2;
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                for n in [half, iters - half] {
+                    let mut svc = svc.clone();
+                    scope.spawn(move || current_thread().block_on(drive(&mut svc, n)));
+                }
+            });
+            start.elapsed()
+        })
+    });
+}
+
+macro_rules! each_variant {
+    ($bg:expr, $status:expr, |$name:ident, $svc:ident| $body:expr) => {{
+        let inner = Answer($status);
+        {
+            let $name = "bare";
+            let $svc = inner;
+            $body
+        }
+        {
+            let $name = "load_shed";
+            let $svc = LoadShed::new(inner);
+            $body
+        }
+        {
+            let $name = "concurrency_limit";
+            let $svc = ConcurrencyLimit::new(inner, 64);
+            $body
+        }
+        {
+            let $name = "snapshot_wait";
+            let $svc = $bg.layer(GatePolicy::Wait).layer(inner);
+            $body
+        }
+        {
+            let $name = "snapshot_wait_global";
+            let $svc = $bg.layer_with(GatePolicy::Wait, false).layer(inner);
+            $body
+        }
+        {
+            let $name = "snapshot_reject";
+            let $svc = $bg.layer(GatePolicy::Reject).layer(inner);
+            $body
+        }
+        {
+            let $name = "snapshot_autoscale";
+            let $svc = $bg.layer(GatePolicy::Autoscale).layer(inner);
+            $body
+        }
+    }};
+}
+
+fn one_thread(c: &mut Criterion) {
+    let bg = Background::new();
+    let rt = current_thread();
+    let mut g = c.benchmark_group("one_thread");
+    g.throughput(Throughput::Elements(1));
+    each_variant!(bg, StatusCode::OK, |name, svc| single(
+        &mut g,
+        BenchmarkId::from_parameter(name),
+        &rt,
+        svc
+    ));
+    g.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let bg = Background::new();
+    let mut g = c.benchmark_group("two_threads");
+    g.throughput(Throughput::Elements(1));
+    each_variant!(bg, StatusCode::OK, |name, svc| dual(
+        &mut g,
+        BenchmarkId::from_parameter(name),
+        svc
+    ));
+    g.finish();
+}
+
+/// The answer path for a 429 (counted, host looked up) against a 200.
+fn answer_429(c: &mut Criterion) {
+    let bg = Background::new();
+    let rt = current_thread();
+    let mut g = c.benchmark_group("answer");
+    g.throughput(Throughput::Elements(1));
+    for status in [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
+        let code = status.as_u16();
+        single(&mut g, BenchmarkId::new("bare", code), &rt, Answer(status));
+        let svc = bg.layer(GatePolicy::Wait).layer(Answer(status));
+        single(&mut g, BenchmarkId::new("snapshot_wait", code), &rt, svc);
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = one_thread, two_threads, answer_429
+}
+criterion_main!(benches);
