@@ -32,7 +32,7 @@ use tower_snapshotter::layer::error::Overloaded;
 use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
 const USAGE: &str =
-    "usage: crawl [--requests N] [--concurrency C] [--capacity R] [--policy wait|reject|autoscale]
+    "usage: crawl [--requests N] [--concurrency C] [--capacity R] [--policy wait|reject|autoscale|adaptive]
              [--url BASE] [--no-layer] [--quiet]
   --requests N      URLs to crawl (3000)
   --concurrency C   requests offered at once (64)
@@ -75,9 +75,10 @@ fn parse_args() -> Result<Args, String> {
                     "wait" => GatePolicy::Wait,
                     "reject" => GatePolicy::Reject,
                     "autoscale" => GatePolicy::Autoscale,
+                    "adaptive" => GatePolicy::Adaptive,
                     other => {
                         return Err(format!(
-                            "--policy: expected wait, reject or autoscale, got {other:?}"
+                            "--policy: expected wait, reject, autoscale or adaptive, got {other:?}"
                         ))
                     }
                 }

@@ -1,4 +1,5 @@
-//! `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+//! Server hints: `Retry-After` (RFC 9110 §10.2.3: delay-seconds or an
+//! HTTP-date) and the IETF httpapi `RateLimit` fields.
 
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +69,110 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         return None;
     }
     parse_retry_after(first.as_bytes(), now)
+}
+
+/// A quota a server announced: `remaining` requests until `reset` from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests left in the window (`r`).
+    pub remaining: u64,
+    /// Time until the quota is restored (`t`).
+    pub reset: Duration,
+}
+
+/// The tightest quota announced by the response headers, if any.
+///
+/// Reads the `RateLimit` field of draft-ietf-httpapi-ratelimit-headers in
+/// its current form (`"default";r=50;t=30`, several policies separated by
+/// commas), its draft-07 dictionary form (`limit=100, remaining=50,
+/// reset=30`), and the older separate `RateLimit-Remaining` and
+/// `RateLimit-Reset` fields. Of several policies, the one that allows the
+/// lowest rate (`remaining / reset`) wins. A malformed field is ignored, as
+/// the draft requires; nothing here panics.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderMap;
+/// use tower_snapshotter::retry_after::{rate_limit, Quota};
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("ratelimit", r#""burst";r=10;t=1, "daily";r=100;t=86400"#.parse().unwrap());
+/// assert_eq!(rate_limit(&h), Some(Quota { remaining: 100, reset: Duration::from_secs(86400) }));
+/// ```
+pub fn rate_limit(headers: &HeaderMap) -> Option<Quota> {
+    let mut best: Option<Quota> = None;
+    let mut consider = |q: Quota| {
+        let rate = |q: &Quota| q.remaining as f64 / q.reset.as_secs_f64().max(1.0);
+        if best.as_ref().is_none_or(|b| rate(&q) < rate(b)) {
+            best = Some(q);
+        }
+    };
+    for value in headers.get_all("ratelimit") {
+        let Ok(text) = value.to_str() else { continue };
+        for member in text.split(',') {
+            if let Some(q) = parse_policy(member) {
+                consider(q);
+            }
+        }
+        // Draft-07 dictionary: the members together form one policy.
+        if let Some(q) = parse_dictionary(text) {
+            consider(q);
+        }
+    }
+    let int = |name: &str| {
+        let v = headers.get(name)?.to_str().ok()?.trim();
+        v.parse::<u64>().ok()
+    };
+    if let (Some(remaining), Some(reset)) = (int("ratelimit-remaining"), int("ratelimit-reset")) {
+        consider(Quota {
+            remaining,
+            reset: Duration::from_secs(reset),
+        });
+    }
+    best
+}
+
+/// `"name";r=50;t=30` (the item may be a token or a quoted string).
+fn parse_policy(member: &str) -> Option<Quota> {
+    let mut parts = member.split(';');
+    let item = parts.next()?.trim();
+    if item.is_empty() || item.contains('=') {
+        return None;
+    }
+    let (mut r, mut t) = (None, None);
+    for p in parts {
+        let (k, v) = p.split_once('=')?;
+        let v: u64 = v.trim().parse().ok()?;
+        match k.trim() {
+            "r" => r = Some(v),
+            "t" => t = Some(v),
+            _ => {}
+        }
+    }
+    Some(Quota {
+        remaining: r?,
+        reset: Duration::from_secs(t.unwrap_or(0)),
+    })
+}
+
+/// `limit=100, remaining=50, reset=30`.
+fn parse_dictionary(text: &str) -> Option<Quota> {
+    let (mut remaining, mut reset) = (None, None);
+    for member in text.split(',') {
+        let Some((k, v)) = member.split_once('=') else {
+            continue;
+        };
+        let Ok(v) = v.trim().parse::<u64>() else { continue };
+        match k.trim() {
+            "remaining" => remaining = Some(v),
+            "reset" => reset = Some(v),
+            _ => {}
+        }
+    }
+    Some(Quota {
+        remaining: remaining?,
+        reset: Duration::from_secs(reset?),
+    })
 }
 
 #[cfg(test)]
@@ -156,5 +261,51 @@ mod tests {
         h.append(RETRY_AFTER, "9".parse().unwrap());
         assert_eq!(retry_after(&h, at()), None, "disagreeing values are ambiguous");
         assert_eq!(retry_after(&HeaderMap::new(), at()), None);
+    }
+
+    #[test]
+    fn rate_limit_forms() {
+        let q = |r, t| {
+            Some(Quota {
+                remaining: r,
+                reset: Duration::from_secs(t),
+            })
+        };
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert_eq!(
+            rate_limit(&h(&[("ratelimit", r#""default";r=50;t=30"#)])),
+            q(50, 30)
+        );
+        assert_eq!(rate_limit(&h(&[("ratelimit", "default;r=0;t=5")])), q(0, 5));
+        assert_eq!(
+            rate_limit(&h(&[("ratelimit", "limit=100, remaining=7, reset=3")])),
+            q(7, 3)
+        );
+        assert_eq!(
+            rate_limit(&h(&[("ratelimit-remaining", "4"), ("ratelimit-reset", "2")])),
+            q(4, 2)
+        );
+        // The tighter of two policies.
+        assert_eq!(
+            rate_limit(&h(&[("ratelimit", r#""a";r=1000;t=10, "b";r=5;t=10"#)])),
+            q(5, 10)
+        );
+        for junk in [
+            "",
+            ";;;",
+            "r=5",
+            "\"x\";r=-1;t=2",
+            "\"x\";r=1e9;t=2",
+            "a;r=;t=",
+            "remaining=5",
+        ] {
+            assert_eq!(rate_limit(&h(&[("ratelimit", junk)])), None, "{junk:?}");
+        }
     }
 }

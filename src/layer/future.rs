@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::sync::futures::OwnedNotified;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::adaptive::{Admit, Outcome};
 use super::error::Overloaded;
 use super::hosts::HostState;
 use super::http_parts::HttpResponse;
@@ -25,19 +27,67 @@ pub(crate) struct Tail {
     pub(crate) key: u64,
     pub(crate) sent_ms: u64,
     pub(crate) ticket: Option<Ticket>,
+    pub(crate) permit: Option<Box<AdaptivePermit>>,
 }
 
-/// A request to a paused host, waiting to be sent.
+/// A permit of a host's adaptive controller, held while the request is in
+/// flight; given back with what the answer taught, or on drop.
+#[derive(Debug)]
+pub(crate) struct AdaptivePermit {
+    host: Arc<HostState>,
+    sent_at: Instant,
+    released: bool,
+}
+
+impl AdaptivePermit {
+    pub(crate) fn new(host: Arc<HostState>, sent_at: Instant) -> Box<Self> {
+        Box::new(Self {
+            host,
+            sent_at,
+            released: false,
+        })
+    }
+
+    fn finish(&mut self, outcome: Outcome, headers: Option<&http::HeaderMap>) {
+        self.released = true;
+        let Some(mut c) = self.host.existing_controller() else {
+            return;
+        };
+        let now = Instant::now();
+        c.on_answer(now, self.sent_at, outcome);
+        c.release();
+        if let Some(q) = headers.and_then(crate::retry_after::rate_limit) {
+            c.on_quota(now, q.remaining, q.reset);
+        }
+    }
+}
+
+impl Drop for AdaptivePermit {
+    fn drop(&mut self) {
+        if !self.released {
+            if let Some(mut c) = self.host.existing_controller() {
+                c.release();
+            }
+        }
+    }
+}
+
+/// A request waiting to be sent: for its host's pause to end, and under
+/// `Adaptive` for its pacing slot and a permit.
 pub(crate) struct HostWait<S, Req> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) host: Arc<HostState>,
     pub(crate) service: S,
     pub(crate) request: Req,
-    pub(crate) sleep: Pin<Box<Sleep>>,
+    sleep: Pin<Box<Sleep>>,
+    notified: Option<Pin<Box<OwnedNotified>>>,
+    adaptive: bool,
+    reserved: Option<u64>,
 }
 
 impl<S, Req> HostWait<S, Req> {
-    pub(crate) fn new(
+    /// Waits `left_ms` (plus jitter) for the host's pause to end.
+    pub(crate) fn paused(
         shared: Arc<Shared>,
         host: Arc<HostState>,
         left_ms: u64,
@@ -45,17 +95,57 @@ impl<S, Req> HostWait<S, Req> {
         request: Req,
     ) -> Self {
         let now = shared.clock.precise_ms();
-        let sleep = Box::pin(tokio::time::sleep_until(
-            shared.clock.instant_of(now + left_ms + jitter(left_ms)),
-        ));
+        let until = shared.clock.instant_of(now + left_ms + jitter(left_ms));
+        let adaptive = shared.settings.policy == super::GatePolicy::Adaptive;
+        Self::new(shared, host, until, None, adaptive, service, request)
+    }
+
+    /// Waits for what the adaptive controller said.
+    pub(crate) fn admitted(
+        shared: Arc<Shared>,
+        host: Arc<HostState>,
+        admit: Admit,
+        released: Option<Pin<Box<OwnedNotified>>>,
+        service: S,
+        request: Req,
+    ) -> Self {
+        let (until, reserved) = match admit {
+            Admit::At(at, epoch) => (at, Some(epoch)),
+            Admit::Now | Admit::Full => (Instant::now(), None),
+        };
+        let mut w = Self::new(shared, host, until, reserved, true, service, request);
+        w.notified = released;
+        w
+    }
+
+    fn new(
+        shared: Arc<Shared>,
+        host: Arc<HostState>,
+        until: Instant,
+        reserved: Option<u64>,
+        adaptive: bool,
+        service: S,
+        request: Req,
+    ) -> Self {
         Self {
             shared,
             host,
             service,
             request,
-            sleep,
+            sleep: Box::pin(tokio::time::sleep_until(until)),
+            notified: None,
+            adaptive,
+            reserved,
         }
     }
+}
+
+/// Waits on `released` (already registered, so a release between the
+/// controller's answer and the first poll is not lost).
+pub(crate) fn registered(released: &Arc<tokio::sync::Notify>) -> Pin<Box<OwnedNotified>> {
+    let mut n = Box::pin(Arc::clone(released).notified_owned());
+    n.as_mut().enable();
+    n
 }
 
 /// Up to a tenth of the wait, at most one second, so requests held back by
@@ -145,15 +235,26 @@ where
                     let result = ready!(fut.poll(cx));
                     let tail = &mut *this.tail;
                     let ticket = tail.ticket.take();
-                    if let Ok(response) = &result {
-                        let status = response.status();
-                        if status.as_u16() >= 400 {
-                            let shared = match &ticket {
-                                Some(t) => Some(Arc::clone(t.shared())),
-                                None => tail.layer.get(),
-                            };
-                            if let Some(shared) = shared {
-                                shared.on_answer(tail.key, tail.sent_ms, status, response.headers());
+                    let permit = tail.permit.take();
+                    match &result {
+                        Ok(response) => {
+                            let status = response.status();
+                            if status.as_u16() >= 400 {
+                                let shared = match &ticket {
+                                    Some(t) => Some(Arc::clone(t.shared())),
+                                    None => tail.layer.get(),
+                                };
+                                if let Some(shared) = shared {
+                                    shared.on_answer(tail.key, tail.sent_ms, status, response.headers());
+                                }
+                            }
+                            if let Some(mut p) = permit {
+                                p.finish(outcome_of(status), Some(response.headers()));
+                            }
+                        }
+                        Err(_) => {
+                            if let Some(mut p) = permit {
+                                p.finish(Outcome::Loss, None);
                             }
                         }
                     }
@@ -164,14 +265,38 @@ where
                     let Some(w) = wait.as_mut() else {
                         return Poll::Ready(Err(Overloaded::new(crate::Resources::NONE).into()));
                     };
-                    ready!(w.sleep.as_mut().poll(cx));
+                    match w.notified.as_mut() {
+                        Some(n) => {
+                            ready!(n.as_mut().poll(cx));
+                            w.notified = None;
+                        }
+                        None => ready!(w.sleep.as_mut().poll(cx)),
+                    }
                     let now = w.shared.clock.precise_ms();
                     let left = w.host.remaining_ms(now);
                     if left > 0 {
-                        // Paused again meanwhile: wait for the new end.
+                        // Paused (again) meanwhile: wait for the end.
                         let until = w.shared.clock.instant_of(now + left + jitter(left));
                         w.sleep.as_mut().reset(until);
                         continue;
+                    }
+                    if w.adaptive {
+                        let at = Instant::now();
+                        let mut c = w.host.controller(&w.shared.settings.adaptive);
+                        match c.admit(at, w.reserved.take()) {
+                            Admit::Now => {
+                                this.tail.permit = Some(AdaptivePermit::new(Arc::clone(&w.host), at))
+                            }
+                            Admit::At(slot, epoch) => {
+                                w.reserved = Some(epoch);
+                                w.sleep.as_mut().reset(slot);
+                                continue;
+                            }
+                            Admit::Full => {
+                                w.notified = Some(registered(&c.released));
+                                continue;
+                            }
+                        }
                     }
                     let Some(w) = wait.take() else { continue };
                     let HostWait {
@@ -186,6 +311,15 @@ where
                 }
             }
         }
+    }
+}
+
+/// What an answer says about load, for the adaptive controller.
+fn outcome_of(status: http::StatusCode) -> Outcome {
+    match status.as_u16() {
+        429 | 503 => Outcome::Loss,
+        100..=399 => Outcome::Success,
+        _ => Outcome::Neutral,
     }
 }
 

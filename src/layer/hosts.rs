@@ -3,9 +3,11 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use lru::LruCache;
+
+use super::adaptive::{AdaptiveConfig, Controller};
 
 /// The key of a host: a hash of its `host[:port]`, ASCII case folded.
 ///
@@ -47,9 +49,18 @@ pub(crate) struct HostState {
     pub(crate) backoff_level: AtomicU32,
     /// Counted errors from this host.
     pub(crate) errors: AtomicU64,
+    /// The adaptive controller, made on first use under `Adaptive`.
+    adaptive: OnceLock<Mutex<Controller>>,
 }
 
 impl HostState {
+    /// The host's name, or `#` and its key before a request named it.
+    pub(crate) fn display_name(&self, key: u64) -> String {
+        self.name
+            .get()
+            .map_or_else(|| format!("#{key:016x}"), |n| n.to_string())
+    }
+
     /// Extends the pause to `until_ms` (never shortens it). Returns whether
     /// the pause grew.
     pub(crate) fn pause_until(&self, now_ms: u64, until_ms: u64) -> bool {
@@ -62,6 +73,21 @@ impl HostState {
         } else {
             false
         }
+    }
+
+    /// This host's adaptive controller, locked.
+    pub(crate) fn controller(&self, cfg: &AdaptiveConfig) -> MutexGuard<'_, Controller> {
+        self.adaptive
+            .get_or_init(|| Mutex::new(Controller::new(*cfg, tokio::time::Instant::now())))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This host's adaptive controller, locked, if it has one.
+    pub(crate) fn existing_controller(&self) -> Option<MutexGuard<'_, Controller>> {
+        self.adaptive
+            .get()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Milliseconds left in the pause at `now_ms`.
@@ -110,6 +136,16 @@ impl HostMap {
         self.lock().len()
     }
 
+    /// Every tracked host with its name (or key) and state, most recently
+    /// used first, at most `n`.
+    pub(crate) fn top(&self, n: usize) -> Vec<(String, Arc<HostState>)> {
+        self.lock()
+            .iter()
+            .take(n)
+            .map(|(key, h)| (h.display_name(*key), Arc::clone(h)))
+            .collect()
+    }
+
     /// Hosts paused at `now_ms`, with their names (or their keys in hex when
     /// no request has named them yet) and remaining milliseconds.
     pub(crate) fn paused(&self, now_ms: u64) -> Vec<(String, u64)> {
@@ -117,13 +153,7 @@ impl HostMap {
             .iter()
             .filter_map(|(key, h)| {
                 let left = h.remaining_ms(now_ms);
-                (left > 0).then(|| {
-                    let name = h
-                        .name
-                        .get()
-                        .map_or_else(|| format!("#{key:016x}"), |n| n.to_string());
-                    (name, left)
-                })
+                (left > 0).then(|| (h.display_name(*key), left))
             })
             .collect()
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tower_layer::Layer;
 
+use super::adaptive::AdaptiveConfig;
 use super::policy::{AutoscaleConfig, GatePolicy};
 use super::service::SnapshotService;
 use super::settings::LayerSettings;
@@ -152,6 +153,12 @@ impl SnapshotLayerBuilder {
     /// Settings of [`GatePolicy::Autoscale`].
     pub fn autoscale(mut self, config: AutoscaleConfig) -> Self {
         self.settings.autoscale = config;
+        self
+    }
+
+    /// Settings of [`GatePolicy::Adaptive`].
+    pub fn adaptive(mut self, config: AdaptiveConfig) -> Self {
+        self.settings.adaptive = config;
         self
     }
 

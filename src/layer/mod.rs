@@ -18,6 +18,7 @@
 //! compares its status: no window scan, no lock and no `Arc` clone per
 //! request under `Wait` and `Reject`.
 
+pub mod adaptive;
 pub mod error;
 pub mod future;
 mod hosts;
@@ -32,8 +33,9 @@ mod settings;
 mod shared;
 mod stats;
 
+pub use adaptive::AdaptiveConfig;
 pub use http_parts::{HttpRequest, HttpResponse};
 pub use layer::{SnapshotLayer, SnapshotLayerBuilder};
 pub use policy::{AutoscaleConfig, GatePolicy};
 pub use service::SnapshotService;
-pub use stats::{LayerStats, PausedHost};
+pub use stats::{AdaptiveHost, LayerStats, PausedHost};

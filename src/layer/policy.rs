@@ -28,6 +28,13 @@ pub enum GatePolicy {
     /// `AutoscaledPool`: every `autoscale_interval` the historical status
     /// decides whether it goes up or down by 5 % (see [`AutoscaleConfig`]).
     Autoscale,
+    /// `Wait`, plus per host a concurrency limit and a send rate that every
+    /// answer moves: cut on loss (429, 503, inner errors), grown while round
+    /// trips stay fast; `RateLimit` quotas cap the rate. Finds a throttled
+    /// host's capacity in seconds (see
+    /// [`AdaptiveConfig`](crate::layer::AdaptiveConfig) and the
+    /// `adaptive` module docs).
+    Adaptive,
 }
 
 /// The settings of [`GatePolicy::Autoscale`], with Crawlee's defaults.

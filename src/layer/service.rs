@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 use tokio::sync::futures::OwnedNotified;
 use tower_service::Service;
 
+use super::adaptive::Admit;
 use super::error::Overloaded;
-use super::future::{HostWait, ResponseFuture, Tail};
+use super::future::{registered, AdaptivePermit, HostWait, ResponseFuture, Tail};
 use super::hosts::host_key;
 use super::http_parts::{HttpRequest, HttpResponse};
 use super::policy::GatePolicy;
@@ -166,6 +167,7 @@ where
             key,
             sent_ms: now_ms,
             ticket: None,
+            permit: None,
         };
         match ticket {
             Ok(ticket) => tail.ticket = ticket,
@@ -194,7 +196,27 @@ where
             // (the idiom of tower's `Service::call` docs).
             let clone = self.inner.clone();
             let ready = std::mem::replace(&mut self.inner, clone);
-            let wait = HostWait::new(Arc::clone(shared), host, left_ms, ready, request);
+            let wait = HostWait::paused(Arc::clone(shared), host, left_ms, ready, request);
+            return ResponseFuture::waiting(wait, tail);
+        }
+        if shared.settings.policy == GatePolicy::Adaptive {
+            let host = shared.hosts.get_or_insert(key);
+            if let Some(name) = authority {
+                host.name.get_or_init(|| name.into());
+            }
+            let at = tokio::time::Instant::now();
+            let mut c = host.controller(&shared.settings.adaptive);
+            let admit = c.admit(at, None);
+            if admit == Admit::Now {
+                drop(c);
+                tail.permit = Some(AdaptivePermit::new(host, at));
+                return ResponseFuture::called(self.inner.call(request), tail);
+            }
+            let released = (admit == Admit::Full).then(|| registered(&c.released));
+            drop(c);
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            let wait = HostWait::admitted(Arc::clone(shared), host, admit, released, ready, request);
             return ResponseFuture::waiting(wait, tail);
         }
         ResponseFuture::called(self.inner.call(request), tail)

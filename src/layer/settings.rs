@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use super::adaptive::AdaptiveConfig;
 use super::policy::{AutoscaleConfig, GatePolicy};
 use crate::config::ConfigError;
 
@@ -18,6 +19,7 @@ pub(crate) struct LayerSettings {
     pub(crate) max_hosts: usize,
     pub(crate) host_backoff: Duration,
     pub(crate) autoscale: AutoscaleConfig,
+    pub(crate) adaptive: AdaptiveConfig,
 }
 
 impl Default for LayerSettings {
@@ -31,6 +33,7 @@ impl Default for LayerSettings {
             max_hosts: 10_000,
             host_backoff: Duration::from_millis(500),
             autoscale: AutoscaleConfig::default(),
+            adaptive: AdaptiveConfig::default(),
         }
     }
 }
@@ -72,8 +75,10 @@ impl LayerSettings {
         if let Some(s) = self.counted.iter().find(|s| s.as_u16() < 400) {
             return Err(invalid("counted_statuses", s.as_u16().to_string(), "400 ..= 599"));
         }
-        if self.policy == GatePolicy::Autoscale {
-            self.autoscale.validate(self.min_concurrency)?;
+        match self.policy {
+            GatePolicy::Autoscale => self.autoscale.validate(self.min_concurrency)?,
+            GatePolicy::Adaptive => self.adaptive.validate()?,
+            GatePolicy::Wait | GatePolicy::Reject => {}
         }
         Ok(())
     }

@@ -30,6 +30,23 @@ pub struct LayerStats {
     pub tracked_hosts: usize,
     /// Hosts paused now, with the time left.
     pub paused_hosts: Vec<PausedHost>,
+    /// Under `Adaptive`, the limits of the most recently used hosts (20 at
+    /// most).
+    pub adaptive_hosts: Vec<AdaptiveHost>,
+}
+
+/// One host's adaptive limits.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AdaptiveHost {
+    /// `host[:port]`, or `#` and the host's key.
+    pub host: String,
+    /// Its concurrency limit.
+    pub concurrency: usize,
+    /// Its requests in flight.
+    pub in_flight: usize,
+    /// Its paced rate in requests per second, once a loss started pacing.
+    pub rate: Option<f64>,
 }
 
 /// A host whose new requests wait (or are refused) for a while.
@@ -55,6 +72,21 @@ impl LayerStats {
             })
             .collect();
         paused_hosts.sort_by_key(|p| std::cmp::Reverse(p.remaining));
+        let at = tokio::time::Instant::now();
+        let adaptive_hosts = shared
+            .hosts
+            .top(20)
+            .into_iter()
+            .filter_map(|(host, h)| {
+                let (concurrency, in_flight, rate) = h.existing_controller()?.snapshot(at);
+                Some(AdaptiveHost {
+                    host,
+                    concurrency,
+                    in_flight,
+                    rate,
+                })
+            })
+            .collect();
         Self {
             policy: shared.settings.policy,
             gate: shared.gate(),
@@ -65,6 +97,7 @@ impl LayerStats {
             host_waits: shared.host_waits.load(Ordering::Relaxed),
             tracked_hosts: shared.hosts.len(),
             paused_hosts,
+            adaptive_hosts,
         }
     }
 }
