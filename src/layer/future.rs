@@ -81,8 +81,13 @@ pub(crate) struct HostWait<S, Req> {
     pub(crate) request: Req,
     sleep: Pin<Box<Sleep>>,
     notified: Option<Pin<Box<OwnedNotified>>>,
+    /// Woken on a verdict change, while waiting to be admitted again.
+    gate: Option<Pin<Box<OwnedNotified>>>,
     adaptive: bool,
     reserved: Option<u64>,
+    /// The request gave its admission back while its host was paused, so
+    /// other hosts keep the slots; it is admitted again when the pause ends.
+    readmit: bool,
 }
 
 impl<S, Req> HostWait<S, Req> {
@@ -97,7 +102,9 @@ impl<S, Req> HostWait<S, Req> {
         let now = shared.clock.precise_ms();
         let until = shared.clock.instant_of(now + left_ms + jitter(left_ms));
         let adaptive = shared.settings.policy == super::GatePolicy::Adaptive;
-        Self::new(shared, host, until, None, adaptive, service, request)
+        let mut w = Self::new(shared, host, until, None, adaptive, service, request);
+        w.readmit = true;
+        w
     }
 
     /// Waits for what the adaptive controller said.
@@ -134,8 +141,10 @@ impl<S, Req> HostWait<S, Req> {
             request,
             sleep: Box::pin(tokio::time::sleep_until(until)),
             notified: None,
+            gate: None,
             adaptive,
             reserved,
+            readmit: false,
         }
     }
 }
@@ -265,12 +274,18 @@ where
                     let Some(w) = wait.as_mut() else {
                         return Poll::Ready(Err(Overloaded::new(crate::Resources::NONE).into()));
                     };
-                    match w.notified.as_mut() {
-                        Some(n) => {
-                            ready!(n.as_mut().poll(cx));
-                            w.notified = None;
+                    if w.notified.is_some() || w.gate.is_some() {
+                        let mut woken = false;
+                        for n in [&mut w.notified, &mut w.gate].into_iter().flatten() {
+                            woken |= n.as_mut().poll(cx).is_ready();
                         }
-                        None => ready!(w.sleep.as_mut().poll(cx)),
+                        if !woken {
+                            return Poll::Pending;
+                        }
+                        w.notified = None;
+                        w.gate = None;
+                    } else {
+                        ready!(w.sleep.as_mut().poll(cx));
                     }
                     let now = w.shared.clock.precise_ms();
                     let left = w.host.remaining_ms(now);
@@ -279,6 +294,25 @@ where
                         let until = w.shared.clock.instant_of(now + left + jitter(left));
                         w.sleep.as_mut().reset(until);
                         continue;
+                    }
+                    if w.readmit {
+                        let mut admitted = w.shared.try_admit();
+                        if admitted.is_err() {
+                            // Register, then look again: a release in between
+                            // is not lost.
+                            w.notified = Some(registered(&w.shared.release));
+                            w.gate = Some(registered(w.shared.snapshotter.gate()));
+                            admitted = w.shared.try_admit();
+                        }
+                        match admitted {
+                            Ok(ticket) => {
+                                this.tail.ticket = ticket;
+                                w.readmit = false;
+                                w.notified = None;
+                                w.gate = None;
+                            }
+                            Err(_) => continue,
+                        }
                     }
                     if w.adaptive {
                         let at = Instant::now();

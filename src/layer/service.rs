@@ -192,6 +192,9 @@ where
             shared
                 .host_waits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Give the admission back for the pause: a throttled host must
+            // not hold slots that other hosts could use.
+            tail.ticket = None;
             // The ready service goes into the future; a clone stays behind
             // (the idiom of tower's `Service::call` docs).
             let clone = self.inner.clone();
