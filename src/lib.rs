@@ -1,6 +1,11 @@
 //! Tower middleware that gives HTTP clients backpressure from the machine
 //! and from the remote side.
 //!
+//! Wrap a client in a [`SnapshotLayer`] and it waits (or refuses, or adapts
+//! its concurrency and rate) while the machine is overloaded, and pauses
+//! only the host that answered 429 or `Retry-After`; see [`layer`] and
+//! [`GatePolicy`].
+//!
 //! A [`Snapshotter`] samples CPU (against the cgroup quota in containers),
 //! memory (against the cgroup limit), the tokio runtime's scheduling delay
 //! and the HTTP 429 answers a client gets, into short time windows. A
@@ -36,6 +41,9 @@
 //! | [`status`] | [`SystemStatus`], load ratios, [`SystemInfo`], [`overloaded_ratio`](status::overloaded_ratio) |
 //! | [`probe`] | where readings come from: cgroup parsing, sysinfo, tokio drift, the client recorder |
 //! | `snapshotter` | the [`Snapshotter`]: lifecycle, sampling tasks, samples, verdict |
+//! | `clock` | the coarse clock the hot path reads instead of `Instant::now()` |
+//! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
+//! | [`layer`] | [`SnapshotLayer`], [`SnapshotService`], [`GatePolicy`], the adaptive controller, per-host partitions |
 
 #![forbid(unsafe_code)]
 #![warn(
