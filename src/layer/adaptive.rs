@@ -1,4 +1,4 @@
-//! The adaptive controller of [`GatePolicy::Adaptive`]: per host, a
+//! The adaptive controller of [`GatePolicy::Adaptive`](crate::GatePolicy::Adaptive): per host, a
 //! concurrency limit and a send rate, moved by every answer.
 //!
 //! # Why this design
