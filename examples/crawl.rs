@@ -9,7 +9,7 @@
 //!
 //! Without `--url` it starts its own server on 127.0.0.1: a token bucket of
 //! `--capacity` requests a second (and as many in a burst) that answers 429
-//! with `Retry-After: 1` when empty. It ends with one JSON line:
+//! with `Retry-After: 1` (`--retry-after`) when empty. It ends with one JSON line:
 //! `{"ok":…,"throttled":…,"wall_s":…,"ok_per_s":…,"wasted_ratio":…}`, where
 //! `wasted_ratio = throttled / (ok + throttled)`.
 
@@ -31,12 +31,13 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_snapshotter::layer::error::Overloaded;
 use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
-const USAGE: &str =
-    "usage: crawl [--requests N] [--concurrency C] [--capacity R] [--policy wait|reject|autoscale|adaptive]
+const USAGE: &str = "usage: crawl [--requests N] [--concurrency C] [--capacity R] [--retry-after S]
+             [--policy wait|reject|autoscale|adaptive]
              [--url BASE] [--no-layer] [--quiet]
   --requests N      URLs to crawl (3000)
   --concurrency C   requests offered at once (64)
   --capacity R      own server's token bucket, requests per second (500)
+  --retry-after S   own server's Retry-After on a 429, seconds (1; 0 sends none)
   --policy P        the layer's gate policy (wait)
   --url BASE        crawl BASE0 .. BASE{N-1} on another server instead of starting one
   --no-layer        the same crawl without the layer (the baseline)
@@ -47,6 +48,7 @@ struct Args {
     requests: usize,
     concurrency: usize,
     capacity: f64,
+    retry_after: u32,
     policy: GatePolicy,
     url: Option<String>,
     layer: bool,
@@ -58,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         requests: 3000,
         concurrency: 64,
         capacity: 500.0,
+        retry_after: 1,
         policy: GatePolicy::Wait,
         url: None,
         layer: true,
@@ -70,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             "--requests" => a.requests = number(&value("--requests")?, "--requests")?,
             "--concurrency" => a.concurrency = number(&value("--concurrency")?, "--concurrency")?,
             "--capacity" => a.capacity = number::<u32>(&value("--capacity")?, "--capacity")?.into(),
+            "--retry-after" => a.retry_after = number(&value("--retry-after")?, "--retry-after")?,
             "--policy" => {
                 a.policy = match value("--policy")?.as_str() {
                     "wait" => GatePolicy::Wait,
@@ -125,7 +129,7 @@ impl Bucket {
     }
 }
 
-async fn start_server(capacity: f64) -> std::io::Result<SocketAddr> {
+async fn start_server(capacity: f64, retry_after: u32) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let bucket = Arc::new(Mutex::new(Bucket {
@@ -148,8 +152,10 @@ async fn start_server(capacity: f64) -> std::io::Result<SocketAddr> {
                         } else {
                             let mut r = Response::new(Full::new(Bytes::from_static(b"slow down")));
                             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                            r.headers_mut()
-                                .insert("retry-after", http::HeaderValue::from_static("1"));
+                            if retry_after > 0 {
+                                r.headers_mut()
+                                    .insert("retry-after", http::HeaderValue::from(retry_after));
+                            }
                             r
                         };
                         Ok::<_, Infallible>(response)
@@ -182,7 +188,10 @@ async fn main() -> Result<(), BoxError> {
     });
     let base = match &args.url {
         Some(u) => u.clone(),
-        None => format!("http://{}/page/", start_server(args.capacity).await?),
+        None => format!(
+            "http://{}/page/",
+            start_server(args.capacity, args.retry_after).await?
+        ),
     };
 
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -587,3 +587,43 @@ async fn counted_answers_without_retry_after_back_the_host_off() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_ends_the_back_off() {
+    bounded(async {
+        let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
+        let layer = SnapshotLayer::builder(snapshotter)
+            .policy(GatePolicy::Reject)
+            .host_backoff(Duration::from_millis(400))
+            .build()
+            .unwrap();
+        // The host answers 429, 429, 200, 429: the pause after the last 429
+        // starts again from the base instead of doubling to 1600 ms.
+        let answers = Arc::new(AtomicUsize::new(0));
+        let a = Arc::clone(&answers);
+        let inner = tower::service_fn(move |_req: Req| {
+            let n = a.fetch_add(1, Ordering::SeqCst);
+            let status = if n == 2 { 200 } else { 429 };
+            let r = http::Response::builder().status(status).body(()).unwrap();
+            std::future::ready(Ok::<_, Infallible>(r))
+        });
+        let svc = layer.layer(inner);
+        for expected in [400u64, 800] {
+            let r = svc.clone().oneshot(req("http://h.example/")).await.unwrap();
+            assert_eq!(r.status(), 429);
+            let left = refused_for(&svc).await;
+            assert!(left > Duration::from_millis(expected / 2) && left <= Duration::from_millis(expected));
+            tokio::time::advance(left + Duration::from_millis(1)).await;
+        }
+        let r = svc.clone().oneshot(req("http://h.example/")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = svc.clone().oneshot(req("http://h.example/")).await.unwrap();
+        assert_eq!(r.status(), 429);
+        let left = refused_for(&svc).await;
+        assert!(
+            left <= Duration::from_millis(400),
+            "back to the base after a success: {left:?}"
+        );
+    })
+    .await;
+}

@@ -28,6 +28,8 @@ pub(crate) struct Tail {
     pub(crate) sent_ms: u64,
     pub(crate) ticket: Option<Ticket>,
     pub(crate) permit: Option<Box<AdaptivePermit>>,
+    /// Report a success too: some host was paused recently.
+    pub(crate) watch: bool,
 }
 
 /// A permit of a host's adaptive controller, held while the request is in
@@ -248,7 +250,7 @@ where
                     match &result {
                         Ok(response) => {
                             let status = response.status();
-                            if status.as_u16() >= 400 {
+                            if status.as_u16() >= 400 || tail.watch {
                                 let shared = match &ticket {
                                     Some(t) => Some(Arc::clone(t.shared())),
                                     None => tail.layer.get(),

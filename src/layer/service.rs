@@ -1,6 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -13,7 +14,7 @@ use super::future::{registered, AdaptivePermit, HostWait, ResponseFuture, Tail};
 use super::hosts::host_key;
 use super::http_parts::{HttpRequest, HttpResponse};
 use super::policy::GatePolicy;
-use super::shared::{Blocked, Shared, Ticket};
+use super::shared::{Blocked, Shared, Ticket, WATCH_MS};
 use super::stats::LayerStats;
 use crate::BoxError;
 
@@ -168,11 +169,16 @@ where
             sent_ms: now_ms,
             ticket: None,
             permit: None,
+            watch: now_ms
+                < shared
+                    .pause_horizon_ms
+                    .load(Ordering::Relaxed)
+                    .saturating_add(WATCH_MS),
         };
         match ticket {
             Ok(ticket) => tail.ticket = ticket,
             Err(blocked) => {
-                shared.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.rejected.fetch_add(1, Ordering::Relaxed);
                 let resources = match blocked {
                     Blocked::Gate(r) => r,
                     Blocked::Limit => crate::Resources::NONE,
@@ -182,16 +188,14 @@ where
         }
         if let Some((host, left_ms)) = shared.paused_host(now_ms, key, authority) {
             if shared.settings.policy == GatePolicy::Reject {
-                shared.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.rejected.fetch_add(1, Ordering::Relaxed);
                 let err = Overloaded::host_paused(
                     host.name.get().map(|n| &**n),
                     std::time::Duration::from_millis(left_ms),
                 );
                 return ResponseFuture::rejected(err, tail);
             }
-            shared
-                .host_waits
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.host_waits.fetch_add(1, Ordering::Relaxed);
             // Give the admission back for the pause: a throttled host must
             // not hold slots that other hosts could use.
             tail.ticket = None;

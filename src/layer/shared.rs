@@ -59,6 +59,10 @@ impl Drop for Ticket {
     }
 }
 
+/// How long after the last pause ends successes are still reported to the
+/// host map, so a success can end a host's back-off.
+pub(crate) const WATCH_MS: u64 = 5_000;
+
 pub(crate) struct Shared {
     pub(crate) me: LayerRef,
     pub(crate) snapshotter: Snapshotter,
@@ -70,7 +74,8 @@ pub(crate) struct Shared {
     pub(crate) gate_mask: Resources,
     pub(crate) hosts: HostMap,
     /// Coarse ms until which some host may be paused; before it, calls look
-    /// their host up.
+    /// their host up, and for [`WATCH_MS`] after it their successes are
+    /// reported (to end back-offs).
     pub(crate) pause_horizon_ms: AtomicU64,
     exempt: AtomicUsize,
     /// Woken (one at a time) when an exempt request or a permit is given back.
@@ -266,6 +271,13 @@ impl Shared {
     /// with `Retry-After`, or backs the host off on a counted status without
     /// one.
     pub(crate) fn on_answer(&self, key: u64, sent_ms: u64, status: StatusCode, headers: &HeaderMap) {
+        if status.is_success() {
+            // A success from a host that was backing off ends the back-off.
+            if let Some(host) = self.hosts.get(key) {
+                host.backoff_level.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
         let counted = self.settings.counted.contains(&status);
         if counted {
             self.recorder.record_error();
@@ -309,9 +321,9 @@ impl Shared {
 
     /// The back-off after a counted answer without `Retry-After`: doubling
     /// from `host_backoff` on fresh evidence (a request sent after the
-    /// current pause began), back to the base after a calm spell as long as
-    /// the last pause, at most `max_retry_after`. `None` when the answer
-    /// belongs to a pause already under way, or back-off is off.
+    /// current pause began) until a success, at most `max_retry_after`.
+    /// `None` when the answer belongs to a pause already under way, or
+    /// back-off is off.
     fn backoff(&self, host: &HostState, sent_ms: u64, now: u64) -> Option<Duration> {
         let base = self.settings.host_backoff;
         if base.is_zero() {
@@ -322,16 +334,12 @@ impl Shared {
         if until > now && sent_ms < started {
             return None;
         }
-        let last = until.saturating_sub(started);
-        let calm = until > 0 && now.saturating_sub(until) > last.max(base.as_millis() as u64);
-        let level = if until == 0 || calm {
-            host.backoff_level.store(1, Ordering::Relaxed);
-            1
-        } else {
-            host.backoff_level
-                .fetch_add(1, Ordering::Relaxed)
-                .saturating_add(1)
-        };
+        // Doubles per consecutive counted answer; a success in between
+        // (see `on_answer`) starts again from the base.
+        let level = host
+            .backoff_level
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         let cap = if self.settings.max_retry_after.is_zero() {
             Duration::from_secs(60)
         } else {
