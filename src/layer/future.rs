@@ -251,8 +251,8 @@ where
                         Ok(response) => {
                             let status = response.status();
                             if status.as_u16() >= 400 || tail.watch {
-                                let shared = match &ticket {
-                                    Some(t) => Some(Arc::clone(t.shared())),
+                                let shared = match ticket.as_ref().and_then(Ticket::shared) {
+                                    Some(s) => Some(Arc::clone(s)),
                                     None => tail.layer.get(),
                                 };
                                 if let Some(shared) = shared {

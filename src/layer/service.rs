@@ -111,6 +111,13 @@ impl<S> SnapshotService<S> {
     }
 }
 
+/// Whether a request sent at `now_ms` should report its success: a pause
+/// ended less than [`WATCH_MS`] ago (a horizon of 0: never paused).
+#[inline]
+fn watching(now_ms: u64, horizon_ms: u64) -> bool {
+    horizon_ms != 0 && now_ms < horizon_ms.saturating_add(WATCH_MS)
+}
+
 impl<S: Clone> Clone for SnapshotService<S> {
     /// A clone shares the state but not the readiness: it must be polled
     /// ready itself.
@@ -169,11 +176,7 @@ where
             sent_ms: now_ms,
             ticket: None,
             permit: None,
-            watch: now_ms
-                < shared
-                    .pause_horizon_ms
-                    .load(Ordering::Relaxed)
-                    .saturating_add(WATCH_MS),
+            watch: watching(now_ms, shared.pause_horizon_ms.load(Ordering::Relaxed)),
         };
         match ticket {
             Ok(ticket) => tail.ticket = ticket,

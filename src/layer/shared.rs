@@ -33,28 +33,36 @@ pub(crate) enum Blocked {
 /// concurrency limit, gives back when it finishes. A request admitted
 /// through an open gate holds none (`Option<Ticket>` is `None`), so the hot
 /// path clones no `Arc`.
+///
+/// A permit holds the limit in an `Arc` of its own, not the whole layer
+/// state: cloning that `Arc` on every request would make each core rewrite
+/// the cache line the hot path reads the layer's settings from.
 #[derive(Debug)]
-pub(crate) struct Ticket {
-    shared: Arc<Shared>,
-    permit: bool,
+pub(crate) enum Ticket {
+    /// Admitted under overload, within `min_concurrency`.
+    Exempt(Arc<Shared>),
+    /// A permit of the concurrency limit.
+    Permit(Arc<DynamicLimit>),
 }
 
 impl Ticket {
-    /// The layer state the ticket holds.
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// The layer state, when the ticket holds it.
+    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
+        match self {
+            Ticket::Exempt(s) => Some(s),
+            Ticket::Permit(_) => None,
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.permit {
-            if let Some(limit) = &self.shared.limit {
-                limit.release();
+        match self {
+            Ticket::Permit(limit) => limit.release(),
+            Ticket::Exempt(shared) => {
+                shared.exempt.fetch_sub(1, Ordering::AcqRel);
+                shared.release.notify_one();
             }
-        } else {
-            self.shared.exempt.fetch_sub(1, Ordering::AcqRel);
-            self.shared.release.notify_one();
         }
     }
 }
@@ -80,7 +88,7 @@ pub(crate) struct Shared {
     exempt: AtomicUsize,
     /// Woken (one at a time) when an exempt request or a permit is given back.
     pub(crate) release: Arc<Notify>,
-    pub(crate) limit: Option<DynamicLimit>,
+    pub(crate) limit: Option<Arc<DynamicLimit>>,
     next_autoscale_ms: AtomicU64,
     gate_closed: AtomicBool,
     pub(crate) rejected: AtomicU64,
@@ -108,7 +116,10 @@ impl Shared {
             let clock = Arc::clone(snapshotter.clock());
             let release = Arc::new(Notify::new());
             let limit = matches!(settings.policy, GatePolicy::Autoscale).then(|| {
-                DynamicLimit::with_notify(settings.autoscale.desired_concurrency, Arc::clone(&release))
+                Arc::new(DynamicLimit::with_notify(
+                    settings.autoscale.desired_concurrency,
+                    Arc::clone(&release),
+                ))
             });
             let gate_mask = if settings.per_host {
                 Resources::MACHINE
@@ -151,14 +162,14 @@ impl Shared {
             if over.is_empty() {
                 self.note_open();
                 return if limit.try_acquire() {
-                    Ok(Some(self.ticket(true)))
+                    Ok(Some(Ticket::Permit(Arc::clone(limit))))
                 } else {
                     Err(Blocked::Limit)
                 };
             }
             self.note_closed(over);
             return if limit.try_acquire_below(self.settings.min_concurrency) {
-                Ok(Some(self.ticket(true)))
+                Ok(Some(Ticket::Permit(Arc::clone(limit))))
             } else {
                 Err(Blocked::Gate(over))
             };
@@ -176,16 +187,9 @@ impl Shared {
             })
             .is_ok()
         {
-            Ok(Some(self.ticket(false)))
+            Ok(Some(Ticket::Exempt(Arc::clone(self))))
         } else {
             Err(Blocked::Gate(over))
-        }
-    }
-
-    fn ticket(self: &Arc<Self>, permit: bool) -> Ticket {
-        Ticket {
-            shared: Arc::clone(self),
-            permit,
         }
     }
 
