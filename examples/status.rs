@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     snapshotter.start()?;
     let status = snapshotter.system_status();
     let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
+        tokio::time::Instant::now() + Duration::from_millis(1100),
         Duration::from_secs(1),
     );
     for i in 1..=seconds {

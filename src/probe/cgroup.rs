@@ -1,9 +1,613 @@
-//! STUB: to be replaced by the probe helper.
-/// CPU quota.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CpuQuota;
-/// cgroup reader.
+//! Reading the limits that apply to this process: cgroup v2 and v1 files,
+//! and the few `/proc` files the memory probe needs.
+//!
+//! Every file is parsed by a pure function in [`parse`]; [`CgroupFs`] finds
+//! the files and reads them again on every call, so a limit that changes
+//! mid-run is followed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ProbeError;
+
+/// A CPU quota: `quota` of CPU time every `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuQuota {
+    /// CPU time allowed per period.
+    pub quota: Duration,
+    /// The period.
+    pub period: Duration,
+}
+
+impl CpuQuota {
+    /// The quota in CPUs (`quota / period`), e.g. 1.5.
+    pub fn cpus(&self) -> f64 {
+        self.quota.as_secs_f64() / self.period.as_secs_f64()
+    }
+}
+
+/// Pure parsers of cgroup and `/proc` file contents. None panics, whatever
+/// the text; a malformed file is an `Err` naming it.
+pub mod parse {
+    use std::time::Duration;
+
+    use super::CpuQuota;
+    use crate::probe::ProbeError;
+
+    /// v1 `memory.limit_in_bytes` at or above this means "no limit"
+    /// (the kernel's "unlimited" is 9223372036854771712).
+    pub const V1_UNLIMITED: u64 = 1 << 62;
+
+    fn number(file: &str, text: &str) -> Result<u64, ProbeError> {
+        let t = text.trim();
+        t.parse::<u64>()
+            .map_err(|_| ProbeError::new(file, format!("expected a whole number, found {:?}", clip(t))))
+    }
+
+    fn clip(t: &str) -> &str {
+        let end = t.char_indices().nth(40).map_or(t.len(), |(i, _)| i);
+        &t[..end]
+    }
+
+    /// v2 `cpu.max`: `"max 100000"` (no quota) or `"50000 100000"`.
+    pub fn cpu_max(text: &str) -> Result<Option<CpuQuota>, ProbeError> {
+        let mut it = text.split_whitespace();
+        let (Some(quota), Some(period), None) = (it.next(), it.next(), it.next()) else {
+            return Err(ProbeError::new(
+                "cpu.max",
+                format!("expected \"<quota|max> <period>\", found {:?}", clip(text.trim())),
+            ));
+        };
+        let period = number("cpu.max", period)?;
+        if quota == "max" {
+            return Ok(None);
+        }
+        quota_of("cpu.max", number("cpu.max", quota)?, period).map(Some)
+    }
+
+    /// v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us`; a quota of `-1` means
+    /// none.
+    pub fn cfs_quota(quota: &str, period: &str) -> Result<Option<CpuQuota>, ProbeError> {
+        let q = quota.trim();
+        if q == "-1" {
+            return Ok(None);
+        }
+        let period = number("cpu.cfs_period_us", period)?;
+        quota_of("cpu.cfs_quota_us", number("cpu.cfs_quota_us", q)?, period).map(Some)
+    }
+
+    fn quota_of(file: &str, quota_us: u64, period_us: u64) -> Result<CpuQuota, ProbeError> {
+        if quota_us == 0 || period_us == 0 {
+            return Err(ProbeError::new(file, "a zero quota or period"));
+        }
+        Ok(CpuQuota {
+            quota: Duration::from_micros(quota_us),
+            period: Duration::from_micros(period_us),
+        })
+    }
+
+    /// v2 `cpu.stat`: the cumulative `usage_usec`.
+    pub fn cpu_stat_usage(text: &str) -> Result<Duration, ProbeError> {
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("usage_usec ") {
+                return Ok(Duration::from_micros(number("cpu.stat", v)?));
+            }
+        }
+        Err(ProbeError::new("cpu.stat", "no usage_usec line"))
+    }
+
+    /// v1 `cpuacct.usage`: cumulative CPU time in nanoseconds.
+    pub fn cpuacct_usage(text: &str) -> Result<Duration, ProbeError> {
+        Ok(Duration::from_nanos(number("cpuacct.usage", text)?))
+    }
+
+    /// v2 `memory.max`: bytes, or `"max"` for no limit.
+    pub fn memory_max(text: &str) -> Result<Option<u64>, ProbeError> {
+        if text.trim() == "max" {
+            return Ok(None);
+        }
+        number("memory.max", text).map(Some)
+    }
+
+    /// v1 `memory.limit_in_bytes`: absurd values ([`V1_UNLIMITED`] and
+    /// above, or at least the host's total memory) mean no limit.
+    pub fn v1_memory_limit(text: &str, host_total: u64) -> Result<Option<u64>, ProbeError> {
+        let v = number("memory.limit_in_bytes", text)?;
+        Ok((v < V1_UNLIMITED && (host_total == 0 || v < host_total)).then_some(v))
+    }
+
+    /// v2 `memory.current` or v1 `memory.usage_in_bytes`: bytes in use.
+    pub fn memory_usage(text: &str) -> Result<u64, ProbeError> {
+        number("memory.current", text)
+    }
+
+    /// This process's cgroup paths, from `/proc/self/cgroup`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SelfCgroup {
+        /// The v2 (unified) path, from the `0::<path>` line.
+        pub unified: Option<String>,
+        /// The v1 memory controller's path.
+        pub memory: Option<String>,
+        /// The v1 cpu (or cpuacct) controller's path.
+        pub cpu: Option<String>,
+    }
+
+    /// `/proc/self/cgroup`: lines of `id:controllers:path`. Lines that do not
+    /// have that shape are skipped.
+    pub fn self_cgroup(text: &str) -> SelfCgroup {
+        let mut out = SelfCgroup::default();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            if id == "0" && controllers.is_empty() {
+                out.unified = Some(path.to_owned());
+            }
+            for c in controllers.split(',') {
+                match c {
+                    "memory" => out.memory = Some(path.to_owned()),
+                    "cpu" | "cpuacct" if out.cpu.is_none() => out.cpu = Some(path.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// `/proc/meminfo`: `MemTotal` and `MemAvailable`, in bytes.
+    pub fn meminfo(text: &str) -> Result<(u64, u64), ProbeError> {
+        let kb = |key: &str| -> Option<u64> {
+            let line = text.lines().find(|l| l.starts_with(key))?;
+            let v = line[key.len()..].trim().trim_end_matches("kB").trim();
+            v.parse::<u64>().ok()?.checked_mul(1024)
+        };
+        match (kb("MemTotal:"), kb("MemAvailable:")) {
+            (Some(t), Some(a)) if t > 0 => Ok((t, a.min(t))),
+            _ => Err(ProbeError::new("meminfo", "no MemTotal or MemAvailable")),
+        }
+    }
+
+    /// `/proc/self/smaps_rollup`: the proportional set size (`Pss`), bytes.
+    pub fn smaps_rollup_pss(text: &str) -> Result<u64, ProbeError> {
+        text.lines()
+            .find_map(|l| {
+                let v = l.strip_prefix("Pss:")?.trim().trim_end_matches("kB").trim();
+                v.parse::<u64>().ok()?.checked_mul(1024)
+            })
+            .ok_or_else(|| ProbeError::new("smaps_rollup", "no Pss line"))
+    }
+
+    /// `/proc/self/statm`: resident pages (second field) times `page_size`.
+    pub fn statm_rss(text: &str, page_size: u64) -> Result<u64, ProbeError> {
+        let pages = text
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| ProbeError::new("statm", "fewer than two fields"))?;
+        number("statm", pages)?
+            .checked_mul(page_size)
+            .ok_or_else(|| ProbeError::new("statm", "resident size overflows"))
+    }
+}
+
+/// Page size used to turn `statm` pages into bytes. 4 KiB on the Linux
+/// platforms this crate targets (x86-64, most arm64 kernels); a kernel with
+/// larger pages under-reports RSS, which only matters where PSS is
+/// unreadable.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Which cgroup hierarchy the machine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V2,
+    V1,
+    None,
+}
+
+/// Where this process's cgroup and `/proc` files are: `/proc` and
+/// `/sys/fs/cgroup` by default, any directories in tests.
+///
+/// ```
+/// use tower_snapshotter::probe::CgroupFs;
+///
+/// let fs = CgroupFs::new();
+/// // On a host without limits both are Ok(None); in a container, the limits.
+/// let _ = (fs.cpu_quota(), fs.memory_limit(0));
+/// ```
 #[derive(Debug, Clone)]
-pub struct CgroupFs;
-/// parsers.
-pub mod parse {}
+pub struct CgroupFs {
+    proc_root: PathBuf,
+    cgroup_root: PathBuf,
+}
+
+impl Default for CgroupFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads a file: `Ok(None)` when it does not exist, an error when it cannot
+/// be read; non-UTF-8 bytes are replaced.
+fn read(path: &Path) -> Result<Option<String>, ProbeError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ProbeError::new(path.display().to_string(), e.to_string())),
+    }
+}
+
+/// Adds the file name to a parse error.
+fn at(path: &Path) -> impl Fn(ProbeError) -> ProbeError + '_ {
+    move |e| ProbeError::new(path.display().to_string(), e.to_string())
+}
+
+impl CgroupFs {
+    /// The real machine: `/proc` and `/sys/fs/cgroup`.
+    pub fn new() -> Self {
+        Self::with_roots("/proc", "/sys/fs/cgroup")
+    }
+
+    /// Another tree, laid out as `/proc` and `/sys/fs/cgroup` are.
+    pub fn with_roots(proc_root: impl Into<PathBuf>, cgroup_root: impl Into<PathBuf>) -> Self {
+        Self {
+            proc_root: proc_root.into(),
+            cgroup_root: cgroup_root.into(),
+        }
+    }
+
+    fn version(&self) -> Version {
+        if self.cgroup_root.join("cgroup.controllers").exists() {
+            Version::V2
+        } else if self.cgroup_root.join("memory").is_dir() {
+            Version::V1
+        } else {
+            Version::None
+        }
+    }
+
+    fn self_cgroup(&self) -> Result<parse::SelfCgroup, ProbeError> {
+        let text = read(&self.proc_root.join("self/cgroup"))?.unwrap_or_default();
+        Ok(parse::self_cgroup(&text))
+    }
+
+    /// The directories from this process's cgroup up to `base`, deepest
+    /// first: a limit may be set on any ancestor. Inside a container the
+    /// path is usually `/`, so this is `base` alone.
+    fn chain(base: &Path, path: Option<&str>) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(p) = path {
+            let mut dir = base.to_path_buf();
+            let mut parts = Vec::new();
+            for part in p.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..") {
+                dir.push(part);
+                parts.push(dir.clone());
+            }
+            dirs.extend(parts.into_iter().rev().filter(|d| d.is_dir()));
+        }
+        dirs.push(base.to_path_buf());
+        dirs
+    }
+
+    fn v1_base(&self, names: &[&str]) -> Option<PathBuf> {
+        names
+            .iter()
+            .map(|n| self.cgroup_root.join(n))
+            .find(|d| d.is_dir())
+    }
+
+    /// The CPU quota that applies (the tightest along the cgroup's
+    /// ancestors), `None` when there is none.
+    pub fn cpu_quota(&self) -> Result<Option<CpuQuota>, ProbeError> {
+        let me = self.self_cgroup()?;
+        let mut best: Option<CpuQuota> = None;
+        let mut keep = |q: CpuQuota| {
+            if best.is_none_or(|b| q.cpus() < b.cpus()) {
+                best = Some(q);
+            }
+        };
+        match self.version() {
+            Version::V2 => {
+                for dir in Self::chain(&self.cgroup_root, me.unified.as_deref()) {
+                    let path = dir.join("cpu.max");
+                    if let Some(text) = read(&path)? {
+                        if let Some(q) = parse::cpu_max(&text).map_err(at(&path))? {
+                            keep(q);
+                        }
+                    }
+                }
+            }
+            Version::V1 => {
+                let Some(base) = self.v1_base(&["cpu,cpuacct", "cpu", "cpuacct,cpu"]) else {
+                    return Ok(None);
+                };
+                for dir in Self::chain(&base, me.cpu.as_deref()) {
+                    let (qp, pp) = (dir.join("cpu.cfs_quota_us"), dir.join("cpu.cfs_period_us"));
+                    if let (Some(q), Some(p)) = (read(&qp)?, read(&pp)?) {
+                        if let Some(q) = parse::cfs_quota(&q, &p).map_err(at(&qp))? {
+                            keep(q);
+                        }
+                    }
+                }
+            }
+            Version::None => {}
+        }
+        Ok(best)
+    }
+
+    /// CPU time used by this process's cgroup since it was created, `None`
+    /// outside a cgroup hierarchy.
+    pub fn cpu_usage(&self) -> Result<Option<Duration>, ProbeError> {
+        let me = self.self_cgroup()?;
+        match self.version() {
+            Version::V2 => {
+                let dir = Self::chain(&self.cgroup_root, me.unified.as_deref()).remove(0);
+                let path = dir.join("cpu.stat");
+                read(&path)?
+                    .map(|t| parse::cpu_stat_usage(&t).map_err(at(&path)))
+                    .transpose()
+            }
+            Version::V1 => {
+                let Some(base) = self.v1_base(&["cpu,cpuacct", "cpuacct", "cpuacct,cpu"]) else {
+                    return Ok(None);
+                };
+                let dir = Self::chain(&base, me.cpu.as_deref()).remove(0);
+                let path = dir.join("cpuacct.usage");
+                read(&path)?
+                    .map(|t| parse::cpuacct_usage(&t).map_err(at(&path)))
+                    .transpose()
+            }
+            Version::None => Ok(None),
+        }
+    }
+
+    /// The memory limit that applies (the tightest along the ancestors),
+    /// `None` when there is none. `host_total` lets absurd v1 values be
+    /// recognised.
+    pub fn memory_limit(&self, host_total: u64) -> Result<Option<u64>, ProbeError> {
+        let me = self.self_cgroup()?;
+        let mut best: Option<u64> = None;
+        let (dirs, file) = match self.version() {
+            Version::V2 => (
+                Self::chain(&self.cgroup_root, me.unified.as_deref()),
+                "memory.max",
+            ),
+            Version::V1 => (
+                Self::chain(&self.cgroup_root.join("memory"), me.memory.as_deref()),
+                "memory.limit_in_bytes",
+            ),
+            Version::None => return Ok(None),
+        };
+        for dir in dirs {
+            let path = dir.join(file);
+            let Some(text) = read(&path)? else { continue };
+            let limit = if file == "memory.max" {
+                parse::memory_max(&text)
+            } else {
+                parse::v1_memory_limit(&text, host_total)
+            }
+            .map_err(at(&path))?;
+            if let Some(l) = limit {
+                best = Some(best.map_or(l, |b| b.min(l)));
+            }
+        }
+        Ok(best)
+    }
+
+    /// Bytes in use in this process's memory cgroup, `None` outside one.
+    pub fn memory_usage(&self) -> Result<Option<u64>, ProbeError> {
+        let me = self.self_cgroup()?;
+        let path = match self.version() {
+            Version::V2 => Self::chain(&self.cgroup_root, me.unified.as_deref())
+                .remove(0)
+                .join("memory.current"),
+            Version::V1 => Self::chain(&self.cgroup_root.join("memory"), me.memory.as_deref())
+                .remove(0)
+                .join("memory.usage_in_bytes"),
+            Version::None => return Ok(None),
+        };
+        read(&path)?
+            .map(|t| parse::memory_usage(&t).map_err(at(&path)))
+            .transpose()
+    }
+
+    /// This process's memory: PSS from `self/smaps_rollup` where readable,
+    /// else RSS from `self/statm`.
+    pub fn process_memory(&self) -> Result<u64, ProbeError> {
+        let rollup = self.proc_root.join("self/smaps_rollup");
+        if let Ok(Some(text)) = read(&rollup) {
+            if let Ok(pss) = parse::smaps_rollup_pss(&text) {
+                if pss > 0 {
+                    return Ok(pss);
+                }
+            }
+        }
+        let statm = self.proc_root.join("self/statm");
+        let text = read(&statm)?.ok_or_else(|| ProbeError::new(statm.display().to_string(), "missing"))?;
+        parse::statm_rss(&text, PAGE_SIZE).map_err(at(&statm))
+    }
+
+    /// The host's total and available memory, from `meminfo`.
+    pub fn host_memory(&self) -> Result<(u64, u64), ProbeError> {
+        let path = self.proc_root.join("meminfo");
+        let text = read(&path)?.ok_or_else(|| ProbeError::new(path.display().to_string(), "missing"))?;
+        parse::meminfo(&text).map_err(at(&path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse::*;
+    use super::*;
+
+    #[test]
+    fn cpu_max_forms() {
+        assert_eq!(cpu_max("max 100000\n"), Ok(None));
+        let q = cpu_max("150000 100000").unwrap().unwrap();
+        assert!((q.cpus() - 1.5).abs() < 1e-9);
+        for bad in [
+            "",
+            "max",
+            "50000",
+            "a b",
+            "-1 100000",
+            "0 100000",
+            "50000 0",
+            "1 2 3",
+            "99999999999999999999 1",
+        ] {
+            assert!(cpu_max(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cfs_forms() {
+        assert_eq!(cfs_quota("-1\n", "100000\n"), Ok(None));
+        assert!((cfs_quota("50000", "100000").unwrap().unwrap().cpus() - 0.5).abs() < 1e-9);
+        assert!(cfs_quota("x", "100000").is_err());
+        assert!(cfs_quota("50000", "0").is_err());
+        assert!(cfs_quota("-2", "100000").is_err());
+    }
+
+    #[test]
+    fn usage_forms() {
+        let stat = "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n";
+        assert_eq!(cpu_stat_usage(stat), Ok(Duration::from_millis(2500)));
+        assert!(cpu_stat_usage("user_usec 1\n").is_err());
+        assert!(cpu_stat_usage("usage_usec lots\n").is_err());
+        assert_eq!(cpuacct_usage("1000000000\n"), Ok(Duration::from_secs(1)));
+        assert!(cpuacct_usage("").is_err());
+    }
+
+    #[test]
+    fn memory_forms() {
+        assert_eq!(memory_max("max\n"), Ok(None));
+        assert_eq!(memory_max("536870912\n"), Ok(Some(512 << 20)));
+        assert!(memory_max("-1").is_err());
+        assert!(memory_max("").is_err());
+        assert_eq!(
+            v1_memory_limit("9223372036854771712\n", 1 << 34),
+            Ok(None),
+            "v1 unlimited"
+        );
+        assert_eq!(
+            v1_memory_limit("17179869184", 1 << 34),
+            Ok(None),
+            "at least the host total"
+        );
+        assert_eq!(v1_memory_limit("1073741824", 1 << 34), Ok(Some(1 << 30)));
+        assert!(v1_memory_limit("lots", 1 << 34).is_err());
+        assert_eq!(memory_usage("123\n"), Ok(123));
+        assert!(memory_usage("1e9").is_err());
+    }
+
+    #[test]
+    fn self_cgroup_forms() {
+        let v2 = self_cgroup("0::/system.slice/app.service\n");
+        assert_eq!(v2.unified.as_deref(), Some("/system.slice/app.service"));
+        let v1 = self_cgroup("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/\n");
+        assert_eq!(v1.memory.as_deref(), Some("/docker/abc"));
+        assert_eq!(v1.cpu.as_deref(), Some("/docker/abc"));
+        assert_eq!(v1.unified, None);
+        assert_eq!(self_cgroup("garbage\n::\n"), SelfCgroup::default());
+        assert_eq!(self_cgroup(""), SelfCgroup::default());
+    }
+
+    #[test]
+    fn proc_forms() {
+        let mi = "MemTotal:       16384 kB\nMemFree: 1 kB\nMemAvailable:    8192 kB\n";
+        assert_eq!(meminfo(mi), Ok((16384 * 1024, 8192 * 1024)));
+        assert!(meminfo("MemTotal: 1 kB\n").is_err());
+        assert!(meminfo("MemTotal: 0 kB\nMemAvailable: 0 kB\n").is_err());
+        assert_eq!(smaps_rollup_pss("Rss: 200 kB\nPss:  100 kB\n"), Ok(100 * 1024));
+        assert!(smaps_rollup_pss("Rss: 1 kB\n").is_err());
+        assert_eq!(statm_rss("1000 250 10 1 0 100 0\n", 4096), Ok(250 * 4096));
+        assert!(statm_rss("1000", 4096).is_err());
+        assert!(statm_rss("1 18446744073709551615", 4096).is_err(), "overflow");
+    }
+
+    fn tree() -> (tempfile::TempDir, CgroupFs) {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = CgroupFs::with_roots(dir.path().join("proc"), dir.path().join("cgroup"));
+        std::fs::create_dir_all(dir.path().join("proc/self")).unwrap();
+        std::fs::create_dir_all(dir.path().join("cgroup")).unwrap();
+        (dir, fs)
+    }
+
+    fn write(dir: &tempfile::TempDir, path: &str, text: &str) {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn v2_tree_with_limits_on_an_ancestor() {
+        let (dir, fs) = tree();
+        write(&dir, "cgroup/cgroup.controllers", "cpu memory\n");
+        write(&dir, "proc/self/cgroup", "0::/app.slice/job\n");
+        write(&dir, "cgroup/app.slice/cpu.max", "200000 100000\n");
+        write(&dir, "cgroup/app.slice/job/cpu.max", "max 100000\n");
+        write(&dir, "cgroup/app.slice/job/cpu.stat", "usage_usec 42\n");
+        write(&dir, "cgroup/app.slice/memory.max", "1073741824\n");
+        write(&dir, "cgroup/app.slice/job/memory.max", "2147483648\n");
+        write(&dir, "cgroup/app.slice/job/memory.current", "1000\n");
+        assert!((fs.cpu_quota().unwrap().unwrap().cpus() - 2.0).abs() < 1e-9);
+        assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_micros(42))));
+        assert_eq!(
+            fs.memory_limit(1 << 40),
+            Ok(Some(1 << 30)),
+            "the tightest ancestor"
+        );
+        assert_eq!(fs.memory_usage(), Ok(Some(1000)));
+        // A limit that changes mid-run is followed.
+        write(&dir, "cgroup/app.slice/memory.max", "max\n");
+        assert_eq!(fs.memory_limit(1 << 40), Ok(Some(1 << 31)));
+    }
+
+    #[test]
+    fn v1_tree() {
+        let (dir, fs) = tree();
+        write(&dir, "proc/self/cgroup", "5:memory:/\n4:cpu,cpuacct:/\n");
+        write(&dir, "cgroup/memory/memory.limit_in_bytes", "536870912\n");
+        write(&dir, "cgroup/memory/memory.usage_in_bytes", "1000\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpu.cfs_quota_us", "50000\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpuacct.usage", "7000\n");
+        assert!((fs.cpu_quota().unwrap().unwrap().cpus() - 0.5).abs() < 1e-9);
+        assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))));
+        assert_eq!(fs.memory_limit(1 << 40), Ok(Some(512 << 20)));
+        assert_eq!(fs.memory_usage(), Ok(Some(1000)));
+    }
+
+    #[test]
+    fn no_cgroup_and_garbage() {
+        let (dir, fs) = tree();
+        assert_eq!(fs.cpu_quota(), Ok(None));
+        assert_eq!(fs.memory_limit(1), Ok(None));
+        assert_eq!(fs.cpu_usage(), Ok(None));
+        assert!(fs.host_memory().is_err(), "missing meminfo");
+        assert!(fs.process_memory().is_err(), "missing statm");
+        write(&dir, "cgroup/cgroup.controllers", "\n");
+        write(&dir, "cgroup/memory.max", "garbage\n");
+        let err = fs.memory_limit(1).unwrap_err();
+        assert!(err.to_string().contains("memory.max"), "{err}");
+    }
+
+    #[test]
+    fn process_memory_prefers_pss() {
+        let (dir, fs) = tree();
+        write(&dir, "proc/self/statm", "100 50 0 0 0 0 0\n");
+        assert_eq!(fs.process_memory(), Ok(50 * PAGE_SIZE));
+        write(&dir, "proc/self/smaps_rollup", "Pss: 64 kB\n");
+        assert_eq!(fs.process_memory(), Ok(64 * 1024));
+    }
+
+    #[test]
+    fn the_real_machine_reads() {
+        let fs = CgroupFs::new();
+        let (total, available) = fs.host_memory().expect("meminfo is readable here");
+        assert!(total > 0 && available <= total);
+        assert!(fs.process_memory().expect("statm is readable here") > 0);
+        assert!(fs.cpu_quota().is_ok());
+        assert!(fs.memory_limit(total).is_ok());
+    }
+}

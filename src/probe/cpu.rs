@@ -1,21 +1,156 @@
-//! STUB: to be replaced by the probe helper.
+//! The real CPU probe: the host's CPU use through `sysinfo`, or this
+//! cgroup's use against its quota in a container.
+
+use std::time::{Duration, Instant};
+
+use sysinfo::{CpuRefreshKind, RefreshKind, System, MINIMUM_CPU_UPDATE_INTERVAL};
+
+use super::cgroup::{CgroupFs, CpuQuota};
 use super::{CpuProbe, ProbeError};
-/// Real CPU probe.
+
+/// CPU use as a share of what this process may use.
+///
+/// When a cgroup CPU quota applies (v2 `cpu.max`, v1 `cpu.cfs_quota_us`),
+/// the share is this cgroup's CPU time over the wall time since the previous
+/// reading, divided by the quota: a container allowed 1.5 CPUs that uses 1.5
+/// reads 1.0, whatever the host's core count. Otherwise it is the host's
+/// average use over all cores, from `sysinfo`. Readings closer together than
+/// `sysinfo`'s minimum refresh interval (200 ms on Linux) repeat the
+/// previous value rather than report a meaningless one.
 #[derive(Debug)]
-pub struct SystemCpuProbe;
-impl SystemCpuProbe {
-    /// New.
-    pub fn new() -> Self {
-        Self
-    }
+pub struct SystemCpuProbe {
+    cgroup: CgroupFs,
+    system: Option<System>,
+    last_refresh: Instant,
+    last_value: f64,
+    baseline: Option<(Duration, Instant)>,
 }
+
 impl Default for SystemCpuProbe {
     fn default() -> Self {
         Self::new()
     }
 }
+
+impl SystemCpuProbe {
+    /// Reads the real machine.
+    pub fn new() -> Self {
+        Self::with_cgroup(CgroupFs::new())
+    }
+
+    /// Reads the cgroup files of `cgroup` (and the host through `sysinfo`).
+    pub fn with_cgroup(cgroup: CgroupFs) -> Self {
+        let system = System::new_with_specifics(
+            RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_usage()),
+        )
+        .ok();
+        let baseline = cgroup.cpu_usage().ok().flatten().map(|u| (u, Instant::now()));
+        Self {
+            cgroup,
+            system,
+            last_refresh: Instant::now(),
+            last_value: 0.0,
+            baseline,
+        }
+    }
+
+    fn host(&mut self) -> Result<f64, ProbeError> {
+        let Some(system) = self.system.as_mut() else {
+            return Err(ProbeError::new(
+                "sysinfo",
+                "CPU information is not available on this platform",
+            ));
+        };
+        if self.last_refresh.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL {
+            system.refresh_cpu_usage();
+            self.last_refresh = Instant::now();
+            self.last_value = (f64::from(system.global_cpu_usage()) / 100.0).clamp(0.0, 1.0);
+        }
+        Ok(self.last_value)
+    }
+
+    fn in_quota(&mut self, quota: CpuQuota) -> Result<f64, ProbeError> {
+        let usage = self.cgroup.cpu_usage()?.ok_or_else(|| {
+            ProbeError::new("cgroup cpu usage", "a quota applies but no usage file was found")
+        })?;
+        let now = Instant::now();
+        let ratio = match self.baseline {
+            Some((u0, t0)) => quota_ratio(usage.saturating_sub(u0), now.saturating_duration_since(t0), quota),
+            None => 0.0,
+        };
+        self.baseline = Some((usage, now));
+        Ok(ratio)
+    }
+}
+
+/// CPU time `used` over `wall` time, as a share of `quota`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_snapshotter::probe::{quota_ratio, CpuQuota};
+///
+/// let half_cpu = CpuQuota { quota: Duration::from_millis(50), period: Duration::from_millis(100) };
+/// assert_eq!(quota_ratio(Duration::from_millis(250), Duration::from_secs(1), half_cpu), 0.5);
+/// ```
+pub fn quota_ratio(used: Duration, wall: Duration, quota: CpuQuota) -> f64 {
+    let allowed = wall.as_secs_f64() * quota.cpus();
+    if allowed <= 0.0 {
+        return 0.0;
+    }
+    used.as_secs_f64() / allowed
+}
+
 impl CpuProbe for SystemCpuProbe {
     fn used_ratio(&mut self) -> Result<f64, ProbeError> {
-        Err(ProbeError::new("stub", "stub"))
+        match self.cgroup.cpu_quota()? {
+            Some(quota) => self.in_quota(quota),
+            None => self.host(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_arithmetic() {
+        let q = CpuQuota {
+            quota: Duration::from_millis(150),
+            period: Duration::from_millis(100),
+        };
+        assert!((quota_ratio(Duration::from_millis(1500), Duration::from_secs(1), q) - 1.0).abs() < 1e-9);
+        assert!((quota_ratio(Duration::from_millis(300), Duration::from_secs(2), q) - 0.1).abs() < 1e-9);
+        assert_eq!(quota_ratio(Duration::from_secs(1), Duration::ZERO, q), 0.0);
+    }
+
+    #[test]
+    fn quota_probe_reads_the_cgroup_delta() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("proc/self")).unwrap();
+        std::fs::create_dir_all(root.join("cgroup")).unwrap();
+        std::fs::write(root.join("proc/self/cgroup"), "0::/\n").unwrap();
+        std::fs::write(root.join("cgroup/cgroup.controllers"), "cpu\n").unwrap();
+        std::fs::write(root.join("cgroup/cpu.max"), "100000 100000\n").unwrap();
+        std::fs::write(root.join("cgroup/cpu.stat"), "usage_usec 1000000\n").unwrap();
+        let mut p = SystemCpuProbe::with_cgroup(CgroupFs::with_roots(root.join("proc"), root.join("cgroup")));
+        // Ten CPU-seconds more than the baseline: far over one CPU's quota
+        // in the (sub-second) wall time of this test.
+        std::fs::write(root.join("cgroup/cpu.stat"), "usage_usec 11000000\n").unwrap();
+        assert!(p.used_ratio().unwrap() > 1.0);
+        // No CPU time since: zero.
+        assert_eq!(p.used_ratio().unwrap(), 0.0);
+        // Garbage: an error (the resource is then unavailable), not a panic.
+        std::fs::write(root.join("cgroup/cpu.max"), "lots\n").unwrap();
+        assert!(p.used_ratio().is_err());
+    }
+
+    #[test]
+    fn the_real_machine_reads() {
+        let mut p = SystemCpuProbe::new();
+        std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL);
+        let r = p.used_ratio().expect("this machine has CPU figures");
+        assert!((0.0..=4.0).contains(&r), "{r}");
     }
 }

@@ -14,9 +14,9 @@ mod cpu;
 mod event_loop;
 mod memory;
 
-pub use cgroup::{parse, CgroupFs, CpuQuota};
+pub use cgroup::{parse, CgroupFs, CpuQuota, PAGE_SIZE};
 pub use client::ClientRecorder;
-pub use cpu::SystemCpuProbe;
+pub use cpu::{quota_ratio, SystemCpuProbe};
 pub use event_loop::EventLoopClock;
 pub use memory::SystemMemoryProbe;
 
