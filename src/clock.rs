@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How often the snapshotter's clock task advances the coarse time.
-pub(crate) const RESOLUTION: Duration = Duration::from_millis(100);
+pub(crate) const RESOLUTION: Duration = Duration::from_millis(250);
 
 /// Milliseconds since a fixed base instant, advanced by a background task
 /// every [`RESOLUTION`] while the snapshotter is active and read precisely

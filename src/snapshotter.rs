@@ -3,19 +3,18 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
-use crate::clock::{self, CoarseClock};
+use crate::clock::CoarseClock;
 use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::probe::{
-    ClientRecorder, CpuProbe, EventLoopClock, MemoryProbe, MemoryReading, ProbeError, SystemCpuProbe,
-    SystemMemoryProbe,
+    ClientRecorder, CpuProbe, MemoryProbe, MemoryReading, ProbeError, SystemCpuProbe, SystemMemoryProbe,
 };
 use crate::snapshot::{ClientSnapshot, CpuSnapshot, EventLoopSnapshot, MemorySnapshot};
 use crate::status::{judge, Resources, SystemInfo, SystemStatus};
@@ -96,9 +95,9 @@ impl Windows {
 ///
 /// Cheap to clone: clones share one state, so one snapshotter can back any
 /// number of layers and the whole process shares one budget. Sampling runs in
-/// tasks on the runtime that called [`start`](Self::start); CPU and memory are
-/// read on tokio's blocking pool. Nothing needs polling by the caller, and
-/// dropping the last clone stops every task.
+/// one task on the runtime that called [`start`](Self::start), which wakes
+/// only when some reading is due. Nothing needs polling by the caller, and
+/// dropping the last clone stops the task.
 ///
 /// ```
 /// use tower_snapshotter::{Config, Snapshotter};
@@ -219,10 +218,7 @@ impl Snapshotter {
         }
         lock(&self.inner.windows).clear();
         let weak = Arc::downgrade(&self.inner);
-        tasks.push(handle.spawn(event_loop_task(weak.clone())).abort_handle());
-        tasks.push(handle.spawn(client_task(weak.clone())).abort_handle());
-        tasks.push(handle.spawn(system_task(weak.clone())).abort_handle());
-        tasks.push(handle.spawn(clock_task(weak)).abort_handle());
+        tasks.push(handle.spawn(sampler::run(weak)).abort_handle());
         Ok(())
     }
 
@@ -452,104 +448,8 @@ impl MemoryWarning {
     }
 }
 
-async fn clock_task(weak: Weak<Inner>) {
-    let Some(clock) = weak.upgrade().map(|i| Arc::clone(&i.clock)) else {
-        return;
-    };
-    clock.set_ticking(true);
-    let mut ticks = tokio::time::interval(clock::RESOLUTION);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        ticks.tick().await;
-        if weak.strong_count() == 0 {
-            clock.set_ticking(false);
-            return;
-        }
-        clock.tick();
-    }
-}
-
-async fn event_loop_task(weak: Weak<Inner>) {
-    let (interval, max_delay) = match weak.upgrade() {
-        Some(i) => (
-            i.config.event_loop_snapshot_interval(),
-            i.config.max_event_loop_delay(),
-        ),
-        None => return,
-    };
-    let mut clock = EventLoopClock::new(interval, max_delay);
-    loop {
-        let snapshot = clock.wake(Instant::now());
-        let Some(inner) = weak.upgrade() else { return };
-        inner.record(|w| w.event_loop.insert(snapshot));
-        drop(inner);
-        tokio::time::sleep(interval).await;
-    }
-}
-
-async fn client_task(weak: Weak<Inner>) {
-    let Some(interval) = weak.upgrade().map(|i| i.config.client_snapshot_interval()) else {
-        return;
-    };
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut previous: Option<u64> = None;
-    loop {
-        let created_at = ticks.tick().await;
-        let Some(inner) = weak.upgrade() else { return };
-        let error_count = inner.client.error_count();
-        let snapshot = ClientSnapshot {
-            error_count,
-            new_error_count: error_count - previous.unwrap_or(0).min(error_count),
-            max_error_count: inner.config.max_client_errors(),
-            created_at,
-        };
-        previous = Some(error_count);
-        inner.record(|w| w.client.insert(snapshot));
-    }
-}
-
-async fn system_task(weak: Weak<Inner>) {
-    let Some((interval, probes)) = weak
-        .upgrade()
-        .map(|i| (i.config.system_info_interval(), Arc::clone(&i.system)))
-    else {
-        return;
-    };
-    // The first tick waits one interval: a CPU reading needs a baseline.
-    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let probes = Arc::clone(&probes);
-        let read = tokio::task::spawn_blocking(move || {
-            let mut p = lock(&probes);
-            (p.cpu.used_ratio(), p.memory.read())
-        })
-        .await;
-        let created_at = Instant::now();
-        let Some(inner) = weak.upgrade() else { return };
-        let Ok((cpu, memory)) = read else {
-            // A probe panicked; its resources stay as they were and the
-            // sampler goes on.
-            continue;
-        };
-        inner.availability(Resources::CPU, cpu.as_ref().map(|_| ()));
-        inner.availability(Resources::MEMORY, memory.as_ref().map(|_| ()));
-        if let Ok(used_ratio) = cpu {
-            let snapshot = CpuSnapshot {
-                used_ratio,
-                max_used_ratio: inner.config.max_used_cpu_ratio(),
-                created_at,
-            };
-            inner.record(|w| w.cpu.insert(snapshot));
-        }
-        if let Ok(reading) = memory {
-            let snapshot = inner.memory_snapshot(reading, created_at);
-            inner.record(|w| w.memory.insert(snapshot));
-        }
-    }
-}
+#[path = "sampler.rs"]
+mod sampler;
 
 #[cfg(test)]
 #[path = "snapshotter_tests.rs"]

@@ -6,7 +6,8 @@
 //! mid-run is followed.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::ProbeError;
 
@@ -204,6 +205,24 @@ enum Version {
     None,
 }
 
+/// Where this process's cgroup files are: found by [`CgroupFs::discover`],
+/// kept for [`REDISCOVER`].
+#[derive(Debug)]
+struct Layout {
+    version: Version,
+    /// Directories holding CPU limits, deepest first.
+    cpu_dirs: Vec<PathBuf>,
+    /// The directory holding the CPU usage counter.
+    cpu_usage_dir: Option<PathBuf>,
+    /// Directories holding memory limits, deepest first.
+    memory_dirs: Vec<PathBuf>,
+}
+
+/// How long a discovered layout is trusted. The files themselves are read
+/// again on every call; only where they are is remembered, which saves some
+/// thirty filesystem look-ups per sample.
+pub const REDISCOVER: Duration = Duration::from_secs(10);
+
 /// Where this process's cgroup and `/proc` files are: `/proc` and
 /// `/sys/fs/cgroup` by default, any directories in tests.
 ///
@@ -214,10 +233,17 @@ enum Version {
 /// // On a host without limits both are Ok(None); in a container, the limits.
 /// let _ = (fs.cpu_quota(), fs.memory_limit(0));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CgroupFs {
     proc_root: PathBuf,
     cgroup_root: PathBuf,
+    layout: Mutex<Option<(Instant, Arc<Layout>)>>,
+}
+
+impl Clone for CgroupFs {
+    fn clone(&self) -> Self {
+        Self::with_roots(self.proc_root.clone(), self.cgroup_root.clone())
+    }
 }
 
 impl Default for CgroupFs {
@@ -252,22 +278,70 @@ impl CgroupFs {
         Self {
             proc_root: proc_root.into(),
             cgroup_root: cgroup_root.into(),
+            layout: Mutex::new(None),
         }
     }
 
-    fn version(&self) -> Version {
-        if self.cgroup_root.join("cgroup.controllers").exists() {
+    /// The layout, discovered again when older than [`REDISCOVER`].
+    fn layout(&self) -> Result<Arc<Layout>, ProbeError> {
+        let mut cached = self.layout.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, layout)) = cached.as_ref() {
+            if at.elapsed() < REDISCOVER {
+                return Ok(Arc::clone(layout));
+            }
+        }
+        let layout = Arc::new(self.discover()?);
+        *cached = Some((Instant::now(), Arc::clone(&layout)));
+        Ok(layout)
+    }
+
+    /// Finds the hierarchy and this process's directories in it.
+    fn discover(&self) -> Result<Layout, ProbeError> {
+        let text = read(&self.proc_root.join("self/cgroup"))?.unwrap_or_default();
+        let me = parse::self_cgroup(&text);
+        let version = if self.cgroup_root.join("cgroup.controllers").exists() {
             Version::V2
         } else if self.cgroup_root.join("memory").is_dir() {
             Version::V1
         } else {
             Version::None
-        }
-    }
-
-    fn self_cgroup(&self) -> Result<parse::SelfCgroup, ProbeError> {
-        let text = read(&self.proc_root.join("self/cgroup"))?.unwrap_or_default();
-        Ok(parse::self_cgroup(&text))
+        };
+        let v1_base = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| self.cgroup_root.join(n))
+                .find(|d| d.is_dir())
+        };
+        Ok(match version {
+            Version::V2 => {
+                let dirs = Self::chain(&self.cgroup_root, me.unified.as_deref());
+                Layout {
+                    version,
+                    cpu_usage_dir: dirs.first().cloned(),
+                    cpu_dirs: dirs.clone(),
+                    memory_dirs: dirs,
+                }
+            }
+            Version::V1 => {
+                let cpu_dirs = v1_base(&["cpu,cpuacct", "cpu", "cpuacct,cpu"])
+                    .map(|b| Self::chain(&b, me.cpu.as_deref()))
+                    .unwrap_or_default();
+                let cpu_usage_dir = v1_base(&["cpu,cpuacct", "cpuacct", "cpuacct,cpu"])
+                    .map(|b| Self::chain(&b, me.cpu.as_deref()).remove(0));
+                Layout {
+                    version,
+                    cpu_dirs,
+                    cpu_usage_dir,
+                    memory_dirs: Self::chain(&self.cgroup_root.join("memory"), me.memory.as_deref()),
+                }
+            }
+            Version::None => Layout {
+                version,
+                cpu_dirs: Vec::new(),
+                cpu_usage_dir: None,
+                memory_dirs: Vec::new(),
+            },
+        })
     }
 
     /// The directories from this process's cgroup up to `base`, deepest
@@ -288,48 +362,34 @@ impl CgroupFs {
         dirs
     }
 
-    fn v1_base(&self, names: &[&str]) -> Option<PathBuf> {
-        names
-            .iter()
-            .map(|n| self.cgroup_root.join(n))
-            .find(|d| d.is_dir())
-    }
-
     /// The CPU quota that applies (the tightest along the cgroup's
     /// ancestors), `None` when there is none.
     pub fn cpu_quota(&self) -> Result<Option<CpuQuota>, ProbeError> {
-        let me = self.self_cgroup()?;
+        let layout = self.layout()?;
         let mut best: Option<CpuQuota> = None;
-        let mut keep = |q: CpuQuota| {
-            if best.is_none_or(|b| q.cpus() < b.cpus()) {
-                best = Some(q);
-            }
-        };
-        match self.version() {
-            Version::V2 => {
-                for dir in Self::chain(&self.cgroup_root, me.unified.as_deref()) {
+        for dir in &layout.cpu_dirs {
+            let quota = match layout.version {
+                Version::V2 => {
                     let path = dir.join("cpu.max");
-                    if let Some(text) = read(&path)? {
-                        if let Some(q) = parse::cpu_max(&text).map_err(at(&path))? {
-                            keep(q);
-                        }
+                    match read(&path)? {
+                        Some(text) => parse::cpu_max(&text).map_err(at(&path))?,
+                        None => None,
                     }
                 }
-            }
-            Version::V1 => {
-                let Some(base) = self.v1_base(&["cpu,cpuacct", "cpu", "cpuacct,cpu"]) else {
-                    return Ok(None);
-                };
-                for dir in Self::chain(&base, me.cpu.as_deref()) {
+                Version::V1 => {
                     let (qp, pp) = (dir.join("cpu.cfs_quota_us"), dir.join("cpu.cfs_period_us"));
-                    if let (Some(q), Some(p)) = (read(&qp)?, read(&pp)?) {
-                        if let Some(q) = parse::cfs_quota(&q, &p).map_err(at(&qp))? {
-                            keep(q);
-                        }
+                    match (read(&qp)?, read(&pp)?) {
+                        (Some(q), Some(p)) => parse::cfs_quota(&q, &p).map_err(at(&qp))?,
+                        _ => None,
                     }
                 }
+                Version::None => None,
+            };
+            if let Some(q) = quota {
+                if best.is_none_or(|b| q.cpus() < b.cpus()) {
+                    best = Some(q);
+                }
             }
-            Version::None => {}
         }
         Ok(best)
     }
@@ -337,20 +397,18 @@ impl CgroupFs {
     /// CPU time used by this process's cgroup since it was created, `None`
     /// outside a cgroup hierarchy.
     pub fn cpu_usage(&self) -> Result<Option<Duration>, ProbeError> {
-        let me = self.self_cgroup()?;
-        match self.version() {
+        let layout = self.layout()?;
+        let Some(dir) = &layout.cpu_usage_dir else {
+            return Ok(None);
+        };
+        match layout.version {
             Version::V2 => {
-                let dir = Self::chain(&self.cgroup_root, me.unified.as_deref()).remove(0);
                 let path = dir.join("cpu.stat");
                 read(&path)?
                     .map(|t| parse::cpu_stat_usage(&t).map_err(at(&path)))
                     .transpose()
             }
             Version::V1 => {
-                let Some(base) = self.v1_base(&["cpu,cpuacct", "cpuacct", "cpuacct,cpu"]) else {
-                    return Ok(None);
-                };
-                let dir = Self::chain(&base, me.cpu.as_deref()).remove(0);
                 let path = dir.join("cpuacct.usage");
                 read(&path)?
                     .map(|t| parse::cpuacct_usage(&t).map_err(at(&path)))
@@ -364,28 +422,26 @@ impl CgroupFs {
     /// `None` when there is none. `host_total` lets absurd v1 values be
     /// recognised.
     pub fn memory_limit(&self, host_total: u64) -> Result<Option<u64>, ProbeError> {
-        let me = self.self_cgroup()?;
+        let layout = self.layout()?;
         let mut best: Option<u64> = None;
-        let (dirs, file) = match self.version() {
-            Version::V2 => (
-                Self::chain(&self.cgroup_root, me.unified.as_deref()),
-                "memory.max",
-            ),
-            Version::V1 => (
-                Self::chain(&self.cgroup_root.join("memory"), me.memory.as_deref()),
-                "memory.limit_in_bytes",
-            ),
-            Version::None => return Ok(None),
-        };
-        for dir in dirs {
-            let path = dir.join(file);
-            let Some(text) = read(&path)? else { continue };
-            let limit = if file == "memory.max" {
-                parse::memory_max(&text)
-            } else {
-                parse::v1_memory_limit(&text, host_total)
-            }
-            .map_err(at(&path))?;
+        for dir in &layout.memory_dirs {
+            let limit = match layout.version {
+                Version::V2 => {
+                    let path = dir.join("memory.max");
+                    match read(&path)? {
+                        Some(text) => parse::memory_max(&text).map_err(at(&path))?,
+                        None => None,
+                    }
+                }
+                Version::V1 => {
+                    let path = dir.join("memory.limit_in_bytes");
+                    match read(&path)? {
+                        Some(text) => parse::v1_memory_limit(&text, host_total).map_err(at(&path))?,
+                        None => None,
+                    }
+                }
+                Version::None => None,
+            };
             if let Some(l) = limit {
                 best = Some(best.map_or(l, |b| b.min(l)));
             }
@@ -395,14 +451,13 @@ impl CgroupFs {
 
     /// Bytes in use in this process's memory cgroup, `None` outside one.
     pub fn memory_usage(&self) -> Result<Option<u64>, ProbeError> {
-        let me = self.self_cgroup()?;
-        let path = match self.version() {
-            Version::V2 => Self::chain(&self.cgroup_root, me.unified.as_deref())
-                .remove(0)
-                .join("memory.current"),
-            Version::V1 => Self::chain(&self.cgroup_root.join("memory"), me.memory.as_deref())
-                .remove(0)
-                .join("memory.usage_in_bytes"),
+        let layout = self.layout()?;
+        let Some(dir) = layout.memory_dirs.first() else {
+            return Ok(None);
+        };
+        let path = match layout.version {
+            Version::V2 => dir.join("memory.current"),
+            Version::V1 => dir.join("memory.usage_in_bytes"),
             Version::None => return Ok(None),
         };
         read(&path)?
@@ -588,6 +643,8 @@ mod tests {
         assert!(fs.process_memory().is_err(), "missing statm");
         write(&dir, "cgroup/cgroup.controllers", "\n");
         write(&dir, "cgroup/memory.max", "garbage\n");
+        // The layout is rediscovered by a new reader (or after REDISCOVER).
+        let fs = fs.clone();
         let err = fs.memory_limit(1).unwrap_err();
         assert!(err.to_string().contains("memory.max"), "{err}");
     }

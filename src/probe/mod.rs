@@ -14,7 +14,7 @@ mod cpu;
 mod event_loop;
 mod memory;
 
-pub use cgroup::{parse, CgroupFs, CpuQuota, PAGE_SIZE};
+pub use cgroup::{parse, CgroupFs, CpuQuota, PAGE_SIZE, REDISCOVER};
 pub use client::ClientRecorder;
 pub use cpu::{quota_ratio, SystemCpuProbe};
 pub use event_loop::EventLoopClock;
