@@ -1,0 +1,831 @@
+//! Overload scenarios: a real hyper server on 127.0.0.1 in this process,
+//! driven by a hyper-util client with and without the layer, one table row
+//! per (scenario, variant).
+//!
+//! ```text
+//! cargo bench --bench scenarios              # every scenario, about 4 minutes
+//! cargo bench --bench scenarios -- rate knee # only the named ones
+//! ```
+//!
+//! Load is open-loop: requests arrive at the scenario's rate whatever the
+//! answers, each in its own task, and arrivals beyond 2 000 outstanding are
+//! dropped at the source (counted). Durations are shorter than the issue's
+//! (which would take about 15 minutes on this 2-core machine); each row says
+//! its own. Rows are also appended as JSON lines to
+//! `target/scenarios.jsonl`.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::Instant;
+use tower::util::BoxCloneService;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower_snapshotter::{Config, GatePolicy, Resources, SnapshotLayer, Snapshotter};
+
+const MAX_OUTSTANDING: usize = 2000;
+
+// ---------------------------------------------------------------- server
+
+/// How the test server answers.
+#[derive(Clone)]
+enum Behaviour {
+    /// A token bucket of `rate` per second (as many in a burst); 429 above
+    /// it, with `Retry-After: 1` when `retry_after`.
+    Bucket { rate: Arc<AtomicU64>, retry_after: bool },
+    /// Latency `base` up to `knee` requests in flight, plus `step` per
+    /// request beyond.
+    Knee {
+        knee: usize,
+        base: Duration,
+        step: Duration,
+    },
+    /// Answers at once.
+    Fast,
+}
+
+struct Server {
+    addr: SocketAddr,
+}
+
+struct BucketState {
+    tokens: f64,
+    last: Instant,
+}
+
+async fn server(behaviour: Behaviour) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let bucket = Arc::new(Mutex::new(BucketState {
+        tokens: match &behaviour {
+            Behaviour::Bucket { rate, .. } => rate.load(Ordering::Relaxed) as f64,
+            _ => 0.0,
+        },
+        last: Instant::now(),
+    }));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let (behaviour, bucket, in_flight) =
+                (behaviour.clone(), Arc::clone(&bucket), Arc::clone(&in_flight));
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req: Request<Incoming>| {
+                    let (behaviour, bucket, in_flight) =
+                        (behaviour.clone(), Arc::clone(&bucket), Arc::clone(&in_flight));
+                    async move { Ok::<_, Infallible>(answer(&behaviour, &bucket, &in_flight).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Server { addr }
+}
+
+async fn answer(
+    b: &Behaviour,
+    bucket: &Mutex<BucketState>,
+    in_flight: &AtomicUsize,
+) -> Response<Full<Bytes>> {
+    let ok = || Response::new(Full::new(Bytes::from_static(b"ok")));
+    match b {
+        Behaviour::Bucket { rate, retry_after } => {
+            let rate = rate.load(Ordering::Relaxed) as f64;
+            let allowed = {
+                let mut s = bucket.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                s.tokens = (s.tokens + now.duration_since(s.last).as_secs_f64() * rate).min(rate);
+                s.last = now;
+                if s.tokens >= 1.0 {
+                    s.tokens -= 1.0;
+                    true
+                } else {
+                    false
+                }
+            };
+            if allowed {
+                return ok();
+            }
+            let mut r = Response::new(Full::new(Bytes::from_static(b"slow down")));
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            if *retry_after {
+                r.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("1"));
+            }
+            r
+        }
+        Behaviour::Knee { knee, base, step } => {
+            let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            let extra = n.saturating_sub(*knee) as u32;
+            tokio::time::sleep(*base + *step * extra).await;
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            ok()
+        }
+        Behaviour::Fast => ok(),
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+type Svc = BoxCloneService<Request<Empty<Bytes>>, Response<Incoming>, BoxError>;
+
+/// The client variants compared in every scenario.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variant {
+    None,
+    Fixed(usize),
+    Policy(GatePolicy),
+}
+
+impl Variant {
+    fn name(&self) -> String {
+        match self {
+            Variant::None => "none".into(),
+            Variant::Fixed(n) => format!("fixed-{n}"),
+            Variant::Policy(p) => format!("{p:?}").to_lowercase(),
+        }
+    }
+}
+
+fn variants(fixed: usize) -> Vec<Variant> {
+    vec![
+        Variant::None,
+        Variant::Fixed(fixed),
+        Variant::Policy(GatePolicy::Wait),
+        Variant::Policy(GatePolicy::Autoscale),
+        Variant::Policy(GatePolicy::Adaptive),
+    ]
+}
+
+fn snapshotter(config: Config) -> Snapshotter {
+    let s = Snapshotter::new(config);
+    s.start().expect("start the snapshotter");
+    s
+}
+
+fn client(variant: Variant, snapshotter: &Snapshotter) -> (Svc, Option<SnapshotLayer>) {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let http = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(MAX_OUTSTANDING)
+        .build::<_, Empty<Bytes>>(connector);
+    match variant {
+        Variant::None => (
+            ServiceBuilder::new()
+                .map_err(BoxError::from)
+                .service(http)
+                .boxed_clone(),
+            None,
+        ),
+        Variant::Fixed(n) => (
+            ServiceBuilder::new()
+                .map_err(BoxError::from)
+                .concurrency_limit(n)
+                .service(http)
+                .boxed_clone(),
+            None,
+        ),
+        Variant::Policy(policy) => {
+            let layer = SnapshotLayer::builder(snapshotter.clone())
+                .policy(policy)
+                .build()
+                .expect("layer");
+            let svc = ServiceBuilder::new()
+                .layer(layer.clone())
+                .service(http)
+                .boxed_clone();
+            (svc, Some(layer))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- load
+
+/// One answer: when it came (since the start), its status (0 for an
+/// error), and its latency.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    at: f64,
+    status: u16,
+    latency: f64,
+    host: u8,
+}
+
+#[derive(Default)]
+struct Record {
+    answers: Mutex<Vec<Answer>>,
+    dropped: AtomicU64,
+}
+
+/// Sends requests to `urls` (round robin by host weight) at `rate(t)` per
+/// second for `duration`, then waits up to 5 s for the stragglers.
+async fn drive(
+    svc: Svc,
+    urls: Vec<(u8, String)>,
+    rate: impl Fn(f64) -> f64,
+    duration: Duration,
+) -> Arc<Record> {
+    let record = Arc::new(Record::default());
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut next = start;
+    let mut i = 0usize;
+    while next < start + duration {
+        tokio::time::sleep_until(next).await;
+        let t = next.duration_since(start).as_secs_f64();
+        let r = rate(t).max(1.0);
+        next += Duration::from_secs_f64(1.0 / r);
+        // Catch up in bursts when the timer is late, as an open loop must.
+        let now = Instant::now();
+        let mut burst = 1;
+        while next < now && burst < 64 {
+            next += Duration::from_secs_f64(1.0 / r);
+            burst += 1;
+        }
+        for _ in 0..burst {
+            if outstanding.load(Ordering::Relaxed) >= MAX_OUTSTANDING {
+                record.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let (host, url) = urls[i % urls.len()].clone();
+            i += 1;
+            let (svc, record, outstanding) = (svc.clone(), Arc::clone(&record), Arc::clone(&outstanding));
+            outstanding.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let status = match Request::get(url.as_str()).body(Empty::new()) {
+                    Ok(req) => match svc.oneshot(req).await {
+                        Ok(resp) => {
+                            let s = resp.status().as_u16();
+                            let _ = resp.into_body().collect().await;
+                            s
+                        }
+                        Err(_) => 0,
+                    },
+                    Err(_) => 0,
+                };
+                let done = Instant::now();
+                record
+                    .answers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Answer {
+                        at: done.duration_since(start).as_secs_f64(),
+                        status,
+                        latency: done.duration_since(sent).as_secs_f64(),
+                        host,
+                    });
+                outstanding.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    record
+}
+
+/// Figures over `[from, to)` seconds of a run.
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    goodput: f64,
+    share_429: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn figures(answers: &[Answer], host: Option<u8>, from: f64, to: f64) -> Figures {
+    let mut lat: Vec<f64> = Vec::new();
+    let (mut ok, mut throttled, mut all) = (0u64, 0u64, 0u64);
+    for a in answers
+        .iter()
+        .filter(|a| a.at >= from && a.at < to && host.is_none_or(|h| h == a.host))
+    {
+        all += 1;
+        match a.status {
+            200..=299 => {
+                ok += 1;
+                lat.push(a.latency);
+            }
+            429 | 503 => throttled += 1,
+            _ => {}
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Figures {
+        goodput: ok as f64 / (to - from).max(1e-9),
+        share_429: if all == 0 {
+            0.0
+        } else {
+            throttled as f64 / all as f64
+        },
+        p50: pct(0.5),
+        p99: pct(0.99),
+    }
+}
+
+/// First time ≥ `from` at which the 1 s window ending there satisfies `ok`,
+/// measured from `from`; `None` if never before `to`.
+fn first_time(answers: &[Answer], from: f64, to: f64, ok: impl Fn(&Figures) -> bool) -> Option<f64> {
+    let mut t = from + 1.0;
+    while t <= to {
+        if ok(&figures(answers, None, t - 1.0, t)) {
+            return Some(t - from);
+        }
+        t += 0.1;
+    }
+    None
+}
+
+// ---------------------------------------------------------------- report
+
+struct Row {
+    scenario: &'static str,
+    variant: String,
+    goodput: String,
+    share_429: String,
+    react: String,
+    recover: String,
+    note: String,
+}
+
+fn shown(v: Option<f64>) -> String {
+    v.map_or("never".into(), |s| format!("{s:.1} s"))
+}
+
+fn print_row(r: &Row) {
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        r.scenario, r.variant, r.goodput, r.share_429, r.react, r.recover, r.note
+    );
+    let _ = std::io::stdout().flush();
+    let json = format!(
+        "{{\"scenario\":{:?},\"variant\":{:?},\"goodput\":{:?},\"share_429\":{:?},\"react\":{:?},\"recover\":{:?},\"note\":{:?}}}\n",
+        r.scenario, r.variant, r.goodput, r.share_429, r.react, r.recover, r.note
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("target/scenarios.jsonl")
+    {
+        let _ = f.write_all(json.as_bytes());
+    }
+}
+
+fn answers(r: &Record) -> Vec<Answer> {
+    r.answers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// 1. Token bucket of N = 500/s, demand 3·N.
+async fn rate_limited(retry_after: bool) {
+    let n = 500.0;
+    let secs = 8.0;
+    let name = if retry_after {
+        "1 rate-limited, Retry-After"
+    } else {
+        "1 rate-limited, no Retry-After"
+    };
+    for v in variants(8) {
+        let rate = Arc::new(AtomicU64::new(n as u64));
+        let srv = server(Behaviour::Bucket { rate, retry_after }).await;
+        let s = snapshotter(Config::default());
+        let (svc, _layer) = client(v, &s);
+        let rec = drive(
+            svc,
+            vec![(0, format!("http://{}/", srv.addr))],
+            |_| 3.0 * n,
+            Duration::from_secs_f64(secs),
+        )
+        .await;
+        let a = answers(&rec);
+        // Skip the first second: the bucket starts full.
+        let f = figures(&a, None, 1.0, secs);
+        print_row(&Row {
+            scenario: name,
+            variant: v.name(),
+            goodput: format!("{:.0}/s = {:.1} % of N", f.goodput, f.goodput / n * 100.0),
+            share_429: format!("{:.1} %", f.share_429 * 100.0),
+            react: "-".into(),
+            recover: "-".into(),
+            note: format!(
+                "{secs} s, seconds 1–{secs} counted; {} dropped at source",
+                rec.dropped.load(Ordering::Relaxed)
+            ),
+        });
+    }
+}
+
+/// 2. Latency flat to 16 in flight, +5 ms per request beyond.
+async fn knee() {
+    let (knee, base, step) = (16usize, Duration::from_millis(5), Duration::from_millis(5));
+    let ideal = knee as f64 / base.as_secs_f64();
+    let secs = 5.0;
+    for v in variants(16) {
+        let srv = server(Behaviour::Knee { knee, base, step }).await;
+        let s = snapshotter(Config::default());
+        let (svc, _layer) = client(v, &s);
+        let rec = drive(
+            svc,
+            vec![(0, format!("http://{}/", srv.addr))],
+            |_| ideal * 1.5,
+            Duration::from_secs_f64(secs),
+        )
+        .await;
+        let a = answers(&rec);
+        let f = figures(&a, None, 1.0, secs);
+        print_row(&Row {
+            scenario: "2 capacity knee (16 in flight, 5 ms)",
+            variant: v.name(),
+            goodput: format!(
+                "{:.0}/s = {:.1} % of the knee's {ideal:.0}/s",
+                f.goodput,
+                f.goodput / ideal * 100.0
+            ),
+            share_429: "-".into(),
+            react: "-".into(),
+            recover: "-".into(),
+            note: format!(
+                "p50 {:.1} ms, p99 {:.1} ms (unloaded 5 ms): p99 = {:.1}× unloaded",
+                f.p50 * 1e3,
+                f.p99 * 1e3,
+                f.p99 / base.as_secs_f64()
+            ),
+        });
+    }
+}
+
+/// 3. Demand steps from 0.5× to 3× of a 500/s bucket.
+async fn step() {
+    let n = 500.0;
+    let (calm, secs) = (3.0, 11.0);
+    for v in variants(8) {
+        let rate = Arc::new(AtomicU64::new(n as u64));
+        let srv = server(Behaviour::Bucket {
+            rate,
+            retry_after: false,
+        })
+        .await;
+        let s = snapshotter(Config::default());
+        let (svc, _layer) = client(v, &s);
+        let demand = move |t: f64| if t < calm { 0.5 * n } else { 3.0 * n };
+        let rec = drive(
+            svc,
+            vec![(0, format!("http://{}/", srv.addr))],
+            demand,
+            Duration::from_secs_f64(secs),
+        )
+        .await;
+        let a = answers(&rec);
+        let settled = first_time(&a, calm, secs, |f| {
+            (f.goodput - n).abs() <= 0.1 * n && f.share_429 < 0.05
+        });
+        let f = figures(&a, None, calm + 2.0, secs);
+        print_row(&Row {
+            scenario: "3 step 0.5× → 3× of 500/s",
+            variant: v.name(),
+            goodput: format!("{:.0}/s after the step", f.goodput),
+            share_429: format!("{:.1} %", f.share_429 * 100.0),
+            react: shown(settled),
+            recover: "-".into(),
+            note: "react: step to the first 1 s window within 10 % of 500/s with < 5 % 429s".into(),
+        });
+    }
+}
+
+/// 4. Capacity drops to a fifth, then comes back.
+async fn recovery() {
+    let n = 500u64;
+    let (warm, low, high) = (3.0, 6.0, 10.0);
+    for v in variants(8) {
+        let rate = Arc::new(AtomicU64::new(n));
+        let srv = server(Behaviour::Bucket {
+            rate: Arc::clone(&rate),
+            retry_after: false,
+        })
+        .await;
+        let s = snapshotter(Config::default());
+        let (svc, _layer) = client(v, &s);
+        let r2 = Arc::clone(&rate);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(warm)).await;
+            r2.store(n / 5, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs_f64(low)).await;
+            r2.store(n, Ordering::Relaxed);
+        });
+        let total = warm + low + high;
+        let rec = drive(
+            svc,
+            vec![(0, format!("http://{}/", srv.addr))],
+            |_| 3.0 * n as f64,
+            Duration::from_secs_f64(total),
+        )
+        .await;
+        let a = answers(&rec);
+        let back = warm + low;
+        let recovered = first_time(&a, back, total, |f| f.goodput >= 0.9 * n as f64);
+        let f = figures(&a, None, back, total);
+        print_row(&Row {
+            scenario: "4 recovery (500 → 100 → 500/s)",
+            variant: v.name(),
+            goodput: format!("{:.0}/s in the {high} s after", f.goodput),
+            share_429: format!("{:.1} %", f.share_429 * 100.0),
+            react: "-".into(),
+            recover: shown(recovered),
+            note: format!("capacity a fifth for {low} s (the issue's 20 s shortened); recover: to a 1 s window ≥ 90 % of 500/s"),
+        });
+    }
+}
+
+/// Time from `t0` until the layer's gate holds `resource`, polled each
+/// 10 ms for up to `limit`.
+async fn gate_closes(
+    layer: &SnapshotLayer,
+    resource: Resources,
+    t0: Instant,
+    limit: Duration,
+) -> Option<f64> {
+    while t0.elapsed() < limit {
+        if layer.stats().gate.contains(resource) {
+            return Some(t0.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// 5. Busy threads saturate both cores.
+async fn cpu_hog() {
+    let config = Config::builder()
+        .system_info_interval(Duration::from_millis(250))
+        .build()
+        .expect("config");
+    let s = snapshotter(config);
+    let srv = server(Behaviour::Fast).await;
+    let (svc, layer) = client(Variant::Policy(GatePolicy::Wait), &s);
+    let Some(layer) = layer else { return };
+    // Moderate load first: 200 requests/s for 4 s, watching for false gates.
+    let watch = {
+        let layer = layer.clone();
+        tokio::spawn(async move {
+            let mut false_gate = false;
+            for _ in 0..400 {
+                false_gate |= layer.stats().gate.contains(Resources::CPU);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false_gate
+        })
+    };
+    drive(
+        svc.clone(),
+        vec![(0, format!("http://{}/", srv.addr))],
+        |_| 200.0,
+        Duration::from_secs(4),
+    )
+    .await;
+    let false_gate = watch.await.unwrap_or(true);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    let closed = gate_closes(&layer, Resources::CPU, t0, Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        let _ = h.join();
+    }
+    let cpu = if s.unavailable().contains(Resources::CPU) {
+        " (CPU probe unavailable)"
+    } else {
+        ""
+    };
+    print_row(&Row {
+        scenario: "5 CPU hog (both cores)",
+        variant: "wait".into(),
+        goodput: "-".into(),
+        share_429: "-".into(),
+        react: shown(closed),
+        recover: "-".into(),
+        note: format!(
+            "react: hog start to gate closed on CPU (sampling every 250 ms, window 5 s, threshold 0.4); false gate at 200 req/s before the hog: {}{cpu}",
+            if false_gate { "yes" } else { "no" }
+        ),
+    });
+}
+
+/// 6. A task blocks the runtime 200 ms in every second.
+async fn starvation() {
+    let s = snapshotter(Config::default());
+    let srv = server(Behaviour::Fast).await;
+    let (svc, layer) = client(Variant::Policy(GatePolicy::Wait), &s);
+    let Some(layer) = layer else { return };
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    let t0 = Instant::now();
+    let blocker = tokio::spawn(async move {
+        while !st.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+    });
+    let load = tokio::spawn(drive(
+        svc,
+        vec![(0, format!("http://{}/", srv.addr))],
+        |_| 200.0,
+        Duration::from_secs(8),
+    ));
+    let detected = gate_closes(&layer, Resources::EVENT_LOOP, t0, Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = blocker.await;
+    let _ = load.await;
+    print_row(&Row {
+        scenario: "6 event-loop starvation (200 ms/s)",
+        variant: "wait".into(),
+        goodput: "-".into(),
+        share_429: "-".into(),
+        react: shown(detected),
+        recover: "-".into(),
+        note: "react: first block to gate closed on the event loop (snapshot every 500 ms, > 50 ms late, 0.6 of 5 s)".into(),
+    });
+}
+
+/// 7. Two hosts, one throttled hard: the healthy one's goodput against its
+/// goodput alone.
+async fn two_hosts() {
+    let secs = 5.0;
+    for v in [
+        Variant::None,
+        Variant::Fixed(8),
+        Variant::Policy(GatePolicy::Wait),
+        Variant::Policy(GatePolicy::Adaptive),
+    ] {
+        let healthy = server(Behaviour::Fast).await;
+        let throttled = server(Behaviour::Bucket {
+            rate: Arc::new(AtomicU64::new(100)),
+            retry_after: true,
+        })
+        .await;
+        let s = snapshotter(Config::default());
+        let (svc, _l) = client(v, &s);
+        let solo = drive(
+            svc,
+            vec![(1, format!("http://{}/", healthy.addr))],
+            |_| 500.0,
+            Duration::from_secs_f64(secs),
+        )
+        .await;
+        let solo = figures(&answers(&solo), Some(1), 1.0, secs).goodput;
+        let s = snapshotter(Config::default());
+        let (svc, _l) = client(v, &s);
+        let urls = vec![
+            (0, format!("http://{}/", throttled.addr)),
+            (1, format!("http://{}/", healthy.addr)),
+        ];
+        let both = drive(svc, urls, |_| 1000.0, Duration::from_secs_f64(secs)).await;
+        let mixed = figures(&answers(&both), Some(1), 1.0, secs).goodput;
+        print_row(&Row {
+            scenario: "7 two hosts, one throttled",
+            variant: v.name(),
+            goodput: format!("healthy {mixed:.0}/s = {:.1} % of its {solo:.0}/s alone", mixed / solo.max(1e-9) * 100.0),
+            share_429: format!("{:.1} %", figures(&answers(&both), Some(0), 1.0, secs).share_429 * 100.0),
+            react: "-".into(),
+            recover: "-".into(),
+            note: "500/s to each host; the throttled one allows 100/s with Retry-After: 1; 429 share is the throttled host's".into(),
+        });
+    }
+}
+
+/// Resident set size in bytes (Linux).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |p| p * 4096)
+}
+
+/// 8. 20 000 requests in flight against a service answering after 1 s.
+async fn scale() {
+    const IN_FLIGHT: usize = 20_000;
+    let inner = tower::service_fn(|_r: Request<()>| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, Infallible>(Response::new(()))
+    });
+    let s = snapshotter(Config::default());
+    for with_layer in [false, true] {
+        let svc: BoxCloneService<Request<()>, Response<()>, BoxError> = if with_layer {
+            let layer = SnapshotLayer::builder(s.clone())
+                .min_concurrency(IN_FLIGHT)
+                .build()
+                .expect("layer");
+            ServiceBuilder::new().layer(layer).service(inner).boxed_clone()
+        } else {
+            ServiceBuilder::new()
+                .map_err(BoxError::from)
+                .service(inner)
+                .boxed_clone()
+        };
+        let before = rss();
+        let t0 = Instant::now();
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let mut futs = Vec::with_capacity(IN_FLIGHT);
+        for i in 0..IN_FLIGHT {
+            let mut svc = svc.clone();
+            let mut req = Request::new(());
+            *req.uri_mut() = format!("http://h{}.example/", i % 100).parse().expect("uri");
+            let ready = svc.ready().await.expect("ready");
+            futs.push(tokio::spawn(ready.call(req)));
+            admitted.fetch_add(1, Ordering::Relaxed);
+        }
+        let admit_secs = t0.elapsed().as_secs_f64();
+        let during = rss();
+        for f in futs {
+            let _ = f.await;
+        }
+        print_row(&Row {
+            scenario: "8 scale (20 000 in flight, 1 s answers)",
+            variant: if with_layer { "wait".into() } else { "none".into() },
+            goodput: format!("admitted {:.0}/s", IN_FLIGHT as f64 / admit_secs),
+            share_429: "-".into(),
+            react: "-".into(),
+            recover: "-".into(),
+            note: format!(
+                "RSS growth with all in flight: {:.0} bytes per request (in-process service_fn: no sockets)",
+                during.saturating_sub(before) as f64 / IN_FLIGHT as f64
+            ),
+        });
+    }
+}
+
+fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _ = std::fs::create_dir_all("target");
+    let started = std::time::Instant::now();
+    println!("| scenario | variant | goodput | 429s | time to react | time to recover | notes |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    rt.block_on(async {
+        if wanted("rate") {
+            rate_limited(false).await;
+            rate_limited(true).await;
+        }
+        if wanted("knee") {
+            knee().await;
+        }
+        if wanted("step") {
+            step().await;
+        }
+        if wanted("recovery") {
+            recovery().await;
+        }
+        if wanted("cpu") {
+            cpu_hog().await;
+        }
+        if wanted("starvation") {
+            starvation().await;
+        }
+        if wanted("hosts") {
+            two_hosts().await;
+        }
+        if wanted("scale") {
+            scale().await;
+        }
+    });
+    println!("\n(total {:.0} s)", started.elapsed().as_secs_f64());
+}
