@@ -720,8 +720,8 @@ async fn starvation() {
     });
 }
 
-/// 7. Two hosts, one throttled hard: the healthy one's goodput against its
-/// goodput alone.
+/// Scenario 7: two hosts, one throttled hard; the healthy one's goodput
+/// against its goodput alone.
 async fn two_hosts() {
     let secs = 4.0;
     for v in [

@@ -339,6 +339,8 @@ where
                         mut service, request, ..
                     } = *w;
                     this.tail.sent_ms = now;
+                    // It waited for a pause: its success must reach the host map.
+                    this.tail.watch = true;
                     let fut = service.call(request);
                     this.state.set(State::Called { fut });
                 }

@@ -144,7 +144,7 @@ impl SnapshotLayerBuilder {
     }
 
     /// First pause of a host after a counted answer without `Retry-After`,
-    /// doubling while they continue (500 ms; 0 turns this off).
+    /// doubling while they continue, up to 8× (500 ms; 0 turns this off).
     pub fn host_backoff(mut self, base: Duration) -> Self {
         self.settings.host_backoff = base;
         self

@@ -71,6 +71,9 @@ impl Drop for Ticket {
 /// host map, so a success can end a host's back-off.
 pub(crate) const WATCH_MS: u64 = 5_000;
 
+/// A host's back-off doubles at most this many times (to 8× the base).
+const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+
 pub(crate) struct Shared {
     pub(crate) me: LayerRef,
     pub(crate) snapshotter: Snapshotter,
@@ -305,7 +308,7 @@ impl Shared {
         let now = self.clock.precise_ms();
         let wait = match hint {
             Some(d) => d,
-            None => match self.backoff(&host, sent_ms, now) {
+            None => match self.backoff(&host, sent_ms) {
                 Some(d) => d,
                 None => return,
             },
@@ -325,17 +328,20 @@ impl Shared {
 
     /// The back-off after a counted answer without `Retry-After`: doubling
     /// from `host_backoff` on fresh evidence (a request sent after the
-    /// current pause began) until a success, at most `max_retry_after`.
+    /// current pause began) until a success, at most 8× the base and
+    /// `max_retry_after`.
     /// `None` when the answer belongs to a pause already under way, or
     /// back-off is off.
-    fn backoff(&self, host: &HostState, sent_ms: u64, now: u64) -> Option<Duration> {
+    fn backoff(&self, host: &HostState, sent_ms: u64) -> Option<Duration> {
         let base = self.settings.host_backoff;
         if base.is_zero() {
             return None;
         }
         let until = host.paused_until_ms.load(Ordering::Acquire);
         let started = host.pause_started_ms.load(Ordering::Acquire);
-        if until > now && sent_ms < started {
+        // Sent before the latest pause began: that pause already answers
+        // for it, even when the answer arrives after the pause ended.
+        if until > 0 && sent_ms < started {
             return None;
         }
         // Doubles per consecutive counted answer; a success in between
@@ -349,7 +355,10 @@ impl Shared {
         } else {
             self.settings.max_retry_after
         };
-        let factor = 1u32 << level.saturating_sub(1).min(20);
+        // At most 8× the base: a back-off that misjudged its evidence (an
+        // open-loop burst after a pause, a slow answer) must not stall the
+        // host for the full `max_retry_after`.
+        let factor = 1u32 << level.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
         Some(base.saturating_mul(factor).min(cap))
     }
 }
