@@ -260,7 +260,7 @@ struct Record {
 }
 
 /// Sends requests to `urls` (round robin by host weight) at `rate(t)` per
-/// second for `duration`, then waits up to 5 s for the stragglers.
+/// second for `duration`, then waits up to 2 s for the stragglers.
 async fn drive(
     svc: Svc,
     urls: Vec<(u8, String)>,
@@ -321,7 +321,7 @@ async fn drive(
             });
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(2);
     while outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -429,7 +429,7 @@ fn answers(r: &Record) -> Vec<Answer> {
 /// 1. Token bucket of N = 500/s, demand 3·N.
 async fn rate_limited(retry_after: bool) {
     let n = 500.0;
-    let secs = 6.0;
+    let secs = 5.0;
     let name = if retry_after {
         "1 rate-limited, Retry-After"
     } else {
@@ -521,7 +521,7 @@ async fn knee() {
 /// 3. Demand steps from 0.5× to 3× of a 500/s bucket.
 async fn step() {
     let n = 500.0;
-    let (calm, secs) = (3.0, 9.0);
+    let (calm, secs) = (2.0, 8.0);
     for v in variants(8) {
         let rate = Arc::new(AtomicU64::new(n as u64));
         let srv = server(Behaviour::Bucket {
@@ -559,7 +559,7 @@ async fn step() {
 /// 4. Capacity drops to a fifth, then comes back.
 async fn recovery() {
     let n = 500u64;
-    let (warm, low, high) = (2.0, 5.0, 8.0);
+    let (warm, low, high) = (2.0, 4.0, 7.0);
     for v in variants(8) {
         let rate = Arc::new(AtomicU64::new(n));
         let srv = server(Behaviour::Bucket {
