@@ -66,7 +66,9 @@ pub(crate) fn ratio_of<'a, S: Snapshot + 'a>(mut sample: impl Iterator<Item = &'
     if total.is_zero() {
         return 0.0;
     }
-    round3(overloaded.as_secs_f64() / total.as_secs_f64())
+    // Integer nanoseconds: exact halves (0.4375) must round as the
+    // definition says, which seconds as `f64` (1.4 / 3.2) do not.
+    round3(overloaded.as_nanos() as f64 / total.as_nanos() as f64)
 }
 
 fn round3(x: f64) -> f64 {
