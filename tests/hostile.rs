@@ -1,0 +1,222 @@
+//! Hostile and broken servers, for real, on loopback: absurd and garbled
+//! `Retry-After` values, several of them, non-UTF-8 bytes, endless 429s,
+//! servers that never answer or reset the connection. The client must not
+//! panic, must not wait longer than `max_retry_after`, must not grow its
+//! state, and errors must reach the caller.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::HeaderValue;
+use http_body_util::Full;
+use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower_snapshotter::layer::error::Overloaded;
+use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
+
+fn snapshotter() -> Snapshotter {
+    Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory)
+}
+
+/// A server answering 429 with the raw `Retry-After` bytes given for each
+/// request's path (by index), 200 once the list is used up.
+async fn hinting(values: Vec<Vec<Vec<u8>>>) -> TestServer {
+    TestServer::start(move |hit| {
+        let i: usize = hit.path.trim_start_matches('/').parse().unwrap_or(usize::MAX);
+        match values.get(i) {
+            Some(list) if hit.nth == 0 => {
+                let mut r = Reply::new(Full::new(Bytes::from_static(b"no")));
+                *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                for v in list {
+                    if let Ok(v) = HeaderValue::from_bytes(v) {
+                        r.headers_mut().append("retry-after", v);
+                    }
+                }
+                r
+            }
+            _ => reply(200),
+        }
+    })
+    .await
+}
+
+/// The pause a hostile value imposes, as `Reject` reports it (`None`: no
+/// pause, the next request is sent).
+async fn pause_after(values: Vec<&[u8]>) -> Option<Duration> {
+    let server = hinting(vec![values.into_iter().map(<[u8]>::to_vec).collect()]).await;
+    let layer = SnapshotLayer::builder(snapshotter())
+        .policy(GatePolicy::Reject)
+        .max_retry_after(Duration::from_secs(2))
+        .host_backoff(Duration::ZERO)
+        .build()
+        .unwrap();
+    let svc = layer.layer(client());
+    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+    assert_eq!(r.status(), 429);
+    match svc.clone().oneshot(get(&server.url("/0"))).await {
+        Ok(r) => {
+            assert_eq!(r.status(), 200);
+            None
+        }
+        Err(e) => {
+            let o = e.downcast_ref::<Overloaded>().expect("an Overloaded refusal");
+            Some(o.retry_after().expect("a host pause"))
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn absurd_values_are_capped_by_max_retry_after() {
+    bounded(async {
+        for v in [
+            &b"99999999999"[..],
+            b"18446744073709551616",
+            b"Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let left = pause_after(vec![v]).await.expect("a pause");
+            assert!(
+                left <= Duration::from_secs(2),
+                "{:?}: {left:?}",
+                String::from_utf8_lossy(v)
+            );
+            assert!(left > Duration::from_secs(1));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_negative_fractional_and_past_values_mean_no_wait() {
+    bounded(async {
+        for v in [
+            &b"-5"[..],
+            b"1.5",
+            b"soon",
+            b"",
+            b"Thu, 01 Jan 1970 00:00:00 GMT",
+            b"\xff\xfe",
+            b"0x10",
+        ] {
+            assert_eq!(
+                pause_after(vec![v]).await,
+                None,
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
+        // Several disagreeing values are ambiguous: ignored.
+        assert_eq!(pause_after(vec![b"5", b"7"]).await, None);
+        // Several agreeing ones count once.
+        assert!(pause_after(vec![b"1", b"1"]).await.is_some());
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_request_goes_out_once_the_capped_pause_ends() {
+    bounded(async {
+        let server = hinting(vec![vec![b"99999999999".to_vec()]]).await;
+        let layer = SnapshotLayer::builder(snapshotter())
+            .max_retry_after(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let svc = layer.layer(client());
+        let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+        assert_eq!(r.status(), 429);
+        let started = tokio::time::Instant::now();
+        let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let waited = started.elapsed();
+        // The cap (2 s) plus at most a tenth of it in jitter, not 3 000 years.
+        assert!(
+            waited >= Duration::from_secs(2) - Duration::from_millis(5),
+            "{waited:?}"
+        );
+        assert!(waited <= Duration::from_millis(2300), "{waited:?}");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn endless_429s_from_many_hosts_keep_the_state_bounded() {
+    bounded(async {
+        // A million host names cannot all resolve to loopback, so this one
+        // answers in process: 429 with Retry-After 30, whatever the host.
+        let inner = tower::service_fn(|_req: http::Request<()>| async {
+            let r = http::Response::builder()
+                .status(429)
+                .header("retry-after", "30")
+                .body(())
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(r)
+        });
+        let layer = SnapshotLayer::builder(snapshotter())
+            .policy(GatePolicy::Reject)
+            .max_hosts(50)
+            .build()
+            .unwrap();
+        let svc = layer.layer(inner);
+        for i in 0..10_000u32 {
+            let req = http::Request::get(format!("http://h{i}.example/"))
+                .body(())
+                .unwrap();
+            let r = svc.clone().oneshot(req).await.unwrap();
+            assert_eq!(r.status(), 429);
+        }
+        let stats = layer.stats();
+        assert!(stats.tracked_hosts <= 50, "{}", stats.tracked_hosts);
+        assert!(stats
+            .paused_hosts
+            .iter()
+            .all(|p| p.remaining <= Duration::from_secs(30)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_to_the_caller() {
+    // Accepts connections and never writes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            kept.push(s);
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(SnapshotLayer::new(snapshotter()))
+        .timeout(Duration::from_millis(200))
+        .service(client());
+    let err = svc.oneshot(get(&format!("http://{addr}/"))).await.unwrap_err();
+    assert!(err.is::<tower::timeout::error::Elapsed>(), "{err}");
+    hold.abort();
+}
+
+#[tokio::test]
+async fn a_server_that_resets_connections_gives_the_caller_an_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let resets = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    let s = snapshotter();
+    let svc = SnapshotLayer::new(s.clone()).layer(client());
+    for _ in 0..20 {
+        let err = svc
+            .clone()
+            .oneshot(get(&format!("http://{addr}/")))
+            .await
+            .unwrap_err();
+        assert!(
+            err.downcast_ref::<Overloaded>().is_none(),
+            "a transport error, not a refusal: {err}"
+        );
+    }
+    assert_eq!(s.client_recorder().error_count(), 0, "resets are not 429s");
+    resets.abort();
+}
