@@ -650,6 +650,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_file_is_an_error_and_recovers() {
+        let (dir, fs) = tree();
+        write(&dir, "cgroup/cgroup.controllers", "memory\n");
+        write(&dir, "proc/self/cgroup", "0::/\n");
+        // A directory where the file should be: it exists but cannot be read.
+        std::fs::create_dir_all(dir.path().join("cgroup/memory.max")).unwrap();
+        let err = fs.memory_limit(1 << 40).unwrap_err();
+        assert!(err.to_string().contains("memory.max"), "{err}");
+        std::fs::remove_dir(dir.path().join("cgroup/memory.max")).unwrap();
+        write(&dir, "cgroup/memory.max", "1048576\n");
+        assert_eq!(fs.memory_limit(1 << 40), Ok(Some(1 << 20)));
+    }
+
+    #[test]
     fn process_memory_prefers_pss() {
         let (dir, fs) = tree();
         write(&dir, "proc/self/statm", "100 50 0 0 0 0 0\n");
