@@ -18,9 +18,6 @@
 //!   bucket whose rate is cut by a factor on throttling and then grows along
 //!   a cubic curve: fast back toward the rate where the loss happened, flat
 //!   near it, then probing beyond.
-//! * **Gradient** (Netflix `GradientLimit`, Envoy's adaptive concurrency)
-//!   scales the limit by `tolerance × min_rtt / rtt`, undoing an overshoot
-//!   in proportion to the queue it built.
 //!
 //! So the controller keeps both limits and whichever binds wins:
 //!
@@ -40,8 +37,7 @@
 //!   `rtt_tolerance` of their recent minimum and the limit is in use. A
 //!   loss multiplies it by `decrease_ratio`; a queueing delay (smoothed RTT
 //!   above `rtt_tolerance × min_rtt` and more than 2 ms above it) multiplies
-//!   it by the gradient `rtt_tolerance × min_rtt / srtt`, kept within
-//!   0.5 ..= 0.9. After any decrease, growth waits for a jittered 0.5–1.5 s, so
+//!   it by 0.9. After any decrease, growth waits for a jittered 0.5–1.5 s, so
 //!   many clients do not probe in lockstep and a server sitting at its knee
 //!   sees rare probes.
 //! * **At most one decrease per round trip**: an answer counts as loss only
@@ -146,7 +142,7 @@ pub(crate) enum Outcome {
 }
 
 /// Relative cubic steepness far below the remembered ceiling (fast).
-const C_FAST: f64 = 0.05;
+const C_FAST: f64 = 0.01;
 /// Relative cubic steepness near the ceiling (rare probes).
 const C_SLOW: f64 = 0.0005;
 /// How long the ceiling is remembered.
@@ -357,11 +353,7 @@ impl Controller {
                 self.observe_rtt(now, rtt);
                 let congested = self.congested();
                 if congested && fresh {
-                    // Gradient: cut in proportion to the queueing seen
-                    // (srtt far above its floor cuts hard), between ×0.5 and
-                    // ×0.9, so an overshoot is undone in a round trip or two.
-                    let factor = self.gradient().clamp(0.5, 0.9);
-                    self.decrease(now, factor);
+                    self.decrease(now, 0.9);
                 } else if !congested {
                     self.grow(now);
                 }
@@ -387,14 +379,6 @@ impl Controller {
             None => rtt,
             Some(s) => (s * 3 + rtt) / 4,
         });
-    }
-
-    /// `rtt_tolerance × min_rtt / srtt`: below 1 when requests queue.
-    fn gradient(&self) -> f64 {
-        match (self.srtt, self.min_rtt) {
-            (Some(s), Some(m)) if !s.is_zero() => self.cfg.rtt_tolerance * m.as_secs_f64() / s.as_secs_f64(),
-            _ => 1.0,
-        }
     }
 
     fn congested(&self) -> bool {
@@ -611,8 +595,7 @@ mod tests {
         c.on_answer(now, now - ms(30), Outcome::Success);
         c.on_answer(now + ms(1), now - ms(29), Outcome::Success);
         c.on_answer(now + ms(2), now - ms(28), Outcome::Success);
-        // srtt (5·3 + 30)/4 = 11.25 ms against 1.5 × 5 ms: ×0.667, once.
-        assert_eq!(c.limit(), 13, "one gradient decrease for one congested round trip");
+        assert_eq!(c.limit(), 18, "one decrease by 0.9 for one congested round trip");
     }
 
     #[tokio::test(start_paused = true)]
