@@ -38,14 +38,17 @@ pub(crate) struct Tail {
 pub(crate) struct AdaptivePermit {
     host: Arc<HostState>,
     sent_at: Instant,
+    /// Requests in flight to the host when this one was sent, itself included.
+    depth: usize,
     released: bool,
 }
 
 impl AdaptivePermit {
-    pub(crate) fn new(host: Arc<HostState>, sent_at: Instant) -> Box<Self> {
+    pub(crate) fn new(host: Arc<HostState>, sent_at: Instant, depth: usize) -> Box<Self> {
         Box::new(Self {
             host,
             sent_at,
+            depth,
             released: false,
         })
     }
@@ -56,7 +59,7 @@ impl AdaptivePermit {
             return;
         };
         let now = Instant::now();
-        c.on_answer(now, self.sent_at, outcome);
+        c.on_answer(now, self.sent_at, self.depth, outcome);
         c.release();
         if let Some(q) = headers.and_then(crate::retry_after::rate_limit) {
             c.on_quota(now, q.remaining, q.reset);
@@ -68,7 +71,7 @@ impl Drop for AdaptivePermit {
     fn drop(&mut self) {
         if !self.released {
             if let Some(mut c) = self.host.existing_controller() {
-                c.release();
+                c.cancelled(self.sent_at);
             }
         }
     }
@@ -86,7 +89,8 @@ pub(crate) struct HostWait<S, Req> {
     /// Woken on a verdict change, while waiting to be admitted again.
     gate: Option<Pin<Box<OwnedNotified>>>,
     adaptive: bool,
-    reserved: Option<u64>,
+    /// Under `Adaptive`, the pacing lead this request holds.
+    lead: Option<Lead>,
     /// The request gave its admission back while its host was paused, so
     /// other hosts keep the slots; it is admitted again when the pause ends.
     readmit: bool,
@@ -114,16 +118,16 @@ impl<S, Req> HostWait<S, Req> {
         shared: Arc<Shared>,
         host: Arc<HostState>,
         admit: Admit,
-        released: Option<Pin<Box<OwnedNotified>>>,
+        notified: Option<Pin<Box<OwnedNotified>>>,
         service: S,
         request: Req,
     ) -> Self {
-        let (until, reserved) = match admit {
-            Admit::At(at, epoch) => (at, Some(epoch)),
-            Admit::Now | Admit::Full => (Instant::now(), None),
+        let (until, lead) = match admit {
+            Admit::At(at, id) => (at, Some(Lead::new(Arc::clone(&host), id))),
+            Admit::Now | Admit::Queued | Admit::Full => (Instant::now(), None),
         };
-        let mut w = Self::new(shared, host, until, reserved, true, service, request);
-        w.notified = released;
+        let mut w = Self::new(shared, host, until, lead, true, service, request);
+        w.notified = notified;
         w
     }
 
@@ -131,7 +135,7 @@ impl<S, Req> HostWait<S, Req> {
         shared: Arc<Shared>,
         host: Arc<HostState>,
         until: Instant,
-        reserved: Option<u64>,
+        lead: Option<Lead>,
         adaptive: bool,
         service: S,
         request: Req,
@@ -145,8 +149,42 @@ impl<S, Req> HostWait<S, Req> {
             notified: None,
             gate: None,
             adaptive,
-            reserved,
+            lead,
             readmit: false,
+        }
+    }
+}
+
+/// The pacing lead of a waiting request (see [`Admit::At`]): passed on to
+/// the next queued request if this one is dropped before it sends.
+#[derive(Debug)]
+struct Lead {
+    host: Arc<HostState>,
+    id: u64,
+    armed: bool,
+}
+
+impl Lead {
+    fn new(host: Arc<HostState>, id: u64) -> Self {
+        Self {
+            host,
+            id,
+            armed: true,
+        }
+    }
+
+    /// The controller already took the lead back.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(mut c) = self.host.existing_controller() {
+                c.abandon(self.id);
+            }
         }
     }
 }
@@ -318,18 +356,41 @@ where
                     }
                     if w.adaptive {
                         let at = Instant::now();
-                        let mut c = w.host.controller(&w.shared.settings.adaptive);
-                        match c.admit(at, w.reserved.take()) {
-                            Admit::Now => {
-                                this.tail.permit = Some(AdaptivePermit::new(Arc::clone(&w.host), at))
+                        let lead = w.lead.as_ref().map(|l| l.id);
+                        let (admit, depth) = {
+                            let mut c = w.host.controller(&w.shared.settings.adaptive);
+                            let admit = c.admit(at, lead);
+                            // Registered under the lock: a hand-over between
+                            // the answer and the first poll is not lost.
+                            match admit {
+                                Admit::Queued => w.notified = Some(registered(&c.paced)),
+                                Admit::Full => w.notified = Some(registered(&c.released)),
+                                Admit::Now | Admit::At(..) => {}
                             }
-                            Admit::At(slot, epoch) => {
-                                w.reserved = Some(epoch);
+                            (admit, c.in_flight())
+                        };
+                        // The controller has settled the old lead: sent with
+                        // it, kept it, or passed it on.
+                        match admit {
+                            Admit::Now => {
+                                if let Some(l) = w.lead.take() {
+                                    l.disarm();
+                                }
+                                this.tail.permit = Some(AdaptivePermit::new(Arc::clone(&w.host), at, depth))
+                            }
+                            Admit::At(slot, id) => {
+                                if lead != Some(id) {
+                                    if let Some(l) = w.lead.replace(Lead::new(Arc::clone(&w.host), id)) {
+                                        l.disarm();
+                                    }
+                                }
                                 w.sleep.as_mut().reset(slot);
                                 continue;
                             }
-                            Admit::Full => {
-                                w.notified = Some(registered(&c.released));
+                            Admit::Queued | Admit::Full => {
+                                if let Some(l) = w.lead.take() {
+                                    l.disarm();
+                                }
                                 continue;
                             }
                         }

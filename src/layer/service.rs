@@ -218,15 +218,20 @@ where
             let mut c = host.controller(&shared.settings.adaptive);
             let admit = c.admit(at, None);
             if admit == Admit::Now {
+                let depth = c.in_flight();
                 drop(c);
-                tail.permit = Some(AdaptivePermit::new(host, at));
+                tail.permit = Some(AdaptivePermit::new(host, at, depth));
                 return ResponseFuture::called(self.inner.call(request), tail);
             }
-            let released = (admit == Admit::Full).then(|| registered(&c.released));
+            let notified = match admit {
+                Admit::Full => Some(registered(&c.released)),
+                Admit::Queued => Some(registered(&c.paced)),
+                Admit::Now | Admit::At(..) => None,
+            };
             drop(c);
             let clone = self.inner.clone();
             let ready = std::mem::replace(&mut self.inner, clone);
-            let wait = HostWait::admitted(Arc::clone(shared), host, admit, released, ready, request);
+            let wait = HostWait::admitted(Arc::clone(shared), host, admit, notified, ready, request);
             return ResponseFuture::waiting(wait, tail);
         }
         ResponseFuture::called(self.inner.call(request), tail)

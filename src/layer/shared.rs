@@ -334,7 +334,10 @@ impl Shared {
     /// back-off is off.
     fn backoff(&self, host: &HostState, sent_ms: u64) -> Option<Duration> {
         let base = self.settings.host_backoff;
-        if base.is_zero() {
+        // Under `Adaptive` the controller is the back-off: it cuts the
+        // host's rate on each loss, and a pause on top would idle the host
+        // (only `Retry-After` still pauses it).
+        if base.is_zero() || self.settings.policy == GatePolicy::Adaptive {
             return None;
         }
         let until = host.paused_until_ms.load(Ordering::Acquire);

@@ -1,0 +1,843 @@
+//! The adaptive controller of [`GatePolicy::Adaptive`](crate::GatePolicy::Adaptive): per host, a
+//! concurrency limit and a send rate, moved by every answer.
+//!
+//! # Why this design
+//!
+//! Crawlee's `AutoscaledPool` moves 5 % every 10 s, so it needs minutes to
+//! find a server's capacity or to back off (crawlee-python #1224, apify/crawlee
+//! #660 and #1306). The published alternatives each cover half the problem:
+//!
+//! * **AIMD** (Netflix `AIMDLimit`, Vector's ARC) reacts to loss but only on a
+//!   concurrency limit. Against a fast server that limits *requests per
+//!   second* (a loopback round trip takes 0.1 ms here), one request in flight
+//!   already sends thousands a second, so no concurrency limit can hold it to
+//!   its rate.
+//! * **Vegas / Gradient2** read queueing from round-trip times; Gradient2
+//!   ignores drops, and neither paces.
+//! * **CUBIC as the AWS SDKs' adaptive retry mode uses it** paces a token
+//!   bucket whose rate is cut by a factor on throttling and then grows along
+//!   a cubic curve: fast back toward the rate where the loss happened, flat
+//!   near it, then probing beyond.
+//!
+//! So the controller keeps both limits and whichever binds wins:
+//!
+//! * **Rate** — off until the first loss (a 429, a 503, or an inner error such
+//!   as a timeout). A loss estimates the host's capacity from its answers
+//!   (`meter.rs`: what it accepted in the latest 125 ms in which it also
+//!   refused, when it was at its limit), anchors the cubic at it (`w_max`)
+//!   and cuts the rate to `decrease_ratio × w_max`. Growth follows
+//!   `w_max + c·(τ − K)³`, where τ counts only time during which pacing
+//!   actually held requests back (no growth while the limit is not in use).
+//!   `c` is large while the rate is far below the highest capacity seen in
+//!   the last minute (recover fast after a dip) and small near it (probe
+//!   rarely a capacity already known, so a steady server sees few 429s).
+//!   Anchoring at the measured capacity rather than at the rate sent when
+//!   the loss came is what keeps goodput near a token bucket's rate: the
+//!   send rate at a loss overshoots by whatever the bucket's burst hid.
+//! * **Pacing is a queue with one leader**: the request at its head holds
+//!   the next slot and sleeps until it; the others wait their turn. A rate
+//!   change therefore reaches the very next send (reserving a slot per
+//!   waiting request kept thousands of sends at an old rate for seconds).
+//! * **Concurrency** — Vegas-style, on a delay signal (`delay.rs`): an answer
+//!   is late when its round trip exceeds `rtt_tolerance ×` the windowed
+//!   minimum, and once per round trip the cohort of requests sent in it is
+//!   judged queueing when more than one in eight was late. Slow start
+//!   (+1 per answer on time, doubling per round trip) ends at the first late
+//!   answer, back at the largest number in flight that was still answered
+//!   on time; since a round trip passes before a late answer shows, this
+//!   ends at the knee rather than at the overshoot. Afterwards the limit
+//!   grows by one per clear round in which it bound, after a jittered quiet
+//!   time of 0.5–1.5 s following any decrease (many clients do not probe in
+//!   lockstep). A probe that queues goes back one step at its first late
+//!   answer; failing at the same limit again doubles the quiet time (up to
+//!   8×), so a host held at its knee sees a probe every few seconds. A loss
+//!   multiplies the limit by `decrease_ratio`. Delay while the limit does
+//!   not bind (the rate does) is not this limit's doing and cuts nothing.
+//! * **At most one decrease per round trip**: an answer counts as loss only
+//!   when its request was sent after the previous decrease, so the answers
+//!   of requests already in flight do not cut twice.
+//! * **Server hints feed it directly**: `Retry-After` pauses the host (as in
+//!   `Wait`), and the IETF `RateLimit` field (`r` remaining, `t` seconds to
+//!   reset) caps the rate at `r / t` so the quota lasts its window. Without
+//!   `Retry-After` there is no pause on top of the controller's own cut
+//!   (`Wait`'s back-off would idle a host the rate already slowed).
+//!
+//! State is a few numbers per host, updated under that host's own mutex for
+//! a constant-time section.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::ConfigError;
+
+mod delay;
+mod meter;
+
+use delay::{DelaySignal, Verdict};
+use meter::Meter;
+
+/// Settings of [`GatePolicy::Adaptive`](crate::layer::GatePolicy::Adaptive).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AdaptiveConfig {
+    /// Concurrency limit of a new host (4).
+    pub initial_concurrency: usize,
+    /// Highest concurrency limit per host (500).
+    pub max_concurrency: usize,
+    /// Factor applied to the rate and the limit on loss (0.8).
+    pub decrease_ratio: f64,
+    /// Round-trip time, as a multiple of the recent minimum, above which the
+    /// host counts as queueing (1.5).
+    pub rtt_tolerance: f64,
+    /// Lowest paced rate, requests per second (1.0).
+    pub min_rate: f64,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        Self {
+            initial_concurrency: 4,
+            max_concurrency: 500,
+            decrease_ratio: 0.8,
+            rtt_tolerance: 1.5,
+            min_rate: 1.0,
+        }
+    }
+}
+
+impl AdaptiveConfig {
+    /// Checks each value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, value: String, allowed: &str| ConfigError::Invalid {
+            field,
+            value,
+            allowed: allowed.to_owned(),
+        };
+        if self.max_concurrency == 0 || self.max_concurrency > 1_000_000 {
+            return Err(invalid(
+                "max_concurrency",
+                self.max_concurrency.to_string(),
+                "1 ..= 1000000",
+            ));
+        }
+        if self.initial_concurrency == 0 || self.initial_concurrency > self.max_concurrency {
+            return Err(invalid(
+                "initial_concurrency",
+                self.initial_concurrency.to_string(),
+                "1 ..= max_concurrency",
+            ));
+        }
+        if !(self.decrease_ratio > 0.0 && self.decrease_ratio < 1.0) {
+            return Err(invalid(
+                "decrease_ratio",
+                self.decrease_ratio.to_string(),
+                "(0, 1)",
+            ));
+        }
+        if !(self.rtt_tolerance >= 1.0 && self.rtt_tolerance <= 100.0) {
+            return Err(invalid(
+                "rtt_tolerance",
+                self.rtt_tolerance.to_string(),
+                "1 ..= 100",
+            ));
+        }
+        if !(self.min_rate > 0.0 && self.min_rate <= 1e6) {
+            return Err(invalid("min_rate", self.min_rate.to_string(), "(0, 1000000]"));
+        }
+        Ok(())
+    }
+}
+
+/// How an answer went, for the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// 2xx or 3xx.
+    Success,
+    /// 429, 503, or an inner error (timeout, refused, reset).
+    Loss,
+    /// Any other answer: says nothing about load.
+    Neutral,
+}
+
+/// Relative cubic steepness far below the remembered ceiling (fast).
+const C_FAST: f64 = 0.01;
+/// Relative cubic steepness near the ceiling (rare probes).
+const C_SLOW: f64 = 0.0005;
+/// Pacing counts as binding for this long after it last held a request.
+const BINDING_MEMORY: Duration = Duration::from_secs(1);
+/// How long the ceiling is remembered.
+const CEILING_MEMORY: Duration = Duration::from_secs(60);
+/// When a request may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Now: a permit is taken.
+    Now,
+    /// The caller leads the pacing queue: the next slot is at this instant;
+    /// come back then with this lead. One request at a time holds the lead,
+    /// so a rate change reaches the next send, not one queued long ago.
+    At(Instant, u64),
+    /// Another request leads: wait on [`Controller::paced`], which is
+    /// notified each time the lead is passed on.
+    Queued,
+    /// When a permit is given back (concurrency).
+    Full,
+}
+
+/// Probes failing at the same limit at most double the quiet time this
+/// many times.
+const MAX_QUIET_DOUBLINGS: u32 = 3;
+
+/// Jittered quiet time after a decrease, before the next probe: 0.5–1.5 s,
+/// so many clients do not probe in lockstep.
+fn quiet_time() -> Duration {
+    Duration::from_millis(500 + fastrand::u64(0..=1000))
+}
+
+/// Burst credit: a slot may lag `now` by this much, so timer granularity
+/// does not cost throughput after a short idle spell.
+const BURST: Duration = Duration::from_millis(5);
+
+/// One host's controller.
+#[derive(Debug)]
+pub(crate) struct Controller {
+    cfg: AdaptiveConfig,
+    // Concurrency.
+    limit: f64,
+    in_flight: usize,
+    slow_start: bool,
+    /// The largest depth answered on time during slow start.
+    slow_start_good: usize,
+    /// The limit was just raised and its cohort not judged yet.
+    probing: bool,
+    /// The limit at which the latest queueing verdict came.
+    probe_ceiling: f64,
+    /// Probes that failed at the same limit in a row.
+    failed_probes: u32,
+    delay: DelaySignal,
+    last_decrease: Option<Instant>,
+    grow_after: Instant,
+    // Rate.
+    rate: Option<f64>,
+    w_max: f64,
+    cut_rate: f64,
+    steepness: f64,
+    grow_time: Duration,
+    grow_clock: Instant,
+    bound_at: Option<Instant>,
+    /// The latest send slot taken.
+    last_slot: Instant,
+    /// No send before this (the `RateLimit` quota is spent).
+    not_before: Instant,
+    /// The request that leads the pacing queue, if one waits for a slot.
+    leader: Option<u64>,
+    next_lead: u64,
+    ceiling: f64,
+    ceiling_at: Instant,
+    accepted: Meter,
+    quota_cap: Option<(f64, Instant)>,
+    /// Woken when a permit is given back.
+    pub(crate) released: Arc<Notify>,
+    /// Woken when the pacing lead is passed on.
+    pub(crate) paced: Arc<Notify>,
+}
+
+impl Controller {
+    pub(crate) fn new(cfg: AdaptiveConfig, now: Instant) -> Self {
+        Self {
+            cfg,
+            limit: cfg.initial_concurrency as f64,
+            in_flight: 0,
+            slow_start: true,
+            slow_start_good: 0,
+            probing: false,
+            probe_ceiling: 0.0,
+            failed_probes: 0,
+            delay: DelaySignal::new(cfg.rtt_tolerance, now),
+            last_decrease: None,
+            grow_after: now,
+            rate: None,
+            w_max: 0.0,
+            cut_rate: 0.0,
+            steepness: 0.0,
+            grow_time: Duration::ZERO,
+            grow_clock: now,
+            bound_at: None,
+            last_slot: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            not_before: now,
+            leader: None,
+            next_lead: 0,
+            ceiling: 0.0,
+            ceiling_at: now,
+            accepted: Meter::new(now),
+            quota_cap: None,
+            released: Arc::new(Notify::new()),
+            paced: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The concurrency limit now.
+    pub(crate) fn limit(&self) -> usize {
+        (self.limit.floor() as usize).clamp(1, self.cfg.max_concurrency)
+    }
+
+    /// The paced rate now (requests per second), if pacing.
+    pub(crate) fn rate(&mut self, now: Instant) -> Option<f64> {
+        let cubic = self.rate.map(|_| self.cubic_rate(now));
+        self.rate = cubic;
+        let quota = match self.quota_cap {
+            Some((r, until)) if now < until => Some(r),
+            _ => None,
+        };
+        match (cubic, quota) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn cubic_rate(&mut self, now: Instant) -> f64 {
+        // τ only runs while pacing binds.
+        let binding = self
+            .bound_at
+            .is_some_and(|at| now.saturating_duration_since(at) < BINDING_MEMORY);
+        if binding {
+            self.grow_time += now.saturating_duration_since(self.grow_clock);
+        }
+        self.grow_clock = now;
+        let c = self.steepness.max(f64::MIN_POSITIVE);
+        let k = ((self.w_max - self.cut_rate).max(0.0) / c).cbrt();
+        let t = self.grow_time.as_secs_f64() - k;
+        let r = self.w_max + c * t * t * t;
+        r.clamp(self.cfg.min_rate, self.w_max.max(self.cfg.min_rate) * 8.0)
+    }
+
+    /// Asks to send at `now`: takes a pacing slot and a permit, or says
+    /// what to wait for. `lead` is what an earlier [`Admit::At`] returned.
+    pub(crate) fn admit(&mut self, now: Instant, lead: Option<u64>) -> Admit {
+        let leading = lead.is_some() && self.leader == lead;
+        if self.leader.is_some() && !leading {
+            return Admit::Queued;
+        }
+        if self.in_flight >= self.limit() {
+            // The concurrency limit binds: the lead goes to whoever comes
+            // next, and this request waits for a permit.
+            if leading {
+                self.pass_lead();
+            }
+            return Admit::Full;
+        }
+        if let Some(rate) = self.rate(now) {
+            let interval = Duration::from_secs_f64(1.0 / rate.max(self.cfg.min_rate));
+            let earliest = now.checked_sub(BURST).unwrap_or(now);
+            let slot = (self.last_slot + interval).max(earliest).max(self.not_before);
+            if slot > now {
+                self.bound_at = Some(now);
+                let id = match lead {
+                    Some(id) if leading => id,
+                    _ => {
+                        self.next_lead = self.next_lead.wrapping_add(1);
+                        self.next_lead
+                    }
+                };
+                self.leader = Some(id);
+                return Admit::At(slot, id);
+            }
+            self.last_slot = slot;
+        }
+        if leading {
+            self.pass_lead();
+        }
+        self.in_flight += 1;
+        self.delay.on_send(now);
+        Admit::Now
+    }
+
+    /// The leader is done (sent, cancelled, or waiting for a permit): the
+    /// next queued request takes the lead.
+    fn pass_lead(&mut self) {
+        self.leader = None;
+        self.paced.notify_one();
+    }
+
+    /// Gives up the lead `id` if it still holds it (its request was
+    /// dropped).
+    pub(crate) fn abandon(&mut self, id: u64) {
+        if self.leader == Some(id) {
+            self.pass_lead();
+        }
+    }
+
+    /// A request sent at `sent_at` was dropped before its answer.
+    pub(crate) fn cancelled(&mut self, sent_at: Instant) {
+        self.delay.forget(sent_at);
+        self.release();
+    }
+
+    /// Gives back a permit taken by [`admit`](Self::admit).
+    pub(crate) fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.released.notify_one();
+    }
+
+    /// Requests holding a permit now (the depth a request just admitted
+    /// was sent at).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Learns from one answer to a request sent at `sent_at` with `depth`
+    /// requests in flight (itself included).
+    pub(crate) fn on_answer(&mut self, now: Instant, sent_at: Instant, depth: usize, outcome: Outcome) {
+        let fresh = self.last_decrease.is_none_or(|d| sent_at >= d);
+        match outcome {
+            Outcome::Success => {
+                self.accepted.add(now, true);
+                let rtt = now.saturating_duration_since(sent_at);
+                let (on_time, verdict) = self.delay.observe(now, sent_at, rtt, depth);
+                // Queueing while the limit is not what holds requests back
+                // (the rate does, or demand is low) is not this limit's
+                // doing: only a binding limit is cut for delay.
+                let binding = (self.in_flight as f64) + 1.0 >= self.limit.floor();
+                if self.slow_start {
+                    if on_time {
+                        self.slow_start_good = self.slow_start_good.max(depth);
+                        self.grow_slow_start();
+                    } else if binding {
+                        self.end_slow_start(now);
+                    }
+                    return;
+                }
+                // A probe ends at its first late answer at the new depth: the
+                // cohort's verdict would come half a round trip later, and
+                // every request sent meanwhile at that depth would queue.
+                if self.probing && !on_time && binding && depth as f64 >= self.limit.floor() {
+                    self.on_queueing(now, 0);
+                    return;
+                }
+                match verdict {
+                    Verdict::Queueing { good_depth } if binding => self.on_queueing(now, good_depth),
+                    Verdict::Queueing { .. } => self.probing = false,
+                    Verdict::Clear => {
+                        if self.probing && self.limit.floor() > self.probe_ceiling {
+                            // A probe above the known ceiling held.
+                            self.failed_probes = 0;
+                        }
+                        self.probing = false;
+                        self.grow(now);
+                    }
+                    Verdict::Pending => {}
+                }
+            }
+            Outcome::Loss => {
+                self.accepted.add(now, false);
+                self.delay.forget(sent_at);
+                if fresh {
+                    self.on_loss(now);
+                }
+            }
+            Outcome::Neutral => self.delay.forget(sent_at),
+        }
+    }
+
+    /// Whether the limit is in use (at least half of it): no growth
+    /// otherwise.
+    fn in_use(&self) -> bool {
+        (self.in_flight as f64) * 2.0 >= self.limit.floor()
+    }
+
+    /// Slow start: one more per answer on time, so the limit doubles each
+    /// round trip.
+    fn grow_slow_start(&mut self) {
+        if self.in_use() {
+            self.raise_by_one();
+        }
+    }
+
+    /// The first late answer ends slow start. Its verdict would come a round
+    /// trip later, when the limit has doubled again, so the limit goes back
+    /// at once to the largest depth answered on time.
+    fn end_slow_start(&mut self, now: Instant) {
+        self.slow_start = false;
+        let good = (self.slow_start_good as f64).max(1.0);
+        if good < self.limit {
+            self.limit = good;
+            self.last_decrease = Some(now);
+        }
+        self.delay.limit_changed(now);
+    }
+
+    /// Congestion avoidance: one more per clear round in which the limit
+    /// bound, after the quiet time that follows a decrease.
+    fn grow(&mut self, now: Instant) {
+        if (self.in_flight as f64) + 1.0 < self.limit.floor() || now < self.grow_after {
+            return;
+        }
+        self.raise_by_one();
+        self.probing = true;
+        self.delay.limit_changed(now);
+    }
+
+    fn raise_by_one(&mut self) {
+        let max = self.cfg.max_concurrency as f64;
+        if self.limit < max {
+            let before = self.limit();
+            self.limit = (self.limit + 1.0).min(max);
+            // A request waiting for a permit takes the new one now, not at
+            // the next answer.
+            if self.limit() > before {
+                self.released.notify_one();
+            }
+        }
+    }
+
+    /// A round of late answers: back to the largest depth still answered on
+    /// time (one less than now at least, half at most). The depth estimate
+    /// ends slow start at the knee instead of at half an overshoot, and in
+    /// steady state a probe one above the knee costs one step back.
+    fn on_queueing(&mut self, now: Instant, good_depth: usize) {
+        let below = self.limit.floor() - 1.0;
+        let target = if good_depth > 0 {
+            (good_depth as f64).min(below)
+        } else {
+            below
+        };
+        let new = target.max(self.limit * 0.5).max(1.0);
+        // A probe that failed where the last one failed finds a known
+        // ceiling: wait twice as long before the next (up to 8×), so a host
+        // at its knee sees rare probes. Queueing at a limit that held, or
+        // a probe failing elsewhere, starts the count again.
+        let at = self.limit.floor();
+        self.failed_probes = if self.probing && at == self.probe_ceiling {
+            (self.failed_probes + 1).min(MAX_QUIET_DOUBLINGS)
+        } else {
+            0
+        };
+        self.probe_ceiling = at;
+        self.decrease(now, new / self.limit.max(1.0));
+        self.grow_after = now + quiet_time() * (1 << self.failed_probes);
+    }
+
+    fn decrease(&mut self, now: Instant, factor: f64) {
+        self.slow_start = false;
+        self.limit = (self.limit * factor).max(1.0);
+        self.last_decrease = Some(now);
+        self.delay.limit_changed(now);
+        self.probing = false;
+        self.grow_after = now + quiet_time();
+    }
+
+    fn on_loss(&mut self, now: Instant) {
+        let measured = self.accepted.capacity(now);
+        let current = self.rate(now);
+        self.decrease(now, self.cfg.decrease_ratio);
+        // Anchor the cubic at the capacity the answers show (the accepted
+        // rate while the host also refused). Without answers yet, cut what
+        // we were sending.
+        let w_max = if measured > 0.0 {
+            measured
+        } else {
+            current.unwrap_or(self.cfg.min_rate * 10.0) * self.cfg.decrease_ratio
+        };
+        let w_max = w_max.max(self.cfg.min_rate);
+        if now.saturating_duration_since(self.ceiling_at) > CEILING_MEMORY {
+            self.ceiling = 0.0;
+        }
+        if w_max >= self.ceiling {
+            self.ceiling = w_max;
+            self.ceiling_at = now;
+        }
+        let far_below = w_max < 0.8 * self.ceiling;
+        self.steepness = if far_below {
+            C_FAST * self.ceiling
+        } else {
+            C_SLOW * w_max
+        };
+        self.w_max = w_max;
+        self.cut_rate = (w_max * self.cfg.decrease_ratio).max(self.cfg.min_rate);
+        if let Some(cur) = current {
+            self.cut_rate = self.cut_rate.min(cur);
+        }
+        self.rate = Some(self.cut_rate);
+        self.grow_time = Duration::ZERO;
+        self.grow_clock = now;
+        // The next slot is one interval of the new rate away; the leader
+        // recomputes its slot when it wakes.
+        self.last_slot = now;
+    }
+
+    /// Takes the `RateLimit` field's remaining quota `r` and reset `t`:
+    /// no faster than `r / t` until the reset.
+    pub(crate) fn on_quota(&mut self, now: Instant, remaining: u64, reset: Duration) {
+        let until = now + reset;
+        if remaining == 0 {
+            // Nothing left: hold back until the reset.
+            self.not_before = self.not_before.max(until);
+            self.quota_cap = Some((self.cfg.min_rate, until));
+        } else {
+            let rate = remaining as f64 / reset.as_secs_f64().max(0.001);
+            self.quota_cap = Some((rate, until));
+        }
+    }
+
+    /// Current limits, for dashboards.
+    pub(crate) fn snapshot(&mut self, now: Instant) -> (usize, usize, Option<f64>) {
+        (self.limit(), self.in_flight, self.rate(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_doubles_per_round_trip_then_a_loss_cuts() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        // One round trip at the limit: each answer grows the limit by one.
+        let mut now = t0;
+        for _ in 0..4 {
+            assert_eq!(c.admit(now, None), Admit::Now);
+        }
+        assert_eq!(c.admit(now, None), Admit::Full);
+        now += ms(10);
+        // Each answer is followed by the next request, as in a busy client.
+        for _ in 0..4 {
+            c.on_answer(now, now - ms(10), 1, Outcome::Success);
+            c.release();
+            while c.admit(now, None) == Admit::Now {}
+        }
+        assert_eq!(c.limit(), 8, "doubled in one round trip");
+        // An idle client (nothing in flight) does not grow the limit.
+        let mut idle = Controller::new(AdaptiveConfig::default(), t0);
+        idle.on_answer(now, now - ms(10), 1, Outcome::Success);
+        assert_eq!(idle.limit(), 4);
+        // A loss multiplies by 0.8 and starts pacing at 0.8 × accepted rate.
+        c.on_answer(now, now - ms(5), 1, Outcome::Loss);
+        assert_eq!(c.limit(), 6);
+        let rate = c.rate(now).expect("pacing after a loss");
+        assert!(
+            (rate - 4.0 * 0.8).abs() < 1e-9,
+            "4 answers in the last second → {rate}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_of_requests_sent_before_a_decrease_do_not_cut_again() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        c.limit = 100.0;
+        let now = t0 + ms(100);
+        c.on_answer(now, t0, 1, Outcome::Loss);
+        assert_eq!(c.limit(), 80);
+        c.on_answer(now + ms(1), t0 + ms(50), 1, Outcome::Loss);
+        assert_eq!(c.limit(), 80, "sent before the decrease: same congestion event");
+        c.on_answer(now + ms(20), now + ms(10), 1, Outcome::Loss);
+        assert_eq!(c.limit(), 64, "sent after it: a new event");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_spaces_sends_at_the_rate() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        c.limit = 1000.0;
+        c.rate = Some(100.0);
+        c.w_max = 100.0;
+        c.cut_rate = 100.0;
+        c.steepness = C_SLOW * 100.0;
+        let now = t0 + Duration::from_secs(1);
+        let mut sent = 0;
+        let mut t = now;
+        let mut lead = None;
+        while t < now + Duration::from_secs(1) {
+            match c.admit(t, lead.take()) {
+                Admit::Now => sent += 1,
+                Admit::At(at, id) => {
+                    t = at;
+                    lead = Some(id);
+                }
+                Admit::Queued | Admit::Full => unreachable!("one caller"),
+            }
+        }
+        assert!((99..=102).contains(&sent), "{sent} sends in one second at 100/s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_grows_only_while_pacing_binds_and_returns_to_the_anchor() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        for i in 0..500 {
+            c.accepted.add(t0 + Duration::from_micros(i * 1900), true);
+        }
+        let loss_at = t0 + ms(950);
+        c.on_answer(loss_at, loss_at, 1, Outcome::Loss);
+        let cut = c.rate(loss_at).expect("pacing");
+        assert!((cut - 400.0).abs() < 1.0, "0.8 × 500 accepted/s, got {cut}");
+        // Idle for 10 s: no growth.
+        let later = loss_at + Duration::from_secs(10);
+        assert!((c.rate(later).expect("pacing") - cut).abs() < 1e-6);
+        // Binding for 10 s: back at (or just past) the anchor, not beyond 2×.
+        let mut t = later;
+        for _ in 0..1000 {
+            t += ms(10);
+            c.bound_at = Some(t);
+            c.rate(t);
+        }
+        let r = c.rate(t).expect("pacing");
+        assert!(r > 480.0 && r < 700.0, "{r}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_ends_at_the_largest_depth_answered_on_time() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        let mut now = t0;
+        // Keep the limit full; answers on time (5 ms) up to depth 12.
+        let mut depth = 0;
+        while c.limit() < 24 {
+            while c.admit(now, None) == Admit::Now {}
+            now += ms(1);
+            depth = (depth % 12) + 1;
+            c.on_answer(now, now - ms(5), depth, Outcome::Success);
+            c.release();
+        }
+        assert!(c.slow_start);
+        while c.admit(now, None) == Admit::Now {}
+        // The first late answer (20 ms, sent at depth 20) ends it at 12.
+        c.on_answer(now + ms(1), now - ms(19), 20, Outcome::Success);
+        assert!(!c.slow_start);
+        assert_eq!(c.limit(), 12);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queueing_while_the_rate_binds_does_not_cut_the_limit() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        c.slow_start = false;
+        c.limit = 10.0;
+        let mut now = t0;
+        // One request in flight at a time (the pacer holds the rest), with
+        // round trips that go from 5 ms to 40 ms.
+        for i in 0..400 {
+            assert_eq!(c.admit(now, None), Admit::Now);
+            let rtt = if i < 100 { ms(5) } else { ms(40) };
+            now += rtt;
+            c.on_answer(now, now - rtt, 1, Outcome::Success);
+            c.release();
+        }
+        assert_eq!(c.limit(), 10, "the limit was never what held requests back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_field_caps_the_rate_until_its_reset() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        c.on_quota(t0, 50, Duration::from_secs(10));
+        assert_eq!(c.rate(t0), Some(5.0));
+        assert_eq!(c.rate(t0 + Duration::from_secs(11)), None);
+        c.on_quota(t0, 0, Duration::from_secs(3));
+        match c.admit(t0, None) {
+            Admit::At(at, _) => assert!(at >= t0 + Duration::from_secs(3)),
+            other => panic!("expected to wait for the reset, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_rules() {
+        assert!(AdaptiveConfig::default().validate().is_ok());
+        let bad = AdaptiveConfig {
+            decrease_ratio: 1.0,
+            ..AdaptiveConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "decrease_ratio");
+    }
+}
+
+#[cfg(test)]
+mod simulation {
+    use super::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    /// What a run against the simulated knee showed.
+    struct KneeRun {
+        /// The limit every 100 ms.
+        limits: Vec<usize>,
+        /// Share of answers later than 1.5 × the base latency.
+        late: f64,
+        /// Answers per second.
+        throughput: f64,
+        /// Times the limit went up after slow start.
+        probes: usize,
+    }
+
+    /// A server whose latency is `base` up to `knee` requests in flight
+    /// and `base + step·(n − knee)` beyond, under unbounded demand.
+    fn knee_run(seconds: u64) -> KneeRun {
+        let (knee, base, step) = (16usize, Duration::from_millis(5), Duration::from_millis(5));
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        // (answer time, sent at, depth)
+        let mut heap: BinaryHeap<Reverse<(Instant, Instant, usize)>> = BinaryHeap::new();
+        let mut now = t0;
+        let mut limits = Vec::new();
+        let mut next_report = t0;
+        let (mut late, mut done, mut probes) = (0u64, 0u64, 0usize);
+        let end = t0 + Duration::from_secs(seconds);
+        while now < end {
+            while c.admit(now, None) == Admit::Now {
+                let depth = c.in_flight();
+                let n = heap.len() + 1;
+                let lat = base + step * (n.saturating_sub(knee) as u32);
+                heap.push(Reverse((now + lat, now, depth)));
+            }
+            let Some(Reverse((at, sent, depth))) = heap.pop() else {
+                break;
+            };
+            now = at;
+            if now - sent > base * 3 / 2 {
+                late += 1;
+            }
+            done += 1;
+            let before = (c.limit(), c.slow_start);
+            c.on_answer(now, sent, depth, Outcome::Success);
+            c.release();
+            if !before.1 && c.limit() > before.0 {
+                probes += 1;
+            }
+            while now >= next_report {
+                limits.push(c.limit());
+                next_report += Duration::from_millis(100);
+            }
+        }
+        KneeRun {
+            limits,
+            late: late as f64 / done.max(1) as f64,
+            throughput: done as f64 / seconds as f64,
+            probes,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settles_at_the_knee_and_probes_it_rarely() {
+        let run = knee_run(30);
+        let settled = &run.limits[10..];
+        let mean = settled.iter().sum::<usize>() as f64 / settled.len() as f64;
+        assert!(
+            (15.0..=16.5).contains(&mean),
+            "mean limit {mean}: {:?}",
+            run.limits
+        );
+        // 16 in flight at 5 ms is 3 200/s.
+        assert!(run.throughput > 0.92 * 3200.0, "{}/s", run.throughput);
+        assert!(run.late < 0.01, "{} of answers late", run.late);
+        // Quiet times of 0.5–1.5 s would give some 30 probes in 30 s;
+        // failing at the same limit doubles them (up to 8×).
+        assert!((2..=12).contains(&run.probes), "{} probes", run.probes);
+    }
+}
