@@ -91,6 +91,8 @@ pub(crate) struct HostWait<S, Req> {
     adaptive: bool,
     /// Under `Adaptive`, the pacing lead this request holds.
     lead: Option<Lead>,
+    /// Under `Adaptive`, it waits in the pacing queue.
+    queued: bool,
     /// The request gave its admission back while its host was paused, so
     /// other hosts keep the slots; it is admitted again when the pause ends.
     readmit: bool,
@@ -126,8 +128,10 @@ impl<S, Req> HostWait<S, Req> {
             Admit::At(at, id) => (at, Some(Lead::new(Arc::clone(&host), id))),
             Admit::Now | Admit::Queued | Admit::Full => (Instant::now(), None),
         };
+        let queued = admit == Admit::Queued;
         let mut w = Self::new(shared, host, until, lead, true, service, request);
         w.notified = notified;
+        w.queued = queued;
         w
     }
 
@@ -150,6 +154,7 @@ impl<S, Req> HostWait<S, Req> {
             gate: None,
             adaptive,
             lead,
+            queued: false,
             readmit: false,
         }
     }
@@ -360,10 +365,20 @@ where
                         let (admit, depth) = {
                             let mut c = w.host.controller(&w.shared.settings.adaptive);
                             let admit = c.admit(at, lead);
+                            // Woken from the pacing queue without taking the
+                            // lead (pacing ended, or the permits ran out):
+                            // the next in the queue must look too, or it
+                            // sleeps with no leader to wake it.
+                            if std::mem::take(&mut w.queued) && matches!(admit, Admit::Now | Admit::Full) {
+                                c.paced.notify_one();
+                            }
                             // Registered under the lock: a hand-over between
                             // the answer and the first poll is not lost.
                             match admit {
-                                Admit::Queued => w.notified = Some(registered(&c.paced)),
+                                Admit::Queued => {
+                                    w.notified = Some(registered(&c.paced));
+                                    w.queued = true;
+                                }
                                 Admit::Full => w.notified = Some(registered(&c.released)),
                                 Admit::Now | Admit::At(..) => {}
                             }

@@ -1,13 +1,17 @@
 //! What a host accepted lately: answers and losses counted in eight slots
-//! of 125 ms over the last second.
+//! of 125 ms over the last second, and accepted answers in four slots of
+//! one second over the last four.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The window the meter covers.
+/// The window the fine slots cover.
 const WINDOW: Duration = Duration::from_secs(1);
 const SLOTS: usize = 8;
+/// The coarse slots: one second each, four of them.
+const LONG_SLOT: Duration = Duration::from_secs(1);
+const LONG_SLOTS: usize = 4;
 
 /// Accepted and refused answers per slot over the last [`WINDOW`].
 #[derive(Debug, Clone)]
@@ -16,6 +20,10 @@ pub(crate) struct Meter {
     refused: [u32; SLOTS],
     slot_start: Instant,
     head: usize,
+    long: [u32; LONG_SLOTS],
+    long_start: Instant,
+    long_head: usize,
+    born: Instant,
 }
 
 impl Meter {
@@ -25,6 +33,10 @@ impl Meter {
             refused: [0; SLOTS],
             slot_start: now,
             head: 0,
+            long: [0; LONG_SLOTS],
+            long_start: now,
+            long_head: 0,
+            born: now,
         }
     }
 
@@ -44,12 +56,23 @@ impl Meter {
         if steps > SLOTS {
             self.slot_start = now;
         }
+        let mut steps = 0;
+        while now.saturating_duration_since(self.long_start) >= LONG_SLOT && steps <= LONG_SLOTS {
+            self.long_head = (self.long_head + 1) % LONG_SLOTS;
+            self.long[self.long_head] = 0;
+            self.long_start += LONG_SLOT;
+            steps += 1;
+        }
+        if steps > LONG_SLOTS {
+            self.long_start = now;
+        }
     }
 
     /// Counts one answer: `accepted` (2xx, 3xx) or refused (a loss).
     pub(crate) fn add(&mut self, now: Instant, accepted: bool) {
         self.advance(now);
         let slot = if accepted {
+            self.long[self.long_head] = self.long[self.long_head].saturating_add(1);
             &mut self.accepted[self.head]
         } else {
             &mut self.refused[self.head]
@@ -57,27 +80,44 @@ impl Meter {
         *slot = slot.saturating_add(1);
     }
 
-    /// Accepted answers per second over the window.
-    pub(crate) fn rate(&mut self, now: Instant) -> f64 {
+    /// Accepted answers per second over the last four seconds (or since
+    /// the meter began, at least 125 ms): long enough to span a pause and
+    /// the burst a token bucket allows after it.
+    pub(crate) fn long_rate(&mut self, now: Instant) -> f64 {
         self.advance(now);
-        f64::from(self.accepted.iter().sum::<u32>()) / WINDOW.as_secs_f64()
+        let span = now
+            .saturating_duration_since(self.born)
+            .clamp(Self::slot_len(), LONG_SLOT * LONG_SLOTS as u32);
+        f64::from(self.long.iter().sum::<u32>()) / span.as_secs_f64()
     }
 
     /// The host's capacity as the answers show it: the accepted rate of
-    /// the latest complete slot in which the host both accepted and
+    /// the latest two complete slots in which the host both accepted and
     /// refused (it was at its limit then, so what it accepted is the
-    /// limit), else the accepted rate of the whole window (an underestimate
-    /// while the send rate was below the limit for part of it). 0 without
-    /// answers.
-    pub(crate) fn capacity(&mut self, now: Instant) -> f64 {
+    /// limit), else the accepted rate of the last four seconds (a guess:
+    /// low while the send rate was below the limit, high when a burst
+    /// allowance was spent). 0 without answers. The flag says whether it
+    /// was measured at the limit.
+    pub(crate) fn capacity(&mut self, now: Instant) -> (f64, bool) {
         self.advance(now);
-        let latest = (1..SLOTS)
-            .map(|back| (self.head + SLOTS - back) % SLOTS)
-            .find(|&i| self.accepted[i] > 0 && self.refused[i] > 0);
-        match latest {
-            Some(i) => f64::from(self.accepted[i]) / Self::slot_len().as_secs_f64(),
-            None => self.rate(now),
+        // The latest two such slots, for less noise than one slot's count.
+        let (mut sum, mut n) = (0u32, 0u32);
+        for i in (1..SLOTS).map(|back| (self.head + SLOTS - back) % SLOTS) {
+            if self.accepted[i] > 0 && self.refused[i] > 0 {
+                sum += self.accepted[i];
+                n += 1;
+                if n == 2 {
+                    break;
+                }
+            }
         }
+        if n == 0 {
+            return (self.long_rate(now), false);
+        }
+        (
+            f64::from(sum) / f64::from(n) / Self::slot_len().as_secs_f64(),
+            true,
+        )
     }
 }
 
@@ -103,17 +143,20 @@ mod tests {
                 m.add(t, false);
             }
         }
-        let whole = m.rate(t);
-        assert!(whole < 350.0, "the window mixes both phases: {whole}");
-        let cap = m.capacity(t);
+        let whole = m.long_rate(t);
+        assert!(whole < 400.0, "the window mixes both phases: {whole}");
+        let (cap, measured) = m.capacity(t);
+        assert!(measured);
         assert!((cap - 500.0).abs() < 20.0, "{cap}");
-        // Without refusals it is the plain accepted rate.
+        // Without refusals it is the accepted rate of the last 4 s.
         let mut calm = Meter::new(t0);
-        for i in 0..100 {
+        for i in 0..600 {
             calm.add(t0 + Duration::from_millis(i * 10), true);
         }
-        let at = t0 + Duration::from_millis(999);
-        assert!((calm.capacity(at) - 100.0).abs() < 1e-9);
+        let at = t0 + Duration::from_millis(5999);
+        let (guess, measured) = calm.capacity(at);
+        assert!(!measured);
+        assert!((guess - 100.0).abs() < 1.0, "{guess}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -122,7 +165,7 @@ mod tests {
         let mut m = Meter::new(t0);
         m.add(t0, true);
         m.add(t0, false);
-        assert_eq!(m.rate(t0 + Duration::from_secs(60)), 0.0);
-        assert_eq!(m.capacity(t0 + Duration::from_secs(60)), 0.0);
+        assert_eq!(m.long_rate(t0 + Duration::from_secs(60)), 0.0);
+        assert_eq!(m.capacity(t0 + Duration::from_secs(60)), (0.0, false));
     }
 }

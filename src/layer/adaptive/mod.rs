@@ -162,6 +162,11 @@ pub(crate) enum Outcome {
     Neutral,
 }
 
+/// The highest paced rate, requests per second.
+const MAX_RATE: f64 = 1e6;
+/// Relative cubic steepness while the capacity is only a guess: from the
+/// guess to ten times it in about 4 s.
+const C_PROBE: f64 = 0.4;
 /// Relative cubic steepness far below the remembered ceiling (fast).
 const C_FAST: f64 = 0.01;
 /// Relative cubic steepness near the ceiling (rare probes).
@@ -234,6 +239,8 @@ pub(crate) struct Controller {
     /// The request that leads the pacing queue, if one waits for a slot.
     leader: Option<u64>,
     next_lead: u64,
+    /// The latest anchor was a guess and the search for the capacity goes on.
+    searching: bool,
     ceiling: f64,
     ceiling_at: Instant,
     accepted: Meter,
@@ -269,6 +276,7 @@ impl Controller {
             not_before: now,
             leader: None,
             next_lead: 0,
+            searching: false,
             ceiling: 0.0,
             ceiling_at: now,
             accepted: Meter::new(now),
@@ -310,7 +318,9 @@ impl Controller {
         let k = ((self.w_max - self.cut_rate).max(0.0) / c).cbrt();
         let t = self.grow_time.as_secs_f64() - k;
         let r = self.w_max + c * t * t * t;
-        r.clamp(self.cfg.min_rate, self.w_max.max(self.cfg.min_rate) * 8.0)
+        // No cap but sanity: τ only runs while pacing holds requests back,
+        // so the rate grows only while demand exceeds it.
+        r.clamp(self.cfg.min_rate, MAX_RATE.max(self.cfg.min_rate))
     }
 
     /// Asks to send at `now`: takes a pacing slot and a permit, or says
@@ -529,7 +539,7 @@ impl Controller {
     }
 
     fn on_loss(&mut self, now: Instant) {
-        let measured = self.accepted.capacity(now);
+        let (measured, at_limit) = self.accepted.capacity(now);
         let current = self.rate(now);
         self.decrease(now, self.cfg.decrease_ratio);
         // Anchor the cubic at the capacity the answers show (the accepted
@@ -549,7 +559,15 @@ impl Controller {
             self.ceiling_at = now;
         }
         let far_below = w_max < 0.8 * self.ceiling;
-        self.steepness = if far_below {
+        // A guess (the host did not both accept and refuse within one slot,
+        // e.g. a burst allowance ran out at once) that is the first, or
+        // higher than the last guess, means the capacity is still unknown
+        // above: search fast. A guess lower than the last one means the
+        // search overshot: approach it like a measured capacity.
+        self.searching = !at_limit && (self.w_max == 0.0 || (self.searching && w_max >= 0.9 * self.w_max));
+        self.steepness = if self.searching {
+            C_PROBE * w_max
+        } else if far_below {
             C_FAST * self.ceiling
         } else {
             C_SLOW * w_max
@@ -617,14 +635,12 @@ mod tests {
         let mut idle = Controller::new(AdaptiveConfig::default(), t0);
         idle.on_answer(now, now - ms(10), 1, Outcome::Success);
         assert_eq!(idle.limit(), 4);
-        // A loss multiplies by 0.8 and starts pacing at 0.8 × accepted rate.
+        // A loss multiplies by 0.8 and starts pacing at 0.8 × the accepted
+        // rate: 4 answers in the first 10 ms, counted over at least 125 ms.
         c.on_answer(now, now - ms(5), 1, Outcome::Loss);
         assert_eq!(c.limit(), 6);
         let rate = c.rate(now).expect("pacing after a loss");
-        assert!(
-            (rate - 4.0 * 0.8).abs() < 1e-9,
-            "4 answers in the last second → {rate}"
-        );
+        assert!((rate - 4.0 / 0.125 * 0.8).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -671,13 +687,18 @@ mod tests {
     async fn rate_grows_only_while_pacing_binds_and_returns_to_the_anchor() {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
-        for i in 0..500 {
-            c.accepted.add(t0 + Duration::from_micros(i * 1900), true);
+        // 500/s accepted, a few refused: the host is at its limit.
+        for i in 0..475 {
+            let at = t0 + Duration::from_micros(i * 2000);
+            c.accepted.add(at, true);
+            if i % 10 == 0 {
+                c.accepted.add(at, false);
+            }
         }
         let loss_at = t0 + ms(950);
         c.on_answer(loss_at, loss_at, 1, Outcome::Loss);
         let cut = c.rate(loss_at).expect("pacing");
-        assert!((cut - 400.0).abs() < 1.0, "0.8 × 500 accepted/s, got {cut}");
+        assert!((cut - 400.0).abs() < 5.0, "0.8 × 500 accepted/s, got {cut}");
         // Idle for 10 s: no growth.
         let later = loss_at + Duration::from_secs(10);
         assert!((c.rate(later).expect("pacing") - cut).abs() < 1e-6);
@@ -690,6 +711,27 @@ mod tests {
         }
         let r = c.rate(t).expect("pacing");
         assert!(r > 480.0 && r < 700.0, "{r}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_capacity_never_seen_at_the_limit_is_searched_fast() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        // A burst allowance of 5 spent at once, then refusals: 5 in 125 ms
+        // is a guess (40/s), not a measurement.
+        for _ in 0..5 {
+            c.accepted.add(t0, true);
+        }
+        c.on_answer(t0, t0, 1, Outcome::Loss);
+        assert!((c.rate(t0).expect("pacing") - 32.0).abs() < 1e-9);
+        let mut t = t0;
+        for _ in 0..500 {
+            t += ms(10);
+            c.bound_at = Some(t);
+            c.rate(t);
+        }
+        let r = c.rate(t).expect("pacing");
+        assert!(r > 400.0, "ten times the guess within 5 s of binding, got {r}");
     }
 
     #[tokio::test(start_paused = true)]
