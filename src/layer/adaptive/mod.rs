@@ -42,10 +42,11 @@
 //!   is late when its round trip exceeds `rtt_tolerance ×` the windowed
 //!   minimum, and once per round trip the cohort of requests sent in it is
 //!   judged queueing when more than one in eight was late. Slow start
-//!   (+1 per answer on time, doubling per round trip) ends at the first late
-//!   answer, back at the largest number in flight that was still answered
-//!   on time; since a round trip passes before a late answer shows, this
-//!   ends at the knee rather than at the overshoot. Afterwards the limit
+//!   (+1 per answer on time, but at most a quarter past the largest depth
+//!   answered on time: 1.25× per round trip rather than doubling, so few
+//!   requests go past a knee while the first late answer is on its way)
+//!   ends at the first late answer, back at the largest number in flight
+//!   that was still answered on time: at the knee, not at the overshoot. Afterwards the limit
 //!   grows by one per clear round in which it bound, after a jittered quiet
 //!   time of 0.5–1.5 s following any decrease (many clients do not probe in
 //!   lockstep). A probe that queues goes back one step at its first late
@@ -460,7 +461,12 @@ impl Controller {
     /// Slow start: one more per answer on time, so the limit doubles each
     /// round trip.
     fn grow_slow_start(&mut self) {
-        if self.in_use() {
+        // At most a quarter (and one) beyond the largest depth answered on
+        // time: the limit grows 1.25× per round trip instead of doubling, so
+        // while the first late answer is on its way only a few requests go
+        // past a knee.
+        let verified = self.slow_start_good as f64;
+        if self.in_use() && self.limit < verified + (verified / 4.0).max(1.0) {
             self.raise_by_one();
         }
     }
@@ -614,10 +620,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn slow_start_doubles_per_round_trip_then_a_loss_cuts() {
+    async fn slow_start_grows_a_quarter_past_what_was_on_time_then_a_loss_cuts() {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
-        // One round trip at the limit: each answer grows the limit by one.
+        // One round trip at the limit, sent at depths 1 to 4.
         let mut now = t0;
         for _ in 0..4 {
             assert_eq!(c.admit(now, None), Admit::Now);
@@ -625,22 +631,28 @@ mod tests {
         assert_eq!(c.admit(now, None), Admit::Full);
         now += ms(10);
         // Each answer is followed by the next request, as in a busy client.
-        for _ in 0..4 {
-            c.on_answer(now, now - ms(10), 1, Outcome::Success);
+        for depth in 1..=4 {
+            c.on_answer(now, now - ms(10), depth, Outcome::Success);
             c.release();
             while c.admit(now, None) == Admit::Now {}
         }
-        assert_eq!(c.limit(), 8, "doubled in one round trip");
+        assert_eq!(c.limit(), 5, "one past the 4 answered on time");
+        // Depth 5 on time too: 5 + 5/4.
+        c.on_answer(now + ms(10), now, 5, Outcome::Success);
+        c.release();
+        while c.admit(now + ms(10), None) == Admit::Now {}
+        assert_eq!(c.limit(), 6);
         // An idle client (nothing in flight) does not grow the limit.
         let mut idle = Controller::new(AdaptiveConfig::default(), t0);
         idle.on_answer(now, now - ms(10), 1, Outcome::Success);
         assert_eq!(idle.limit(), 4);
         // A loss multiplies by 0.8 and starts pacing at 0.8 × the accepted
-        // rate: 4 answers in the first 10 ms, counted over at least 125 ms.
-        c.on_answer(now, now - ms(5), 1, Outcome::Loss);
-        assert_eq!(c.limit(), 6);
-        let rate = c.rate(now).expect("pacing after a loss");
-        assert!((rate - 4.0 / 0.125 * 0.8).abs() < 1e-9, "{rate}");
+        // rate: 5 answers in the first 20 ms, counted over at least 125 ms.
+        let later = now + ms(10);
+        c.on_answer(later, later - ms(5), 1, Outcome::Loss);
+        assert_eq!(c.limit(), 4, "6 × 0.8");
+        let rate = c.rate(later).expect("pacing after a loss");
+        assert!((rate - 5.0 / 0.125 * 0.8).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -739,9 +751,10 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
         let mut now = t0;
-        // Keep the limit full; answers on time (5 ms) up to depth 12.
+        // Keep the limit full; answers on time (5 ms) up to depth 12, so the
+        // limit grows to 12 + 12/4.
         let mut depth = 0;
-        while c.limit() < 24 {
+        while c.limit() < 15 {
             while c.admit(now, None) == Admit::Now {}
             now += ms(1);
             depth = (depth % 12) + 1;
