@@ -242,6 +242,8 @@ pub(crate) struct Controller {
     next_lead: u64,
     /// The latest anchor was a guess and the search for the capacity goes on.
     searching: bool,
+    /// The latest capacity measured at the limit, and when.
+    last_measured: Option<(f64, Instant)>,
     ceiling: f64,
     ceiling_at: Instant,
     accepted: Meter,
@@ -278,6 +280,7 @@ impl Controller {
             leader: None,
             next_lead: 0,
             searching: false,
+            last_measured: None,
             ceiling: 0.0,
             ceiling_at: now,
             accepted: Meter::new(now),
@@ -545,7 +548,18 @@ impl Controller {
     }
 
     fn on_loss(&mut self, now: Instant) {
-        let (measured, at_limit) = self.accepted.capacity(now);
+        let (mut measured, mut at_limit) = self.accepted.capacity(now);
+        // No slot at the limit in the last second (the loss came as a
+        // burst allowance ran out): a capacity measured at the limit
+        // within the last minute is better than a guess.
+        match self.last_measured {
+            _ if at_limit => self.last_measured = Some((measured, now)),
+            Some((m, at)) if now.saturating_duration_since(at) <= CEILING_MEMORY => {
+                measured = measured.max(m);
+                at_limit = true;
+            }
+            _ => {}
+        }
         let current = self.rate(now);
         self.decrease(now, self.cfg.decrease_ratio);
         // Anchor the cubic at the capacity the answers show (the accepted
