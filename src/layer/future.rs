@@ -55,13 +55,17 @@ impl AdaptivePermit {
 
     fn finish(&mut self, outcome: Outcome, headers: Option<&http::HeaderMap>) {
         self.released = true;
+        // Read before taking the lock; most answers carry no header at all.
+        let quota = headers
+            .filter(|h| !h.is_empty())
+            .and_then(crate::retry_after::rate_limit);
         let Some(mut c) = self.host.existing_controller() else {
             return;
         };
         let now = Instant::now();
         c.on_answer(now, self.sent_at, self.depth, outcome);
         c.release();
-        if let Some(q) = headers.and_then(crate::retry_after::rate_limit) {
+        if let Some(q) = quota {
             c.on_quota(now, q.remaining, q.reset);
         }
     }

@@ -1,6 +1,7 @@
 //! Per-host partitions: each host's pause (from `Retry-After` or back-off)
 //! in a bounded, least-recently-used map.
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -98,20 +99,44 @@ impl HostState {
     }
 }
 
+/// Hashes a [`host_key`], which is a hash already: folds its well-mixed
+/// high bits into the low ones the table indexes by, instead of running
+/// SipHash over it again on every lookup.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key ^ (key >> 29) ^ (key >> 47);
+    }
+}
+
+type Keyed = BuildHasherDefault<KeyHasher>;
+
 /// Hosts by key, at most `cap` of them; the least recently used goes first.
 #[derive(Debug)]
 pub(crate) struct HostMap {
-    map: Mutex<LruCache<u64, Arc<HostState>>>,
+    map: Mutex<LruCache<u64, Arc<HostState>, Keyed>>,
 }
 
 impl HostMap {
     pub(crate) fn new(cap: NonZeroUsize) -> Self {
         Self {
-            map: Mutex::new(LruCache::new(cap)),
+            map: Mutex::new(LruCache::with_hasher(cap, Keyed::default())),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Arc<HostState>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Arc<HostState>, Keyed>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -51,6 +51,8 @@ pub(crate) struct DelaySignal {
     srtt: Option<Duration>,
     cohort_start: Instant,
     cohort_end: Instant,
+    /// Round trips longer than this are late (cached from the minimum).
+    late: Duration,
     sent: u32,
     on_time: u32,
     good_depth: usize,
@@ -67,6 +69,7 @@ impl DelaySignal {
             srtt: None,
             cohort_start: now,
             cohort_end: now + MIN_ROUND,
+            late: Duration::MAX,
             sent: 0,
             on_time: 0,
             good_depth: 0,
@@ -133,18 +136,28 @@ impl DelaySignal {
         rtt: Duration,
         depth: usize,
     ) -> (bool, Verdict) {
+        let mut new_min = false;
         if now >= self.window_end {
             self.min_prev = self.min_now.take();
             self.window_end = now + MIN_WINDOW;
+            new_min = true;
         }
         if self.min_now.is_none_or(|m| rtt < m) {
             self.min_now = Some(rtt);
+            new_min = true;
+        }
+        if new_min {
+            self.late = self.late_after().unwrap_or(Duration::MAX);
         }
         self.srtt = Some(match self.srtt {
             None => rtt,
-            Some(s) => (s * 7 + rtt) / 8,
+            // In nanoseconds: a Duration's own `* 7 / 8` normalizes twice.
+            Some(s) => {
+                let (s, r) = (s.as_nanos() as u64, rtt.as_nanos() as u64);
+                Duration::from_nanos(s.saturating_mul(7).saturating_add(r) / 8)
+            }
         });
-        let late_after = self.late_after().unwrap_or(Duration::MAX);
+        let late_after = self.late;
         let on_time = rtt <= late_after;
         if on_time && self.in_cohort(sent_at) {
             self.on_time += 1;
