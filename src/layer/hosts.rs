@@ -50,8 +50,9 @@ pub(crate) struct HostState {
     pub(crate) backoff_level: AtomicU32,
     /// Counted errors from this host.
     pub(crate) errors: AtomicU64,
-    /// The adaptive controller, made on first use under `Adaptive`.
-    adaptive: OnceLock<Mutex<Controller>>,
+    /// The adaptive controller, made on first use under `Adaptive` (boxed:
+    /// hosts under the other policies carry a pointer, not its ~650 bytes).
+    adaptive: OnceLock<Box<Mutex<Controller>>>,
 }
 
 impl HostState {
@@ -79,7 +80,7 @@ impl HostState {
     /// This host's adaptive controller, locked.
     pub(crate) fn controller(&self, cfg: &AdaptiveConfig) -> MutexGuard<'_, Controller> {
         self.adaptive
-            .get_or_init(|| Mutex::new(Controller::new(*cfg, tokio::time::Instant::now())))
+            .get_or_init(|| Box::new(Mutex::new(Controller::new(*cfg, tokio::time::Instant::now()))))
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }

@@ -30,8 +30,9 @@ pub enum GatePolicy {
     Autoscale,
     /// `Wait`, plus per host a concurrency limit and a send rate that every
     /// answer moves: cut on loss (429, 503, inner errors), grown while round
-    /// trips stay fast; `RateLimit` quotas cap the rate. Finds a throttled
-    /// host's capacity in seconds (see
+    /// trips stay fast; `RateLimit` quotas cap the rate. `Retry-After` still
+    /// pauses a host; a 429 without it does not (the cut rate is the
+    /// back-off). Finds a throttled host's capacity in seconds (see
     /// [`AdaptiveConfig`](crate::layer::AdaptiveConfig) and the
     /// `adaptive` module docs).
     Adaptive,

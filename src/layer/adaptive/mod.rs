@@ -63,8 +63,9 @@
 //!   `Retry-After` there is no pause on top of the controller's own cut
 //!   (`Wait`'s back-off would idle a host the rate already slowed).
 //!
-//! State is a few numbers per host, updated under that host's own mutex for
-//! a constant-time section.
+//! State is a fixed ~650 bytes per host (a test bounds it at 1 KiB),
+//! updated under that host's own mutex for a constant-time section,
+//! twice per request (admission; the answer and the permit's return).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,8 +91,9 @@ pub struct AdaptiveConfig {
     pub max_concurrency: usize,
     /// Factor applied to the rate and the limit on loss (0.8).
     pub decrease_ratio: f64,
-    /// Round-trip time, as a multiple of the recent minimum, above which the
-    /// host counts as queueing (1.5).
+    /// Round-trip time, as a multiple of the recent minimum, above which an
+    /// answer counts as late (1.5); a round trip with more than one late
+    /// answer in eight counts as queueing.
     pub rtt_tolerance: f64,
     /// Lowest paced rate, requests per second (1.0).
     pub min_rate: f64,
@@ -218,8 +220,10 @@ pub(crate) struct Controller {
     slow_start_good: usize,
     /// The limit was just raised and its cohort not judged yet.
     probing: bool,
-    /// The limit at which the latest queueing verdict came.
+    /// The lowest limit at which a probe failed lately (`MAX`: none).
     probe_ceiling: f64,
+    /// No probe to `probe_ceiling` before this.
+    probe_after: Instant,
     /// Probes that failed at the same limit in a row.
     failed_probes: u32,
     delay: DelaySignal,
@@ -263,7 +267,8 @@ impl Controller {
             slow_start: true,
             slow_start_good: 0,
             probing: false,
-            probe_ceiling: 0.0,
+            probe_ceiling: f64::MAX,
+            probe_after: now,
             failed_probes: 0,
             delay: DelaySignal::new(cfg.rtt_tolerance, now),
             last_decrease: None,
@@ -434,9 +439,11 @@ impl Controller {
                     Verdict::Queueing { good_depth } if binding => self.on_queueing(now, good_depth),
                     Verdict::Queueing { .. } => self.probing = false,
                     Verdict::Clear => {
-                        if self.probing && self.limit.floor() > self.probe_ceiling {
-                            // A probe above the known ceiling held.
+                        if self.probing && self.limit.floor() >= self.probe_ceiling {
+                            // A probe at or above the known ceiling held:
+                            // the ceiling is gone.
                             self.failed_probes = 0;
+                            self.probe_ceiling = f64::MAX;
                         }
                         self.probing = false;
                         self.grow(now);
@@ -493,6 +500,10 @@ impl Controller {
         if (self.in_flight as f64) + 1.0 < self.limit.floor() || now < self.grow_after {
             return;
         }
+        // The next step reaches a level where probes failed: wait longer.
+        if self.limit.floor() + 1.0 >= self.probe_ceiling && now < self.probe_after {
+            return;
+        }
         self.raise_by_one();
         self.probing = true;
         self.delay.limit_changed(now);
@@ -524,18 +535,21 @@ impl Controller {
         };
         let new = target.max(self.limit * 0.5).max(1.0);
         // A probe that failed where the last one failed finds a known
-        // ceiling: wait twice as long before the next (up to 8×), so a host
-        // at its knee sees rare probes. Queueing at a limit that held, or
-        // a probe failing elsewhere, starts the count again.
-        let at = self.limit.floor();
-        self.failed_probes = if self.probing && at == self.probe_ceiling {
-            (self.failed_probes + 1).min(MAX_QUIET_DOUBLINGS)
-        } else {
-            0
-        };
-        self.probe_ceiling = at;
+        // ceiling: the next probe *to that level* waits twice as long (up to
+        // 8×), so a host at its knee sees rare probes. Queueing at a limit
+        // that held (noise, or a real drop) leaves the count alone: growing
+        // back below the ceiling only waits the short quiet time.
+        if self.probing {
+            let at = self.limit.floor();
+            if at == self.probe_ceiling {
+                self.failed_probes = (self.failed_probes + 1).min(MAX_QUIET_DOUBLINGS);
+            } else {
+                self.probe_ceiling = at;
+                self.failed_probes = 0;
+            }
+            self.probe_after = now + quiet_time() * (1 << self.failed_probes);
+        }
         self.decrease(now, new / self.limit.max(1.0));
-        self.grow_after = now + quiet_time() * (1 << self.failed_probes);
     }
 
     fn decrease(&mut self, now: Instant, factor: f64) {
@@ -814,6 +828,12 @@ mod tests {
             Admit::At(at, _) => assert!(at >= t0 + Duration::from_secs(3)),
             other => panic!("expected to wait for the reset, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn state_per_host_is_small_and_fixed() {
+        let size = std::mem::size_of::<Controller>();
+        assert!(size <= 1024, "{size} bytes");
     }
 
     #[test]
