@@ -63,6 +63,9 @@ impl AdaptivePermit {
             return;
         };
         let now = Instant::now();
+        if outcome == Outcome::Loss && headers.is_some_and(|h| h.contains_key(http::header::RETRY_AFTER)) {
+            c.told_to_wait(now);
+        }
         c.on_answer(now, self.sent_at, self.depth, outcome);
         c.release();
         if let Some(q) = quota {

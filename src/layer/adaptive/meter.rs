@@ -80,6 +80,16 @@ impl Meter {
         *slot = slot.saturating_add(1);
     }
 
+    /// Accepted answers per second over the last second (or since the
+    /// meter began, at least 125 ms).
+    pub(crate) fn short_rate(&mut self, now: Instant) -> f64 {
+        self.advance(now);
+        let span = now
+            .saturating_duration_since(self.born)
+            .clamp(Self::slot_len(), WINDOW);
+        f64::from(self.accepted.iter().sum::<u32>()) / span.as_secs_f64()
+    }
+
     /// Accepted answers per second over the last four seconds (or since
     /// the meter began, at least 125 ms): long enough to span a pause and
     /// the burst a token bucket allows after it.
@@ -94,11 +104,12 @@ impl Meter {
     /// The host's capacity as the answers show it: the accepted rate of
     /// the latest two complete slots in which the host both accepted and
     /// refused (it was at its limit then, so what it accepted is the
-    /// limit), else the accepted rate of the last four seconds (a guess:
-    /// low while the send rate was below the limit, high when a burst
-    /// allowance was spent). 0 without answers. The flag says whether it
-    /// was measured at the limit.
-    pub(crate) fn capacity(&mut self, now: Instant) -> (f64, bool) {
+    /// limit), else a guess: the higher of the accepted rates of the last
+    /// second and of the last four, or only the latter after a pause
+    /// (`paused_lately`: the burst a token bucket allows after a pause
+    /// inflates the short one). 0 without answers. The flag says whether
+    /// it was measured at the limit.
+    pub(crate) fn capacity(&mut self, now: Instant, paused_lately: bool) -> (f64, bool) {
         self.advance(now);
         // The latest two such slots, for less noise than one slot's count.
         let (mut sum, mut n) = (0u32, 0u32);
@@ -112,7 +123,13 @@ impl Meter {
             }
         }
         if n == 0 {
-            return (self.long_rate(now), false);
+            let long = self.long_rate(now);
+            let guess = if paused_lately {
+                long
+            } else {
+                long.max(self.short_rate(now))
+            };
+            return (guess, false);
         }
         (
             f64::from(sum) / f64::from(n) / Self::slot_len().as_secs_f64(),
@@ -145,7 +162,7 @@ mod tests {
         }
         let whole = m.long_rate(t);
         assert!(whole < 400.0, "the window mixes both phases: {whole}");
-        let (cap, measured) = m.capacity(t);
+        let (cap, measured) = m.capacity(t, false);
         assert!(measured);
         assert!((cap - 500.0).abs() < 20.0, "{cap}");
         // Without refusals it is the accepted rate of the last 4 s.
@@ -154,7 +171,7 @@ mod tests {
             calm.add(t0 + Duration::from_millis(i * 10), true);
         }
         let at = t0 + Duration::from_millis(5999);
-        let (guess, measured) = calm.capacity(at);
+        let (guess, measured) = calm.capacity(at, true);
         assert!(!measured);
         assert!((guess - 100.0).abs() < 1.0, "{guess}");
     }
@@ -166,6 +183,6 @@ mod tests {
         m.add(t0, true);
         m.add(t0, false);
         assert_eq!(m.long_rate(t0 + Duration::from_secs(60)), 0.0);
-        assert_eq!(m.capacity(t0 + Duration::from_secs(60)), (0.0, false));
+        assert_eq!(m.capacity(t0 + Duration::from_secs(60), false), (0.0, false));
     }
 }

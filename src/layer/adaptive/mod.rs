@@ -165,6 +165,8 @@ pub(crate) enum Outcome {
     Neutral,
 }
 
+/// The rate after a loss, as a share of a capacity measured at the limit.
+const MEASURED_CUT: f64 = 0.95;
 /// The highest paced rate, requests per second.
 const MAX_RATE: f64 = 1e6;
 /// Relative cubic steepness while the capacity is only a guess: from the
@@ -248,6 +250,8 @@ pub(crate) struct Controller {
     searching: bool,
     /// The latest capacity measured at the limit, and when.
     last_measured: Option<(f64, Instant)>,
+    /// When a loss last came with `Retry-After` (the host paused).
+    told_at: Option<Instant>,
     ceiling: f64,
     ceiling_at: Instant,
     accepted: Meter,
@@ -286,6 +290,7 @@ impl Controller {
             next_lead: 0,
             searching: false,
             last_measured: None,
+            told_at: None,
             ceiling: 0.0,
             ceiling_at: now,
             accepted: Meter::new(now),
@@ -398,6 +403,12 @@ impl Controller {
     pub(crate) fn release(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.released.notify_one();
+    }
+
+    /// A loss came with `Retry-After`: the host pauses, and the burst its
+    /// bucket allows after the pause must not read as capacity.
+    pub(crate) fn told_to_wait(&mut self, now: Instant) {
+        self.told_at = Some(now);
     }
 
     /// Requests holding a permit now (the depth a request just admitted
@@ -562,7 +573,10 @@ impl Controller {
     }
 
     fn on_loss(&mut self, now: Instant) {
-        let (mut measured, mut at_limit) = self.accepted.capacity(now);
+        let paused_lately = self
+            .told_at
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(4));
+        let (mut measured, mut at_limit) = self.accepted.capacity(now, paused_lately);
         // No slot at the limit in the last second (the loss came as a
         // burst allowance ran out): a capacity measured at the limit
         // within the last minute is better than a guess.
@@ -607,7 +621,17 @@ impl Controller {
             C_SLOW * w_max
         };
         self.w_max = w_max;
-        self.cut_rate = (w_max * self.cfg.decrease_ratio).max(self.cfg.min_rate);
+        // A capacity measured at the limit needs no safety margin beyond a
+        // small one: sending at 95 % of what the host served while refusing
+        // is below its limit by construction, and the cubic then returns
+        // in seconds rather than in the ~7 s a 20 % cut takes near a known
+        // capacity. A guess gets the full `decrease_ratio`.
+        let factor = if at_limit {
+            MEASURED_CUT.max(self.cfg.decrease_ratio)
+        } else {
+            self.cfg.decrease_ratio
+        };
+        self.cut_rate = (w_max * factor).max(self.cfg.min_rate);
         if let Some(cur) = current {
             self.cut_rate = self.cut_rate.min(cur);
         }
@@ -738,7 +762,10 @@ mod tests {
         let loss_at = t0 + ms(950);
         c.on_answer(loss_at, loss_at, 1, Outcome::Loss);
         let cut = c.rate(loss_at).expect("pacing");
-        assert!((cut - 400.0).abs() < 5.0, "0.8 × 500 accepted/s, got {cut}");
+        assert!(
+            (cut - 475.0).abs() < 5.0,
+            "0.95 × 500 measured at the limit, got {cut}"
+        );
         // Idle for 10 s: no growth.
         let later = loss_at + Duration::from_secs(10);
         assert!((c.rate(later).expect("pacing") - cut).abs() < 1e-6);
