@@ -23,17 +23,22 @@
 //!
 //! * **Rate** — off until the first loss (a 429, a 503, or an inner error such
 //!   as a timeout). A loss estimates the host's capacity from its answers
-//!   (`meter.rs`: what it accepted in the latest 125 ms in which it also
-//!   refused, when it was at its limit), anchors the cubic at it (`w_max`)
-//!   and cuts the rate to `decrease_ratio × w_max`. Growth follows
-//!   `w_max + c·(τ − K)³`, where τ counts only time during which pacing
-//!   actually held requests back (no growth while the limit is not in use).
-//!   `c` is large while the rate is far below the highest capacity seen in
-//!   the last minute (recover fast after a dip) and small near it (probe
-//!   rarely a capacity already known, so a steady server sees few 429s).
-//!   Anchoring at the measured capacity rather than at the rate sent when
-//!   the loss came is what keeps goodput near a token bucket's rate: the
-//!   send rate at a loss overshoots by whatever the bucket's burst hid.
+//!   (`meter.rs`): what it accepted in the latest 125 ms slots in which it
+//!   also refused (it was at its limit then), else a guess from the
+//!   accepted rate of the last second and the last four (only the latter
+//!   after a `Retry-After` pause, whose burst would read as capacity), else a
+//!   capacity measured within the last minute. It anchors the cubic there
+//!   (`w_max`) and cuts the rate to 95 % of a measured capacity or to
+//!   `decrease_ratio ×` a guess. Growth follows `w_max + c·(τ − K)³`, where
+//!   τ counts only time during which pacing actually held requests back (no
+//!   growth while the limit is not in use). `c` is large while the capacity
+//!   is a rising guess (search), large while the rate is far below the
+//!   highest capacity seen in the last minute (recover fast after a dip),
+//!   and small near it (probe rarely a capacity already known, so a steady
+//!   server sees few 429s). Anchoring at the measured capacity rather than
+//!   at the rate sent when the loss came is what keeps goodput near a token
+//!   bucket's rate: the send rate at a loss overshoots by whatever the
+//!   bucket's burst hid.
 //! * **Pacing is a queue with one leader**: the request at its head holds
 //!   the next slot and sleeps until it; the others wait their turn. A rate
 //!   change therefore reaches the very next send (reserving a slot per
@@ -89,7 +94,10 @@ pub struct AdaptiveConfig {
     pub initial_concurrency: usize,
     /// Highest concurrency limit per host (500).
     pub max_concurrency: usize,
-    /// Factor applied to the rate and the limit on loss (0.8).
+    /// Factor applied to the concurrency limit on loss, and to the rate when
+    /// the loss gives only a guess of the host's capacity (0.8). A capacity
+    /// measured at the limit cuts the rate to 95 % of it, or to this factor
+    /// if it is higher.
     pub decrease_ratio: f64,
     /// Round-trip time, as a multiple of the recent minimum, above which an
     /// answer counts as late (1.5); a round trip with more than one late
