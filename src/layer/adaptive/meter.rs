@@ -24,6 +24,8 @@ pub(crate) struct Meter {
     long_start: Instant,
     long_head: usize,
     born: Instant,
+    /// Accepted answers since the meter began.
+    total: u64,
 }
 
 impl Meter {
@@ -37,6 +39,7 @@ impl Meter {
             long_start: now,
             long_head: 0,
             born: now,
+            total: 0,
         }
     }
 
@@ -72,6 +75,7 @@ impl Meter {
     pub(crate) fn add(&mut self, now: Instant, accepted: bool) {
         self.advance(now);
         let slot = if accepted {
+            self.total += 1;
             self.long[self.long_head] = self.long[self.long_head].saturating_add(1);
             &mut self.accepted[self.head]
         } else {
@@ -80,24 +84,27 @@ impl Meter {
         *slot = slot.saturating_add(1);
     }
 
-    /// Accepted answers per second over the last second (or since the
-    /// meter began, at least 125 ms).
+    /// Accepted answers since the meter began.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Accepted answers per second over the last second. A host younger
+    /// than that counts as if it had been silent before: a burst allowance
+    /// spent in the first 100 ms must not read as ten times itself.
     pub(crate) fn short_rate(&mut self, now: Instant) -> f64 {
         self.advance(now);
-        let span = now
-            .saturating_duration_since(self.born)
-            .clamp(Self::slot_len(), WINDOW);
-        f64::from(self.accepted.iter().sum::<u32>()) / span.as_secs_f64()
+        f64::from(self.accepted.iter().sum::<u32>()) / WINDOW.as_secs_f64()
     }
 
     /// Accepted answers per second over the last four seconds (or since
-    /// the meter began, at least 125 ms): long enough to span a pause and
-    /// the burst a token bucket allows after it.
+    /// the meter began, at least one second): long enough to span a pause
+    /// and the burst a token bucket allows after it.
     pub(crate) fn long_rate(&mut self, now: Instant) -> f64 {
         self.advance(now);
         let span = now
             .saturating_duration_since(self.born)
-            .clamp(Self::slot_len(), LONG_SLOT * LONG_SLOTS as u32);
+            .clamp(WINDOW, LONG_SLOT * LONG_SLOTS as u32);
         f64::from(self.long.iter().sum::<u32>()) / span.as_secs_f64()
     }
 

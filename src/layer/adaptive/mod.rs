@@ -260,6 +260,8 @@ pub(crate) struct Controller {
     last_measured: Option<(f64, Instant)>,
     /// When a loss last came with `Retry-After` (the host paused).
     told_at: Option<Instant>,
+    /// When the rate was last cut, and the accepted total then.
+    last_cut: Option<(Instant, u64)>,
     ceiling: f64,
     ceiling_at: Instant,
     accepted: Meter,
@@ -299,6 +301,7 @@ impl Controller {
             searching: false,
             last_measured: None,
             told_at: None,
+            last_cut: None,
             ceiling: 0.0,
             ceiling_at: now,
             accepted: Meter::new(now),
@@ -585,6 +588,17 @@ impl Controller {
             .told_at
             .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(4));
         let (mut measured, mut at_limit) = self.accepted.capacity(now, paused_lately);
+        // After a pause the best guess is what the host accepted over the
+        // whole cycle since the previous cut (pause, then the burst its
+        // bucket saved up, then the refusals): a token bucket's rate.
+        let total = self.accepted.total();
+        if let (false, true, Some((at, before))) = (at_limit, paused_lately, self.last_cut) {
+            let cycle = now.saturating_duration_since(at);
+            if cycle >= Duration::from_secs(1) {
+                measured = (total - before) as f64 / cycle.as_secs_f64();
+            }
+        }
+        self.last_cut = Some((now, total));
         // No slot at the limit in the last second (the loss came as a
         // burst allowance ran out): a capacity measured at the limit
         // within the last minute is better than a guess.
@@ -620,7 +634,11 @@ impl Controller {
         // higher than the last guess, means the capacity is still unknown
         // above: search fast. A guess lower than the last one means the
         // search overshot: approach it like a measured capacity.
-        self.searching = !at_limit && (self.w_max == 0.0 || (self.searching && w_max >= 0.9 * self.w_max));
+        // A host that said when to come back (`Retry-After`) was over its
+        // capacity: no search upward from there.
+        self.searching = !at_limit
+            && !paused_lately
+            && (self.w_max == 0.0 || (self.searching && w_max >= 0.9 * self.w_max));
         self.steepness = if self.searching {
             C_PROBE * w_max
         } else if far_below {
@@ -707,12 +725,12 @@ mod tests {
         idle.on_answer(now, now - ms(10), 1, Outcome::Success);
         assert_eq!(idle.limit(), 4);
         // A loss multiplies by 0.8 and starts pacing at 0.8 × the accepted
-        // rate: 5 answers in the first 20 ms, counted over at least 125 ms.
+        // rate: 5 answers in the first 20 ms, counted over a second.
         let later = now + ms(10);
         c.on_answer(later, later - ms(5), 1, Outcome::Loss);
         assert_eq!(c.limit(), 4, "6 × 0.8");
         let rate = c.rate(later).expect("pacing after a loss");
-        assert!((rate - 5.0 / 0.125 * 0.8).abs() < 1e-9, "{rate}");
+        assert!((rate - 5.0 * 0.8).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -792,13 +810,13 @@ mod tests {
     async fn a_capacity_never_seen_at_the_limit_is_searched_fast() {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
-        // A burst allowance of 5 spent at once, then refusals: 5 in 125 ms
-        // is a guess (40/s), not a measurement.
+        // A burst allowance of 5 spent at once, then refusals: 5 in the
+        // first second is a guess (5/s), not a measurement.
         for _ in 0..5 {
             c.accepted.add(t0, true);
         }
         c.on_answer(t0, t0, 1, Outcome::Loss);
-        assert!((c.rate(t0).expect("pacing") - 32.0).abs() < 1e-9);
+        assert!((c.rate(t0).expect("pacing") - 4.0).abs() < 1e-9);
         let mut t = t0;
         for _ in 0..500 {
             t += ms(10);
@@ -806,7 +824,7 @@ mod tests {
             c.rate(t);
         }
         let r = c.rate(t).expect("pacing");
-        assert!(r > 400.0, "ten times the guess within 5 s of binding, got {r}");
+        assert!(r > 50.0, "ten times the guess within 5 s of binding, got {r}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -863,6 +881,31 @@ mod tests {
             Admit::At(at, _) => assert!(at >= t0 + Duration::from_secs(3)),
             other => panic!("expected to wait for the reset, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_pause_the_guess_is_the_rate_accepted_over_the_cycle() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        // A burst of 500 accepted at once, then a 429 with Retry-After.
+        for _ in 0..500 {
+            c.accepted.add(t0, true);
+        }
+        c.told_to_wait(t0);
+        c.on_answer(t0, t0, 1, Outcome::Loss);
+        // Paused for a second, then 1.5 s at 600/s (the bucket's saved-up
+        // burst), then another 429 with Retry-After.
+        let mut t = t0 + Duration::from_secs(1);
+        for _ in 0..900 {
+            t += Duration::from_micros(1667);
+            c.accepted.add(t, true);
+        }
+        c.told_to_wait(t);
+        c.on_answer(t, t, 1, Outcome::Loss);
+        // 900 accepted over the 2.5 s cycle: 360/s, cut by 0.8, no search.
+        let rate = c.rate(t).expect("pacing");
+        assert!((rate - 0.8 * 900.0 / 2.5).abs() < 2.0, "{rate}");
+        assert!(!c.searching);
     }
 
     #[test]
