@@ -24,10 +24,11 @@
 //! * **Rate** — off until the first loss (a 429, a 503, or an inner error such
 //!   as a timeout). A loss estimates the host's capacity from its answers
 //!   (`meter.rs`): what it accepted in the latest 125 ms slots in which it
-//!   also refused (it was at its limit then), else a guess from the
-//!   accepted rate of the last second and the last four (only the latter
-//!   after a `Retry-After` pause, whose burst would read as capacity), else a
-//!   capacity measured within the last minute. It anchors the cubic there
+//!   also refused (it was at its limit then), else a capacity measured so
+//!   within the last minute, else a guess: the higher of the accepted rates
+//!   of the last second and the last four, or, after a `Retry-After` pause
+//!   (whose saved-up burst would read as capacity), the rate accepted over
+//!   the whole cycle since the previous cut. It anchors the cubic there
 //!   (`w_max`) and cuts the rate to 95 % of a measured capacity or to
 //!   `decrease_ratio ×` a guess. Growth follows `w_max + c·(τ − K)³`, where
 //!   τ counts only time during which pacing actually held requests back (no
