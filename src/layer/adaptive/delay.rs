@@ -91,6 +91,12 @@ impl DelaySignal {
         self.min_rtt().map(|m| m.mul_f64(self.tolerance).max(m + FLOOR))
     }
 
+    /// Round trips longer than this are late (`Duration::MAX` before the
+    /// first answer).
+    pub(crate) fn late_threshold(&self) -> Duration {
+        self.late
+    }
+
     fn in_cohort(&self, sent_at: Instant) -> bool {
         sent_at >= self.cohort_start && sent_at < self.cohort_end
     }

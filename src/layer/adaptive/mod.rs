@@ -229,6 +229,9 @@ pub(crate) struct Controller {
     slow_start: bool,
     /// The largest depth answered on time during slow start.
     slow_start_good: usize,
+    /// Slow start's frontier: the first request sent deeper than
+    /// `slow_start_good`, with its depth, until it ends.
+    frontier: Option<(Instant, usize)>,
     /// The limit was just raised and its cohort not judged yet.
     probing: bool,
     /// The lowest limit at which a probe failed lately (`MAX`: none).
@@ -281,6 +284,7 @@ impl Controller {
             in_flight: 0,
             slow_start: true,
             slow_start_good: 0,
+            frontier: None,
             probing: false,
             probe_ceiling: f64::MAX,
             probe_after: now,
@@ -387,7 +391,38 @@ impl Controller {
         }
         self.in_flight += 1;
         self.delay.on_send(now);
+        if self.slow_start {
+            self.watch_frontier(now);
+        }
         Admit::Now
+    }
+
+    /// Slow start watches the first request sent deeper than any answered
+    /// on time (the frontier). Once it is out longer than the lateness
+    /// threshold it is late, answered or not: slow start ends then, instead
+    /// of when its answer arrives, which past a knee can take many times
+    /// longer while the limit keeps growing.
+    fn watch_frontier(&mut self, now: Instant) {
+        match self.frontier {
+            Some((sent, _)) => {
+                let out = now.saturating_duration_since(sent);
+                let binding = (self.in_flight as f64) + 1.0 >= self.limit.floor();
+                if out > self.delay.late_threshold() && binding {
+                    self.end_slow_start(now);
+                }
+            }
+            None if self.in_flight > self.slow_start_good => {
+                self.frontier = Some((now, self.in_flight));
+            }
+            None => {}
+        }
+    }
+
+    /// The frontier's request ended (answered, failed or dropped).
+    fn frontier_done(&mut self, sent_at: Instant) {
+        if self.frontier.is_some_and(|(sent, _)| sent == sent_at) {
+            self.frontier = None;
+        }
     }
 
     /// The leader is done (sent, cancelled, or waiting for a permit): the
@@ -408,6 +443,7 @@ impl Controller {
     /// A request sent at `sent_at` was dropped before its answer.
     pub(crate) fn cancelled(&mut self, sent_at: Instant) {
         self.delay.forget(sent_at);
+        self.frontier_done(sent_at);
         self.release();
     }
 
@@ -443,9 +479,11 @@ impl Controller {
                 // doing: only a binding limit is cut for delay.
                 let binding = (self.in_flight as f64) + 1.0 >= self.limit.floor();
                 if self.slow_start {
+                    self.frontier_done(sent_at);
                     if on_time {
                         self.slow_start_good = self.slow_start_good.max(depth);
                         self.grow_slow_start();
+                        self.watch_frontier(now);
                     } else if binding {
                         self.end_slow_start(now);
                     }
@@ -477,11 +515,15 @@ impl Controller {
             Outcome::Loss => {
                 self.accepted.add(now, false);
                 self.delay.forget(sent_at);
+                self.frontier_done(sent_at);
                 if fresh {
                     self.on_loss(now);
                 }
             }
-            Outcome::Neutral => self.delay.forget(sent_at),
+            Outcome::Neutral => {
+                self.delay.forget(sent_at);
+                self.frontier_done(sent_at);
+            }
         }
     }
 
@@ -509,6 +551,7 @@ impl Controller {
     /// at once to the largest depth answered on time.
     fn end_slow_start(&mut self, now: Instant) {
         self.slow_start = false;
+        self.frontier = None;
         let good = (self.slow_start_good as f64).max(1.0);
         if good < self.limit {
             self.limit = good;
@@ -849,6 +892,31 @@ mod tests {
         c.on_answer(now + ms(1), now - ms(19), 20, Outcome::Success);
         assert!(!c.slow_start);
         assert_eq!(c.limit(), 12);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_ends_when_its_frontier_is_overdue_not_when_it_answers() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        // Depths 1–4 answered in 5 ms: the limit may reach 5.
+        for _ in 0..4 {
+            assert_eq!(c.admit(t0, None), Admit::Now);
+        }
+        let t1 = t0 + ms(5);
+        for depth in (1..=4).rev() {
+            c.on_answer(t1, t0, depth, Outcome::Success);
+            c.release();
+        }
+        assert_eq!(c.limit(), 5);
+        // Five sent at t1; the fifth (depth 5) is the frontier.
+        for _ in 0..5 {
+            assert_eq!(c.admit(t1, None), Admit::Now);
+        }
+        // 8 ms later (past 1.5 × 5 ms) it has not answered; another request,
+        // sent later, answers on time: slow start ends at depth 4 now.
+        c.on_answer(t1 + ms(8), t1 + ms(3), 2, Outcome::Success);
+        assert!(!c.slow_start);
+        assert_eq!(c.limit(), 4);
     }
 
     #[tokio::test(start_paused = true)]
