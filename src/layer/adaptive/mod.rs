@@ -51,8 +51,10 @@
 //!   (+1 per answer on time, but at most a quarter past the largest depth
 //!   answered on time: 1.25× per round trip rather than doubling, so few
 //!   requests go past a knee while the first late answer is on its way)
-//!   ends at the first late answer, back at the largest number in flight
-//!   that was still answered on time: at the knee, not at the overshoot. Afterwards the limit
+//!   ends at the first late answer, or as soon as the first request sent
+//!   deeper than any answered on time has been out longer than the
+//!   tolerance, back at the largest number in flight that was still
+//!   answered on time: at the knee, not at the overshoot. Afterwards the limit
 //!   grows by one per clear round in which it bound, after a jittered quiet
 //!   time of 0.5–1.5 s following any decrease (many clients do not probe in
 //!   lockstep). A probe that queues goes back one step at its first late
