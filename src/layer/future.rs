@@ -381,13 +381,9 @@ where
                             }
                             // Registered under the lock: a hand-over between
                             // the answer and the first poll is not lost.
-                            match admit {
-                                Admit::Queued => {
-                                    w.notified = Some(registered(&c.paced));
-                                    w.queued = true;
-                                }
-                                Admit::Full => w.notified = Some(registered(&c.released)),
-                                Admit::Now | Admit::At(..) => {}
+                            if let Some(n) = c.waits_on(admit) {
+                                w.notified = Some(registered(n));
+                                w.queued = admit == Admit::Queued;
                             }
                             (admit, c.in_flight())
                         };

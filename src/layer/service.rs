@@ -223,11 +223,7 @@ where
                 tail.permit = Some(AdaptivePermit::new(host, at, depth));
                 return ResponseFuture::called(self.inner.call(request), tail);
             }
-            let notified = match admit {
-                Admit::Full => Some(registered(&c.released)),
-                Admit::Queued => Some(registered(&c.paced)),
-                Admit::Now | Admit::At(..) => None,
-            };
+            let notified = c.waits_on(admit).map(registered);
             drop(c);
             let clone = self.inner.clone();
             let ready = std::mem::replace(&mut self.inner, clone);

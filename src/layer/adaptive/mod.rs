@@ -427,6 +427,15 @@ impl Controller {
         }
     }
 
+    /// What a request told [`Admit::Queued`] or [`Admit::Full`] waits on.
+    pub(crate) fn waits_on(&self, admit: Admit) -> Option<&Arc<Notify>> {
+        match admit {
+            Admit::Queued => Some(&self.paced),
+            Admit::Full => Some(&self.released),
+            Admit::Now | Admit::At(..) => None,
+        }
+    }
+
     /// The leader is done (sent, cancelled, or waiting for a permit): the
     /// next queued request takes the lead.
     fn pass_lead(&mut self) {
@@ -629,7 +638,10 @@ impl Controller {
         self.grow_after = now + quiet_time();
     }
 
-    fn on_loss(&mut self, now: Instant) {
+    /// The host's capacity as far as the answers show it at a loss, whether
+    /// it was measured at the limit (else it is a guess), and whether the
+    /// host was told to pause lately.
+    fn estimate_capacity(&mut self, now: Instant) -> (f64, bool, bool) {
         let paused_lately = self
             .told_at
             .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(4));
@@ -656,11 +668,15 @@ impl Controller {
             }
             _ => {}
         }
+        (measured, at_limit, paused_lately)
+    }
+
+    fn on_loss(&mut self, now: Instant) {
+        let (measured, at_limit, paused_lately) = self.estimate_capacity(now);
         let current = self.rate(now);
         self.decrease(now, self.cfg.decrease_ratio);
-        // Anchor the cubic at the capacity the answers show (the accepted
-        // rate while the host also refused). Without answers yet, cut what
-        // we were sending.
+        // Anchor the cubic at the capacity the answers show. Without answers
+        // yet, cut what we were sending.
         let w_max = if measured > 0.0 {
             measured
         } else {
