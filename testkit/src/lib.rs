@@ -1,0 +1,22 @@
+//! Models of the rate limiters servers really run, and a loopback server
+//! that serves one: shared by tower-snapshotter's tests, benches and
+//! examples, so all three judge the layer against the same behaviour.
+//!
+//! | model | class | what a client sees |
+//! | --- | --- | --- |
+//! | [`Gcra`](model::Gcra) | nginx `limit_req … nodelay`, Envoy, gateways | a small burst, then one request per `1/rate`; refusals are free on the server's books |
+//! | [`SlidingWindow`](model::SlidingWindow) | HAProxy `http_req_rate`, sliding logs in Redis | refused requests count too: only sending below the rate gets out |
+//! | [`FixedWindow`](model::FixedWindow) | public APIs with quota headers | `RateLimit` or GitHub's `X-RateLimit-*` say what is left |
+//! | [`TokenBucket`](model::TokenBucket) | a bucket with a one-second burst | a pause refills a whole second |
+//! | [`Concurrency`](model::Concurrency) | nginx `limit_conn`, worker pools | 503 past C in flight |
+//!
+//! Each model runs on the server's own clock (`tokio::time::Instant`, so
+//! tests can pause it) and never tells the client its rate.
+
+pub mod model;
+pub mod server;
+mod spec;
+
+pub use model::{Decision, Limiter, QuotaHeaders, RetryAfter};
+pub use server::{Arrival, Server};
+pub use spec::{Spec, SpecError};

@@ -1,0 +1,372 @@
+//! The limiter models: each decides, on the server's own clock, whether one
+//! arriving request is served, and with which headers.
+//!
+//! Every model is a behaviour class servers really run (see the crate docs):
+//! the client never learns the rate except through the answers.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use tokio::time::Instant;
+
+/// What the server answers one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// 200 when served; 429 or 503 when refused.
+    pub status: StatusCode,
+    /// Headers the limiter adds (`Retry-After`, quota fields).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Decision {
+    fn ok() -> Self {
+        Self {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+        }
+    }
+
+    fn refused(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Whether the request was served.
+    pub fn served(&self) -> bool {
+        self.status.is_success()
+    }
+
+    fn header(mut self, name: &'static str, value: String) -> Self {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            self.headers.push((HeaderName::from_static(name), v));
+        }
+        self
+    }
+
+    /// The first value of a header, as text.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+}
+
+/// A rate limiter in front of a server.
+pub trait Limiter: Send {
+    /// A request arrives at `now`.
+    fn arrive(&mut self, now: Instant) -> Decision;
+    /// A request that was served leaves at `now` (only concurrency limits
+    /// care).
+    fn depart(&mut self, _now: Instant) {}
+}
+
+/// Which `Retry-After` a refusal carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// None at all (nginx's own behaviour).
+    Absent,
+    /// The same whole number of seconds on every refusal
+    /// (`add_header Retry-After 1 always`).
+    Static(u32),
+    /// The time until the limiter would serve the next request, in whole
+    /// seconds rounded to the nearest (HTTP allows no fraction): `0` on a
+    /// fast limiter, which tells the client to come back at once.
+    Exact,
+}
+
+impl RetryAfter {
+    fn apply(self, d: Decision, wait: Duration) -> Decision {
+        match self {
+            RetryAfter::Absent => d,
+            RetryAfter::Static(s) => d.header("retry-after", s.to_string()),
+            RetryAfter::Exact => {
+                let secs = (wait.as_secs_f64()).round() as u64;
+                d.header("retry-after", secs.to_string())
+            }
+        }
+    }
+}
+
+/// nginx `limit_req` with `nodelay`: GCRA kept, as nginx keeps it, as an
+/// `excess` in thousandths of a request and the time of the last served
+/// request in milliseconds. A request is refused when the excess it would
+/// leave is above `burst`; a refusal leaves the books as they were.
+#[derive(Debug)]
+pub struct Gcra {
+    /// Requests per second, in thousandths (nginx's `ctx->rate`).
+    rate_milli: u64,
+    burst_milli: u64,
+    retry_after: RetryAfter,
+    status: StatusCode,
+    epoch: Instant,
+    excess: i64,
+    last_ms: Option<u64>,
+}
+
+impl Gcra {
+    /// `rate` per second with `burst` requests of excess allowed; refusals
+    /// answer 429 with `retry_after`.
+    pub fn new(rate: f64, burst: u32, retry_after: RetryAfter, now: Instant) -> Self {
+        Self {
+            rate_milli: (rate * 1000.0).round().max(1.0) as u64,
+            burst_milli: u64::from(burst) * 1000,
+            retry_after,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            epoch: now,
+            excess: 0,
+            last_ms: None,
+        }
+    }
+
+    /// Refusals answer `status` instead of 429 (nginx's default is 503).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl Limiter for Gcra {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let Some(last) = self.last_ms else {
+            self.last_ms = Some(now_ms);
+            self.excess = 0;
+            return Decision::ok();
+        };
+        let ms = now_ms.saturating_sub(last);
+        let drained = (self.rate_milli as u128 * ms as u128 / 1000).min(i64::MAX as u128) as i64;
+        let excess = (self.excess.saturating_sub(drained) + 1000).max(0);
+        if excess as u64 > self.burst_milli {
+            // Time until the excess has drained to the burst.
+            let over = (excess as u64 - self.burst_milli) as f64;
+            let wait = Duration::from_secs_f64(over / self.rate_milli as f64);
+            return self.retry_after.apply(Decision::refused(self.status), wait);
+        }
+        self.excess = excess;
+        self.last_ms = Some(now_ms);
+        Decision::ok()
+    }
+}
+
+/// A sliding one-second log that counts every request, refused ones too
+/// (HAProxy's `http_req_rate` tracked before the deny rule, sliding-log
+/// limiters in Redis). A client sending above the rate stays refused; no
+/// `Retry-After`.
+#[derive(Debug)]
+pub struct SlidingWindow {
+    limit: usize,
+    window: Duration,
+    log: VecDeque<Instant>,
+}
+
+/// The most arrivals a sliding log keeps (older ones are forgotten).
+const MAX_LOG: usize = 1 << 20;
+
+impl SlidingWindow {
+    /// At most `rate` requests, refused ones included, in any `window`.
+    pub fn new(rate: usize, window: Duration) -> Self {
+        Self {
+            limit: rate.max(1),
+            window,
+            log: VecDeque::new(),
+        }
+    }
+}
+
+impl Limiter for SlidingWindow {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        while self
+            .log
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
+        {
+            self.log.pop_front();
+        }
+        if self.log.len() >= MAX_LOG {
+            self.log.pop_front();
+        }
+        self.log.push_back(now);
+        if self.log.len() > self.limit {
+            Decision::refused(StatusCode::TOO_MANY_REQUESTS)
+        } else {
+            Decision::ok()
+        }
+    }
+}
+
+/// Which quota headers a fixed window sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaHeaders {
+    /// IETF httpapi: `RateLimit-Policy: "default";q=Q;w=T` and
+    /// `RateLimit: "default";r=R;t=S` (seconds to the reset).
+    Ietf,
+    /// GitHub's: `X-RateLimit-Limit`, `-Remaining`, `-Used`, and `-Reset` in
+    /// UTC epoch seconds, with a `Date` header.
+    GitHub,
+}
+
+/// A fixed window of `quota` requests every `window`, aligned to the
+/// server's start, with quota headers on every answer and a 429 with
+/// `Retry-After` (to the reset) once the quota is spent. Refusals do not
+/// count.
+#[derive(Debug)]
+pub struct FixedWindow {
+    quota: u64,
+    window: Duration,
+    headers: QuotaHeaders,
+    epoch: Instant,
+    wall_epoch: SystemTime,
+    index: u64,
+    used: u64,
+}
+
+impl FixedWindow {
+    /// `quota` requests per `window` (at least 1 s), announced in `headers`.
+    pub fn new(quota: u64, window: Duration, headers: QuotaHeaders, now: Instant) -> Self {
+        Self {
+            quota,
+            window: window.max(Duration::from_secs(1)),
+            headers,
+            epoch: now,
+            wall_epoch: SystemTime::now(),
+            index: 0,
+            used: 0,
+        }
+    }
+}
+
+impl Limiter for FixedWindow {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let since = now.saturating_duration_since(self.epoch);
+        let index = (since.as_nanos() / self.window.as_nanos()) as u64;
+        if index != self.index {
+            self.index = index;
+            self.used = 0;
+        }
+        let reset_at = self.window * (index as u32 + 1);
+        let to_reset = reset_at.saturating_sub(since);
+        let served = self.used < self.quota;
+        if served {
+            self.used += 1;
+        }
+        let remaining = self.quota - self.used;
+        let mut d = if served {
+            Decision::ok()
+        } else {
+            let secs = to_reset.as_secs_f64().ceil().max(1.0) as u64;
+            Decision::refused(StatusCode::TOO_MANY_REQUESTS).header("retry-after", secs.to_string())
+        };
+        // Whole seconds, rounded up, as servers send them.
+        let t = to_reset.as_secs_f64().ceil() as u64;
+        match self.headers {
+            QuotaHeaders::Ietf => {
+                d = d
+                    .header(
+                        "ratelimit-policy",
+                        format!("\"default\";q={};w={}", self.quota, self.window.as_secs()),
+                    )
+                    .header("ratelimit", format!("\"default\";r={remaining};t={t}"));
+            }
+            QuotaHeaders::GitHub => {
+                // The server's own wall clock runs with its (maybe paused) clock.
+                let wall_now = self.wall_epoch + since;
+                let reset_epoch = (self.wall_epoch + reset_at)
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs_f64().ceil() as u64);
+                d = d
+                    .header("x-ratelimit-limit", self.quota.to_string())
+                    .header("x-ratelimit-remaining", remaining.to_string())
+                    .header("x-ratelimit-used", self.used.to_string())
+                    .header("x-ratelimit-reset", reset_epoch.to_string())
+                    .header("date", httpdate::fmt_http_date(wall_now));
+            }
+        }
+        d
+    }
+}
+
+/// A token bucket of `rate` tokens a second holding up to `capacity`
+/// (one second's worth by default: the flattering case), 429 with
+/// `Retry-After` when empty.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+    retry_after: RetryAfter,
+}
+
+impl TokenBucket {
+    /// A full bucket of `capacity` tokens refilled at `rate` a second.
+    pub fn new(rate: f64, capacity: f64, retry_after: RetryAfter, now: Instant) -> Self {
+        Self {
+            rate,
+            capacity: capacity.max(1.0),
+            tokens: capacity.max(1.0),
+            last: now,
+            retry_after,
+        }
+    }
+}
+
+impl Limiter for TokenBucket {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Decision::ok();
+        }
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+        self.retry_after
+            .apply(Decision::refused(StatusCode::TOO_MANY_REQUESTS), wait)
+    }
+}
+
+/// nginx `limit_conn`: 503 past `limit` requests in flight, no
+/// `Retry-After`.
+#[derive(Debug)]
+pub struct Concurrency {
+    limit: usize,
+    in_flight: usize,
+}
+
+impl Concurrency {
+    /// At most `limit` requests in flight.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            in_flight: 0,
+        }
+    }
+}
+
+impl Limiter for Concurrency {
+    fn arrive(&mut self, _now: Instant) -> Decision {
+        if self.in_flight >= self.limit {
+            return Decision::refused(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        self.in_flight += 1;
+        Decision::ok()
+    }
+
+    fn depart(&mut self, _now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+}
+
+/// No limit at all.
+#[derive(Debug, Default)]
+pub struct Unlimited;
+
+impl Limiter for Unlimited {
+    fn arrive(&mut self, _now: Instant) -> Decision {
+        Decision::ok()
+    }
+}

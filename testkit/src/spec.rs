@@ -1,0 +1,172 @@
+//! A limiter described by value: what the `crawl` example's flags and the
+//! scenario harness choose from.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::model::{
+    Concurrency, FixedWindow, Gcra, Limiter, QuotaHeaders, RetryAfter, SlidingWindow, TokenBucket,
+};
+
+/// One limiter model with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Spec {
+    /// (a) nginx `limit_req`: GCRA at `rate` with `burst`, `nodelay`.
+    Gcra {
+        /// Requests per second.
+        rate: f64,
+        /// Requests of excess allowed.
+        burst: u32,
+        /// `Retry-After` on a refusal.
+        retry_after: RetryAfter,
+    },
+    /// (b) a sliding one-second window counting refused requests too.
+    Sliding {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// (c) a fixed window of `rate × window` requests with quota headers.
+    Window {
+        /// Requests per second over a window.
+        rate: f64,
+        /// The window.
+        window: Duration,
+        /// Which quota headers.
+        headers: QuotaHeaders,
+    },
+    /// (d) a token bucket with a one-second burst.
+    Bucket {
+        /// Requests per second (and the burst).
+        rate: f64,
+        /// `Retry-After` on a refusal.
+        retry_after: RetryAfter,
+    },
+    /// (e) a concurrency limit: 503 past `limit` in flight.
+    Concurrency {
+        /// Requests in flight.
+        limit: usize,
+    },
+}
+
+/// A limiter named on a command line that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError(pub String);
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+impl Spec {
+    /// Builds the model on the server's clock.
+    pub fn build(&self, now: Instant) -> Box<dyn Limiter> {
+        match *self {
+            Spec::Gcra {
+                rate,
+                burst,
+                retry_after,
+            } => Box::new(Gcra::new(rate, burst, retry_after, now)),
+            Spec::Sliding { rate } => {
+                Box::new(SlidingWindow::new(rate.round() as usize, Duration::from_secs(1)))
+            }
+            Spec::Window {
+                rate,
+                window,
+                headers,
+            } => {
+                let quota = (rate * window.as_secs_f64()).round().max(1.0) as u64;
+                Box::new(FixedWindow::new(quota, window, headers, now))
+            }
+            Spec::Bucket { rate, retry_after } => Box::new(TokenBucket::new(rate, rate, retry_after, now)),
+            Spec::Concurrency { limit } => Box::new(Concurrency::new(limit)),
+        }
+    }
+
+    /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
+    /// `sliding`, `window`, `window-github`, `bucket`, `concurrency`;
+    /// `retry_after` is `none`, `exact` or a whole number of seconds.
+    pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
+        let ra = match retry_after {
+            "none" | "0" => RetryAfter::Absent,
+            "exact" => RetryAfter::Exact,
+            s => RetryAfter::Static(s.parse().map_err(|_| {
+                SpecError(format!(
+                    "--retry-after: expected none, exact or whole seconds, got {s:?}"
+                ))
+            })?),
+        };
+        if !(rate >= 1.0 && rate <= 1e6) {
+            return Err(SpecError(format!("--rate: expected 1 ..= 1000000, got {rate}")));
+        }
+        Ok(match kind {
+            "gcra" => Spec::Gcra {
+                rate,
+                burst,
+                retry_after: ra,
+            },
+            "sliding" => Spec::Sliding { rate },
+            "window" => Spec::Window {
+                rate,
+                window: Duration::from_secs(5),
+                headers: QuotaHeaders::Ietf,
+            },
+            "window-github" => Spec::Window {
+                rate,
+                window: Duration::from_secs(5),
+                headers: QuotaHeaders::GitHub,
+            },
+            "bucket" => Spec::Bucket { rate, retry_after: ra },
+            "concurrency" => Spec::Concurrency {
+                limit: burst.max(1) as usize,
+            },
+            other => {
+                return Err(SpecError(format!(
+                    "--limiter: expected gcra, sliding, window, window-github, bucket or concurrency, got {other:?}"
+                )))
+            }
+        })
+    }
+
+    /// The rate the server allows, if it limits a rate.
+    pub fn rate(&self) -> Option<f64> {
+        match *self {
+            Spec::Gcra { rate, .. }
+            | Spec::Sliding { rate }
+            | Spec::Window { rate, .. }
+            | Spec::Bucket { rate, .. } => Some(rate),
+            Spec::Concurrency { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ra = |r: &RetryAfter| match r {
+            RetryAfter::Absent => "no RA".to_string(),
+            RetryAfter::Static(s) => format!("RA {s}"),
+            RetryAfter::Exact => "RA exact".to_string(),
+        };
+        match self {
+            Spec::Gcra {
+                rate,
+                burst,
+                retry_after,
+            } => write!(f, "gcra {rate}/s b{burst} {}", ra(retry_after)),
+            Spec::Sliding { rate } => write!(f, "sliding {rate}/s"),
+            Spec::Window {
+                rate,
+                window,
+                headers,
+            } => {
+                write!(f, "window {rate}/s w{}s {headers:?}", window.as_secs())
+            }
+            Spec::Bucket { rate, retry_after } => write!(f, "bucket {rate}/s {}", ra(retry_after)),
+            Spec::Concurrency { limit } => write!(f, "concurrency {limit}"),
+        }
+    }
+}
