@@ -1,0 +1,199 @@
+//! The layer against every limiter model of `testkit`, under tokio's paused
+//! clock: open-loop demand at 3× the allowed rate through the real layer
+//! into a service that asks the model, counted where the model counts.
+//!
+//! Each test pins what the issue asks of the controller on one behaviour
+//! class: ≥ 95 % of the allowed rate and ≤ 1 % refusals from second 5 on.
+//! `cargo test --test limiter_models -- --ignored --nocapture table` prints
+//! the whole matrix.
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use testkit::{QuotaHeaders, RetryAfter, Spec};
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_snapshotter::{GatePolicy, SnapshotLayer};
+
+/// What the model saw from second `FROM` on.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Served requests per second, as a share of the allowed rate.
+    goodput: f64,
+    /// Refused share of all requests that reached the model.
+    refused: f64,
+    /// Served per second.
+    served_per_s: f64,
+}
+
+const FROM: f64 = 5.0;
+const MAX_OUTSTANDING: usize = 4000;
+
+/// Runs `secs` of open-loop demand at `demand` per second against `spec`
+/// through the layer with `policy` (`None`: the layer's default).
+async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duration) -> Run {
+    let start = Instant::now();
+    let model = Arc::new(Mutex::new(spec.build(start)));
+    let log: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
+    let (m, l) = (Arc::clone(&model), Arc::clone(&log));
+    let server = tower::service_fn(move |_req: http::Request<()>| {
+        let (model, log) = (Arc::clone(&m), Arc::clone(&l));
+        async move {
+            let now = Instant::now();
+            let d = model.lock().unwrap().arrive(now);
+            log.lock()
+                .unwrap()
+                .push((now.duration_since(start).as_secs_f64(), d.served()));
+            if d.served() {
+                tokio::time::sleep(latency).await;
+                model.lock().unwrap().depart(Instant::now());
+            }
+            let mut resp = http::Response::new(());
+            *resp.status_mut() = d.status;
+            for (k, v) in d.headers {
+                resp.headers_mut().append(k, v);
+            }
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let (snapshotter, _cpu) = common::started(common::config().build().unwrap(), common::IDLE);
+    let mut builder = SnapshotLayer::builder(snapshotter.clone());
+    if let Some(p) = policy {
+        builder = builder.policy(p);
+    }
+    let layer = builder.build().unwrap();
+    let svc = ServiceBuilder::new().layer(layer).service(server);
+    let demand = match spec {
+        Spec::Concurrency { limit } => 3.0 * limit as f64 / latency.as_secs_f64(),
+        _ => 3.0 * spec.rate().unwrap(),
+    };
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let interval = Duration::from_secs_f64(1.0 / demand);
+    let end = start + Duration::from_secs_f64(secs);
+    let mut next = start;
+    while next < end {
+        tokio::time::sleep_until(next).await;
+        let now = Instant::now();
+        while next <= now {
+            next += interval;
+            if outstanding.load(Ordering::Relaxed) >= MAX_OUTSTANDING {
+                continue;
+            }
+            outstanding.fetch_add(1, Ordering::Relaxed);
+            let (mut svc, outstanding) = (svc.clone(), Arc::clone(&outstanding));
+            tokio::spawn(async move {
+                let req = http::Request::get("http://limited.test/").body(()).unwrap();
+                if let Ok(svc) = svc.ready().await {
+                    let _ = svc.call(req).await;
+                }
+                outstanding.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+    snapshotter.stop();
+    let log = log.lock().unwrap();
+    let window: Vec<_> = log.iter().filter(|(t, _)| *t >= FROM && *t < secs).collect();
+    let served = window.iter().filter(|(_, ok)| *ok).count() as f64;
+    let all = window.len() as f64;
+    let allowed = match spec {
+        Spec::Concurrency { limit } => limit as f64 / latency.as_secs_f64(),
+        _ => spec.rate().unwrap(),
+    };
+    let per_s = served / (secs - FROM);
+    Run {
+        goodput: per_s / allowed,
+        refused: if all > 0.0 { (all - served) / all } else { 0.0 },
+        served_per_s: per_s,
+    }
+}
+
+fn gcra(rate: f64, burst: u32, retry_after: RetryAfter) -> Spec {
+    Spec::Gcra {
+        rate,
+        burst,
+        retry_after,
+    }
+}
+
+fn models(rate: f64) -> Vec<Spec> {
+    vec![
+        gcra(rate, 1, RetryAfter::Static(1)),
+        gcra(rate, 10, RetryAfter::Static(1)),
+        gcra(rate, 50, RetryAfter::Static(1)),
+        gcra(rate, 50, RetryAfter::Exact),
+        gcra(rate, 50, RetryAfter::Absent),
+        gcra(rate, 1, RetryAfter::Absent),
+        Spec::Sliding { rate },
+        Spec::Window {
+            rate,
+            window: Duration::from_secs(5),
+            headers: QuotaHeaders::Ietf,
+        },
+        Spec::Window {
+            rate,
+            window: Duration::from_secs(5),
+            headers: QuotaHeaders::GitHub,
+        },
+        Spec::Bucket {
+            rate,
+            retry_after: RetryAfter::Static(1),
+        },
+    ]
+}
+
+const SECS: f64 = 20.0;
+const LATENCY: Duration = Duration::from_millis(1);
+
+fn check(spec: Spec, r: Run) {
+    assert!(
+        r.goodput >= 0.95 && r.refused <= 0.01,
+        "{spec}: {:.1} % of the allowed rate ({:.1}/s), {:.2} % refused",
+        100.0 * r.goodput,
+        r.served_per_s,
+        100.0 * r.refused
+    );
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "prints the whole matrix; run with --ignored --nocapture"]
+async fn table() {
+    let only = std::env::var("MODELS").unwrap_or_default();
+    let policy = match std::env::var("POLICY").as_deref() {
+        Ok("adaptive") => Some(GatePolicy::Adaptive),
+        Ok("wait") => Some(GatePolicy::Wait),
+        Ok("autoscale") => Some(GatePolicy::Autoscale),
+        _ => None,
+    };
+    for rate in [20.0, 100.0, 500.0, 2000.0] {
+        for spec in models(rate) {
+            let name = spec.to_string();
+            if !only.is_empty() && !only.split(',').any(|w| name.contains(w)) {
+                continue;
+            }
+            let r = run(spec, policy, SECS, LATENCY).await;
+            let ok = r.goodput >= 0.95 && r.refused <= 0.01;
+            println!(
+                "{name:32} {:6.1} %  {:7.1}/s  {:6.2} % refused  {}",
+                100.0 * r.goodput,
+                r.served_per_s,
+                100.0 * r.refused,
+                if ok { "" } else { "MISS" }
+            );
+        }
+    }
+    for limit in [4, 16, 64] {
+        let spec = Spec::Concurrency { limit };
+        let r = run(spec, policy, SECS, Duration::from_millis(20)).await;
+        println!(
+            "{:32} {:6.1} %  {:7.1}/s  {:6.2} % refused",
+            spec.to_string(),
+            100.0 * r.goodput,
+            r.served_per_s,
+            100.0 * r.refused
+        );
+    }
+}
