@@ -132,6 +132,91 @@ pub fn rate_limit(headers: &HeaderMap) -> Option<Quota> {
     best
 }
 
+/// A quota with the reset known to lie in `(reset_lo, reset_hi]` from now:
+/// header values are whole seconds, so each answer narrows the instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaWindow {
+    /// Requests left in the window.
+    pub remaining: u64,
+    /// The earliest the quota can be restored.
+    pub reset_lo: Duration,
+    /// The latest the quota can be restored.
+    pub reset_hi: Duration,
+}
+
+/// Values of `X-RateLimit-Reset` above this are UTC epoch seconds, below it
+/// seconds from now (2001-09-09: no delta is that long).
+const EPOCH_THRESHOLD: f64 = 1e9;
+
+/// The tightest quota the headers announce, in any of the forms servers
+/// send: the IETF `RateLimit` fields (see [`rate_limit`]), GitHub's and
+/// X's `X-RateLimit-Remaining` / `X-Rate-Limit-Remaining` with a `-Reset`
+/// that is an epoch (told from a delta by its size, and measured against
+/// the `Date` header when there is one, else `now`), and Discord's
+/// fractional `X-RateLimit-Reset-After`. Malformed fields are ignored.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_snapshotter::retry_after::quota;
+///
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let mut h = HeaderMap::new();
+/// h.insert("x-ratelimit-remaining", "42".parse().unwrap());
+/// h.insert("x-ratelimit-reset", "1700000010".parse().unwrap());
+/// let q = quota(&h, now).unwrap();
+/// assert_eq!(q.remaining, 42);
+/// assert_eq!(q.reset_hi, Duration::from_secs(10));
+/// ```
+pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
+    let ietf = rate_limit(headers).map(|q| QuotaWindow {
+        remaining: q.remaining,
+        reset_lo: q.reset.saturating_sub(Duration::from_secs(1)),
+        reset_hi: q.reset,
+    });
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let remaining = text("x-ratelimit-remaining")
+        .or_else(|| text("x-rate-limit-remaining"))
+        .and_then(|v| v.parse::<u64>().ok());
+    let seconds = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+    let reset = if let Some(after) = text("x-ratelimit-reset-after").and_then(seconds) {
+        Some((after, after))
+    } else {
+        text("x-ratelimit-reset")
+            .or_else(|| text("x-rate-limit-reset"))
+            .and_then(seconds)
+            .map(|v| {
+                if v < EPOCH_THRESHOLD {
+                    return ((v - 1.0).max(0.0), v);
+                }
+                // An epoch: against the server's own `Date` (whole seconds,
+                // so up to one more second of doubt), else our clock.
+                let date = text("date")
+                    .and_then(|d| httpdate::parse_http_date(d).ok())
+                    .map(|d| (d, 1.0));
+                let (base, doubt) = date.unwrap_or((now, 0.0));
+                let base = base
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let left = (v - base).max(0.0);
+                ((left - 1.0 - doubt).max(0.0), left)
+            })
+    };
+    let x = match (remaining, reset) {
+        (Some(remaining), Some((lo, hi))) if hi < 1e7 => Some(QuotaWindow {
+            remaining,
+            reset_lo: Duration::from_secs_f64(lo),
+            reset_hi: Duration::from_secs_f64(hi),
+        }),
+        _ => None,
+    };
+    let rate = |q: &QuotaWindow| q.remaining as f64 / q.reset_hi.as_secs_f64().max(1.0);
+    match (ietf, x) {
+        (Some(a), Some(b)) => Some(if rate(&b) < rate(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// `"name";r=50;t=30` (the item may be a token or a quoted string).
 fn parse_policy(member: &str) -> Option<Quota> {
     let mut parts = member.split(';');

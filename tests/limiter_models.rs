@@ -66,6 +66,38 @@ async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duratio
         builder = builder.policy(p);
     }
     let layer = builder.build().unwrap();
+    if std::env::var_os("TRACE").is_some() {
+        let (layer, log) = (layer.clone(), Arc::clone(&log));
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let t = start.elapsed().as_secs_f64();
+                let log = log.lock().unwrap();
+                let new = &log[seen..];
+                seen = log.len();
+                let ok = new.iter().filter(|(_, s)| *s).count();
+                let st = layer.stats();
+                let h = st.adaptive_hosts.first();
+                println!(
+                    "  {t:5.2}s ok {ok:4} refused {:4} pace {:?} est {:?} {} conc {:?} paused {:?}",
+                    new.len() - ok,
+                    h.and_then(|h| h.rate).map(|r| r.round()),
+                    h.and_then(|h| h.estimate).map(|r| r.round()),
+                    if h.is_some_and(|h| h.estimate_measured) {
+                        "m"
+                    } else {
+                        "g"
+                    },
+                    h.map(|h| (h.concurrency, h.in_flight)),
+                    st.paused_hosts.first().map(|p| p.remaining),
+                );
+                if t > 30.0 {
+                    break;
+                }
+            }
+        });
+    }
     let svc = ServiceBuilder::new().layer(layer).service(server);
     let demand = match spec {
         Spec::Concurrency { limit } => 3.0 * limit as f64 / latency.as_secs_f64(),
@@ -94,7 +126,7 @@ async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duratio
             });
         }
     }
-    snapshotter.stop();
+    let _ = snapshotter.stop();
     let log = log.lock().unwrap();
     let window: Vec<_> = log.iter().filter(|(t, _)| *t >= FROM && *t < secs).collect();
     let served = window.iter().filter(|(_, ok)| *ok).count() as f64;
@@ -196,4 +228,46 @@ async fn table() {
             100.0 * r.refused
         );
     }
+}
+
+/// One model under the adaptive policy: the targets.
+async fn holds(spec: Spec) {
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+    check(spec, r);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nginx_gcra_with_a_static_retry_after_is_held_at_its_rate() {
+    holds(gcra(500.0, 50, RetryAfter::Static(1))).await;
+    holds(gcra(500.0, 10, RetryAfter::Static(1))).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn gcra_without_retry_after_is_measured_at_its_limit() {
+    holds(gcra(100.0, 50, RetryAfter::Absent)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_that_counts_refusals_is_drained_not_probed() {
+    holds(Spec::Sliding { rate: 100.0 }).await;
+    holds(Spec::Sliding { rate: 500.0 }).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_headers_set_the_pace() {
+    holds(Spec::Window {
+        rate: 100.0,
+        window: Duration::from_secs(5),
+        headers: QuotaHeaders::Ietf,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_second_bucket_is_held_at_its_rate() {
+    holds(Spec::Bucket {
+        rate: 500.0,
+        retry_after: RetryAfter::Static(1),
+    })
+    .await;
 }

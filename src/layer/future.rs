@@ -56,20 +56,21 @@ impl AdaptivePermit {
     fn finish(&mut self, outcome: Outcome, headers: Option<&http::HeaderMap>) {
         self.released = true;
         // Read before taking the lock; most answers carry no header at all.
-        let quota = headers
-            .filter(|h| !h.is_empty())
-            .and_then(crate::retry_after::rate_limit);
+        let headers = headers.filter(|h| !h.is_empty());
+        let wall = std::time::SystemTime::now();
+        let quota = headers.and_then(|h| crate::retry_after::quota(h, wall));
+        let pause = match outcome {
+            Outcome::Loss => headers.and_then(|h| crate::retry_after::retry_after(h, wall)),
+            _ => None,
+        };
         let Some(mut c) = self.host.existing_controller() else {
             return;
         };
         let now = Instant::now();
-        if outcome == Outcome::Loss && headers.is_some_and(|h| h.contains_key(http::header::RETRY_AFTER)) {
-            c.told_to_wait(now);
-        }
-        c.on_answer(now, self.sent_at, self.depth, outcome);
+        c.on_answer(now, self.sent_at, self.depth, outcome, pause);
         c.release();
         if let Some(q) = quota {
-            c.on_quota(now, q.remaining, q.reset);
+            c.on_quota(now, q.remaining, q.reset_lo, q.reset_hi);
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct AdaptiveHost {
     pub in_flight: usize,
     /// Its paced rate in requests per second, once a loss started pacing.
     pub rate: Option<f64>,
+    /// The rate it is estimated to allow, once a loss gave an estimate.
+    pub estimate: Option<f64>,
+    /// Whether that estimate was measured (at the limit, or from the cycles
+    /// between pauses) rather than a lower bound still being searched.
+    pub estimate_measured: bool,
 }
 
 /// A host whose new requests wait (or are refused) for a while.
@@ -78,12 +83,14 @@ impl LayerStats {
             .top(20)
             .into_iter()
             .filter_map(|(host, h)| {
-                let (concurrency, in_flight, rate) = h.existing_controller()?.snapshot(at);
+                let s = h.existing_controller()?.snapshot(at);
                 Some(AdaptiveHost {
                     host,
-                    concurrency,
-                    in_flight,
-                    rate,
+                    concurrency: s.concurrency,
+                    in_flight: s.in_flight,
+                    rate: s.rate,
+                    estimate: s.estimate,
+                    estimate_measured: s.measured,
                 })
             })
             .collect();

@@ -145,6 +145,41 @@ impl Meter {
     }
 }
 
+impl Meter {
+    /// The share of answers accepted over the current and the previous
+    /// slot (1 without answers).
+    pub(crate) fn recent_accepted_share(&mut self, now: Instant) -> f64 {
+        self.advance(now);
+        let prev = (self.head + SLOTS - 1) % SLOTS;
+        let a = self.accepted[self.head] + self.accepted[prev];
+        let r = self.refused[self.head] + self.refused[prev];
+        if a + r == 0 {
+            1.0
+        } else {
+            f64::from(a) / f64::from(a + r)
+        }
+    }
+
+    /// The accepted rate of the latest complete slots in which the host
+    /// both accepted and refused (it was at its limit then, so what it
+    /// accepted is its limit), once they hold `min_accepted` answers; none
+    /// before.
+    pub(crate) fn at_limit(&mut self, now: Instant, min_accepted: u32) -> Option<f64> {
+        self.advance(now);
+        let (mut sum, mut n) = (0u32, 0u32);
+        for i in (1..SLOTS).map(|back| (self.head + SLOTS - back) % SLOTS) {
+            if self.accepted[i] > 0 && self.refused[i] > 0 {
+                sum += self.accepted[i];
+                n += 1;
+                if sum >= min_accepted && n >= 2 {
+                    return Some(f64::from(sum) / f64::from(n) / Self::slot_len().as_secs_f64());
+                }
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

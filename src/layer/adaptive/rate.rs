@@ -1,0 +1,538 @@
+//! The send rate of one host: an estimate of the rate it allows, learned
+//! from its answers, and the pace derived from it.
+//!
+//! Built for the limiters servers run (`testkit`'s models):
+//!
+//! * **At the limit, what the host accepts is its rate.** While a GCRA or a
+//!   token bucket refuses some requests, it accepts exactly its rate: the
+//!   accepted rate of the slots in which it both accepted and refused is
+//!   the estimate (`Meter::at_limit`).
+//! * **A pause is not a measurement.** When a loss comes with
+//!   `Retry-After`, the host pauses and nothing can be measured at the
+//!   limit. Each pause ends a *cycle*: from the first send after the
+//!   previous pause to the refusal, `n` requests were accepted over `A`
+//!   seconds of sending. A GCRA or bucket serves `n = R·A + B` in such a
+//!   cycle (its rate `R` plus the burst `B` it saved during the pause), so
+//!   two cycles of different lengths give `R` as the slope, whatever the
+//!   burst. Time paused never enters it.
+//! * **Resume paced.** After a pause the host is paced at the estimate,
+//!   never released at once: a small-burst limiter refuses everything past
+//!   its burst.
+//! * **Search while the estimate is a lower bound.** Until one of the two
+//!   measurements above exists, the estimate is a guess (what the host
+//!   accepted over the last second, or over a cycle with its pause) and the
+//!   pace grows 1.25× per 100 ms while it holds requests back, up to the
+//!   first loss.
+//! * **Hold below a known rate; probe rarely.** Once measured, the pace is
+//!   `HOLD ×` the estimate. It probes 3 % higher after a quiet spell that
+//!   doubles each time a probe fails (4 s when losses are cheap, 30 s after
+//!   a loss that paused the host or that kept coming below the estimate).
+//! * **Limiters that count refusals.** When losses keep coming for requests
+//!   sent at or below the pace the host accepted, sending on at that pace
+//!   keeps the window full: the pace drops to half the estimate until
+//!   answers come back accepted, then returns to the hold.
+//! * **Quotas set the pace directly**: `remaining / time to reset`, with the
+//!   reset instant narrowed by every answer (`Quota`).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::meter::Meter;
+
+/// The pace as a share of a measured rate.
+pub(crate) const HOLD: f64 = 0.97;
+/// Growth per search step while the estimate is a guess.
+const SEARCH_GROWTH: f64 = 1.25;
+const SEARCH_STEP: Duration = Duration::from_millis(100);
+/// A probe raises the pace this much over the hold.
+const PROBE_GROWTH: f64 = 1.03;
+/// Quiet time before a probe when losses cost nothing but themselves.
+const PROBE_WAIT_CHEAP: Duration = Duration::from_secs(4);
+/// Quiet time before a probe after a pause or refusals that persisted.
+const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
+const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
+/// A probe that met no loss for this long held.
+const PROBE_HOLDS: Duration = Duration::from_secs(1);
+/// Answers needed in slots at the limit for a measurement.
+const MIN_AT_LIMIT: u32 = 8;
+/// The most send times a cycle keeps (the latest).
+const CYCLE_LOG: usize = 4096;
+/// How long refusals below the estimate drain at half the pace.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Where the estimate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Basis {
+    /// No loss yet: no pace.
+    None,
+    /// A lower bound: search upward.
+    Guess,
+    /// Measured at the limit or from cycles: hold below it.
+    Measured,
+}
+
+/// One host's rate estimate and pace.
+#[derive(Debug)]
+pub(crate) struct RateControl {
+    min_rate: f64,
+    basis: Basis,
+    estimate: f64,
+    pace: f64,
+    /// The pace was last changed by a search step or a cut at this time.
+    stepped_at: Instant,
+    /// The pace last held requests back at this time.
+    pub(crate) bound_at: Option<Instant>,
+    pub(crate) meter: Meter,
+    /// The current cycle: when sending resumed, and its send times.
+    cycle: Option<(Instant, Vec<f32>)>,
+    /// The previous cycle's send times, up to its refusal.
+    previous: Option<Vec<f32>>,
+    /// A pause is under way: the next send starts a cycle.
+    resume_pending: bool,
+    /// Probing: not before this; the pace over the hold while probing.
+    probe_after: Instant,
+    probe_wait: Duration,
+    probing: bool,
+    /// The next probe's growth; doubles with each probe that holds.
+    probe_step: f64,
+    /// Refusals below the estimate: half the pace until this.
+    drain_until: Option<Instant>,
+    /// The latest fresh loss not told to pause, and the pace then.
+    last_loss: Option<(Instant, f64)>,
+    /// A quota: pace cap and its reset window (earliest, latest).
+    quota: Option<Quota>,
+}
+
+/// What the quota headers said lately.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    remaining: u64,
+    /// The reset lies in `(lo, hi]`, narrowed by each answer.
+    lo: Instant,
+    hi: Instant,
+}
+
+impl RateControl {
+    pub(crate) fn new(min_rate: f64, now: Instant) -> Self {
+        Self {
+            min_rate,
+            basis: Basis::None,
+            estimate: 0.0,
+            pace: 0.0,
+            stepped_at: now,
+            bound_at: None,
+            meter: Meter::new(now),
+            cycle: Some((now, Vec::new())),
+            previous: None,
+            resume_pending: false,
+            probe_after: now,
+            probe_wait: PROBE_WAIT_CHEAP,
+            probing: false,
+            probe_step: PROBE_GROWTH,
+            drain_until: None,
+            last_loss: None,
+            quota: None,
+        }
+    }
+
+    /// The pace now, requests per second, if pacing.
+    pub(crate) fn rate(&mut self, now: Instant) -> Option<f64> {
+        self.step(now);
+        let own = match self.basis {
+            Basis::None => None,
+            _ => Some(match self.drain_until {
+                Some(until) if now < until => (self.estimate * 0.5).max(self.min_rate),
+                _ => self.pace,
+            }),
+        };
+        let quota = self.quota_rate(now);
+        match (own, quota) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// No send before this (a spent quota).
+    pub(crate) fn not_before(&self, now: Instant) -> Option<Instant> {
+        match self.quota {
+            Some(q) if q.remaining == 0 && now < q.hi => Some(q.hi),
+            _ => None,
+        }
+    }
+
+    fn quota_rate(&mut self, now: Instant) -> Option<f64> {
+        let q = self.quota?;
+        if now >= q.hi {
+            self.quota = None;
+            return None;
+        }
+        let left = q.hi.saturating_duration_since(now).as_secs_f64().max(0.001);
+        Some((q.remaining as f64 / left).max(self.min_rate))
+    }
+
+    /// Search steps and probes, driven by time while the pace binds.
+    fn step(&mut self, now: Instant) {
+        let binding = self
+            .bound_at
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_millis(500));
+        match self.basis {
+            Basis::Guess if binding => {
+                while now.saturating_duration_since(self.stepped_at) >= SEARCH_STEP {
+                    self.stepped_at += SEARCH_STEP;
+                    self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
+                }
+            }
+            Basis::Measured if binding && !self.probing && now >= self.probe_after => {
+                self.probing = true;
+                self.stepped_at = now;
+                self.pace = self.estimate * HOLD * self.probe_step;
+            }
+            Basis::Measured
+                if self.probing && now.saturating_duration_since(self.stepped_at) > PROBE_HOLDS =>
+            {
+                // The probe held: the host allows more, and the next probe
+                // comes soon and goes twice as far.
+                self.probing = false;
+                self.estimate *= self.probe_step;
+                self.pace = self.estimate * HOLD;
+                self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
+                self.probe_wait = PROBE_WAIT_CHEAP;
+                self.probe_after = now + PROBE_HOLDS;
+            }
+            _ => {
+                if !binding {
+                    self.stepped_at = now;
+                }
+            }
+        }
+    }
+
+    /// A request is sent now.
+    pub(crate) fn on_send(&mut self, now: Instant) {
+        if self.resume_pending {
+            self.resume_pending = false;
+            self.cycle = Some((now, Vec::new()));
+        }
+        if let Some((start, log)) = &mut self.cycle {
+            if log.len() >= CYCLE_LOG {
+                log.drain(..CYCLE_LOG / 4);
+            }
+            log.push(now.saturating_duration_since(*start).as_secs_f32());
+        }
+    }
+
+    /// An answer accepted.
+    pub(crate) fn on_accepted(&mut self, now: Instant) {
+        self.meter.add(now, true);
+    }
+
+    /// A refusal (429, 503) or an error. `pause` is what `Retry-After`
+    /// asked, if anything; `fresh` says whether the request was sent after
+    /// the previous cut (else the cut already answered for it).
+    pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>, fresh: bool) {
+        self.meter.add(now, false);
+        if self.quota.is_some_and(|q| now < q.hi) {
+            // The quota explains the refusal and already sets the pace.
+            return;
+        }
+        if let Some(pause) = pause {
+            self.on_told(now, sent_at, pause);
+            return;
+        }
+        if !fresh || self.drain_until.is_some_and(|until| now < until) {
+            return;
+        }
+        let was = self.rate(now);
+        let holding = self.basis == Basis::Measured && !self.probing;
+        let in_episode = self
+            .last_loss
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) < Duration::from_secs(1));
+        self.last_loss = Some((now, was.unwrap_or(f64::MAX)));
+        let short = self.meter.short_rate(now);
+        // At the limit a GCRA accepts its rate; a limiter that accepts in
+        // bursts (a sliding window) reads higher there than over the
+        // second, and its second is the better measure.
+        let at_limit = self
+            .meter
+            .at_limit(now, MIN_AT_LIMIT)
+            .filter(|&m| m <= short * 1.1);
+        let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001);
+        if in_episode && at_or_below && self.meter.recent_accepted_share(now) < 0.5 {
+            // Refusals keep coming although the pace is at or below what the
+            // host accepted in a second: a limiter that counts them. Sending
+            // on keeps its window full; drain, and keep that count as its
+            // rate.
+            self.drain_until = Some(now + DRAIN);
+            self.basis = Basis::Measured;
+            self.probing = false;
+            self.costly_probe();
+            self.settle(now);
+            return;
+        }
+        if holding && in_episode {
+            // Still accepting most: the estimate was high.
+            self.estimate = at_limit.unwrap_or(short).min(self.estimate).max(self.min_rate);
+            self.settle(now);
+            return;
+        }
+        if self.probing {
+            // The probe found the limit: back to the hold, probe later.
+            self.probing = false;
+            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX);
+            self.probe_step = PROBE_GROWTH;
+            self.settle(now);
+            return;
+        }
+        match at_limit {
+            Some(m) => {
+                self.estimate = m;
+                self.basis = Basis::Measured;
+            }
+            None => {
+                let guess = short.max(self.min_rate);
+                // The same second-long count again after the search went
+                // well past it: a limiter that accepts that many a second
+                // whatever the pace (a sliding window).
+                let again = self.basis == Basis::Guess
+                    && was.is_some_and(|p| p >= 1.2 * self.estimate)
+                    && (guess - self.estimate).abs() <= 0.1 * self.estimate;
+                self.basis = if again { Basis::Measured } else { Basis::Guess };
+                self.estimate = guess;
+            }
+        }
+        self.settle(now);
+    }
+
+    /// A loss with `Retry-After`: the cycle since the last pause ends with
+    /// the refused request, sent at `sent_at`.
+    fn on_told(&mut self, now: Instant, sent_at: Instant, pause: Duration) {
+        if self.resume_pending {
+            // A refusal of a request sent before the pause began.
+            return;
+        }
+        self.resume_pending = true;
+        let Some((start, mut log)) = self.cycle.take() else {
+            return;
+        };
+        let end = sent_at.saturating_duration_since(start).as_secs_f32();
+        log.retain(|&t| t <= end);
+        // Rebase so the cycle ends at 0.
+        log.iter_mut().for_each(|t| *t -= end);
+        let fitted = self.previous.as_deref().and_then(|prev| fit(prev, &log));
+        let accepted = log.len().saturating_sub(1) as f64;
+        let secs = f64::from(-log.first().copied().unwrap_or(0.0));
+        let paced = match self.basis {
+            Basis::None => None,
+            _ => Some(self.pace),
+        };
+        self.previous = Some(log);
+        self.costly_probe();
+        if self.probing {
+            self.probing = false;
+            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX);
+        }
+        match fitted {
+            Some(r) => {
+                self.estimate = r;
+                self.basis = Basis::Measured;
+            }
+            None if self.basis == Basis::Measured => {
+                // Paused while holding: the estimate was high.
+                self.estimate *= HOLD;
+            }
+            None if paced.is_some() => {
+                // Refused at this pace: hold below it, probe later.
+                self.estimate = paced.unwrap_or(self.min_rate).min(accepted / secs.max(0.001));
+                self.basis = Basis::Measured;
+            }
+            None => {
+                // A lower bound: what the cycle accepted over its sending
+                // time and the pause.
+                let whole = secs + pause.as_secs_f64();
+                self.estimate = (accepted / whole.max(0.001)).max(self.min_rate);
+                self.basis = Basis::Guess;
+            }
+        }
+        self.settle(now);
+    }
+
+    fn costly_probe(&mut self) {
+        self.probe_wait = self.probe_wait.max(PROBE_WAIT_COSTLY);
+    }
+
+    /// Sets the pace from the estimate after a loss.
+    fn settle(&mut self, now: Instant) {
+        self.pace = match self.basis {
+            Basis::Guess => self.estimate,
+            _ => self.estimate * HOLD,
+        }
+        .max(self.min_rate);
+        self.stepped_at = now;
+        self.probe_after = now + self.probe_wait;
+    }
+
+    /// Quota headers: `remaining` requests until a reset that lies in
+    /// `(now + reset_lo, now + reset_hi]`.
+    pub(crate) fn on_quota(&mut self, now: Instant, remaining: u64, reset_lo: Duration, reset_hi: Duration) {
+        let (lo, hi) = (now + reset_lo, now + reset_hi);
+        self.quota = Some(match self.quota {
+            // The same window: narrow the reset.
+            Some(q) if lo < q.hi && hi > q.lo => Quota {
+                remaining: remaining.min(q.remaining),
+                lo: lo.max(q.lo),
+                hi: hi.min(q.hi),
+            },
+            _ => Quota { remaining, lo, hi },
+        });
+    }
+
+    /// The estimate and its basis, for stats.
+    pub(crate) fn estimate(&self) -> (f64, Basis) {
+        (self.estimate, self.basis)
+    }
+}
+
+/// The excess a GCRA at `rate` holds at the end of a cycle whose send
+/// times (seconds, the last at 0) are `log`: the largest number of sends
+/// in a trailing interval beyond what the rate allows in it (Lindley's
+/// recursion unrolled).
+fn excess(log: &[f32], rate: f64) -> f64 {
+    let n = log.len();
+    log.iter()
+        .enumerate()
+        .map(|(i, &t)| (n - i) as f64 + rate * f64::from(t))
+        .fold(f64::MIN, f64::max)
+}
+
+/// The rate at which two cycles, each ended by a refusal, leave the same
+/// excess: a GCRA or token bucket refuses when its excess passes its
+/// burst, so both cycles ended at the same excess, and the two curves
+/// cross at the limiter's rate whatever its burst. `None` when the cycles
+/// do not tell (the same shape, or no crossing).
+fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let span = |l: &[f32]| f64::from(-l[0]).max(1e-4);
+    let top = (a.len() as f64 / span(a)).max(b.len() as f64 / span(b));
+    let g = |r: f64| excess(a, r) - excess(b, r);
+    // Scan a log grid for the first strict change of sign, then bisect.
+    const STEPS: i32 = 64;
+    let at = |i: i32| 0.1 * (top / 0.1).powf(f64::from(i) / f64::from(STEPS));
+    let mut bracket = None;
+    let mut prev = (at(0), g(at(0)));
+    for i in 1..=STEPS {
+        let r = at(i);
+        let v = g(r);
+        if prev.1 != 0.0 && v != 0.0 && prev.1.signum() != v.signum() {
+            bracket = Some((prev.0, r, prev.1.signum()));
+            break;
+        }
+        prev = (r, v);
+    }
+    let (mut lo, mut hi, sign) = bracket?;
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if g(mid).signum() == sign {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let r = 0.5 * (lo + hi);
+    // The two curves must be apart enough for the crossing to mean
+    // something: a slope difference of at least 50 ms of sending.
+    let da = f64::from(-a[0]);
+    let db = f64::from(-b[0]);
+    ((da - db).abs() >= 0.05 && r.is_finite()).then_some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Send times (seconds, ending at 0) of a cycle paced at `rate(t)`
+    /// against a GCRA of `r` per second and `burst`, up to its refusal.
+    fn cycle(r: f64, burst: f64, pace: impl Fn(f64) -> f64) -> Vec<f32> {
+        let (mut t, mut excess, mut last) = (0.0f64, 0.0f64, 0.0f64);
+        let mut sends = Vec::new();
+        loop {
+            let e = (excess - (t - last) * r).max(0.0) + 1.0;
+            sends.push(t);
+            if e > burst + 1.0 {
+                break;
+            }
+            excess = e;
+            last = t;
+            t += 1.0 / pace(t);
+        }
+        let end = t;
+        sends.into_iter().map(|s| (s - end) as f32).collect()
+    }
+
+    #[test]
+    fn two_cycles_give_the_rate_whatever_the_burst() {
+        for (r, burst) in [(500.0, 50.0), (100.0, 10.0), (20.0, 50.0), (2000.0, 1.0)] {
+            // A flood, then a ramp from a tenth of the rate growing 1.25× per 100 ms.
+            let flood = cycle(r, burst, |_| 50.0 * r);
+            let ramp = cycle(r, burst, |t| 0.1 * r * 1.25f64.powf(t / 0.1));
+            let fitted = fit(&flood, &ramp).unwrap_or_else(|| panic!("{r} {burst}: no fit"));
+            assert!(
+                (fitted - r).abs() <= 0.03 * r,
+                "{r}/s burst {burst}: fitted {fitted}"
+            );
+        }
+    }
+
+    #[test]
+    fn cycles_of_one_shape_tell_nothing() {
+        let a = cycle(500.0, 50.0, |_| 5000.0);
+        assert_eq!(fit(&a, &a), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quota_pace_spends_what_is_left_until_the_narrowed_reset() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        // "t=5" (whole seconds): the reset is in (4 s, 5 s].
+        c.on_quota(t0, 100, Duration::from_secs(4), Duration::from_secs(5));
+        // 300 ms later the header still says 5: the reset is in (5 s, 5.3 s] from t0,
+        // narrowed to (5 s, 5 s]... i.e. exactly at t0 + 5 s.
+        let t1 = t0 + Duration::from_millis(300);
+        c.on_quota(t1, 90, Duration::from_secs(4), Duration::from_secs(5));
+        let rate = c.rate(t1).expect("paced by the quota");
+        assert!((rate - 90.0 / 4.7).abs() < 0.5, "{rate}");
+        // Spent: nothing before the reset, then no quota pace.
+        c.on_quota(t1, 0, Duration::from_secs(4), Duration::from_secs(5));
+        assert_eq!(c.not_before(t1), Some(t0 + Duration::from_secs(5)));
+        assert_eq!(c.rate(t0 + Duration::from_secs(6)), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        // 100 accepted within the first second, then refusals (a sliding
+        // window at 100/s that counts them).
+        let mut t = t0;
+        for _ in 0..100 {
+            t += Duration::from_millis(5);
+            c.on_accepted(t);
+        }
+        c.on_loss(t, t, None, true);
+        let first = c.rate(t).expect("paced");
+        assert!((first - 100.0).abs() < 1.0, "{first}");
+        // Refusals keep coming at that pace: drain at half, keep the count.
+        for _ in 0..20 {
+            t += Duration::from_millis(10);
+            c.on_loss(t, t, None, true);
+        }
+        let drained = c.rate(t).expect("paced");
+        assert!(drained <= 51.0, "{drained}");
+        assert_eq!(c.estimate(), (100.0, Basis::Measured));
+        // After the drain: the hold below it.
+        let after = c.rate(t + DRAIN).expect("paced");
+        assert!((after - 97.0).abs() < 1.0, "{after}");
+    }
+}
