@@ -4,67 +4,117 @@
 //! ```text
 //! cargo run --release --example crawl                  # layer on, own server
 //! cargo run --release --example crawl -- --no-layer    # the baseline
+//! cargo run --release --example crawl -- --limiter sliding --rate 100
 //! cargo run --release --example crawl -- --help
 //! ```
 //!
-//! Without `--url` it starts its own server on 127.0.0.1: a token bucket of
-//! `--capacity` requests a second (and as many in a burst) that answers 429
-//! with `Retry-After: 1` (`--retry-after`) when empty. It ends with one JSON line:
+//! Without `--url` it starts its own server on 127.0.0.1 from `testkit`
+//! (`testkit::Spec` served by `testkit::Server`), one of the limiter models
+//! servers really run, chosen with `--limiter`:
+//!
+//! - `gcra` (the default): nginx `limit_req … nodelay`, `--rate` requests a
+//!   second with a `--burst` of excess, 429 with `--retry-after`;
+//! - `sliding`: a sliding one-second window that counts refused requests
+//!   too, 429 without `Retry-After`;
+//! - `window` / `window-github`: a fixed window of `5 × --rate` requests per
+//!   5 s with IETF `RateLimit` or GitHub `X-RateLimit-*` headers, 429 with
+//!   `Retry-After` to the reset;
+//! - `bucket`: a token bucket of `--rate` a second holding one second's
+//!   worth, 429 with `--retry-after`;
+//! - `concurrency`: nginx `limit_conn`, 503 past `--burst` requests in
+//!   flight.
+//!
+//! So the default server is GCRA at 500/s with a burst of 50 that answers
+//! `Retry-After: 1`. Each served request takes `--latency-ms` (0; 20 for
+//! `concurrency`). Without `--policy` the layer is built with the library's
+//! default policy (`GatePolicy::default()`).
+//!
+//! It ends with one JSON line:
 //! `{"ok":…,"throttled":…,"wall_s":…,"ok_per_s":…,"wasted_ratio":…}`, where
+//! `throttled` counts every 429 and 503 the client got and
 //! `wasted_ratio = throttled / (ok + throttled)`.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
+use testkit::{Server, Spec};
 use tokio::time::Instant;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_snapshotter::layer::error::Overloaded;
 use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
-const USAGE: &str = "usage: crawl [--requests N] [--concurrency C] [--capacity R] [--retry-after S]
-             [--policy wait|reject|autoscale|adaptive]
-             [--url BASE] [--no-layer] [--quiet]
-  --requests N      URLs to crawl (3000)
-  --concurrency C   requests offered at once (64)
-  --capacity R      own server's token bucket, requests per second (500)
-  --retry-after S   own server's Retry-After on a 429, seconds (1; 0 sends none)
-  --policy P        the layer's gate policy (wait)
-  --url BASE        crawl BASE0 .. BASE{N-1} on another server instead of starting one
-  --no-layer        the same crawl without the layer (the baseline)
-  --quiet           no progress bar";
+fn usage() -> String {
+    let default_policy = format!("{:?}", GatePolicy::default()).to_lowercase();
+    format!(
+        "usage: crawl [--requests N] [--concurrency C] [--policy wait|reject|autoscale|adaptive]
+             [--no-layer] [--quiet] [--url BASE]
+             [--limiter gcra|sliding|window|window-github|bucket|concurrency]
+             [--rate R] [--burst B] [--retry-after none|exact|SECONDS] [--latency-ms N]
+client:
+  --requests N       URLs to crawl (3000)
+  --concurrency C    requests the client offers at once (64)
+  --policy P         the layer's gate policy: wait, reject, autoscale or adaptive
+                     (default: the library's, GatePolicy::default(), now {default_policy})
+  --no-layer         the same crawl without the layer (the baseline)
+  --quiet            no progress bar
+  --url BASE         crawl BASE0 .. BASE{{N-1}} on another server instead of
+                     starting one (the server flags below are then ignored)
+own server on 127.0.0.1 (testkit):
+  --limiter L        the limiter model (gcra):
+                       gcra           nginx limit_req nodelay: B+1 at once, then R/s; 429
+                       sliding        sliding 1 s window of R counting refusals; 429, no Retry-After
+                       window         fixed window of 5R per 5 s, IETF RateLimit headers; 429
+                       window-github  the same with GitHub's X-RateLimit-* headers; 429
+                       bucket         token bucket of R/s holding R; 429
+                       concurrency    nginx limit_conn: 503 past B in flight, no Retry-After
+  --rate R           requests per second the limiter allows (500; --capacity R is the same)
+  --burst B          gcra: requests of excess allowed; concurrency: requests in flight (50)
+  --retry-after RA   Retry-After on a gcra or bucket refusal: none, exact (seconds to
+                     the next one served, rounded) or whole SECONDS, 0 meaning none (1);
+                     window always sends the seconds to its reset, sliding none
+  --latency-ms N     how long the server takes over each served request
+                     (0; 20 for concurrency)
+  -h, --help         this text"
+    )
+}
 
 #[derive(Debug, Clone)]
 struct Args {
     requests: usize,
     concurrency: usize,
-    capacity: f64,
-    retry_after: u32,
-    policy: GatePolicy,
+    /// `None`: the library default, without calling `.policy(..)`.
+    policy: Option<GatePolicy>,
     url: Option<String>,
     layer: bool,
     quiet: bool,
+    limiter: String,
+    rate: f64,
+    burst: u32,
+    retry_after: String,
+    latency_ms: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         requests: 3000,
         concurrency: 64,
-        capacity: 500.0,
-        retry_after: 1,
-        policy: GatePolicy::Wait,
+        policy: None,
         url: None,
         layer: true,
         quiet: false,
+        limiter: "gcra".into(),
+        rate: 500.0,
+        burst: 50,
+        retry_after: "1".into(),
+        latency_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -72,10 +122,18 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--requests" => a.requests = number(&value("--requests")?, "--requests")?,
             "--concurrency" => a.concurrency = number(&value("--concurrency")?, "--concurrency")?,
-            "--capacity" => a.capacity = number::<u32>(&value("--capacity")?, "--capacity")?.into(),
-            "--retry-after" => a.retry_after = number(&value("--retry-after")?, "--retry-after")?,
+            "--rate" | "--capacity" => {
+                let v = value(&arg)?;
+                a.rate = v
+                    .parse()
+                    .map_err(|_| format!("{arg}: not a number of requests per second: {v:?}"))?;
+            }
+            "--burst" => a.burst = number(&value("--burst")?, "--burst")?,
+            "--retry-after" => a.retry_after = value("--retry-after")?,
+            "--latency-ms" => a.latency_ms = Some(number(&value("--latency-ms")?, "--latency-ms")?),
+            "--limiter" => a.limiter = value("--limiter")?,
             "--policy" => {
-                a.policy = match value("--policy")?.as_str() {
+                a.policy = Some(match value("--policy")?.as_str() {
                     "wait" => GatePolicy::Wait,
                     "reject" => GatePolicy::Reject,
                     "autoscale" => GatePolicy::Autoscale,
@@ -85,20 +143,20 @@ fn parse_args() -> Result<Args, String> {
                             "--policy: expected wait, reject, autoscale or adaptive, got {other:?}"
                         ))
                     }
-                }
+                })
             }
             "--url" => a.url = Some(value("--url")?),
             "--no-layer" => a.layer = false,
             "--quiet" => a.quiet = true,
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{}", usage());
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
     }
-    if a.concurrency == 0 || a.capacity <= 0.0 {
-        return Err("--concurrency and --capacity must be at least 1".into());
+    if a.concurrency == 0 {
+        return Err("--concurrency must be at least 1".into());
     }
     Ok(a)
 }
@@ -106,68 +164,6 @@ fn parse_args() -> Result<Args, String> {
 fn number<T: std::str::FromStr>(v: &str, name: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| format!("{name}: not a whole number: {v:?}"))
-}
-
-/// The demo server's token bucket: `rate` tokens a second, as many at most.
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-async fn start_server(capacity: f64, retry_after: u32) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let bucket = Arc::new(Mutex::new(Bucket {
-        rate: capacity,
-        tokens: capacity,
-        last: Instant::now(),
-    }));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let bucket = Arc::clone(&bucket);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let allowed = bucket.lock().map(|mut b| b.take()).unwrap_or(false);
-                    async move {
-                        let response = if allowed {
-                            Response::new(Full::new(Bytes::from_static(b"ok")))
-                        } else {
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"slow down")));
-                            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                            if retry_after > 0 {
-                                r.headers_mut()
-                                    .insert("retry-after", http::HeaderValue::from(retry_after));
-                            }
-                            r
-                        };
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
 }
 
 type HttpClient = BoxCloneService<Request<Empty<Bytes>>, Response<hyper::body::Incoming>, BoxError>;
@@ -186,12 +182,23 @@ async fn main() -> Result<(), BoxError> {
         eprintln!("crawl: {e}");
         std::process::exit(2)
     });
-    let base = match &args.url {
-        Some(u) => u.clone(),
-        None => format!(
-            "http://{}/page/",
-            start_server(args.capacity, args.retry_after).await?
-        ),
+    let (server, base) = match &args.url {
+        Some(u) => (None, u.clone()),
+        None => {
+            let spec =
+                Spec::parse(&args.limiter, args.rate, args.burst, &args.retry_after).unwrap_or_else(|e| {
+                    eprintln!("crawl: {e}");
+                    std::process::exit(2)
+                });
+            let default_latency = match spec {
+                Spec::Concurrency { .. } => 20,
+                _ => 0,
+            };
+            let latency = Duration::from_millis(args.latency_ms.unwrap_or(default_latency));
+            let server = Server::start(spec.build(Instant::now()), latency).await?;
+            let base = format!("{}/page/", server.base_url());
+            (Some((server, spec, latency)), base)
+        }
     };
 
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -201,12 +208,13 @@ async fn main() -> Result<(), BoxError> {
         .build::<_, Empty<Bytes>>(connector);
     let snapshotter = Snapshotter::new(Config::from_env()?);
     let layer = if args.layer {
-        Some(
-            SnapshotLayer::builder(snapshotter.clone())
-                .policy(args.policy)
-                .start_snapshotter(true)
-                .build()?,
-        )
+        let builder = SnapshotLayer::builder(snapshotter.clone());
+        // Without `--policy`, whatever `GatePolicy::default()` is.
+        let builder = match args.policy {
+            Some(policy) => builder.policy(policy),
+            None => builder,
+        };
+        Some(builder.start_snapshotter(true).build()?)
     } else {
         None
     };
@@ -241,9 +249,9 @@ async fn main() -> Result<(), BoxError> {
                         let paused = s.paused_hosts.first().map_or(String::new(), |p| {
                             format!(" · paused {} {:.1}s", p.host, p.remaining.as_secs_f64())
                         });
-                        format!("429s {throttled} · gate: {}{paused}", s.gate)
+                        format!("429/503s {throttled} · gate: {}{paused}", s.gate)
                     }
-                    None => format!("429s {throttled} · no layer"),
+                    None => format!("429/503s {throttled} · no layer"),
                 };
                 bar.set_message(msg);
             }
@@ -287,16 +295,26 @@ async fn main() -> Result<(), BoxError> {
         throttled as f64 / (ok + throttled) as f64
     };
     let mode = match &layer {
-        Some(_) => format!("layer, policy {:?}", args.policy),
+        Some(_) => match args.policy {
+            Some(p) => format!("layer, policy {p:?}"),
+            None => format!("layer, policy {:?} (the default)", GatePolicy::default()),
+        },
         None => "no layer".into(),
     };
     eprintln!(
-        "crawled {ok} URLs in {wall:.2} s ({:.0}/s) with {mode}: {throttled} answers were 429 ({:.1} % wasted), {} refused locally, {} transport errors",
+        "crawled {ok} URLs in {wall:.2} s ({:.0}/s) with {mode}: {throttled} answers were 429 or 503 ({:.1} % wasted), {} refused locally, {} transport errors",
         ok as f64 / wall,
         wasted * 100.0,
         counts.rejected.load(Ordering::Relaxed),
         counts.errors.load(Ordering::Relaxed),
     );
+    if let Some((server, spec, latency)) = &server {
+        let (served, refused) = server.counts();
+        eprintln!(
+            "server ({spec}, latency {} ms): served {served}, refused {refused}",
+            latency.as_millis()
+        );
+    }
     println!(
         "{{\"ok\":{ok},\"throttled\":{throttled},\"wall_s\":{wall:.3},\"ok_per_s\":{:.1},\"wasted_ratio\":{wasted:.4}}}",
         ok as f64 / wall
@@ -304,8 +322,8 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Fetches `url` until it succeeds: a 429 is retried at once (the layer
-/// decides how long to wait), a local refusal after its `Retry-After`.
+/// Fetches `url` until it succeeds: a 429 or 503 is retried at once (the
+/// layer decides how long to wait), a local refusal after its `Retry-After`.
 async fn crawl_one(mut service: HttpClient, url: &str, counts: &Counts) {
     loop {
         let request = match Request::get(url).body(Empty::new()) {
@@ -320,7 +338,12 @@ async fn crawl_one(mut service: HttpClient, url: &str, counts: &Counts) {
             Err(e) => Err(e),
         };
         match result {
-            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                ) =>
+            {
                 counts.throttled.fetch_add(1, Ordering::Relaxed);
                 let _ = response.into_body().collect().await;
             }

@@ -125,13 +125,13 @@ async fn answer(state: &Mutex<State>, started: Instant, latency: Duration) -> Re
         });
         d
     };
-    if decision.served() && !latency.is_zero() {
+    // A served request leaves when answered, or when hyper drops this future
+    // because the client hung up during the latency: either way it departs.
+    let departure = decision.served().then(|| Departure(state));
+    if departure.is_some() && !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if decision.served() {
-        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-        s.limiter.depart(Instant::now());
-    }
+    drop(departure);
     let mut response = Response::new(Full::new(Bytes::from_static(if decision.served() {
         b"ok"
     } else {
@@ -142,4 +142,14 @@ async fn answer(state: &Mutex<State>, started: Instant, latency: Duration) -> Re
         response.headers_mut().append(name, value);
     }
     response
+}
+
+/// Tells the limiter a served request has left, when dropped.
+struct Departure<'a>(&'a Mutex<State>);
+
+impl Drop for Departure<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        s.limiter.depart(Instant::now());
+    }
 }

@@ -100,7 +100,7 @@ impl Spec {
                 ))
             })?),
         };
-        if !(rate >= 1.0 && rate <= 1e6) {
+        if !(1.0..=1e6).contains(&rate) {
             return Err(SpecError(format!("--rate: expected 1 ..= 1000000, got {rate}")));
         }
         Ok(match kind {

@@ -81,6 +81,8 @@ pub(crate) struct RateControl {
     pace: f64,
     /// The pace was last changed by a search step or a cut at this time.
     stepped_at: Instant,
+    /// When a loss last set the pace.
+    cut_at: Instant,
     /// The pace last held requests back at this time.
     pub(crate) bound_at: Option<Instant>,
     pub(crate) meter: Meter,
@@ -121,6 +123,7 @@ impl RateControl {
             estimate: 0.0,
             pace: 0.0,
             stepped_at: now,
+            cut_at: now,
             bound_at: None,
             meter: Meter::new(now),
             cycle: Some((now, Vec::new())),
@@ -257,7 +260,8 @@ impl RateControl {
             .meter
             .at_limit(now, MIN_AT_LIMIT)
             .filter(|&m| m <= short * 1.1);
-        let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001);
+        // Only requests sent at the current pace say anything about it.
+        let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001) && sent_at >= self.cut_at;
         if in_episode && at_or_below && self.meter.recent_accepted_share(now) < 0.5 {
             // Refusals keep coming although the pace is at or below what the
             // host accepted in a second: a limiter that counts them. Sending
@@ -369,6 +373,7 @@ impl RateControl {
         }
         .max(self.min_rate);
         self.stepped_at = now;
+        self.cut_at = now;
         self.probe_after = now + self.probe_wait;
     }
 
@@ -492,13 +497,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn quota_pace_spends_what_is_left_until_the_narrowed_reset() {
+    async fn quota_pace_spends_what_is_left_and_waits_for_the_narrowed_reset() {
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
         // "t=5" (whole seconds): the reset is in (4 s, 5 s].
         c.on_quota(t0, 100, Duration::from_secs(4), Duration::from_secs(5));
-        // 300 ms later the header still says 5: the reset is in (5 s, 5.3 s] from t0,
-        // narrowed to (5 s, 5 s]... i.e. exactly at t0 + 5 s.
+        // 300 ms later the header still says 5: the reset is narrowed to
+        // (t0 + 4.3 s, t0 + 5 s]; the pace spends what is left until then.
         let t1 = t0 + Duration::from_millis(300);
         c.on_quota(t1, 90, Duration::from_secs(4), Duration::from_secs(5));
         let rate = c.rate(t1).expect("paced by the quota");
