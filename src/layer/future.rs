@@ -116,7 +116,7 @@ impl<S, Req> HostWait<S, Req> {
         request: Req,
     ) -> Self {
         let now = shared.clock.precise_ms();
-        let until = shared.clock.instant_of(now + left_ms + jitter(left_ms));
+        let until = shared.clock.instant_of(resume_ms(&host, now + left_ms));
         let adaptive = shared.settings.policy == super::GatePolicy::Adaptive;
         let mut w = Self::new(shared, host, until, None, adaptive, service, request);
         w.readmit = true;
@@ -210,16 +210,24 @@ pub(crate) fn registered(released: &Arc<tokio::sync::Notify>) -> Pin<Box<OwnedNo
     n
 }
 
-/// Up to a tenth of the wait, at most one second, so requests held back by
-/// one pause do not all resume in the same instant.
-fn jitter(wait_ms: u64) -> u64 {
-    let max = (wait_ms / 10).min(1000);
+/// When the requests held by the pause that ends at `until_ms` resume: its
+/// end plus up to a tenth of its length (at most one second), drawn once
+/// per pause, so many clients paused alike do not return in the same
+/// instant, while the requests of one client go out together, as one round
+/// (one request spread from the next would meet the pause its neighbour's
+/// answer just began, and the round would cost a pause per request).
+fn resume_ms(host: &HostState, until_ms: u64) -> u64 {
+    let started = host.pause_started_ms.load(std::sync::atomic::Ordering::Acquire);
+    let max = (until_ms.saturating_sub(started) / 10).min(1000);
     if max == 0 {
-        0
-    } else {
-        fastrand::u64(0..=max)
+        return until_ms;
     }
+    let seed = until_ms ^ *JITTER_SEED;
+    until_ms + fastrand::Rng::with_seed(seed).u64(0..=max)
 }
+
+/// Per process, so two processes paused alike draw different jitters.
+static JITTER_SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| fastrand::u64(..));
 
 pin_project! {
     /// Response future of [`SnapshotService`](crate::layer::SnapshotService).
@@ -344,7 +352,7 @@ where
                     let left = w.host.remaining_ms(now);
                     if left > 0 {
                         // Paused (again) meanwhile: wait for the end.
-                        let until = w.shared.clock.instant_of(now + left + jitter(left));
+                        let until = w.shared.clock.instant_of(resume_ms(&w.host, now + left));
                         w.sleep.as_mut().reset(until);
                         continue;
                     }

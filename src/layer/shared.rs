@@ -342,9 +342,12 @@ impl Shared {
         }
         let until = host.paused_until_ms.load(Ordering::Acquire);
         let started = host.pause_started_ms.load(Ordering::Acquire);
-        // Sent before the latest pause began: that pause already answers
-        // for it, even when the answer arrives after the pause ended.
-        if until > 0 && sent_ms < started {
+        // Sent before the latest pause began, or in the millisecond it began
+        // (a send that had seen the pause would have waited for it): that
+        // pause already answers for it, even when the answer arrives after
+        // the pause ended. One back-off step per round of concurrent
+        // requests, not one per request.
+        if until > 0 && sent_ms <= started {
             return None;
         }
         // Doubles per consecutive counted answer; a success in between
