@@ -3,9 +3,17 @@
 //! per (scenario, variant).
 //!
 //! ```text
-//! cargo bench --bench scenarios              # every scenario, about 4 minutes
-//! cargo bench --bench scenarios -- rate knee # only the named ones
+//! cargo bench --bench scenarios              # every scenario, about 45 minutes
+//! cargo bench --bench scenarios -- rate knee # only the named ones (about 4 minutes
+//!                                            # for all but `models`)
+//! cargo bench --bench scenarios -- models    # the limiter-model matrix, about 40 minutes
+//! SCENARIO_MODELS="gcra 100/s b50 RA 1,sliding 100/s" SCENARIO_VARIANTS=adaptive,wait,none \
+//!     cargo bench --bench scenarios -- models   # a subset
 //! ```
+//!
+//! `SCENARIO_VARIANTS` (comma-separated prefixes of `none`, `fixed-N`,
+//! `wait`, `autoscale`, `adaptive`, `default`) keeps only those variants in
+//! every scenario; `SCENARIO_TRACE` prints per-250 ms traces to stderr.
 //!
 //! Load is open-loop: requests arrive at the scenario's rate whatever the
 //! answers, each in its own task, and arrivals beyond 2 000 outstanding are
@@ -14,6 +22,32 @@
 //! its own. In scenarios 1–4 and 7 the machine gates are off (see
 //! `remote_only`); 5 and 6 measure them. Rows are also appended as JSON
 //! lines to `target/scenarios.jsonl`.
+//!
+//! Scenario 9, `models`, has a table of its own: the layer against every
+//! limiter model of `testkit` (the matrix of `tests/limiter_models.rs`, but
+//! in real time through a real hyper server and client on 127.0.0.1). Each
+//! rate model (GCRA burst 1/10/50 with `Retry-After: 1`, burst 50 with an
+//! exact or no `Retry-After`, burst 1 without; a sliding window counting
+//! refusals; 5 s fixed windows with IETF or GitHub quota headers; a
+//! one-second token bucket with `Retry-After: 1`) runs at 20, 100, 500 and
+//! 2 000/s with 1 ms of server latency, and a concurrency limit of 4, 16
+//! and 64 with 20 ms (allowing C / 20 ms): 43 cells, each under `none`,
+//! `fixed-16`, `wait`, `autoscale`, `adaptive` and `default` (the layer
+//! without `.policy(..)`). Demand is open-loop at 3× the allowed rate for
+//! 15 s; goodput (as a share of the allowed rate) and the refused share
+//! (429 and 503 over all arrivals) are counted at the server from its log,
+//! seconds 5 to 15; `dropped` counts arrivals dropped at the source by the
+//! outstanding cap. The `target` column says whether an `adaptive` or
+//! `default` row meets ≥ 95 % and ≤ 1 %; a summary per variant follows.
+//! Runs of 20, 100 and 500/s of one (model, variant) share a batch (three
+//! servers, three clients, concurrently); 2 000/s and the concurrency
+//! limits run alone, since the CPU of this 2-core machine is the limit
+//! there. That is 23 batches per variant, 138 in all at ~17.5 s: about
+//! 40 minutes; the start of the scenario prints its own estimate for the
+//! chosen subset. Each batch runs in a tokio runtime of its own, dropped
+//! after it so requests still queued at the end load no later batch.
+//! `SCENARIO_MODELS` (comma-separated substrings of the model's name as
+//! the table prints it, e.g. `gcra 100/s b50 RA 1,sliding`) keeps a subset.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -28,6 +62,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use testkit::{QuotaHeaders, RetryAfter, Spec};
 use tokio::time::Instant;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
@@ -161,6 +196,9 @@ enum Variant {
     None,
     Fixed(usize),
     Policy(GatePolicy),
+    /// The layer as `SnapshotLayer::builder(snapshotter).build()` makes it,
+    /// without `.policy(..)`.
+    Default,
 }
 
 impl Variant {
@@ -169,6 +207,7 @@ impl Variant {
             Variant::None => "none".into(),
             Variant::Fixed(n) => format!("fixed-{n}"),
             Variant::Policy(p) => format!("{p:?}").to_lowercase(),
+            Variant::Default => "default".into(),
         }
     }
 }
@@ -303,6 +342,16 @@ fn client(variant: Variant, snapshotter: &Snapshotter) -> (Svc, Option<SnapshotL
         Variant::Policy(policy) => {
             let layer = SnapshotLayer::builder(snapshotter.clone())
                 .policy(policy)
+                .build()
+                .expect("layer");
+            let svc = ServiceBuilder::new()
+                .layer(layer.clone())
+                .service(http)
+                .boxed_clone();
+            (svc, Some(layer))
+        }
+        Variant::Default => {
+            let layer = SnapshotLayer::builder(snapshotter.clone())
                 .build()
                 .expect("layer");
             let svc = ServiceBuilder::new()
@@ -970,6 +1019,375 @@ async fn scale() {
     }
 }
 
+// ---------------------------------------------------------------- models
+
+/// Seconds of load in each run of the `models` scenario.
+const MODEL_SECS: f64 = 15.0;
+/// Figures are counted at the server from this second to the end.
+const MODEL_FROM: f64 = 5.0;
+/// Wall time of one batch: the run, up to 2 s for stragglers, set-up.
+const MODEL_BATCH_SECS: f64 = MODEL_SECS + 2.5;
+/// The allowed rates of the rate models.
+const MODEL_RATES: [f64; 4] = [20.0, 100.0, 500.0, 2000.0];
+/// Rates up to this run three at once (one batch); faster ones alone.
+const MODEL_SHARED_UP_TO: f64 = 500.0;
+/// Server latency of a served request under the rate models.
+const MODEL_RATE_LATENCY: Duration = Duration::from_millis(1);
+/// The concurrency limits, and their server latency.
+const MODEL_LIMITS: [usize; 3] = [4, 16, 64];
+const MODEL_CONC_LATENCY: Duration = Duration::from_millis(20);
+
+/// The rate models of `tests/limiter_models.rs` at `rate`.
+fn model_kinds(rate: f64) -> Vec<Spec> {
+    let gcra = |burst, retry_after| Spec::Gcra {
+        rate,
+        burst,
+        retry_after,
+    };
+    let window = |headers| Spec::Window {
+        rate,
+        window: Duration::from_secs(5),
+        headers,
+    };
+    vec![
+        gcra(1, RetryAfter::Static(1)),
+        gcra(10, RetryAfter::Static(1)),
+        gcra(50, RetryAfter::Static(1)),
+        gcra(50, RetryAfter::Exact),
+        gcra(50, RetryAfter::Absent),
+        gcra(1, RetryAfter::Absent),
+        Spec::Sliding { rate },
+        window(QuotaHeaders::Ietf),
+        window(QuotaHeaders::GitHub),
+        Spec::Bucket {
+            rate,
+            retry_after: RetryAfter::Static(1),
+        },
+    ]
+}
+
+/// One (model, rate) of the matrix: what the server runs and what it allows.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    spec: Spec,
+    latency: Duration,
+    /// Requests per second the model allows (C / latency for a
+    /// concurrency limit).
+    allowed: f64,
+}
+
+impl Cell {
+    fn of(spec: Spec) -> Cell {
+        match spec {
+            Spec::Concurrency { limit } => Cell {
+                spec,
+                latency: MODEL_CONC_LATENCY,
+                allowed: limit as f64 / MODEL_CONC_LATENCY.as_secs_f64(),
+            },
+            _ => Cell {
+                spec,
+                latency: MODEL_RATE_LATENCY,
+                allowed: spec.rate().unwrap_or(1.0),
+            },
+        }
+    }
+
+    fn rate_label(&self) -> String {
+        match self.spec {
+            Spec::Concurrency { limit } => format!(
+                "{:.0}/s ({limit} / {} ms)",
+                self.allowed,
+                self.latency.as_millis()
+            ),
+            _ => format!("{:.0}/s", self.allowed),
+        }
+    }
+
+    /// Whether it may share a batch with others (slow rate models only).
+    fn shares(&self) -> bool {
+        !matches!(self.spec, Spec::Concurrency { .. }) && self.allowed <= MODEL_SHARED_UP_TO
+    }
+}
+
+/// What the server saw of one cell under one variant.
+#[derive(Debug, Clone, Copy)]
+struct ModelRun {
+    cell: Cell,
+    variant: Variant,
+    /// Served per second from `MODEL_FROM` on.
+    served_per_s: f64,
+    /// 429s and 503s over all arrivals from `MODEL_FROM` on.
+    refused: f64,
+    arrivals: usize,
+    /// Arrivals dropped at the source (outstanding cap).
+    dropped: u64,
+    /// Client-side errors (no answer).
+    errors: usize,
+}
+
+impl ModelRun {
+    fn goodput(&self) -> f64 {
+        self.served_per_s / self.allowed()
+    }
+
+    fn allowed(&self) -> f64 {
+        self.cell.allowed
+    }
+
+    /// The issue's target: ≥ 95 % of the allowed rate, ≤ 1 % refused.
+    fn met(&self) -> bool {
+        self.goodput() >= 0.95 && self.refused <= 0.01
+    }
+}
+
+/// The groups of the matrix: one model at every rate, or one concurrency
+/// limit; kept when `SCENARIO_MODELS` (comma-separated substrings of the
+/// model's name, e.g. `gcra 100/s b50 RA 1,sliding`) names them.
+fn model_groups() -> Vec<Vec<Cell>> {
+    let only: Vec<String> = std::env::var("SCENARIO_MODELS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let keep = |c: &Cell| {
+        let name = c.spec.to_string();
+        only.is_empty() || only.iter().any(|w| name.contains(w.as_str()))
+    };
+    let kinds = model_kinds(1.0).len();
+    let rate_groups = (0..kinds).map(|k| {
+        MODEL_RATES
+            .iter()
+            .map(|&r| Cell::of(model_kinds(r)[k]))
+            .collect::<Vec<_>>()
+    });
+    let limit_groups = MODEL_LIMITS
+        .iter()
+        .map(|&limit| vec![Cell::of(Spec::Concurrency { limit })]);
+    rate_groups
+        .chain(limit_groups)
+        .map(|g| g.into_iter().filter(keep).collect::<Vec<_>>())
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// A group's runs for one variant: the slow rates together, each other
+/// cell alone.
+fn batches(group: &[Cell]) -> Vec<Vec<Cell>> {
+    let (shared, alone): (Vec<Cell>, Vec<Cell>) = group.iter().partition(|c| c.shares());
+    let mut out: Vec<Vec<Cell>> = alone.into_iter().map(|c| vec![c]).collect();
+    if !shared.is_empty() {
+        out.insert(0, shared);
+    }
+    out
+}
+
+fn model_variants() -> Vec<Variant> {
+    chosen(vec![
+        Variant::None,
+        Variant::Fixed(16),
+        Variant::Policy(GatePolicy::Wait),
+        Variant::Policy(GatePolicy::Autoscale),
+        Variant::Policy(GatePolicy::Adaptive),
+        Variant::Default,
+    ])
+}
+
+/// One cell under `variant`: its own server and client, demand 3× the
+/// allowed rate, counted at the server.
+async fn model_run(cell: Cell, variant: Variant) -> ModelRun {
+    let srv = testkit::Server::start(cell.spec.build(Instant::now()), cell.latency)
+        .await
+        .expect("start the model server");
+    let s = remote_only();
+    let (svc, layer) = client(variant, &s);
+    let tracer = trace(layer.as_ref());
+    let demand = 3.0 * cell.allowed;
+    let rec = drive(
+        svc,
+        vec![(0, format!("{}/", srv.base_url()))],
+        move |_| demand,
+        Duration::from_secs_f64(MODEL_SECS),
+    )
+    .await;
+    if let Some(t) = tracer {
+        t.abort();
+    }
+    let _ = s.stop();
+    let span = Duration::from_secs_f64(MODEL_FROM)..Duration::from_secs_f64(MODEL_SECS);
+    let log: Vec<testkit::Arrival> = srv.log().into_iter().filter(|a| span.contains(&a.at)).collect();
+    let served = log.iter().filter(|a| a.status.is_success()).count();
+    let refused = log
+        .iter()
+        .filter(|a| matches!(a.status.as_u16(), 429 | 503))
+        .count();
+    let errors = answers(&rec).iter().filter(|a| a.status == 0).count();
+    ModelRun {
+        cell,
+        variant,
+        served_per_s: served as f64 / (MODEL_SECS - MODEL_FROM),
+        refused: if log.is_empty() {
+            0.0
+        } else {
+            refused as f64 / log.len() as f64
+        },
+        arrivals: log.len(),
+        dropped: rec.dropped.load(Ordering::Relaxed),
+        errors,
+    }
+}
+
+/// Runs one batch in a runtime of its own, dropped afterwards with every
+/// request still queued in the client or the server, so no run's leftovers
+/// load the next.
+fn model_batch(cells: &[Cell], variant: Variant) -> Vec<ModelRun> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let runs = rt.block_on(async {
+        let handles: Vec<_> = cells
+            .iter()
+            .map(|&c| tokio::spawn(model_run(c, variant)))
+            .collect();
+        let mut runs = Vec::with_capacity(handles.len());
+        for h in handles {
+            runs.push(h.await.expect("model run"));
+        }
+        runs
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    runs
+}
+
+fn print_model_row(r: &ModelRun) {
+    let target = match r.variant {
+        Variant::Policy(GatePolicy::Adaptive) | Variant::Default => {
+            if r.met() {
+                "met"
+            } else {
+                "missed"
+            }
+        }
+        _ => "-",
+    };
+    let dropped = if r.errors > 0 {
+        format!("{} (+{} errors)", r.dropped, r.errors)
+    } else {
+        r.dropped.to_string()
+    };
+    println!(
+        "| {} | {} | {} | {:.1} % ({:.0}/s) | {:.2} % | {dropped} | {target} |",
+        r.cell.spec,
+        r.cell.rate_label(),
+        r.variant.name(),
+        r.goodput() * 100.0,
+        r.served_per_s,
+        r.refused * 100.0,
+    );
+    let _ = std::io::stdout().flush();
+    let json = serde_json::json!({
+        "scenario": "models",
+        "model": r.cell.spec.to_string(),
+        "allowed_per_s": r.allowed(),
+        "latency_ms": r.cell.latency.as_secs_f64() * 1e3,
+        "variant": r.variant.name(),
+        "goodput_pct": r.goodput() * 100.0,
+        "served_per_s": r.served_per_s,
+        "refused_pct": r.refused * 100.0,
+        "arrivals": r.arrivals,
+        "dropped": r.dropped,
+        "errors": r.errors,
+        "met": r.met(),
+        "secs": MODEL_SECS,
+        "counted_from": MODEL_FROM,
+    });
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("target/scenarios.jsonl")
+    {
+        let _ = writeln!(f, "{json}");
+    }
+}
+
+/// Scenario 9: every testkit limiter model at 3× its allowed rate, 15 s
+/// each, real time; one table of its own, rows printed per model once all
+/// its variants ran, then a count per variant of the cells meeting the
+/// target.
+fn models() {
+    let groups = model_groups();
+    let variants = model_variants();
+    let n_batches: usize = groups.iter().map(|g| batches(g).len()).sum::<usize>() * variants.len();
+    let n_cells: usize = groups.iter().map(Vec::len).sum();
+    if n_batches == 0 {
+        println!("\nmodels: nothing chosen (SCENARIO_MODELS / SCENARIO_VARIANTS)");
+        return;
+    }
+    println!(
+        "\nmodels: {n_cells} model × rate cells × {} variants in {n_batches} batches of ~{MODEL_BATCH_SECS} s: about {:.0} min",
+        variants.len(),
+        n_batches as f64 * MODEL_BATCH_SECS / 60.0
+    );
+    println!();
+    println!("| model | allowed | variant | goodput (of allowed) | refused | dropped | target |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let _ = std::io::stdout().flush();
+    let started = std::time::Instant::now();
+    let mut done = 0usize;
+    let mut all: Vec<ModelRun> = Vec::new();
+    for group in &groups {
+        let mut runs: Vec<(usize, usize, ModelRun)> = Vec::new();
+        for (vi, &v) in variants.iter().enumerate() {
+            for batch in batches(group) {
+                let names: Vec<String> = batch.iter().map(|c| c.spec.to_string()).collect();
+                eprintln!(
+                    "[{:4.0} s] batch {}/{n_batches}: {} × {}",
+                    started.elapsed().as_secs_f64(),
+                    done + 1,
+                    names.join(", "),
+                    v.name()
+                );
+                for r in model_batch(&batch, v) {
+                    let ci = group.iter().position(|c| c.spec == r.cell.spec).unwrap_or(0);
+                    runs.push((ci, vi, r));
+                }
+                done += 1;
+            }
+        }
+        runs.sort_by_key(|(ci, vi, _)| (*ci, *vi));
+        for (_, _, r) in runs {
+            print_model_row(&r);
+            all.push(r);
+        }
+    }
+    println!();
+    println!(
+        "models: cells meeting the target (≥ 95 % of the allowed rate, ≤ 1 % refused, seconds {MODEL_FROM}–{MODEL_SECS} at the server), {:.0} s:",
+        started.elapsed().as_secs_f64()
+    );
+    for v in &variants {
+        let mine: Vec<&ModelRun> = all.iter().filter(|r| r.variant == *v).collect();
+        let met = mine.iter().filter(|r| r.met()).count();
+        let missed: Vec<String> = mine
+            .iter()
+            .filter(|r| !r.met())
+            .map(|r| r.cell.spec.to_string())
+            .collect();
+        println!(
+            "- {}: {met} / {}{}",
+            v.name(),
+            mine.len(),
+            if missed.is_empty() || missed.len() > 12 {
+                String::new()
+            } else {
+                format!(" (missed: {})", missed.join("; "))
+            }
+        );
+    }
+}
+
 fn main() {
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -983,8 +1401,20 @@ fn main() {
         .expect("runtime");
     let _ = std::fs::create_dir_all("target");
     let started = std::time::Instant::now();
-    println!("| scenario | variant | goodput | 429s | time to react | time to recover | notes |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let classic = [
+        "rate",
+        "knee",
+        "step",
+        "recovery",
+        "cpu",
+        "starvation",
+        "hosts",
+        "scale",
+    ];
+    if classic.iter().any(|name| wanted(name)) {
+        println!("| scenario | variant | goodput | 429s | time to react | time to recover | notes |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+    }
     rt.block_on(async {
         if wanted("rate") {
             rate_limited(false).await;
@@ -1012,5 +1442,11 @@ fn main() {
             scale().await;
         }
     });
+    // Whatever the scenarios above left running (snapshotters, queued
+    // requests) stops here, before the models run in runtimes of their own.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    if wanted("models") {
+        models();
+    }
     println!("\n(total {:.0} s)", started.elapsed().as_secs_f64());
 }

@@ -60,7 +60,9 @@ impl AdaptivePermit {
         let wall = std::time::SystemTime::now();
         let quota = headers.and_then(|h| crate::retry_after::quota(h, wall));
         let pause = match outcome {
-            Outcome::Loss => headers.and_then(|h| crate::retry_after::retry_after(h, wall)),
+            Outcome::Loss | Outcome::Throttled => {
+                headers.and_then(|h| crate::retry_after::retry_after(h, wall))
+            }
             _ => None,
         };
         let Some(mut c) = self.host.existing_controller() else {
@@ -443,7 +445,8 @@ where
 /// What an answer says about load, for the adaptive controller.
 fn outcome_of(status: http::StatusCode) -> Outcome {
     match status.as_u16() {
-        429 | 503 => Outcome::Loss,
+        429 => Outcome::Throttled,
+        503 => Outcome::Loss,
         100..=399 => Outcome::Success,
         _ => Outcome::Neutral,
     }

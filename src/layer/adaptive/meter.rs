@@ -81,29 +81,24 @@ impl Meter {
         };
         *slot = slot.saturating_add(1);
     }
-
-    /// Accepted answers per second over the last second. A host younger
-    /// than that counts as if it had been silent before: a burst allowance
-    /// spent in the first 100 ms must not read as ten times itself.
-    pub(crate) fn short_rate(&mut self, now: Instant) -> f64 {
-        self.advance(now);
-        f64::from(self.accepted.iter().sum::<u32>()) / WINDOW.as_secs_f64()
-    }
 }
 
 impl Meter {
-    /// The share of answers accepted over the current and the previous
-    /// slot (1 without answers).
-    pub(crate) fn recent_accepted_share(&mut self, now: Instant) -> f64 {
+    /// Answers accepted since `since` (to a slot's precision, 125 ms), at
+    /// most over the last second, and the span they were counted over.
+    pub(crate) fn accepted_since(&mut self, now: Instant, since: Instant) -> (u32, Duration) {
         self.advance(now);
-        let prev = (self.head + SLOTS - 1) % SLOTS;
-        let a = self.accepted[self.head] + self.accepted[prev];
-        let r = self.refused[self.head] + self.refused[prev];
-        if a + r == 0 {
-            1.0
-        } else {
-            f64::from(a) / f64::from(a + r)
+        let mut sum = self.accepted[self.head];
+        let mut start = self.slot_start;
+        for back in 1..SLOTS {
+            if start <= since {
+                break;
+            }
+            let i = (self.head + SLOTS - back) % SLOTS;
+            sum += self.accepted[i];
+            start = start.checked_sub(Self::slot_len()).unwrap_or(start);
         }
+        (sum, now.saturating_duration_since(start.max(since)))
     }
 
     /// The accepted rate of the latest complete slots in which the host
@@ -156,7 +151,7 @@ mod tests {
         let mut m = Meter::new(t0);
         m.add(t0, true);
         m.add(t0, false);
-        assert_eq!(m.short_rate(t0 + Duration::from_secs(60)), 0.0);
+        assert_eq!(m.accepted_since(t0 + Duration::from_secs(60), t0).0, 0);
         assert_eq!(m.at_limit(t0 + Duration::from_secs(60), 1), None);
     }
 }

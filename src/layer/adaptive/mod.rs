@@ -171,7 +171,12 @@ impl AdaptiveConfig {
 pub(crate) enum Outcome {
     /// 2xx or 3xx.
     Success,
-    /// 429, 503, or an inner error (timeout, refused, reset).
+    /// 429: the host's rate is spent. Moves the send rate only: a rate
+    /// limiter refuses whatever the concurrency, and cutting it on every
+    /// 429 serialised a crawl into one pause per request.
+    Throttled,
+    /// 503, or an inner error (timeout, refused, reset): overload, which
+    /// cuts the concurrency limit as well as the rate.
     Loss,
     /// Any other answer: says nothing about load.
     Neutral,
@@ -423,8 +428,15 @@ impl Controller {
     ) {
         let fresh = self.last_decrease.is_none_or(|d| sent_at >= d);
         match outcome {
-            Outcome::Success => {
-                self.pace.on_accepted(now);
+            Outcome::Success | Outcome::Throttled => {
+                // A 429 spends the rate, not the server: for the
+                // concurrency limit it is an answer like any other (its
+                // round trip says whether requests queue).
+                if outcome == Outcome::Success {
+                    self.pace.on_accepted(now, sent_at);
+                } else {
+                    self.pace.on_loss(now, sent_at, pause, fresh);
+                }
                 let rtt = now.saturating_duration_since(sent_at);
                 let (on_time, verdict) = self.delay.observe(now, sent_at, rtt, depth);
                 // Queueing while the limit is not what holds requests back
@@ -634,14 +646,15 @@ mod tests {
         let mut idle = Controller::new(AdaptiveConfig::default(), t0);
         idle.on_answer(now, now - ms(10), 1, Outcome::Success, None);
         assert_eq!(idle.limit(), 4);
-        // A loss multiplies by 0.8 and starts pacing at what the host
-        // accepted: 5 answers in the first 20 ms, counted over a second (a
-        // lower bound, searched upward from there).
+        // A loss (503) multiplies the limit by 0.8; 5 answers accepted are
+        // too few to guess a rate from, so no pacing yet.
         let later = now + ms(10);
         c.on_answer(later, later - ms(5), 1, Outcome::Loss, None);
         assert_eq!(c.limit(), 4, "6 × 0.8");
-        let rate = c.rate(later).expect("pacing after a loss");
-        assert!((rate - 5.0).abs() < 1e-9, "{rate}");
+        assert_eq!(c.rate(later), None);
+        // A 429 cuts no concurrency: the rate is what it spends.
+        c.on_answer(later + ms(1), later, 1, Outcome::Throttled, None);
+        assert_eq!(c.limit(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -58,6 +58,10 @@ const PROBE_HOLDS: Duration = Duration::from_secs(1);
 const MIN_AT_LIMIT: u32 = 8;
 /// The most send times a cycle keeps (the latest).
 const CYCLE_LOG: usize = 4096;
+/// Answers needed before a share of refusals means anything.
+const MIN_EVIDENCE: u32 = 8;
+/// How long refusals that ignore the pace are ignored in turn.
+const INDIFFERENT: Duration = Duration::from_secs(10);
 /// How long refusals below the estimate drain at half the pace.
 const DRAIN: Duration = Duration::from_millis(500);
 
@@ -83,6 +87,13 @@ pub(crate) struct RateControl {
     stepped_at: Instant,
     /// When a loss last set the pace.
     cut_at: Instant,
+    /// Answers to requests sent since then: accepted, refused.
+    since_cut: (u32, u32),
+    /// The refused share since the cut before, and the estimate then.
+    before_cut: Option<(f64, f64)>,
+    /// Refusals that did not follow the pace: untold losses are ignored
+    /// until then.
+    indifferent_until: Option<Instant>,
     /// The pace last held requests back at this time.
     pub(crate) bound_at: Option<Instant>,
     pub(crate) meter: Meter,
@@ -92,6 +103,12 @@ pub(crate) struct RateControl {
     previous: Option<Vec<f32>>,
     /// A pause is under way: the next send starts a cycle.
     resume_pending: bool,
+    /// When sending last resumed after a pause: rates are counted from
+    /// then at the earliest, never over time paused.
+    resumed_at: Instant,
+    /// Refusals without `Retry-After` in the current cycle: a GCRA's cycle
+    /// has none before its end, so such a cycle fits nothing.
+    cycle_refused: u32,
     /// Probing: not before this; the pace over the hold while probing.
     probe_after: Instant,
     probe_wait: Duration,
@@ -124,11 +141,16 @@ impl RateControl {
             pace: 0.0,
             stepped_at: now,
             cut_at: now,
+            since_cut: (0, 0),
+            before_cut: None,
+            indifferent_until: None,
             bound_at: None,
             meter: Meter::new(now),
             cycle: Some((now, Vec::new())),
             previous: None,
             resume_pending: false,
+            resumed_at: now,
+            cycle_refused: 0,
             probe_after: now,
             probe_wait: PROBE_WAIT_CHEAP,
             probing: false,
@@ -216,6 +238,8 @@ impl RateControl {
         if self.resume_pending {
             self.resume_pending = false;
             self.cycle = Some((now, Vec::new()));
+            self.cycle_refused = 0;
+            self.resumed_at = now;
         }
         if let Some((start, log)) = &mut self.cycle {
             if log.len() >= CYCLE_LOG {
@@ -226,8 +250,11 @@ impl RateControl {
     }
 
     /// An answer accepted.
-    pub(crate) fn on_accepted(&mut self, now: Instant) {
+    pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
         self.meter.add(now, true);
+        if sent_at >= self.cut_at {
+            self.since_cut.0 = self.since_cut.0.saturating_add(1);
+        }
     }
 
     /// A refusal (429, 503) or an error. `pause` is what `Retry-After`
@@ -240,19 +267,43 @@ impl RateControl {
             return;
         }
         if let Some(pause) = pause {
-            self.on_told(now, sent_at, pause);
+            let _ = pause;
+            self.on_told(now, sent_at);
             return;
         }
-        if !fresh || self.drain_until.is_some_and(|until| now < until) {
+        if sent_at >= self.cut_at {
+            self.since_cut.1 = self.since_cut.1.saturating_add(1);
+        }
+        self.cycle_refused = self.cycle_refused.saturating_add(1);
+        // A loss of a request sent before the pace last changed was answered
+        // by that change.
+        let _ = fresh;
+        if sent_at < self.cut_at
+            || self.drain_until.is_some_and(|until| now < until)
+            || self.indifferent_until.is_some_and(|until| now < until)
+        {
             return;
         }
         let was = self.rate(now);
         let holding = self.basis == Basis::Measured && !self.probing;
+        // Losses within a second, or within a few sends at a slow pace,
+        // are one episode.
+        let episode = match was {
+            Some(r) if r > 0.0 => Duration::from_secs_f64((4.0 / r).clamp(1.0, 30.0)),
+            _ => Duration::from_secs(1),
+        };
         let in_episode = self
             .last_loss
-            .is_some_and(|(at, _)| now.saturating_duration_since(at) < Duration::from_secs(1));
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) < episode);
         self.last_loss = Some((now, was.unwrap_or(f64::MAX)));
-        let short = self.meter.short_rate(now);
+        // What the host accepted over the last second of sending (not of
+        // pause), if enough to be a rate.
+        let (count, span) = self.meter.accepted_since(now, self.resumed_at);
+        let short = if count >= MIN_EVIDENCE && span >= Duration::from_millis(250) {
+            f64::from(count) / span.as_secs_f64().max(1.0)
+        } else {
+            0.0
+        };
         // At the limit a GCRA accepts its rate; a limiter that accepts in
         // bursts (a sliding window) reads higher there than over the
         // second, and its second is the better measure.
@@ -262,7 +313,20 @@ impl RateControl {
             .filter(|&m| m <= short * 1.1);
         // Only requests sent at the current pace say anything about it.
         let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001) && sent_at >= self.cut_at;
-        if in_episode && at_or_below && self.meter.recent_accepted_share(now) < 0.5 {
+        if in_episode && at_or_below && self.refusals_ignore_the_pace() {
+            // Cut below what the host accepted, and it refuses as large a
+            // share as before, while accepting plenty: its refusals do not
+            // follow the pace (a server that refuses some requests whatever
+            // the rate). They say nothing about its rate, and cutting on
+            // them would only stall the crawl: no pace from them for a
+            // while (the concurrency limit still holds the host).
+            self.basis = Basis::None;
+            self.before_cut = None;
+            self.indifferent_until = Some(now + INDIFFERENT);
+            return;
+        }
+        let (a, r) = self.since_cut;
+        if in_episode && at_or_below && a + r >= MIN_EVIDENCE / 2 && r > a {
             // Refusals keep coming although the pace is at or below what the
             // host accepted in a second: a limiter that counts them. Sending
             // on keeps its window full; drain, and keep that count as its
@@ -271,12 +335,17 @@ impl RateControl {
             self.basis = Basis::Measured;
             self.probing = false;
             self.costly_probe();
-            self.settle(now);
+            // The pace after the drain; the evidence since the cut stays.
+            self.pace = (self.estimate * HOLD).max(self.min_rate);
             return;
         }
         if holding && in_episode {
-            // Still accepting most: the estimate was high.
-            self.estimate = at_limit.unwrap_or(short).min(self.estimate).max(self.min_rate);
+            // Still accepting most: the estimate was high, if the answers
+            // measure anything.
+            let Some(measured) = at_limit.or((short > 0.0).then_some(short)) else {
+                return;
+            };
+            self.estimate = measured.min(self.estimate).max(self.min_rate);
             self.settle(now);
             return;
         }
@@ -288,29 +357,53 @@ impl RateControl {
             self.settle(now);
             return;
         }
+        let before = (self.estimate, self.basis);
+        // Less than a second of sending: what was accepted is a lower bound
+        // (counted over a second), to be searched upward from.
+        let young = now.saturating_duration_since(self.resumed_at) < Duration::from_secs(1);
         match at_limit {
+            Some(m) if young => {
+                self.estimate = m.max(short);
+                self.basis = Basis::Guess;
+            }
             Some(m) => {
                 self.estimate = m;
                 self.basis = Basis::Measured;
             }
+            None if short == 0.0 => {
+                // Too little accepted lately to guess a rate from: the pace
+                // stays as it is (none at first; the concurrency limit holds
+                // the host).
+                return;
+            }
             None => {
                 let guess = short.max(self.min_rate);
-                // The same second-long count again after the search went
-                // well past it: a limiter that accepts that many a second
-                // whatever the pace (a sliding window).
-                let again = self.basis == Basis::Guess
-                    && was.is_some_and(|p| p >= 1.2 * self.estimate)
-                    && (guess - self.estimate).abs() <= 0.1 * self.estimate;
-                self.basis = if again { Basis::Measured } else { Basis::Guess };
-                self.estimate = guess;
+                if self.basis == Basis::Guess && !young {
+                    // The search went past the limit: it lies between the
+                    // estimate and the pace, and nothing measured it; the
+                    // estimate holds (a lower bound is not lowered by a
+                    // limiter whose window the search filled), probes go on.
+                    self.estimate = self.estimate.max(guess);
+                    self.basis = Basis::Measured;
+                } else {
+                    self.estimate = guess;
+                    self.basis = Basis::Guess;
+                }
             }
+        }
+        if (self.basis, self.basis == Basis::Guess) == (before.1, true)
+            && (self.estimate - before.0).abs() <= 0.02 * before.0
+        {
+            // The same guess again: the cut already made stands, and the
+            // answers since it keep counting.
+            return;
         }
         self.settle(now);
     }
 
     /// A loss with `Retry-After`: the cycle since the last pause ends with
     /// the refused request, sent at `sent_at`.
-    fn on_told(&mut self, now: Instant, sent_at: Instant, pause: Duration) {
+    fn on_told(&mut self, now: Instant, sent_at: Instant) {
         if self.resume_pending {
             // A refusal of a request sent before the pause began.
             return;
@@ -319,6 +412,12 @@ impl RateControl {
         let Some((start, mut log)) = self.cycle.take() else {
             return;
         };
+        if std::mem::take(&mut self.cycle_refused) > 0 {
+            // Refusals without `Retry-After` came before this one: not the
+            // cycle of a GCRA, nothing to fit or guess from. The pause alone.
+            self.previous = None;
+            return;
+        }
         let end = sent_at.saturating_duration_since(start).as_secs_f32();
         log.retain(|&t| t <= end);
         // Rebase so the cycle ends at 0.
@@ -341,6 +440,10 @@ impl RateControl {
                 self.estimate = r;
                 self.basis = Basis::Measured;
             }
+            None if accepted < 1.0 => {
+                // Nothing accepted in the cycle: nothing to say.
+                return;
+            }
             None if self.basis == Basis::Measured => {
                 // Paused while holding: the estimate was high.
                 self.estimate *= HOLD;
@@ -351,14 +454,30 @@ impl RateControl {
                 self.basis = Basis::Measured;
             }
             None => {
-                // A lower bound: what the cycle accepted over its sending
-                // time and the pause.
-                let whole = secs + pause.as_secs_f64();
-                self.estimate = (accepted / whole.max(0.001)).max(self.min_rate);
+                // A lower bound: what the cycle accepted in its sending time,
+                // counted over a second at least (a burst spent in a few
+                // milliseconds is not a rate). Time paused never counts.
+                self.estimate = (accepted / secs.max(1.0)).max(self.min_rate);
                 self.basis = Basis::Guess;
             }
         }
         self.settle(now);
+    }
+
+    /// Since the latest cut, at or below the accepted rate, the host
+    /// refused at least as large a share as before it, and accepted enough
+    /// for that share to mean something.
+    fn refusals_ignore_the_pace(&self) -> bool {
+        let (a, r) = self.since_cut;
+        let Some((share_before, _)) = self.before_cut else {
+            return false;
+        };
+        let share = f64::from(r) / f64::from(a + r);
+        a >= MIN_EVIDENCE / 2
+            && a + r >= MIN_EVIDENCE
+            && share >= 0.2
+            && share_before >= 0.2
+            && share >= 0.8 * share_before
     }
 
     fn costly_probe(&mut self) {
@@ -373,7 +492,10 @@ impl RateControl {
         }
         .max(self.min_rate);
         self.stepped_at = now;
+        let (a, r) = self.since_cut;
+        self.before_cut = (a + r >= MIN_EVIDENCE).then(|| (f64::from(r) / f64::from(a + r), self.estimate));
         self.cut_at = now;
+        self.since_cut = (0, 0);
         self.probe_after = now + self.probe_wait;
     }
 
@@ -523,7 +645,7 @@ mod tests {
         let mut t = t0;
         for _ in 0..100 {
             t += Duration::from_millis(5);
-            c.on_accepted(t);
+            c.on_accepted(t, t);
         }
         c.on_loss(t, t, None, true);
         let first = c.rate(t).expect("paced");
