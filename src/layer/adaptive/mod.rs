@@ -21,25 +21,21 @@
 //!
 //! So the controller keeps both limits and whichever binds wins:
 //!
-//! * **Rate** — off until the first loss (a 429, a 503, or an inner error such
-//!   as a timeout). A loss estimates the host's capacity from its answers
-//!   (`meter.rs`): what it accepted in the latest 125 ms slots in which it
-//!   also refused (it was at its limit then), else a capacity measured so
-//!   within the last minute, else a guess: the higher of the accepted rates
-//!   of the last second and the last four, or, after a `Retry-After` pause
-//!   (whose saved-up burst would read as capacity), the rate accepted over
-//!   the whole cycle since the previous cut. It anchors the cubic there
-//!   (`w_max`) and cuts the rate to 95 % of a measured capacity or to
-//!   `decrease_ratio ×` a guess. Growth follows `w_max + c·(τ − K)³`, where
-//!   τ counts only time during which pacing actually held requests back (no
-//!   growth while the limit is not in use). `c` is large while the capacity
-//!   is a rising guess (search), large while the rate is far below the
-//!   highest capacity seen in the last minute (recover fast after a dip),
-//!   and small near it (probe rarely a capacity already known, so a steady
-//!   server sees few 429s). Anchoring at the measured capacity rather than
-//!   at the rate sent when the loss came is what keeps goodput near a token
-//!   bucket's rate: the send rate at a loss overshoots by whatever the
-//!   bucket's burst hid.
+//! * **Rate** (`rate.rs`) — off until a refusal gives evidence of one.
+//!   Built for the limiters servers run (nginx's GCRA with a small burst,
+//!   windows that count refusals, quota headers, token buckets): at the
+//!   limit a GCRA accepts exactly its rate, so the accepted rate of slots in
+//!   which the host both accepted and refused is its estimate; between
+//!   `Retry-After` pauses, where nothing can be measured at the limit, two
+//!   cycles of sending are fitted as a GCRA (the rate at which both end at
+//!   the same excess, whatever the burst), and time paused never counts.
+//!   A guess (a lower bound) is searched upward 1.25× per 100 ms; a
+//!   measured rate is held at 97 % and probed rarely. Refusals that keep
+//!   coming below the accepted rate drain the pace (a window that counts
+//!   refusals); refusals whose share does not follow the pace are ignored
+//!   for a while (a hostile or broken server). Quota headers set the pace
+//!   directly. A 429 moves only the rate; a 503 or an error also cuts the
+//!   concurrency limit.
 //! * **Pacing is a queue with one leader**: the request at its head holds
 //!   the next slot and sleeps until it; the others wait their turn. A rate
 //!   change therefore reaches the very next send (reserving a slot per
@@ -712,9 +708,10 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(c.admit(t1, None), Admit::Now);
         }
-        // 8 ms later (past 1.5 × 5 ms) it has not answered; another request,
-        // sent later, answers on time: slow start ends at depth 4 now.
-        c.on_answer(t1 + ms(8), t1 + ms(3), 2, Outcome::Success, None);
+        // 9 ms later (past the threshold: 1.5 × 5 ms, and at least 3 ms over
+        // the minimum) it has not answered; another request, sent later,
+        // answers on time: slow start ends at depth 4 now.
+        c.on_answer(t1 + ms(9), t1 + ms(5), 2, Outcome::Success, None);
         assert!(!c.slow_start);
         assert_eq!(c.limit(), 4);
     }
