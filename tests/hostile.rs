@@ -187,7 +187,12 @@ async fn a_server_that_never_answers_times_out_to_the_caller() {
         }
     });
     let svc = ServiceBuilder::new()
-        .layer(SnapshotLayer::new(snapshotter()))
+        .layer(
+            SnapshotLayer::builder(snapshotter())
+                .policy(GatePolicy::Wait)
+                .build()
+                .unwrap(),
+        )
         .timeout(Duration::from_millis(200))
         .service(client());
     let err = svc.oneshot(get(&format!("http://{addr}/"))).await.unwrap_err();
@@ -205,7 +210,11 @@ async fn a_server_that_resets_connections_gives_the_caller_an_error() {
         }
     });
     let s = snapshotter();
-    let svc = SnapshotLayer::new(s.clone()).layer(client());
+    let svc = SnapshotLayer::builder(s.clone())
+        .policy(GatePolicy::Wait)
+        .build()
+        .unwrap()
+        .layer(client());
     for _ in 0..20 {
         let err = svc
             .clone()

@@ -415,7 +415,10 @@ async fn a_waiting_request_follows_a_pause_that_grows_meanwhile() {
             })
         };
         let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
-        let layer = SnapshotLayer::new(snapshotter);
+        let layer = SnapshotLayer::builder(snapshotter)
+            .policy(GatePolicy::Wait)
+            .build()
+            .unwrap();
         let svc = layer.layer(inner);
         let sent_to = |p: &str| sent.lock().unwrap().iter().filter(|(q, _)| q == p).count();
 

@@ -121,7 +121,10 @@ fn assert_paused(server: &TestServer, path: &str, pause: Duration, slack: Durati
 async fn retry_after_seconds_pause_the_host_at_the_server() {
     bounded(async {
         let server = throttle_first(vec![("retry-after", "2".into())]).await;
-        let layer = SnapshotLayer::new(idle_snapshotter());
+        let layer = SnapshotLayer::builder(idle_snapshotter())
+            .policy(GatePolicy::Wait)
+            .build()
+            .unwrap();
         let svc = layer.layer(client());
 
         let first = svc.clone().oneshot(get(&server.url("/a"))).await.unwrap();
@@ -177,7 +180,10 @@ async fn retry_after_http_date_pauses_the_host_at_the_server() {
             }
         })
         .await;
-        let layer = SnapshotLayer::new(idle_snapshotter());
+        let layer = SnapshotLayer::builder(idle_snapshotter())
+            .policy(GatePolicy::Wait)
+            .build()
+            .unwrap();
         let svc = layer.layer(client());
 
         assert_eq!(
@@ -246,7 +252,10 @@ async fn a_healthy_host_is_served_while_another_is_throttled() {
     bounded(async {
         let throttled = throttle_first(vec![("retry-after", "30".into())]).await;
         let healthy = TestServer::start(|_| reply(200)).await;
-        let layer = SnapshotLayer::new(idle_snapshotter());
+        let layer = SnapshotLayer::builder(idle_snapshotter())
+            .policy(GatePolicy::Wait)
+            .build()
+            .unwrap();
         let svc = layer.layer(client());
 
         assert_eq!(

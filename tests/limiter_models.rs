@@ -244,7 +244,7 @@ async fn nginx_gcra_with_a_static_retry_after_is_held_at_its_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn gcra_without_retry_after_is_measured_at_its_limit() {
-    holds(gcra(20.0, 50, RetryAfter::Absent)).await;
+    holds(gcra(500.0, 50, RetryAfter::Absent)).await;
 }
 
 #[tokio::test(start_paused = true)]

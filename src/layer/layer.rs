@@ -50,7 +50,7 @@ pub struct SnapshotLayer {
 }
 
 impl SnapshotLayer {
-    /// A layer with the default settings: `Wait`, 429 counted, per-host
+    /// A layer with the default settings: `Adaptive`, 429 counted, per-host
     /// partitions on.
     pub fn new(snapshotter: Snapshotter) -> Self {
         Self {

@@ -21,8 +21,9 @@ pub enum GatePolicy {
     Reject,
     /// `poll_ready` stays `Pending` while the machine is overloaded and is
     /// woken when the verdict changes; a request to a paused host waits in
-    /// its response future until the pause ends. The default for clients.
-    #[default]
+    /// its response future until the pause ends (its `Retry-After`, or a
+    /// doubling back-off), then goes out at once. Crawlee's behaviour; it
+    /// wastes a real rate limiter's capacity (see `BENCHMARKS.md`).
     Wait,
     /// `Wait`, plus a concurrency limit that moves like Crawlee's
     /// `AutoscaledPool`: every `autoscale_interval` the historical status
@@ -34,7 +35,10 @@ pub enum GatePolicy {
     /// pauses a host; a 429 without it does not (the cut rate is the
     /// back-off). Finds a throttled host's capacity in seconds (see
     /// [`AdaptiveConfig`](crate::layer::AdaptiveConfig) and the
-    /// `adaptive` module docs).
+    /// `adaptive` module docs). The default: the one that holds real rate
+    /// limiters (nginx's GCRA, windows that count refusals, quota headers)
+    /// near their rate with almost no refusal.
+    #[default]
     Adaptive,
 }
 

@@ -105,14 +105,21 @@ impl Meter {
     /// both accepted and refused (it was at its limit then, so what it
     /// accepted is its limit), once they hold `min_accepted` answers; none
     /// before.
-    pub(crate) fn at_limit(&mut self, now: Instant, min_accepted: u32) -> Option<f64> {
+    pub(crate) fn at_limit(&mut self, now: Instant, min_accepted: u32, since: Instant) -> Option<f64> {
         self.advance(now);
         let (mut sum, mut n) = (0u32, 0u32);
+        let mut start = self.slot_start;
         for i in (1..SLOTS).map(|back| (self.head + SLOTS - back) % SLOTS) {
-            if self.accepted[i] > 0 && self.refused[i] > 0 {
+            start = start.checked_sub(Self::slot_len()).unwrap_or(start);
+            if start < since {
+                break;
+            }
+            // At the limit for the whole slot: refusals throughout it, not
+            // one at its end as the pace crossed the limit.
+            if self.accepted[i] > 0 && self.refused[i] > 0 && self.refused[i] * 20 >= self.accepted[i] {
                 sum += self.accepted[i];
                 n += 1;
-                if sum >= min_accepted && n >= 2 {
+                if sum >= min_accepted && n >= 3 {
                     return Some(f64::from(sum) / f64::from(n) / Self::slot_len().as_secs_f64());
                 }
             }
@@ -141,7 +148,7 @@ mod tests {
                 m.add(t, false);
             }
         }
-        let at = m.at_limit(t, 8).expect("slots at the limit");
+        let at = m.at_limit(t, 8, t0).expect("slots at the limit");
         assert!((at - 500.0).abs() < 20.0, "{at}");
     }
 
@@ -152,6 +159,6 @@ mod tests {
         m.add(t0, true);
         m.add(t0, false);
         assert_eq!(m.accepted_since(t0 + Duration::from_secs(60), t0).0, 0);
-        assert_eq!(m.at_limit(t0 + Duration::from_secs(60), 1), None);
+        assert_eq!(m.at_limit(t0 + Duration::from_secs(60), 1, t0), None);
     }
 }

@@ -309,7 +309,7 @@ impl Controller {
             // After a stall the pace catches up by one timer tick (1 ms)
             // or one interval, whichever is less, never by a burst: a
             // small-burst limiter refuses what a catch-up bunches together.
-            let earliest = now.checked_sub(interval.min(TICK)).unwrap_or(now);
+            let earliest = now.checked_sub(interval.max(TICK)).unwrap_or(now);
             let mut slot = (self.last_slot + interval).max(earliest);
             if let Some(at) = self.pace.not_before(now) {
                 slot = slot.max(at);

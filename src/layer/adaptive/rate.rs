@@ -52,12 +52,17 @@ const PROBE_WAIT_CHEAP: Duration = Duration::from_secs(4);
 /// Quiet time before a probe after a pause or refusals that persisted.
 const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
 const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
-/// A probe that met no loss for this long held.
-const PROBE_HOLDS: Duration = Duration::from_secs(1);
+/// A probe that met no loss for this long held: a GCRA's burst hides a
+/// probe above its rate until it runs out (50 at 500/s lasts 3 s at 3 %
+/// over); a larger burst still hides it, and the refusals at the hold that
+/// follow step the estimate back.
+const PROBE_HOLDS: Duration = Duration::from_secs(5);
 /// Answers needed in slots at the limit for a measurement.
 const MIN_AT_LIMIT: u32 = 8;
 /// The most send times a cycle keeps (the latest).
 const CYCLE_LOG: usize = 4096;
+/// How long a search frozen at its first loss waits for a measurement.
+const FREEZE: Duration = Duration::from_millis(600);
 /// Answers needed before a share of refusals means anything.
 const MIN_EVIDENCE: u32 = 8;
 /// How long refusals that ignore the pace are ignored in turn.
@@ -89,7 +94,7 @@ pub(crate) struct RateControl {
     cut_at: Instant,
     /// Answers to requests sent since then: accepted, refused.
     since_cut: (u32, u32),
-    /// The refused share since the cut before, and the estimate then.
+    /// The refused share before the latest cut, and the pace before it.
     before_cut: Option<(f64, f64)>,
     /// Refusals that did not follow the pace: untold losses are ignored
     /// until then.
@@ -309,10 +314,18 @@ impl RateControl {
         // second, and its second is the better measure.
         let at_limit = self
             .meter
-            .at_limit(now, MIN_AT_LIMIT)
+            .at_limit(now, MIN_AT_LIMIT, self.cut_at)
             .filter(|&m| m <= short * 1.1);
         // Only requests sent at the current pace say anything about it.
         let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001) && sent_at >= self.cut_at;
+        // Slots at the limit measure it: a GCRA whose estimate was high
+        // shows its rate there, and that wins over the guesses below.
+        if let (Some(m), true) = (at_limit, in_episode && at_or_below) {
+            self.estimate = m.max(self.min_rate);
+            self.basis = Basis::Measured;
+            self.settle(now);
+            return;
+        }
         if in_episode && at_or_below && self.refusals_ignore_the_pace() {
             // Cut below what the host accepted, and it refuses as large a
             // share as before, while accepting plenty: its refusals do not
@@ -326,7 +339,7 @@ impl RateControl {
             return;
         }
         let (a, r) = self.since_cut;
-        if in_episode && at_or_below && a + r >= MIN_EVIDENCE / 2 && r > a {
+        if in_episode && at_or_below && short > 0.0 && a + r >= MIN_EVIDENCE / 2 && r > a {
             // Refusals keep coming although the pace is at or below what the
             // host accepted in a second: a limiter that counts them. Sending
             // on keeps its window full; drain, and keep that count as its
@@ -340,12 +353,38 @@ impl RateControl {
             return;
         }
         if holding && in_episode {
-            // Still accepting most: the estimate was high, if the answers
-            // measure anything.
-            let Some(measured) = at_limit.or((short > 0.0).then_some(short)) else {
-                return;
-            };
-            self.estimate = measured.min(self.estimate).max(self.min_rate);
+            match at_limit {
+                // The slots at the limit measure it, up or down.
+                Some(m) => self.estimate = m.max(self.min_rate),
+                // Sending above the estimate (a search frozen at its first
+                // loss) without a measurement yet: back to the estimate.
+                None if was.is_some_and(|r| r > self.estimate * HOLD * 1.001)
+                    && now.saturating_duration_since(self.cut_at) >= FREEZE =>
+                {
+                    // What it accepted while frozen above it: a GCRA's rate,
+                    // or nothing from a window that counts refusals.
+                    let frozen = now.saturating_duration_since(self.cut_at).as_secs_f64();
+                    let accepted = f64::from(self.since_cut.0) / frozen;
+                    self.estimate = self.estimate.max(accepted);
+                }
+                // Refusals keep coming at the hold, too few to measure: the
+                // hold is a little high. Step back once per episode's worth
+                // of answers.
+                None if was.is_some_and(|r| r <= self.estimate * HOLD * 1.001)
+                    && self.since_cut.0 >= MIN_EVIDENCE =>
+                {
+                    // What it accepted since the cut, if the pace was
+                    // above it all along; a small step back otherwise.
+                    let since = now
+                        .saturating_duration_since(self.cut_at)
+                        .as_secs_f64()
+                        .max(0.001);
+                    let accepted = f64::from(self.since_cut.0) / since;
+                    self.estimate = accepted.min(self.estimate * HOLD).max(self.min_rate);
+                    self.costly_probe();
+                }
+                None => return,
+            }
             self.settle(now);
             return;
         }
@@ -361,6 +400,20 @@ impl RateControl {
         // Less than a second of sending: what was accepted is a lower bound
         // (counted over a second), to be searched upward from.
         let young = now.saturating_duration_since(self.resumed_at) < Duration::from_secs(1);
+        if self.basis == Basis::Guess && !young && was.is_some_and(|r| r > self.estimate * 1.001) {
+            // The search went past the limit: it lies between the estimate
+            // and the pace. The pace stops growing where it is, so the next
+            // refusals, a full slot of them, measure the limit (the slot the
+            // pace crossed it in does not); without a measurement it goes
+            // back to the estimate, which a limiter whose window the search
+            // filled does not lower.
+            self.estimate = self.estimate.max(short);
+            self.basis = Basis::Measured;
+            self.pace = was.unwrap_or(self.estimate).max(self.min_rate);
+            self.cut_at = now;
+            self.since_cut = (0, 0);
+            return;
+        }
         match at_limit {
             Some(m) if young => {
                 self.estimate = m.max(short);
@@ -370,6 +423,14 @@ impl RateControl {
                 self.estimate = m;
                 self.basis = Basis::Measured;
             }
+            None if self.basis == Basis::Measured && short > 0.0 => {
+                // A refusal at a known rate, with nothing to measure: the
+                // limit is a little lower (or a probe that seemed to hold
+                // filled a window that counts refusals). Step back and
+                // probe later.
+                self.estimate = (self.estimate * HOLD).max(self.min_rate);
+                self.costly_probe();
+            }
             None if short == 0.0 => {
                 // Too little accepted lately to guess a rate from: the pace
                 // stays as it is (none at first; the concurrency limit holds
@@ -377,18 +438,8 @@ impl RateControl {
                 return;
             }
             None => {
-                let guess = short.max(self.min_rate);
-                if self.basis == Basis::Guess && !young {
-                    // The search went past the limit: it lies between the
-                    // estimate and the pace, and nothing measured it; the
-                    // estimate holds (a lower bound is not lowered by a
-                    // limiter whose window the search filled), probes go on.
-                    self.estimate = self.estimate.max(guess);
-                    self.basis = Basis::Measured;
-                } else {
-                    self.estimate = guess;
-                    self.basis = Basis::Guess;
-                }
+                self.estimate = short.max(self.min_rate);
+                self.basis = Basis::Guess;
             }
         }
         if (self.basis, self.basis == Basis::Guess) == (before.1, true)
@@ -440,8 +491,10 @@ impl RateControl {
                 self.estimate = r;
                 self.basis = Basis::Measured;
             }
-            None if accepted < 1.0 => {
-                // Nothing accepted in the cycle: nothing to say.
+            None if accepted < 1.0 || (accepted < f64::from(MIN_EVIDENCE) && secs >= 0.25) => {
+                // Nothing accepted, or a few over a long time: nothing to
+                // say (a small-burst GCRA's cycle is its burst, sent at
+                // once).
                 return;
             }
             None if self.basis == Basis::Measured => {
@@ -469,9 +522,13 @@ impl RateControl {
     /// for that share to mean something.
     fn refusals_ignore_the_pace(&self) -> bool {
         let (a, r) = self.since_cut;
-        let Some((share_before, _)) = self.before_cut else {
+        let Some((share_before, pace_before)) = self.before_cut else {
             return false;
         };
+        // Only a real cut tests whether the refusals follow the pace.
+        if self.pace > 0.7 * pace_before {
+            return false;
+        }
         let share = f64::from(r) / f64::from(a + r);
         a >= MIN_EVIDENCE / 2
             && a + r >= MIN_EVIDENCE
@@ -486,6 +543,7 @@ impl RateControl {
 
     /// Sets the pace from the estimate after a loss.
     fn settle(&mut self, now: Instant) {
+        let pace_before = self.pace;
         self.pace = match self.basis {
             Basis::Guess => self.estimate,
             _ => self.estimate * HOLD,
@@ -493,7 +551,7 @@ impl RateControl {
         .max(self.min_rate);
         self.stepped_at = now;
         let (a, r) = self.since_cut;
-        self.before_cut = (a + r >= MIN_EVIDENCE).then(|| (f64::from(r) / f64::from(a + r), self.estimate));
+        self.before_cut = (a + r >= MIN_EVIDENCE).then(|| (f64::from(r) / f64::from(a + r), pace_before));
         self.cut_at = now;
         self.since_cut = (0, 0);
         self.probe_after = now + self.probe_wait;
