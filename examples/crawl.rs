@@ -253,6 +253,20 @@ async fn main() -> Result<(), BoxError> {
                     }
                     None => format!("429/503s {throttled} · no layer"),
                 };
+                if std::env::var_os("CRAWL_TRACE").is_some() {
+                    if let Some(l) = &layer {
+                        let s = l.stats();
+                        eprintln!(
+                            "{msg} {:?}",
+                            s.adaptive_hosts.first().map(|h| (
+                                h.concurrency,
+                                h.in_flight,
+                                h.rate,
+                                h.estimate
+                            ))
+                        );
+                    }
+                }
                 bar.set_message(msg);
             }
         })

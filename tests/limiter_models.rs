@@ -103,9 +103,33 @@ async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duratio
         Spec::Concurrency { limit } => 3.0 * limit as f64 / latency.as_secs_f64(),
         _ => 3.0 * spec.rate().unwrap(),
     };
+    if let Some(workers) = std::env::var("CLOSED").ok().and_then(|v| v.parse::<usize>().ok()) {
+        // Closed loop, as the crawl example: each worker sends again as soon
+        // as it has an answer.
+        let end = start + Duration::from_secs_f64(secs);
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let mut svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    let req = http::Request::get("http://limited.test/").body(()).unwrap();
+                    if let Ok(s) = svc.ready().await {
+                        let _ = s.call(req).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
     let outstanding = Arc::new(AtomicUsize::new(0));
     let interval = Duration::from_secs_f64(1.0 / demand);
-    let end = start + Duration::from_secs_f64(secs);
+    let end = if std::env::var_os("CLOSED").is_some() {
+        start
+    } else {
+        start + Duration::from_secs_f64(secs)
+    };
     let mut next = start;
     while next < end {
         tokio::time::sleep_until(next).await;

@@ -25,7 +25,7 @@ pub(crate) struct LayerSettings {
 impl Default for LayerSettings {
     fn default() -> Self {
         Self {
-            policy: GatePolicy::Wait,
+            policy: GatePolicy::default(),
             min_concurrency: 1,
             counted: vec![StatusCode::TOO_MANY_REQUESTS],
             max_retry_after: Duration::from_secs(60),
