@@ -41,7 +41,10 @@ use tokio::time::Instant;
 use super::meter::Meter;
 
 /// The pace as a share of a measured rate.
-pub(crate) const HOLD: f64 = 0.97;
+pub(crate) const HOLD: f64 = 0.98;
+/// The pace under a limiter that counts refusals: its window holds the
+/// jitter of the pace, so it needs more room.
+const COUNTING_HOLD: f64 = 0.95;
 /// Growth per search step while the estimate is a guess.
 const SEARCH_GROWTH: f64 = 1.25;
 const SEARCH_STEP: Duration = Duration::from_millis(100);
@@ -85,6 +88,8 @@ pub(crate) enum Basis {
 #[derive(Debug)]
 pub(crate) struct RateControl {
     min_rate: f64,
+    /// The pace as a share of a measured rate.
+    hold: f64,
     basis: Basis,
     estimate: f64,
     pace: f64,
@@ -141,6 +146,7 @@ impl RateControl {
     pub(crate) fn new(min_rate: f64, now: Instant) -> Self {
         Self {
             min_rate,
+            hold: HOLD,
             basis: Basis::None,
             estimate: 0.0,
             pace: 0.0,
@@ -216,7 +222,7 @@ impl RateControl {
             Basis::Measured if binding && !self.probing && now >= self.probe_after => {
                 self.probing = true;
                 self.stepped_at = now;
-                self.pace = self.estimate * HOLD * self.probe_step;
+                self.pace = self.estimate * self.hold * self.probe_step;
             }
             Basis::Measured
                 if self.probing && now.saturating_duration_since(self.stepped_at) > PROBE_HOLDS =>
@@ -225,7 +231,7 @@ impl RateControl {
                 // comes soon and goes twice as far.
                 self.probing = false;
                 self.estimate *= self.probe_step;
-                self.pace = self.estimate * HOLD;
+                self.pace = self.estimate * self.hold;
                 self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
                 self.probe_wait = PROBE_WAIT_CHEAP;
                 self.probe_after = now + PROBE_HOLDS;
@@ -346,10 +352,11 @@ impl RateControl {
             // rate.
             self.drain_until = Some(now + DRAIN);
             self.basis = Basis::Measured;
+            self.hold = COUNTING_HOLD;
             self.probing = false;
             self.costly_probe();
             // The pace after the drain; the evidence since the cut stays.
-            self.pace = (self.estimate * HOLD).max(self.min_rate);
+            self.pace = (self.estimate * self.hold).max(self.min_rate);
             return;
         }
         if holding && in_episode {
@@ -358,7 +365,7 @@ impl RateControl {
                 Some(m) => self.estimate = m.max(self.min_rate),
                 // Sending above the estimate (a search frozen at its first
                 // loss) without a measurement yet: back to the estimate.
-                None if was.is_some_and(|r| r > self.estimate * HOLD * 1.001)
+                None if was.is_some_and(|r| r > self.estimate * self.hold * 1.001)
                     && now.saturating_duration_since(self.cut_at) >= FREEZE =>
                 {
                     // What it accepted while frozen above it: a GCRA's rate,
@@ -370,7 +377,7 @@ impl RateControl {
                 // Refusals keep coming at the hold, too few to measure: the
                 // hold is a little high. Step back once per episode's worth
                 // of answers.
-                None if was.is_some_and(|r| r <= self.estimate * HOLD * 1.001)
+                None if was.is_some_and(|r| r <= self.estimate * self.hold * 1.001)
                     && self.since_cut.0 >= MIN_EVIDENCE =>
                 {
                     // What it accepted since the cut, if the pace was
@@ -380,7 +387,7 @@ impl RateControl {
                         .as_secs_f64()
                         .max(0.001);
                     let accepted = f64::from(self.since_cut.0) / since;
-                    self.estimate = accepted.min(self.estimate * HOLD).max(self.min_rate);
+                    self.estimate = accepted.min(self.estimate * self.hold).max(self.min_rate);
                     self.costly_probe();
                 }
                 None => return,
@@ -428,7 +435,7 @@ impl RateControl {
                 // limit is a little lower (or a probe that seemed to hold
                 // filled a window that counts refusals). Step back and
                 // probe later.
-                self.estimate = (self.estimate * HOLD).max(self.min_rate);
+                self.estimate = (self.estimate * self.hold).max(self.min_rate);
                 self.costly_probe();
             }
             None if short == 0.0 => {
@@ -499,7 +506,7 @@ impl RateControl {
             }
             None if self.basis == Basis::Measured => {
                 // Paused while holding: the estimate was high.
-                self.estimate *= HOLD;
+                self.estimate *= self.hold;
             }
             None if paced.is_some() => {
                 // Refused at this pace: hold below it, probe later.
@@ -546,7 +553,7 @@ impl RateControl {
         let pace_before = self.pace;
         self.pace = match self.basis {
             Basis::Guess => self.estimate,
-            _ => self.estimate * HOLD,
+            _ => self.estimate * self.hold,
         }
         .max(self.min_rate);
         self.stepped_at = now;
@@ -716,8 +723,12 @@ mod tests {
         let drained = c.rate(t).expect("paced");
         assert!(drained <= 51.0, "{drained}");
         assert_eq!(c.estimate(), (100.0, Basis::Measured));
-        // After the drain: the hold below it.
+        // After the drain: the hold below it, with the room a counting
+        // window needs.
         let after = c.rate(t + DRAIN).expect("paced");
-        assert!((after - 97.0).abs() < 1.0, "{after}");
+        assert!(
+            (after - 95.0).abs() < 1.0,
+            "under a counting limiter the hold is 95 %: {after}"
+        );
     }
 }
