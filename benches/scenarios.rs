@@ -339,21 +339,13 @@ fn client(variant: Variant, snapshotter: &Snapshotter) -> (Svc, Option<SnapshotL
                 .boxed_clone(),
             None,
         ),
-        Variant::Policy(policy) => {
-            let layer = SnapshotLayer::builder(snapshotter.clone())
-                .policy(policy)
-                .build()
-                .expect("layer");
-            let svc = ServiceBuilder::new()
-                .layer(layer.clone())
-                .service(http)
-                .boxed_clone();
-            (svc, Some(layer))
-        }
-        Variant::Default => {
-            let layer = SnapshotLayer::builder(snapshotter.clone())
-                .build()
-                .expect("layer");
+        Variant::Policy(_) | Variant::Default => {
+            let builder = SnapshotLayer::builder(snapshotter.clone());
+            let builder = match variant {
+                Variant::Policy(policy) => builder.policy(policy),
+                _ => builder,
+            };
+            let layer = builder.build().expect("layer");
             let svc = ServiceBuilder::new()
                 .layer(layer.clone())
                 .service(http)

@@ -431,7 +431,7 @@ impl Controller {
                 if outcome == Outcome::Success {
                     self.pace.on_accepted(now, sent_at);
                 } else {
-                    self.pace.on_loss(now, sent_at, pause, fresh);
+                    self.pace.on_loss(now, sent_at, pause.is_some());
                 }
                 let rtt = now.saturating_duration_since(sent_at);
                 let (on_time, verdict) = self.delay.observe(now, sent_at, rtt, depth);
@@ -476,7 +476,7 @@ impl Controller {
             Outcome::Loss => {
                 self.delay.forget(sent_at);
                 self.frontier_done(sent_at);
-                self.pace.on_loss(now, sent_at, pause, fresh);
+                self.pace.on_loss(now, sent_at, pause.is_some());
                 if fresh {
                     self.decrease(now, self.cfg.decrease_ratio);
                 }

@@ -4,35 +4,41 @@
 //! Built for the limiters servers run (`testkit`'s models):
 //!
 //! * **At the limit, what the host accepts is its rate.** While a GCRA or a
-//!   token bucket refuses some requests, it accepts exactly its rate: the
-//!   accepted rate of the slots in which it both accepted and refused is
-//!   the estimate (`Meter::at_limit`).
+//!   token bucket refuses some of every slot's requests, it accepts exactly
+//!   its rate: the accepted rate of three slots in a row with refusals
+//!   throughout (`Meter::at_limit`) is the estimate. A search that meets
+//!   its first refusal freezes its pace until such slots measure the limit
+//!   (the slot the pace crossed it in does not).
 //! * **A pause is not a measurement.** When a loss comes with
 //!   `Retry-After`, the host pauses and nothing can be measured at the
-//!   limit. Each pause ends a *cycle*: from the first send after the
-//!   previous pause to the refusal, `n` requests were accepted over `A`
-//!   seconds of sending. A GCRA or bucket serves `n = R·A + B` in such a
-//!   cycle (its rate `R` plus the burst `B` it saved during the pause), so
-//!   two cycles of different lengths give `R` as the slope, whatever the
-//!   burst. Time paused never enters it.
-//! * **Resume paced.** After a pause the host is paced at the estimate,
-//!   never released at once: a small-burst limiter refuses everything past
-//!   its burst.
+//!   limit. Each pause ends a *cycle* of sending, from the first send after
+//!   the previous pause to the refused one. A GCRA refuses when its excess
+//!   (the most sends in a trailing interval beyond what its rate allows)
+//!   passes its burst, so two cycles of different shapes end at the same
+//!   excess, and the rate at which their excess curves cross is its rate,
+//!   whatever the burst (`fit`). Time paused never enters it.
+//! * **Resume paced.** After a pause the host is paced, never released at
+//!   once: a small-burst limiter refuses everything past its burst.
 //! * **Search while the estimate is a lower bound.** Until one of the two
 //!   measurements above exists, the estimate is a guess (what the host
-//!   accepted over the last second, or over a cycle with its pause) and the
-//!   pace grows 1.25× per 100 ms while it holds requests back, up to the
-//!   first loss.
+//!   accepted over the last second of sending, counted only from eight
+//!   answers up) and the pace grows 1.25× per 100 ms while it holds
+//!   requests back.
 //! * **Hold below a known rate; probe rarely.** Once measured, the pace is
-//!   `HOLD ×` the estimate. It probes 3 % higher after a quiet spell that
-//!   doubles each time a probe fails (4 s when losses are cheap, 30 s after
-//!   a loss that paused the host or that kept coming below the estimate).
-//! * **Limiters that count refusals.** When losses keep coming for requests
-//!   sent at or below the pace the host accepted, sending on at that pace
-//!   keeps the window full: the pace drops to half the estimate until
-//!   answers come back accepted, then returns to the hold.
+//!   98 % of the estimate. It probes 3 % higher after a quiet spell (4 s
+//!   when losses are cheap, 30 s after a loss that paused the host) that
+//!   doubles each time a probe fails; a probe that holds 5 s raises the
+//!   estimate. Refusals at the hold step it back to what was accepted.
+//! * **Limiters that count refusals.** When refusals keep coming for
+//!   requests sent at or below the rate the host accepted, sending on keeps
+//!   its window full: the pace drains at half the estimate, then holds at
+//!   95 % of it (such a window holds the pace's jitter).
+//! * **Refusals that do not follow the pace** (a server that refuses some
+//!   requests whatever the rate: their share stays after a cut of 30 % or
+//!   more) say nothing about a rate: no pace from them for 10 s.
 //! * **Quotas set the pace directly**: `remaining / time to reset`, with the
-//!   reset instant narrowed by every answer (`Quota`).
+//!   reset instant narrowed by every answer (`Quota`), and no send before
+//!   it once the quota is spent.
 
 use std::time::Duration;
 
@@ -268,17 +274,15 @@ impl RateControl {
         }
     }
 
-    /// A refusal (429, 503) or an error. `pause` is what `Retry-After`
-    /// asked, if anything; `fresh` says whether the request was sent after
-    /// the previous cut (else the cut already answered for it).
-    pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>, fresh: bool) {
+    /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
+    /// `told` says whether it came with a `Retry-After` that paused the host.
+    pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
         self.meter.add(now, false);
         if self.quota.is_some_and(|q| now < q.hi) {
             // The quota explains the refusal and already sets the pace.
             return;
         }
-        if let Some(pause) = pause {
-            let _ = pause;
+        if told {
             self.on_told(now, sent_at);
             return;
         }
@@ -288,7 +292,6 @@ impl RateControl {
         self.cycle_refused = self.cycle_refused.saturating_add(1);
         // A loss of a request sent before the pace last changed was answered
         // by that change.
-        let _ = fresh;
         if sent_at < self.cut_at
             || self.drain_until.is_some_and(|until| now < until)
             || self.indifferent_until.is_some_and(|until| now < until)
@@ -712,13 +715,13 @@ mod tests {
             t += Duration::from_millis(5);
             c.on_accepted(t, t);
         }
-        c.on_loss(t, t, None, true);
+        c.on_loss(t, t, false);
         let first = c.rate(t).expect("paced");
         assert!((first - 100.0).abs() < 1.0, "{first}");
         // Refusals keep coming at that pace: drain at half, keep the count.
         for _ in 0..20 {
             t += Duration::from_millis(10);
-            c.on_loss(t, t, None, true);
+            c.on_loss(t, t, false);
         }
         let drained = c.rate(t).expect("paced");
         assert!(drained <= 51.0, "{drained}");
