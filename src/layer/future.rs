@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
@@ -53,18 +54,14 @@ impl AdaptivePermit {
         })
     }
 
-    fn finish(&mut self, outcome: Outcome, headers: Option<&http::HeaderMap>) {
+    /// `pause` is what the answer's `Retry-After` asked (the layer read it
+    /// already, to pause the host).
+    fn finish(&mut self, outcome: Outcome, headers: Option<&http::HeaderMap>, pause: Option<Duration>) {
         self.released = true;
         // Read before taking the lock; most answers carry no header at all.
-        let headers = headers.filter(|h| !h.is_empty());
-        let wall = std::time::SystemTime::now();
-        let quota = headers.and_then(|h| crate::retry_after::quota(h, wall));
-        let pause = match outcome {
-            Outcome::Loss | Outcome::Throttled => {
-                headers.and_then(|h| crate::retry_after::retry_after(h, wall))
-            }
-            _ => None,
-        };
+        let quota = headers
+            .filter(|h| !h.is_empty())
+            .and_then(|h| crate::retry_after::quota(h, std::time::SystemTime::now()));
         let Some(mut c) = self.host.existing_controller() else {
             return;
         };
@@ -311,22 +308,24 @@ where
                     match &result {
                         Ok(response) => {
                             let status = response.status();
+                            let mut pause = None;
                             if status.as_u16() >= 400 || tail.watch {
                                 let shared = match ticket.as_ref().and_then(Ticket::shared) {
                                     Some(s) => Some(Arc::clone(s)),
                                     None => tail.layer.get(),
                                 };
                                 if let Some(shared) = shared {
-                                    shared.on_answer(tail.key, tail.sent_ms, status, response.headers());
+                                    pause =
+                                        shared.on_answer(tail.key, tail.sent_ms, status, response.headers());
                                 }
                             }
                             if let Some(mut p) = permit {
-                                p.finish(outcome_of(status), Some(response.headers()));
+                                p.finish(outcome_of(status), Some(response.headers()), pause);
                             }
                         }
                         Err(_) => {
                             if let Some(mut p) = permit {
-                                p.finish(Outcome::Loss, None);
+                                p.finish(Outcome::Loss, None, None);
                             }
                         }
                     }

@@ -277,13 +277,20 @@ impl Shared {
     /// What an answer changes: counts it, and pauses its host on a 429 or 503
     /// with `Retry-After`, or backs the host off on a counted status without
     /// one.
-    pub(crate) fn on_answer(&self, key: u64, sent_ms: u64, status: StatusCode, headers: &HeaderMap) {
+    /// Returns the pause `Retry-After` asked for (capped), if any.
+    pub(crate) fn on_answer(
+        &self,
+        key: u64,
+        sent_ms: u64,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Duration> {
         if status.is_success() {
             // A success from a host that was backing off ends the back-off.
             if let Some(host) = self.hosts.get(key) {
                 host.backoff_level.store(0, Ordering::Relaxed);
             }
-            return;
+            return None;
         }
         let counted = self.settings.counted.contains(&status);
         if counted {
@@ -291,7 +298,7 @@ impl Shared {
         }
         let hinted = status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
         if !counted && !hinted {
-            return;
+            return None;
         }
         let hint = if hinted && !self.settings.max_retry_after.is_zero() {
             retry_after(headers, SystemTime::now()).map(|d| d.min(self.settings.max_retry_after))
@@ -299,7 +306,7 @@ impl Shared {
             None
         };
         if hint.is_none() && !counted {
-            return;
+            return None;
         }
         let host = self.hosts.get_or_insert(key);
         if counted {
@@ -308,10 +315,7 @@ impl Shared {
         let now = self.clock.precise_ms();
         let wait = match hint {
             Some(d) => d,
-            None => match self.backoff(&host, sent_ms) {
-                Some(d) => d,
-                None => return,
-            },
+            None => self.backoff(&host, sent_ms)?,
         };
         let until = now.saturating_add(wait.as_millis() as u64);
         if host.pause_until(now, until) {
@@ -324,6 +328,7 @@ impl Shared {
                 "host paused"
             );
         }
+        hint
     }
 
     /// The back-off after a counted answer without `Retry-After`: doubling
