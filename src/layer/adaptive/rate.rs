@@ -133,8 +133,8 @@ pub(crate) struct RateControl {
     probe_step: f64,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
-    /// The latest fresh loss not told to pause, and the pace then.
-    last_loss: Option<(Instant, f64)>,
+    /// The latest fresh loss not told to pause.
+    last_loss: Option<Instant>,
     /// A quota: pace cap and its reset window (earliest, latest).
     quota: Option<Quota>,
 }
@@ -308,8 +308,8 @@ impl RateControl {
         };
         let in_episode = self
             .last_loss
-            .is_some_and(|(at, _)| now.saturating_duration_since(at) < episode);
-        self.last_loss = Some((now, was.unwrap_or(f64::MAX)));
+            .is_some_and(|at| now.saturating_duration_since(at) < episode);
+        self.last_loss = Some(now);
         // What the host accepted over the last second of sending (not of
         // pause), if enough to be a rate.
         let (count, span) = self.meter.accepted_since(now, self.resumed_at);
