@@ -19,7 +19,7 @@ use http::{Request, Response, StatusCode, Uri};
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 use tower::{Layer, Service, ServiceExt};
-use tower_snapshotter::layer::AutoscaleConfig;
+use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
 use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
 /// The inner service: `tower::service_fn` answering `status` at once.
@@ -93,13 +93,16 @@ impl Background {
             .policy(policy)
             .per_host(per_host)
             // A 429 without Retry-After must not pause the bench host.
-            .host_backoff(Duration::ZERO)
-            .autoscale(AutoscaleConfig {
+            .host_backoff(Duration::ZERO);
+        let layer = if policy == GatePolicy::Autoscale {
+            layer.limiter(Limiter::Autoscale(AutoscaleConfig {
                 desired_concurrency: 64,
                 ..AutoscaleConfig::default()
-            })
-            .build()
-            .expect("valid settings");
+            }))
+        } else {
+            layer
+        };
+        let layer = layer.build().expect("valid settings");
         assert!(
             layer.stats().gate.is_empty(),
             "the bench must run without overload: {:?}",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
-use tower_snapshotter::layer::{AdaptiveConfig, AutoscaleConfig};
+use tower_snapshotter::layer::{AdaptiveConfig, AutoscaleConfig, Limiter};
 use tower_snapshotter::probe::{CpuProbe, MemoryProbe, MemoryReading, ProbeError};
 use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
@@ -82,13 +82,16 @@ fn run(policy: GatePolicy, ops: &[(u8, u8, u8)]) {
         snapshotter.start().unwrap();
         let layer = SnapshotLayer::builder(snapshotter.clone())
             .policy(policy)
-            .autoscale(AutoscaleConfig {
-                desired_concurrency: 4,
-                ..AutoscaleConfig::default()
-            })
-            .adaptive(AdaptiveConfig {
-                initial_concurrency: 2,
-                ..AdaptiveConfig::default()
+            .limiter(match policy {
+                GatePolicy::Autoscale => Limiter::Autoscale(AutoscaleConfig {
+                    desired_concurrency: 4,
+                    ..AutoscaleConfig::default()
+                }),
+                GatePolicy::Adaptive => Limiter::Adaptive(AdaptiveConfig {
+                    initial_concurrency: 2,
+                    ..AdaptiveConfig::default()
+                }),
+                _ => Limiter::None,
             })
             .build()
             .unwrap();

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use tower_snapshotter::layer::{AdaptiveConfig, AutoscaleConfig};
-use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+use tower_snapshotter::layer::{AdaptiveConfig, AutoscaleConfig, Limiter};
+use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
 
 fn builder() -> tower_snapshotter::layer::SnapshotLayerBuilder {
     SnapshotLayer::builder(Snapshotter::new(Config::default()))
@@ -48,7 +48,7 @@ fn layer_settings() {
 
 #[test]
 fn autoscale_settings() {
-    let a = |c: AutoscaleConfig| builder().policy(GatePolicy::Autoscale).autoscale(c);
+    let a = |c: AutoscaleConfig| builder().limiter(Limiter::Autoscale(c));
     let d = AutoscaleConfig::default();
     rejects(
         a(AutoscaleConfig {
@@ -103,7 +103,7 @@ fn autoscale_settings() {
 
 #[test]
 fn adaptive_settings() {
-    let a = |c: AdaptiveConfig| builder().policy(GatePolicy::Adaptive).adaptive(c);
+    let a = |c: AdaptiveConfig| builder().limiter(Limiter::Adaptive(c));
     let d = AdaptiveConfig::default();
     rejects(
         a(AdaptiveConfig {

@@ -15,7 +15,7 @@ use common::*;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 use tower_snapshotter::layer::error::Overloaded;
-use tower_snapshotter::layer::AutoscaleConfig;
+use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
 use tower_snapshotter::{GatePolicy, Resources, SnapshotLayer, SnapshotService, Snapshotter};
 
 type Req = http::Request<()>;
@@ -317,11 +317,10 @@ async fn autoscale_steps_up_when_busy_and_idle_and_down_under_overload() {
     bounded(async {
         let (snapshotter, cpu) = started(config().build().unwrap(), IDLE);
         let layer = SnapshotLayer::builder(snapshotter.clone())
-            .policy(GatePolicy::Autoscale)
-            .autoscale(AutoscaleConfig {
+            .limiter(Limiter::Autoscale(AutoscaleConfig {
                 autoscale_interval: Duration::from_secs(2),
                 ..AutoscaleConfig::default()
-            })
+            }))
             .build()
             .unwrap();
         let gate = Arc::new(Semaphore::new(0));

@@ -13,7 +13,7 @@ use common::*;
 use tokio_test::{assert_pending, assert_ready_ok};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_snapshotter::layer::error::Overloaded;
-use tower_snapshotter::layer::{AutoscaleConfig, PausedHost};
+use tower_snapshotter::layer::{AutoscaleConfig, Limiter, OnBlocked, PausedHost};
 use tower_snapshotter::{GatePolicy, Resources, SnapshotLayer, Snapshotter};
 
 type Req = http::Request<http_body_util::Empty<bytes::Bytes>>;
@@ -350,7 +350,8 @@ async fn stats_name_the_paused_host() {
         assert_eq!(overloaded.resources(), Resources::CLIENT);
 
         let stats = layer.stats();
-        assert_eq!(stats.policy, GatePolicy::Reject);
+        assert_eq!(stats.on_blocked, OnBlocked::Reject);
+        assert_eq!(stats.limiter, Limiter::None);
         assert_eq!(stats.gate, Resources::NONE);
         assert_eq!(stats.status, None, "the snapshotter never ran");
         assert_eq!(stats.desired_concurrency, None);
@@ -381,11 +382,10 @@ async fn works_inside_service_builder_with_timeout() {
         .await;
         let (snapshotter, _cpu) = started(config().build().unwrap(), IDLE);
         let layer = SnapshotLayer::builder(snapshotter)
-            .policy(GatePolicy::Autoscale)
-            .autoscale(AutoscaleConfig {
+            .limiter(Limiter::Autoscale(AutoscaleConfig {
                 desired_concurrency: 2,
                 ..AutoscaleConfig::default()
-            })
+            }))
             .build()
             .unwrap();
 
@@ -442,11 +442,10 @@ async fn autoscale_keeps_serving_a_healthy_host_while_another_is_throttled() {
         let throttled = throttle_first(vec![("retry-after", "30".into())]).await;
         let healthy = TestServer::start(|_| reply(200)).await;
         let layer = SnapshotLayer::builder(idle_snapshotter())
-            .policy(GatePolicy::Autoscale)
-            .autoscale(AutoscaleConfig {
+            .limiter(Limiter::Autoscale(AutoscaleConfig {
                 desired_concurrency: 2,
                 ..AutoscaleConfig::default()
-            })
+            }))
             .build()
             .unwrap();
         let svc = layer.layer(client());

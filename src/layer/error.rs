@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::status::Resources;
 
 /// A request was refused at once because the system or its host is
-/// overloaded ([`GatePolicy::Reject`](crate::layer::GatePolicy::Reject)).
+/// overloaded ([`OnBlocked::Reject`](crate::layer::OnBlocked::Reject)).
 ///
 /// The service's errors are [`tower::BoxError`]s; find this one with
 /// `err.downcast_ref::<Overloaded>()` or `err.is::<Overloaded>()`.
@@ -46,12 +46,22 @@ impl Overloaded {
         }
     }
 
+    /// Refused because `host` is at its adaptive limit: its pace has no
+    /// slot now, or its permits are in use.
+    pub(crate) fn host_busy(host: &str) -> Self {
+        Self {
+            resources: Resources::CLIENT,
+            host: Some(host.into()),
+            retry_after: None,
+        }
+    }
+
     /// Which resources were overloaded (`CLIENT` for a paused host).
     pub fn resources(&self) -> Resources {
         self.resources
     }
 
-    /// The paused host the request was for, if that was the reason.
+    /// The paused or busy host the request was for, if that was the reason.
     pub fn host(&self) -> Option<&str> {
         self.host.as_deref()
     }
@@ -79,12 +89,10 @@ impl fmt::Debug for Overloaded {
 impl fmt::Display for Overloaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "service overloaded: {}", self.resources)?;
-        if let Some(r) = self.retry_after {
-            write!(
-                f,
-                " (host {} paused for {r:?})",
-                self.host.as_deref().unwrap_or("?")
-            )?;
+        match (self.retry_after, self.host.as_deref()) {
+            (Some(r), host) => write!(f, " (host {} paused for {r:?})", host.unwrap_or("?"))?,
+            (None, Some(host)) => write!(f, " (host {host} at its adaptive limit)")?,
+            (None, None) => {}
         }
         Ok(())
     }

@@ -1,47 +1,45 @@
 //! Per-host partitions: each host's pause (from `Retry-After` or back-off)
-//! in a bounded, least-recently-used map.
+//! and adaptive controller, in a bounded, least-recently-used map.
+//!
+//! A host is its full authority (`host[:port]`, ASCII case folded), never a
+//! hash of it: two sites can never share a partition, whatever names a
+//! crawl meets. The map hashes names with a per-process random seed, so
+//! chosen names cannot steer lookups into one chain either.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use compact_str::CompactString;
 use lru::LruCache;
 
 use super::adaptive::{AdaptiveConfig, Controller};
 
-/// The key of a host: a hash of its `host[:port]`, ASCII case folded.
-///
-/// Hashing 8 bytes at a time keeps this to a few nanoseconds, so the hot
-/// path can afford it on every request; two hosts that collide in 64 bits
-/// would share one partition.
-#[inline]
-pub(crate) fn host_key(authority: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    const FOLD: u64 = 0x2020_2020_2020_2020;
-    let bytes = authority.as_bytes();
-    let mut h: u64 = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ (u64::from_le_bytes(w) | FOLD)).wrapping_mul(K);
+/// A host's identity: its authority, ASCII lowercase. Names up to 24 bytes
+/// (most `host:port` pairs) are stored inline, so carrying one in every
+/// response future costs a copy, not an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub(crate) struct HostName(CompactString);
+
+impl HostName {
+    /// The name of `authority` (the empty name when partitions are off).
+    #[inline]
+    pub(crate) fn new(authority: &str) -> Self {
+        let mut name = CompactString::new(authority);
+        if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+            name.make_ascii_lowercase();
+        }
+        Self(name)
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ (u64::from_le_bytes(w) | FOLD)).wrapping_mul(K);
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
     }
-    // Never 0: 0 is the key of "all hosts" when partitions are off.
-    h | 1
 }
 
 /// One host's state.
 #[derive(Debug, Default)]
 pub(crate) struct HostState {
-    /// Filled by the first request that looks the host up by name.
-    pub(crate) name: OnceLock<Box<str>>,
     /// Coarse-clock ms until which new requests wait; 0 when never paused.
     pub(crate) paused_until_ms: AtomicU64,
     /// When the current or latest pause began.
@@ -50,19 +48,12 @@ pub(crate) struct HostState {
     pub(crate) backoff_level: AtomicU32,
     /// Counted errors from this host.
     pub(crate) errors: AtomicU64,
-    /// The adaptive controller, made on first use under `Adaptive` (boxed:
-    /// hosts under the other policies carry a pointer, not its ~650 bytes).
+    /// The adaptive controller, made on first use (boxed: hosts without one
+    /// carry a pointer, not its ~650 bytes).
     adaptive: OnceLock<Box<Mutex<Controller>>>,
 }
 
 impl HostState {
-    /// The host's name, or `#` and its key before a request named it.
-    pub(crate) fn display_name(&self, key: u64) -> String {
-        self.name
-            .get()
-            .map_or_else(|| format!("#{key:016x}"), |n| n.to_string())
-    }
-
     /// Extends the pause to `until_ms` (never shortens it). Returns whether
     /// the pause grew.
     pub(crate) fn pause_until(&self, now_ms: u64, until_ms: u64) -> bool {
@@ -100,60 +91,36 @@ impl HostState {
     }
 }
 
-/// Hashes a [`host_key`], which is a hash already: folds its well-mixed
-/// high bits into the low ones the table indexes by, instead of running
-/// SipHash over it again on every lookup.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key ^ (key >> 29) ^ (key >> 47);
-    }
-}
-
-type Keyed = BuildHasherDefault<KeyHasher>;
-
-/// Hosts by key, at most `cap` of them; the least recently used goes first.
+/// Hosts by name, at most `cap` of them; the least recently used goes first.
 #[derive(Debug)]
 pub(crate) struct HostMap {
-    map: Mutex<LruCache<u64, Arc<HostState>, Keyed>>,
+    map: Mutex<LruCache<HostName, Arc<HostState>>>,
 }
 
 impl HostMap {
     pub(crate) fn new(cap: NonZeroUsize) -> Self {
         Self {
-            map: Mutex::new(LruCache::with_hasher(cap, Keyed::default())),
+            map: Mutex::new(LruCache::new(cap)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Arc<HostState>, Keyed>> {
+    fn lock(&self) -> MutexGuard<'_, LruCache<HostName, Arc<HostState>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The host's state, if tracked (marks it recently used).
-    pub(crate) fn get(&self, key: u64) -> Option<Arc<HostState>> {
-        self.lock().get(&key).cloned()
+    pub(crate) fn get(&self, host: &HostName) -> Option<Arc<HostState>> {
+        self.lock().get(host).cloned()
     }
 
     /// The host's state, tracked from now on if it was not.
-    pub(crate) fn get_or_insert(&self, key: u64) -> Arc<HostState> {
+    pub(crate) fn get_or_insert(&self, host: &HostName) -> Arc<HostState> {
         let mut map = self.lock();
-        if let Some(h) = map.get(&key) {
+        if let Some(h) = map.get(host) {
             return Arc::clone(h);
         }
         let h = Arc::new(HostState::default());
-        map.push(key, Arc::clone(&h));
+        map.push(host.clone(), Arc::clone(&h));
         h
     }
 
@@ -162,24 +129,24 @@ impl HostMap {
         self.lock().len()
     }
 
-    /// Every tracked host with its name (or key) and state, most recently
-    /// used first, at most `n`.
+    /// Every tracked host with its name and state, most recently used
+    /// first, at most `n`.
     pub(crate) fn top(&self, n: usize) -> Vec<(String, Arc<HostState>)> {
         self.lock()
             .iter()
             .take(n)
-            .map(|(key, h)| (h.display_name(*key), Arc::clone(h)))
+            .map(|(name, h)| (name.as_str().to_owned(), Arc::clone(h)))
             .collect()
     }
 
-    /// Hosts paused at `now_ms`, with their names (or their keys in hex when
-    /// no request has named them yet) and remaining milliseconds.
+    /// Hosts paused at `now_ms`, with their names and remaining
+    /// milliseconds.
     pub(crate) fn paused(&self, now_ms: u64) -> Vec<(String, u64)> {
         self.lock()
             .iter()
-            .filter_map(|(key, h)| {
+            .filter_map(|(name, h)| {
                 let left = h.remaining_ms(now_ms);
-                (left > 0).then(|| (h.display_name(*key), left))
+                (left > 0).then(|| (name.as_str().to_owned(), left))
             })
             .collect()
     }
@@ -189,23 +156,37 @@ impl HostMap {
 mod tests {
     use super::*;
 
+    fn name(s: &str) -> HostName {
+        HostName::new(s)
+    }
+
     #[test]
-    fn keys_fold_case_and_differ_by_port() {
-        assert_eq!(host_key("Example.COM:8080"), host_key("example.com:8080"));
-        assert_ne!(host_key("example.com:8080"), host_key("example.com:8081"));
-        assert_ne!(host_key("a.example"), host_key("b.example"));
-        assert_ne!(host_key(""), 0);
+    fn names_fold_case_and_differ_by_port() {
+        assert_eq!(name("Example.COM:8080"), name("example.com:8080"));
+        assert_ne!(name("example.com:8080"), name("example.com:8081"));
+        assert_eq!(name("Example.COM:8080").as_str(), "example.com:8080");
+    }
+
+    #[test]
+    fn names_the_old_hash_confused_stay_apart() {
+        // The old key ORed 0x20 into every byte before hashing, so these two
+        // (`[` is 0x5b, `{` is 0x7b) had one key and shared one partition.
+        let m = HostMap::new(NonZeroUsize::new(8).unwrap());
+        let a = m.get_or_insert(&name("a[b.example"));
+        let b = m.get_or_insert(&name("a{b.example"));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(m.len(), 2);
     }
 
     #[test]
     fn map_stays_within_its_cap() {
         let m = HostMap::new(NonZeroUsize::new(3).unwrap());
         for i in 0..100 {
-            m.get_or_insert(host_key(&format!("h{i}.example")));
+            m.get_or_insert(&name(&format!("h{i}.example")));
         }
         assert_eq!(m.len(), 3);
-        assert!(m.get(host_key("h99.example")).is_some());
-        assert!(m.get(host_key("h0.example")).is_none());
+        assert!(m.get(&name("h99.example")).is_some());
+        assert!(m.get(&name("h0.example")).is_none());
     }
 
     #[test]

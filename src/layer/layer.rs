@@ -5,8 +5,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tower_layer::Layer;
 
-use super::adaptive::AdaptiveConfig;
-use super::policy::{AutoscaleConfig, GatePolicy};
+use super::policy::{GatePolicy, Limiter, OnBlocked};
 use super::service::SnapshotService;
 use super::settings::LayerSettings;
 use super::shared::Shared;
@@ -103,9 +102,38 @@ pub struct SnapshotLayerBuilder {
 }
 
 impl SnapshotLayerBuilder {
-    /// How to gate under overload ([`GatePolicy::Wait`]).
+    /// Sets [`on_blocked`](Self::on_blocked) and [`limiter`](Self::limiter)
+    /// to a usual pair, the limiter with its default settings
+    /// ([`GatePolicy::Adaptive`]).
     pub fn policy(mut self, policy: GatePolicy) -> Self {
-        self.settings.policy = policy;
+        self.settings.on_blocked = policy.on_blocked();
+        self.settings.limiter = policy.limiter();
+        self
+    }
+
+    /// What a request does while it may not go ([`OnBlocked::Wait`]).
+    ///
+    /// ```
+    /// use tower_snapshotter::layer::{AdaptiveConfig, Limiter, OnBlocked};
+    /// use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
+    ///
+    /// // A server's outbound calls: adaptive per-host limits, and a call
+    /// // that would have to wait fails at once for the caller's fallback.
+    /// let layer = SnapshotLayer::builder(Snapshotter::new(Config::default()))
+    ///     .on_blocked(OnBlocked::Reject)
+    ///     .limiter(Limiter::Adaptive(AdaptiveConfig::default()))
+    ///     .build()?;
+    /// # Ok::<(), tower_snapshotter::ConfigError>(())
+    /// ```
+    pub fn on_blocked(mut self, on_blocked: OnBlocked) -> Self {
+        self.settings.on_blocked = on_blocked;
+        self
+    }
+
+    /// The limiter the layer moves, with its settings
+    /// ([`Limiter::Adaptive`] with the default settings).
+    pub fn limiter(mut self, limiter: Limiter) -> Self {
+        self.settings.limiter = limiter;
         self
     }
 
@@ -147,18 +175,6 @@ impl SnapshotLayerBuilder {
     /// doubling while they continue, up to 8× (500 ms; 0 turns this off).
     pub fn host_backoff(mut self, base: Duration) -> Self {
         self.settings.host_backoff = base;
-        self
-    }
-
-    /// Settings of [`GatePolicy::Autoscale`].
-    pub fn autoscale(mut self, config: AutoscaleConfig) -> Self {
-        self.settings.autoscale = config;
-        self
-    }
-
-    /// Settings of [`GatePolicy::Adaptive`].
-    pub fn adaptive(mut self, config: AdaptiveConfig) -> Self {
-        self.settings.adaptive = config;
         self
     }
 

@@ -27,15 +27,16 @@ mod http_parts;
 mod layer;
 mod limit;
 mod policy;
-mod registry;
+mod report;
 mod service;
 mod settings;
 mod shared;
 mod stats;
+mod wait;
 
 pub use adaptive::AdaptiveConfig;
 pub use http_parts::{HttpRequest, HttpResponse};
 pub use layer::{SnapshotLayer, SnapshotLayerBuilder};
-pub use policy::{AutoscaleConfig, GatePolicy};
+pub use policy::{AutoscaleConfig, GatePolicy, Limiter, OnBlocked};
 pub use service::SnapshotService;
 pub use stats::{AdaptiveHost, LayerStats, PausedHost};

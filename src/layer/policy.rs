@@ -1,48 +1,105 @@
-//! How the layer gates new requests, and the settings of its controllers.
+//! What a blocked request does, which limiter the layer moves, and the
+//! presets that name the usual pairs.
 
 use std::time::Duration;
 
+use super::adaptive::AdaptiveConfig;
 use crate::config::ConfigError;
 
-/// What [`SnapshotService`](crate::layer::SnapshotService) does with a new
-/// request while the windows show overload.
+/// What a request does while it may not go: the machine is overloaded, its
+/// host is paused, or the layer's limiter holds it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum OnBlocked {
+    /// `poll_ready` stays `Pending` while the machine is overloaded and is
+    /// woken when the verdict changes; a request to a paused or paced host
+    /// waits in its response future, holding nothing of the inner service,
+    /// until it may go. For clients.
+    #[default]
+    Wait,
+    /// Like `tower::load_shed`: `poll_ready` passes on the inner service's
+    /// readiness, and a call that would have to wait fails at once with
+    /// [`Overloaded`](crate::layer::error::Overloaded), without reaching
+    /// the inner service. For servers, and callers with their own fallback.
+    Reject,
+}
+
+/// Which limit of its own the layer moves, beside the machine's gate and
+/// the per-host pauses every layer keeps. Each variant carries its own
+/// settings, so the settings of a limiter not in use cannot be given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum Limiter {
+    /// None: the gate and `Retry-After` pauses (with a doubling back-off
+    /// on counted answers without one), as Crawlee's `Snapshotter` with
+    /// `SystemStatus`. Wastes a real rate limiter's capacity (see
+    /// `BENCHMARKS.md`).
+    None,
+    /// A concurrency limit that moves like Crawlee's `AutoscaledPool`:
+    /// every `autoscale_interval` the historical status decides whether it
+    /// goes up or down by 5 %.
+    Autoscale(AutoscaleConfig),
+    /// Per host, a concurrency limit and a send rate that every answer
+    /// moves (see [`AdaptiveConfig`](crate::layer::AdaptiveConfig) and the
+    /// `adaptive` module docs): holds real rate limiters (nginx's GCRA,
+    /// windows that count refusals, quota headers) near their rate with
+    /// almost no refusal. `Retry-After` still pauses a host; a 429 without
+    /// it cuts the host's rate instead of pausing it. The default.
+    Adaptive(AdaptiveConfig),
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::Adaptive(AdaptiveConfig::default())
+    }
+}
+
+/// The usual pairs of [`OnBlocked`] and [`Limiter`], by one name, each
+/// limiter with its default settings. For other pairs (`Reject` with the
+/// adaptive limiter, say) or other settings, use
+/// [`SnapshotLayerBuilder::on_blocked`](crate::layer::SnapshotLayerBuilder::on_blocked)
+/// and [`limiter`](crate::layer::SnapshotLayerBuilder::limiter).
 ///
-/// In every policy up to `min_concurrency` requests admitted during the
+/// In every pair up to `min_concurrency` requests admitted during an
 /// overload may be in flight at once, so a client never freezes at zero
 /// (the bug crawlee-python fixed in PR 2235).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum GatePolicy {
-    /// Like `tower::load_shed`: `poll_ready` is always ready, and a call made
-    /// while overloaded (or to a paused host) fails at once with
-    /// [`Overloaded`](crate::layer::error::Overloaded), without reaching the
-    /// inner service. For servers and callers with their own fallback.
+    /// [`OnBlocked::Reject`] with [`Limiter::None`].
     Reject,
-    /// `poll_ready` stays `Pending` while the machine is overloaded and is
-    /// woken when the verdict changes; a request to a paused host waits in
-    /// its response future until the pause ends (its `Retry-After`, or a
-    /// doubling back-off), then goes out at once. Crawlee's behaviour; it
-    /// wastes a real rate limiter's capacity (see `BENCHMARKS.md`).
+    /// [`OnBlocked::Wait`] with [`Limiter::None`]: Crawlee's behaviour.
     Wait,
-    /// `Wait`, plus a concurrency limit that moves like Crawlee's
-    /// `AutoscaledPool`: every `autoscale_interval` the historical status
-    /// decides whether it goes up or down by 5 % (see [`AutoscaleConfig`]).
+    /// [`OnBlocked::Wait`] with [`Limiter::Autoscale`].
     Autoscale,
-    /// `Wait`, plus per host a concurrency limit and a send rate that every
-    /// answer moves: cut on loss (429, 503, inner errors), grown while round
-    /// trips stay fast; `RateLimit` quotas cap the rate. `Retry-After` still
-    /// pauses a host; a 429 without it does not (the cut rate is the
-    /// back-off). Finds a throttled host's capacity in seconds (see
-    /// [`AdaptiveConfig`](crate::layer::AdaptiveConfig) and the
-    /// `adaptive` module docs). The default: the one that holds real rate
-    /// limiters (nginx's GCRA, windows that count refusals, quota headers)
-    /// near their rate with almost no refusal.
+    /// [`OnBlocked::Wait`] with [`Limiter::Adaptive`]: the default.
     #[default]
     Adaptive,
 }
 
-/// The settings of [`GatePolicy::Autoscale`], with Crawlee's defaults.
+impl GatePolicy {
+    /// What a request does while it may not go under this policy.
+    pub fn on_blocked(self) -> OnBlocked {
+        match self {
+            GatePolicy::Reject => OnBlocked::Reject,
+            GatePolicy::Wait | GatePolicy::Autoscale | GatePolicy::Adaptive => OnBlocked::Wait,
+        }
+    }
+
+    /// The limiter of this policy, with its default settings.
+    pub fn limiter(self) -> Limiter {
+        match self {
+            GatePolicy::Reject | GatePolicy::Wait => Limiter::None,
+            GatePolicy::Autoscale => Limiter::Autoscale(AutoscaleConfig::default()),
+            GatePolicy::Adaptive => Limiter::Adaptive(AdaptiveConfig::default()),
+        }
+    }
+}
+
+/// The settings of [`Limiter::Autoscale`], with Crawlee's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AutoscaleConfig {

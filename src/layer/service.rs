@@ -8,14 +8,15 @@ use std::task::{Context, Poll};
 use tokio::sync::futures::OwnedNotified;
 use tower_service::Service;
 
-use super::adaptive::Admit;
+use super::adaptive::AdaptivePermit;
 use super::error::Overloaded;
-use super::future::{registered, AdaptivePermit, HostWait, ResponseFuture, Tail};
-use super::hosts::host_key;
+use super::future::ResponseFuture;
+use super::hosts::HostName;
 use super::http_parts::{HttpRequest, HttpResponse};
-use super::policy::GatePolicy;
-use super::shared::{Blocked, Shared, Ticket, WATCH_MS};
+use super::report::Report;
+use super::shared::{Blocked, Shared, Ticket};
 use super::stats::LayerStats;
+use super::wait::Wait;
 use crate::BoxError;
 
 /// Gates or slows requests to the inner service while the
@@ -111,13 +112,6 @@ impl<S> SnapshotService<S> {
     }
 }
 
-/// Whether a request sent at `now_ms` should report its success: a pause
-/// ended less than [`WATCH_MS`] ago (a horizon of 0: never paused).
-#[inline]
-fn watching(now_ms: u64, horizon_ms: u64) -> bool {
-    horizon_ms != 0 && now_ms < horizon_ms.saturating_add(WATCH_MS)
-}
-
 impl<S: Clone> Clone for SnapshotService<S> {
     /// A clone shares the state but not the readiness: it must be polled
     /// ready itself.
@@ -130,7 +124,8 @@ impl<S: fmt::Debug> fmt::Debug for SnapshotService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SnapshotService")
             .field("inner", &self.inner)
-            .field("policy", &self.shared.settings.policy)
+            .field("on_blocked", &self.shared.settings.on_blocked)
+            .field("limiter", &self.shared.settings.limiter)
             .field("ready", &self.ticket.is_some())
             .finish()
     }
@@ -149,87 +144,88 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.ticket.is_none() && self.shared.settings.policy != GatePolicy::Reject {
+        if self.ticket.is_none() && !self.shared.settings.rejects() {
             std::task::ready!(self.poll_admit(cx));
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    /// Sends the request at once when it may go. Otherwise it fails at once
+    /// (`OnBlocked::Reject`) or waits in its future with an unready clone of
+    /// the inner service, leaving this one ready for the next call: a
+    /// waiting request holds nothing the inner `poll_ready` reserved.
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let ticket = match self.ticket.take() {
             Some(ticket) => Ok(ticket),
-            None if shared.settings.policy == GatePolicy::Reject => shared.try_admit(),
+            None if shared.settings.rejects() => shared.try_admit(),
             None => panic!("SnapshotService::call without poll_ready returning Ready(Ok)"),
         };
-        let authority = request.authority();
-        let key = if shared.settings.per_host {
-            host_key(authority.unwrap_or(""))
+        let ticket = match ticket {
+            Ok(ticket) => ticket,
+            Err(blocked) => return self.reject(blocked_error(blocked)),
+        };
+        let host = if shared.settings.per_host {
+            HostName::new(request.authority().unwrap_or(""))
         } else {
-            0
+            HostName::default()
         };
         let now_ms = shared.clock.now_ms();
-        let mut tail = Tail {
-            layer: shared.me,
-            key,
-            sent_ms: now_ms,
-            ticket: None,
-            permit: None,
-            watch: watching(now_ms, shared.pause_horizon_ms.load(Ordering::Relaxed)),
-        };
-        match ticket {
-            Ok(ticket) => tail.ticket = ticket,
-            Err(blocked) => {
-                shared.rejected.fetch_add(1, Ordering::Relaxed);
-                let resources = match blocked {
-                    Blocked::Gate(r) => r,
-                    Blocked::Limit => crate::Resources::NONE,
-                };
-                return ResponseFuture::rejected(Overloaded::new(resources), tail);
-            }
-        }
-        if let Some((host, left_ms)) = shared.paused_host(now_ms, key, authority) {
-            if shared.settings.policy == GatePolicy::Reject {
-                shared.rejected.fetch_add(1, Ordering::Relaxed);
-                let err = Overloaded::host_paused(
-                    host.name.get().map(|n| &**n),
-                    std::time::Duration::from_millis(left_ms),
-                );
-                return ResponseFuture::rejected(err, tail);
+        if let Some((state, left_ms)) = shared.paused_host(now_ms, &host) {
+            if shared.settings.rejects() {
+                let left = std::time::Duration::from_millis(left_ms);
+                return self.reject(Overloaded::host_paused(Some(host.as_str()), left));
             }
             shared.host_waits.fetch_add(1, Ordering::Relaxed);
-            // Give the admission back for the pause: a throttled host must
+            // The admission goes back for the pause: a throttled host must
             // not hold slots that other hosts could use.
-            tail.ticket = None;
-            // The ready service goes into the future; a clone stays behind
-            // (the idiom of tower's `Service::call` docs).
-            let clone = self.inner.clone();
-            let ready = std::mem::replace(&mut self.inner, clone);
-            let wait = HostWait::paused(Arc::clone(shared), host, left_ms, ready, request);
-            return ResponseFuture::waiting(wait, tail);
+            drop(ticket);
+            let paced = shared.settings.adaptive().is_some();
+            let wait = Wait::paused(
+                Arc::clone(shared),
+                state,
+                left_ms,
+                paced,
+                self.inner.clone(),
+                request,
+            );
+            return ResponseFuture::waiting(wait, Report::new(Arc::clone(shared), host, now_ms));
         }
-        if shared.settings.policy == GatePolicy::Adaptive {
-            let host = shared.hosts.get_or_insert(key);
-            if let Some(name) = authority {
-                host.name.get_or_init(|| name.into());
+        let mut report = Report::new(Arc::clone(shared), host, now_ms);
+        report.ticket = ticket;
+        if let Some(cfg) = shared.settings.adaptive() {
+            let state = shared.hosts.get_or_insert(report.host());
+            match AdaptivePermit::try_now(&state, cfg, tokio::time::Instant::now()) {
+                Some(permit) => report.permit = Some(permit),
+                None if shared.settings.rejects() => {
+                    return self.reject(Overloaded::host_busy(report.host().as_str()));
+                }
+                None => {
+                    let wait = Wait::paced(Arc::clone(shared), state, self.inner.clone(), request);
+                    return ResponseFuture::waiting(wait, report);
+                }
             }
-            let at = tokio::time::Instant::now();
-            let mut c = host.controller(&shared.settings.adaptive);
-            let admit = c.admit(at, None);
-            if admit == Admit::Now {
-                let depth = c.in_flight();
-                drop(c);
-                tail.permit = Some(AdaptivePermit::new(host, at, depth));
-                return ResponseFuture::called(self.inner.call(request), tail);
-            }
-            let notified = c.waits_on(admit).map(registered);
-            drop(c);
-            let clone = self.inner.clone();
-            let ready = std::mem::replace(&mut self.inner, clone);
-            let wait = HostWait::admitted(Arc::clone(shared), host, admit, notified, ready, request);
-            return ResponseFuture::waiting(wait, tail);
         }
-        ResponseFuture::called(self.inner.call(request), tail)
+        ResponseFuture::called(self.inner.call(request), report)
+    }
+}
+
+impl<S> SnapshotService<S> {
+    #[cold]
+    fn reject<Req>(&self, error: Overloaded) -> ResponseFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+        ResponseFuture::rejected(error)
+    }
+}
+
+/// The error of a request the gate or the limit refused.
+fn blocked_error(blocked: Blocked) -> Overloaded {
+    match blocked {
+        Blocked::Gate(resources) => Overloaded::new(resources),
+        Blocked::Limit => Overloaded::new(crate::Resources::NONE),
     }
 }

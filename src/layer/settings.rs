@@ -5,35 +5,33 @@ use std::time::Duration;
 use http::StatusCode;
 
 use super::adaptive::AdaptiveConfig;
-use super::policy::{AutoscaleConfig, GatePolicy};
+use super::policy::{AutoscaleConfig, Limiter, OnBlocked};
 use crate::config::ConfigError;
 
 /// Everything a [`SnapshotLayer`](crate::SnapshotLayer) is configured with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LayerSettings {
-    pub(crate) policy: GatePolicy,
+    pub(crate) on_blocked: OnBlocked,
+    pub(crate) limiter: Limiter,
     pub(crate) min_concurrency: usize,
     pub(crate) counted: Vec<StatusCode>,
     pub(crate) max_retry_after: Duration,
     pub(crate) per_host: bool,
     pub(crate) max_hosts: usize,
     pub(crate) host_backoff: Duration,
-    pub(crate) autoscale: AutoscaleConfig,
-    pub(crate) adaptive: AdaptiveConfig,
 }
 
 impl Default for LayerSettings {
     fn default() -> Self {
         Self {
-            policy: GatePolicy::default(),
+            on_blocked: OnBlocked::default(),
+            limiter: Limiter::default(),
             min_concurrency: 1,
             counted: vec![StatusCode::TOO_MANY_REQUESTS],
             max_retry_after: Duration::from_secs(60),
             per_host: true,
             max_hosts: 10_000,
             host_backoff: Duration::from_millis(500),
-            autoscale: AutoscaleConfig::default(),
-            adaptive: AdaptiveConfig::default(),
         }
     }
 }
@@ -75,11 +73,34 @@ impl LayerSettings {
         if let Some(s) = self.counted.iter().find(|s| s.as_u16() < 400) {
             return Err(invalid("counted_statuses", s.as_u16().to_string(), "400 ..= 599"));
         }
-        match self.policy {
-            GatePolicy::Autoscale => self.autoscale.validate(self.min_concurrency)?,
-            GatePolicy::Adaptive => self.adaptive.validate()?,
-            GatePolicy::Wait | GatePolicy::Reject => {}
+        match &self.limiter {
+            Limiter::Autoscale(c) => c.validate(self.min_concurrency)?,
+            Limiter::Adaptive(c) => c.validate()?,
+            Limiter::None => {}
         }
         Ok(())
+    }
+
+    /// Whether a request that may not go fails at once.
+    #[inline]
+    pub(crate) fn rejects(&self) -> bool {
+        self.on_blocked == OnBlocked::Reject
+    }
+
+    /// The adaptive limiter's settings, when it is the one in use.
+    #[inline]
+    pub(crate) fn adaptive(&self) -> Option<&AdaptiveConfig> {
+        match &self.limiter {
+            Limiter::Adaptive(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Crawlee's autoscaling settings, when it is the limiter in use.
+    pub(crate) fn autoscale(&self) -> Option<&AutoscaleConfig> {
+        match &self.limiter {
+            Limiter::Autoscale(c) => Some(c),
+            _ => None,
+        }
     }
 }

@@ -9,10 +9,8 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Notify;
 
-use super::hosts::{HostMap, HostState};
+use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
-use super::policy::GatePolicy;
-use super::registry::{self, LayerRef};
 use super::settings::LayerSettings;
 use crate::clock::CoarseClock;
 use crate::probe::ClientRecorder;
@@ -31,8 +29,7 @@ pub(crate) enum Blocked {
 
 /// What a request admitted under overload, or holding a permit of the
 /// concurrency limit, gives back when it finishes. A request admitted
-/// through an open gate holds none (`Option<Ticket>` is `None`), so the hot
-/// path clones no `Arc`.
+/// through an open gate holds none (`Option<Ticket>` is `None`).
 ///
 /// A permit holds the limit in an `Arc` of its own, not the whole layer
 /// state: cloning that `Arc` on every request would make each core rewrite
@@ -43,16 +40,6 @@ pub(crate) enum Ticket {
     Exempt(Arc<Shared>),
     /// A permit of the concurrency limit.
     Permit(Arc<DynamicLimit>),
-}
-
-impl Ticket {
-    /// The layer state, when the ticket holds it.
-    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
-        match self {
-            Ticket::Exempt(s) => Some(s),
-            Ticket::Permit(_) => None,
-        }
-    }
 }
 
 impl Drop for Ticket {
@@ -75,7 +62,6 @@ pub(crate) const WATCH_MS: u64 = 5_000;
 const MAX_BACKOFF_DOUBLINGS: u32 = 3;
 
 pub(crate) struct Shared {
-    pub(crate) me: LayerRef,
     pub(crate) snapshotter: Snapshotter,
     pub(crate) clock: Arc<CoarseClock>,
     recorder: ClientRecorder,
@@ -87,7 +73,7 @@ pub(crate) struct Shared {
     /// Coarse ms until which some host may be paused; before it, calls look
     /// their host up, and for [`WATCH_MS`] after it their successes are
     /// reported (to end back-offs).
-    pub(crate) pause_horizon_ms: AtomicU64,
+    pause_horizon_ms: AtomicU64,
     exempt: AtomicUsize,
     /// Woken (one at a time) when an exempt request or a permit is given back.
     pub(crate) release: Arc<Notify>,
@@ -101,26 +87,21 @@ pub(crate) struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("policy", &self.settings.policy)
+            .field("on_blocked", &self.settings.on_blocked)
+            .field("limiter", &self.settings.limiter)
             .field("gate_mask", &self.gate_mask)
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for Shared {
-    fn drop(&mut self) {
-        registry::unregister(self.me);
-    }
-}
-
 impl Shared {
     pub(crate) fn new(snapshotter: Snapshotter, settings: LayerSettings) -> Arc<Shared> {
-        registry::register(|me| {
+        {
             let clock = Arc::clone(snapshotter.clock());
             let release = Arc::new(Notify::new());
-            let limit = matches!(settings.policy, GatePolicy::Autoscale).then(|| {
+            let limit = settings.autoscale().map(|a| {
                 Arc::new(DynamicLimit::with_notify(
-                    settings.autoscale.desired_concurrency,
+                    a.desired_concurrency,
                     Arc::clone(&release),
                 ))
             });
@@ -129,9 +110,11 @@ impl Shared {
             } else {
                 Resources::MACHINE | Resources::CLIENT
             };
-            let next_autoscale_ms = clock.now_ms() + settings.autoscale.autoscale_interval.as_millis() as u64;
-            Shared {
-                me,
+            let interval = settings
+                .autoscale()
+                .map_or(0, |a| a.autoscale_interval.as_millis() as u64);
+            let next_autoscale_ms = clock.now_ms() + interval;
+            Arc::new(Shared {
                 recorder: snapshotter.client_recorder(),
                 hosts: HostMap::new(NonZeroUsize::new(settings.max_hosts).unwrap_or(NonZeroUsize::MIN)),
                 snapshotter,
@@ -146,8 +129,14 @@ impl Shared {
                 rejected: AtomicU64::new(0),
                 host_waits: AtomicU64::new(0),
                 settings,
-            }
-        })
+            })
+        }
+    }
+
+    /// Coarse ms until which some host may be paused.
+    #[inline]
+    pub(crate) fn pause_horizon_ms(&self) -> u64 {
+        self.pause_horizon_ms.load(Ordering::Relaxed)
     }
 
     /// The overloaded resources that gate every request now.
@@ -210,19 +199,22 @@ impl Shared {
             tracing::warn!(
                 overloaded = %over,
                 status = ?info.map(|i| i.to_string()),
-                policy = ?self.settings.policy,
+                limiter = ?self.settings.limiter,
                 "gate closed"
             );
         }
     }
 
     fn maybe_autoscale(&self, limit: &DynamicLimit) {
+        let Some(autoscale) = self.settings.autoscale() else {
+            return;
+        };
         let now = self.clock.now_ms();
         let next = self.next_autoscale_ms.load(Ordering::Relaxed);
         if now < next {
             return;
         }
-        let interval = self.settings.autoscale.autoscale_interval.as_millis() as u64;
+        let interval = autoscale.autoscale_interval.as_millis() as u64;
         if self
             .next_autoscale_ms
             .compare_exchange(next, now + interval, Ordering::AcqRel, Ordering::Relaxed)
@@ -235,15 +227,15 @@ impl Shared {
 
     /// One tick of Crawlee's autoscaling, judged on the historical status.
     pub(crate) fn autoscale_step(&self, limit: &DynamicLimit) {
+        let Some(autoscale) = self.settings.autoscale() else {
+            return;
+        };
         let Ok(info) = self.snapshotter.system_status().historical() else {
             return;
         };
         let idle = info.overloaded().intersection(self.gate_mask).is_empty();
         let desired = limit.limit();
-        let next =
-            self.settings
-                .autoscale
-                .step(desired, limit.in_flight(), idle, self.settings.min_concurrency);
+        let next = autoscale.step(desired, limit.in_flight(), idle, self.settings.min_concurrency);
         if next != desired {
             tracing::debug!(from = desired, to = next, idle, status = %info, "desired concurrency changed");
             limit.set_limit(next);
@@ -252,24 +244,16 @@ impl Shared {
 
     /// The host a call goes to, if it is paused now.
     #[inline]
-    pub(crate) fn paused_host(
-        &self,
-        now_ms: u64,
-        key: u64,
-        authority: Option<&str>,
-    ) -> Option<(Arc<HostState>, u64)> {
+    pub(crate) fn paused_host(&self, now_ms: u64, name: &HostName) -> Option<(Arc<HostState>, u64)> {
         if now_ms >= self.pause_horizon_ms.load(Ordering::Relaxed) {
             return None;
         }
-        self.paused_host_slow(key, authority)
+        self.paused_host_slow(name)
     }
 
     #[cold]
-    fn paused_host_slow(&self, key: u64, authority: Option<&str>) -> Option<(Arc<HostState>, u64)> {
-        let host = self.hosts.get(key)?;
-        if let Some(name) = authority {
-            host.name.get_or_init(|| name.into());
-        }
+    fn paused_host_slow(&self, name: &HostName) -> Option<(Arc<HostState>, u64)> {
+        let host = self.hosts.get(name)?;
         let left = host.remaining_ms(self.clock.precise_ms());
         (left > 0).then_some((host, left))
     }
@@ -280,14 +264,14 @@ impl Shared {
     /// Returns the pause `Retry-After` asked for (capped), if any.
     pub(crate) fn on_answer(
         &self,
-        key: u64,
+        name: &HostName,
         sent_ms: u64,
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Option<Duration> {
         if status.is_success() {
             // A success from a host that was backing off ends the back-off.
-            if let Some(host) = self.hosts.get(key) {
+            if let Some(host) = self.hosts.get(name) {
                 host.backoff_level.store(0, Ordering::Relaxed);
             }
             return None;
@@ -308,7 +292,7 @@ impl Shared {
         if hint.is_none() && !counted {
             return None;
         }
-        let host = self.hosts.get_or_insert(key);
+        let host = self.hosts.get_or_insert(name);
         if counted {
             host.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -321,7 +305,7 @@ impl Shared {
         if host.pause_until(now, until) {
             self.pause_horizon_ms.fetch_max(until, Ordering::AcqRel);
             tracing::info!(
-                host = host.name.get().map_or("?", |n| &**n),
+                host = name.as_str(),
                 wait_ms = wait.as_millis() as u64,
                 retry_after = hint.is_some(),
                 status = status.as_u16(),
@@ -342,7 +326,7 @@ impl Shared {
         // Under `Adaptive` the controller is the back-off: it cuts the
         // host's rate on each loss, and a pause on top would idle the host
         // (only `Retry-After` still pauses it).
-        if base.is_zero() || self.settings.policy == GatePolicy::Adaptive {
+        if base.is_zero() || self.settings.adaptive().is_some() {
             return None;
         }
         let until = host.paused_until_ms.load(Ordering::Acquire);

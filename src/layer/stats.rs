@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::policy::GatePolicy;
+use super::policy::{Limiter, OnBlocked};
 use super::shared::Shared;
 use crate::status::{Resources, SystemInfo};
 
@@ -12,8 +12,10 @@ use crate::status::{Resources, SystemInfo};
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LayerStats {
-    /// The gating policy.
-    pub policy: GatePolicy,
+    /// What a request does while it may not go.
+    pub on_blocked: OnBlocked,
+    /// The limiter the layer moves, with its settings.
+    pub limiter: Limiter,
     /// Resources overloaded in the current window that gate every request.
     pub gate: Resources,
     /// The snapshotter's latest judgement of the current window.
@@ -39,7 +41,7 @@ pub struct LayerStats {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AdaptiveHost {
-    /// `host[:port]`, or `#` and the host's key.
+    /// `host[:port]`, ASCII lowercase.
     pub host: String,
     /// Its concurrency limit.
     pub concurrency: usize,
@@ -58,7 +60,7 @@ pub struct AdaptiveHost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PausedHost {
-    /// `host[:port]`, or `#` and the host's key when no request named it yet.
+    /// `host[:port]`, or ASCII lowercase.
     pub host: String,
     /// Time left in the pause.
     pub remaining: Duration,
@@ -95,7 +97,8 @@ impl LayerStats {
             })
             .collect();
         Self {
-            policy: shared.settings.policy,
+            on_blocked: shared.settings.on_blocked,
+            limiter: shared.settings.limiter,
             gate: shared.gate(),
             status: shared.snapshotter.verdict().info,
             desired_concurrency: shared.limit.as_ref().map(|l| l.limit()),

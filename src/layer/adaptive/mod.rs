@@ -81,7 +81,10 @@ use crate::config::ConfigError;
 
 mod delay;
 mod meter;
+mod permit;
 mod rate;
+
+pub(crate) use permit::{AdaptivePermit, Lead};
 
 use delay::{DelaySignal, Verdict};
 use rate::RateControl;
@@ -304,16 +307,7 @@ impl Controller {
             }
             return Admit::Full;
         }
-        if let Some(rate) = self.rate(now) {
-            let interval = Duration::from_secs_f64(1.0 / rate.max(self.cfg.min_rate));
-            // After a stall the pace catches up by one timer tick (1 ms)
-            // or one interval, whichever is less, never by a burst: a
-            // small-burst limiter refuses what a catch-up bunches together.
-            let earliest = now.checked_sub(interval.max(TICK)).unwrap_or(now);
-            let mut slot = (self.last_slot + interval).max(earliest);
-            if let Some(at) = self.pace.not_before(now) {
-                slot = slot.max(at);
-            }
+        if let Some(slot) = self.next_slot(now) {
             if slot > now {
                 self.pace.bound_at = Some(now);
                 let id = match lead {
@@ -331,13 +325,50 @@ impl Controller {
         if leading {
             self.pass_lead();
         }
+        self.send(now);
+        Admit::Now
+    }
+
+    /// Takes a permit and a send slot at `now` if both are free and no
+    /// request leads the pacing queue; changes nothing otherwise.
+    #[inline]
+    pub(crate) fn try_admit_now(&mut self, now: Instant) -> bool {
+        if self.leader.is_some() || self.in_flight >= self.limit() {
+            return false;
+        }
+        if let Some(slot) = self.next_slot(now) {
+            if slot > now {
+                return false;
+            }
+            self.last_slot = slot;
+        }
+        self.send(now);
+        true
+    }
+
+    /// The next send slot when the host is paced.
+    fn next_slot(&mut self, now: Instant) -> Option<Instant> {
+        let rate = self.rate(now)?;
+        let interval = Duration::from_secs_f64(1.0 / rate.max(self.cfg.min_rate));
+        // After a stall the pace catches up by one timer tick (1 ms) or one
+        // interval, whichever is less, never by a burst: a small-burst
+        // limiter refuses what a catch-up bunches together.
+        let earliest = now.checked_sub(interval.max(TICK)).unwrap_or(now);
+        let mut slot = (self.last_slot + interval).max(earliest);
+        if let Some(at) = self.pace.not_before(now) {
+            slot = slot.max(at);
+        }
+        Some(slot)
+    }
+
+    /// A request goes out at `now` with a permit.
+    fn send(&mut self, now: Instant) {
         self.in_flight += 1;
         self.delay.on_send(now);
         self.pace.on_send(now);
         if self.slow_start {
             self.watch_frontier(now);
         }
-        Admit::Now
     }
 
     /// Slow start watches the first request sent deeper than any answered

@@ -1,0 +1,116 @@
+//! What a request holds from its host's controller: a permit while it is in
+//! flight, and the pacing lead while it waits for the next send slot. Both
+//! give themselves back on drop, so a cancelled request never leaks either.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[cfg(doc)]
+use super::Admit;
+use super::{AdaptiveConfig, Outcome};
+use crate::layer::hosts::HostState;
+
+/// A permit of a host's controller, held while the request is in flight;
+/// given back with what the answer taught, or on drop.
+#[derive(Debug)]
+pub(crate) struct AdaptivePermit {
+    host: Arc<HostState>,
+    sent_at: Instant,
+    /// Requests in flight to the host when this one was sent, itself included.
+    depth: usize,
+    released: bool,
+}
+
+impl AdaptivePermit {
+    /// A permit if the host may be sent to now: no request leads its pacing
+    /// queue, a permit is free and the pace has a slot. Changes nothing
+    /// otherwise, so the caller can hand the request to a waiting future
+    /// that asks again.
+    #[inline]
+    pub(crate) fn try_now(host: &Arc<HostState>, cfg: &AdaptiveConfig, now: Instant) -> Option<Self> {
+        let mut c = host.controller(cfg);
+        c.try_admit_now(now)
+            .then(|| Self::taken(Arc::clone(host), now, c.in_flight()))
+    }
+
+    /// A permit the controller just granted at `sent_at`, at `depth`.
+    pub(crate) fn taken(host: Arc<HostState>, sent_at: Instant, depth: usize) -> Self {
+        Self {
+            host,
+            sent_at,
+            depth,
+            released: false,
+        }
+    }
+
+    /// Gives the permit back with the answer's `outcome`; `pause` is what
+    /// its `Retry-After` asked (the layer read it already, to pause the
+    /// host), and its quota headers, if any, move the pace.
+    pub(crate) fn finish(
+        mut self,
+        outcome: Outcome,
+        headers: Option<&http::HeaderMap>,
+        pause: Option<Duration>,
+    ) {
+        self.released = true;
+        // Read before taking the lock; most answers carry no header at all.
+        let quota = headers
+            .filter(|h| !h.is_empty())
+            .and_then(|h| crate::retry_after::quota(h, std::time::SystemTime::now()));
+        let Some(mut c) = self.host.existing_controller() else {
+            return;
+        };
+        let now = Instant::now();
+        c.on_answer(now, self.sent_at, self.depth, outcome, pause);
+        c.release();
+        if let Some(q) = quota {
+            c.on_quota(now, q.remaining, q.reset_lo, q.reset_hi);
+        }
+    }
+}
+
+impl Drop for AdaptivePermit {
+    fn drop(&mut self) {
+        if !self.released {
+            if let Some(mut c) = self.host.existing_controller() {
+                c.cancelled(self.sent_at);
+            }
+        }
+    }
+}
+
+/// The pacing lead of a waiting request (see [`Admit::At`]): passed on to
+/// the next queued request if this one is dropped before it sends.
+#[derive(Debug)]
+pub(crate) struct Lead {
+    host: Arc<HostState>,
+    pub(crate) id: u64,
+    armed: bool,
+}
+
+impl Lead {
+    pub(crate) fn new(host: Arc<HostState>, id: u64) -> Self {
+        Self {
+            host,
+            id,
+            armed: true,
+        }
+    }
+
+    /// The controller already took the lead back.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(mut c) = self.host.existing_controller() {
+                c.abandon(self.id);
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! What a request tells the layer when its answer arrives, and what it
+//! holds until then.
+
+use std::sync::Arc;
+
+use super::adaptive::{AdaptivePermit, Outcome};
+use super::hosts::HostName;
+use super::http_parts::HttpResponse;
+use super::shared::{Shared, Ticket, WATCH_MS};
+
+/// Carried by every response future: where the request went, when, and the
+/// admission it holds (given back when the report is).
+#[derive(Debug)]
+pub(crate) struct Report {
+    shared: Arc<Shared>,
+    host: HostName,
+    sent_ms: u64,
+    /// Report a success too: some host was paused recently.
+    watch: bool,
+    /// Admitted under overload or by a concurrency limit.
+    pub(crate) ticket: Option<Ticket>,
+    /// A permit of the host's adaptive controller.
+    pub(crate) permit: Option<AdaptivePermit>,
+}
+
+impl Report {
+    /// A request to `host`, sent (or to be sent) at `now_ms`.
+    #[inline]
+    pub(crate) fn new(shared: Arc<Shared>, host: HostName, now_ms: u64) -> Self {
+        let watch = watching(now_ms, shared.pause_horizon_ms());
+        Self {
+            shared,
+            host,
+            sent_ms: now_ms,
+            watch,
+            ticket: None,
+            permit: None,
+        }
+    }
+
+    pub(crate) fn host(&self) -> &HostName {
+        &self.host
+    }
+
+    /// The request goes out now, after waiting for its host: its success
+    /// must reach the host map (it may end a back-off).
+    pub(crate) fn sent_after_wait(&mut self, now_ms: u64) {
+        self.sent_ms = now_ms;
+        self.watch = true;
+    }
+
+    /// Learns from the answer (or the inner error) and gives back what the
+    /// request held.
+    #[inline]
+    pub(crate) fn answered<R: HttpResponse, E>(&mut self, result: &Result<R, E>) {
+        let ticket = self.ticket.take();
+        let permit = self.permit.take();
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                let pause = if status.as_u16() >= 400 || self.watch {
+                    self.shared
+                        .on_answer(&self.host, self.sent_ms, status, response.headers())
+                } else {
+                    None
+                };
+                if let Some(p) = permit {
+                    p.finish(outcome_of(status), Some(response.headers()), pause);
+                }
+            }
+            Err(_) => {
+                if let Some(p) = permit {
+                    p.finish(Outcome::Loss, None, None);
+                }
+            }
+        }
+        drop(ticket);
+    }
+}
+
+/// Whether a request sent at `now_ms` should report its success: a pause
+/// ended less than [`WATCH_MS`] ago (a horizon of 0: never paused).
+#[inline]
+fn watching(now_ms: u64, horizon_ms: u64) -> bool {
+    horizon_ms != 0 && now_ms < horizon_ms.saturating_add(WATCH_MS)
+}
+
+/// What an answer says about load, for the adaptive controller.
+fn outcome_of(status: http::StatusCode) -> Outcome {
+    match status.as_u16() {
+        429 => Outcome::Throttled,
+        503 => Outcome::Loss,
+        100..=399 => Outcome::Success,
+        _ => Outcome::Neutral,
+    }
+}
