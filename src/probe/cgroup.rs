@@ -129,12 +129,17 @@ pub mod parse {
         pub unified: Option<String>,
         /// The v1 memory controller's path.
         pub memory: Option<String>,
-        /// The v1 cpu (or cpuacct) controller's path.
+        /// The v1 `cpu` controller's path: where the quota is.
         pub cpu: Option<String>,
+        /// The v1 `cpuacct` controller's path: where the usage counter is.
+        /// The same as `cpu` when both share a hierarchy (`cpu,cpuacct`),
+        /// its own when they are mounted apart.
+        pub cpuacct: Option<String>,
     }
 
     /// `/proc/self/cgroup`: lines of `id:controllers:path`. Lines that do not
-    /// have that shape are skipped.
+    /// have that shape are skipped. Each v1 controller keeps its own line's
+    /// path: `cpu` and `cpuacct` may be mounted apart, in different cgroups.
     pub fn self_cgroup(text: &str) -> SelfCgroup {
         let mut out = SelfCgroup::default();
         for line in text.lines() {
@@ -148,7 +153,8 @@ pub mod parse {
             for c in controllers.split(',') {
                 match c {
                     "memory" => out.memory = Some(path.to_owned()),
-                    "cpu" | "cpuacct" if out.cpu.is_none() => out.cpu = Some(path.to_owned()),
+                    "cpu" => out.cpu = Some(path.to_owned()),
+                    "cpuacct" => out.cpuacct = Some(path.to_owned()),
                     _ => {}
                 }
             }
@@ -323,11 +329,13 @@ impl CgroupFs {
                 }
             }
             Version::V1 => {
+                // The quota under the `cpu` controller's mount and path, the
+                // usage under `cpuacct`'s: mounted apart, they may differ.
                 let cpu_dirs = v1_base(&["cpu,cpuacct", "cpu", "cpuacct,cpu"])
                     .map(|b| Self::chain(&b, me.cpu.as_deref()))
                     .unwrap_or_default();
                 let cpu_usage_dir = v1_base(&["cpu,cpuacct", "cpuacct", "cpuacct,cpu"])
-                    .map(|b| Self::chain(&b, me.cpu.as_deref()).remove(0));
+                    .and_then(|b| Self::chain(&b, me.cpuacct.as_deref()).into_iter().next());
                 Layout {
                     version,
                     cpu_dirs,
@@ -568,6 +576,24 @@ mod tests {
     }
 
     #[test]
+    fn self_cgroup_keeps_cpu_and_cpuacct_apart() {
+        // Mounted apart, `cpuacct` listed first: each keeps its own path.
+        let split = self_cgroup("3:memory:/\n2:cpuacct:/\n1:cpu:/limited\n");
+        assert_eq!(split.cpu.as_deref(), Some("/limited"));
+        assert_eq!(split.cpuacct.as_deref(), Some("/"));
+        assert_eq!(split.memory.as_deref(), Some("/"));
+        let split = self_cgroup("1:cpu:/limited\n2:cpuacct:/acct\n");
+        assert_eq!(split.cpu.as_deref(), Some("/limited"));
+        assert_eq!(split.cpuacct.as_deref(), Some("/acct"));
+        // Joined, as Docker mounts them: one path for both.
+        for joined in ["4:cpu,cpuacct:/docker/abc\n", "4:cpuacct,cpu:/docker/abc\n"] {
+            let j = self_cgroup(joined);
+            assert_eq!(j.cpu.as_deref(), Some("/docker/abc"), "{joined:?}");
+            assert_eq!(j.cpuacct.as_deref(), Some("/docker/abc"), "{joined:?}");
+        }
+    }
+
+    #[test]
     fn proc_forms() {
         let mi = "MemTotal:       16384 kB\nMemFree: 1 kB\nMemAvailable:    8192 kB\n";
         assert_eq!(meminfo(mi), Ok((16384 * 1024, 8192 * 1024)));
@@ -631,6 +657,102 @@ mod tests {
         assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))));
         assert_eq!(fs.memory_limit(1 << 40), Ok(Some(512 << 20)));
         assert_eq!(fs.memory_usage(), Ok(Some(1000)));
+    }
+
+    /// A v1 tree with the memory controller (how v1 is recognised).
+    fn v1_memory(dir: &tempfile::TempDir) {
+        write(dir, "cgroup/memory/memory.limit_in_bytes", "536870912\n");
+        write(dir, "cgroup/memory/memory.usage_in_bytes", "1000\n");
+    }
+
+    #[test]
+    fn v1_split_cpu_and_cpuacct_mounts() {
+        let (dir, fs) = tree();
+        v1_memory(&dir);
+        // `cpuacct` listed before `cpu`, in another cgroup on another mount.
+        write(
+            &dir,
+            "proc/self/cgroup",
+            "3:memory:/\n2:cpuacct:/\n1:cpu:/limited\n",
+        );
+        write(&dir, "cgroup/cpu/cpu.cfs_quota_us", "-1\n");
+        write(&dir, "cgroup/cpu/cpu.cfs_period_us", "100000\n");
+        write(&dir, "cgroup/cpu/limited/cpu.cfs_quota_us", "50000\n");
+        write(&dir, "cgroup/cpu/limited/cpu.cfs_period_us", "100000\n");
+        write(&dir, "cgroup/cpuacct/cpuacct.usage", "7000\n");
+        write(&dir, "cgroup/cpuacct/acct/cpuacct.usage", "9000\n");
+        let q = fs.cpu_quota().unwrap().expect("the quota under cpu/limited");
+        assert!((q.cpus() - 0.5).abs() < 1e-9, "{q:?}");
+        assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))));
+        assert_eq!(fs.memory_limit(1 << 40), Ok(Some(512 << 20)));
+
+        // `cpu` first, `cpuacct` in a cgroup of its own: usage from there.
+        write(
+            &dir,
+            "proc/self/cgroup",
+            "1:cpu:/limited\n2:cpuacct:/acct\n3:memory:/\n",
+        );
+        let fs = fs.clone();
+        assert!((fs.cpu_quota().unwrap().unwrap().cpus() - 0.5).abs() < 1e-9);
+        assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(9000))));
+
+        // Garbage is an error (the resource is then unavailable), not a
+        // panic; a missing usage file is no usage.
+        write(&dir, "cgroup/cpuacct/acct/cpuacct.usage", "lots\n");
+        let err = fs.cpu_usage().unwrap_err();
+        assert!(err.to_string().contains("cpuacct.usage"), "{err}");
+        write(&dir, "cgroup/cpu/limited/cpu.cfs_quota_us", "\u{0}\u{fffd}\n");
+        let err = fs.cpu_quota().unwrap_err();
+        assert!(err.to_string().contains("cpu.cfs_quota_us"), "{err}");
+        std::fs::remove_file(dir.path().join("cgroup/cpuacct/acct/cpuacct.usage")).unwrap();
+        std::fs::remove_file(dir.path().join("cgroup/cpuacct/cpuacct.usage")).unwrap();
+        assert_eq!(fs.cpu_usage(), Ok(None));
+    }
+
+    #[test]
+    fn v1_joined_cpu_cpuacct_as_docker_mounts_them() {
+        // The host's view: one `cpu,cpuacct` mount, the limit on the
+        // container's cgroup, the usage counter there too.
+        let (dir, fs) = tree();
+        v1_memory(&dir);
+        write(
+            &dir,
+            "proc/self/cgroup",
+            "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n",
+        );
+        write(&dir, "cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpuacct.usage", "1\n");
+        write(&dir, "cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "50000\n");
+        write(
+            &dir,
+            "cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us",
+            "100000\n",
+        );
+        write(&dir, "cgroup/cpu,cpuacct/docker/abc/cpuacct.usage", "7000\n");
+        assert!((fs.cpu_quota().unwrap().unwrap().cpus() - 0.5).abs() < 1e-9);
+        assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))));
+
+        // The container's view without a cgroup namespace: the mount's root
+        // is `/docker/abc`, so the path has no directory under it and the
+        // mount itself is the cgroup; `cpu` and `cpuacct` are links to it.
+        let (dir, fs) = tree();
+        v1_memory(&dir);
+        write(
+            &dir,
+            "proc/self/cgroup",
+            "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n",
+        );
+        write(&dir, "cgroup/cpu,cpuacct/cpu.cfs_quota_us", "50000\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+        write(&dir, "cgroup/cpu,cpuacct/cpuacct.usage", "7000\n");
+        #[cfg(unix)]
+        for link in ["cpu", "cpuacct"] {
+            std::os::unix::fs::symlink("cpu,cpuacct", dir.path().join("cgroup").join(link)).unwrap();
+        }
+        assert!((fs.cpu_quota().unwrap().unwrap().cpus() - 0.5).abs() < 1e-9);
+        assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))));
+        assert_eq!(fs.memory_limit(1 << 40), Ok(Some(512 << 20)));
     }
 
     #[test]

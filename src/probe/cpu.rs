@@ -147,6 +147,36 @@ mod tests {
     }
 
     #[test]
+    fn quota_probe_reads_split_v1_controllers() {
+        // cgroup v1 with `cpu` and `cpuacct` mounted apart, `cpuacct` listed
+        // first: the 0.5 CPU quota under cpu/limited applies, the usage is
+        // cpuacct's own.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in [
+            "proc/self",
+            "cgroup/memory",
+            "cgroup/cpu/limited",
+            "cgroup/cpuacct/acct",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(
+            root.join("proc/self/cgroup"),
+            "2:cpuacct:/acct\n1:cpu:/limited\n3:memory:/\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("cgroup/cpu/limited/cpu.cfs_quota_us"), "50000\n").unwrap();
+        std::fs::write(root.join("cgroup/cpu/limited/cpu.cfs_period_us"), "100000\n").unwrap();
+        std::fs::write(root.join("cgroup/cpuacct/cpuacct.usage"), "0\n").unwrap();
+        std::fs::write(root.join("cgroup/cpuacct/acct/cpuacct.usage"), "1000000000\n").unwrap();
+        let mut p = SystemCpuProbe::with_cgroup(CgroupFs::with_roots(root.join("proc"), root.join("cgroup")));
+        // Ten CPU-seconds more in cpuacct/acct: far over half a CPU.
+        std::fs::write(root.join("cgroup/cpuacct/acct/cpuacct.usage"), "11000000000\n").unwrap();
+        assert!(p.used_ratio().unwrap() > 1.0);
+    }
+
+    #[test]
     fn the_real_machine_reads() {
         let mut p = SystemCpuProbe::new();
         std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL);
