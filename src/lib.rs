@@ -1,10 +1,39 @@
 //! Tower middleware that gives HTTP clients backpressure from the machine
 //! and from the remote side.
 //!
-//! Wrap a client in a [`SnapshotLayer`] and it waits (or refuses, or adapts
-//! its concurrency and rate) while the machine is overloaded, and pauses
-//! only the host that answered 429 or `Retry-After`; see [`layer`] and
-//! [`GatePolicy`].
+//! # Quick start
+//!
+//! Wrap a client in a [`SnapshotLayer`] inside a `tower::ServiceBuilder`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_snapshotter::BoxError> {
+//! // One snapshotter per process: it samples in the background.
+//! let snapshotter = Snapshotter::new(Config::default());
+//! snapshotter.start()?;
+//!
+//! // Stands in for an HTTP client: a hyper-util `Client`, or a
+//! // `reqwest::Client` with the `reqwest` feature.
+//! let http_client = tower::service_fn(|_request: http::Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(SnapshotLayer::new(snapshotter.clone()))
+//!     .timeout(Duration::from_secs(30))
+//!     .service(http_client);
+//!
+//! let request = http::Request::get("http://example.com/").body(())?;
+//! let response = client.oneshot(request).await?;
+//! println!("{} ({})", response.status(), snapshotter.system_status().current()?);
+//! # Ok(()) }
+//! ```
+//!
+//! The wrapped client waits (or refuses, or adapts its concurrency and rate)
+//! while the machine is overloaded, and pauses only the host that answered
+//! 429 or `Retry-After`; see [`layer`] and [`GatePolicy`].
 //!
 //! A [`Snapshotter`] samples CPU (against the cgroup quota in containers),
 //! memory (against the cgroup limit), the tokio runtime's scheduling delay
@@ -13,7 +42,10 @@
 //! Crawlee's `SystemStatus`, and the verdict is kept up to date as snapshots
 //! are taken, so reading it costs one atomic load.
 //!
-//! # Quick start
+//! # Without the layer
+//!
+//! A client that is not a tower service can use the [`Snapshotter`] alone:
+//! report the answers it gets and ask for the verdict before sending.
 //!
 //! ```
 //! use tower_snapshotter::{Config, Snapshotter};
@@ -45,6 +77,7 @@
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
 //! | [`layer`] | [`SnapshotLayer`], [`SnapshotService`], [`GatePolicy`], the adaptive controller, per-host partitions |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
