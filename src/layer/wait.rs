@@ -200,7 +200,7 @@ impl<S, Req> Wait<S, Req> {
             // ended, or the permits ran out): the next in the queue must
             // look too, or it sleeps with no leader to wake it.
             if std::mem::take(&mut self.queued) && matches!(admit, Admit::Now | Admit::Full) {
-                c.paced.notify_one();
+                c.wake_next_paced();
             }
             // Registered under the lock: a hand-over between the answer and
             // the first poll is not lost.

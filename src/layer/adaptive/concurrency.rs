@@ -1,0 +1,515 @@
+//! The concurrency half of a host's controller: a limit on requests in
+//! flight, moved Vegas-style by the delay signal (`delay.rs`) and cut on
+//! loss. Slow start grows it to the knee, probes test one step above it
+//! rarely, and at most one decrease happens per round trip.
+//!
+//! Over 400 lines with its tests: the knee simulation sits beside the rules
+//! it checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::delay::{DelaySignal, Verdict};
+use super::AdaptiveConfig;
+
+/// Probes failing at the same limit at most double the quiet time this
+/// many times.
+const MAX_QUIET_DOUBLINGS: u32 = 3;
+
+/// Jittered quiet time after a decrease, before the next probe: 0.5–1.5 s,
+/// so many clients do not probe in lockstep.
+fn quiet_time() -> Duration {
+    Duration::from_millis(500 + fastrand::u64(0..=1000))
+}
+
+/// A host's concurrency limit and the requests holding its permits.
+#[derive(Debug)]
+pub(crate) struct Concurrency {
+    max: f64,
+    decrease_ratio: f64,
+    limit: f64,
+    in_flight: usize,
+    slow_start: bool,
+    /// The largest depth answered on time during slow start.
+    slow_start_good: usize,
+    /// Slow start's frontier: the first request sent deeper than
+    /// `slow_start_good`, with its depth, until it ends.
+    frontier: Option<(Instant, usize)>,
+    /// The limit was just raised and its cohort not judged yet.
+    probing: bool,
+    /// The lowest limit at which a probe failed lately (`MAX`: none).
+    probe_ceiling: f64,
+    /// No probe to `probe_ceiling` before this.
+    probe_after: Instant,
+    /// Probes that failed at the same limit in a row.
+    failed_probes: u32,
+    delay: DelaySignal,
+    last_decrease: Option<Instant>,
+    grow_after: Instant,
+    /// Woken when a permit is given back or the limit grows.
+    pub(crate) released: Arc<Notify>,
+}
+
+impl Concurrency {
+    pub(crate) fn new(cfg: &AdaptiveConfig, now: Instant) -> Self {
+        Self {
+            max: cfg.max_concurrency as f64,
+            decrease_ratio: cfg.decrease_ratio,
+            limit: cfg.initial_concurrency as f64,
+            in_flight: 0,
+            slow_start: true,
+            slow_start_good: 0,
+            frontier: None,
+            probing: false,
+            probe_ceiling: f64::MAX,
+            probe_after: now,
+            failed_probes: 0,
+            delay: DelaySignal::new(cfg.rtt_tolerance, now),
+            last_decrease: None,
+            grow_after: now,
+            released: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The limit now.
+    pub(crate) fn limit(&self) -> usize {
+        (self.limit.floor() as usize).clamp(1, self.max as usize)
+    }
+
+    /// Requests holding a permit now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether a permit is free.
+    #[inline]
+    pub(crate) fn has_permit(&self) -> bool {
+        self.in_flight < self.limit()
+    }
+
+    /// A request takes a permit and goes out at `now`.
+    pub(crate) fn on_send(&mut self, now: Instant) {
+        self.in_flight += 1;
+        self.delay.on_send(now);
+        if self.slow_start {
+            self.watch_frontier(now);
+        }
+    }
+
+    /// Gives a permit back.
+    pub(crate) fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.released.notify_one();
+    }
+
+    /// A request sent at `sent_at` was dropped before its answer.
+    pub(crate) fn cancelled(&mut self, sent_at: Instant) {
+        self.forget(sent_at);
+        self.release();
+    }
+
+    /// Whether a loss of a request sent at `sent_at` is a new event: sent
+    /// after the latest decrease, so the answers of requests already in
+    /// flight then do not cut twice.
+    pub(crate) fn is_fresh(&self, sent_at: Instant) -> bool {
+        self.last_decrease.is_none_or(|d| sent_at >= d)
+    }
+
+    /// An answer that says nothing about load.
+    pub(crate) fn forget(&mut self, sent_at: Instant) {
+        self.delay.forget(sent_at);
+        self.frontier_done(sent_at);
+    }
+
+    /// A loss (503, an inner error): a fresh one multiplies the limit by
+    /// `decrease_ratio`.
+    pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant) {
+        let fresh = self.is_fresh(sent_at);
+        self.forget(sent_at);
+        if fresh {
+            self.decrease(now, self.decrease_ratio);
+        }
+    }
+
+    /// An answer (a success or a 429) to a request sent at `sent_at` at
+    /// `depth`: its round trip says whether requests queue.
+    pub(crate) fn on_answer(&mut self, now: Instant, sent_at: Instant, depth: usize) {
+        let rtt = now.saturating_duration_since(sent_at);
+        let (on_time, verdict) = self.delay.observe(now, sent_at, rtt, depth);
+        // Queueing while the limit is not what holds requests back (the rate
+        // does, or demand is low) is not this limit's doing: only a binding
+        // limit is cut for delay.
+        let binding = (self.in_flight as f64) + 1.0 >= self.limit.floor();
+        if self.slow_start {
+            self.frontier_done(sent_at);
+            if on_time {
+                self.slow_start_good = self.slow_start_good.max(depth);
+                self.grow_slow_start();
+                self.watch_frontier(now);
+            } else if binding {
+                self.end_slow_start(now);
+            }
+            return;
+        }
+        // A probe ends at its first late answer at the new depth: the
+        // cohort's verdict would come half a round trip later, and every
+        // request sent meanwhile at that depth would queue.
+        if self.probing && !on_time && binding && depth as f64 >= self.limit.floor() {
+            self.on_queueing(now, 0);
+            return;
+        }
+        match verdict {
+            Verdict::Queueing { good_depth } if binding => self.on_queueing(now, good_depth),
+            Verdict::Queueing { .. } => self.probing = false,
+            Verdict::Clear => {
+                if self.probing && self.limit.floor() >= self.probe_ceiling {
+                    // A probe at or above the known ceiling held: the
+                    // ceiling is gone.
+                    self.failed_probes = 0;
+                    self.probe_ceiling = f64::MAX;
+                }
+                self.probing = false;
+                self.grow(now);
+            }
+            Verdict::Pending => {}
+        }
+    }
+
+    /// Slow start watches the first request sent deeper than any answered
+    /// on time (the frontier). Once it is out longer than the lateness
+    /// threshold it is late, answered or not: slow start ends then, instead
+    /// of when its answer arrives, which past a knee can take many times
+    /// longer while the limit keeps growing.
+    fn watch_frontier(&mut self, now: Instant) {
+        match self.frontier {
+            Some((sent, _)) => {
+                let out = now.saturating_duration_since(sent);
+                let binding = (self.in_flight as f64) + 1.0 >= self.limit.floor();
+                if out > self.delay.late_threshold() && binding {
+                    self.end_slow_start(now);
+                }
+            }
+            None if self.in_flight > self.slow_start_good => {
+                self.frontier = Some((now, self.in_flight));
+            }
+            None => {}
+        }
+    }
+
+    /// The frontier's request ended (answered, failed or dropped).
+    fn frontier_done(&mut self, sent_at: Instant) {
+        if self.frontier.is_some_and(|(sent, _)| sent == sent_at) {
+            self.frontier = None;
+        }
+    }
+
+    /// Whether the limit is in use (at least half of it): no growth
+    /// otherwise.
+    fn in_use(&self) -> bool {
+        (self.in_flight as f64) * 2.0 >= self.limit.floor()
+    }
+
+    /// Slow start: one more per answer on time, but at most a quarter (and
+    /// one) beyond the largest depth answered on time, so the limit grows
+    /// 1.25× per round trip instead of doubling, and while the first late
+    /// answer is on its way only a few requests go past a knee.
+    fn grow_slow_start(&mut self) {
+        let verified = self.slow_start_good as f64;
+        if self.in_use() && self.limit < verified + (verified / 4.0).max(1.0) {
+            self.raise_by_one();
+        }
+    }
+
+    /// The first late answer ends slow start. Its verdict would come a round
+    /// trip later, when the limit has grown again, so the limit goes back
+    /// at once to the largest depth answered on time.
+    fn end_slow_start(&mut self, now: Instant) {
+        self.slow_start = false;
+        self.frontier = None;
+        let good = (self.slow_start_good as f64).max(1.0);
+        if good < self.limit {
+            self.limit = good;
+            self.last_decrease = Some(now);
+        }
+        self.delay.limit_changed(now);
+    }
+
+    /// Congestion avoidance: one more per clear round in which the limit
+    /// bound, after the quiet time that follows a decrease.
+    fn grow(&mut self, now: Instant) {
+        if (self.in_flight as f64) + 1.0 < self.limit.floor() || now < self.grow_after {
+            return;
+        }
+        // The next step reaches a level where probes failed: wait longer.
+        if self.limit.floor() + 1.0 >= self.probe_ceiling && now < self.probe_after {
+            return;
+        }
+        self.raise_by_one();
+        self.probing = true;
+        self.delay.limit_changed(now);
+    }
+
+    fn raise_by_one(&mut self) {
+        if self.limit < self.max {
+            let before = self.limit();
+            self.limit = (self.limit + 1.0).min(self.max);
+            // A request waiting for a permit takes the new one now, not at
+            // the next answer.
+            if self.limit() > before {
+                self.released.notify_one();
+            }
+        }
+    }
+
+    /// A round of late answers: back to the largest depth still answered on
+    /// time (one less than now at least, half at most). The depth estimate
+    /// ends slow start at the knee instead of at half an overshoot, and in
+    /// steady state a probe one above the knee costs one step back.
+    fn on_queueing(&mut self, now: Instant, good_depth: usize) {
+        let below = self.limit.floor() - 1.0;
+        let target = if good_depth > 0 {
+            (good_depth as f64).min(below)
+        } else {
+            below
+        };
+        let new = target.max(self.limit * 0.5).max(1.0);
+        // A probe that failed where the last one failed finds a known
+        // ceiling: the next probe *to that level* waits twice as long (up to
+        // 8×), so a host at its knee sees rare probes. Queueing at a limit
+        // that held (noise, or a real drop) leaves the count alone: growing
+        // back below the ceiling only waits the short quiet time.
+        if self.probing {
+            let at = self.limit.floor();
+            if at == self.probe_ceiling {
+                self.failed_probes = (self.failed_probes + 1).min(MAX_QUIET_DOUBLINGS);
+            } else {
+                self.probe_ceiling = at;
+                self.failed_probes = 0;
+            }
+            self.probe_after = now + quiet_time() * (1 << self.failed_probes);
+        }
+        self.decrease(now, new / self.limit.max(1.0));
+    }
+
+    fn decrease(&mut self, now: Instant, factor: f64) {
+        self.slow_start = false;
+        self.limit = (self.limit * factor).max(1.0);
+        self.last_decrease = Some(now);
+        self.delay.limit_changed(now);
+        self.probing = false;
+        self.grow_after = now + quiet_time();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn fresh(t0: Instant) -> Concurrency {
+        Concurrency::new(&AdaptiveConfig::default(), t0)
+    }
+
+    /// Sends while a permit is free.
+    fn fill(c: &mut Concurrency, now: Instant) {
+        while c.has_permit() {
+            c.on_send(now);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_grows_a_quarter_past_what_was_on_time_then_a_loss_cuts() {
+        let t0 = Instant::now();
+        let mut c = fresh(t0);
+        // One round trip at the limit, sent at depths 1 to 4.
+        let mut now = t0;
+        fill(&mut c, now);
+        assert_eq!(c.in_flight(), 4);
+        now += ms(10);
+        // Each answer is followed by the next request, as in a busy client.
+        for depth in 1..=4 {
+            c.on_answer(now, now - ms(10), depth);
+            c.release();
+            fill(&mut c, now);
+        }
+        assert_eq!(c.limit(), 5, "one past the 4 answered on time");
+        // Depth 5 on time too: 5 + 5/4.
+        c.on_answer(now + ms(10), now, 5);
+        c.release();
+        fill(&mut c, now + ms(10));
+        assert_eq!(c.limit(), 6);
+        // An idle client (nothing in flight) does not grow the limit.
+        let mut idle = fresh(t0);
+        idle.on_answer(now, now - ms(10), 1);
+        assert_eq!(idle.limit(), 4);
+        // A loss multiplies the limit by 0.8.
+        let later = now + ms(10);
+        c.on_loss(later, later - ms(5));
+        assert_eq!(c.limit(), 4, "6 × 0.8");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_of_requests_sent_before_a_decrease_do_not_cut_again() {
+        let t0 = Instant::now();
+        let mut c = fresh(t0);
+        c.limit = 100.0;
+        let now = t0 + ms(100);
+        c.on_loss(now, t0);
+        assert_eq!(c.limit(), 80);
+        c.on_loss(now + ms(1), t0 + ms(50));
+        assert_eq!(c.limit(), 80, "sent before the decrease: same congestion event");
+        c.on_loss(now + ms(20), now + ms(10));
+        assert_eq!(c.limit(), 64, "sent after it: a new event");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_ends_at_the_largest_depth_answered_on_time() {
+        let t0 = Instant::now();
+        let mut c = fresh(t0);
+        let mut now = t0;
+        // Keep the limit full; answers on time (5 ms) up to depth 12, so the
+        // limit grows to 12 + 12/4.
+        let mut depth = 0;
+        while c.limit() < 15 {
+            fill(&mut c, now);
+            now += ms(1);
+            depth = (depth % 12) + 1;
+            c.on_answer(now, now - ms(5), depth);
+            c.release();
+        }
+        assert!(c.slow_start);
+        fill(&mut c, now);
+        // The first late answer (20 ms, sent at depth 20) ends it at 12.
+        c.on_answer(now + ms(1), now - ms(19), 20);
+        assert!(!c.slow_start);
+        assert_eq!(c.limit(), 12);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_ends_when_its_frontier_is_overdue_not_when_it_answers() {
+        let t0 = Instant::now();
+        let mut c = fresh(t0);
+        // Depths 1–4 answered in 5 ms: the limit may reach 5.
+        fill(&mut c, t0);
+        let t1 = t0 + ms(5);
+        for depth in (1..=4).rev() {
+            c.on_answer(t1, t0, depth);
+            c.release();
+        }
+        assert_eq!(c.limit(), 5);
+        // Five sent at t1; the fifth (depth 5) is the frontier.
+        fill(&mut c, t1);
+        assert_eq!(c.in_flight(), 5);
+        // 9 ms later (past the threshold: 1.5 × 5 ms, and at least 3 ms over
+        // the minimum) it has not answered; another request, sent later,
+        // answers on time: slow start ends at depth 4 now.
+        c.on_answer(t1 + ms(9), t1 + ms(5), 2);
+        assert!(!c.slow_start);
+        assert_eq!(c.limit(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queueing_while_another_limit_binds_does_not_cut_this_one() {
+        let t0 = Instant::now();
+        let mut c = fresh(t0);
+        c.slow_start = false;
+        c.limit = 10.0;
+        let mut now = t0;
+        // One request in flight at a time (the pacer holds the rest), with
+        // round trips that go from 5 ms to 40 ms.
+        for i in 0..400 {
+            c.on_send(now);
+            let rtt = if i < 100 { ms(5) } else { ms(40) };
+            now += rtt;
+            c.on_answer(now, now - rtt, 1);
+            c.release();
+        }
+        assert_eq!(c.limit(), 10, "the limit was never what held requests back");
+    }
+
+    /// What a run against the simulated knee showed.
+    struct KneeRun {
+        /// The limit every 100 ms.
+        limits: Vec<usize>,
+        /// Share of answers later than 1.5 × the base latency.
+        late: f64,
+        /// Answers per second.
+        throughput: f64,
+        /// Times the limit went up after slow start.
+        probes: usize,
+    }
+
+    /// A server whose latency is `base` up to `knee` requests in flight
+    /// and `base + step·(n − knee)` beyond, under unbounded demand.
+    fn knee_run(seconds: u64) -> KneeRun {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+
+        let (knee, base, step) = (16usize, ms(5), ms(5));
+        let t0 = Instant::now();
+        let mut c = fresh(t0);
+        // (answer time, sent at, depth)
+        let mut heap: BinaryHeap<Reverse<(Instant, Instant, usize)>> = BinaryHeap::new();
+        let mut now = t0;
+        let mut limits = Vec::new();
+        let mut next_report = t0;
+        let (mut late, mut done, mut probes) = (0u64, 0u64, 0usize);
+        let end = t0 + Duration::from_secs(seconds);
+        while now < end {
+            while c.has_permit() {
+                c.on_send(now);
+                let depth = c.in_flight();
+                let lat = base + step * (heap.len().saturating_sub(knee - 1) as u32);
+                heap.push(Reverse((now + lat, now, depth)));
+            }
+            let Some(Reverse((at, sent, depth))) = heap.pop() else {
+                break;
+            };
+            now = at;
+            if now - sent > base * 3 / 2 {
+                late += 1;
+            }
+            done += 1;
+            let before = (c.limit(), c.slow_start);
+            c.on_answer(now, sent, depth);
+            c.release();
+            if !before.1 && c.limit() > before.0 {
+                probes += 1;
+            }
+            while now >= next_report {
+                limits.push(c.limit());
+                next_report += ms(100);
+            }
+        }
+        KneeRun {
+            limits,
+            late: late as f64 / done.max(1) as f64,
+            throughput: done as f64 / seconds as f64,
+            probes,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settles_at_the_knee_and_probes_it_rarely() {
+        let run = knee_run(30);
+        let settled = &run.limits[10..];
+        let mean = settled.iter().sum::<usize>() as f64 / settled.len() as f64;
+        assert!(
+            (15.0..=16.5).contains(&mean),
+            "mean limit {mean}: {:?}",
+            run.limits
+        );
+        // 16 in flight at 5 ms is 3 200/s.
+        assert!(run.throughput > 0.92 * 3200.0, "{}/s", run.throughput);
+        assert!(run.late < 0.01, "{} of answers late", run.late);
+        // Quiet times of 0.5–1.5 s would give some 30 probes in 30 s;
+        // failing at the same limit doubles them (up to 8×).
+        assert!((2..=12).contains(&run.probes), "{} probes", run.probes);
+    }
+}

@@ -1,0 +1,251 @@
+//! One host's controller: admission (a permit of the concurrency limit and
+//! a slot of the pace) and what each answer teaches both. Whichever limit
+//! binds wins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::concurrency::Concurrency;
+use super::pacer::Pacer;
+use super::rate::{Basis, RateControl};
+use super::{AdaptiveConfig, Admit, Limits, Outcome};
+
+/// One host's controller.
+#[derive(Debug)]
+pub(crate) struct Controller {
+    min_rate: f64,
+    concurrency: Concurrency,
+    pace: RateControl,
+    pacer: Pacer,
+}
+
+impl Controller {
+    pub(crate) fn new(cfg: AdaptiveConfig, now: Instant) -> Self {
+        Self {
+            min_rate: cfg.min_rate,
+            concurrency: Concurrency::new(&cfg, now),
+            pace: RateControl::new(cfg.min_rate, now),
+            pacer: Pacer::new(now),
+        }
+    }
+
+    /// Asks to send at `now`: takes a pacing slot and a permit, or says
+    /// what to wait for. `lead` is what an earlier [`Admit::At`] returned.
+    pub(crate) fn admit(&mut self, now: Instant, lead: Option<u64>) -> Admit {
+        let leading = self.pacer.is_leader(lead);
+        if self.pacer.has_leader() && !leading {
+            return Admit::Queued;
+        }
+        if !self.concurrency.has_permit() {
+            // The concurrency limit binds: the lead goes to whoever comes
+            // next, and this request waits for a permit.
+            if leading {
+                self.pacer.pass_lead();
+            }
+            return Admit::Full;
+        }
+        if let Some(slot) = self.next_slot(now) {
+            if slot > now {
+                self.pace.bound_at = Some(now);
+                return Admit::At(slot, self.pacer.lead(lead));
+            }
+            self.pacer.take(slot);
+        }
+        if leading {
+            self.pacer.pass_lead();
+        }
+        self.send(now);
+        Admit::Now
+    }
+
+    /// Takes a permit and a send slot at `now` if both are free and no
+    /// request leads the pacing queue; changes nothing otherwise.
+    #[inline]
+    pub(crate) fn try_admit_now(&mut self, now: Instant) -> bool {
+        if self.pacer.has_leader() || !self.concurrency.has_permit() {
+            return false;
+        }
+        if let Some(slot) = self.next_slot(now) {
+            if slot > now {
+                return false;
+            }
+            self.pacer.take(slot);
+        }
+        self.send(now);
+        true
+    }
+
+    /// The next send slot, when the host is paced.
+    fn next_slot(&mut self, now: Instant) -> Option<Instant> {
+        let rate = self.pace.rate(now)?;
+        let interval = Duration::from_secs_f64(1.0 / rate.max(self.min_rate));
+        Some(self.pacer.next_slot(now, interval, self.pace.not_before(now)))
+    }
+
+    fn send(&mut self, now: Instant) {
+        self.concurrency.on_send(now);
+        self.pace.on_send(now);
+    }
+
+    /// What a request told [`Admit::Queued`] or [`Admit::Full`] waits on.
+    pub(crate) fn waits_on(&self, admit: Admit) -> Option<&Arc<Notify>> {
+        match admit {
+            Admit::Queued => Some(&self.pacer.paced),
+            Admit::Full => Some(&self.concurrency.released),
+            Admit::Now | Admit::At(..) => None,
+        }
+    }
+
+    /// Wakes the next request in the pacing queue.
+    pub(crate) fn wake_next_paced(&self) {
+        self.pacer.paced.notify_one();
+    }
+
+    /// Gives up the lead `id` if it still holds it (its request was
+    /// dropped).
+    pub(crate) fn abandon(&mut self, id: u64) {
+        self.pacer.abandon(id);
+    }
+
+    /// A request sent at `sent_at` was dropped before its answer.
+    pub(crate) fn cancelled(&mut self, sent_at: Instant) {
+        self.concurrency.cancelled(sent_at);
+    }
+
+    /// Gives back a permit taken by [`admit`](Self::admit).
+    pub(crate) fn release(&mut self) {
+        self.concurrency.release();
+    }
+
+    /// Requests holding a permit now (the depth a request just admitted
+    /// was sent at).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.concurrency.in_flight()
+    }
+
+    /// Learns from one answer to a request sent at `sent_at` with `depth`
+    /// requests in flight (itself included).
+    /// `pause` is what the answer's `Retry-After` asked, if anything.
+    pub(crate) fn on_answer(
+        &mut self,
+        now: Instant,
+        sent_at: Instant,
+        depth: usize,
+        outcome: Outcome,
+        pause: Option<Duration>,
+    ) {
+        match outcome {
+            Outcome::Success => {
+                self.pace.on_accepted(now, sent_at);
+                self.concurrency.on_answer(now, sent_at, depth);
+            }
+            // A 429 spends the rate, not the server: for the concurrency
+            // limit it is an answer like any other (its round trip says
+            // whether requests queue).
+            Outcome::Throttled => {
+                self.pace.on_loss(now, sent_at, pause.is_some());
+                self.concurrency.on_answer(now, sent_at, depth);
+            }
+            Outcome::Loss => {
+                self.pace.on_loss(now, sent_at, pause.is_some());
+                self.concurrency.on_loss(now, sent_at);
+            }
+            Outcome::Neutral => self.concurrency.forget(sent_at),
+        }
+    }
+
+    /// Takes a quota: `remaining` requests until a reset that lies in
+    /// `(now + reset_lo, now + reset_hi]`.
+    pub(crate) fn on_quota(&mut self, now: Instant, remaining: u64, reset_lo: Duration, reset_hi: Duration) {
+        self.pace.on_quota(now, remaining, reset_lo, reset_hi);
+    }
+
+    /// Current limits, for dashboards. Reads without moving anything: a
+    /// dashboard's reading must not step the rate's search.
+    pub(crate) fn snapshot(&self, now: Instant) -> Limits {
+        let (estimate, basis) = self.pace.estimate();
+        Limits {
+            concurrency: self.concurrency.limit(),
+            in_flight: self.concurrency.in_flight(),
+            rate: self.pace.peek_rate(now),
+            estimate: (basis != Basis::None).then_some(estimate),
+            measured: basis == Basis::Measured,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_moves_the_rate_and_a_503_the_concurrency_too() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        for _ in 0..4 {
+            assert_eq!(c.admit(t0, None), Admit::Now);
+        }
+        assert_eq!(c.admit(t0, None), Admit::Full, "4 permits to start with");
+        let now = t0 + ms(10);
+        c.on_answer(now, t0, 1, Outcome::Throttled, None);
+        c.release();
+        assert_eq!(c.snapshot(now).concurrency, 4, "a 429 cuts no concurrency");
+        c.on_answer(now, t0, 2, Outcome::Loss, None);
+        c.release();
+        assert_eq!(c.snapshot(now).concurrency, 3, "a 503 does: 4 × 0.8");
+        // Too few answers accepted to guess a rate from: no pacing yet.
+        assert_eq!(c.snapshot(now).rate, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn try_admit_now_changes_nothing_when_it_must_wait() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(
+            AdaptiveConfig {
+                initial_concurrency: 1,
+                ..AdaptiveConfig::default()
+            },
+            t0,
+        );
+        assert!(c.try_admit_now(t0));
+        assert!(!c.try_admit_now(t0), "the one permit is in use");
+        assert_eq!(c.in_flight(), 1);
+        c.release();
+        assert!(c.try_admit_now(t0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_requests_wait_for_the_leader() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        c.pace.force_rate(t0, 10.0);
+        // An idle pace catches up one interval: two sends now, and the
+        // next slot is 100 ms later.
+        assert_eq!(c.admit(t0, None), Admit::Now);
+        assert_eq!(c.admit(t0, None), Admit::Now);
+        let Admit::At(slot, lead) = c.admit(t0, None) else {
+            panic!("paced: the second request leads, for a later slot");
+        };
+        assert_eq!(slot, t0 + ms(100));
+        assert_eq!(c.admit(t0, None), Admit::Queued, "one leader at a time");
+        assert!(!c.try_admit_now(t0));
+        assert_eq!(c.admit(slot, Some(lead)), Admit::Now);
+        let Admit::At(next, _) = c.admit(slot, None) else {
+            panic!("the lead passed on, to the next slot");
+        };
+        assert_eq!(next, slot + ms(100));
+    }
+
+    #[test]
+    fn state_per_host_is_small_and_fixed() {
+        let size = std::mem::size_of::<Controller>();
+        assert!(size <= 1024, "{size} bytes");
+    }
+}

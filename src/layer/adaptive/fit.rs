@@ -1,0 +1,101 @@
+//! The GCRA fit of two sending cycles between `Retry-After` pauses: the
+//! rate at which both cycles end at the same excess, whatever the burst.
+
+/// The excess a GCRA at `rate` holds at the end of a cycle whose send
+/// times (seconds, the last at 0) are `log`: the largest number of sends
+/// in a trailing interval beyond what the rate allows in it (Lindley's
+/// recursion unrolled).
+pub(super) fn excess(log: &[f32], rate: f64) -> f64 {
+    let n = log.len();
+    log.iter()
+        .enumerate()
+        .map(|(i, &t)| (n - i) as f64 + rate * f64::from(t))
+        .fold(f64::MIN, f64::max)
+}
+
+/// The rate at which two cycles, each ended by a refusal, leave the same
+/// excess: a GCRA or token bucket refuses when its excess passes its
+/// burst, so both cycles ended at the same excess, and the two curves
+/// cross at the limiter's rate whatever its burst. `None` when the cycles
+/// do not tell (the same shape, or no crossing).
+pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let span = |l: &[f32]| f64::from(-l[0]).max(1e-4);
+    let top = (a.len() as f64 / span(a)).max(b.len() as f64 / span(b));
+    let g = |r: f64| excess(a, r) - excess(b, r);
+    // Scan a log grid for the first strict change of sign, then bisect.
+    const STEPS: i32 = 64;
+    let at = |i: i32| 0.1 * (top / 0.1).powf(f64::from(i) / f64::from(STEPS));
+    let mut bracket = None;
+    let mut prev = (at(0), g(at(0)));
+    for i in 1..=STEPS {
+        let r = at(i);
+        let v = g(r);
+        if prev.1 != 0.0 && v != 0.0 && prev.1.signum() != v.signum() {
+            bracket = Some((prev.0, r, prev.1.signum()));
+            break;
+        }
+        prev = (r, v);
+    }
+    let (mut lo, mut hi, sign) = bracket?;
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if g(mid).signum() == sign {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let r = 0.5 * (lo + hi);
+    // The two curves must be apart enough for the crossing to mean
+    // something: a slope difference of at least 50 ms of sending.
+    let da = f64::from(-a[0]);
+    let db = f64::from(-b[0]);
+    ((da - db).abs() >= 0.05 && r.is_finite()).then_some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Send times (seconds, ending at 0) of a cycle paced at `rate(t)`
+    /// against a GCRA of `r` per second and `burst`, up to its refusal.
+    fn cycle(r: f64, burst: f64, pace: impl Fn(f64) -> f64) -> Vec<f32> {
+        let (mut t, mut excess, mut last) = (0.0f64, 0.0f64, 0.0f64);
+        let mut sends = Vec::new();
+        loop {
+            let e = (excess - (t - last) * r).max(0.0) + 1.0;
+            sends.push(t);
+            if e > burst + 1.0 {
+                break;
+            }
+            excess = e;
+            last = t;
+            t += 1.0 / pace(t);
+        }
+        let end = t;
+        sends.into_iter().map(|s| (s - end) as f32).collect()
+    }
+
+    #[test]
+    fn two_cycles_give_the_rate_whatever_the_burst() {
+        for (r, burst) in [(500.0, 50.0), (100.0, 10.0), (20.0, 50.0), (2000.0, 1.0)] {
+            // A flood, then a ramp from a tenth of the rate growing 1.25× per 100 ms.
+            let flood = cycle(r, burst, |_| 50.0 * r);
+            let ramp = cycle(r, burst, |t| 0.1 * r * 1.25f64.powf(t / 0.1));
+            let fitted = fit(&flood, &ramp).unwrap_or_else(|| panic!("{r} {burst}: no fit"));
+            assert!(
+                (fitted - r).abs() <= 0.03 * r,
+                "{r}/s burst {burst}: fitted {fitted}"
+            );
+        }
+    }
+
+    #[test]
+    fn cycles_of_one_shape_tell_nothing() {
+        let a = cycle(500.0, 50.0, |_| 5000.0);
+        assert_eq!(fit(&a, &a), None);
+    }
+}

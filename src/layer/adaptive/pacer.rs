@@ -1,0 +1,136 @@
+//! The pacing queue of a host: send slots one interval apart, and one
+//! waiting request at a time holding the next slot (the *lead*). The others
+//! wait their turn on [`Pacer::paced`], so a rate change reaches the very
+//! next send (reserving a slot per waiting request kept thousands of sends
+//! at an old rate for seconds).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// tokio's timer granularity: how far a slot may lag `now`.
+const TICK: Duration = Duration::from_millis(1);
+
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    /// The latest send slot taken.
+    last_slot: Instant,
+    /// The request that leads the queue, if one waits for a slot.
+    leader: Option<u64>,
+    next_lead: u64,
+    /// Woken when the lead is passed on.
+    pub(crate) paced: Arc<Notify>,
+}
+
+impl Pacer {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            last_slot: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            leader: None,
+            next_lead: 0,
+            paced: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Whether some request leads the queue.
+    #[inline]
+    pub(crate) fn has_leader(&self) -> bool {
+        self.leader.is_some()
+    }
+
+    /// Whether `lead` (from an earlier [`lead`](Self::lead)) still leads.
+    pub(crate) fn is_leader(&self, lead: Option<u64>) -> bool {
+        lead.is_some() && self.leader == lead
+    }
+
+    /// The next slot at `interval` after the last, not before `not_before`.
+    /// After a stall the pace catches up by one timer tick (1 ms) or one
+    /// interval, whichever is less, never by a burst: a small-burst limiter
+    /// refuses what a catch-up bunches together.
+    pub(crate) fn next_slot(&self, now: Instant, interval: Duration, not_before: Option<Instant>) -> Instant {
+        let earliest = now.checked_sub(interval.max(TICK)).unwrap_or(now);
+        let slot = (self.last_slot + interval).max(earliest);
+        not_before.map_or(slot, |at| slot.max(at))
+    }
+
+    /// A request goes out in `slot`.
+    pub(crate) fn take(&mut self, slot: Instant) {
+        self.last_slot = slot;
+    }
+
+    /// Makes the caller the leader (keeping `lead` if it already leads) and
+    /// returns its lead.
+    pub(crate) fn lead(&mut self, lead: Option<u64>) -> u64 {
+        let id = match lead {
+            Some(id) if self.is_leader(lead) => id,
+            _ => {
+                self.next_lead = self.next_lead.wrapping_add(1);
+                self.next_lead
+            }
+        };
+        self.leader = Some(id);
+        id
+    }
+
+    /// The leader is done (sent, cancelled, or waiting for a permit): the
+    /// next queued request takes the lead.
+    pub(crate) fn pass_lead(&mut self) {
+        self.leader = None;
+        self.paced.notify_one();
+    }
+
+    /// Gives up the lead `id` if it still holds it (its request was
+    /// dropped).
+    pub(crate) fn abandon(&mut self, id: u64) {
+        if self.leader == Some(id) {
+            self.pass_lead();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_follow_the_interval_and_catch_up_by_one_step_at_most() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let mut p = Pacer::new(t0);
+        let slot = p.next_slot(t0, ms(10), None);
+        assert_eq!(slot, t0 - ms(10), "idle: one interval of catch-up");
+        p.take(t0);
+        assert_eq!(p.next_slot(t0, ms(10), None), t0 + ms(10));
+        // After a 1 s stall: one interval back, not a burst of 100 slots.
+        assert_eq!(p.next_slot(t0 + ms(1000), ms(10), None), t0 + ms(990));
+        // Below the timer's tick, one tick back.
+        assert_eq!(
+            p.next_slot(t0 + ms(1000), Duration::from_micros(100), None),
+            t0 + ms(999)
+        );
+        assert_eq!(p.next_slot(t0, ms(10), Some(t0 + ms(50))), t0 + ms(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_leader_at_a_time_and_an_abandoned_lead_passes_on() {
+        let mut p = Pacer::new(Instant::now());
+        assert!(!p.has_leader());
+        let a = p.lead(None);
+        assert!(p.is_leader(Some(a)));
+        assert_eq!(p.lead(Some(a)), a, "the leader keeps its lead");
+        p.abandon(a + 1);
+        assert!(p.is_leader(Some(a)), "another id abandons nothing");
+        let paced = Arc::clone(&p.paced);
+        let woken = paced.notified();
+        p.abandon(a);
+        assert!(!p.has_leader());
+        tokio::time::timeout(ms(1), woken)
+            .await
+            .expect("the next in the queue is woken");
+    }
+}
