@@ -53,20 +53,19 @@
     unreachable_pub
 )]
 
-mod clock;
 pub mod config;
-pub mod history;
 pub mod layer;
-pub mod probe;
+mod monitor;
 pub mod retry_after;
-pub mod snapshot;
-mod snapshotter;
-pub mod status;
+
+pub use monitor::{history, probe, snapshot, status};
+// The paths `layer/` uses for the sensing side's crate-private parts.
+pub(crate) use monitor::clock;
 
 pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
 pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
+pub use monitor::snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use probe::ClientRecorder;
-pub use snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};
 
 /// The boxed error the layer's services return, as tower's `BoxError`.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::config::StatusConfig;
 use crate::snapshot::Snapshot;
-use crate::snapshotter::{NotActive, Snapshotter, Windows};
+use super::snapshotter::{NotActive, Snapshotter, Windows};
 
 /// The time-weighted share of a sample during which it was overloaded.
 ///
