@@ -36,8 +36,8 @@ impl std::error::Error for NotActive {}
 pub enum StartError {
     /// It is sampling already.
     AlreadyActive,
-    /// `start` was called outside a tokio runtime, where the event-loop
-    /// probe and the sampling tasks cannot run.
+    /// `start` was called outside a tokio runtime, where the sampler task
+    /// cannot run.
     NoRuntime,
 }
 
