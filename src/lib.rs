@@ -68,12 +68,15 @@
 //! | module | holds |
 //! | --- | --- |
 //! | [`config`] | configuration, defaults, validation, environment variables |
-//! | [`snapshot`] | the snapshot value types and their `is_overloaded` rules |
-//! | [`history`] | the time-ordered window: insert, prune, sample |
-//! | [`status`] | [`SystemStatus`], load ratios, [`SystemInfo`], [`overloaded_ratio`](status::overloaded_ratio) |
-//! | [`probe`] | where readings come from: cgroup parsing, sysinfo, tokio drift, the client recorder |
-//! | `snapshotter` | the [`Snapshotter`]: lifecycle, sampling tasks, samples, verdict |
-//! | `clock` | the coarse clock the hot path reads instead of `Instant::now()` |
+//! | `monitor` | the sensing side, in the order the data flows: probes → snapshots → windows → status → verdict; its public parts are re-exported as the modules below and at the crate root |
+//! | [`probe`] (`monitor/probe/`) | where readings come from: cgroup parsing, sysinfo, tokio drift, the client recorder |
+//! | [`snapshot`] (`monitor/snapshot.rs`) | the snapshot value types and their `is_overloaded` rules |
+//! | [`history`] (`monitor/history.rs`) | the time-ordered window: insert, prune, sample |
+//! | [`status`] (`monitor/status.rs`) | pure arithmetic over windows: [`overloaded_ratio`](status::overloaded_ratio), load ratios, [`SystemInfo`], [`Resources`] |
+//! | `monitor/system_status.rs` | [`SystemStatus`] (public as `status::SystemStatus`): a snapshotter's windows judged on demand |
+//! | `monitor/snapshotter.rs` | the [`Snapshotter`]: lifecycle, windows, samples, verdict |
+//! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
+//! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
 //! | [`layer`] | [`SnapshotLayer`], [`SnapshotService`], [`GatePolicy`], the adaptive controller, per-host partitions |
 
@@ -86,20 +89,19 @@
     unreachable_pub
 )]
 
-mod clock;
 pub mod config;
-pub mod history;
 pub mod layer;
-pub mod probe;
+mod monitor;
 pub mod retry_after;
-pub mod snapshot;
-mod snapshotter;
-pub mod status;
+
+pub use monitor::{history, probe, snapshot, status};
+// The paths `layer/` uses for the sensing side's crate-private parts.
+pub(crate) use monitor::clock;
 
 pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
 pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
+pub use monitor::snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use probe::ClientRecorder;
-pub use snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};
 
 /// The boxed error the layer's services return, as tower's `BoxError`.

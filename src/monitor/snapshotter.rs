@@ -10,14 +10,14 @@ use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::clock::CoarseClock;
-use crate::config::{Config, ConfigError};
-use crate::history::History;
-use crate::probe::{
+use super::clock::CoarseClock;
+use super::history::Windows;
+use super::probe::{
     ClientRecorder, CpuProbe, MemoryProbe, MemoryReading, ProbeError, SystemCpuProbe, SystemMemoryProbe,
 };
-use crate::snapshot::{ClientSnapshot, CpuSnapshot, EventLoopSnapshot, MemorySnapshot};
-use crate::status::{judge, Resources, SystemInfo, SystemStatus};
+use super::snapshot::{ClientSnapshot, CpuSnapshot, EventLoopSnapshot, MemorySnapshot};
+use super::status::{judge, Resources, SystemInfo};
+use crate::config::{Config, ConfigError};
 
 /// The snapshotter is not sampling: it was never started, or was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,8 +36,8 @@ impl std::error::Error for NotActive {}
 pub enum StartError {
     /// It is sampling already.
     AlreadyActive,
-    /// `start` was called outside a tokio runtime, where the event-loop
-    /// probe and the sampling tasks cannot run.
+    /// `start` was called outside a tokio runtime, where the sampler task
+    /// cannot run.
     NoRuntime,
 }
 
@@ -52,7 +52,8 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The latest judgement of the current window ([`SystemStatus::current`]),
+/// The latest judgement of the current window
+/// ([`SystemStatus::current`](crate::SystemStatus::current)),
 /// recomputed each time a snapshot is taken.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verdict {
@@ -60,33 +61,6 @@ pub struct Verdict {
     pub overloaded: Resources,
     /// The load ratios behind it; `None` before the first snapshot.
     pub info: Option<SystemInfo>,
-}
-
-/// One window per resource.
-#[derive(Debug)]
-pub(crate) struct Windows {
-    pub(crate) cpu: History<CpuSnapshot>,
-    pub(crate) memory: History<MemorySnapshot>,
-    pub(crate) event_loop: History<EventLoopSnapshot>,
-    pub(crate) client: History<ClientSnapshot>,
-}
-
-impl Windows {
-    fn new(retention: Duration) -> Self {
-        Self {
-            cpu: History::new(retention),
-            memory: History::new(retention),
-            event_loop: History::new(retention),
-            client: History::new(retention),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.cpu.clear();
-        self.memory.clear();
-        self.event_loop.clear();
-        self.client.clear();
-    }
 }
 
 /// Samples CPU, memory, the tokio runtime's timer drift and client
@@ -292,11 +266,6 @@ impl Snapshotter {
             return Err(NotActive);
         }
         Ok(f(&lock(&self.inner.windows)))
-    }
-
-    /// A [`SystemStatus`] over this snapshotter with the configured thresholds.
-    pub fn system_status(&self) -> SystemStatus {
-        SystemStatus::new(self.clone(), self.inner.config.status())
     }
 
     /// The resources the current window finds overloaded: one atomic load,

@@ -15,10 +15,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{lock, Inner};
-use crate::clock;
-use crate::probe::EventLoopClock;
-use crate::snapshot::{ClientSnapshot, CpuSnapshot};
-use crate::status::Resources;
+use crate::monitor::clock;
+use crate::monitor::probe::EventLoopClock;
+use crate::monitor::snapshot::{ClientSnapshot, CpuSnapshot};
+use crate::monitor::status::Resources;
 
 /// When each reading is due next.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::snapshot::Snapshot;
+use super::snapshot::{ClientSnapshot, CpuSnapshot, EventLoopSnapshot, MemorySnapshot, Snapshot};
 
 /// Snapshots of one resource, sorted by `created_at`, holding only those
 /// within `retention` of the newest one.
@@ -125,10 +125,38 @@ impl<S: Snapshot + Clone> History<S> {
     }
 }
 
+/// One window per resource: what a snapshotter keeps and `judge` reads.
+#[derive(Debug)]
+pub(crate) struct Windows {
+    pub(crate) cpu: History<CpuSnapshot>,
+    pub(crate) memory: History<MemorySnapshot>,
+    pub(crate) event_loop: History<EventLoopSnapshot>,
+    pub(crate) client: History<ClientSnapshot>,
+}
+
+impl Windows {
+    /// Four empty windows keeping `retention` back from their newest snapshot.
+    pub(crate) fn new(retention: Duration) -> Self {
+        Self {
+            cpu: History::new(retention),
+            memory: History::new(retention),
+            event_loop: History::new(retention),
+            client: History::new(retention),
+        }
+    }
+
+    /// Empties every window.
+    pub(crate) fn clear(&mut self) {
+        self.cpu.clear();
+        self.memory.clear();
+        self.event_loop.clear();
+        self.client.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::CpuSnapshot;
     use tokio::time::Instant;
 
     const HOUR: u64 = 3600;

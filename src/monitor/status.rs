@@ -1,14 +1,21 @@
-//! `SystemStatus`: whether the recent windows show overload, with Crawlee's
-//! time-weighted arithmetic.
+//! Whether windows show overload, with Crawlee's time-weighted arithmetic:
+//! [`overloaded_ratio`], the load ratios, [`SystemInfo`] and [`Resources`].
+//!
+//! Pure arithmetic over snapshots and windows; [`SystemStatus`], which asks
+//! a [`Snapshotter`](crate::Snapshotter) for its windows and judges them, is
+//! re-exported here from the snapshotter's side.
 
 use std::fmt;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::history::{History, Windows};
+use super::snapshot::Snapshot;
 use crate::config::StatusConfig;
-use crate::snapshot::Snapshot;
-use crate::snapshotter::{NotActive, Snapshotter, Windows};
+
+// Only the public path `status::SystemStatus`: nothing in this file uses it.
+pub use super::system_status::SystemStatus;
 
 /// The time-weighted share of a sample during which it was overloaded.
 ///
@@ -265,65 +272,9 @@ impl serde::Serialize for Resources {
     }
 }
 
-/// Judges a [`Snapshotter`]'s windows: the current status over the last
-/// `max_snapshot_age` and the historical status over the whole history.
-///
-/// ```
-/// use tower_snapshotter::{Config, Snapshotter, SystemStatus};
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let snapshotter = Snapshotter::new(Config::default());
-/// snapshotter.start()?;
-/// let status = SystemStatus::new(snapshotter.clone(), snapshotter.config().status());
-/// println!("{}", status.current()?);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct SystemStatus {
-    snapshotter: Snapshotter,
-    thresholds: StatusConfig,
-}
-
-impl SystemStatus {
-    /// A status over `snapshotter`'s windows, judged with `thresholds`.
-    pub fn new(snapshotter: Snapshotter, thresholds: StatusConfig) -> Self {
-        Self {
-            snapshotter,
-            thresholds,
-        }
-    }
-
-    /// The thresholds in use.
-    pub fn thresholds(&self) -> &StatusConfig {
-        &self.thresholds
-    }
-
-    /// Load ratios over the last `max_snapshot_age` of each window.
-    ///
-    /// # Errors
-    /// [`NotActive`] while the snapshotter is not sampling.
-    pub fn current(&self) -> Result<SystemInfo, NotActive> {
-        self.snapshotter
-            .with_windows(|w| judge(w, Some(self.thresholds.max_snapshot_age), &self.thresholds))
-    }
-
-    /// Load ratios over each whole window (`snapshot_history`).
-    ///
-    /// # Errors
-    /// [`NotActive`] while the snapshotter is not sampling.
-    pub fn historical(&self) -> Result<SystemInfo, NotActive> {
-        self.snapshotter
-            .with_windows(|w| judge(w, None, &self.thresholds))
-    }
-}
-
 /// Judges every window over `duration` back from each one's newest snapshot.
 pub(crate) fn judge(w: &Windows, duration: Option<Duration>, t: &StatusConfig) -> SystemInfo {
-    fn info<S: Snapshot + Clone>(
-        h: &crate::history::History<S>,
-        d: Option<Duration>,
-        limit: f64,
-    ) -> LoadRatioInfo {
+    fn info<S: Snapshot + Clone>(h: &History<S>, d: Option<Duration>, limit: f64) -> LoadRatioInfo {
         LoadRatioInfo {
             limit_ratio: limit,
             actual_ratio: h.with_sample(d, |a, b| ratio_of(a.iter().chain(b.iter()))),

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How often the snapshotter's clock task advances the coarse time.
+/// How often the snapshotter's sampler task advances the coarse time.
 pub(crate) const RESOLUTION: Duration = Duration::from_millis(250);
 
-/// Milliseconds since a fixed base instant, advanced by a background task
+/// Milliseconds since a fixed base instant, advanced by the sampler task
 /// every [`RESOLUTION`] while the snapshotter is active and read precisely
 /// otherwise. It may lag real time by up to one resolution, never lead it.
 #[derive(Debug)]

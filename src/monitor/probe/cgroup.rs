@@ -33,7 +33,7 @@ pub mod parse {
     use std::time::Duration;
 
     use super::CpuQuota;
-    use crate::probe::ProbeError;
+    use crate::monitor::probe::ProbeError;
 
     /// v1 `memory.limit_in_bytes` at or above this means "no limit"
     /// (the kernel's "unlimited" is 9223372036854771712).

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::snapshot::EventLoopSnapshot;
+use crate::monitor::snapshot::EventLoopSnapshot;
 
 /// Turns the wake-ups of a timer that sleeps `interval` into
 /// [`EventLoopSnapshot`]s: the delay is the time past `interval` since the
@@ -61,7 +61,7 @@ impl EventLoopClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Snapshot;
+    use crate::monitor::snapshot::Snapshot;
 
     #[test]
     fn made_up_wake_ups_under_and_over_the_limit() {

@@ -55,8 +55,12 @@ impl std::error::Error for ProbeError {}
 
 /// Reads CPU use as a share of what this process may use.
 ///
-/// Called from a blocking thread once per `system_info_interval`; it may do
-/// blocking I/O.
+/// Called on the snapshotter's one sampler task, on the tokio runtime, once
+/// per `system_info_interval`. Short blocking I/O is fine (the shipped
+/// probes read a few files, about 0.2 ms), but it holds a runtime thread
+/// while it runs (on a current-thread runtime, every task), so a slow probe
+/// delays the other readings and the caller's tasks. A probe that panics is
+/// caught.
 ///
 /// ```
 /// use tower_snapshotter::probe::{CpuProbe, ProbeError};
@@ -91,9 +95,10 @@ pub struct MemoryReading {
 
 /// Reads this process's memory and the limit that applies to it.
 ///
-/// Called from a blocking thread once per `system_info_interval`; it may do
-/// blocking I/O. The limit is re-read on every call, so a cgroup limit that
-/// changes mid-run is followed.
+/// Called on the snapshotter's one sampler task, beside the [`CpuProbe`],
+/// with the same constraints: short blocking I/O is fine, a slow read holds
+/// a runtime thread. The limit is re-read on every call, so a cgroup limit
+/// that changes mid-run is followed.
 pub trait MemoryProbe: Send + 'static {
     /// A fresh reading.
     fn read(&mut self) -> Result<MemoryReading, ProbeError>;
