@@ -63,7 +63,7 @@ pub mod snapshot;
 mod snapshotter;
 pub mod status;
 
-pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
+pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig, StatusConfigBuilder};
 pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
 pub use probe::ClientRecorder;
 pub use snapshotter::{NotActive, Snapshotter, StartError, Verdict};
