@@ -98,7 +98,7 @@ pub use monitor::{history, probe, snapshot, status};
 // The paths `layer/` uses for the sensing side's crate-private parts.
 pub(crate) use monitor::clock;
 
-pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
+pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig, StatusConfigBuilder};
 pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
 pub use monitor::snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use probe::ClientRecorder;

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use tower_snapshotter::config::ENV_VARS;
+use tower_snapshotter::config::__private::ENV_VARS;
 use tower_snapshotter::{Config, ConfigBuilder, ConfigError};
 
 fn rejects(b: ConfigBuilder, field: &str, value: &str, allowed: &str) {
