@@ -95,10 +95,9 @@ impl Background {
             // A 429 without Retry-After must not pause the bench host.
             .host_backoff(Duration::ZERO);
         let layer = if policy == GatePolicy::Autoscale {
-            layer.limiter(Limiter::Autoscale(AutoscaleConfig {
-                desired_concurrency: 64,
-                ..AutoscaleConfig::default()
-            }))
+            layer.limiter(Limiter::Autoscale(
+                AutoscaleConfig::default().desired_concurrency(64),
+            ))
         } else {
             layer
         };

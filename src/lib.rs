@@ -78,7 +78,8 @@
 //! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
 //! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
-//! | [`layer`] | [`SnapshotLayer`], [`SnapshotService`], [`GatePolicy`], the adaptive controller, per-host partitions |
+//! | [`layer`] | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions; its own table maps its files |
+//! | `layer/adaptive/` | the adaptive limiter by concern: controller, concurrency, rate estimate, fit, meter, delay signal, pacer, permits |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -99,7 +100,7 @@ pub use monitor::{history, probe, snapshot, status};
 pub(crate) use monitor::clock;
 
 pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig, StatusConfigBuilder};
-pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
+pub use layer::{GatePolicy, Limiter, OnBlocked, SnapshotLayer, SnapshotService};
 pub use monitor::snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use probe::ClientRecorder;
 pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};

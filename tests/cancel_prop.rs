@@ -83,14 +83,10 @@ fn run(policy: GatePolicy, ops: &[(u8, u8, u8)]) {
         let layer = SnapshotLayer::builder(snapshotter.clone())
             .policy(policy)
             .limiter(match policy {
-                GatePolicy::Autoscale => Limiter::Autoscale(AutoscaleConfig {
-                    desired_concurrency: 4,
-                    ..AutoscaleConfig::default()
-                }),
-                GatePolicy::Adaptive => Limiter::Adaptive(AdaptiveConfig {
-                    initial_concurrency: 2,
-                    ..AdaptiveConfig::default()
-                }),
+                GatePolicy::Autoscale => {
+                    Limiter::Autoscale(AutoscaleConfig::default().desired_concurrency(4))
+                }
+                GatePolicy::Adaptive => Limiter::Adaptive(AdaptiveConfig::default().initial_concurrency(2)),
                 _ => Limiter::None,
             })
             .build()

@@ -51,50 +51,24 @@ fn autoscale_settings() {
     let a = |c: AutoscaleConfig| builder().limiter(Limiter::Autoscale(c));
     let d = AutoscaleConfig::default();
     rejects(
-        a(AutoscaleConfig {
-            autoscale_interval: Duration::ZERO,
-            ..d
-        }),
+        a(d.autoscale_interval(Duration::ZERO)),
         "autoscale_interval",
         "1ms ..= 3600s",
     );
     rejects(
-        a(AutoscaleConfig {
-            desired_concurrency_ratio: 0.0,
-            ..d
-        }),
+        a(d.desired_concurrency_ratio(0.0)),
         "desired_concurrency_ratio",
         "(0, 1]",
     );
+    rejects(a(d.scale_up_step_ratio(1.5)), "scale_up_step_ratio", "(0, 1]");
     rejects(
-        a(AutoscaleConfig {
-            scale_up_step_ratio: 1.5,
-            ..d
-        }),
-        "scale_up_step_ratio",
-        "(0, 1]",
-    );
-    rejects(
-        a(AutoscaleConfig {
-            scale_down_step_ratio: -1.0,
-            ..d
-        }),
+        a(d.scale_down_step_ratio(-1.0)),
         "scale_down_step_ratio",
         "(0, 1]",
     );
+    rejects(a(d.max_concurrency(0)), "max_concurrency", "1000000");
     rejects(
-        a(AutoscaleConfig {
-            max_concurrency: 0,
-            ..d
-        }),
-        "max_concurrency",
-        "1000000",
-    );
-    rejects(
-        a(AutoscaleConfig {
-            desired_concurrency: 500,
-            ..d
-        }),
+        a(d.desired_concurrency(500)),
         "desired_concurrency",
         "max_concurrency (200)",
     );
@@ -105,42 +79,14 @@ fn autoscale_settings() {
 fn adaptive_settings() {
     let a = |c: AdaptiveConfig| builder().limiter(Limiter::Adaptive(c));
     let d = AdaptiveConfig::default();
+    rejects(a(d.max_concurrency(0)), "max_concurrency", "1 ..= 1000000");
     rejects(
-        a(AdaptiveConfig {
-            max_concurrency: 0,
-            ..d
-        }),
-        "max_concurrency",
-        "1 ..= 1000000",
-    );
-    rejects(
-        a(AdaptiveConfig {
-            initial_concurrency: 0,
-            ..d
-        }),
+        a(d.initial_concurrency(0)),
         "initial_concurrency",
         "1 ..= max_concurrency",
     );
-    rejects(
-        a(AdaptiveConfig {
-            decrease_ratio: 1.0,
-            ..d
-        }),
-        "decrease_ratio",
-        "(0, 1)",
-    );
-    rejects(
-        a(AdaptiveConfig {
-            rtt_tolerance: 0.5,
-            ..d
-        }),
-        "rtt_tolerance",
-        "1 ..= 100",
-    );
-    rejects(
-        a(AdaptiveConfig { min_rate: 0.0, ..d }),
-        "min_rate",
-        "(0, 1000000]",
-    );
+    rejects(a(d.decrease_ratio(1.0)), "decrease_ratio", "(0, 1)");
+    rejects(a(d.rtt_tolerance(0.5)), "rtt_tolerance", "1 ..= 100");
+    rejects(a(d.min_rate(0.0)), "min_rate", "(0, 1000000]");
     assert!(a(d).build().is_ok());
 }

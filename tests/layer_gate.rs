@@ -317,10 +317,9 @@ async fn autoscale_steps_up_when_busy_and_idle_and_down_under_overload() {
     bounded(async {
         let (snapshotter, cpu) = started(config().build().unwrap(), IDLE);
         let layer = SnapshotLayer::builder(snapshotter.clone())
-            .limiter(Limiter::Autoscale(AutoscaleConfig {
-                autoscale_interval: Duration::from_secs(2),
-                ..AutoscaleConfig::default()
-            }))
+            .limiter(Limiter::Autoscale(
+                AutoscaleConfig::default().autoscale_interval(Duration::from_secs(2)),
+            ))
             .build()
             .unwrap();
         let gate = Arc::new(Semaphore::new(0));

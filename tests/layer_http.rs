@@ -382,10 +382,9 @@ async fn works_inside_service_builder_with_timeout() {
         .await;
         let (snapshotter, _cpu) = started(config().build().unwrap(), IDLE);
         let layer = SnapshotLayer::builder(snapshotter)
-            .limiter(Limiter::Autoscale(AutoscaleConfig {
-                desired_concurrency: 2,
-                ..AutoscaleConfig::default()
-            }))
+            .limiter(Limiter::Autoscale(
+                AutoscaleConfig::default().desired_concurrency(2),
+            ))
             .build()
             .unwrap();
 
@@ -442,10 +441,9 @@ async fn autoscale_keeps_serving_a_healthy_host_while_another_is_throttled() {
         let throttled = throttle_first(vec![("retry-after", "30".into())]).await;
         let healthy = TestServer::start(|_| reply(200)).await;
         let layer = SnapshotLayer::builder(idle_snapshotter())
-            .limiter(Limiter::Autoscale(AutoscaleConfig {
-                desired_concurrency: 2,
-                ..AutoscaleConfig::default()
-            }))
+            .limiter(Limiter::Autoscale(
+                AutoscaleConfig::default().desired_concurrency(2),
+            ))
             .build()
             .unwrap();
         let svc = layer.layer(client());

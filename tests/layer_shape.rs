@@ -156,10 +156,9 @@ async fn reject_with_the_adaptive_limiter_refuses_what_would_wait() {
         let free = TestServer::start(|_| reply(200)).await;
         let layer = SnapshotLayer::builder(idle_snapshotter())
             .on_blocked(OnBlocked::Reject)
-            .limiter(Limiter::Adaptive(AdaptiveConfig {
-                initial_concurrency: 1,
-                ..AdaptiveConfig::default()
-            }))
+            .limiter(Limiter::Adaptive(
+                AdaptiveConfig::default().initial_concurrency(1),
+            ))
             .build()
             .unwrap();
         let svc = tower::Layer::layer(&layer, client());

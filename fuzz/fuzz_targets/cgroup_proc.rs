@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tower_snapshotter::probe::parse;
+use tower_snapshotter::probe::__private::parse;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = parse::smaps_rollup_pss(&text);
         }
         _ => {
-            let _ = parse::statm_rss(&text, 4096);
+            let _ = parse::status_rss(&text);
         }
     }
 });

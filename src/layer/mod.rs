@@ -1,22 +1,42 @@
-//! The tower middleware: [`SnapshotLayer`] and [`SnapshotService`].
+//! The acting side: [`SnapshotLayer`] and [`SnapshotService`].
 //!
 //! The layer wraps an HTTP client service. Every answer goes to the
 //! [`Snapshotter`](crate::Snapshotter)'s client window (429 by default; the
-//! set is configurable), and new requests are gated while the windows show
-//! overload, following a [`GatePolicy`]:
+//! set is configurable), and new requests are held back while the windows
+//! show overload, their host is paused, or the layer's [`Limiter`] says so.
+//! What a held-back request does is the [`OnBlocked`] choice (wait, or fail
+//! at once); [`GatePolicy`] names the usual pairs.
 //!
-//! * machine-wide overload (CPU, memory, event loop) gates every request in
+//! * Machine-wide overload (CPU, memory, event loop) gates every request in
 //!   `poll_ready`, which registers a waker and never fails for a passing
-//!   overload;
-//! * a host's own trouble (its 429s, its `Retry-After`) pauses only that
-//!   host, in the response future, before the inner call: the ready inner
-//!   service moves into the future and a clone stays behind, so the inner
-//!   service must be `Clone` (HTTP clients are).
+//!   overload.
+//! * A host's own trouble (its `Retry-After`, its pace, its permits) holds
+//!   only that host's requests, in the response future, before the inner
+//!   call. A waiting request owns an *unready* clone of the inner service
+//!   and drives it ready only when it may go, as tower's `Oneshot` does, so
+//!   it holds nothing the inner `poll_ready` reserved (a `ConcurrencyLimit`
+//!   permit, a `Buffer` slot). The inner service must be `Clone` (HTTP
+//!   clients are).
 //!
-//! The hot path reads the verdict the snapshotter computed when it last took
-//! a snapshot (one atomic load), hashes the request's host, and on the answer
-//! compares its status: no window scan, no lock and no `Arc` clone per
-//! request under `Wait` and `Reject`.
+//! A request reads the verdict the snapshotter computed when it last took
+//! a snapshot (one atomic load) and copies its host's name (inline up to
+//! 24 bytes); its future carries the layer's state, so the answer reaches
+//! it without any global table. A host is its full authority, compared
+//! whole: two sites never share a pause.
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `layer.rs` | [`SnapshotLayer`] and its builder |
+//! | `service.rs` | [`SnapshotService`]: `poll_ready` (the gate) and `call` (send now, wait, or refuse) |
+//! | `future.rs` | [`ResponseFuture`](future::ResponseFuture): waiting, called, rejected |
+//! | `wait.rs` | a request that may not go yet: pause, admission, pace, then the inner readiness |
+//! | `report.rs` | what a request holds until its answer, and what the answer tells |
+//! | `shared.rs` | the state every clone shares: admission, pauses, back-off |
+//! | `hosts.rs` | per-host state by full authority, LRU-capped |
+//! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
+//! | `limit.rs` | the concurrency limit `Autoscale` moves |
+//! | `adaptive/` | the adaptive limiter, by concern |
+//! | `stats.rs`, `error.rs`, `http_parts.rs` | [`LayerStats`], [`Overloaded`](error::Overloaded), the request and response traits |
 
 pub mod adaptive;
 pub mod error;

@@ -102,6 +102,7 @@ impl GatePolicy {
 /// The settings of [`Limiter::Autoscale`], with Crawlee's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct AutoscaleConfig {
     /// How often the limit moves (10 s).
     pub autoscale_interval: Duration,
@@ -131,6 +132,42 @@ impl Default for AutoscaleConfig {
 }
 
 impl AutoscaleConfig {
+    /// Sets `autoscale_interval` (see the field).
+    pub const fn autoscale_interval(mut self, value: Duration) -> Self {
+        self.autoscale_interval = value;
+        self
+    }
+
+    /// Sets `desired_concurrency_ratio` (see the field).
+    pub const fn desired_concurrency_ratio(mut self, value: f64) -> Self {
+        self.desired_concurrency_ratio = value;
+        self
+    }
+
+    /// Sets `scale_up_step_ratio` (see the field).
+    pub const fn scale_up_step_ratio(mut self, value: f64) -> Self {
+        self.scale_up_step_ratio = value;
+        self
+    }
+
+    /// Sets `scale_down_step_ratio` (see the field).
+    pub const fn scale_down_step_ratio(mut self, value: f64) -> Self {
+        self.scale_down_step_ratio = value;
+        self
+    }
+
+    /// Sets `max_concurrency` (see the field).
+    pub const fn max_concurrency(mut self, value: usize) -> Self {
+        self.max_concurrency = value;
+        self
+    }
+
+    /// Sets `desired_concurrency` (see the field).
+    pub const fn desired_concurrency(mut self, value: usize) -> Self {
+        self.desired_concurrency = value;
+        self
+    }
+
     /// Checks each value; `min_concurrency` is the layer's floor.
     pub fn validate(&self, min_concurrency: usize) -> Result<(), ConfigError> {
         let invalid = |field, value: String, allowed: String| ConfigError::Invalid {
@@ -180,18 +217,7 @@ impl AutoscaleConfig {
     /// least `floor(desired_concurrency_ratio · desired)` requests are in
     /// flight; down by `ceil(scale_down_step_ratio · desired)` when it is
     /// not idle; clamped to `min ..= max_concurrency`.
-    ///
-    /// ```
-    /// use tower_snapshotter::layer::AutoscaleConfig;
-    ///
-    /// let c = AutoscaleConfig::default();
-    /// assert_eq!(c.step(10, 9, true, 1), 11);   // 10 → 11 needs 9 in flight
-    /// assert_eq!(c.step(10, 8, true, 1), 10);
-    /// assert_eq!(c.step(21, 21, true, 1), 23);  // the step is 2 from 21
-    /// assert_eq!(c.step(10, 10, false, 1), 9);
-    /// assert_eq!(c.step(1, 1, false, 1), 1);
-    /// ```
-    pub fn step(&self, desired: usize, in_flight: usize, idle: bool, min_concurrency: usize) -> usize {
+    pub(crate) fn step(&self, desired: usize, in_flight: usize, idle: bool, min_concurrency: usize) -> usize {
         let min = min_concurrency.max(1);
         let min_current = (self.desired_concurrency_ratio * desired as f64).floor() as usize;
         if idle && desired < self.max_concurrency && in_flight >= min_current {
@@ -203,5 +229,33 @@ impl AutoscaleConfig {
         } else {
             desired
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autoscale_steps_as_crawlee() {
+        let c = AutoscaleConfig::default();
+        assert_eq!(c.step(10, 9, true, 1), 11, "10 → 11 needs 9 in flight");
+        assert_eq!(c.step(10, 8, true, 1), 10);
+        assert_eq!(c.step(21, 21, true, 1), 23, "the step is 2 from 21");
+        assert_eq!(c.step(10, 10, false, 1), 9);
+        assert_eq!(c.step(1, 1, false, 1), 1);
+    }
+
+    #[test]
+    fn presets_name_their_pairs() {
+        assert_eq!(GatePolicy::default(), GatePolicy::Adaptive);
+        assert_eq!(GatePolicy::Reject.on_blocked(), OnBlocked::Reject);
+        assert_eq!(GatePolicy::Reject.limiter(), Limiter::None);
+        assert_eq!(
+            GatePolicy::Autoscale.limiter(),
+            Limiter::Autoscale(AutoscaleConfig::default())
+        );
+        assert_eq!(GatePolicy::Adaptive.on_blocked(), OnBlocked::Wait);
+        assert_eq!(Limiter::default(), GatePolicy::Adaptive.limiter());
     }
 }

@@ -6,6 +6,7 @@ use crate::config::ConfigError;
 /// with its default and allowed range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct AdaptiveConfig {
     /// Concurrency limit of a new host (4).
     pub initial_concurrency: usize,
@@ -37,6 +38,36 @@ impl Default for AdaptiveConfig {
 }
 
 impl AdaptiveConfig {
+    /// Sets `initial_concurrency` (see the field).
+    pub const fn initial_concurrency(mut self, value: usize) -> Self {
+        self.initial_concurrency = value;
+        self
+    }
+
+    /// Sets `max_concurrency` (see the field).
+    pub const fn max_concurrency(mut self, value: usize) -> Self {
+        self.max_concurrency = value;
+        self
+    }
+
+    /// Sets `decrease_ratio` (see the field).
+    pub const fn decrease_ratio(mut self, value: f64) -> Self {
+        self.decrease_ratio = value;
+        self
+    }
+
+    /// Sets `rtt_tolerance` (see the field).
+    pub const fn rtt_tolerance(mut self, value: f64) -> Self {
+        self.rtt_tolerance = value;
+        self
+    }
+
+    /// Sets `min_rate` (see the field).
+    pub const fn min_rate(mut self, value: f64) -> Self {
+        self.min_rate = value;
+        self
+    }
+
     /// Checks each value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, value: String, allowed: &str| ConfigError::Invalid {
@@ -86,10 +117,7 @@ mod tests {
     #[test]
     fn config_rules() {
         assert!(AdaptiveConfig::default().validate().is_ok());
-        let bad = AdaptiveConfig {
-            decrease_ratio: 1.0,
-            ..AdaptiveConfig::default()
-        };
+        let bad = AdaptiveConfig::default().decrease_ratio(1.0);
         assert_eq!(bad.validate().unwrap_err().field(), "decrease_ratio");
     }
 }

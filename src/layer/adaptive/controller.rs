@@ -207,13 +207,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn try_admit_now_changes_nothing_when_it_must_wait() {
         let t0 = Instant::now();
-        let mut c = Controller::new(
-            AdaptiveConfig {
-                initial_concurrency: 1,
-                ..AdaptiveConfig::default()
-            },
-            t0,
-        );
+        let mut c = Controller::new(AdaptiveConfig::default().initial_concurrency(1), t0);
         assert!(c.try_admit_now(t0));
         assert!(!c.try_admit_now(t0), "the one permit is in use");
         assert_eq!(c.in_flight(), 1);

@@ -185,23 +185,17 @@ pub mod parse {
             .ok_or_else(|| ProbeError::new("smaps_rollup", "no Pss line"))
     }
 
-    /// `/proc/self/statm`: resident pages (second field) times `page_size`.
-    pub fn statm_rss(text: &str, page_size: u64) -> Result<u64, ProbeError> {
-        let pages = text
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| ProbeError::new("statm", "fewer than two fields"))?;
-        number("statm", pages)?
-            .checked_mul(page_size)
-            .ok_or_else(|| ProbeError::new("statm", "resident size overflows"))
+    /// `/proc/self/status`: the resident set size (`VmRSS`), bytes. The
+    /// kernel reports it in kB, whatever its page size.
+    pub fn status_rss(text: &str) -> Result<u64, ProbeError> {
+        text.lines()
+            .find_map(|l| {
+                let v = l.strip_prefix("VmRSS:")?.trim().trim_end_matches("kB").trim();
+                v.parse::<u64>().ok()?.checked_mul(1024)
+            })
+            .ok_or_else(|| ProbeError::new("status", "no VmRSS line"))
     }
 }
-
-/// Page size used to turn `statm` pages into bytes. 4 KiB on the Linux
-/// platforms this crate targets (x86-64, most arm64 kernels); a kernel with
-/// larger pages under-reports RSS, which only matters where PSS is
-/// unreadable.
-pub const PAGE_SIZE: u64 = 4096;
 
 /// Which cgroup hierarchy the machine uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,7 +468,7 @@ impl CgroupFs {
     }
 
     /// This process's memory: PSS from `self/smaps_rollup` where readable,
-    /// else RSS from `self/statm`.
+    /// else RSS from `self/status`.
     pub fn process_memory(&self) -> Result<u64, ProbeError> {
         let rollup = self.proc_root.join("self/smaps_rollup");
         if let Ok(Some(text)) = read(&rollup) {
@@ -484,9 +478,9 @@ impl CgroupFs {
                 }
             }
         }
-        let statm = self.proc_root.join("self/statm");
-        let text = read(&statm)?.ok_or_else(|| ProbeError::new(statm.display().to_string(), "missing"))?;
-        parse::statm_rss(&text, PAGE_SIZE).map_err(at(&statm))
+        let status = self.proc_root.join("self/status");
+        let text = read(&status)?.ok_or_else(|| ProbeError::new(status.display().to_string(), "missing"))?;
+        parse::status_rss(&text).map_err(at(&status))
     }
 
     /// The host's total and available memory, from `meminfo`.
@@ -601,9 +595,12 @@ mod tests {
         assert!(meminfo("MemTotal: 0 kB\nMemAvailable: 0 kB\n").is_err());
         assert_eq!(smaps_rollup_pss("Rss: 200 kB\nPss:  100 kB\n"), Ok(100 * 1024));
         assert!(smaps_rollup_pss("Rss: 1 kB\n").is_err());
-        assert_eq!(statm_rss("1000 250 10 1 0 100 0\n", 4096), Ok(250 * 4096));
-        assert!(statm_rss("1000", 4096).is_err());
-        assert!(statm_rss("1 18446744073709551615", 4096).is_err(), "overflow");
+        assert_eq!(
+            status_rss("Name:\tx\nVmRSS:\t    1000 kB\nThreads: 3\n"),
+            Ok(1000 * 1024)
+        );
+        assert!(status_rss("Name:\tx\n").is_err());
+        assert!(status_rss("VmRSS: 18446744073709551615 kB").is_err(), "overflow");
     }
 
     fn tree() -> (tempfile::TempDir, CgroupFs) {
@@ -762,7 +759,7 @@ mod tests {
         assert_eq!(fs.memory_limit(1), Ok(None));
         assert_eq!(fs.cpu_usage(), Ok(None));
         assert!(fs.host_memory().is_err(), "missing meminfo");
-        assert!(fs.process_memory().is_err(), "missing statm");
+        assert!(fs.process_memory().is_err(), "missing status");
         write(&dir, "cgroup/cgroup.controllers", "\n");
         write(&dir, "cgroup/memory.max", "garbage\n");
         // The layout is rediscovered by a new reader (or after REDISCOVER).
@@ -788,8 +785,8 @@ mod tests {
     #[test]
     fn process_memory_prefers_pss() {
         let (dir, fs) = tree();
-        write(&dir, "proc/self/statm", "100 50 0 0 0 0 0\n");
-        assert_eq!(fs.process_memory(), Ok(50 * PAGE_SIZE));
+        write(&dir, "proc/self/status", "VmRSS:\t     200 kB\n");
+        assert_eq!(fs.process_memory(), Ok(200 * 1024));
         write(&dir, "proc/self/smaps_rollup", "Pss: 64 kB\n");
         assert_eq!(fs.process_memory(), Ok(64 * 1024));
     }
@@ -799,7 +796,7 @@ mod tests {
         let fs = CgroupFs::new();
         let (total, available) = fs.host_memory().expect("meminfo is readable here");
         assert!(total > 0 && available <= total);
-        assert!(fs.process_memory().expect("statm is readable here") > 0);
+        assert!(fs.process_memory().expect("status is readable here") > 0);
         assert!(fs.cpu_quota().is_ok());
         assert!(fs.memory_limit(total).is_ok());
     }

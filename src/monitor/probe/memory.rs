@@ -117,7 +117,7 @@ mod tests {
         };
         w("proc/self/cgroup", "0::/\n");
         w("proc/meminfo", "MemTotal: 8388608 kB\nMemAvailable: 4194304 kB\n");
-        w("proc/self/statm", "1000 256 0 0 0 0 0\n");
+        w("proc/self/status", "VmRSS:\t    1024 kB\n");
         w("cgroup/cgroup.controllers", "memory\n");
         w("cgroup/memory.max", "1073741824\n");
         w("cgroup/memory.current", "536870912\n");

@@ -14,7 +14,14 @@ mod cpu;
 mod event_loop;
 mod memory;
 
-pub use cgroup::{parse, CgroupFs, CpuQuota, PAGE_SIZE, REDISCOVER};
+pub use cgroup::{CgroupFs, CpuQuota, REDISCOVER};
+
+/// The pure parsers of cgroup and `/proc` files, for the property tests and
+/// the fuzz targets: not part of the supported API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::cgroup::parse;
+}
 pub use client::ClientRecorder;
 pub use cpu::{quota_ratio, SystemCpuProbe};
 pub use event_loop::EventLoopClock;
