@@ -94,6 +94,7 @@ pub mod config;
 pub mod layer;
 mod monitor;
 pub mod retry_after;
+mod setters;
 
 pub use monitor::{history, probe, snapshot, status};
 // The paths `layer/` uses for the sensing side's crate-private parts.

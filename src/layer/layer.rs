@@ -111,77 +111,51 @@ impl SnapshotLayerBuilder {
         self
     }
 
-    /// What a request does while it may not go ([`OnBlocked::Wait`]).
-    ///
-    /// ```
-    /// use tower_snapshotter::layer::{AdaptiveConfig, Limiter, OnBlocked};
-    /// use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
-    ///
-    /// // A server's outbound calls: adaptive per-host limits, and a call
-    /// // that would have to wait fails at once for the caller's fallback.
-    /// let layer = SnapshotLayer::builder(Snapshotter::new(Config::default()))
-    ///     .on_blocked(OnBlocked::Reject)
-    ///     .limiter(Limiter::Adaptive(AdaptiveConfig::default()))
-    ///     .build()?;
-    /// # Ok::<(), tower_snapshotter::ConfigError>(())
-    /// ```
-    pub fn on_blocked(mut self, on_blocked: OnBlocked) -> Self {
-        self.settings.on_blocked = on_blocked;
-        self
-    }
-
-    /// The limiter the layer moves, with its settings
-    /// ([`Limiter::Adaptive`] with the default settings).
-    pub fn limiter(mut self, limiter: Limiter) -> Self {
-        self.settings.limiter = limiter;
-        self
-    }
-
-    /// Requests admitted under overload that may be in flight at once, so a
-    /// client never freezes (1; 0 allows a full stop).
-    pub fn min_concurrency(mut self, n: usize) -> Self {
-        self.settings.min_concurrency = n;
-        self
+    crate::setters::setters! {
+        /// What a request does while it may not go ([`OnBlocked::Wait`]).
+        ///
+        /// ```
+        /// use tower_snapshotter::layer::{AdaptiveConfig, Limiter, OnBlocked};
+        /// use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
+        ///
+        /// // A server's outbound calls: adaptive per-host limits, and a call
+        /// // that would have to wait fails at once for the caller's fallback.
+        /// let layer = SnapshotLayer::builder(Snapshotter::new(Config::default()))
+        ///     .on_blocked(OnBlocked::Reject)
+        ///     .limiter(Limiter::Adaptive(AdaptiveConfig::default()))
+        ///     .build()?;
+        /// # Ok::<(), tower_snapshotter::ConfigError>(())
+        /// ```
+        pub on_blocked: OnBlocked => settings.on_blocked;
+        /// The limiter the layer moves, with its settings
+        /// ([`Limiter::Adaptive`] with the default settings).
+        pub limiter: Limiter => settings.limiter;
+        /// Requests admitted under overload that may be in flight at once, so
+        /// a client never freezes (1; 0 allows a full stop).
+        pub min_concurrency: usize => settings.min_concurrency;
+        /// Longest pause a `Retry-After` can impose (60 s); 0 ignores the
+        /// header.
+        pub max_retry_after: Duration => settings.max_retry_after;
+        /// Whether 429s and `Retry-After` slow only their own host (true).
+        /// When off, the client window gates every request and a
+        /// `Retry-After` pauses all of them.
+        pub per_host: bool => settings.per_host;
+        /// Hosts tracked at most; the least recently used are forgotten
+        /// (10 000).
+        pub max_hosts: usize => settings.max_hosts;
+        /// First pause of a host after a counted answer without
+        /// `Retry-After`, doubling while they continue, up to 8× (500 ms; 0
+        /// turns this off).
+        pub host_backoff: Duration => settings.host_backoff;
+        /// Start the snapshotter on `build` if it is not active (needs a
+        /// tokio runtime then).
+        pub start_snapshotter: bool => start;
     }
 
     /// The statuses counted as client errors (`[429]`). Add 503 for
     /// servers that use it to shed load. Each must be 400..=599.
     pub fn counted_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
         self.settings.counted = statuses.into_iter().collect();
-        self
-    }
-
-    /// Longest pause a `Retry-After` can impose (60 s); 0 ignores the header.
-    pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.settings.max_retry_after = max;
-        self
-    }
-
-    /// Whether 429s and `Retry-After` slow only their own host (true). When
-    /// off, the client window gates every request and a `Retry-After` pauses
-    /// all of them.
-    pub fn per_host(mut self, on: bool) -> Self {
-        self.settings.per_host = on;
-        self
-    }
-
-    /// Hosts tracked at most; the least recently used are forgotten (10 000).
-    pub fn max_hosts(mut self, n: usize) -> Self {
-        self.settings.max_hosts = n;
-        self
-    }
-
-    /// First pause of a host after a counted answer without `Retry-After`,
-    /// doubling while they continue, up to 8× (500 ms; 0 turns this off).
-    pub fn host_backoff(mut self, base: Duration) -> Self {
-        self.settings.host_backoff = base;
-        self
-    }
-
-    /// Start the snapshotter on `build` if it is not active (needs a tokio
-    /// runtime then).
-    pub fn start_snapshotter(mut self, yes: bool) -> Self {
-        self.start = yes;
         self
     }
 

@@ -132,41 +132,7 @@ impl Default for AutoscaleConfig {
 }
 
 impl AutoscaleConfig {
-    /// Sets `autoscale_interval` (see the field).
-    pub const fn autoscale_interval(mut self, value: Duration) -> Self {
-        self.autoscale_interval = value;
-        self
-    }
-
-    /// Sets `desired_concurrency_ratio` (see the field).
-    pub const fn desired_concurrency_ratio(mut self, value: f64) -> Self {
-        self.desired_concurrency_ratio = value;
-        self
-    }
-
-    /// Sets `scale_up_step_ratio` (see the field).
-    pub const fn scale_up_step_ratio(mut self, value: f64) -> Self {
-        self.scale_up_step_ratio = value;
-        self
-    }
-
-    /// Sets `scale_down_step_ratio` (see the field).
-    pub const fn scale_down_step_ratio(mut self, value: f64) -> Self {
-        self.scale_down_step_ratio = value;
-        self
-    }
-
-    /// Sets `max_concurrency` (see the field).
-    pub const fn max_concurrency(mut self, value: usize) -> Self {
-        self.max_concurrency = value;
-        self
-    }
-
-    /// Sets `desired_concurrency` (see the field).
-    pub const fn desired_concurrency(mut self, value: usize) -> Self {
-        self.desired_concurrency = value;
-        self
-    }
+    crate::setters::setters!(fields: autoscale_interval: Duration, desired_concurrency_ratio: f64, scale_up_step_ratio: f64, scale_down_step_ratio: f64, max_concurrency: usize, desired_concurrency: usize);
 
     /// Checks each value; `min_concurrency` is the layer's floor.
     pub fn validate(&self, min_concurrency: usize) -> Result<(), ConfigError> {

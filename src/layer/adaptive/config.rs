@@ -3,7 +3,19 @@
 use crate::config::ConfigError;
 
 /// Settings of [`Limiter::Adaptive`](crate::layer::Limiter::Adaptive), each
-/// with its default and allowed range.
+/// with its default and allowed range; [`validate`](Self::validate) checks
+/// them, and so does the layer's builder.
+///
+/// ```
+/// use tower_snapshotter::layer::{AdaptiveConfig, Limiter};
+///
+/// // A host that must never see more than 8 requests at once, nor fewer
+/// // than one every two seconds once throttled.
+/// let adaptive = AdaptiveConfig::default().max_concurrency(8).min_rate(0.5);
+/// assert!(adaptive.validate().is_ok());
+/// let limiter = Limiter::Adaptive(adaptive);
+/// # let _ = limiter;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -38,35 +50,7 @@ impl Default for AdaptiveConfig {
 }
 
 impl AdaptiveConfig {
-    /// Sets `initial_concurrency` (see the field).
-    pub const fn initial_concurrency(mut self, value: usize) -> Self {
-        self.initial_concurrency = value;
-        self
-    }
-
-    /// Sets `max_concurrency` (see the field).
-    pub const fn max_concurrency(mut self, value: usize) -> Self {
-        self.max_concurrency = value;
-        self
-    }
-
-    /// Sets `decrease_ratio` (see the field).
-    pub const fn decrease_ratio(mut self, value: f64) -> Self {
-        self.decrease_ratio = value;
-        self
-    }
-
-    /// Sets `rtt_tolerance` (see the field).
-    pub const fn rtt_tolerance(mut self, value: f64) -> Self {
-        self.rtt_tolerance = value;
-        self
-    }
-
-    /// Sets `min_rate` (see the field).
-    pub const fn min_rate(mut self, value: f64) -> Self {
-        self.min_rate = value;
-        self
-    }
+    crate::setters::setters!(fields: initial_concurrency: usize, max_concurrency: usize, decrease_ratio: f64, rtt_tolerance: f64, min_rate: f64);
 
     /// Checks each value.
     pub fn validate(&self) -> Result<(), ConfigError> {
