@@ -43,6 +43,7 @@
 //! | `snapshotter` | the [`Snapshotter`]: lifecycle, sampling tasks, samples, verdict |
 //! | `clock` | the coarse clock the hot path reads instead of `Instant::now()` |
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
+//! | [`retry`] | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`layer`] | [`SnapshotLayer`], [`SnapshotService`], [`GatePolicy`], the adaptive controller, per-host partitions |
 
 #![forbid(unsafe_code)]
@@ -58,6 +59,7 @@ pub mod config;
 pub mod history;
 pub mod layer;
 pub mod probe;
+pub mod retry;
 pub mod retry_after;
 pub mod snapshot;
 mod snapshotter;
@@ -66,6 +68,7 @@ pub mod status;
 pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig};
 pub use layer::{GatePolicy, SnapshotLayer, SnapshotService};
 pub use probe::ClientRecorder;
+pub use retry::RetryThrottled;
 pub use snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};
 
