@@ -1,5 +1,5 @@
 //! Crawls a rate-limited server with a hyper-util client behind
-//! `SnapshotLayer`, retrying throttled URLs until they succeed.
+//! `SnapshotLayer`, retrying throttled URLs with `RetryThrottled`.
 //!
 //! ```text
 //! cargo run --release --example crawl                  # layer on, own server
@@ -29,159 +29,193 @@
 //! `concurrency`). Without `--policy` the layer is built with the library's
 //! default policy (`GatePolicy::default()`).
 //!
-//! It ends with one JSON line:
+//! The stack is
+//! `ServiceBuilder::new().retry(RetryThrottled::new(max_attempts)).layer(snapshot_layer)`
+//! over the client: a 429 or 503 is retried at once by the policy, and the
+//! layer holds the retry until the host may be asked again. A URL still
+//! answered 429 or 503 after `--max-attempts` (10 000) attempts counts as
+//! failed. With `--no-layer` nothing holds the retries: they go straight
+//! back to the server, which is the baseline's waste (and there, 50
+//! attempts are often not enough).
+//!
+//! It ends with a short table on stderr (ok, failed, 429s, 503s, wasted,
+//! ok/s, local refusals, transport errors) and one JSON line on stdout:
 //! `{"ok":…,"throttled":…,"wall_s":…,"ok_per_s":…,"wasted_ratio":…}`, where
-//! `throttled` counts every 429 and 503 the client got and
+//! `throttled` counts every 429 and 503 the client got (every attempt) and
 //! `wasted_ratio = throttled / (ok + throttled)`.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::builder::{PossibleValue, PossibleValuesParser, RangedU64ValueParser};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use testkit::{Server, Spec};
 use tokio::time::Instant;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_snapshotter::layer::error::Overloaded;
-use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+use tower_snapshotter::{Config, GatePolicy, RetryThrottled, SnapshotLayer, Snapshotter};
 
-fn usage() -> String {
-    let default_policy = format!("{:?}", GatePolicy::default()).to_lowercase();
-    format!(
-        "usage: crawl [--requests N] [--concurrency C] [--policy wait|reject|autoscale|adaptive]
-             [--no-layer] [--quiet] [--url BASE]
-             [--limiter gcra|sliding|window|window-github|bucket|concurrency]
-             [--rate R] [--burst B] [--retry-after none|exact|SECONDS] [--latency-ms N]
-client:
-  --requests N       URLs to crawl (3000)
-  --concurrency C    requests the client offers at once (64)
-  --policy P         the layer's gate policy: wait, reject, autoscale or adaptive
-                     (default: the library's, GatePolicy::default(), now {default_policy})
-  --no-layer         the same crawl without the layer (the baseline)
-  --quiet            no progress bar
-  --url BASE         crawl BASE0 .. BASE{{N-1}} on another server instead of
-                     starting one (the server flags below are then ignored)
-own server on 127.0.0.1 (testkit):
-  --limiter L        the limiter model (gcra):
-                       gcra           nginx limit_req nodelay: B+1 at once, then R/s; 429
-                       sliding        sliding 1 s window of R counting refusals; 429, no Retry-After
-                       window         fixed window of 5R per 5 s, IETF RateLimit headers; 429
-                       window-github  the same with GitHub's X-RateLimit-* headers; 429
-                       bucket         token bucket of R/s holding R; 429
-                       concurrency    nginx limit_conn: 503 past B in flight, no Retry-After
-  --rate R           requests per second the limiter allows (500; --capacity R is the same)
-  --burst B          gcra: requests of excess allowed; concurrency: requests in flight (50)
-  --retry-after RA   Retry-After on a gcra or bucket refusal: none, exact (seconds to
-                     the next one served, rounded) or whole SECONDS, 0 meaning none (1);
-                     window always sends the seconds to its reset, sliding none
-  --latency-ms N     how long the server takes over each served request
-                     (0; 20 for concurrency)
-  -h, --help         this text"
-    )
-}
-
-#[derive(Debug, Clone)]
+/// Crawls a rate-limited server through `SnapshotLayer`, retrying throttled
+/// URLs with `RetryThrottled`, and prints one JSON line of figures.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "crawl")]
 struct Args {
+    /// URLs to crawl
+    #[arg(long, value_name = "N", default_value_t = 3000, help_heading = "Client")]
     requests: usize,
+    /// Requests the client offers at once
+    #[arg(
+        long,
+        value_name = "C",
+        default_value_t = 64,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..),
+        help_heading = "Client"
+    )]
     concurrency: usize,
-    /// `None`: the library default, without calling `.policy(..)`.
-    policy: Option<GatePolicy>,
-    url: Option<String>,
-    layer: bool,
+    /// The layer's gate policy [default: the library's, GatePolicy::default()]
+    // `parse_args` names the current default in the help.
+    #[arg(long, value_name = "P", value_enum, help_heading = "Client")]
+    policy: Option<Policy>,
+    /// The same crawl without the layer (the baseline): throttled URLs are
+    /// retried at once, until they succeed or --max-attempts run out
+    #[arg(long, help_heading = "Client")]
+    no_layer: bool,
+    /// No progress bar
+    #[arg(long, help_heading = "Client")]
     quiet: bool,
+    /// Crawl BASE0 .. BASE{N-1} on another server instead of starting one
+    /// (the server options are then ignored) [default: none, own server]
+    #[arg(long, value_name = "BASE", help_heading = "Client")]
+    url: Option<String>,
+    /// Attempts per URL, the first included: a URL still answered 429 or
+    /// 503 after them counts as failed
+    #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Client")]
+    max_attempts: u32,
+    /// The limiter model
+    #[arg(
+        long,
+        value_name = "L",
+        default_value = "gcra",
+        value_parser = limiters(),
+        help_heading = "Own server on 127.0.0.1 (testkit)"
+    )]
     limiter: String,
+    /// Requests per second the limiter allows
+    #[arg(
+        long,
+        value_name = "R",
+        visible_alias = "capacity",
+        default_value_t = 500.0,
+        help_heading = "Own server on 127.0.0.1 (testkit)"
+    )]
     rate: f64,
+    /// gcra: requests of excess allowed; concurrency: requests in flight
+    #[arg(
+        long,
+        value_name = "B",
+        default_value_t = 50,
+        help_heading = "Own server on 127.0.0.1 (testkit)"
+    )]
     burst: u32,
+    /// Retry-After on a gcra or bucket refusal: none, exact (seconds to the
+    /// next one served, rounded) or whole SECONDS, 0 meaning none; window
+    /// always sends the seconds to its reset, sliding none
+    #[arg(
+        long,
+        value_name = "RA",
+        default_value = "1",
+        help_heading = "Own server on 127.0.0.1 (testkit)"
+    )]
     retry_after: String,
+    /// How long the server takes over each served request, in milliseconds
+    /// [default: 0; 20 for concurrency]
+    #[arg(long, value_name = "N", help_heading = "Own server on 127.0.0.1 (testkit)")]
     latency_ms: Option<u64>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        requests: 3000,
-        concurrency: 64,
-        policy: None,
-        url: None,
-        layer: true,
-        quiet: false,
-        limiter: "gcra".into(),
-        rate: 500.0,
-        burst: 50,
-        retry_after: "1".into(),
-        latency_ms: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--requests" => a.requests = number(&value("--requests")?, "--requests")?,
-            "--concurrency" => a.concurrency = number(&value("--concurrency")?, "--concurrency")?,
-            "--rate" | "--capacity" => {
-                let v = value(&arg)?;
-                a.rate = v
-                    .parse()
-                    .map_err(|_| format!("{arg}: not a number of requests per second: {v:?}"))?;
-            }
-            "--burst" => a.burst = number(&value("--burst")?, "--burst")?,
-            "--retry-after" => a.retry_after = value("--retry-after")?,
-            "--latency-ms" => a.latency_ms = Some(number(&value("--latency-ms")?, "--latency-ms")?),
-            "--limiter" => a.limiter = value("--limiter")?,
-            "--policy" => {
-                a.policy = Some(match value("--policy")?.as_str() {
-                    "wait" => GatePolicy::Wait,
-                    "reject" => GatePolicy::Reject,
-                    "autoscale" => GatePolicy::Autoscale,
-                    "adaptive" => GatePolicy::Adaptive,
-                    other => {
-                        return Err(format!(
-                            "--policy: expected wait, reject, autoscale or adaptive, got {other:?}"
-                        ))
-                    }
-                })
-            }
-            "--url" => a.url = Some(value("--url")?),
-            "--no-layer" => a.layer = false,
-            "--quiet" => a.quiet = true,
-            "-h" | "--help" => {
-                println!("{}", usage());
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
-        }
-    }
-    if a.concurrency == 0 {
-        return Err("--concurrency must be at least 1".into());
-    }
-    Ok(a)
+/// `--policy`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Policy {
+    Wait,
+    Reject,
+    Autoscale,
+    Adaptive,
 }
 
-fn number<T: std::str::FromStr>(v: &str, name: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("{name}: not a whole number: {v:?}"))
+impl From<Policy> for GatePolicy {
+    fn from(p: Policy) -> Self {
+        match p {
+            Policy::Wait => GatePolicy::Wait,
+            Policy::Reject => GatePolicy::Reject,
+            Policy::Autoscale => GatePolicy::Autoscale,
+            Policy::Adaptive => GatePolicy::Adaptive,
+        }
+    }
+}
+
+/// `--limiter`: the names `testkit::Spec::parse` takes.
+fn limiters() -> PossibleValuesParser {
+    PossibleValuesParser::new([
+        PossibleValue::new("gcra").help("nginx limit_req nodelay: B+1 at once, then R/s; 429"),
+        PossibleValue::new("sliding").help("sliding 1 s window of R counting refusals; 429, no Retry-After"),
+        PossibleValue::new("window").help("fixed window of 5R per 5 s, IETF RateLimit headers; 429"),
+        PossibleValue::new("window-github").help("the same with GitHub's X-RateLimit-* headers; 429"),
+        PossibleValue::new("bucket").help("token bucket of R/s holding R; 429"),
+        PossibleValue::new("concurrency").help("nginx limit_conn: 503 past B in flight, no Retry-After"),
+    ])
+}
+
+/// Parses the command line, exiting with clap's message (and status 2) on
+/// a bad one; `--policy`'s help names the library's current default.
+fn parse_args() -> Args {
+    let default_policy = format!("{:?}", GatePolicy::default()).to_lowercase();
+    let matches = Args::command()
+        .mut_arg("policy", |a| {
+            a.help(format!(
+                "The layer's gate policy [default: the library's, GatePolicy::default(), now {default_policy}]"
+            ))
+        })
+        .get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 type HttpClient = BoxCloneService<Request<Empty<Bytes>>, Response<hyper::body::Incoming>, BoxError>;
 
 #[derive(Default)]
 struct Counts {
+    /// URLs fetched.
     ok: AtomicU64,
-    throttled: AtomicU64,
+    /// URLs still answered 429 or 503 after `--max-attempts`.
+    failed: AtomicU64,
+    /// Answers of 429, every attempt counted.
+    too_many: AtomicU64,
+    /// Answers of 503, every attempt counted.
+    unavailable: AtomicU64,
+    /// Calls the layer refused locally (`--policy reject`).
     rejected: AtomicU64,
+    /// Transport errors.
     errors: AtomicU64,
+}
+
+impl Counts {
+    /// Every 429 and 503 the client got.
+    fn throttled(&self) -> u64 {
+        self.too_many.load(Ordering::Relaxed) + self.unavailable.load(Ordering::Relaxed)
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("crawl: {e}");
-        std::process::exit(2)
-    });
+    let args = parse_args();
     let (server, base) = match &args.url {
         Some(u) => (None, u.clone()),
         None => {
@@ -207,18 +241,37 @@ async fn main() -> Result<(), BoxError> {
         .pool_max_idle_per_host(args.concurrency)
         .build::<_, Empty<Bytes>>(connector);
     let snapshotter = Snapshotter::new(Config::from_env()?);
-    let layer = if args.layer {
+    let layer = if args.no_layer {
+        None
+    } else {
         let builder = SnapshotLayer::builder(snapshotter.clone());
         // Without `--policy`, whatever `GatePolicy::default()` is.
         let builder = match args.policy {
-            Some(policy) => builder.policy(policy),
+            Some(policy) => builder.policy(policy.into()),
             None => builder,
         };
         Some(builder.start_snapshotter(true).build()?)
-    } else {
-        None
     };
+    let counts = Arc::new(Counts::default());
+    // Counts every attempt's 429 or 503, between the retry and the layer:
+    // the caller sees only each URL's last answer.
+    let count_answers = {
+        let counts = Arc::clone(&counts);
+        move |response: Response<hyper::body::Incoming>| {
+            match response.status() {
+                StatusCode::TOO_MANY_REQUESTS => counts.too_many.fetch_add(1, Ordering::Relaxed),
+                StatusCode::SERVICE_UNAVAILABLE => counts.unavailable.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            response
+        }
+    };
+    // `RetryThrottled` retries a 429 or 503 at once; the layer below holds
+    // the retry until the host may be asked again. With `--no-layer` nothing
+    // holds it: the retries go straight out, which is the baseline's waste.
     let service: HttpClient = ServiceBuilder::new()
+        .retry(RetryThrottled::new(args.max_attempts))
+        .map_response(count_answers)
         .option_layer(layer.clone())
         .map_err(Into::<BoxError>::into)
         .service(client)
@@ -230,10 +283,18 @@ async fn main() -> Result<(), BoxError> {
         ProgressBar::new(args.requests as u64)
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec:>10} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {rate:>7} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            // indicatif's `{per_sec}` prints every decimal: whole URLs a second.
+            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let rate = state.per_sec();
+                let _ = if rate.is_finite() {
+                    write!(w, "{rate:.0}/s")
+                } else {
+                    write!(w, "-/s")
+                };
+            }),
     );
-    let counts = Arc::new(Counts::default());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
 
@@ -242,7 +303,7 @@ async fn main() -> Result<(), BoxError> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let throttled = counts.throttled.load(Ordering::Relaxed);
+                let throttled = counts.throttled();
                 let msg = match &layer {
                     Some(l) => {
                         let s = l.stats();
@@ -274,7 +335,7 @@ async fn main() -> Result<(), BoxError> {
 
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (service, counts, next, bar, base) = (
+        let (mut service, counts, next, bar, base) = (
             service.clone(),
             Arc::clone(&counts),
             Arc::clone(&next),
@@ -289,7 +350,7 @@ async fn main() -> Result<(), BoxError> {
                     return;
                 }
                 let url = format!("{base}{i}");
-                crawl_one(service.clone(), &url, &counts).await;
+                crawl_one(&mut service, &url, &counts).await;
                 bar.inc(1);
             }
         }));
@@ -302,7 +363,7 @@ async fn main() -> Result<(), BoxError> {
 
     let wall = started.elapsed().as_secs_f64();
     let ok = counts.ok.load(Ordering::Relaxed);
-    let throttled = counts.throttled.load(Ordering::Relaxed);
+    let throttled = counts.throttled();
     let wasted = if ok + throttled == 0 {
         0.0
     } else {
@@ -310,17 +371,34 @@ async fn main() -> Result<(), BoxError> {
     };
     let mode = match &layer {
         Some(_) => match args.policy {
-            Some(p) => format!("layer, policy {p:?}"),
+            Some(p) => format!("layer, policy {:?}", GatePolicy::from(p)),
             None => format!("layer, policy {:?} (the default)", GatePolicy::default()),
         },
         None => "no layer".into(),
     };
     eprintln!(
-        "crawled {ok} URLs in {wall:.2} s ({:.0}/s) with {mode}: {throttled} answers were 429 or 503 ({:.1} % wasted), {} refused locally, {} transport errors",
-        ok as f64 / wall,
-        wasted * 100.0,
-        counts.rejected.load(Ordering::Relaxed),
-        counts.errors.load(Ordering::Relaxed),
+        "crawled {} URLs in {wall:.2} s with {mode}, up to {} attempts each:",
+        args.requests,
+        args.max_attempts.max(1)
+    );
+    // No "time paused" column: `SnapshotLayer::stats()` shows only the
+    // pauses under way (`paused_hosts`, with the time left), not how long
+    // hosts were paused in all.
+    eprintln!(
+        "{}",
+        table(&[
+            ("ok", ok.to_string()),
+            ("failed", counts.failed.load(Ordering::Relaxed).to_string()),
+            ("429s", counts.too_many.load(Ordering::Relaxed).to_string()),
+            ("503s", counts.unavailable.load(Ordering::Relaxed).to_string()),
+            ("wasted", format!("{:.1} %", wasted * 100.0)),
+            ("ok/s", format!("{:.0}", ok as f64 / wall)),
+            (
+                "refused locally",
+                counts.rejected.load(Ordering::Relaxed).to_string()
+            ),
+            ("errors", counts.errors.load(Ordering::Relaxed).to_string()),
+        ])
     );
     if let Some((server, spec, latency)) = &server {
         let (served, refused) = server.counts();
@@ -336,9 +414,23 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Fetches `url` until it succeeds: a 429 or 503 is retried at once (the
-/// layer decides how long to wait), a local refusal after its `Retry-After`.
-async fn crawl_one(mut service: HttpClient, url: &str, counts: &Counts) {
+/// Two lines, headers over values, each column as wide as its widest cell.
+fn table(columns: &[(&str, String)]) -> String {
+    let (mut head, mut values) = (String::new(), String::new());
+    for (name, value) in columns {
+        let width = name.len().max(value.len());
+        let _ = write!(head, "  {name:>width$}");
+        let _ = write!(values, "  {value:>width$}");
+    }
+    format!("{head}\n{values}")
+}
+
+/// Fetches `url`: `RetryThrottled` in the stack retries its 429s and 503s
+/// (the layer decides how long each retry waits), and a URL still answered
+/// 429 or 503 once the attempts are spent counts as failed. A local refusal
+/// (`--policy reject`) is retried after its `Retry-After`, a transport
+/// error after 50 ms.
+async fn crawl_one(service: &mut HttpClient, url: &str, counts: &Counts) {
     loop {
         let request = match Request::get(url).body(Empty::new()) {
             Ok(r) => r,
@@ -352,18 +444,14 @@ async fn crawl_one(mut service: HttpClient, url: &str, counts: &Counts) {
             Err(e) => Err(e),
         };
         match result {
-            Ok(response)
-                if matches!(
-                    response.status(),
-                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-                ) =>
-            {
-                counts.throttled.fetch_add(1, Ordering::Relaxed);
-                let _ = response.into_body().collect().await;
-            }
             Ok(response) => {
+                let counter = if RetryThrottled::retries_status(response.status()) {
+                    &counts.failed
+                } else {
+                    &counts.ok
+                };
                 let _ = response.into_body().collect().await;
-                counts.ok.fetch_add(1, Ordering::Relaxed);
+                counter.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Err(e) => {

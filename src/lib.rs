@@ -78,6 +78,7 @@
 //! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
 //! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
+//! | [`retry`] | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`layer`] | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions; its own table maps its files |
 //! | `layer/adaptive/` | the adaptive limiter by concern: controller, concurrency, rate estimate, fit, meter, delay signal, pacer, permits |
 
@@ -93,6 +94,7 @@
 pub mod config;
 pub mod layer;
 mod monitor;
+pub mod retry;
 pub mod retry_after;
 mod setters;
 
@@ -104,6 +106,7 @@ pub use config::{Config, ConfigBuilder, ConfigError, StatusConfig, StatusConfigB
 pub use layer::{GatePolicy, Limiter, OnBlocked, SnapshotLayer, SnapshotService};
 pub use monitor::snapshotter::{NotActive, Snapshotter, StartError, Verdict};
 pub use probe::ClientRecorder;
+pub use retry::RetryThrottled;
 pub use status::{LoadRatioInfo, Resources, SystemInfo, SystemStatus};
 
 /// The boxed error the layer's services return, as tower's `BoxError`.
