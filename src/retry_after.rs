@@ -1,6 +1,7 @@
 //! Server hints: `Retry-After` (RFC 9110 §10.2.3: delay-seconds or an
 //! HTTP-date) and the IETF httpapi `RateLimit` fields.
 
+use std::str::Split;
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, RETRY_AFTER};
@@ -217,47 +218,48 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
     }
 }
 
-/// `"name";r=50;t=30` (the item may be a token or a quoted string).
+/// `"name";r=50;t=30` (the item may be a token or a quoted string). A
+/// parameter that is not `key=number` spoils the policy.
 fn parse_policy(member: &str) -> Option<Quota> {
     let mut parts = member.split(';');
     let item = parts.next()?.trim();
     if item.is_empty() || item.contains('=') {
         return None;
     }
-    let (mut r, mut t) = (None, None);
-    for p in parts {
-        let (k, v) = p.split_once('=')?;
-        let v: u64 = v.trim().parse().ok()?;
-        match k.trim() {
-            "r" => r = Some(v),
-            "t" => t = Some(v),
-            _ => {}
-        }
-    }
+    let [r, t] = numbers(parts, ["r", "t"], true)?;
     Some(Quota {
         remaining: r?,
         reset: Duration::from_secs(t.unwrap_or(0)),
     })
 }
 
-/// `limit=100, remaining=50, reset=30`.
+/// `limit=100, remaining=50, reset=30`. Members that are not `key=number`
+/// are passed over.
 fn parse_dictionary(text: &str) -> Option<Quota> {
-    let (mut remaining, mut reset) = (None, None);
-    for member in text.split(',') {
-        let Some((k, v)) = member.split_once('=') else {
-            continue;
-        };
-        let Ok(v) = v.trim().parse::<u64>() else { continue };
-        match k.trim() {
-            "remaining" => remaining = Some(v),
-            "reset" => reset = Some(v),
-            _ => {}
-        }
-    }
+    let [remaining, reset] = numbers(text.split(','), ["remaining", "reset"], false)?;
     Some(Quota {
         remaining: remaining?,
         reset: Duration::from_secs(reset?),
     })
+}
+
+/// The whole numbers of the two `keys` among `key=number` members (the
+/// last of a key counts). A member of another form makes the answer
+/// `None` when `strict`, and is passed over otherwise.
+fn numbers(members: Split<'_, char>, keys: [&str; 2], strict: bool) -> Option<[Option<u64>; 2]> {
+    let mut values = [None; 2];
+    for member in members {
+        match member.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse())) {
+            Some((k, Ok(v))) => {
+                if let Some(i) = keys.iter().position(|key| *key == k) {
+                    values[i] = Some(v);
+                }
+            }
+            _ if strict => return None,
+            _ => {}
+        }
+    }
+    Some(values)
 }
 
 #[cfg(test)]

@@ -124,6 +124,24 @@ macro_rules! summary {
     };
 }
 
+/// A builder setter of one parameter, documented as the table documents it;
+/// it writes `self.$($place.)+$name`.
+macro_rules! setter {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident: $ty:ty = ($($default:tt)+) in ($($allowed:tt)+) env $env:literal
+        => self.$($place:ident).+
+    ) => {
+        $(#[doc = $doc])*
+        ///
+        #[doc = summary!(($($default)+) ($($allowed)+) $env)]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$($place.)+$name = value;
+            self
+        }
+    };
+}
+
 /// One row of the docs' parameter table.
 macro_rules! table_row {
     ($owner:ident $name:ident ($($default:tt)+) ($($allowed:tt)+) $env:literal) => {
@@ -241,24 +259,14 @@ macro_rules! parameters {
         }
 
         impl ConfigBuilder {
-            $(
+            $(setter! {
                 $(#[doc = $c_doc])*
-                ///
-                #[doc = summary!(($($c_default)+) ($($c_allowed)+) $c_env)]
-                pub fn $c(mut self, value: $c_ty) -> Self {
-                    self.config.$c = value;
-                    self
-                }
-            )+
-            $(
+                $c: $c_ty = ($($c_default)+) in ($($c_allowed)+) env $c_env => self.config
+            })+
+            $(setter! {
                 $(#[doc = $s_doc])*
-                ///
-                #[doc = summary!(($($s_default)+) ($($s_allowed)+) $s_env)]
-                pub fn $s(mut self, value: $s_ty) -> Self {
-                    self.config.status.$s = value;
-                    self
-                }
-            )+
+                $s: $s_ty = ($($s_default)+) in ($($s_allowed)+) env $s_env => self.config.status
+            })+
 
             /// Applies every variable of the table that `env` finds set, in
             /// table order.
@@ -278,15 +286,10 @@ macro_rules! parameters {
         }
 
         impl StatusConfigBuilder {
-            $(
+            $(setter! {
                 $(#[doc = $s_doc])*
-                ///
-                #[doc = summary!(($($s_default)+) ($($s_allowed)+) $s_env)]
-                pub fn $s(mut self, value: $s_ty) -> Self {
-                    self.status.$s = value;
-                    self
-                }
-            )+
+                $s: $s_ty = ($($s_default)+) in ($($s_allowed)+) env $s_env => self.status
+            })+
         }
     };
 }

@@ -12,7 +12,7 @@
 //!
 //! | file | holds |
 //! | --- | --- |
-//! | `probe/` | where readings come from: `cgroup.rs` (cgroup v1/v2 discovery and parsing), `cpu.rs` (sysinfo against the cgroup quota), `memory.rs` (PSS or RSS against the cgroup or host limit), `event_loop.rs` (the tokio timer's drift), `client.rs` (the [`ClientRecorder`](probe::ClientRecorder) callers and the layer report answers to) |
+//! | `probe/` | where readings come from: `cgroup/` (cgroup v1/v2 discovery, reading and parsing), `cpu.rs` (sysinfo against the cgroup quota), `memory.rs` (PSS or RSS against the cgroup or host limit), `event_loop.rs` (the tokio timer's drift), `client.rs` (the [`ClientRecorder`](probe::ClientRecorder) callers and the layer report answers to) |
 //! | `sampler.rs` | the one background task of a started snapshotter (a child module of `snapshotter`): it wakes when a reading is due, reads the probes, turns each reading into a snapshot and hands it to the snapshotter |
 //! | `snapshot.rs` | the snapshot value types, each carrying the limit it is judged against, and their `is_overloaded` rules |
 //! | `history.rs` | one time-ordered window per resource: insert, prune, sample; `Windows` holds the four |

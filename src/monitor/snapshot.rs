@@ -43,16 +43,24 @@ pub struct CpuSnapshot {
     pub created_at: Instant,
 }
 
-impl Snapshot for CpuSnapshot {
-    fn created_at(&self) -> Instant {
-        self.created_at
-    }
+/// [`Snapshot`] for a type with a `created_at` field that is overloaded
+/// when its `$value` field is strictly above its `$limit` field.
+macro_rules! overloaded_above {
+    ($ty:ident: $value:ident > $limit:ident) => {
+        impl Snapshot for $ty {
+            fn created_at(&self) -> Instant {
+                self.created_at
+            }
 
-    /// `used_ratio > max_used_ratio`.
-    fn is_overloaded(&self) -> bool {
-        self.used_ratio > self.max_used_ratio
-    }
+            #[doc = concat!("`", stringify!($value), " > ", stringify!($limit), "`.")]
+            fn is_overloaded(&self) -> bool {
+                self.$value > self.$limit
+            }
+        }
+    };
 }
+
+overloaded_above!(CpuSnapshot: used_ratio > max_used_ratio);
 
 /// Memory used by this process against its budget, plus the system-wide
 /// figures for the 97 % failsafe.
@@ -122,16 +130,7 @@ impl EventLoopSnapshot {
     }
 }
 
-impl Snapshot for EventLoopSnapshot {
-    fn created_at(&self) -> Instant {
-        self.created_at
-    }
-
-    /// `delay > max_delay`.
-    fn is_overloaded(&self) -> bool {
-        self.delay > self.max_delay
-    }
-}
+overloaded_above!(EventLoopSnapshot: delay > max_delay);
 
 /// Rate-limit errors (HTTP 429 by default) seen from the remote side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,16 +145,7 @@ pub struct ClientSnapshot {
     pub created_at: Instant,
 }
 
-impl Snapshot for ClientSnapshot {
-    fn created_at(&self) -> Instant {
-        self.created_at
-    }
-
-    /// `new_error_count > max_error_count`.
-    fn is_overloaded(&self) -> bool {
-        self.new_error_count > self.max_error_count
-    }
-}
+overloaded_above!(ClientSnapshot: new_error_count > max_error_count);
 
 #[cfg(test)]
 mod tests {

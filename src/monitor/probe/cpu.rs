@@ -26,18 +26,9 @@ pub struct SystemCpuProbe {
     baseline: Option<(Duration, Instant)>,
 }
 
-impl Default for SystemCpuProbe {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+real_machine!(SystemCpuProbe);
 
 impl SystemCpuProbe {
-    /// Reads the real machine.
-    pub fn new() -> Self {
-        Self::with_cgroup(CgroupFs::new())
-    }
-
     /// Reads the cgroup files of `cgroup` (and the host through `sysinfo`).
     pub fn with_cgroup(cgroup: CgroupFs) -> Self {
         let system = System::new_with_specifics(
@@ -111,6 +102,7 @@ impl CpuProbe for SystemCpuProbe {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cgroup::fixture::FakeTree;
     use super::*;
 
     #[test]
@@ -124,56 +116,66 @@ mod tests {
         assert_eq!(quota_ratio(Duration::from_secs(1), Duration::ZERO, q), 0.0);
     }
 
-    #[test]
-    fn quota_probe_reads_the_cgroup_delta() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("proc/self")).unwrap();
-        std::fs::create_dir_all(root.join("cgroup")).unwrap();
-        std::fs::write(root.join("proc/self/cgroup"), "0::/\n").unwrap();
-        std::fs::write(root.join("cgroup/cgroup.controllers"), "cpu\n").unwrap();
-        std::fs::write(root.join("cgroup/cpu.max"), "100000 100000\n").unwrap();
-        std::fs::write(root.join("cgroup/cpu.stat"), "usage_usec 1000000\n").unwrap();
-        let mut p = SystemCpuProbe::with_cgroup(CgroupFs::with_roots(root.join("proc"), root.join("cgroup")));
-        // Ten CPU-seconds more than the baseline: far over one CPU's quota
-        // in the (sub-second) wall time of this test.
-        std::fs::write(root.join("cgroup/cpu.stat"), "usage_usec 11000000\n").unwrap();
-        assert!(p.used_ratio().unwrap() > 1.0);
-        // No CPU time since: zero.
-        assert_eq!(p.used_ratio().unwrap(), 0.0);
-        // Garbage: an error (the resource is then unavailable), not a panic.
-        std::fs::write(root.join("cgroup/cpu.max"), "lots\n").unwrap();
-        assert!(p.used_ratio().is_err());
+    /// A tree with a CPU quota: its files, its usage counter and its quota
+    /// file.
+    struct QuotaTree {
+        files: &'static [(&'static str, &'static str)],
+        usage: &'static str,
+        quota: &'static str,
     }
 
+    /// cgroup v2, one CPU of quota, one CPU-second used.
+    const V2: QuotaTree = QuotaTree {
+        files: &[
+            ("proc/self/cgroup", "0::/\n"),
+            ("cgroup/cgroup.controllers", "cpu\n"),
+            ("cgroup/cpu.max", "100000 100000\n"),
+            ("cgroup/cpu.stat", "usage_usec 1000000\n"),
+        ],
+        usage: "cgroup/cpu.stat",
+        quota: "cgroup/cpu.max",
+    };
+
+    /// cgroup v1 with `cpu` and `cpuacct` mounted apart, `cpuacct` listed
+    /// first: the 0.5 CPU quota under cpu/limited applies, the usage is
+    /// cpuacct's own (one CPU-second).
+    const V1_SPLIT: QuotaTree = QuotaTree {
+        files: &[
+            (
+                "proc/self/cgroup",
+                "2:cpuacct:/acct\n1:cpu:/limited\n3:memory:/\n",
+            ),
+            ("cgroup/cpu/limited/cpu.cfs_quota_us", "50000\n"),
+            ("cgroup/cpu/limited/cpu.cfs_period_us", "100000\n"),
+            ("cgroup/cpuacct/cpuacct.usage", "0\n"),
+            ("cgroup/cpuacct/acct/cpuacct.usage", "1000000000\n"),
+        ],
+        usage: "cgroup/cpuacct/acct/cpuacct.usage",
+        quota: "cgroup/cpu/limited/cpu.cfs_quota_us",
+    };
+
     #[test]
-    fn quota_probe_reads_split_v1_controllers() {
-        // cgroup v1 with `cpu` and `cpuacct` mounted apart, `cpuacct` listed
-        // first: the 0.5 CPU quota under cpu/limited applies, the usage is
-        // cpuacct's own.
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for d in [
-            "proc/self",
-            "cgroup/memory",
-            "cgroup/cpu/limited",
-            "cgroup/cpuacct/acct",
+    fn quota_probe_reads_the_cgroup_delta() {
+        for (name, layout, eleven_cpu_seconds) in [
+            ("v2", V2, "usage_usec 11000000\n"),
+            ("v1, cpu and cpuacct apart", V1_SPLIT, "11000000000\n"),
         ] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
+            let tree = FakeTree::new();
+            // The memory controller: how v1 is recognised (v2 is, first, by
+            // `cgroup.controllers`).
+            tree.mkdir("cgroup/memory");
+            tree.files(layout.files);
+            let mut p = SystemCpuProbe::with_cgroup(tree.fs());
+            // Ten CPU-seconds more than the baseline: far over the quota in
+            // the (sub-second) wall time of this test.
+            tree.write(layout.usage, eleven_cpu_seconds);
+            assert!(p.used_ratio().unwrap() > 1.0, "{name}");
+            // No CPU time since: zero.
+            assert_eq!(p.used_ratio().unwrap(), 0.0, "{name}");
+            // Garbage: an error (the resource is then unavailable), not a panic.
+            tree.write(layout.quota, "lots\n");
+            assert!(p.used_ratio().is_err(), "{name}");
         }
-        std::fs::write(
-            root.join("proc/self/cgroup"),
-            "2:cpuacct:/acct\n1:cpu:/limited\n3:memory:/\n",
-        )
-        .unwrap();
-        std::fs::write(root.join("cgroup/cpu/limited/cpu.cfs_quota_us"), "50000\n").unwrap();
-        std::fs::write(root.join("cgroup/cpu/limited/cpu.cfs_period_us"), "100000\n").unwrap();
-        std::fs::write(root.join("cgroup/cpuacct/cpuacct.usage"), "0\n").unwrap();
-        std::fs::write(root.join("cgroup/cpuacct/acct/cpuacct.usage"), "1000000000\n").unwrap();
-        let mut p = SystemCpuProbe::with_cgroup(CgroupFs::with_roots(root.join("proc"), root.join("cgroup")));
-        // Ten CPU-seconds more in cpuacct/acct: far over half a CPU.
-        std::fs::write(root.join("cgroup/cpuacct/acct/cpuacct.usage"), "11000000000\n").unwrap();
-        assert!(p.used_ratio().unwrap() > 1.0);
     }
 
     #[test]

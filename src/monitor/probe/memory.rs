@@ -20,18 +20,9 @@ pub struct SystemMemoryProbe {
     system: Option<System>,
 }
 
-impl Default for SystemMemoryProbe {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+real_machine!(SystemMemoryProbe);
 
 impl SystemMemoryProbe {
-    /// Reads the real machine.
-    pub fn new() -> Self {
-        Self::with_cgroup(CgroupFs::new())
-    }
-
     /// Reads the files of `cgroup` (a fake tree in tests).
     pub fn with_cgroup(cgroup: CgroupFs) -> Self {
         let system = if cfg!(target_os = "linux") {
@@ -104,39 +95,36 @@ impl MemoryProbe for SystemMemoryProbe {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cgroup::fixture::FakeTree;
     use super::*;
 
     #[test]
     fn container_limit_and_recovery_on_a_fake_tree() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let w = |p: &str, t: &str| {
-            let p = root.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, t).unwrap();
-        };
-        w("proc/self/cgroup", "0::/\n");
-        w("proc/meminfo", "MemTotal: 8388608 kB\nMemAvailable: 4194304 kB\n");
-        w("proc/self/status", "VmRSS:\t    1024 kB\n");
-        w("cgroup/cgroup.controllers", "memory\n");
-        w("cgroup/memory.max", "1073741824\n");
-        w("cgroup/memory.current", "536870912\n");
-        let mut p =
-            SystemMemoryProbe::with_cgroup(CgroupFs::with_roots(root.join("proc"), root.join("cgroup")));
+        let tree = FakeTree::new();
+        let meminfo = ("proc/meminfo", "MemTotal: 8388608 kB\nMemAvailable: 4194304 kB\n");
+        tree.files(&[
+            ("proc/self/cgroup", "0::/\n"),
+            meminfo,
+            ("proc/self/status", "VmRSS:\t    1024 kB\n"),
+            ("cgroup/cgroup.controllers", "memory\n"),
+            ("cgroup/memory.max", "1073741824\n"),
+            ("cgroup/memory.current", "536870912\n"),
+        ]);
+        let mut p = SystemMemoryProbe::with_cgroup(tree.fs());
         let r = p.read().unwrap();
         assert_eq!(r.limit, 1 << 30);
         assert_eq!(r.current_size, 256 * 4096);
         assert_eq!(r.system_wide_used_size, Some(512 << 20));
         assert_eq!(r.system_wide_memory_size, Some(1 << 30));
         // No limit: the host's figures.
-        w("cgroup/memory.max", "max\n");
+        tree.write("cgroup/memory.max", "max\n");
         let r = p.read().unwrap();
         assert_eq!(r.limit, 8 << 30);
         assert_eq!(r.system_wide_used_size, Some(4 << 30));
         // An unreadable source is an error, and the probe recovers.
-        std::fs::remove_file(root.join("proc/meminfo")).unwrap();
+        tree.remove(meminfo.0);
         assert!(p.read().is_err());
-        w("proc/meminfo", "MemTotal: 8388608 kB\nMemAvailable: 4194304 kB\n");
+        tree.write(meminfo.0, meminfo.1);
         assert!(p.read().is_ok());
     }
 

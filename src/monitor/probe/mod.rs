@@ -8,6 +8,25 @@
 //! [`ProbeError`]; the snapshotter then marks that resource unavailable,
 //! logs once, takes no snapshot of it, and tries again next interval.
 
+/// `new()` and `Default` for a probe built by `with_cgroup(CgroupFs)`:
+/// both read the real machine.
+macro_rules! real_machine {
+    ($probe:ident) => {
+        impl Default for $probe {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $probe {
+            /// Reads the real machine.
+            pub fn new() -> Self {
+                Self::with_cgroup(CgroupFs::new())
+            }
+        }
+    };
+}
+
 mod cgroup;
 mod client;
 mod cpu;
