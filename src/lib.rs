@@ -76,6 +76,7 @@
 //! | `clock` | the coarse clock the hot path reads instead of `Instant::now()` |
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
 //! | [`layer`] | [`SnapshotLayer`], [`SnapshotService`], [`GatePolicy`], the adaptive controller, per-host partitions |
+//! | `fleet` (feature `redis`) | per-host pauses, send budget and learned rates shared by many processes through Redis |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -88,6 +89,8 @@
 
 mod clock;
 pub mod config;
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod history;
 pub mod layer;
 pub mod probe;
