@@ -37,9 +37,13 @@ impl RedisServer {
             .is_ok_and(|s| s.success());
         if !installed {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("redis-server is not on PATH and CI=true: install it (apt-get install -y redis-server)");
+                panic!(
+                    "redis-server is not on PATH and CI=true: install it (apt-get install -y redis-server)"
+                );
             }
-            eprintln!("note: redis-server is not on PATH; skipping this test (install the redis-server package)");
+            eprintln!(
+                "note: redis-server is not on PATH; skipping this test (install the redis-server package)"
+            );
             return None;
         }
         for _ in 0..50 {
@@ -105,6 +109,16 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("could not restart redis-server on port {}", self.port);
+    }
+
+    /// Sends a signal (`STOP`, `CONT`) to the server.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
     }
 
     /// A plain connection to poke at the keys.
@@ -173,7 +187,10 @@ async fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 }
 
 async fn connected(fleet: &Fleet) {
-    until("the fleet to connect", Duration::from_secs(10), || fleet.is_connected()).await;
+    until("the fleet to connect", Duration::from_secs(10), || {
+        fleet.is_connected()
+    })
+    .await;
 }
 
 /// Takes slots for `host` at `rate` until `end`: (granted, local answers).
@@ -199,7 +216,11 @@ async fn first_grant(fleet: &Fleet, host: &str, rate: f64, within: Duration) {
     let end = Instant::now() + within;
     loop {
         let now = Instant::now();
-        assert!(now < end, "no slot granted for {host} within {within:?}: {:?}", fleet.stats());
+        assert!(
+            now < end,
+            "no slot granted for {host} within {within:?}: {:?}",
+            fleet.stats()
+        );
         match fleet.try_send(host, rate, now) {
             Slot::Granted => return,
             Slot::WaitUntil(at) => sleep_until(at.min(end)).await,
@@ -211,7 +232,9 @@ async fn first_grant(fleet: &Fleet, host: &str, rate: f64, within: Duration) {
 #[test]
 fn two_processes_in_two_runtimes_share_one_budget() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     const RATE: f64 = 200.0;
     const SPAN: Duration = Duration::from_millis(1500);
     let barrier = Arc::new(Barrier::new(2));
@@ -236,7 +259,10 @@ fn two_processes_in_two_runtimes_share_one_budget() {
         .collect();
     let results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     let total: u64 = results.iter().map(|r| r.0).sum();
-    eprintln!("granted per process: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    eprintln!(
+        "granted per process: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     let allowed = RATE * SPAN.as_secs_f64();
     // The lease script's burst: two lease lengths of the rate.
     let burst = 2.0 * 0.1 * RATE;
@@ -252,14 +278,19 @@ fn two_processes_in_two_runtimes_share_one_budget() {
         assert!(*granted > 0, "each process is granted slots");
         assert_eq!(*local, 0, "no local answers while Redis is up");
         assert_eq!(*share, 0.5, "each process knows there are two");
-        assert!(stats.connected && stats.leased > 0 && stats.commands > 0, "{stats:?}");
+        assert!(
+            stats.connected && stats.leased > 0 && stats.commands > 0,
+            "{stats:?}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_per_request_stay_low_at_500_per_second() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let config = || {
         FleetConfig::builder(server.url(), "cost")
             .command_timeout(Duration::from_millis(250))
@@ -282,13 +313,18 @@ async fn commands_per_request_stay_low_at_500_per_second() {
     eprintln!("{requests} requests, {commands} commands: {per_request:.3} per request");
     assert!(per_request <= 0.05, "{commands} commands for {requests} requests");
     assert!(requests as f64 <= 500.0 * 2.0 + 200.0, "{requests}");
-    assert!(requests as f64 >= 0.7 * 500.0 * 2.0, "goodput: {requests} of 1000");
+    assert!(
+        requests as f64 >= 0.7 * 500.0 * 2.0,
+        "goodput: {requests} of 1000"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = (
         Fleet::start(config(&server, "pause")).unwrap(),
         Fleet::start(config(&server, "pause")).unwrap(),
@@ -302,18 +338,22 @@ async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
     a.pause(host, end);
     assert!(a.paused_until(host).is_some(), "recorded locally at once");
     let seen_at = Instant::now();
-    until("b to see a's pause", Duration::from_secs(2), || b.paused_until(host).is_some()).await;
+    until("b to see a's pause", Duration::from_secs(2), || {
+        b.paused_until(host).is_some()
+    })
+    .await;
     eprintln!("b saw the pause after {:?}", seen_at.elapsed());
     let seen = b.paused_until(host).unwrap();
-    let diff = seen
-        .duration_since(end)
-        .unwrap_or_else(|e| e.duration());
+    let diff = seen.duration_since(end).unwrap_or_else(|e| e.duration());
     assert!(diff <= Duration::from_millis(1), "{seen:?} vs {end:?}");
 
     // A process that starts later reads it when it first asks.
     let c = Fleet::start(config(&server, "pause")).unwrap();
     connected(&c).await;
-    until("c to read the pause", Duration::from_secs(2), || c.paused_until(host).is_some()).await;
+    until("c to read the pause", Duration::from_secs(2), || {
+        c.paused_until(host).is_some()
+    })
+    .await;
 
     // A shorter pause does not shorten it; a longer one extends it for all.
     b.pause(host, SystemTime::now() + Duration::from_secs(1));
@@ -334,9 +374,63 @@ async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pushed_events_recently_used_hosts_are_polled() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // A user whom ACLs deny every channel: no SUBSCRIBE, no PUBLISH.
+    server.cmd::<()>(&[
+        "ACL",
+        "SETUSER",
+        "poller",
+        "on",
+        ">secret",
+        "~*",
+        "resetchannels",
+        "+@all",
+    ]);
+    let url = server.url().replace("redis://", "redis://poller:secret@");
+    let config = || {
+        FleetConfig::builder(url.clone(), "poll")
+            .refresh(Duration::from_millis(20))
+            .command_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (Fleet::start(config()).unwrap(), Fleet::start(config()).unwrap());
+    connected(&a).await;
+    connected(&b).await;
+    assert!(!a.stats().subscribed && !b.stats().subscribed);
+    let host = "polled.example";
+    assert_eq!(b.paused_until(host), None);
+    a.pause(host, SystemTime::now() + Duration::from_secs(3));
+    until("b to poll a's pause", Duration::from_secs(2), || {
+        b.paused_until(host).is_some()
+    })
+    .await;
+    a.publish_learned(
+        host,
+        Learned {
+            rate: 7.0,
+            measured: true,
+            last_loss: None,
+        },
+    );
+    until("b to poll a's rate", Duration::from_secs(2), || {
+        b.learned(host).is_some_and(|l| l.rate == 7.0)
+    })
+    .await;
+    first_grant(&b, host, 100.0, Duration::from_secs(5)).await;
+    assert!(a.is_connected() && b.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_process_starts_from_what_the_fleet_learned() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let a = Fleet::start(config(&server, "learn")).unwrap();
     connected(&a).await;
     let host = "learned.example";
@@ -351,13 +445,19 @@ async fn a_new_process_starts_from_what_the_fleet_learned() {
     );
     assert_eq!(a.learned(host).map(|l| l.rate), Some(42.5), "cached at once");
     until("the learned values in Redis", Duration::from_secs(2), || {
-        server.cmd::<Option<String>>(&["HGET", "learn:{learned.example}:learned", "rate"]).as_deref() == Some("42.5")
+        server
+            .cmd::<Option<String>>(&["HGET", "learn:{learned.example}:learned", "rate"])
+            .as_deref()
+            == Some("42.5")
     })
     .await;
 
     let b = Fleet::start(config(&server, "learn")).unwrap();
     connected(&b).await;
-    until("b to read the learned rate", Duration::from_secs(2), || b.learned(host).is_some()).await;
+    until("b to read the learned rate", Duration::from_secs(2), || {
+        b.learned(host).is_some()
+    })
+    .await;
     let learned = b.learned(host).unwrap();
     assert_eq!(learned.rate, 42.5);
     assert!(learned.measured);
@@ -378,13 +478,18 @@ async fn a_new_process_starts_from_what_the_fleet_learned() {
         b.learned(host).is_some_and(|l| l.rate == 30.0 && !l.measured)
     })
     .await;
-    assert!(b.learned(host).unwrap().last_loss.is_some(), "the latest loss is kept");
+    assert!(
+        b.learned(host).unwrap().last_loss.is_some(),
+        "the latest loss is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_losses_are_one_epoch() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let cfg = || {
         FleetConfig::builder(server.url(), "epoch")
             .refresh(Duration::from_millis(20))
@@ -401,13 +506,19 @@ async fn concurrent_losses_are_one_epoch() {
     sleep(Duration::from_millis(100)).await;
     let sent = SystemTime::now() - Duration::from_millis(20);
     assert!(a.loss_epoch(host, sent), "the first loss starts an epoch");
-    assert!(!a.loss_epoch(host, sent), "a second refusal from the same burst does not");
+    assert!(
+        !a.loss_epoch(host, sent),
+        "a second refusal from the same burst does not"
+    );
     until("the epoch key", Duration::from_secs(2), || {
         server.cmd::<bool>(&["EXISTS", "epoch:{lossy.example}:epoch"])
     })
     .await;
     sleep(Duration::from_millis(50)).await;
-    assert!(!b.loss_epoch(host, sent), "b's refusal from the same burst joins a's epoch");
+    assert!(
+        !b.loss_epoch(host, sent),
+        "b's refusal from the same burst joins a's epoch"
+    );
     assert!(b.learned(host).is_none(), "no rate was published");
     // After the window (two lease lengths), a new refusal is a new loss.
     sleep(Duration::from_millis(250)).await;
@@ -417,7 +528,9 @@ async fn concurrent_losses_are_one_epoch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_restart_and_flush() {
     init_tracing();
-    let Some(mut server) = RedisServer::start() else { return };
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
     let fleet = Fleet::start(config(&server, "fault")).unwrap();
     connected(&fleet).await;
     first_grant(&fleet, "a.example", 1000.0, Duration::from_secs(5)).await;
@@ -438,7 +551,10 @@ async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_res
     }
     eprintln!("{calls} calls, {local} local, slowest {slowest:?}");
     assert!(local >= 100, "try_send answers Local once Redis is gone");
-    assert!(slowest < Duration::from_millis(100), "try_send never waits for Redis");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "try_send never waits for Redis"
+    );
     let stats = fleet.stats();
     assert!(!stats.connected && stats.local_since.is_some(), "{stats:?}");
     // Recorded while local, published after the rejoin.
@@ -453,7 +569,10 @@ async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_res
     })
     .await;
     let stats = fleet.stats();
-    assert!(stats.local_total > Duration::ZERO && stats.local_since.is_none(), "{stats:?}");
+    assert!(
+        stats.local_total > Duration::ZERO && stats.local_since.is_none(),
+        "{stats:?}"
+    );
 
     // Flushed while connected: the next lease reloads the script.
     server.cmd::<()>(&["SCRIPT", "FLUSH"]);
@@ -464,9 +583,39 @@ async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_makes_the_process_local_until_it_answers_again() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let fleet = Fleet::start(config(&server, "hung")).unwrap();
+    connected(&fleet).await;
+    first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
+    // Stopped, not killed: the connection stays open and answers nothing.
+    server.signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut local = false;
+    while !local {
+        assert!(Instant::now() < deadline, "still not local: {:?}", fleet.stats());
+        let t = Instant::now();
+        local = matches!(fleet.try_send("h.example", 1000.0, t), Slot::Local { .. });
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "try_send never waits for Redis"
+        );
+        sleep(Duration::from_millis(1)).await;
+    }
+    server.signal("CONT");
+    connected(&fleet).await;
+    first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_local_while_redis_is_down_and_joins_when_it_comes() {
     init_tracing();
-    let Some(mut server) = RedisServer::start() else { return };
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
     server.kill();
     let fleet = Fleet::start(config(&server, "late")).unwrap();
     let end = Instant::now() + Duration::from_millis(300);
@@ -482,7 +631,9 @@ async fn starts_local_while_redis_is_down_and_joins_when_it_comes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     // Wrong types under one host...
     server.cmd::<()>(&["LPUSH", "bad:{h.example}:tat", "x"]);
     server.cmd::<()>(&["SET", "bad:{h.example}:procs", "not a set"]);
@@ -493,7 +644,14 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
     server.cmd::<()>(&["SET", "bad:{g.example}:tat", "1e300"]);
     server.cmd::<()>(&["ZADD", "bad:{g.example}:procs", "1e300", "ghost"]);
     server.cmd::<()>(&["SET", "bad:{g.example}:pause", "99999999999999999999"]);
-    server.cmd::<()>(&["HSET", "bad:{g.example}:learned", "rate", "inf", "last_loss", "nan"]);
+    server.cmd::<()>(&[
+        "HSET",
+        "bad:{g.example}:learned",
+        "rate",
+        "inf",
+        "last_loss",
+        "nan",
+    ]);
     server.cmd::<()>(&["SET", "bad:{g.example}:epoch", "12"]);
 
     let fleet = Fleet::start(config(&server, "bad")).unwrap();
@@ -508,7 +666,10 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
     }
     until("the epochs", Duration::from_secs(2), || {
         server.cmd::<String>(&["TYPE", "bad:{h.example}:epoch"]) == "string"
-            && server.cmd::<Option<i64>>(&["PTTL", "bad:{g.example}:epoch"]).unwrap_or(-1) > 0
+            && server
+                .cmd::<Option<i64>>(&["PTTL", "bad:{g.example}:epoch"])
+                .unwrap_or(-1)
+                > 0
     })
     .await;
     fleet.pause("h.example", SystemTime::now() + Duration::from_secs(10));
@@ -530,14 +691,19 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
         "a member from the far future is dropped"
     );
     let stats = fleet.stats();
-    assert!(stats.connected, "bad data never makes the process local: {stats:?}");
+    assert!(
+        stats.connected,
+        "bad data never makes the process local: {stats:?}"
+    );
     assert!(fleet.paused_until("h.example").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_expire_after_their_ttl() {
     init_tracing();
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let config = FleetConfig::builder(server.url(), "ttl")
         .refresh(Duration::from_millis(20))
         .lease(Duration::from_millis(50))

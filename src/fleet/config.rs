@@ -145,7 +145,9 @@ impl FleetConfig {
         let ns = &self.namespace;
         if ns.is_empty()
             || ns.len() > MAX_NAMESPACE_LEN
-            || ns.chars().any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+            || ns
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
         {
             return Err(invalid(
                 "namespace",
@@ -270,7 +272,9 @@ mod tests {
     #[test]
     fn namespace_rules() {
         for bad in ["", "a{b", "a}b", "a b", "a\nb", &"x".repeat(129)] {
-            let err = FleetConfig::builder("redis://127.0.0.1/", bad).build().unwrap_err();
+            let err = FleetConfig::builder("redis://127.0.0.1/", bad)
+                .build()
+                .unwrap_err();
             assert_eq!(err.field(), "namespace", "{bad:?}");
         }
         for good in ["a", "crawl:42", "tenant-7/crawl", &"x".repeat(128)] {
@@ -280,11 +284,17 @@ mod tests {
 
     #[test]
     fn url_rules_and_redaction() {
-        let err = FleetConfig::builder("http://example.com/", "ns").build().unwrap_err();
+        let err = FleetConfig::builder("http://example.com/", "ns")
+            .build()
+            .unwrap_err();
         assert_eq!(err.field(), "redis_url");
-        let err = FleetConfig::builder("nope://user:secret@host/", "ns").build().unwrap_err();
+        let err = FleetConfig::builder("nope://user:secret@host/", "ns")
+            .build()
+            .unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
-        let c = FleetConfig::builder("redis://:secret@127.0.0.1/", "ns").build().unwrap();
+        let c = FleetConfig::builder("redis://:secret@127.0.0.1/", "ns")
+            .build()
+            .unwrap();
         assert!(!format!("{c:?}").contains("secret"));
     }
 

@@ -11,8 +11,8 @@ use lru::LruCache;
 use tokio::time::Instant;
 
 use super::keys::HostKeys;
-use super::lease::{Slots, Take};
 use super::learned::{nonzero_time, Learned};
+use super::lease::{Slots, Take};
 use super::Slot;
 
 /// Highest rate leased, slots per second: the schedule is kept in server
@@ -149,7 +149,9 @@ impl HostState {
         if self.next_lease.is_some_and(|at| now < at) {
             return None;
         }
-        let full = (lease.as_secs_f64() * rate / f64::from(self.procs.max(1))).ceil().max(1.0);
+        let full = (lease.as_secs_f64() * rate / f64::from(self.procs.max(1)))
+            .ceil()
+            .max(1.0);
         if self.hungry {
             return Some(full as u32);
         }
@@ -260,7 +262,8 @@ impl Hosts {
             .iter()
             .filter(|(_, e)| {
                 let st = e.lock();
-                st.touched.is_some_and(|t| now.saturating_duration_since(t) <= idle)
+                st.touched
+                    .is_some_and(|t| now.saturating_duration_since(t) <= idle)
                     || st.pause_pending > 0
                     || st.learned_pending.is_some()
                     || st.epoch_pending
@@ -334,9 +337,15 @@ mod tests {
         assert_eq!(st.try_send(100.0, t0, rtt).0, Slot::Granted);
         // Nine held: no lease until fewer than half a batch are left.
         assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
-        assert_eq!(st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)), Some(10));
+        assert_eq!(
+            st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
+            Some(10)
+        );
         st.next_lease = Some(t0 + Duration::from_secs(1));
-        assert_eq!(st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)), None);
+        assert_eq!(
+            st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
+            None
+        );
     }
 
     #[test]

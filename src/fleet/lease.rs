@@ -79,7 +79,9 @@ impl Slots {
             }
         }
         let Some((i, _)) = best else { return Take::Empty };
-        let Some(run) = &mut self.runs[i] else { return Take::Empty };
+        let Some(run) = &mut self.runs[i] else {
+            return Take::Empty;
+        };
         if run.next > now {
             return Take::Wait(run.next);
         }

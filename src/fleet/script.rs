@@ -4,7 +4,8 @@
 //! effects since Redis 5, so this is safe on replicas), treats a key of the
 //! wrong type or a value that is not a finite number as absent, and
 //! overwrites it with the right type when it writes. Every key it writes
-//! gets a TTL.
+//! gets a TTL. Events are published with `redis.pcall`: a user whom ACLs
+//! deny the channel still shares state, by polling.
 //!
 //! # The lease: GCRA with a batch
 //!
@@ -133,7 +134,7 @@ local want = tonumber(ARGV[1]) or 0
 local cur = get_num(KEYS[1], now_ms + DAY_MS) or 0
 if want > cur and want > now_ms and want <= now_ms + DAY_MS then
   redis.call('SET', KEYS[1], int(want), 'PX', int(want - now_ms))
-  redis.call('PUBLISH', ARGV[2], 'p ' .. int(want) .. ' ' .. ARGV[3])
+  redis.pcall('PUBLISH', ARGV[2], 'p ' .. int(want) .. ' ' .. ARGV[3])
   return want
 end
 return cur
@@ -152,7 +153,7 @@ ensure_type(KEYS[1], 'hash')
 local loss = math.max(tonumber(ARGV[3]) or 0, old_loss(KEYS[1], now_ms))
 redis.call('HSET', KEYS[1], 'rate', ARGV[1], 'measured', ARGV[2], 'last_loss', int(loss), 'at', int(now_ms))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[5], 'l ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. int(loss) .. ' ' .. ARGV[6])
+redis.pcall('PUBLISH', ARGV[5], 'l ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. int(loss) .. ' ' .. ARGV[6])
 return loss
 "#
 );
@@ -172,7 +173,7 @@ if redis.call('SET', KEYS[1], int(now_ms), 'NX', 'PX', ARGV[1]) then
   ensure_type(KEYS[2], 'hash')
   redis.call('HSET', KEYS[2], 'last_loss', int(math.max(now_ms, old_loss(KEYS[2], now_ms))))
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  redis.call('PUBLISH', ARGV[3], 'e ' .. int(now_ms) .. ' ' .. ARGV[4])
+  redis.pcall('PUBLISH', ARGV[3], 'e ' .. int(now_ms) .. ' ' .. ARGV[4])
   return {1, now_ms}
 end
 return {0, cur}

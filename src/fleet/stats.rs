@@ -138,8 +138,8 @@ impl Counters {
                     .saturating_sub(self.local_since.load(Ordering::Relaxed)),
             )
         });
-        let local_total = Duration::from_millis(self.local_total.load(Ordering::Relaxed))
-            + local_since.unwrap_or_default();
+        let local_total =
+            Duration::from_millis(self.local_total.load(Ordering::Relaxed)) + local_since.unwrap_or_default();
         FleetStats {
             connected,
             subscribed: self.subscribed.load(Ordering::Relaxed),

@@ -77,8 +77,13 @@ impl Inner {
 #[derive(Debug)]
 enum Job {
     /// Lease `want` slots (0: only read the host's state).
-    Lease { want: u32, rate: f64 },
-    Pause { until_ms: u64 },
+    Lease {
+        want: u32,
+        rate: f64,
+    },
+    Pause {
+        until_ms: u64,
+    },
     Learn(Learned),
     Epoch,
 }
@@ -139,6 +144,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             continue;
         }
         let now = Instant::now();
+        task.meter(now);
         if !task.inner.counters.is_connected() {
             if now < task.next_retry {
                 continue;
@@ -149,14 +155,16 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             }
         }
         task.round(&conn).await;
-        task.meter(Instant::now());
     }
 }
 
 /// A connection manager speaking RESP3 (for pushed events) that never
 /// waits longer than the command timeout for an answer and reconnects on
 /// its own with back-off.
-fn manager(config: &FleetConfig, pushes: mpsc::UnboundedSender<PushInfo>) -> redis::RedisResult<ConnectionManager> {
+fn manager(
+    config: &FleetConfig,
+    pushes: mpsc::UnboundedSender<PushInfo>,
+) -> redis::RedisResult<ConnectionManager> {
     let info = config.redis_url().into_connection_info()?;
     let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
     let client = redis::Client::open(info.set_redis_settings(settings))?;
@@ -272,13 +280,12 @@ impl Task {
 
     fn on_push(&mut self, push: PushInfo) {
         match push.kind {
-            PushKind::Disconnection => {
-                if self.inner.counters.is_connected() {
-                    self.go_local("connection closed");
-                }
+            PushKind::Disconnection if self.inner.counters.is_connected() => {
+                self.go_local("connection closed");
             }
             PushKind::Message => {
-                let [.., Value::BulkString(channel), Value::BulkString(payload)] = push.data.as_slice() else {
+                let [.., Value::BulkString(channel), Value::BulkString(payload)] = push.data.as_slice()
+                else {
                     return;
                 };
                 if channel.as_slice() != self.channel.as_bytes() {
@@ -345,14 +352,19 @@ impl Task {
             if st.in_flight {
                 continue;
             }
-            let used = st.touched.is_some_and(|t| now.saturating_duration_since(t) <= idle);
+            let used = st
+                .touched
+                .is_some_and(|t| now.saturating_duration_since(t) <= idle);
             let rate = st.rate;
             if let Some(want) = st.lease_wanted(now, config.lease()) {
                 st.leasing();
                 jobs.push((Arc::clone(&entry), Job::Lease { want, rate }));
             } else if used
                 && (st.needs_sync
-                    || (poll && st.synced.is_none_or(|t| now.saturating_duration_since(t) >= config.refresh())))
+                    || (poll
+                        && st
+                            .synced
+                            .is_none_or(|t| now.saturating_duration_since(t) >= config.refresh())))
             {
                 st.in_flight = true;
                 jobs.push((Arc::clone(&entry), Job::Lease { want: 0, rate }));
@@ -429,7 +441,12 @@ impl Task {
         }
     }
 
-    async fn call(&self, conn: &mut ConnectionManager, entry: &HostEntry, job: &Job) -> redis::RedisResult<Value> {
+    async fn call(
+        &self,
+        conn: &mut ConnectionManager,
+        entry: &HostEntry,
+        job: &Job,
+    ) -> redis::RedisResult<Value> {
         let config = &self.inner.config;
         let commands = &self.inner.counters.commands;
         let k = &entry.keys;
@@ -452,7 +469,10 @@ impl Task {
             }
             Job::Pause { until_ms } => {
                 let args = [until_ms.to_string(), self.channel.clone(), host];
-                self.scripts.pause.run(conn, &[k.pause.as_str()], &args, commands).await
+                self.scripts
+                    .pause
+                    .run(conn, &[k.pause.as_str()], &args, commands)
+                    .await
             }
             Job::Learn(l) => {
                 let args = [
@@ -463,7 +483,10 @@ impl Task {
                     self.channel.clone(),
                     host,
                 ];
-                self.scripts.learn.run(conn, &[k.learned.as_str()], &args, commands).await
+                self.scripts
+                    .learn
+                    .run(conn, &[k.learned.as_str()], &args, commands)
+                    .await
             }
             Job::Epoch => {
                 let args = [
@@ -472,7 +495,10 @@ impl Task {
                     self.channel.clone(),
                     host,
                 ];
-                self.scripts.epoch.run(conn, &[k.epoch.as_str(), k.learned.as_str()], &args, commands).await
+                self.scripts
+                    .epoch
+                    .run(conn, &[k.epoch.as_str(), k.learned.as_str()], &args, commands)
+                    .await
             }
         }
     }
