@@ -610,6 +610,39 @@ async fn a_hung_redis_makes_the_process_local_until_it_answers_again() {
     first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
 }
 
+#[test]
+fn a_fleet_whose_runtime_is_gone_answers_local() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let fleet = first.block_on(async {
+        let fleet = Fleet::start(config(&server, "orphan")).unwrap();
+        connected(&fleet).await;
+        first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
+        fleet
+    });
+    // The background task went with its runtime; Redis is still up.
+    drop(first);
+    runtime().block_on(async {
+        until("Local without a background task", Duration::from_secs(8), || {
+            matches!(
+                fleet.try_send("h.example", 1000.0, Instant::now()),
+                Slot::Local { .. }
+            )
+        })
+        .await;
+    });
+    assert!(!fleet.stats().connected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_local_while_redis_is_down_and_joins_when_it_comes() {
     init_tracing();

@@ -19,6 +19,9 @@ use super::Slot;
 /// microseconds, so a slot must be at least a few of them apart.
 pub(crate) const MAX_RATE: f64 = 100_000.0;
 
+/// A rate below this share of the leased one is a cut.
+const CUT: f64 = 0.9;
+
 /// One host: its name, its keys, and its state.
 #[derive(Debug)]
 pub(crate) struct HostEntry {
@@ -59,6 +62,8 @@ pub(crate) struct HostState {
     pub(crate) slots: Slots,
     /// The rate the caller last asked slots for.
     pub(crate) rate: f64,
+    /// The rate of the latest lease.
+    pub(crate) leased_rate: f64,
     /// Slots were asked for since the last lease.
     pub(crate) demand: bool,
     /// Slots were asked for while none was held and no lease was on its
@@ -91,6 +96,7 @@ impl Default for HostState {
             procs: 0,
             slots: Slots::default(),
             rate: 0.0,
+            leased_rate: 0.0,
             demand: false,
             hungry: false,
             in_flight: false,
@@ -116,25 +122,41 @@ impl HostState {
         })
     }
 
-    /// Spends a held slot at `now`, or says when to ask again; the `bool`
+    /// Spends a held slot at `now`, or says when to ask again (at most
+    /// `max_wait` ahead, so a caller notices a change of state); the `bool`
     /// asks the background task to lease now.
-    pub(crate) fn try_send(&mut self, rate: f64, now: Instant, rtt: Duration) -> (Slot, bool) {
+    ///
+    /// A rate cut (below 90 % of the rate the slots were leased at) drops
+    /// the slots held: spending them would keep the old rate for up to the
+    /// lookahead.
+    pub(crate) fn try_send(
+        &mut self,
+        rate: f64,
+        now: Instant,
+        rtt: Duration,
+        max_wait: Duration,
+    ) -> (Slot, bool) {
         self.rate = rate;
         self.demand = true;
+        if rate < self.leased_rate * CUT {
+            self.slots.clear();
+            self.leased_rate = rate;
+        }
         let soon = now + (rtt * 2).max(Duration::from_millis(1));
-        match self.slots.take(now) {
-            Take::Granted => (Slot::Granted, false),
-            Take::Wait(at) => (Slot::WaitUntil(at), false),
-            Take::Empty if self.in_flight => (Slot::WaitUntil(soon), false),
+        let (at, wake) = match self.slots.take(now) {
+            Take::Granted => return (Slot::Granted, false),
+            Take::Wait(at) => (at, false),
+            Take::Empty if self.in_flight => (soon, false),
             Take::Empty => match self.next_lease {
-                Some(at) if at > now => (Slot::WaitUntil(at), false),
+                Some(at) if at > now => (at, false),
                 _ => {
                     let wake = !self.hungry;
                     self.hungry = true;
-                    (Slot::WaitUntil(soon), wake)
+                    (soon, wake)
                 }
             },
-        }
+        };
+        (Slot::WaitUntil(at.min(now + max_wait)), wake)
     }
 
     /// Slots to lease now, if any: a full batch (`lease × rate / procs`)
@@ -161,6 +183,7 @@ impl HostState {
 
     /// Books a lease request about to be sent.
     pub(crate) fn leasing(&mut self) {
+        self.leased_rate = self.rate;
         if let Some(u) = self.slots.utilization() {
             self.utilization = 0.5 * self.utilization + 0.5 * u;
         }
@@ -287,6 +310,7 @@ mod tests {
     use super::*;
 
     const IDLE: Duration = Duration::from_secs(5);
+    const WAIT: Duration = Duration::from_millis(100);
 
     #[test]
     fn names_fold_case_and_the_map_is_capped() {
@@ -321,10 +345,10 @@ mod tests {
         let mut st = HostState::default();
         let t0 = Instant::now();
         let rtt = Duration::from_micros(300);
-        let (slot, wake) = st.try_send(100.0, t0, rtt);
+        let (slot, wake) = st.try_send(100.0, t0, rtt, WAIT);
         assert_eq!(slot, Slot::WaitUntil(t0 + Duration::from_millis(1)));
         assert!(wake);
-        let (_, wake) = st.try_send(100.0, t0, rtt);
+        let (_, wake) = st.try_send(100.0, t0, rtt, WAIT);
         assert!(!wake, "one wake per hunger");
         st.procs = 2;
         // 200 ms × 100/s ÷ 2 processes.
@@ -334,7 +358,7 @@ mod tests {
         st.in_flight = false;
         st.hungry = false;
         st.slots.add(t0, 10, Duration::from_millis(10));
-        assert_eq!(st.try_send(100.0, t0, rtt).0, Slot::Granted);
+        assert_eq!(st.try_send(100.0, t0, rtt, WAIT).0, Slot::Granted);
         // Nine held: no lease until fewer than half a batch are left.
         assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
         assert_eq!(
@@ -346,6 +370,26 @@ mod tests {
             st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
             None
         );
+    }
+
+    #[test]
+    fn waits_are_capped_and_a_cut_drops_the_slots_held() {
+        let mut st = HostState::default();
+        let t0 = Instant::now();
+        let rtt = Duration::from_micros(300);
+        st.rate = 100.0;
+        st.demand = true;
+        st.leasing();
+        st.in_flight = false;
+        st.slots
+            .add(t0 + Duration::from_secs(1), 5, Duration::from_millis(10));
+        assert_eq!(st.try_send(100.0, t0, rtt, WAIT).0, Slot::WaitUntil(t0 + WAIT));
+        assert_eq!(st.try_send(95.0, t0, rtt, WAIT).0, Slot::WaitUntil(t0 + WAIT));
+        assert_eq!(st.slots.remaining(t0), 5, "a small change keeps the slots");
+        let (slot, wake) = st.try_send(50.0, t0, rtt, WAIT);
+        assert_eq!(st.slots.remaining(t0), 0, "a cut drops them");
+        assert_eq!(slot, Slot::WaitUntil(t0 + Duration::from_millis(1)));
+        assert!(wake);
     }
 
     #[test]

@@ -88,6 +88,9 @@
 //!    never sends faster than `rate`, and a slot more than `2·T` (at most
 //!    50 ms) late is dropped rather than sent in a burst.
 //!
+//! A rate cut by the caller (below 90 % of the rate the slots held were
+//! leased at) drops those slots and leases anew at the new rate.
+//!
 //! A lease asks for `lease × rate / live processes` slots (scaled down by
 //! how many of the previous lease's slots went unused), once fewer than
 //! half a batch are held, or at once when a caller finds none. At 500
@@ -105,6 +108,10 @@
 //!   refresh period up to 1 s) and logs once per change of state, not per
 //!   attempt; on rejoin it resubscribes and reads every host again.
 //!   Pauses and learned values recorded meanwhile are published then.
+//!   A process whose task has not heard from Redis for three quiet periods
+//!   (its runtime shut down, say) is local too, and [`Slot::WaitUntil`] is
+//!   never more than one refresh period ahead, so no caller waits for a
+//!   lease that cannot come.
 //! * **Flushed.** A `NOSCRIPT` answer is followed by `EVAL` of the source,
 //!   which caches the script again; a flushed schedule starts afresh.
 //! * **Bad data.** A key of the wrong type or a value that is not a finite
@@ -148,8 +155,9 @@ pub enum Slot {
     /// A leased slot was due and is spent: send now. Also the answer when
     /// there is no rate to share (`rate` not a positive number).
     Granted,
-    /// No slot is due yet; ask again at this instant (the next held slot's
-    /// due time, or when the next lease is expected).
+    /// No slot is due yet; ask again at this instant: the next held slot's
+    /// due time, or when the next lease is expected, but at most one
+    /// refresh period ahead (so a caller learns of a change of state).
     WaitUntil(Instant),
     /// Redis is unavailable: pace with the local controller at `rate ×
     /// share`, the share this process last had of the host.
@@ -229,7 +237,7 @@ impl Fleet {
 
     /// Whether Redis answers now (see [`FleetStats::connected`]).
     pub fn is_connected(&self) -> bool {
-        self.inner().counters.is_connected()
+        self.inner().is_live(Instant::now())
     }
 
     /// The end of the fleet's pause of `host`, if it is paused now: the
@@ -297,15 +305,16 @@ impl Fleet {
     /// ```
     pub fn try_send(&self, host: &str, rate: f64, now: Instant) -> Slot {
         let inner = self.inner();
-        let connected = inner.counters.is_connected();
+        let connected = inner.is_live(now);
         let rtt = inner.counters.rtt();
+        let max_wait = inner.config.refresh();
         let (slot, wake) = self.with(host, now, |st| {
             if !connected {
                 (Slot::Local { share: st.share() }, false)
             } else if !(rate.is_finite() && rate > 0.0) {
                 (Slot::Granted, false)
             } else {
-                st.try_send(rate, now, rtt)
+                st.try_send(rate, now, rtt, max_wait)
             }
         });
         if wake {
@@ -406,6 +415,9 @@ impl Fleet {
     /// ```
     pub fn stats(&self) -> FleetStats {
         let inner = self.inner();
-        inner.counters.snapshot(Instant::now(), inner.hosts.len())
+        let now = Instant::now();
+        let mut stats = inner.counters.snapshot(now, inner.hosts.len());
+        stats.connected = inner.is_live(now);
+        stats
     }
 }

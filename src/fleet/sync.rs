@@ -61,6 +61,15 @@ impl Inner {
         }
     }
 
+    /// Whether the fleet's budget can be used at `now`: connected, and the
+    /// task has heard from Redis lately (it pings after a quiet second), so
+    /// a task that stopped (its runtime shut down) cannot leave callers
+    /// waiting for leases that never come.
+    pub(crate) fn is_live(&self, now: Instant) -> bool {
+        let stale = self.config.refresh().max(Duration::from_secs(1)) * 3 + self.config.command_timeout();
+        self.counters.is_connected() && self.counters.since_ok(now).is_some_and(|age| age <= stale)
+    }
+
     /// A host unused this long is no longer kept in sync.
     pub(crate) fn idle(&self) -> Duration {
         (self.config.refresh() * 10).max(Duration::from_secs(5))
@@ -424,6 +433,8 @@ impl Task {
                     self.apply(&entry, job, &value, sent, got);
                 }
                 Err(Failure::Data(e)) => {
+                    // Redis answered, if not what was hoped for.
+                    self.inner.counters.ok(got, got - sent);
                     tracing::debug!(host = %entry.name, error = e, "fleet: unreadable state; treated as absent");
                     let mut st = entry.lock();
                     st.in_flight = false;
