@@ -81,8 +81,9 @@
 //!    plus `key_ttl`);
 //! 4. it returns the wait until one more slot would fit,
 //!    `tat' + T − τ − now`, with the live process count (after recording
-//!    this process and dropping those silent for four lease lengths), the
-//!    pause, the epoch and the learned values, so one call is one sync;
+//!    this process and dropping those silent for four lease lengths and
+//!    two refresh periods), the pause, the epoch and the learned values,
+//!    so one call is one sync;
 //! 5. the process maps `tat − now` onto its own clock (the midpoint of the
 //!    call) and spends slot `i` no earlier than its due time, so the fleet
 //!    never sends faster than `rate`, and a slot more than `2·T` (at most
