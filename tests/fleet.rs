@@ -114,8 +114,9 @@ impl RedisServer {
     /// Sends a signal (`STOP`, `CONT`) to the server.
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id();
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
+        // The shell's own `kill`: procps may be missing from a slim image.
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -{signal} {pid}");
