@@ -1,0 +1,407 @@
+//! The local cache of per-host fleet state, in a bounded, least-recently
+//! used map: what the hot path reads and writes without Redis, and what the
+//! background task sends and fills in.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use compact_str::CompactString;
+use lru::LruCache;
+use tokio::time::Instant;
+
+use super::keys::HostKeys;
+use super::learned::{nonzero_time, Learned};
+use super::lease::{Slots, Take};
+use super::Slot;
+
+/// Highest rate leased, slots per second: the schedule is kept in server
+/// microseconds, so a slot must be at least a few of them apart.
+pub(crate) const MAX_RATE: f64 = 100_000.0;
+
+/// A rate below this share of the leased one is a cut.
+const CUT: f64 = 0.9;
+
+/// One host: its name, its keys, and its state.
+#[derive(Debug)]
+pub(crate) struct HostEntry {
+    pub(crate) name: CompactString,
+    pub(crate) keys: HostKeys,
+    state: Mutex<HostState>,
+}
+
+impl HostEntry {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HostState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What this process knows and owes about one host.
+#[derive(Debug)]
+pub(crate) struct HostState {
+    /// Last use by the hot path.
+    pub(crate) touched: Option<Instant>,
+    /// End of the fleet's pause, Unix ms (0 for none): the latest of this
+    /// process's own pauses and those read or pushed from Redis.
+    pub(crate) pause_ms: u64,
+    /// A pause end still to publish (0 for none).
+    pub(crate) pause_pending: u64,
+    /// The fleet's learned values, once read or published.
+    pub(crate) learned: Option<Learned>,
+    /// Learned values still to publish.
+    pub(crate) learned_pending: Option<Learned>,
+    /// The latest loss known, Unix ms (0 for none).
+    pub(crate) last_loss_ms: u64,
+    /// Start of the latest loss epoch known, Unix ms (0 for none).
+    pub(crate) epoch_ms: u64,
+    /// This process started an epoch that is still to publish.
+    pub(crate) epoch_pending: bool,
+    /// Live processes leasing the host, as last read.
+    pub(crate) procs: u32,
+    /// Send slots held.
+    pub(crate) slots: Slots,
+    /// The rate the caller last asked slots for.
+    pub(crate) rate: f64,
+    /// The rate of the latest lease.
+    pub(crate) leased_rate: f64,
+    /// Slots were asked for since the last lease.
+    pub(crate) demand: bool,
+    /// Slots were asked for while none was held and no lease was on its
+    /// way: lease a full batch now.
+    pub(crate) hungry: bool,
+    /// A script call for this host is on its way.
+    pub(crate) in_flight: bool,
+    /// The fleet's schedule is full until then.
+    pub(crate) next_lease: Option<Instant>,
+    /// Smoothed share of leased slots that were spent.
+    pub(crate) utilization: f64,
+    /// Last reply about this host.
+    pub(crate) synced: Option<Instant>,
+    /// Read the host's state at the next round (first use, use after a long
+    /// idle, rejoin).
+    pub(crate) needs_sync: bool,
+}
+
+impl Default for HostState {
+    fn default() -> Self {
+        Self {
+            touched: None,
+            pause_ms: 0,
+            pause_pending: 0,
+            learned: None,
+            learned_pending: None,
+            last_loss_ms: 0,
+            epoch_ms: 0,
+            epoch_pending: false,
+            procs: 0,
+            slots: Slots::default(),
+            rate: 0.0,
+            leased_rate: 0.0,
+            demand: false,
+            hungry: false,
+            in_flight: false,
+            next_lease: None,
+            utilization: 1.0,
+            synced: None,
+            needs_sync: true,
+        }
+    }
+}
+
+impl HostState {
+    /// This process's share of the host: one over the live processes.
+    pub(crate) fn share(&self) -> f64 {
+        1.0 / f64::from(self.procs.max(1))
+    }
+
+    /// The fleet's learned values with the latest loss known.
+    pub(crate) fn learned(&self) -> Option<Learned> {
+        self.learned.map(|l| Learned {
+            last_loss: nonzero_time(self.last_loss_ms).or(l.last_loss),
+            ..l
+        })
+    }
+
+    /// Spends a held slot at `now`, or says when to ask again (at most
+    /// `max_wait` ahead, so a caller notices a change of state); the `bool`
+    /// asks the background task to lease now.
+    ///
+    /// A rate cut (below 90 % of the rate the slots were leased at) drops
+    /// the slots held: spending them would keep the old rate for up to the
+    /// lookahead.
+    pub(crate) fn try_send(
+        &mut self,
+        rate: f64,
+        now: Instant,
+        rtt: Duration,
+        max_wait: Duration,
+    ) -> (Slot, bool) {
+        self.rate = rate;
+        self.demand = true;
+        if rate < self.leased_rate * CUT {
+            self.slots.clear();
+            self.leased_rate = rate;
+        }
+        let soon = now + (rtt * 2).max(Duration::from_millis(1));
+        let (at, wake) = match self.slots.take(now) {
+            Take::Granted => return (Slot::Granted, false),
+            Take::Wait(at) => (at, false),
+            Take::Empty if self.in_flight => (soon, false),
+            Take::Empty => match self.next_lease {
+                Some(at) if at > now => (at, false),
+                _ => {
+                    let wake = !self.hungry;
+                    self.hungry = true;
+                    (soon, wake)
+                }
+            },
+        };
+        (Slot::WaitUntil(at.min(now + max_wait)), wake)
+    }
+
+    /// Slots to lease now, if any: a full batch (`lease × rate / procs`)
+    /// when starving, else when the slots held fall below half a batch, a
+    /// batch scaled by how much of the last ones was spent.
+    pub(crate) fn lease_wanted(&mut self, now: Instant, lease: Duration) -> Option<u32> {
+        let rate = self.rate;
+        if !(rate.is_finite() && rate > 0.0) || !(self.demand || self.hungry) || !self.slots.has_room() {
+            return None;
+        }
+        let rate = rate.min(MAX_RATE);
+        if self.next_lease.is_some_and(|at| now < at) {
+            return None;
+        }
+        let full = (lease.as_secs_f64() * rate / f64::from(self.procs.max(1)))
+            .ceil()
+            .max(1.0);
+        if self.hungry {
+            return Some(full as u32);
+        }
+        let batch = (full * self.utilization.clamp(0.125, 1.0)).ceil().max(1.0);
+        (f64::from(self.slots.remaining(now)) * 2.0 < batch).then_some(batch as u32)
+    }
+
+    /// Books a lease request about to be sent.
+    pub(crate) fn leasing(&mut self) {
+        self.leased_rate = self.rate;
+        if let Some(u) = self.slots.utilization() {
+            self.utilization = 0.5 * self.utilization + 0.5 * u;
+        }
+        self.demand = false;
+        self.in_flight = true;
+    }
+
+    /// Records a pause end (Unix ms) seen elsewhere.
+    pub(crate) fn merge_pause(&mut self, until_ms: u64) {
+        self.pause_ms = self.pause_ms.max(until_ms);
+    }
+
+    /// Records the fleet's learned values, unless this process has newer
+    /// ones still to publish.
+    pub(crate) fn merge_learned(&mut self, rate: f64, measured: bool, last_loss_ms: u64) {
+        self.last_loss_ms = self.last_loss_ms.max(last_loss_ms);
+        if self.learned_pending.is_none() {
+            self.learned = Some(Learned {
+                rate,
+                measured,
+                last_loss: None,
+            });
+        }
+    }
+}
+
+/// Hosts by name, at most `cap`; the least recently used goes first.
+#[derive(Debug)]
+pub(crate) struct Hosts {
+    namespace: String,
+    map: Mutex<LruCache<CompactString, Arc<HostEntry>>>,
+}
+
+impl Hosts {
+    pub(crate) fn new(namespace: &str, cap: usize) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            map: Mutex::new(LruCache::new(NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN))),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LruCache<CompactString, Arc<HostEntry>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the host's state, tracking the host from now on if it
+    /// was not (the only allocation) and marking it used at `now`. The
+    /// `bool` says the host is new or was idle longer than `idle`: its
+    /// state should be read from Redis soon.
+    pub(crate) fn with<R>(
+        &self,
+        host: &str,
+        now: Instant,
+        idle: Duration,
+        f: impl FnOnce(&mut HostState) -> R,
+    ) -> (R, bool) {
+        let lowered;
+        let name = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            let mut s = CompactString::new(host);
+            s.make_ascii_lowercase();
+            lowered = s;
+            lowered.as_str()
+        } else {
+            host
+        };
+        let mut map = self.lock();
+        if let Some(entry) = map.get(name) {
+            let mut st = entry.lock();
+            let stale = st.touched.is_none_or(|t| now.saturating_duration_since(t) > idle);
+            if stale {
+                st.needs_sync = true;
+            }
+            if st.touched.is_none_or(|t| t < now) {
+                st.touched = Some(now);
+            }
+            return (f(&mut st), stale);
+        }
+        let entry = Arc::new(HostEntry {
+            name: CompactString::new(name),
+            keys: HostKeys::new(&self.namespace, name),
+            state: Mutex::new(HostState {
+                touched: Some(now),
+                ..HostState::default()
+            }),
+        });
+        let r = f(&mut entry.lock());
+        map.push(entry.name.clone(), entry);
+        (r, true)
+    }
+
+    /// The host's entry, if tracked, without marking it used.
+    pub(crate) fn peek(&self, host: &str) -> Option<Arc<HostEntry>> {
+        self.lock().peek(host).cloned()
+    }
+
+    /// Entries used within `idle` of `now`, or with something to publish.
+    pub(crate) fn active(&self, now: Instant, idle: Duration) -> Vec<Arc<HostEntry>> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| {
+                let st = e.lock();
+                st.touched
+                    .is_some_and(|t| now.saturating_duration_since(t) <= idle)
+                    || st.pause_pending > 0
+                    || st.learned_pending.is_some()
+                    || st.epoch_pending
+            })
+            .map(|(_, e)| Arc::clone(e))
+            .collect()
+    }
+
+    /// Every entry.
+    pub(crate) fn all(&self) -> Vec<Arc<HostEntry>> {
+        self.lock().iter().map(|(_, e)| Arc::clone(e)).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(5);
+    const WAIT: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn names_fold_case_and_the_map_is_capped() {
+        let hosts = Hosts::new("ns", 2);
+        let now = Instant::now();
+        let ((), new) = hosts.with("A.example", now, IDLE, |_| ());
+        assert!(new);
+        let ((), new) = hosts.with("a.example", now, IDLE, |_| ());
+        assert!(!new);
+        assert_eq!(hosts.peek("a.example").unwrap().keys.tat, "ns:{a.example}:tat");
+        hosts.with("b.example", now, IDLE, |_| ());
+        hosts.with("c.example", now, IDLE, |_| ());
+        assert_eq!(hosts.len(), 2);
+        assert!(hosts.peek("a.example").is_none());
+    }
+
+    #[test]
+    fn idle_hosts_ask_for_a_sync() {
+        let hosts = Hosts::new("ns", 8);
+        let t0 = Instant::now();
+        hosts.with("h", t0, IDLE, |st| st.needs_sync = false);
+        let ((), stale) = hosts.with("h", t0 + IDLE, IDLE, |st| assert!(!st.needs_sync));
+        assert!(!stale);
+        let ((), stale) = hosts.with("h", t0 + IDLE * 3, IDLE, |st| assert!(st.needs_sync));
+        assert!(stale);
+        assert_eq!(hosts.active(t0 + IDLE * 3, IDLE).len(), 1);
+        assert_eq!(hosts.active(t0 + IDLE * 5, IDLE).len(), 0);
+    }
+
+    #[test]
+    fn starving_asks_once_then_leases_a_full_batch() {
+        let mut st = HostState::default();
+        let t0 = Instant::now();
+        let rtt = Duration::from_micros(300);
+        let (slot, wake) = st.try_send(100.0, t0, rtt, WAIT);
+        assert_eq!(slot, Slot::WaitUntil(t0 + Duration::from_millis(1)));
+        assert!(wake);
+        let (_, wake) = st.try_send(100.0, t0, rtt, WAIT);
+        assert!(!wake, "one wake per hunger");
+        st.procs = 2;
+        // 200 ms × 100/s ÷ 2 processes.
+        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), Some(10));
+        st.leasing();
+        assert!(st.in_flight);
+        st.in_flight = false;
+        st.hungry = false;
+        st.slots.add(t0, 10, Duration::from_millis(10));
+        assert_eq!(st.try_send(100.0, t0, rtt, WAIT).0, Slot::Granted);
+        // Nine held: no lease until fewer than half a batch are left.
+        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
+        assert_eq!(
+            st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
+            Some(10)
+        );
+        st.next_lease = Some(t0 + Duration::from_secs(1));
+        assert_eq!(
+            st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
+            None
+        );
+    }
+
+    #[test]
+    fn waits_are_capped_and_a_cut_drops_the_slots_held() {
+        let mut st = HostState::default();
+        let t0 = Instant::now();
+        let rtt = Duration::from_micros(300);
+        st.rate = 100.0;
+        st.demand = true;
+        st.leasing();
+        st.in_flight = false;
+        st.slots
+            .add(t0 + Duration::from_secs(1), 5, Duration::from_millis(10));
+        assert_eq!(st.try_send(100.0, t0, rtt, WAIT).0, Slot::WaitUntil(t0 + WAIT));
+        assert_eq!(st.try_send(95.0, t0, rtt, WAIT).0, Slot::WaitUntil(t0 + WAIT));
+        assert_eq!(st.slots.remaining(t0), 5, "a small change keeps the slots");
+        let (slot, wake) = st.try_send(50.0, t0, rtt, WAIT);
+        assert_eq!(st.slots.remaining(t0), 0, "a cut drops them");
+        assert_eq!(slot, Slot::WaitUntil(t0 + Duration::from_millis(1)));
+        assert!(wake);
+    }
+
+    #[test]
+    fn no_rate_or_no_demand_leases_nothing() {
+        let mut st = HostState::default();
+        let t0 = Instant::now();
+        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
+        st.demand = true;
+        st.rate = f64::NAN;
+        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
+        st.rate = 1e12;
+        // Capped at MAX_RATE.
+        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), Some(20_000));
+    }
+}

@@ -1,0 +1,424 @@
+//! Per-host state shared by many processes through Redis (feature `redis`):
+//! one polite budget per host for a whole fleet of crawlers.
+//!
+//! A [`Fleet`] keeps a local cache of what the fleet knows about each host
+//! this process uses, and one background task keeps that cache in sync
+//! with Redis. The hot path ([`Fleet::try_send`], [`Fleet::paused_until`],
+//! …) only reads and writes the cache: it never waits for Redis.
+//!
+//! * **Pauses.** [`Fleet::pause`] records a pause (a `Retry-After`) at once
+//!   and publishes it; the latest end wins. Other processes learn it from a
+//!   pushed event within a round trip (or within one refresh period when
+//!   events are not pushed).
+//! * **The send budget.** The processes together stay within a host's
+//!   rate: each leases batches of send slots from a GCRA kept in Redis and
+//!   spends them locally, each slot at the time the fleet's schedule gives
+//!   it, so the fleet's sends are evenly spaced at the rate.
+//! * **What was learned.** [`Fleet::publish_learned`] shares a host's
+//!   estimated rate, so a new process starts at the fleet's rate
+//!   ([`Fleet::learned`]). [`Fleet::loss_epoch`] makes a burst of refusals
+//!   seen by many processes at once count as one loss.
+//!
+//! # Use
+//!
+//! ```no_run
+//! use std::time::{Duration, SystemTime};
+//! use tower_snapshotter::fleet::{Fleet, FleetConfig, Slot};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = FleetConfig::builder("redis://127.0.0.1:6379/", "crawl-42").build()?;
+//! let fleet = Fleet::start(config)?;
+//!
+//! // Before each request to a host:
+//! let host = "example.com";
+//! if let Some(until) = fleet.paused_until(host) {
+//!     tokio::time::sleep(until.duration_since(SystemTime::now()).unwrap_or_default()).await;
+//! }
+//! let rate = fleet.learned(host).map_or(10.0, |l| l.rate);
+//! loop {
+//!     match fleet.try_send(host, rate, tokio::time::Instant::now()) {
+//!         Slot::Granted => break,
+//!         Slot::WaitUntil(at) => tokio::time::sleep_until(at).await,
+//!         // Redis is away: pace with the local controller at `rate * share`.
+//!         Slot::Local { share } => break,
+//!     }
+//! }
+//! // ... send; on a 429 with Retry-After: 5
+//! fleet.pause(host, SystemTime::now() + Duration::from_secs(5));
+//! # Ok(()) }
+//! ```
+//!
+//! # Key schema
+//!
+//! Every key of a host is `<namespace>:{<host>}:<field>`: the host is the
+//! Redis Cluster hash tag, so all of a host's keys are in one slot and one
+//! script may use them all. The namespace may not contain braces. Every key
+//! has a TTL, so the state of dead processes and forgotten hosts goes away.
+//!
+//! | key | type | holds | TTL |
+//! | --- | --- | --- | --- |
+//! | `ns:{host}:tat` | string | GCRA theoretical arrival time, server µs | until `tat`, plus `key_ttl` |
+//! | `ns:{host}:procs` | sorted set | process id → last lease (server ms) | `key_ttl` |
+//! | `ns:{host}:pause` | string | pause end, Unix ms | until the pause ends |
+//! | `ns:{host}:learned` | hash | `rate`, `measured` (0/1), `last_loss` (Unix ms), `at` | `key_ttl` |
+//! | `ns:{host}:epoch` | string | start of the current loss epoch, Unix ms | the epoch's window (two lease lengths) |
+//!
+//! Scripts publish on the channel `ns:events`: `p <end ms> <host>` for a
+//! pause, `l <rate> <measured> <last loss ms> <host>` for learned values,
+//! `e <start ms> <host>` for a loss epoch.
+//!
+//! # The lease script
+//!
+//! GCRA with a batch (go-redis/redis_rate's "allow at most", written anew):
+//! with `T = 1 s / rate` and lookahead `τ = burst × T`, where
+//! `burst = 2 × lease × rate`,
+//!
+//! 1. `now` is the server's `TIME` in µs; `tat = max(stored tat, now)`
+//!    (absent, wrong type, garbage or absurdly far ahead: `now`);
+//! 2. `granted = min(wanted, ⌊(now + τ − tat) / T⌋)`, at least 0;
+//! 3. slot `i` of the batch is due at `tat + i·T`; the reply gives
+//!    `tat − now` and the script stores `tat + granted·T` (`PX` until then
+//!    plus `key_ttl`);
+//! 4. it returns the wait until one more slot would fit,
+//!    `tat' + T − τ − now`, with the live process count (after recording
+//!    this process and dropping those silent for four lease lengths and
+//!    two refresh periods), the pause, the epoch and the learned values,
+//!    so one call is one sync;
+//! 5. the process maps `tat − now` onto its own clock (the midpoint of the
+//!    call) and spends slot `i` no earlier than its due time, so the fleet
+//!    never sends faster than `rate`, and a slot more than `2·T` (at most
+//!    50 ms) late is dropped rather than sent in a burst.
+//!
+//! A rate cut by the caller (below 90 % of the rate the slots held were
+//! leased at) drops those slots and leases anew at the new rate.
+//!
+//! A lease asks for `lease × rate / live processes` slots (scaled down by
+//! how many of the previous lease's slots went unused), once fewer than
+//! half a batch are held, or at once when a caller finds none. At 500
+//! requests per second from four processes with the default 200 ms lease,
+//! that is one script call per 25 requests.
+//!
+//! # Faults
+//!
+//! * **Redis down, killed, restarted, slow.** A command that fails or takes
+//!   longer than `command_timeout`, or the connection closing, makes the
+//!   process local at once: [`Fleet::try_send`] answers [`Slot::Local`] with
+//!   the last known share, and the caller paces with its own controller. A
+//!   hung server is noticed at the next command: a lease, or a `PING` after
+//!   a quiet second. While local the task retries with back-off (from the
+//!   refresh period up to 1 s) and logs once per change of state, not per
+//!   attempt; on rejoin it resubscribes and reads every host again.
+//!   Pauses and learned values recorded meanwhile are published then.
+//!   A process whose task has not heard from Redis for three quiet periods
+//!   (its runtime shut down, say) is local too, and [`Slot::WaitUntil`] is
+//!   never more than one refresh period ahead, so no caller waits for a
+//!   lease that cannot come.
+//! * **Flushed.** A `NOSCRIPT` answer is followed by `EVAL` of the source,
+//!   which caches the script again; a flushed schedule starts afresh.
+//! * **Bad data.** A key of the wrong type or a value that is not a finite
+//!   number counts as absent, and the next write replaces it with the right
+//!   type. A script error about one host counts as "nothing known" for that
+//!   host; it never fails a request nor panics.
+//! * **Memory.** The local cache holds at most `max_hosts` hosts (least
+//!   recently used first out); each round sends at most 1024 calls.
+//!
+//! Redis 6 or later is needed (RESP3, for pushed events). Pauses and loss
+//! epochs compare Unix times across machines, so clocks should be kept in
+//! step (NTP); leases use only the server's clock.
+
+mod config;
+mod host;
+mod keys;
+mod learned;
+mod lease;
+mod script;
+mod stats;
+mod sync;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+pub use config::{FleetConfig, FleetConfigBuilder};
+pub use learned::Learned;
+pub use stats::FleetStats;
+
+use learned::{from_unix_ms, unix_ms};
+use sync::{Inner, MAX_PAUSE_MS};
+
+use crate::StartError;
+
+/// What [`Fleet::try_send`] allows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Slot {
+    /// A leased slot was due and is spent: send now. Also the answer when
+    /// there is no rate to share (`rate` not a positive number).
+    Granted,
+    /// No slot is due yet; ask again at this instant: the next held slot's
+    /// due time, or when the next lease is expected, but at most one
+    /// refresh period ahead (so a caller learns of a change of state).
+    WaitUntil(Instant),
+    /// Redis is unavailable: pace with the local controller at `rate ×
+    /// share`, the share this process last had of the host.
+    Local {
+        /// One over the number of processes last seen using the host (1
+        /// when unknown).
+        share: f64,
+    },
+}
+
+/// The handle to the shared state: cheap to clone, one background task
+/// behind all clones, stopped when the last clone is dropped.
+///
+/// Every method is synchronous and constant-time: it reads or writes the
+/// local cache (a lookup in a bounded map under a short lock, allocating
+/// only when a host is first seen) and never waits for Redis.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    handle: Arc<Handle>,
+}
+
+#[derive(Debug)]
+struct Handle {
+    inner: Arc<Inner>,
+    task: AbortHandle,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Fleet {
+    /// Starts the background task on the current tokio runtime. It does
+    /// not wait for Redis: until Redis answers, the fleet is local.
+    ///
+    /// # Errors
+    /// [`StartError::NoRuntime`] outside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use tower_snapshotter::fleet::{Fleet, FleetConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = Fleet::start(FleetConfig::builder("redis://127.0.0.1/", "crawl").build()?)?;
+    /// assert!(fleet.stats().commands < 10);
+    /// # Ok(()) }
+    /// ```
+    pub fn start(config: FleetConfig) -> Result<Self, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let inner = Arc::new(Inner::new(config));
+        let task = runtime.spawn(sync::run(Arc::clone(&inner))).abort_handle();
+        Ok(Self {
+            handle: Arc::new(Handle { inner, task }),
+        })
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+
+    /// Runs `f` on the host's cached state; wakes the background task when
+    /// the host needs reading.
+    fn with<R>(&self, host: &str, now: Instant, f: impl FnOnce(&mut host::HostState) -> R) -> R {
+        let inner = self.inner();
+        let (r, stale) = inner.hosts.with(host, now, inner.idle(), f);
+        if stale {
+            inner.wake.notify_one();
+        }
+        r
+    }
+
+    /// The settings it was started with.
+    pub fn config(&self) -> &FleetConfig {
+        &self.inner().config
+    }
+
+    /// Whether Redis answers now (see [`FleetStats::connected`]).
+    pub fn is_connected(&self) -> bool {
+        self.inner().is_live(Instant::now())
+    }
+
+    /// The end of the fleet's pause of `host`, if it is paused now: the
+    /// latest of this process's own [`pause`](Self::pause)s and those of the
+    /// others. The first call for a host starts following it; the others'
+    /// pauses arrive a round trip later.
+    ///
+    /// ```no_run
+    /// # fn f(fleet: tower_snapshotter::fleet::Fleet) {
+    /// if let Some(until) = fleet.paused_until("example.com") {
+    ///     println!("example.com is paused until {until:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn paused_until(&self, host: &str) -> Option<SystemTime> {
+        let until = self.with(host, Instant::now(), |st| st.pause_ms);
+        (until > unix_ms(SystemTime::now())).then(|| from_unix_ms(until))
+    }
+
+    /// Pauses `host` until `until` in this process at once and, through the
+    /// background task, in every process (the latest end wins). An end in
+    /// the past does nothing; one more than a day ahead is cut to a day.
+    ///
+    /// ```no_run
+    /// # fn f(fleet: tower_snapshotter::fleet::Fleet) {
+    /// use std::time::{Duration, SystemTime};
+    /// fleet.pause("example.com", SystemTime::now() + Duration::from_secs(30));
+    /// assert!(fleet.paused_until("example.com").is_some());
+    /// # }
+    /// ```
+    pub fn pause(&self, host: &str, until: SystemTime) {
+        let now = unix_ms(SystemTime::now());
+        // Rounded up: a pause is never shortened.
+        let until = unix_ms(until + Duration::from_micros(999)).min(now + MAX_PAUSE_MS);
+        if until <= now {
+            return;
+        }
+        self.with(host, Instant::now(), |st| {
+            st.merge_pause(until);
+            st.pause_pending = st.pause_pending.max(until);
+        });
+        self.inner().wake.notify_one();
+    }
+
+    /// Asks for a send slot for `host`, whose rate (requests per second) the
+    /// caller believes is `rate`, at `now`.
+    ///
+    /// The process spends slots it leased from the fleet's schedule of the
+    /// host; the background task leases the next batch before these run
+    /// out, sized to [`FleetConfig::lease`] of this process's share of
+    /// `rate`. Until the first lease of a host arrives (a round trip), the
+    /// answer is [`Slot::WaitUntil`] shortly after `now`.
+    ///
+    /// ```no_run
+    /// # async fn f(fleet: tower_snapshotter::fleet::Fleet) {
+    /// use tower_snapshotter::fleet::Slot;
+    /// loop {
+    ///     match fleet.try_send("example.com", 50.0, tokio::time::Instant::now()) {
+    ///         Slot::Granted => break,
+    ///         Slot::WaitUntil(at) => tokio::time::sleep_until(at).await,
+    ///         Slot::Local { share } => { /* pace locally at 50.0 * share */ break }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send(&self, host: &str, rate: f64, now: Instant) -> Slot {
+        let inner = self.inner();
+        let connected = inner.is_live(now);
+        let rtt = inner.counters.rtt();
+        let max_wait = inner.config.refresh();
+        let (slot, wake) = self.with(host, now, |st| {
+            if !connected {
+                (Slot::Local { share: st.share() }, false)
+            } else if !(rate.is_finite() && rate > 0.0) {
+                (Slot::Granted, false)
+            } else {
+                st.try_send(rate, now, rtt, max_wait)
+            }
+        });
+        if wake {
+            inner.wake.notify_one();
+        }
+        slot
+    }
+
+    /// This process's share of `host`: one over the number of processes
+    /// that leased it lately (1 when unknown).
+    pub fn share(&self, host: &str) -> f64 {
+        self.with(host, Instant::now(), |st| st.share())
+    }
+
+    /// What the fleet learned about `host`, as last read, pushed or
+    /// published by this process. The first call for a host starts
+    /// following it; the fleet's values arrive a round trip later.
+    ///
+    /// ```no_run
+    /// # fn f(fleet: tower_snapshotter::fleet::Fleet) {
+    /// let start_rate = fleet.learned("example.com").map_or(10.0, |l| l.rate);
+    /// # }
+    /// ```
+    pub fn learned(&self, host: &str) -> Option<Learned> {
+        self.with(host, Instant::now(), |st| st.learned())
+    }
+
+    /// Shares what this process learned about `host` (published at the next
+    /// refresh; the last writer's rate wins, the latest loss is kept). A
+    /// rate that is not a positive finite number is ignored.
+    ///
+    /// ```no_run
+    /// # fn f(fleet: tower_snapshotter::fleet::Fleet) {
+    /// use tower_snapshotter::fleet::Learned;
+    /// fleet.publish_learned("example.com", Learned { rate: 480.0, measured: true, last_loss: None });
+    /// # }
+    /// ```
+    pub fn publish_learned(&self, host: &str, learned: Learned) {
+        if !(learned.rate.is_finite() && learned.rate > 0.0) {
+            return;
+        }
+        self.with(host, Instant::now(), |st| {
+            st.learned = Some(learned);
+            st.learned_pending = Some(learned);
+            if let Some(loss) = learned.last_loss {
+                st.last_loss_ms = st.last_loss_ms.max(unix_ms(loss));
+            }
+        });
+    }
+
+    /// Whether a refusal of a request to `host` sent at `sent_at` is a new
+    /// loss event the caller should cut its rate for (`true`), or part of
+    /// one the fleet already has (`false`): sent before the latest loss
+    /// epoch's start plus its window (two lease lengths, the longest that
+    /// slots leased before a cut are still being spent). A `true` starts a
+    /// new epoch here and claims it in Redis (`SET NX PX`); of processes
+    /// that see refusals within a round trip of each other, only those that
+    /// have not yet heard of another's epoch answer `true`.
+    ///
+    /// ```no_run
+    /// # fn f(fleet: tower_snapshotter::fleet::Fleet, sent_at: std::time::SystemTime) {
+    /// if fleet.loss_epoch("example.com", sent_at) {
+    ///     // cut the rate, then publish_learned the new one
+    /// } else if let Some(learned) = fleet.learned("example.com") {
+    ///     // adopt the fleet's cut instead of cutting again
+    /// }
+    /// # }
+    /// ```
+    pub fn loss_epoch(&self, host: &str, sent_at: SystemTime) -> bool {
+        let sent = unix_ms(sent_at);
+        let now = unix_ms(SystemTime::now());
+        let window = self.config().lookahead().as_millis() as u64;
+        let new = self.with(host, Instant::now(), |st| {
+            if st.epoch_ms > 0 && sent < st.epoch_ms + window {
+                return false;
+            }
+            st.epoch_ms = now;
+            st.epoch_pending = true;
+            st.last_loss_ms = st.last_loss_ms.max(now);
+            true
+        });
+        if new {
+            self.inner().wake.notify_one();
+        }
+        new
+    }
+
+    /// What the fleet is doing: connected or local, lease rate, commands
+    /// sent. Takes the cache's lock once; for dashboards, not per request.
+    ///
+    /// ```no_run
+    /// # fn f(fleet: tower_snapshotter::fleet::Fleet) {
+    /// let stats = fleet.stats();
+    /// if !stats.connected {
+    ///     println!("local for {:?}", stats.local_since);
+    /// }
+    /// # }
+    /// ```
+    pub fn stats(&self) -> FleetStats {
+        let inner = self.inner();
+        let now = Instant::now();
+        let mut stats = inner.counters.snapshot(now, inner.hosts.len());
+        stats.connected = inner.is_live(now);
+        stats
+    }
+}

@@ -1,0 +1,779 @@
+//! The fleet against a real `redis-server` on loopback: a shared budget,
+//! pauses, learned rates and loss epochs seen across processes, Redis
+//! killed, restarted and flushed, wrong-typed keys, and key expiry.
+//!
+//! Each test starts its own `redis-server` (the Debian package) on an
+//! ephemeral port with a temporary directory and stops it at the end. When
+//! `redis-server` is missing the tests print a note and pass, except under
+//! `CI=true`, where they fail.
+
+#![cfg(feature = "redis")]
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime};
+
+use tempfile::TempDir;
+use tokio::time::{sleep, sleep_until, Instant};
+use tower_snapshotter::fleet::{Fleet, FleetConfig, Learned, Slot};
+
+/// A `redis-server` of our own, killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// A started server, or `None` (after a note) when `redis-server` is
+    /// not installed and this is not CI.
+    fn start() -> Option<Self> {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "redis-server is not on PATH and CI=true: install it (apt-get install -y redis-server)"
+                );
+            }
+            eprintln!(
+                "note: redis-server is not on PATH; skipping this test (install the redis-server package)"
+            );
+            return None;
+        }
+        for _ in 0..50 {
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+                dir: TempDir::new().expect("temporary directory"),
+            };
+            if server.spawn() {
+                return Some(server);
+            }
+        }
+        panic!("could not start redis-server on any port");
+    }
+
+    /// Starts a new process on this port; true once it accepts connections.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(self.dir.path())
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            if let Some(child) = &mut self.child {
+                if child.try_wait().ok().flatten().is_some() {
+                    // It exited: the port was taken meanwhile.
+                    self.child = None;
+                    return false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        false
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts an empty one on the same port.
+    fn restart(&mut self) {
+        self.kill();
+        for _ in 0..50 {
+            if self.spawn() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not restart redis-server on port {}", self.port);
+    }
+
+    /// Sends a signal (`STOP`, `CONT`) to the server.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        // The shell's own `kill`: procps may be missing from a slim image.
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
+    /// A plain connection to poke at the keys.
+    fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to redis-server")
+    }
+
+    fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut self.conn()).expect("redis command")
+    }
+}
+
+/// A port that is free now, below the kernel's ephemeral range: a client
+/// reconnecting to a stopped server on an ephemeral port can be given that
+/// very port as its own (a TCP self-connect) and keep the server from
+/// binding it again.
+fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = low.max(10_001);
+    loop {
+        let port = fastrand::u16(10_000..low);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Short periods, and a command timeout that a loaded CI machine keeps.
+fn config(server: &RedisServer, namespace: &str) -> FleetConfig {
+    FleetConfig::builder(server.url(), namespace)
+        .refresh(Duration::from_millis(20))
+        .lease(Duration::from_millis(100))
+        .command_timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid config")
+}
+
+async fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn connected(fleet: &Fleet) {
+    until("the fleet to connect", Duration::from_secs(10), || {
+        fleet.is_connected()
+    })
+    .await;
+}
+
+/// Takes slots for `host` at `rate` until `end`: (granted, local answers).
+async fn spend(fleet: &Fleet, host: &str, rate: f64, end: Instant) -> (u64, u64) {
+    let (mut granted, mut local) = (0, 0);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return (granted, local);
+        }
+        match fleet.try_send(host, rate, now) {
+            Slot::Granted => granted += 1,
+            Slot::WaitUntil(at) => sleep_until(at.min(end)).await,
+            Slot::Local { .. } => {
+                local += 1;
+                sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+async fn first_grant(fleet: &Fleet, host: &str, rate: f64, within: Duration) {
+    let end = Instant::now() + within;
+    loop {
+        let now = Instant::now();
+        assert!(
+            now < end,
+            "no slot granted for {host} within {within:?}: {:?}",
+            fleet.stats()
+        );
+        match fleet.try_send(host, rate, now) {
+            Slot::Granted => return,
+            Slot::WaitUntil(at) => sleep_until(at.min(end)).await,
+            Slot::Local { .. } => sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+#[test]
+fn two_processes_in_two_runtimes_share_one_budget() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    const RATE: f64 = 200.0;
+    const SPAN: Duration = Duration::from_millis(1500);
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let config = config(&server, "budget");
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let fleet = Fleet::start(config).unwrap();
+                    connected(&fleet).await;
+                    barrier.wait();
+                    let (granted, local) = spend(&fleet, "shared.example", RATE, Instant::now() + SPAN).await;
+                    (granted, local, fleet.share("shared.example"), fleet.stats())
+                })
+            })
+        })
+        .collect();
+    let results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let total: u64 = results.iter().map(|r| r.0).sum();
+    eprintln!(
+        "granted per process: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    let allowed = RATE * SPAN.as_secs_f64();
+    // The lease script's burst: two lease lengths of the rate.
+    let burst = 2.0 * 0.1 * RATE;
+    assert!(
+        (total as f64) <= allowed + burst,
+        "{total} slots in {SPAN:?} at {RATE}/s"
+    );
+    assert!(
+        (total as f64) >= 0.6 * allowed,
+        "only {total} of {allowed} slots granted"
+    );
+    for (granted, local, share, stats) in &results {
+        assert!(*granted > 0, "each process is granted slots");
+        assert_eq!(*local, 0, "no local answers while Redis is up");
+        assert_eq!(*share, 0.5, "each process knows there are two");
+        assert!(
+            stats.connected && stats.leased > 0 && stats.commands > 0,
+            "{stats:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_per_request_stay_low_at_500_per_second() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = || {
+        FleetConfig::builder(server.url(), "cost")
+            .command_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (Fleet::start(config()).unwrap(), Fleet::start(config()).unwrap());
+    connected(&a).await;
+    connected(&b).await;
+    let before = a.stats().commands + b.stats().commands;
+    const SPAN: Duration = Duration::from_secs(2);
+    let end = Instant::now() + SPAN;
+    let (ra, rb) = tokio::join!(
+        spend(&a, "busy.example", 500.0, end),
+        spend(&b, "busy.example", 500.0, end)
+    );
+    let requests = ra.0 + rb.0;
+    let commands = a.stats().commands + b.stats().commands - before;
+    let per_request = commands as f64 / requests as f64;
+    eprintln!("{requests} requests, {commands} commands: {per_request:.3} per request");
+    assert!(per_request <= 0.05, "{commands} commands for {requests} requests");
+    assert!(requests as f64 <= 500.0 * 2.0 + 200.0, "{requests}");
+    assert!(
+        requests as f64 >= 0.7 * 500.0 * 2.0,
+        "goodput: {requests} of 1000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        Fleet::start(config(&server, "pause")).unwrap(),
+        Fleet::start(config(&server, "pause")).unwrap(),
+    );
+    connected(&a).await;
+    connected(&b).await;
+    let host = "paused.example";
+    assert_eq!(b.paused_until(host), None);
+    sleep(Duration::from_millis(50)).await;
+    let end = SystemTime::now() + Duration::from_secs(3);
+    a.pause(host, end);
+    assert!(a.paused_until(host).is_some(), "recorded locally at once");
+    let seen_at = Instant::now();
+    until("b to see a's pause", Duration::from_secs(2), || {
+        b.paused_until(host).is_some()
+    })
+    .await;
+    eprintln!("b saw the pause after {:?}", seen_at.elapsed());
+    let seen = b.paused_until(host).unwrap();
+    let diff = seen.duration_since(end).unwrap_or_else(|e| e.duration());
+    assert!(diff <= Duration::from_millis(1), "{seen:?} vs {end:?}");
+
+    // A process that starts later reads it when it first asks.
+    let c = Fleet::start(config(&server, "pause")).unwrap();
+    connected(&c).await;
+    until("c to read the pause", Duration::from_secs(2), || {
+        c.paused_until(host).is_some()
+    })
+    .await;
+
+    // A shorter pause does not shorten it; a longer one extends it for all.
+    b.pause(host, SystemTime::now() + Duration::from_secs(1));
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(a.paused_until(host), Some(seen));
+    let later = SystemTime::now() + Duration::from_secs(5);
+    b.pause(host, later);
+    until("a to see the longer pause", Duration::from_secs(2), || {
+        a.paused_until(host).is_some_and(|t| t > seen)
+    })
+    .await;
+    // Another namespace shares nothing.
+    let other = Fleet::start(config(&server, "elsewhere")).unwrap();
+    connected(&other).await;
+    other.paused_until(host);
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(other.paused_until(host), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pushed_events_recently_used_hosts_are_polled() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // A user whom ACLs deny every channel: no SUBSCRIBE, no PUBLISH.
+    server.cmd::<()>(&[
+        "ACL",
+        "SETUSER",
+        "poller",
+        "on",
+        ">secret",
+        "~*",
+        "resetchannels",
+        "+@all",
+    ]);
+    let url = server.url().replace("redis://", "redis://poller:secret@");
+    let config = || {
+        FleetConfig::builder(url.clone(), "poll")
+            .refresh(Duration::from_millis(20))
+            .command_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (Fleet::start(config()).unwrap(), Fleet::start(config()).unwrap());
+    connected(&a).await;
+    connected(&b).await;
+    assert!(!a.stats().subscribed && !b.stats().subscribed);
+    let host = "polled.example";
+    assert_eq!(b.paused_until(host), None);
+    a.pause(host, SystemTime::now() + Duration::from_secs(3));
+    until("b to poll a's pause", Duration::from_secs(2), || {
+        b.paused_until(host).is_some()
+    })
+    .await;
+    a.publish_learned(
+        host,
+        Learned {
+            rate: 7.0,
+            measured: true,
+            last_loss: None,
+        },
+    );
+    until("b to poll a's rate", Duration::from_secs(2), || {
+        b.learned(host).is_some_and(|l| l.rate == 7.0)
+    })
+    .await;
+    first_grant(&b, host, 100.0, Duration::from_secs(5)).await;
+    assert!(a.is_connected() && b.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_process_starts_from_what_the_fleet_learned() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = Fleet::start(config(&server, "learn")).unwrap();
+    connected(&a).await;
+    let host = "learned.example";
+    let loss = SystemTime::now() - Duration::from_secs(3);
+    a.publish_learned(
+        host,
+        Learned {
+            rate: 42.5,
+            measured: true,
+            last_loss: Some(loss),
+        },
+    );
+    assert_eq!(a.learned(host).map(|l| l.rate), Some(42.5), "cached at once");
+    until("the learned values in Redis", Duration::from_secs(2), || {
+        server
+            .cmd::<Option<String>>(&["HGET", "learn:{learned.example}:learned", "rate"])
+            .as_deref()
+            == Some("42.5")
+    })
+    .await;
+
+    let b = Fleet::start(config(&server, "learn")).unwrap();
+    connected(&b).await;
+    until("b to read the learned rate", Duration::from_secs(2), || {
+        b.learned(host).is_some()
+    })
+    .await;
+    let learned = b.learned(host).unwrap();
+    assert_eq!(learned.rate, 42.5);
+    assert!(learned.measured);
+    let got = learned.last_loss.expect("last loss");
+    let diff = got.duration_since(loss).unwrap_or_else(|e| e.duration());
+    assert!(diff < Duration::from_millis(2), "{got:?} vs {loss:?}");
+
+    // An update reaches the running process too.
+    a.publish_learned(
+        host,
+        Learned {
+            rate: 30.0,
+            measured: false,
+            last_loss: None,
+        },
+    );
+    until("b to see the update", Duration::from_secs(2), || {
+        b.learned(host).is_some_and(|l| l.rate == 30.0 && !l.measured)
+    })
+    .await;
+    assert!(
+        b.learned(host).unwrap().last_loss.is_some(),
+        "the latest loss is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_losses_are_one_epoch() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cfg = || {
+        FleetConfig::builder(server.url(), "epoch")
+            .refresh(Duration::from_millis(20))
+            .lease(Duration::from_millis(100))
+            .command_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (Fleet::start(cfg()).unwrap(), Fleet::start(cfg()).unwrap());
+    connected(&a).await;
+    connected(&b).await;
+    let host = "lossy.example";
+    b.learned(host);
+    sleep(Duration::from_millis(100)).await;
+    let sent = SystemTime::now() - Duration::from_millis(20);
+    assert!(a.loss_epoch(host, sent), "the first loss starts an epoch");
+    assert!(
+        !a.loss_epoch(host, sent),
+        "a second refusal from the same burst does not"
+    );
+    until("the epoch key", Duration::from_secs(2), || {
+        server.cmd::<bool>(&["EXISTS", "epoch:{lossy.example}:epoch"])
+    })
+    .await;
+    sleep(Duration::from_millis(50)).await;
+    assert!(
+        !b.loss_epoch(host, sent),
+        "b's refusal from the same burst joins a's epoch"
+    );
+    assert!(b.learned(host).is_none(), "no rate was published");
+    // After the window (two lease lengths), a new refusal is a new loss.
+    sleep(Duration::from_millis(250)).await;
+    assert!(b.loss_epoch(host, SystemTime::now()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_restart_and_flush() {
+    init_tracing();
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let fleet = Fleet::start(config(&server, "fault")).unwrap();
+    connected(&fleet).await;
+    first_grant(&fleet, "a.example", 1000.0, Duration::from_secs(5)).await;
+
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut calls, mut local, mut slowest) = (0u64, 0u64, Duration::ZERO);
+    while Instant::now() < deadline && local < 100 {
+        let t = Instant::now();
+        let slot = fleet.try_send("a.example", 1000.0, t);
+        slowest = slowest.max(t.elapsed());
+        calls += 1;
+        if let Slot::Local { share } = slot {
+            assert_eq!(share, 1.0);
+            local += 1;
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    eprintln!("{calls} calls, {local} local, slowest {slowest:?}");
+    assert!(local >= 100, "try_send answers Local once Redis is gone");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "try_send never waits for Redis"
+    );
+    let stats = fleet.stats();
+    assert!(!stats.connected && stats.local_since.is_some(), "{stats:?}");
+    // Recorded while local, published after the rejoin.
+    fleet.pause("b.example", SystemTime::now() + Duration::from_secs(30));
+
+    // A new, empty server on the same port: the scripts are gone too.
+    server.restart();
+    connected(&fleet).await;
+    first_grant(&fleet, "a.example", 1000.0, Duration::from_secs(5)).await;
+    until("the pause recorded while local", Duration::from_secs(2), || {
+        server.cmd::<bool>(&["EXISTS", "fault:{b.example}:pause"])
+    })
+    .await;
+    let stats = fleet.stats();
+    assert!(
+        stats.local_total > Duration::ZERO && stats.local_since.is_none(),
+        "{stats:?}"
+    );
+
+    // Flushed while connected: the next lease reloads the script.
+    server.cmd::<()>(&["SCRIPT", "FLUSH"]);
+    server.cmd::<()>(&["FLUSHALL"]);
+    first_grant(&fleet, "c.example", 1000.0, Duration::from_secs(5)).await;
+    assert!(fleet.is_connected());
+    assert!(server.cmd::<bool>(&["EXISTS", "fault:{c.example}:tat"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_makes_the_process_local_until_it_answers_again() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let fleet = Fleet::start(config(&server, "hung")).unwrap();
+    connected(&fleet).await;
+    first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
+    // Stopped, not killed: the connection stays open and answers nothing.
+    server.signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut local = false;
+    while !local {
+        assert!(Instant::now() < deadline, "still not local: {:?}", fleet.stats());
+        let t = Instant::now();
+        local = matches!(fleet.try_send("h.example", 1000.0, t), Slot::Local { .. });
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "try_send never waits for Redis"
+        );
+        sleep(Duration::from_millis(1)).await;
+    }
+    server.signal("CONT");
+    connected(&fleet).await;
+    first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
+}
+
+#[test]
+fn a_fleet_whose_runtime_is_gone_answers_local() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let fleet = first.block_on(async {
+        let fleet = Fleet::start(config(&server, "orphan")).unwrap();
+        connected(&fleet).await;
+        first_grant(&fleet, "h.example", 1000.0, Duration::from_secs(5)).await;
+        fleet
+    });
+    // The background task went with its runtime; Redis is still up.
+    drop(first);
+    runtime().block_on(async {
+        until("Local without a background task", Duration::from_secs(8), || {
+            matches!(
+                fleet.try_send("h.example", 1000.0, Instant::now()),
+                Slot::Local { .. }
+            )
+        })
+        .await;
+    });
+    assert!(!fleet.stats().connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_local_while_redis_is_down_and_joins_when_it_comes() {
+    init_tracing();
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    server.kill();
+    let fleet = Fleet::start(config(&server, "late")).unwrap();
+    let end = Instant::now() + Duration::from_millis(300);
+    let (granted, local) = spend(&fleet, "h.example", 100.0, end).await;
+    assert_eq!(granted, 0);
+    assert!(local > 0);
+    assert!(!fleet.stats().connected);
+    server.restart();
+    connected(&fleet).await;
+    first_grant(&fleet, "h.example", 100.0, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Wrong types under one host...
+    server.cmd::<()>(&["LPUSH", "bad:{h.example}:tat", "x"]);
+    server.cmd::<()>(&["SET", "bad:{h.example}:procs", "not a set"]);
+    server.cmd::<()>(&["SADD", "bad:{h.example}:pause", "x"]);
+    server.cmd::<()>(&["SET", "bad:{h.example}:learned", "not a hash"]);
+    server.cmd::<()>(&["LPUSH", "bad:{h.example}:epoch", "x"]);
+    // ...garbage values of the right type under another.
+    server.cmd::<()>(&["SET", "bad:{g.example}:tat", "1e300"]);
+    server.cmd::<()>(&["ZADD", "bad:{g.example}:procs", "1e300", "ghost"]);
+    server.cmd::<()>(&["SET", "bad:{g.example}:pause", "99999999999999999999"]);
+    server.cmd::<()>(&[
+        "HSET",
+        "bad:{g.example}:learned",
+        "rate",
+        "inf",
+        "last_loss",
+        "nan",
+    ]);
+    server.cmd::<()>(&["SET", "bad:{g.example}:epoch", "12"]);
+
+    let fleet = Fleet::start(config(&server, "bad")).unwrap();
+    connected(&fleet).await;
+    for host in ["h.example", "g.example"] {
+        assert_eq!(fleet.paused_until(host), None);
+        first_grant(&fleet, host, 100.0, Duration::from_secs(5)).await;
+        assert_eq!(fleet.paused_until(host), None, "{host}");
+        assert_eq!(fleet.learned(host), None, "{host}");
+        assert_eq!(fleet.share(host), 1.0, "{host}: only this process is live");
+        assert!(fleet.loss_epoch(host, SystemTime::now()), "{host}");
+    }
+    until("the epochs", Duration::from_secs(2), || {
+        server.cmd::<String>(&["TYPE", "bad:{h.example}:epoch"]) == "string"
+            && server
+                .cmd::<Option<i64>>(&["PTTL", "bad:{g.example}:epoch"])
+                .unwrap_or(-1)
+                > 0
+    })
+    .await;
+    fleet.pause("h.example", SystemTime::now() + Duration::from_secs(10));
+    until("the pause", Duration::from_secs(2), || {
+        server.cmd::<String>(&["TYPE", "bad:{h.example}:pause"]) == "string"
+    })
+    .await;
+    for (key, ty) in [
+        ("bad:{h.example}:tat", "string"),
+        ("bad:{h.example}:procs", "zset"),
+        ("bad:{h.example}:learned", "hash"),
+        ("bad:{g.example}:procs", "zset"),
+    ] {
+        assert_eq!(server.cmd::<String>(&["TYPE", key]), ty, "{key}");
+    }
+    assert_eq!(
+        server.cmd::<Option<String>>(&["ZSCORE", "bad:{g.example}:procs", "ghost"]),
+        None,
+        "a member from the far future is dropped"
+    );
+    let stats = fleet.stats();
+    assert!(
+        stats.connected,
+        "bad data never makes the process local: {stats:?}"
+    );
+    assert!(fleet.paused_until("h.example").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_expire_after_their_ttl() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = FleetConfig::builder(server.url(), "ttl")
+        .refresh(Duration::from_millis(20))
+        .lease(Duration::from_millis(50))
+        .key_ttl(Duration::from_secs(1))
+        .command_timeout(Duration::from_millis(250))
+        .build()
+        .unwrap();
+    let fleet = Fleet::start(config).unwrap();
+    connected(&fleet).await;
+    let host = "ttl.example";
+    first_grant(&fleet, host, 100.0, Duration::from_secs(5)).await;
+    fleet.pause(host, SystemTime::now() + Duration::from_millis(300));
+    fleet.publish_learned(
+        host,
+        Learned {
+            rate: 100.0,
+            measured: false,
+            last_loss: None,
+        },
+    );
+    assert!(fleet.loss_epoch(host, SystemTime::now()));
+    // The epoch key lives only for its window, so each key is checked as
+    // it is seen.
+    let mut seen = std::collections::BTreeSet::new();
+    until("all five keys", Duration::from_secs(2), || {
+        for key in server.cmd::<Vec<String>>(&["KEYS", "ttl:*"]) {
+            let ttl: i64 = server.cmd(&["PTTL", &key]);
+            assert!(ttl == -2 || (ttl > 0 && ttl <= 1_200), "{key} has TTL {ttl} ms");
+            seen.insert(key);
+        }
+        seen.len() == 5
+    })
+    .await;
+    drop(fleet);
+    until("the keys to expire", Duration::from_secs(4), || {
+        server.cmd::<Vec<String>>(&["KEYS", "ttl:*"]).is_empty()
+    })
+    .await;
+}
