@@ -94,9 +94,9 @@
 )]
 
 pub mod config;
-pub mod integrations;
 #[cfg(feature = "redis")]
 pub mod fleet;
+pub mod integrations;
 pub mod layer;
 mod monitor;
 pub mod retry;

@@ -51,6 +51,9 @@ pub(crate) struct HostState {
     /// The adaptive controller, made on first use (boxed: hosts without one
     /// carry a pointer, not its ~650 bytes).
     adaptive: OnceLock<Box<Mutex<Controller>>>,
+    /// When this process last told the fleet the host's rate, and which.
+    #[cfg(feature = "redis")]
+    published: Mutex<Option<(tokio::time::Instant, f64)>>,
 }
 
 impl HostState {
@@ -81,6 +84,21 @@ impl HostState {
         self.adaptive
             .get()
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether to tell the fleet `rate` now: the first time, or a second
+    /// after the last time if the rate moved more than 5 % since.
+    #[cfg(feature = "redis")]
+    pub(crate) fn should_publish(&self, now: tokio::time::Instant, rate: f64) -> bool {
+        let mut last = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|(at, was)| {
+            now.saturating_duration_since(at) >= std::time::Duration::from_secs(1)
+                && (rate - was).abs() > 0.05 * was
+        });
+        if due {
+            *last = Some((now, rate));
+        }
+        due
     }
 
     /// Milliseconds left in the pause at `now_ms`.

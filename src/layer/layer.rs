@@ -53,7 +53,12 @@ impl SnapshotLayer {
     /// partitions on.
     pub fn new(snapshotter: Snapshotter) -> Self {
         Self {
-            shared: Shared::new(snapshotter, LayerSettings::default()),
+            shared: Shared::new(
+                snapshotter,
+                LayerSettings::default(),
+                #[cfg(feature = "redis")]
+                None,
+            ),
         }
     }
 
@@ -63,6 +68,8 @@ impl SnapshotLayer {
             snapshotter,
             settings: LayerSettings::default(),
             start: false,
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 
@@ -99,6 +106,8 @@ pub struct SnapshotLayerBuilder {
     snapshotter: Snapshotter,
     settings: LayerSettings,
     start: bool,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl SnapshotLayerBuilder {
@@ -152,6 +161,29 @@ impl SnapshotLayerBuilder {
         pub start_snapshotter: bool => start;
     }
 
+    /// Shares this layer's hosts with other processes through `fleet`
+    /// (feature `redis`): a `Retry-After` any of them gets pauses the host
+    /// in all, the processes together keep one send budget per paced host,
+    /// and a new process starts at the rate the others learned. See
+    /// [`fleet`](crate::fleet).
+    ///
+    /// ```no_run
+    /// use tower_snapshotter::fleet::{Fleet, FleetConfig};
+    /// use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = Fleet::start(FleetConfig::builder("redis://127.0.0.1:6379/", "crawl-42").build()?)?;
+    /// let layer = SnapshotLayer::builder(Snapshotter::new(Config::default()))
+    ///     .fleet(fleet)
+    ///     .build()?;
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// The statuses counted as client errors (`[429]`). Add 503 for
     /// servers that use it to shed load. Each must be 400..=599.
     pub fn counted_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
@@ -173,7 +205,12 @@ impl SnapshotLayerBuilder {
             })?;
         }
         Ok(SnapshotLayer {
-            shared: Shared::new(self.snapshotter, self.settings),
+            shared: Shared::new(
+                self.snapshotter,
+                self.settings,
+                #[cfg(feature = "redis")]
+                self.fleet,
+            ),
         })
     }
 }

@@ -40,6 +40,7 @@
 
 pub mod adaptive;
 pub mod error;
+mod fleet_link;
 pub mod future;
 mod hosts;
 mod http_parts;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::adaptive::{AdaptivePermit, Outcome};
+use super::fleet_link;
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
 use super::shared::{Shared, Ticket, WATCH_MS};
@@ -65,12 +66,18 @@ impl Report {
                     None
                 };
                 if let Some(p) = permit {
-                    p.finish(outcome_of(status), Some(response.headers()), pause);
+                    let (shared, host) = (&self.shared, &self.host);
+                    p.finish(
+                        outcome_of(status),
+                        Some(response.headers()),
+                        pause,
+                        |state, c, now| fleet_link::publish_learned(shared, host, state, c, now),
+                    );
                 }
             }
             Err(_) => {
                 if let Some(p) = permit {
-                    p.finish(Outcome::Loss, None, None);
+                    p.finish(Outcome::Loss, None, None, |_, _, _| {});
                 }
             }
         }

@@ -10,6 +10,7 @@ use tower_service::Service;
 
 use super::adaptive::AdaptivePermit;
 use super::error::Overloaded;
+use super::fleet_link;
 use super::future::ResponseFuture;
 use super::hosts::HostName;
 use super::http_parts::{HttpRequest, HttpResponse};
@@ -196,7 +197,9 @@ where
         report.ticket = ticket;
         if let Some(cfg) = shared.settings.adaptive() {
             let state = shared.hosts.get_or_insert(report.host());
-            match AdaptivePermit::try_now(&state, cfg, tokio::time::Instant::now()) {
+            let now = tokio::time::Instant::now();
+            let budget = |c: &mut _| fleet_link::budget(shared, report.host(), c, now);
+            match AdaptivePermit::try_now(&state, cfg, now, budget) {
                 Some(permit) => report.permit = Some(permit),
                 None if shared.settings.rejects() => {
                     return self.reject(Overloaded::host_busy(report.host().as_str()));

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Notify;
 
+use super::fleet_link;
 use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
 use super::settings::LayerSettings;
@@ -82,6 +83,9 @@ pub(crate) struct Shared {
     gate_closed: AtomicBool,
     pub(crate) rejected: AtomicU64,
     pub(crate) host_waits: AtomicU64,
+    /// The processes this layer shares its hosts with.
+    #[cfg(feature = "redis")]
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -95,7 +99,11 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(snapshotter: Snapshotter, settings: LayerSettings) -> Arc<Shared> {
+    pub(crate) fn new(
+        snapshotter: Snapshotter,
+        settings: LayerSettings,
+        #[cfg(feature = "redis")] fleet: Option<crate::fleet::Fleet>,
+    ) -> Arc<Shared> {
         {
             let clock = Arc::clone(snapshotter.clock());
             let release = Arc::new(Notify::new());
@@ -128,6 +136,8 @@ impl Shared {
                 gate_closed: AtomicBool::new(false),
                 rejected: AtomicU64::new(0),
                 host_waits: AtomicU64::new(0),
+                #[cfg(feature = "redis")]
+                fleet,
                 settings,
             })
         }
@@ -246,9 +256,23 @@ impl Shared {
     #[inline]
     pub(crate) fn paused_host(&self, now_ms: u64, name: &HostName) -> Option<(Arc<HostState>, u64)> {
         if now_ms >= self.pause_horizon_ms.load(Ordering::Relaxed) {
-            return None;
+            // No pause of this process's own: one another process recorded?
+            let left = fleet_link::paused_ms(self, name, now_ms)?;
+            return Some((self.hosts.get_or_insert(name), left));
         }
         self.paused_host_slow(name)
+    }
+
+    /// Pauses `name` from `now_ms` until `until_ms` (a pause only grows).
+    /// Returns whether it grew.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn pause_host(&self, name: &HostName, now_ms: u64, until_ms: u64) -> bool {
+        let host = self.hosts.get_or_insert(name);
+        let grew = host.pause_until(now_ms, until_ms);
+        if grew {
+            self.pause_horizon_ms.fetch_max(until_ms, Ordering::AcqRel);
+        }
+        grew
     }
 
     #[cold]
@@ -304,6 +328,9 @@ impl Shared {
         let until = now.saturating_add(wait.as_millis() as u64);
         if host.pause_until(now, until) {
             self.pause_horizon_ms.fetch_max(until, Ordering::AcqRel);
+            if hint.is_some() {
+                fleet_link::publish_pause(self, name, wait);
+            }
             tracing::info!(
                 host = name.as_str(),
                 wait_ms = wait.as_millis() as u64,

@@ -35,6 +35,10 @@ pub struct LayerStats {
     /// Under `Adaptive`, the limits of the most recently used hosts (20 at
     /// most).
     pub adaptive_hosts: Vec<AdaptiveHost>,
+    /// The fleet this layer shares its hosts with, if any (feature `redis`):
+    /// connected or local, the lease rate, the last sync's age.
+    #[cfg(feature = "redis")]
+    pub fleet: Option<crate::fleet::FleetStats>,
 }
 
 /// One host's adaptive limits.
@@ -108,6 +112,8 @@ impl LayerStats {
             tracked_hosts: shared.hosts.len(),
             paused_hosts,
             adaptive_hosts,
+            #[cfg(feature = "redis")]
+            fleet: shared.fleet.as_ref().map(crate::fleet::Fleet::stats),
         }
     }
 }

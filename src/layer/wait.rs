@@ -17,7 +17,8 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::adaptive::{AdaptivePermit, Admit, Lead};
-use super::hosts::HostState;
+use super::fleet_link::{self, Budget};
+use super::hosts::{HostName, HostState};
 use super::report::Report;
 use super::shared::{Shared, Ticket};
 use crate::BoxError;
@@ -156,7 +157,7 @@ impl<S, Req> Wait<S, Req> {
             }
         }
         if self.paced {
-            match self.pace() {
+            match self.pace(report.host()) {
                 Some(permit) => report.permit = Some(permit),
                 None => return,
             }
@@ -189,12 +190,18 @@ impl<S, Req> Wait<S, Req> {
 
     /// A send slot and a permit of the host's controller; `None` (and the
     /// step that waits for them) when it must wait.
-    fn pace(&mut self) -> Option<AdaptivePermit> {
+    fn pace(&mut self, report_host: &HostName) -> Option<AdaptivePermit> {
         let cfg = self.shared.settings.adaptive()?;
         let at = Instant::now();
         let lead = self.lead.as_ref().map(|l| l.id);
         let (admit, depth) = {
             let mut c = self.host.controller(cfg);
+            if let Budget::WaitUntil(slot) = fleet_link::budget(&self.shared, report_host, &mut c, at) {
+                drop(c);
+                self.sleep.as_mut().reset(slot);
+                self.step = Step::Sleep;
+                return None;
+            }
             let admit = c.admit(at, lead);
             // Woken from the pacing queue without taking the lead (pacing
             // ended, or the permits ran out): the next in the queue must

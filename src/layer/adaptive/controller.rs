@@ -90,6 +90,26 @@ impl Controller {
         self.pace.on_send(now);
     }
 
+    /// The paced rate now, if pacing (steps the search).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn rate(&mut self, now: Instant) -> Option<f64> {
+        self.pace.rate(now)
+    }
+
+    /// Starts from a rate learned elsewhere (by the fleet), if this host
+    /// has none of its own yet.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn seed(&mut self, now: Instant, rate: f64, measured: bool) {
+        self.pace.seed(now, rate, measured);
+    }
+
+    /// Whether the rate estimate is this controller's own finding (not a
+    /// rate seeded from elsewhere).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn estimate_is_own(&self) -> bool {
+        self.pace.estimate_is_own()
+    }
+
     /// What a request told [`Admit::Queued`] or [`Admit::Full`] waits on.
     pub(crate) fn waits_on(&self, admit: Admit) -> Option<&Arc<Notify>> {
         match admit {

@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 #[cfg(doc)]
 use super::Admit;
-use super::{AdaptiveConfig, Outcome};
+use super::{AdaptiveConfig, Controller, Outcome};
+use crate::layer::fleet_link::Budget;
 use crate::layer::hosts::HostState;
 
 /// A permit of a host's controller, held while the request is in flight;
@@ -28,9 +29,18 @@ impl AdaptivePermit {
     /// queue, a permit is free and the pace has a slot. Changes nothing
     /// otherwise, so the caller can hand the request to a waiting future
     /// that asks again.
+    /// `budget` asks the fleet sharing the host, if any, under the lock.
     #[inline]
-    pub(crate) fn try_now(host: &Arc<HostState>, cfg: &AdaptiveConfig, now: Instant) -> Option<Self> {
+    pub(crate) fn try_now(
+        host: &Arc<HostState>,
+        cfg: &AdaptiveConfig,
+        now: Instant,
+        budget: impl FnOnce(&mut Controller) -> Budget,
+    ) -> Option<Self> {
         let mut c = host.controller(cfg);
+        if budget(&mut c) != Budget::Go {
+            return None;
+        }
         c.try_admit_now(now)
             .then(|| Self::taken(Arc::clone(host), now, c.in_flight()))
     }
@@ -47,12 +57,14 @@ impl AdaptivePermit {
 
     /// Gives the permit back with the answer's `outcome`; `pause` is what
     /// its `Retry-After` asked (the layer read it already, to pause the
-    /// host), and its quota headers, if any, move the pace.
+    /// host), and its quota headers, if any, move the pace. `learned`
+    /// sees the host and its controller afterwards, under the lock.
     pub(crate) fn finish(
         mut self,
         outcome: Outcome,
         headers: Option<&http::HeaderMap>,
         pause: Option<Duration>,
+        learned: impl FnOnce(&HostState, &Controller, Instant),
     ) {
         self.released = true;
         // Read before taking the lock; most answers carry no header at all.
@@ -68,6 +80,7 @@ impl AdaptivePermit {
         if let Some(q) = quota {
             c.on_quota(now, q.remaining, q.reset_lo, q.reset_hi);
         }
+        learned(&self.host, &c, now);
     }
 }
 

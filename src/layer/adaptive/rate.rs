@@ -142,6 +142,9 @@ pub(crate) struct RateControl {
     last_loss: Option<Instant>,
     /// A quota: pace cap and its reset window (earliest, latest).
     quota: Option<Quota>,
+    /// The estimate a fleet seeded, while it is still the estimate: not
+    /// this process's to share back.
+    seeded: Option<f64>,
 }
 
 /// What the quota headers said lately.
@@ -180,6 +183,7 @@ impl RateControl {
             drain_until: None,
             last_loss: None,
             quota: None,
+            seeded: None,
         }
     }
 
@@ -224,6 +228,33 @@ impl RateControl {
         }
         let left = q.hi.saturating_duration_since(now).as_secs_f64().max(0.001);
         Some((q.remaining as f64 / left).max(self.min_rate))
+    }
+
+    /// Starts from `rate` learned elsewhere, if nothing was learned here:
+    /// held below it when it was measured, searched upward from it when
+    /// it is a guess.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn seed(&mut self, now: Instant, rate: f64, measured: bool) {
+        if self.basis != Basis::None || !(rate.is_finite() && rate >= self.min_rate) {
+            return;
+        }
+        self.estimate = rate;
+        self.seeded = Some(rate);
+        self.stepped_at = now;
+        if measured {
+            self.basis = Basis::Measured;
+            self.pace = rate * self.hold;
+            self.probe_after = now + self.probe_wait;
+        } else {
+            self.basis = Basis::Guess;
+            self.pace = rate;
+        }
+    }
+
+    /// Whether the estimate is this host's own finding, not a seed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn estimate_is_own(&self) -> bool {
+        self.basis != Basis::None && self.seeded != Some(self.estimate)
     }
 
     /// Paces at `rate`, measured, with no probe for an hour: for tests of

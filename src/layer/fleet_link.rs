@@ -1,0 +1,150 @@
+//! The layer's link to a fleet of processes sharing hosts through Redis
+//! (feature `redis`, [`crate::fleet`]): a `Retry-After` any process got
+//! pauses the host here too, the processes together spend one send budget
+//! per paced host, and a host's learned rate is shared so a new process
+//! starts at it. Without a fleet (or without the feature) every function
+//! here is a no-op the compiler removes.
+
+use tokio::time::Instant;
+
+/// What the fleet says about sending to a host now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Budget {
+    /// Send (a leased slot was spent, or there is no fleet budget to keep).
+    Go,
+    /// No slot yet: look again then.
+    WaitUntil(Instant),
+}
+
+#[cfg(feature = "redis")]
+mod linked {
+    use std::time::{Duration, SystemTime};
+
+    use tokio::time::Instant;
+
+    use super::Budget;
+    use crate::fleet::{Learned, Slot};
+    use crate::layer::adaptive::Controller;
+    use crate::layer::hosts::{HostName, HostState};
+    use crate::layer::shared::Shared;
+
+    /// Milliseconds left in a pause another process recorded for `host`,
+    /// merged into this process's state for it.
+    pub(crate) fn paused_ms(shared: &Shared, name: &HostName, now_ms: u64) -> Option<u64> {
+        let fleet = shared.fleet.as_ref()?;
+        let until = fleet.paused_until(name.as_str())?;
+        let left = until.duration_since(SystemTime::now()).ok()?.as_millis() as u64;
+        (left > 0).then(|| {
+            shared.pause_host(name, now_ms, now_ms + left);
+            left
+        })
+    }
+
+    /// Tells the fleet `host` asked for a pause of `wait`.
+    pub(crate) fn publish_pause(shared: &Shared, name: &HostName, wait: Duration) {
+        if let Some(fleet) = &shared.fleet {
+            fleet.pause(name.as_str(), SystemTime::now() + wait);
+        }
+    }
+
+    /// Whether this process may send to `host` now. The fleet's budget is
+    /// the whole host's rate: the rate the fleet learned, or else this
+    /// process's pace over its share. A controller with no rate of its own
+    /// yet starts from the fleet's.
+    pub(crate) fn budget(shared: &Shared, name: &HostName, c: &mut Controller, now: Instant) -> Budget {
+        let Some(fleet) = &shared.fleet else {
+            return Budget::Go;
+        };
+        let host = name.as_str();
+        let share = fleet.share(host).clamp(1e-3, 1.0);
+        let learned = fleet.learned(host);
+        if let (None, Some(l)) = (c.rate(now), learned) {
+            c.seed(now, l.rate * share, l.measured);
+        }
+        let Some(rate) = c.rate(now) else {
+            return Budget::Go;
+        };
+        let whole = learned.map_or(rate / share, |l| l.rate);
+        match fleet.try_send(host, whole, now) {
+            Slot::WaitUntil(at) => Budget::WaitUntil(at),
+            // Redis is away: the local controller goes on alone, at the
+            // pace it learned for this process (its share, started from the
+            // fleet's rate times the share, and cut by its own refusals).
+            Slot::Granted | Slot::Local { .. } => Budget::Go,
+        }
+    }
+
+    /// Shares what this host's controller learned, at most once a second
+    /// and only when it moved by more than 5 %: the rate as the whole
+    /// fleet sees it (this process's estimate over its share).
+    pub(crate) fn publish_learned(
+        shared: &Shared,
+        name: &HostName,
+        host: &HostState,
+        c: &Controller,
+        now: Instant,
+    ) {
+        let Some(fleet) = &shared.fleet else {
+            return;
+        };
+        // A seed is the fleet's own knowledge: nothing new to tell it.
+        if !c.estimate_is_own() {
+            return;
+        }
+        let limits = c.snapshot(now);
+        let Some(estimate) = limits.estimate else {
+            return;
+        };
+        let share = fleet.share(name.as_str()).clamp(1e-3, 1.0);
+        let rate = estimate / share;
+        if host.should_publish(now, rate) {
+            fleet.publish_learned(
+                name.as_str(),
+                Learned {
+                    rate,
+                    measured: limits.measured,
+                    last_loss: None,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+pub(crate) use linked::*;
+
+#[cfg(not(feature = "redis"))]
+mod unlinked {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::Budget;
+    use crate::layer::adaptive::Controller;
+    use crate::layer::hosts::{HostName, HostState};
+    use crate::layer::shared::Shared;
+
+    /// Without the `redis` feature: never paused by others.
+    #[inline(always)]
+    pub(crate) fn paused_ms(_: &Shared, _: &HostName, _: u64) -> Option<u64> {
+        None
+    }
+
+    /// Without the `redis` feature: nothing to tell.
+    #[inline(always)]
+    pub(crate) fn publish_pause(_: &Shared, _: &HostName, _: Duration) {}
+
+    /// Without the `redis` feature: always go.
+    #[inline(always)]
+    pub(crate) fn budget(_: &Shared, _: &HostName, _: &mut Controller, _: Instant) -> Budget {
+        Budget::Go
+    }
+
+    /// Without the `redis` feature: nothing to share.
+    #[inline(always)]
+    pub(crate) fn publish_learned(_: &Shared, _: &HostName, _: &HostState, _: &Controller, _: Instant) {}
+}
+
+#[cfg(not(feature = "redis"))]
+pub(crate) use unlinked::*;
