@@ -48,6 +48,20 @@
 //! after it so requests still queued at the end load no later batch.
 //! `SCENARIO_MODELS` (comma-separated substrings of the model's name as
 //! the table prints it, e.g. `gcra 100/s b50 RA 1,sliding`) keeps a subset.
+//!
+//! Plots: the same runs that print the tables write one SVG per scenario
+//! (1, 2, 3, 4 and 7; 5, 6 and 8 measure a gate's reaction or memory, not
+//! goodput) to `benches/plots/`, and one per model cell to
+//! `benches/plots/models/` (e.g. `gcra-500s-b50-ra-1.svg`): goodput (2xx)
+//! and refusals (429 and 503) per 250 ms for each variant that ran, the
+//! allowed rate dashed, the seconds the table counts shaded (`plots.rs`).
+//! Scenarios 1–4 and 7 count at the client by when each answer came, as
+//! their tables do; `models` counts at the server from its log by arrival
+//! time, as its table does. A filtered run overwrites only its own plots,
+//! with only the variants that ran.
+
+#[path = "plots.rs"]
+mod plots;
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -67,6 +81,8 @@ use tokio::time::Instant;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_snapshotter::{Config, GatePolicy, Resources, SnapshotLayer, Snapshotter};
+
+use crate::plots::{Plot, Series};
 
 const MAX_OUTSTANDING: usize = 2000;
 
@@ -538,6 +554,24 @@ fn answers(r: &Record) -> Vec<Answer> {
     r.answers.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// How the plots of scenarios 1–4 and 7 count, as their tables do.
+const CLIENT_SIDE: &str = "counted at the client, by when each answer came";
+
+/// The answers `keep` selects, per 250 ms bucket of when each came back
+/// to the client.
+fn series(answers: &[Answer], keep: impl Fn(&Answer) -> bool) -> Series {
+    let mut s = Series::default();
+    for a in answers.iter().filter(|a| keep(a)) {
+        s.add(a.at, a.status);
+    }
+    s
+}
+
+/// A constant reference line over `secs` (clipped to the plot's width).
+fn flat(label: String, rate: f64, secs: f64) -> Option<(String, Vec<(f64, f64)>)> {
+    Some((label, vec![(0.0, rate), (secs, rate)]))
+}
+
 // ---------------------------------------------------------------- scenarios
 
 /// 1. Token bucket of N = 500/s, demand 3·N.
@@ -549,6 +583,7 @@ async fn rate_limited(retry_after: bool) {
     } else {
         "1 rate-limited, no Retry-After"
     };
+    let mut runs: Vec<(String, Series)> = Vec::new();
     for v in variants(8) {
         let rate = Arc::new(AtomicU64::new(n as u64));
         let srv = server(Behaviour::Bucket { rate, retry_after }).await;
@@ -567,6 +602,7 @@ async fn rate_limited(retry_after: bool) {
             t.abort();
         }
         trace_answers(&a, rec_secs(&a));
+        runs.push((v.name(), series(&a, |_| true)));
         // Skip the first second: the bucket starts full.
         let f = figures(&a, None, 1.0, secs);
         print_row(&Row {
@@ -582,6 +618,18 @@ async fn rate_limited(retry_after: bool) {
             ),
         });
     }
+    plots::write(
+        &plots::slug(name),
+        &Plot {
+            title: format!("{name}: token bucket of {n:.0}/s, demand 3×"),
+            counted_at: CLIENT_SIDE,
+            goodput: "2xx answers/s",
+            refused: "429s/s",
+            reference: flat(format!("allowed {n:.0}/s"), n, secs + 2.0),
+            counted: Some((1.0, secs)),
+            runs: &runs,
+        },
+    );
 }
 
 /// 2. Latency flat to 16 in flight, +5 ms per request beyond.
@@ -601,6 +649,7 @@ async fn knee() {
     // adaptive row read 87–92 % of the knee in full runs and 97–105 % alone).
     let mut order = variants(16);
     order.sort_by_key(|v| matches!(v, Variant::None | Variant::Policy(GatePolicy::Wait)));
+    let mut runs: Vec<(String, Series)> = Vec::new();
     for v in order {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let srv = server(Behaviour::Knee {
@@ -626,6 +675,7 @@ async fn knee() {
             t.abort();
         }
         trace_answers(&a, rec_secs(&a));
+        runs.push((v.name(), series(&a, |_| true)));
         let f = figures(&a, None, 1.0, secs);
         if v == Variant::Fixed(knee) {
             at_knee = Some(f.goodput);
@@ -690,12 +740,28 @@ async fn knee() {
             ),
         });
     }
+    plots::write(
+        "2-capacity-knee",
+        &Plot {
+            title: format!(
+                "2 capacity knee: 16 in flight at 5 ms, demand {:.0}/s",
+                ideal * 1.5
+            ),
+            counted_at: CLIENT_SIDE,
+            goodput: "2xx answers/s",
+            refused: "429s/s (this server sends none)",
+            reference: flat(format!("nominal 16 / 5 ms = {ideal:.0}/s"), ideal, secs + 2.0),
+            counted: Some((1.0, secs)),
+            runs: &runs,
+        },
+    );
 }
 
 /// 3. Demand steps from 0.5× to 3× of a 500/s bucket.
 async fn step() {
     let n = 500.0;
     let (calm, secs) = (2.0, 8.0);
+    let mut runs: Vec<(String, Series)> = Vec::new();
     for v in variants(8) {
         let rate = Arc::new(AtomicU64::new(n as u64));
         let srv = server(Behaviour::Bucket {
@@ -719,6 +785,7 @@ async fn step() {
             t.abort();
         }
         trace_answers(&a, rec_secs(&a));
+        runs.push((v.name(), series(&a, |_| true)));
         let settled = first_time(&a, calm, secs, |f| {
             (f.goodput - n).abs() <= 0.1 * n && f.share_429 < 0.05
         });
@@ -733,12 +800,29 @@ async fn step() {
             note: "react: step to the first 1 s window within 10 % of 500/s with < 5 % 429s".into(),
         });
     }
+    plots::write(
+        "3-step",
+        &Plot {
+            title: format!(
+                "3 step: demand {:.0}/s, then {:.0}/s from {calm} s; token bucket of {n:.0}/s",
+                0.5 * n,
+                3.0 * n
+            ),
+            counted_at: CLIENT_SIDE,
+            goodput: "2xx answers/s",
+            refused: "429s/s",
+            reference: flat(format!("allowed {n:.0}/s"), n, secs + 2.0),
+            counted: Some((calm + 2.0, secs)),
+            runs: &runs,
+        },
+    );
 }
 
 /// 4. Capacity drops to a fifth, then comes back.
 async fn recovery() {
     let n = 500u64;
     let (warm, low, high) = (2.0, 4.0, 7.0);
+    let mut runs: Vec<(String, Series)> = Vec::new();
     for v in variants(8) {
         let rate = Arc::new(AtomicU64::new(n));
         let srv = server(Behaviour::Bucket {
@@ -769,6 +853,7 @@ async fn recovery() {
             t.abort();
         }
         trace_answers(&a, rec_secs(&a));
+        runs.push((v.name(), series(&a, |_| true)));
         let back = warm + low;
         let recovered = first_time(&a, back, total, |f| f.goodput >= 0.9 * n as f64);
         let f = figures(&a, None, back, total);
@@ -782,6 +867,33 @@ async fn recovery() {
             note: format!("capacity a fifth for {low} s (the issue's 20 s shortened); recover: to a 1 s window ≥ 90 % of 500/s"),
         });
     }
+    let (full, fifth, back) = (n as f64, n as f64 / 5.0, warm + low);
+    plots::write(
+        "4-recovery",
+        &Plot {
+            title: format!(
+                "4 recovery: token bucket {n}/s, {}/s from {warm} s to {back} s; demand {}/s",
+                n / 5,
+                3 * n
+            ),
+            counted_at: CLIENT_SIDE,
+            goodput: "2xx answers/s",
+            refused: "429s/s",
+            reference: Some((
+                format!("allowed {n} → {} → {n}/s", n / 5),
+                vec![
+                    (0.0, full),
+                    (warm, full),
+                    (warm, fifth),
+                    (back, fifth),
+                    (back, full),
+                    (back + high + 2.0, full),
+                ],
+            )),
+            counted: Some((back, back + high)),
+            runs: &runs,
+        },
+    );
 }
 
 /// Time from `t0` until the layer's gate holds `resource`, polled each
@@ -908,6 +1020,7 @@ async fn starvation() {
 /// against its goodput alone.
 async fn two_hosts() {
     let secs = 4.0;
+    let mut runs: Vec<(String, Series)> = Vec::new();
     for v in chosen(vec![
         Variant::None,
         Variant::Fixed(8),
@@ -937,6 +1050,18 @@ async fn two_hosts() {
             (1, format!("http://{}/", healthy.addr)),
         ];
         let both = drive(svc, urls, |_| 1000.0, Duration::from_secs_f64(secs)).await;
+        // The healthy host's goodput and the throttled host's 429s, as the
+        // table has them.
+        runs.push((
+            v.name(),
+            series(&answers(&both), |a| {
+                if a.host == 1 {
+                    (200..=299).contains(&a.status)
+                } else {
+                    a.status == 429
+                }
+            }),
+        ));
         let mixed = figures(&answers(&both), Some(1), 1.0, secs).goodput;
         print_row(&Row {
             scenario: "7 two hosts, one throttled",
@@ -948,6 +1073,18 @@ async fn two_hosts() {
             note: "500/s to each host; the throttled one allows 100/s with Retry-After: 1; 429 share is the throttled host's".into(),
         });
     }
+    plots::write(
+        "7-two-hosts",
+        &Plot {
+            title: "7 two hosts at 500/s each, one a token bucket of 100/s with Retry-After: 1".into(),
+            counted_at: "the run with both hosts; counted at the client, by when each answer came",
+            goodput: "healthy host's 2xx/s",
+            refused: "throttled host's 429s/s",
+            reference: flat("healthy host's demand 500/s".into(), 500.0, secs + 2.0),
+            counted: Some((1.0, secs)),
+            runs: &runs,
+        },
+    );
 }
 
 /// Resident set size in bytes (Linux).
@@ -1102,7 +1239,7 @@ impl Cell {
 }
 
 /// What the server saw of one cell under one variant.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct ModelRun {
     cell: Cell,
     variant: Variant,
@@ -1115,6 +1252,8 @@ struct ModelRun {
     dropped: u64,
     /// Client-side errors (no answer).
     errors: usize,
+    /// Every arrival of the run at the server, per 250 ms, for the plot.
+    series: Series,
 }
 
 impl ModelRun {
@@ -1207,7 +1346,12 @@ async fn model_run(cell: Cell, variant: Variant) -> ModelRun {
     }
     let _ = s.stop();
     let span = Duration::from_secs_f64(MODEL_FROM)..Duration::from_secs_f64(MODEL_SECS);
-    let log: Vec<testkit::Arrival> = srv.log().into_iter().filter(|a| span.contains(&a.at)).collect();
+    let full = srv.log();
+    let mut series = Series::default();
+    for a in &full {
+        series.add(a.at.as_secs_f64(), a.status.as_u16());
+    }
+    let log: Vec<testkit::Arrival> = full.into_iter().filter(|a| span.contains(&a.at)).collect();
     let served = log.iter().filter(|a| a.status.is_success()).count();
     let refused = log
         .iter()
@@ -1226,7 +1370,41 @@ async fn model_run(cell: Cell, variant: Variant) -> ModelRun {
         arrivals: log.len(),
         dropped: rec.dropped.load(Ordering::Relaxed),
         errors,
+        series,
     }
+}
+
+/// The stem of a model cell's plot, under `benches/plots/`.
+fn model_plot_file(cell: &Cell) -> String {
+    format!("models/{}", plots::slug(&cell.spec.to_string()))
+}
+
+/// One cell's plot: a line per variant that ran.
+fn plot_model(cell: &Cell, runs: &[(String, Series)]) {
+    let refused = match cell.spec {
+        Spec::Concurrency { .. } => "503s/s",
+        _ => "429s/s",
+    };
+    plots::write(
+        &model_plot_file(cell),
+        &Plot {
+            title: format!(
+                "models: {}, allowed {}, demand 3× for {MODEL_SECS:.0} s",
+                cell.spec,
+                cell.rate_label()
+            ),
+            counted_at: "counted at the server, from its log, by arrival time",
+            goodput: "served (2xx)/s",
+            refused,
+            reference: flat(
+                format!("allowed {}", cell.rate_label()),
+                cell.allowed,
+                MODEL_SECS + 3.0,
+            ),
+            counted: Some((MODEL_FROM, MODEL_SECS)),
+            runs,
+        },
+    );
 }
 
 /// Runs one batch in a runtime of its own, dropped afterwards with every
@@ -1349,6 +1527,14 @@ fn models() {
             }
         }
         runs.sort_by_key(|(ci, vi, _)| (*ci, *vi));
+        for (ci, cell) in group.iter().enumerate() {
+            let mine: Vec<(String, Series)> = runs
+                .iter()
+                .filter(|(c, _, _)| *c == ci)
+                .map(|(_, _, r)| (r.variant.name(), r.series.clone()))
+                .collect();
+            plot_model(cell, &mine);
+        }
         for (_, _, r) in runs {
             print_model_row(&r);
             all.push(r);
