@@ -55,6 +55,12 @@ struct Args {
     /// Requests each process offers at once
     #[arg(long, default_value_t = 32)]
     concurrency: u32,
+    /// Only the models whose name contains this (e.g. `gcra`)
+    #[arg(long, value_name = "TEXT")]
+    models: Option<String>,
+    /// Only this variant: local, redis or outage
+    #[arg(long, value_name = "V")]
+    variant: Option<String>,
     /// Internal: run as one worker crawling BASE
     #[arg(long, value_name = "BASE", hide = true)]
     worker: Option<String>,
@@ -165,7 +171,13 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let me = std::env::current_exe()?;
     let mut rows = Vec::new();
     for spec in [Spec::parse("gcra", 500.0, 50, "1")?, Spec::parse("sliding", 500.0, 0, "none")?] {
+        if args.models.as_ref().is_some_and(|m| !spec.to_string().contains(m.as_str())) {
+            continue;
+        }
         for variant in ["local", "redis", "redis, outage"] {
+            if args.variant.as_ref().is_some_and(|v| !variant.ends_with(v.as_str()) && variant != v) {
+                continue;
+            }
             let mut redis = if variant == "local" {
                 None
             } else {

@@ -49,9 +49,8 @@ mod linked {
     }
 
     /// Whether this process may send to `host` now. The fleet's budget is
-    /// the whole host's rate: the rate the fleet learned, or else this
-    /// process's pace over its share. A controller with no rate of its own
-    /// yet starts from the fleet's.
+    /// the whole host's rate: this process's pace over its share. A
+    /// controller with no rate of its own yet starts from the fleet's.
     pub(crate) fn budget(shared: &Shared, name: &HostName, c: &mut Controller, now: Instant) -> Budget {
         let Some(fleet) = &shared.fleet else {
             return Budget::Go;
@@ -65,9 +64,16 @@ mod linked {
         let Some(rate) = c.rate(now) else {
             return Budget::Go;
         };
-        let whole = learned.map_or(rate / share, |l| l.rate);
-        match fleet.try_send(host, whole, now) {
-            Slot::WaitUntil(at) => Budget::WaitUntil(at),
+        // This process paces its share; over the share, its view of the
+        // whole host's rate. The processes' views meet through the rate
+        // each one learns and shares.
+        match fleet.try_send(host, rate / share, now) {
+            Slot::WaitUntil(at) => {
+                // The fleet's budget binds where the local pace would: its
+                // search and probes go on as if the pace held requests back.
+                c.pace_bound(now);
+                Budget::WaitUntil(at)
+            }
             // Redis is away: the local controller goes on alone, at the
             // pace it learned for this process (its share, started from the
             // fleet's rate times the share, and cut by its own refusals).

@@ -103,6 +103,14 @@ impl Controller {
         self.pace.seed(now, rate, measured);
     }
 
+    /// Something other than this pace (a fleet's budget) held a request
+    /// back at `now`, where the pace would have: the search and the probes
+    /// go on.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn pace_bound(&mut self, now: Instant) {
+        self.pace.bound_at = Some(now);
+    }
+
     /// Whether the rate estimate is this controller's own finding (not a
     /// rate seeded from elsewhere).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
