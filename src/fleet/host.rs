@@ -1,6 +1,9 @@
 //! The local cache of per-host fleet state, in a bounded, least-recently
 //! used map: what the hot path reads and writes without Redis, and what the
 //! background task sends and fills in.
+//!
+//! Over 400 lines with its tests, which exercise the lease arithmetic
+//! beside it.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};

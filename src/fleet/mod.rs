@@ -1,6 +1,9 @@
 //! Per-host state shared by many processes through Redis (feature `redis`):
 //! one polite budget per host for a whole fleet of crawlers.
 //!
+//! Over 400 lines: most of it is these docs (the key schema, the script's
+//! algorithm, the faults) and the handle's documented examples.
+//!
 //! A [`Fleet`] keeps a local cache of what the fleet knows about each host
 //! this process uses, and one background task keeps that cache in sync
 //! with Redis. The hot path ([`Fleet::try_send`], [`Fleet::paused_until`],

@@ -2,6 +2,10 @@
 //! publishes, reads and listens for the hosts this process uses, and
 //! switches between connected and local.
 //!
+//! Over 400 lines: one task's loop (connect, lease, publish, listen, fall
+//! back, rejoin) over one connection state; split by step, every file would
+//! need all of it.
+//!
 //! Each round (every refresh period, or at once when the hot path asks) it
 //! sends, concurrently on one multiplexed connection, the script calls the
 //! cache needs: pauses, learned values and loss epochs to publish; leases

@@ -1,5 +1,9 @@
 //! The [`Snapshotter`]: samples every resource in the background and keeps
 //! their windows.
+//!
+//! Just over 400 lines: the lifecycle (start, stop, drop) and the verdict's
+//! publication share the inner state and its lock; the sampler task and the
+//! tests are in files of their own.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
