@@ -81,6 +81,7 @@
 //! | [`retry`] | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`layer`] | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions; its own table maps its files |
 //! | `layer/adaptive/` | the adaptive limiter by concern: controller, concurrency, rate estimate, fit, meter, delay signal, pacer, permits |
+//! | [`integrations`] | what the crate reports to other libraries: [`integrations::metrics`], counters and gauges through the `metrics` facade (feature `metrics`) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -92,6 +93,7 @@
 )]
 
 pub mod config;
+pub mod integrations;
 pub mod layer;
 mod monitor;
 pub mod retry;

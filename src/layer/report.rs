@@ -7,6 +7,7 @@ use super::adaptive::{AdaptivePermit, Outcome};
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
 use super::shared::{Shared, Ticket, WATCH_MS};
+use crate::integrations::metrics::AnswerClass;
 
 /// Carried by every response future: where the request went, when, and the
 /// admission it holds (given back when the report is).
@@ -58,6 +59,9 @@ impl Report {
         match result {
             Ok(response) => {
                 let status = response.status();
+                self.shared
+                    .metrics
+                    .answered(AnswerClass::of(status), self.host.as_str());
                 let pause = if status.as_u16() >= 400 || self.watch {
                     self.shared
                         .on_answer(&self.host, self.sent_ms, status, response.headers())
@@ -69,6 +73,9 @@ impl Report {
                 }
             }
             Err(_) => {
+                self.shared
+                    .metrics
+                    .answered(AnswerClass::InnerError, self.host.as_str());
                 if let Some(p) = permit {
                     p.finish(Outcome::Loss, None, None);
                 }

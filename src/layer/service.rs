@@ -207,6 +207,7 @@ where
                 }
             }
         }
+        shared.metrics.admitted();
         ResponseFuture::called(self.inner.call(request), report)
     }
 }
@@ -218,6 +219,7 @@ impl<S> SnapshotService<S> {
         S: Service<Req>,
     {
         self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.rejected();
         ResponseFuture::rejected(error)
     }
 }

@@ -13,6 +13,7 @@ use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
 use super::settings::LayerSettings;
 use crate::clock::CoarseClock;
+use crate::integrations::metrics::{LayerMetrics, Setup};
 use crate::probe::ClientRecorder;
 use crate::retry_after::retry_after;
 use crate::status::Resources;
@@ -82,6 +83,9 @@ pub(crate) struct Shared {
     gate_closed: AtomicBool,
     pub(crate) rejected: AtomicU64,
     pub(crate) host_waits: AtomicU64,
+    /// Metric handles, registered when the layer is built (no-ops without
+    /// the `metrics` feature or a recorder).
+    pub(crate) metrics: LayerMetrics,
 }
 
 impl std::fmt::Debug for Shared {
@@ -114,7 +118,13 @@ impl Shared {
                 .autoscale()
                 .map_or(0, |a| a.autoscale_interval.as_millis() as u64);
             let next_autoscale_ms = clock.now_ms() + interval;
-            Arc::new(Shared {
+            let metrics = LayerMetrics::new(Setup {
+                per_host: settings.metrics_per_host && settings.per_host,
+                max_hosts: settings.max_hosts,
+                autoscale: settings.autoscale().is_some(),
+                adaptive: settings.adaptive().is_some(),
+            });
+            let shared = Arc::new(Shared {
                 recorder: snapshotter.client_recorder(),
                 hosts: HostMap::new(NonZeroUsize::new(settings.max_hosts).unwrap_or(NonZeroUsize::MIN)),
                 snapshotter,
@@ -128,8 +138,11 @@ impl Shared {
                 gate_closed: AtomicBool::new(false),
                 rejected: AtomicU64::new(0),
                 host_waits: AtomicU64::new(0),
+                metrics,
                 settings,
-            })
+            });
+            shared.snapshotter.metrics().attach(&shared);
+            shared
         }
     }
 
@@ -302,7 +315,11 @@ impl Shared {
             None => self.backoff(&host, sent_ms)?,
         };
         let until = now.saturating_add(wait.as_millis() as u64);
+        let was_paused = host.remaining_ms(now) > 0;
         if host.pause_until(now, until) {
+            if !was_paused {
+                self.metrics.pause_started(name.as_str());
+            }
             self.pause_horizon_ms.fetch_max(until, Ordering::AcqRel);
             tracing::info!(
                 host = name.as_str(),
