@@ -26,8 +26,10 @@
 //!
 //! Each call of the service counts once in `admitted`, `waited` or
 //! `rejected`. A request held in `poll_ready` by the machine's gate is not
-//! a call yet: it counts as admitted when the gate lets it through. Every
-//! call that reached the inner service counts once in `answers_total`.
+//! a call yet: it counts when the gate lets it through and it is called.
+//! Every call that reached the inner service counts once in
+//! `answers_total` (a waiting request dropped before it was sent, or whose
+//! inner service failed to become ready, has no answer).
 //!
 //! The `overloaded` gauges are set each time the snapshotter takes a
 //! snapshot (and cleared when it stops); `concurrency_limit`, `in_flight`
