@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench overhead
+//! cargo bench --bench overhead --features metrics
 //! ```
 //!
 //! Every variant wraps the same trivial inner service (`service_fn`
@@ -9,6 +10,13 @@
 //! loop on a current-thread runtime, timed with `iter_custom`, so the
 //! figures are nanoseconds per request including the inner service. The
 //! layer's overhead is its figure minus `bare`'s, from the same run.
+//!
+//! With the `metrics` feature every `snapshot_*` variant carries the metric
+//! calls, on no-op handles (no recorder is installed), so comparing
+//! `snapshot_adaptive − bare` with and without the feature gives their
+//! cost; two more variants build the default layer under a real recorder
+//! (`metrics-exporter-prometheus`'s, not installed globally): without and
+//! with per-host labels.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -57,6 +65,9 @@ fn current_thread() -> tokio::runtime::Runtime {
 struct Background {
     _rt: tokio::runtime::Runtime,
     snapshotter: Snapshotter,
+    /// What `layer_recorded` registers its handles with.
+    #[cfg(feature = "metrics")]
+    recorder: metrics_exporter_prometheus::PrometheusRecorder,
 }
 
 impl Background {
@@ -81,7 +92,26 @@ impl Background {
             s.start().expect("start the snapshotter");
             s
         });
-        Self { _rt: rt, snapshotter }
+        Self {
+            _rt: rt,
+            snapshotter,
+            #[cfg(feature = "metrics")]
+            recorder: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+        }
+    }
+
+    /// A layer with `policy` whose metric handles are registered with a
+    /// real recorder (per-host labels when `per_host`).
+    #[cfg(feature = "metrics")]
+    fn layer_recorded(&self, policy: GatePolicy, per_host: bool) -> SnapshotLayer {
+        metrics::with_local_recorder(&self.recorder, || {
+            SnapshotLayer::builder(self.snapshotter.clone())
+                .policy(policy)
+                .host_backoff(Duration::ZERO)
+                .metrics_per_host(per_host)
+                .build()
+                .expect("valid settings")
+        })
     }
 
     fn layer(&self, policy: GatePolicy) -> SnapshotLayer {
@@ -205,6 +235,21 @@ macro_rules! each_variant {
             // answer and the permit's return).
             let $name = "snapshot_adaptive";
             let $svc = $bg.layer(GatePolicy::Adaptive).layer(inner);
+            $body
+        }
+        // The default layer again, its metrics recorded: the counters are
+        // atomics the exporter reads.
+        #[cfg(feature = "metrics")]
+        {
+            let $name = "snapshot_adaptive_recorded";
+            let $svc = $bg.layer_recorded(GatePolicy::Adaptive, false).layer(inner);
+            $body
+        }
+        // With per-host labels: a lock and a lookup per answer.
+        #[cfg(feature = "metrics")]
+        {
+            let $name = "snapshot_adaptive_recorded_per_host";
+            let $svc = $bg.layer_recorded(GatePolicy::Adaptive, true).layer(inner);
             $body
         }
     }};

@@ -79,7 +79,8 @@ struct WorkerReport {
 
 impl WorkerReport {
     fn to_json(&self) -> String {
-        serde_json::json!({"requests": self.requests, "commands": self.commands, "local_ms": self.local_ms}).to_string()
+        serde_json::json!({"requests": self.requests, "commands": self.commands, "local_ms": self.local_ms})
+            .to_string()
     }
 
     fn from_json(line: &str) -> Option<Self> {
@@ -170,21 +171,38 @@ struct Row {
 async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let me = std::env::current_exe()?;
     let mut rows = Vec::new();
-    for spec in [Spec::parse("gcra", 500.0, 50, "1")?, Spec::parse("sliding", 500.0, 0, "none")?] {
-        if args.models.as_ref().is_some_and(|m| !spec.to_string().contains(m.as_str())) {
+    for spec in [
+        Spec::parse("gcra", 500.0, 50, "1")?,
+        Spec::parse("sliding", 500.0, 0, "none")?,
+    ] {
+        if args
+            .models
+            .as_ref()
+            .is_some_and(|m| !spec.to_string().contains(m.as_str()))
+        {
             continue;
         }
         for variant in ["local", "redis", "redis, outage"] {
-            if args.variant.as_ref().is_some_and(|v| !variant.ends_with(v.as_str()) && variant != v) {
+            if args
+                .variant
+                .as_ref()
+                .is_some_and(|v| !variant.ends_with(v.as_str()) && variant != v)
+            {
                 continue;
             }
             let mut redis = if variant == "local" {
                 None
             } else {
-                Some(redis_server::RedisServer::start().ok_or("redis-server is not installed: apt-get install -y redis-server")?)
+                Some(
+                    redis_server::RedisServer::start()
+                        .ok_or("redis-server is not installed: apt-get install -y redis-server")?,
+                )
             };
             let server = Server::start(spec.build(tokio::time::Instant::now()), Duration::ZERO).await?;
-            eprintln!("{spec} × {variant}: {} processes for {} s", args.processes, args.seconds);
+            eprintln!(
+                "{spec} × {variant}: {} processes for {} s",
+                args.processes, args.seconds
+            );
             let mut children = Vec::new();
             for _ in 0..args.processes {
                 let mut cmd = Command::new(&me);
@@ -234,7 +252,9 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 variant,
                 goodput: accepted / span,
                 refused: refused / (counted.len() as f64).max(1.0),
-                commands_per_request: redis.is_some().then(|| commands as f64 / (requests as f64).max(1.0)),
+                commands_per_request: redis
+                    .is_some()
+                    .then(|| commands as f64 / (requests as f64).max(1.0)),
                 local_s: local_ms as f64 / 1000.0 / f64::from(args.processes),
             });
         }
@@ -242,8 +262,14 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n| model | variant | goodput (of 500/s) | 429s | Redis commands per request | time local per process |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for r in rows {
-        let cpr = r.commands_per_request.map_or("-".to_owned(), |c| format!("{c:.3}"));
-        let local = if r.variant == "local" { "-".to_owned() } else { format!("{:.1} s", r.local_s) };
+        let cpr = r
+            .commands_per_request
+            .map_or("-".to_owned(), |c| format!("{c:.3}"));
+        let local = if r.variant == "local" {
+            "-".to_owned()
+        } else {
+            format!("{:.1} s", r.local_s)
+        };
         println!(
             "| {} | {} | {:.0}/s ({:.1} %) | {:.2} % | {cpr} | {local} |",
             r.model,

@@ -78,7 +78,7 @@
 //! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
 //! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
 //! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
-//! | [`integrations`] | the layer in other ecosystems, each behind its feature: `reqwest_middleware` ([`SnapshotMiddleware`](integrations::reqwest_middleware::SnapshotMiddleware)) |
+//! | [`integrations`] | the layer in other ecosystems, each behind its feature: `reqwest_middleware` (`SnapshotMiddleware`, feature `reqwest-middleware`), `metrics` (counters and gauges through the `metrics` facade, feature `metrics`) |
 //! | [`retry`] | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`layer`] | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions; its own table maps its files |
 //! | `layer/adaptive/` | the adaptive limiter by concern: controller, concurrency, rate estimate, fit, meter, delay signal, pacer, permits |

@@ -159,6 +159,12 @@ impl SnapshotLayerBuilder {
         /// Start the snapshotter on `build` if it is not active (needs a
         /// tokio runtime then).
         pub start_snapshotter: bool => start;
+        /// Whether the per-host metrics carry a `host` label (false): at
+        /// most `max_hosts` distinct hosts get one, later ones share
+        /// `host="<other>"`. See [`integrations::metrics`](crate::integrations::metrics).
+        #[cfg(feature = "metrics")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+        pub metrics_per_host: bool => settings.metrics_per_host;
     }
 
     /// Shares this layer's hosts with other processes through `fleet`

@@ -8,6 +8,7 @@ use super::fleet_link;
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
 use super::shared::{Shared, Ticket, WATCH_MS};
+use crate::integrations::metrics::AnswerClass;
 
 /// Carried by every response future: where the request went, when, and the
 /// admission it holds (given back when the report is).
@@ -59,6 +60,9 @@ impl Report {
         match result {
             Ok(response) => {
                 let status = response.status();
+                self.shared
+                    .metrics
+                    .answered(AnswerClass::of(status), self.host.as_str());
                 let pause = if status.as_u16() >= 400 || self.watch {
                     self.shared
                         .on_answer(&self.host, self.sent_ms, status, response.headers())
@@ -76,6 +80,9 @@ impl Report {
                 }
             }
             Err(_) => {
+                self.shared
+                    .metrics
+                    .answered(AnswerClass::InnerError, self.host.as_str());
                 if let Some(p) = permit {
                     p.finish(Outcome::Loss, None, None, |_, _, _| {});
                 }

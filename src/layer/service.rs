@@ -210,6 +210,7 @@ where
                 }
             }
         }
+        shared.metrics.admitted();
         ResponseFuture::called(self.inner.call(request), report)
     }
 }
@@ -221,6 +222,7 @@ impl<S> SnapshotService<S> {
         S: Service<Req>,
     {
         self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.rejected();
         ResponseFuture::rejected(error)
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct LayerSettings {
     pub(crate) per_host: bool,
     pub(crate) max_hosts: usize,
     pub(crate) host_backoff: Duration,
+    /// A `host` label on the per-host metrics (feature `metrics`).
+    pub(crate) metrics_per_host: bool,
 }
 
 impl Default for LayerSettings {
@@ -32,6 +34,7 @@ impl Default for LayerSettings {
             per_host: true,
             max_hosts: 10_000,
             host_backoff: Duration::from_millis(500),
+            metrics_per_host: false,
         }
     }
 }

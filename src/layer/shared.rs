@@ -14,6 +14,7 @@ use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
 use super::settings::LayerSettings;
 use crate::clock::CoarseClock;
+use crate::integrations::metrics::{LayerMetrics, Setup};
 use crate::probe::ClientRecorder;
 use crate::retry_after::retry_after;
 use crate::status::Resources;
@@ -86,6 +87,9 @@ pub(crate) struct Shared {
     /// The processes this layer shares its hosts with.
     #[cfg(feature = "redis")]
     pub(crate) fleet: Option<crate::fleet::Fleet>,
+    /// Metric handles, registered when the layer is built (no-ops without
+    /// the `metrics` feature or a recorder).
+    pub(crate) metrics: LayerMetrics,
 }
 
 impl std::fmt::Debug for Shared {
@@ -122,7 +126,13 @@ impl Shared {
                 .autoscale()
                 .map_or(0, |a| a.autoscale_interval.as_millis() as u64);
             let next_autoscale_ms = clock.now_ms() + interval;
-            Arc::new(Shared {
+            let metrics = LayerMetrics::new(Setup {
+                per_host: settings.metrics_per_host && settings.per_host,
+                max_hosts: settings.max_hosts,
+                autoscale: settings.autoscale().is_some(),
+                adaptive: settings.adaptive().is_some(),
+            });
+            let shared = Arc::new(Shared {
                 recorder: snapshotter.client_recorder(),
                 hosts: HostMap::new(NonZeroUsize::new(settings.max_hosts).unwrap_or(NonZeroUsize::MIN)),
                 snapshotter,
@@ -138,8 +148,11 @@ impl Shared {
                 host_waits: AtomicU64::new(0),
                 #[cfg(feature = "redis")]
                 fleet,
+                metrics,
                 settings,
-            })
+            });
+            shared.snapshotter.metrics().attach(&shared);
+            shared
         }
     }
 
@@ -326,7 +339,11 @@ impl Shared {
             None => self.backoff(&host, sent_ms)?,
         };
         let until = now.saturating_add(wait.as_millis() as u64);
+        let was_paused = host.remaining_ms(now) > 0;
         if host.pause_until(now, until) {
+            if !was_paused {
+                self.metrics.pause_started(name.as_str());
+            }
             self.pause_horizon_ms.fetch_max(until, Ordering::AcqRel);
             if hint.is_some() {
                 fleet_link::publish_pause(self, name, wait);

@@ -117,3 +117,39 @@ impl LayerStats {
         }
     }
 }
+
+/// The layer's gauges, read when the snapshotter takes a snapshot.
+#[cfg(feature = "metrics")]
+impl crate::integrations::metrics::Publish for Shared {
+    fn verdict(&self, over: Resources) {
+        self.metrics.verdict(over);
+    }
+
+    fn tick(&self) {
+        let m = &self.metrics;
+        m.verdict(self.snapshotter.overloaded());
+        let now = self.clock.precise_ms();
+        let paused = if now >= self.pause_horizon_ms() {
+            0
+        } else {
+            self.hosts.paused(now).len()
+        };
+        m.paused_hosts(paused);
+        if let Some(limit) = &self.limit {
+            m.limit(limit.limit(), limit.in_flight());
+        }
+        if m.wants_host_limits() {
+            let at = tokio::time::Instant::now();
+            let limits: Vec<(String, usize, usize)> = self
+                .hosts
+                .top(usize::MAX)
+                .into_iter()
+                .filter_map(|(host, h)| {
+                    let s = h.existing_controller()?.snapshot(at);
+                    Some((host, s.concurrency, s.in_flight))
+                })
+                .collect();
+            m.host_limits(limits.iter().map(|(h, l, f)| (h.as_str(), *l, *f)));
+        }
+    }
+}

@@ -84,6 +84,7 @@ impl<S, Req> Wait<S, Req> {
     }
 
     fn new(shared: Arc<Shared>, host: Arc<HostState>, service: S, request: Req, paced: bool) -> Self {
+        shared.metrics.waited();
         Self {
             shared,
             host,

@@ -96,6 +96,8 @@ pub(super) async fn run(weak: Weak<Inner>) {
             previous_errors = Some(error_count);
             inner.record(|w| w.client.insert(snapshot));
             due.client = after(due.client, client_every, now);
+            // The layers' gauges, read once per client snapshot.
+            inner.metrics.tick();
         }
         if now >= due.system {
             sample_system(&inner, &probes);

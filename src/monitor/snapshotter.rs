@@ -22,6 +22,7 @@ use super::probe::{
 use super::snapshot::{ClientSnapshot, CpuSnapshot, EventLoopSnapshot, MemorySnapshot};
 use super::status::{judge, Resources, SystemInfo};
 use crate::config::{Config, ConfigError};
+use crate::integrations::metrics::Publishers;
 
 /// The snapshotter is not sampling: it was never started, or was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,6 +109,8 @@ struct Inner {
     /// when a request admitted under overload finishes).
     gate: Arc<Notify>,
     clock: Arc<CoarseClock>,
+    /// The layers whose metrics follow this snapshotter's verdict.
+    metrics: Publishers,
 }
 
 struct SystemProbes {
@@ -173,6 +176,7 @@ impl Snapshotter {
                 unavailable: AtomicU8::new(0),
                 gate: Arc::new(Notify::new()),
                 clock: Arc::new(CoarseClock::new()),
+                metrics: Publishers::new(),
                 config,
             }),
         }
@@ -220,6 +224,7 @@ impl Snapshotter {
             info: None,
         });
         self.inner.gate.notify_waiters();
+        self.inner.metrics.verdict(Resources::NONE);
         Ok(())
     }
 
@@ -303,6 +308,12 @@ impl Snapshotter {
         &self.inner.clock
     }
 
+    /// Where a layer registers for the verdict and the periodic reads of
+    /// its metrics.
+    pub(crate) fn metrics(&self) -> &Publishers {
+        &self.inner.metrics
+    }
+
     /// Whether `self` and `other` share one state.
     pub fn same_as(&self, other: &Snapshotter) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -344,6 +355,7 @@ impl Inner {
         if prev != over.bits() {
             self.gate.notify_waiters();
         }
+        self.metrics.verdict(over);
     }
 
     /// Logs a probe failure once, until it recovers.
