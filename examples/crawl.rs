@@ -96,6 +96,10 @@ struct Args {
     /// (the server options are then ignored) [default: none, own server]
     #[arg(long, value_name = "BASE", help_heading = "Client")]
     url: Option<String>,
+    /// Serve the layer's metrics in the Prometheus format on ADDR (e.g.
+    /// 127.0.0.1:9000) while crawling; needs `--features metrics`
+    #[arg(long, value_name = "ADDR", help_heading = "Client")]
+    metrics: Option<std::net::SocketAddr>,
     /// Attempts per URL, the first included: a URL still answered 429 or
     /// 503 after them counts as failed
     #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Client")]
@@ -216,6 +220,11 @@ impl Counts {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = parse_args();
+    // Installed before the layer is built: the layer registers its metrics
+    // with the recorder present then.
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr)?;
+    }
     let (server, base) = match &args.url {
         Some(u) => (None, u.clone()),
         None => {
@@ -469,4 +478,21 @@ async fn crawl_one(service: &mut HttpClient, url: &str, counts: &Counts) {
             }
         }
     }
+}
+
+/// Installs a Prometheus recorder serving on `addr`.
+#[cfg(feature = "metrics")]
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), BoxError> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| format!("metrics on {addr}: {e}"))?;
+    eprintln!("metrics: http://{addr}/metrics");
+    Ok(())
+}
+
+/// Without the feature there is nothing to serve.
+#[cfg(not(feature = "metrics"))]
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), BoxError> {
+    Err(format!("--metrics {addr} needs the metrics feature: cargo run --release --example crawl --features metrics -- --metrics {addr}").into())
 }
