@@ -8,6 +8,7 @@ use tower_layer::Layer;
 use super::policy::{GatePolicy, Limiter, OnBlocked};
 use super::service::SnapshotService;
 use super::settings::LayerSettings;
+use super::shard::Shards;
 use super::shared::Shared;
 use super::stats::LayerStats;
 use crate::config::ConfigError;
@@ -46,20 +47,24 @@ use crate::Snapshotter;
 #[derive(Clone)]
 pub struct SnapshotLayer {
     shared: Arc<Shared>,
+    shards: Arc<Shards>,
 }
 
 impl SnapshotLayer {
     /// A layer with the default settings: `Adaptive`, 429 counted, per-host
     /// partitions on.
     pub fn new(snapshotter: Snapshotter) -> Self {
-        Self {
-            shared: Shared::new(
-                snapshotter,
-                LayerSettings::default(),
-                #[cfg(feature = "redis")]
-                None,
-            ),
-        }
+        Self::of(Shared::new(
+            snapshotter,
+            LayerSettings::default(),
+            #[cfg(feature = "redis")]
+            None,
+        ))
+    }
+
+    fn of(shared: Arc<Shared>) -> Self {
+        let shards = Shards::new(&shared);
+        Self { shared, shards }
     }
 
     /// A builder for the other settings.
@@ -88,7 +93,7 @@ impl<S> Layer<S> for SnapshotLayer {
     type Service = SnapshotService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SnapshotService::new(inner, Arc::clone(&self.shared))
+        SnapshotService::new(inner, Arc::clone(&self.shared), Arc::clone(&self.shards))
     }
 }
 
@@ -210,13 +215,11 @@ impl SnapshotLayerBuilder {
                 allowed: format!("false, or build inside a tokio runtime ({e})"),
             })?;
         }
-        Ok(SnapshotLayer {
-            shared: Shared::new(
-                self.snapshotter,
-                self.settings,
-                #[cfg(feature = "redis")]
-                self.fleet,
-            ),
-        })
+        Ok(SnapshotLayer::of(Shared::new(
+            self.snapshotter,
+            self.settings,
+            #[cfg(feature = "redis")]
+            self.fleet,
+        )))
     }
 }

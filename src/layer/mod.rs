@@ -32,6 +32,7 @@
 //! | `wait.rs` | a request that may not go yet: pause, admission, pace, then the inner readiness |
 //! | `report.rs` | what a request holds until its answer, and what the answer tells |
 //! | `shared.rs` | the state every clone shares: admission, pauses, back-off |
+//! | `shard.rs` | how a future reaches that state, counted per thread |
 //! | `hosts.rs` | per-host state by full authority, LRU-capped |
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
@@ -51,6 +52,7 @@ mod policy;
 mod report;
 mod service;
 mod settings;
+mod shard;
 mod shared;
 mod stats;
 mod wait;

@@ -7,14 +7,15 @@ use super::adaptive::{AdaptivePermit, Outcome};
 use super::fleet_link;
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
-use super::shared::{Shared, Ticket, WATCH_MS};
+use super::shard::Shard;
+use super::shared::{Ticket, WATCH_MS};
 use crate::integrations::metrics::AnswerClass;
 
 /// Carried by every response future: where the request went, when, and the
 /// admission it holds (given back when the report is).
 #[derive(Debug)]
 pub(crate) struct Report {
-    shared: Arc<Shared>,
+    shard: Arc<Shard>,
     host: HostName,
     sent_ms: u64,
     /// Report a success too: some host was paused recently.
@@ -28,10 +29,10 @@ pub(crate) struct Report {
 impl Report {
     /// A request to `host`, sent (or to be sent) at `now_ms`.
     #[inline]
-    pub(crate) fn new(shared: Arc<Shared>, host: HostName, now_ms: u64) -> Self {
-        let watch = watching(now_ms, shared.pause_horizon_ms());
+    pub(crate) fn new(shard: Arc<Shard>, host: HostName, now_ms: u64) -> Self {
+        let watch = watching(now_ms, shard.shared.pause_horizon_ms());
         Self {
-            shared,
+            shard,
             host,
             sent_ms: now_ms,
             watch,
@@ -60,17 +61,19 @@ impl Report {
         match result {
             Ok(response) => {
                 let status = response.status();
-                self.shared
+                self.shard
+                    .shared
                     .metrics
                     .answered(AnswerClass::of(status), self.host.as_str());
                 let pause = if status.as_u16() >= 400 || self.watch {
-                    self.shared
+                    self.shard
+                        .shared
                         .on_answer(&self.host, self.sent_ms, status, response.headers())
                 } else {
                     None
                 };
                 if let Some(p) = permit {
-                    let (shared, host) = (&self.shared, &self.host);
+                    let (shared, host) = (&self.shard.shared, &self.host);
                     p.finish(
                         outcome_of(status),
                         Some(response.headers()),
@@ -80,7 +83,8 @@ impl Report {
                 }
             }
             Err(_) => {
-                self.shared
+                self.shard
+                    .shared
                     .metrics
                     .answered(AnswerClass::InnerError, self.host.as_str());
                 if let Some(p) = permit {

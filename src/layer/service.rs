@@ -15,6 +15,7 @@ use super::future::ResponseFuture;
 use super::hosts::HostName;
 use super::http_parts::{HttpRequest, HttpResponse};
 use super::report::Report;
+use super::shard::Shards;
 use super::shared::{Blocked, Shared, Ticket};
 use super::stats::LayerStats;
 use super::wait::Wait;
@@ -29,6 +30,8 @@ use crate::BoxError;
 pub struct SnapshotService<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// The same state, counted per thread by each request's future.
+    shards: Arc<Shards>,
     /// Admission granted by `poll_ready`, spent by `call`.
     ticket: Option<Option<Ticket>>,
     waiter: Option<Waiter>,
@@ -60,10 +63,11 @@ impl Waiter {
 }
 
 impl<S> SnapshotService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, shards: Arc<Shards>) -> Self {
         Self {
             inner,
             shared,
+            shards,
             ticket: None,
             waiter: None,
         }
@@ -117,7 +121,11 @@ impl<S: Clone> Clone for SnapshotService<S> {
     /// A clone shares the state but not the readiness: it must be polled
     /// ready itself.
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+        Self::new(
+            self.inner.clone(),
+            Arc::clone(&self.shared),
+            Arc::clone(&self.shards),
+        )
     }
 }
 
@@ -191,9 +199,9 @@ where
                 self.inner.clone(),
                 request,
             );
-            return ResponseFuture::waiting(wait, Report::new(Arc::clone(shared), host, now_ms));
+            return ResponseFuture::waiting(wait, Report::new(self.shards.pick(), host, now_ms));
         }
-        let mut report = Report::new(Arc::clone(shared), host, now_ms);
+        let mut report = Report::new(self.shards.pick(), host, now_ms);
         report.ticket = ticket;
         if let Some(cfg) = shared.settings.adaptive() {
             let state = shared.hosts.get_or_insert(report.host());
