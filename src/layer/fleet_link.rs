@@ -48,22 +48,33 @@ mod linked {
         }
     }
 
-    /// Whether this process may send to `host` now. The fleet's budget is
-    /// the whole host's rate: this process's pace over its share. A
-    /// controller with no rate of its own yet starts from the fleet's.
-    pub(crate) fn budget(shared: &Shared, name: &HostName, c: &mut Controller, now: Instant) -> Budget {
+    /// Whether this process may send to `host` now, for a request holding
+    /// `lead` in the host's pacing queue. The fleet's budget is the whole
+    /// host's rate: this process's pace over its share. A controller with
+    /// no rate of its own follows the fleet's, times its share. A slot is
+    /// leased only for a request the controller would send now: one the
+    /// local pace holds back spends none.
+    pub(crate) fn budget(
+        shared: &Shared,
+        name: &HostName,
+        c: &mut Controller,
+        now: Instant,
+        lead: Option<u64>,
+    ) -> Budget {
         let Some(fleet) = &shared.fleet else {
             return Budget::Go;
         };
         let host = name.as_str();
         let share = fleet.share(host).clamp(1e-3, 1.0);
-        let learned = fleet.learned(host);
-        if let (None, Some(l)) = (c.rate(now), learned) {
+        if let Some(l) = fleet.learned(host).filter(|_| !c.estimate_is_own()) {
             c.seed(now, l.rate * share, l.measured);
         }
         let Some(rate) = c.rate(now) else {
             return Budget::Go;
         };
+        if !c.would_admit(now, lead) {
+            return Budget::Go;
+        }
         // This process paces its share; over the share, its view of the
         // whole host's rate. The processes' views meet through the rate
         // each one learns and shares.
@@ -143,7 +154,7 @@ mod unlinked {
 
     /// Without the `redis` feature: always go.
     #[inline(always)]
-    pub(crate) fn budget(_: &Shared, _: &HostName, _: &mut Controller, _: Instant) -> Budget {
+    pub(crate) fn budget(_: &Shared, _: &HostName, _: &mut Controller, _: Instant, _: Option<u64>) -> Budget {
         Budget::Go
     }
 

@@ -206,7 +206,7 @@ where
         if let Some(cfg) = shared.settings.adaptive() {
             let state = shared.hosts.get_or_insert(report.host());
             let now = tokio::time::Instant::now();
-            let budget = |c: &mut _| fleet_link::budget(shared, report.host(), c, now);
+            let budget = |c: &mut _| fleet_link::budget(shared, report.host(), c, now, None);
             match AdaptivePermit::try_now(&state, cfg, now, budget) {
                 Some(permit) => report.permit = Some(permit),
                 None if shared.settings.rejects() => {

@@ -197,7 +197,7 @@ impl<S, Req> Wait<S, Req> {
         let lead = self.lead.as_ref().map(|l| l.id);
         let (admit, depth) = {
             let mut c = self.host.controller(cfg);
-            if let Budget::WaitUntil(slot) = fleet_link::budget(&self.shared, report_host, &mut c, at) {
+            if let Budget::WaitUntil(slot) = fleet_link::budget(&self.shared, report_host, &mut c, at, lead) {
                 drop(c);
                 self.sleep.as_mut().reset(slot);
                 self.step = Step::Sleep;

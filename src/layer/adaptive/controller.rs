@@ -61,6 +61,17 @@ impl Controller {
         Admit::Now
     }
 
+    /// Whether [`admit`](Self::admit) with `lead` would send at `now`;
+    /// changes nothing but the search's step. A fleet's slot is asked for
+    /// only then, so none is spent on a request the pace holds back.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn would_admit(&mut self, now: Instant, lead: Option<u64>) -> bool {
+        if self.pacer.has_leader() && !self.pacer.is_leader(lead) {
+            return false;
+        }
+        self.concurrency.has_permit() && self.next_slot(now).is_none_or(|slot| slot <= now)
+    }
+
     /// Takes a permit and a send slot at `now` if both are free and no
     /// request leads the pacing queue; changes nothing otherwise.
     #[inline]
@@ -241,6 +252,25 @@ mod tests {
         assert_eq!(c.in_flight(), 1);
         c.release();
         assert!(c.try_admit_now(t0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn would_admit_says_what_admit_does_and_takes_nothing() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        c.pace.force_rate(t0, 10.0);
+        for _ in 0..2 {
+            assert!(c.would_admit(t0, None));
+            assert!(c.would_admit(t0, None), "asking took nothing");
+            assert_eq!(c.admit(t0, None), Admit::Now);
+        }
+        assert!(!c.would_admit(t0, None), "the pace holds the third back");
+        let Admit::At(slot, lead) = c.admit(t0, None) else {
+            panic!("paced");
+        };
+        assert!(!c.would_admit(slot, None), "another request leads");
+        assert!(c.would_admit(slot, Some(lead)));
+        assert_eq!(c.admit(slot, Some(lead)), Admit::Now);
     }
 
     #[tokio::test(start_paused = true)]

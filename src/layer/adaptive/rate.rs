@@ -235,7 +235,15 @@ impl RateControl {
     /// it is a guess.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn seed(&mut self, now: Instant, rate: f64, measured: bool) {
-        if self.basis != Basis::None || !(rate.is_finite() && rate >= self.min_rate) {
+        if !(rate.is_finite() && rate >= self.min_rate) {
+            return;
+        }
+        // A seed is replaced while it is still the estimate (the fleet's
+        // rate or this process's share of it moved), never an own finding.
+        let reseed = self
+            .seeded
+            .is_some_and(|s| s == self.estimate && (rate - s).abs() > 0.05 * s);
+        if self.basis != Basis::None && !reseed {
             return;
         }
         self.estimate = rate;
@@ -336,6 +344,9 @@ impl RateControl {
             // The quota explains the refusal and already sets the pace.
             return;
         }
+        // A refusal here is this process's own finding: a fleet's seed no
+        // longer replaces what it does to the pace.
+        self.seeded = None;
         if told {
             self.on_told(now, sent_at);
             return;
@@ -645,6 +656,28 @@ impl RateControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seed_follows_the_fleet_until_an_own_finding_replaces_it() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        // Seeded at the whole rate before the share was known, then at half
+        // of it once another process showed up.
+        c.seed(t0, 40.0, true);
+        assert_eq!(c.estimate(), (40.0, Basis::Measured));
+        assert!(!c.estimate_is_own());
+        c.seed(t0, 20.0, true);
+        assert_eq!(c.estimate(), (20.0, Basis::Measured));
+        // Moves under 5 % are noise.
+        c.seed(t0, 20.5, true);
+        assert_eq!(c.estimate().0, 20.0);
+        // A refusal is this process's own finding: no seed replaces it.
+        c.on_loss(t0, t0, false);
+        assert!(c.estimate_is_own());
+        let own = c.estimate().0;
+        c.seed(t0, 80.0, true);
+        assert_eq!(c.estimate().0, own);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn quota_pace_spends_what_is_left_and_waits_for_the_narrowed_reset() {
