@@ -123,6 +123,26 @@ async fn worker(args: Args, base: String) -> Result<(), Box<dyn std::error::Erro
         .layer(layer.clone())
         .service(client);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
+    if std::env::var_os("FLEET_TRACE").is_some() {
+        let layer = layer.clone();
+        tokio::spawn(async move {
+            let pid = std::process::id();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let stats = layer.stats();
+                let host = stats.adaptive_hosts.first();
+                let fleet = stats.fleet.as_ref();
+                eprintln!(
+                    "{pid}: rate {:?} estimate {:?} in flight {:?}/{:?} lease {:?}",
+                    host.and_then(|h| h.rate.map(|r| r.round())),
+                    host.and_then(|h| h.estimate.map(|r| r.round())),
+                    host.map(|h| h.in_flight),
+                    host.map(|h| h.concurrency),
+                    fleet.map(|f| f.lease_rate.round()),
+                );
+            }
+        });
+    }
     let requests = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..args.concurrency {

@@ -532,7 +532,14 @@ impl Task {
                 if r.granted > 0 {
                     // The server's now lies between sending and receiving.
                     let mid = sent + (got - sent) / 2;
-                    let interval = Duration::from_secs_f64(1.0 / rate.min(MAX_RATE));
+                    // The fleet's schedule grants a run of slots at the
+                    // whole host's interval; this process spends them at
+                    // its own (the host's over its share), as its pace
+                    // does. At the host's interval a batch would be due
+                    // within a fraction of the lease, faster than the pace
+                    // can spend, and most of it would expire unspent.
+                    let procs = f64::from(r.procs.max(1));
+                    let interval = Duration::from_secs_f64(procs / rate.min(MAX_RATE));
                     if st
                         .slots
                         .add(mid + Duration::from_micros(r.start_us), r.granted, interval)
