@@ -259,6 +259,20 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     .unwrap_or_default();
                 reports.push(report);
             }
+            if std::env::var_os("FLEET_TRACE").is_some() {
+                // Accepted and refused per second, at the server.
+                let mut per_second = vec![(0u32, 0u32); args.seconds as usize + 2];
+                for a in server.log() {
+                    if let Some(slot) = per_second.get_mut(a.at.as_secs() as usize) {
+                        if a.status.is_success() {
+                            slot.0 += 1;
+                        } else {
+                            slot.1 += 1;
+                        }
+                    }
+                }
+                eprintln!("  per second (ok/refused): {per_second:?}");
+            }
             let from = Duration::from_secs(5);
             let counted: Vec<_> = server.log().into_iter().filter(|a| a.at >= from).collect();
             let span = (args.seconds as f64 - 5.0).max(1.0);

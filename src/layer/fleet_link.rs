@@ -29,6 +29,10 @@ mod linked {
     use crate::layer::hosts::{HostName, HostState};
     use crate::layer::shared::Shared;
 
+    /// How far above its pace over its share a process leases from the
+    /// fleet's schedule.
+    const BUDGET_ROOM: f64 = 1.1;
+
     /// Milliseconds left in a pause another process recorded for `host`,
     /// merged into this process's state for it.
     pub(crate) fn paused_ms(shared: &Shared, name: &HostName, now_ms: u64) -> Option<u64> {
@@ -36,7 +40,18 @@ mod linked {
         let until = fleet.paused_until(name.as_str())?;
         let left = until.duration_since(SystemTime::now()).ok()?.as_millis() as u64;
         (left > 0).then(|| {
-            shared.pause_host(name, now_ms, now_ms + left);
+            if shared.pause_host(name, now_ms, now_ms + left) {
+                // A pause this process did not start: for its controller,
+                // the cycle since the last pause ends here too.
+                if let Some(mut c) = shared
+                    .hosts
+                    .get(name)
+                    .as_deref()
+                    .and_then(HostState::existing_controller)
+                {
+                    c.on_fleet_pause(Instant::now());
+                }
+            }
             left
         })
     }
@@ -78,7 +93,12 @@ mod linked {
         // This process paces its share; over the share, its view of the
         // whole host's rate. The processes' views meet through the rate
         // each one learns and shares.
-        match fleet.try_send(host, rate / share, now) {
+        // With a little room: each process's slots take its share of the
+        // fleet's schedule exactly when every view agrees, so without room
+        // any jitter, or shares that are not equal, would let the budget
+        // bind below what the paces together allow. The budget is there to
+        // stop processes that together claim far more than the host's rate.
+        match fleet.try_send(host, rate / share * BUDGET_ROOM, now) {
             Slot::WaitUntil(at) => {
                 // The fleet's budget binds where the local pace would: its
                 // search and probes go on as if the pace held requests back.

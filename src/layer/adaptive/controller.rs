@@ -114,6 +114,13 @@ impl Controller {
         self.pace.seed(now, rate, measured);
     }
 
+    /// Another process of the fleet was refused with `Retry-After`, and
+    /// the host is paused here too (see [`RateControl::on_fleet_pause`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_fleet_pause(&mut self, now: Instant) {
+        self.pace.on_fleet_pause(now);
+    }
+
     /// Something other than this pace (a fleet's budget) held a request
     /// back at `now`, where the pace would have: the search and the probes
     /// go on.

@@ -527,6 +527,18 @@ impl RateControl {
         self.settle(now);
     }
 
+    /// Another process of a fleet was refused with `Retry-After`, and the
+    /// host is paused here too: this cycle ends now as if with a refusal of
+    /// its own. Each process's sends are its share of the fleet's, so a
+    /// GCRA's cycles fit to its share of the rate and burst.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_fleet_pause(&mut self, now: Instant) {
+        if self.quota.is_some_and(|q| now < q.hi) {
+            return;
+        }
+        self.on_told(now, now);
+    }
+
     /// A loss with `Retry-After`: the cycle since the last pause ends with
     /// the refused request, sent at `sent_at`.
     fn on_told(&mut self, now: Instant, sent_at: Instant) {
@@ -656,6 +668,33 @@ impl RateControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn fleet_pauses_end_cycles_that_fit_this_process_share() {
+        // Four processes against a GCRA of 400/s with a burst of 40; this
+        // one sends a quarter of the fleet's requests. At 150/s each (600/s
+        // together) the burst is spent in 0.2 s, at 125/s in 0.4 s, and
+        // another process's refusal pauses the host each time.
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.force_rate(t0, 150.0);
+        c.on_fleet_pause(t0);
+        let mut t = t0 + Duration::from_secs(1);
+        for (pace, sends) in [(150.0, 30u32), (125.0, 50)] {
+            for i in 0..sends {
+                c.on_send(t + Duration::from_secs_f64(f64::from(i) / pace));
+            }
+            let end = t + Duration::from_secs_f64(f64::from(sends) / pace);
+            c.on_fleet_pause(end);
+            t = end + Duration::from_secs(1);
+        }
+        let (estimate, basis) = c.estimate();
+        assert_eq!(basis, Basis::Measured);
+        assert!(
+            (estimate - 100.0).abs() <= 5.0,
+            "fitted {estimate}/s, the share is 100/s"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_seed_follows_the_fleet_until_an_own_finding_replaces_it() {
