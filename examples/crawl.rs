@@ -220,6 +220,11 @@ impl Counts {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = parse_args();
+    // `RUST_LOG=tower_snapshotter=info` shows each pause as it starts.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     // Installed before the layer is built: the layer registers its metrics
     // with the recorder present then.
     if let Some(addr) = args.metrics {
