@@ -638,9 +638,20 @@ impl RateControl {
         .max(self.min_rate);
         self.stepped_at = now;
         let (a, r) = self.since_cut;
-        self.before_cut = (a + r >= MIN_EVIDENCE).then(|| (f64::from(r) / f64::from(a + r), pace_before));
+        // What the host refused since the last cut becomes the reference the
+        // next cut is judged by, once there is enough of it; cuts closer
+        // together than that (a slow pace, a refusal each) keep counting
+        // toward one judgement, or a server that refuses whatever the pace
+        // would never be told from a limiter.
+        // Cuts that stay well below the reference go on counting toward it:
+        // a server that refuses whatever the pace drives the pace down a cut
+        // at a time, each with too few answers to judge by itself.
+        let below_reference = self.before_cut.is_some_and(|(_, p)| pace_before <= 0.7 * p);
+        if a + r >= MIN_EVIDENCE && !below_reference {
+            self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before));
+            self.since_cut = (0, 0);
+        }
         self.cut_at = now;
-        self.since_cut = (0, 0);
         self.probe_after = now + self.probe_wait;
     }
 
