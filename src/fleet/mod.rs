@@ -15,8 +15,8 @@
 //!   events are not pushed).
 //! * **The send budget.** The processes together stay within a host's
 //!   rate: each leases batches of send slots from a GCRA kept in Redis and
-//!   spends them locally, each slot at the time the fleet's schedule gives
-//!   it, so the fleet's sends are evenly spaced at the rate.
+//!   spends them locally, spread over its share of the schedule, so the
+//!   fleet together sends no faster than the rate.
 //! * **What was learned.** [`Fleet::publish_learned`] shares a host's
 //!   estimated rate, so a new process starts at the fleet's rate
 //!   ([`Fleet::learned`]). [`Fleet::loss_epoch`] makes a burst of refusals
@@ -88,9 +88,13 @@
 //!    two refresh periods), the pause, the epoch and the learned values,
 //!    so one call is one sync;
 //! 5. the process maps `tat − now` onto its own clock (the midpoint of the
-//!    call) and spends slot `i` no earlier than its due time, so the fleet
-//!    never sends faster than `rate`, and a slot more than `2·T` (at most
-//!    50 ms) late is dropped rather than sent in a burst.
+//!    call) and spends slot `i` no earlier than `tat + i·K·T`, where `K` is
+//!    the live process count: the batch is spread over its share of the
+//!    schedule, at the pace the process sends at, rather than due within a
+//!    `K`th of the lease, faster than its pace could spend it. The GCRA
+//!    has counted the batch at `T` a slot, so over time the fleet still
+//!    sends no more than `rate`. A slot more than two of its intervals (at
+//!    most 50 ms) late is dropped rather than sent in a burst.
 //!
 //! A rate cut by the caller (below 90 % of the rate the slots held were
 //! leased at) drops those slots and leases anew at the new rate.

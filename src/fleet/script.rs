@@ -13,12 +13,12 @@
 //! clock). With emission interval `T = 1 s / rate` and tolerance
 //! `τ = burst × T`, a request for `n` slots at `now` may take
 //! `⌊(now + τ − max(tat, now)) / T⌋` slots, at most `n` (go-redis/redis_rate's
-//! "allow at most"): slot `i` is due at `max(tat, now) + i·T`, and `tat`
-//! moves past the last one granted. The reply gives the first slot's offset
-//! from `now` and the wait until one more slot would fit. The process spends
-//! each slot no earlier than its due time, so the fleet together sends at
-//! most `rate`, evenly; `burst` only says how far ahead the schedule may be
-//! leased.
+//! "allow at most"): the batch takes `[max(tat, now), + n·T)` of the
+//! schedule, and `tat` moves past it. The reply gives the batch's offset
+//! from `now` and the wait until one more slot would fit. The process
+//! spreads the batch over its share of the schedule (see the module docs),
+//! so the fleet together sends at most `rate`; `burst` only says how far
+//! ahead the schedule may be leased.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

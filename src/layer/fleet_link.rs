@@ -2,8 +2,11 @@
 //! (feature `redis`, [`crate::fleet`]): a `Retry-After` any process got
 //! pauses the host here too, the processes together spend one send budget
 //! per paced host, and a host's learned rate is shared so a new process
-//! starts at it. Without a fleet (or without the feature) every function
-//! here is a no-op the compiler removes.
+//! starts at it. A pause another process started ends this process's
+//! controller cycle as its own refusal would: each process sends its share
+//! of the fleet's requests, so its cycles fit its share of a GCRA's rate.
+//! Without a fleet (or without the feature) every function here is a no-op
+//! the compiler removes.
 
 use tokio::time::Instant;
 
