@@ -17,6 +17,13 @@
 //! cost; two more variants build the default layer under a real recorder
 //! (`metrics-exporter-prometheus`'s, not installed globally): without and
 //! with per-host labels.
+//!
+//! With the `redis` feature (`cargo bench --bench overhead --features
+//! redis`, which starts a `redis-server` of its own on 127.0.0.1) one more
+//! variant runs the default layer sharing its hosts through a
+//! `fleet::Fleet`: the hot path then reads the fleet's local cache for a
+//! pause another process recorded and for the host's share and learned
+//! rate (the host is never paced, so no slot is leased).
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -60,6 +67,11 @@ fn current_thread() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+#[cfg(feature = "redis")]
+#[path = "../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
 /// The snapshotter samples on a runtime of its own, so its tasks run
 /// between measurements and the verdict stays "idle".
 struct Background {
@@ -68,6 +80,9 @@ struct Background {
     /// What `layer_recorded` registers its handles with.
     #[cfg(feature = "metrics")]
     recorder: metrics_exporter_prometheus::PrometheusRecorder,
+    /// The fleet's Redis, started for the bench.
+    #[cfg(feature = "redis")]
+    redis: redis_server::RedisServer,
 }
 
 impl Background {
@@ -97,7 +112,40 @@ impl Background {
             snapshotter,
             #[cfg(feature = "metrics")]
             recorder: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+            #[cfg(feature = "redis")]
+            redis: redis_server::RedisServer::start()
+                .expect("redis-server is not installed: apt-get install -y redis-server"),
         }
+    }
+
+    /// The default layer sharing its hosts through a fleet on the bench's
+    /// Redis (its task on the snapshotter's runtime).
+    #[cfg(feature = "redis")]
+    fn layer_fleet(&self) -> SnapshotLayer {
+        use tower_snapshotter::fleet::{Fleet, FleetConfig};
+        let config = FleetConfig::builder(self.redis.url(), "overhead")
+            .build()
+            .expect("fleet config");
+        let fleet = {
+            let _entered = self._rt.enter();
+            Fleet::start(config).expect("fleet")
+        };
+        let layer = SnapshotLayer::builder(self.snapshotter.clone())
+            .host_backoff(Duration::ZERO)
+            .fleet(fleet.clone())
+            .build()
+            .expect("valid settings");
+        // Connected before the bench starts: the path measured is the
+        // connected one.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !fleet.is_connected() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            fleet.is_connected(),
+            "the fleet did not connect to the bench's Redis"
+        );
+        layer
     }
 
     /// A layer with `policy` whose metric handles are registered with a
@@ -250,6 +298,13 @@ macro_rules! each_variant {
         {
             let $name = "snapshot_adaptive_recorded_per_host";
             let $svc = $bg.layer_recorded(GatePolicy::Adaptive, true).layer(inner);
+            $body
+        }
+        // The default layer in a fleet (Redis connected, host not paced).
+        #[cfg(feature = "redis")]
+        {
+            let $name = "snapshot_adaptive_fleet";
+            let $svc = $bg.layer_fleet().layer(inner);
             $body
         }
     }};

@@ -6,7 +6,7 @@
 //! | `redis_url` | required | a URL `redis::Client::open` accepts (`redis://`, `unix://`) |
 //! | `namespace` | required | 1 ..= 128 bytes, no `{`, `}` or whitespace |
 //! | `refresh` | 100 ms | 10 ms ..= 10 s |
-//! | `lease` | 200 ms | 50 ms ..= 2 s |
+//! | `lease` | 250 ms | 50 ms ..= 2 s |
 //! | `key_ttl` | 60 s | 1 s ..= 7 days |
 //! | `command_timeout` | 50 ms | 1 ms ..= 10 s |
 //! | `max_hosts` | 10 000 | 1 ..= 10 000 000 |
@@ -19,7 +19,7 @@ use crate::config::ConfigError;
 const DEFAULT_REFRESH: Duration = Duration::from_millis(100);
 const MIN_REFRESH: Duration = Duration::from_millis(10);
 const MAX_REFRESH: Duration = Duration::from_secs(10);
-const DEFAULT_LEASE: Duration = Duration::from_millis(200);
+const DEFAULT_LEASE: Duration = Duration::from_millis(250);
 const MIN_LEASE: Duration = Duration::from_millis(50);
 const MAX_LEASE: Duration = Duration::from_secs(2);
 const DEFAULT_KEY_TTL: Duration = Duration::from_secs(60);
@@ -46,7 +46,7 @@ const MAX_NAMESPACE_LEN: usize = 128;
 ///     .refresh(Duration::from_millis(50))
 ///     .build()?;
 /// assert_eq!(config.namespace(), "crawl-42");
-/// assert_eq!(config.lease(), Duration::from_millis(200));
+/// assert_eq!(config.lease(), Duration::from_millis(250));
 ///
 /// let err = FleetConfig::builder("redis://127.0.0.1/", "a{b}").build().unwrap_err();
 /// assert_eq!(err.field(), "namespace");
@@ -191,7 +191,7 @@ impl FleetConfigBuilder {
         self
     }
 
-    /// See [`FleetConfig::lease`] (200 ms; 50 ms ..= 2 s).
+    /// See [`FleetConfig::lease`] (250 ms; 50 ms ..= 2 s).
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config.lease = lease;
         self
@@ -262,11 +262,11 @@ mod tests {
     fn defaults() {
         let c = builder().build().unwrap();
         assert_eq!(c.refresh(), Duration::from_millis(100));
-        assert_eq!(c.lease(), Duration::from_millis(200));
+        assert_eq!(c.lease(), Duration::from_millis(250));
         assert_eq!(c.key_ttl(), Duration::from_secs(60));
         assert_eq!(c.command_timeout(), Duration::from_millis(50));
         assert_eq!(c.max_hosts(), 10_000);
-        assert_eq!(c.lookahead(), Duration::from_millis(400));
+        assert_eq!(c.lookahead(), Duration::from_millis(500));
     }
 
     #[test]

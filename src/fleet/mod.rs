@@ -102,8 +102,8 @@
 //! A lease asks for `lease × rate / live processes` slots (scaled down by
 //! how many of the previous lease's slots went unused), once fewer than
 //! half a batch are held, or at once when a caller finds none. At 500
-//! requests per second from four processes with the default 200 ms lease,
-//! that is one script call per 25 requests.
+//! requests per second from four processes with the default 250 ms lease,
+//! that is one script call per 31 requests.
 //!
 //! # Faults
 //!
