@@ -69,7 +69,6 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 #[cfg(feature = "redis")]
 #[path = "../tests/common/redis.rs"]
-#[allow(dead_code)]
 mod redis_server;
 
 /// The snapshotter samples on a runtime of its own, so its tasks run
