@@ -331,6 +331,12 @@ impl Fleet {
         slot
     }
 
+    /// This process's share of `host` and what the fleet learned about it,
+    /// under one lock: what the layer reads before a send.
+    pub(crate) fn share_and_learned(&self, host: &str) -> (f64, Option<Learned>) {
+        self.with(host, Instant::now(), |st| (st.share(), st.learned()))
+    }
+
     /// This process's share of `host`: one over the number of processes
     /// that leased it lately (1 when unknown).
     pub fn share(&self, host: &str) -> f64 {

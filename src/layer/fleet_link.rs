@@ -83,8 +83,9 @@ mod linked {
             return Budget::Go;
         };
         let host = name.as_str();
-        let share = fleet.share(host).clamp(1e-3, 1.0);
-        if let Some(l) = fleet.learned(host).filter(|_| !c.estimate_is_own()) {
+        let (share, learned) = fleet.share_and_learned(host);
+        let share = share.clamp(1e-3, 1.0);
+        if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
             c.seed(now, l.rate * share, l.measured);
         }
         let Some(rate) = c.rate(now) else {
