@@ -278,7 +278,6 @@ async fn a_window_that_counts_refusals_is_drained_not_probed() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "missed: 90 % of the rate (the spent quota waits for the rounded reset); reported in the session note"]
 async fn quota_headers_set_the_pace() {
     holds(Spec::Window {
         rate: 100.0,
