@@ -395,9 +395,11 @@ async fn main() -> Result<(), BoxError> {
         args.requests,
         args.max_attempts.max(1)
     );
-    // No "time paused" column: `SnapshotLayer::stats()` shows only the
-    // pauses under way (`paused_hosts`, with the time left), not how long
-    // hosts were paused in all.
+    // Time the layer held the host paused (summed over hosts; the crawl
+    // has one base URL, so one host).
+    let paused = layer.as_ref().map_or("-".to_owned(), |l| {
+        format!("{:.1} s", l.stats().time_paused.as_secs_f64())
+    });
     eprintln!(
         "{}",
         table(&[
@@ -407,6 +409,7 @@ async fn main() -> Result<(), BoxError> {
             ("503s", counts.unavailable.load(Ordering::Relaxed).to_string()),
             ("wasted", format!("{:.1} %", wasted * 100.0)),
             ("ok/s", format!("{:.0}", ok as f64 / wall)),
+            ("paused", paused),
             (
                 "refused locally",
                 counts.rejected.load(Ordering::Relaxed).to_string()

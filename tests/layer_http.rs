@@ -155,7 +155,17 @@ async fn retry_after_seconds_pause_the_host_at_the_server() {
         );
         // Jitter adds at most a tenth of the wait.
         assert_paused(&server, "/a", Duration::from_secs(2), Duration::from_millis(500));
-        assert!(layer.stats().paused_hosts.is_empty());
+        let stats = layer.stats();
+        assert!(stats.paused_hosts.is_empty());
+        // The one pause, counted once although three requests waited in it.
+        assert!(
+            stats.time_paused >= Duration::from_secs(2) && stats.time_paused < Duration::from_millis(2100),
+            "{:?}",
+            stats.time_paused
+        );
+        assert_eq!(stats.time_paused_by_host.len(), 1);
+        assert_eq!(stats.time_paused_by_host[0].host, server.authority());
+        assert_eq!(stats.time_paused_by_host[0].total, stats.time_paused);
     })
     .await;
 }

@@ -44,6 +44,9 @@ pub(crate) struct HostState {
     pub(crate) paused_until_ms: AtomicU64,
     /// When the current or latest pause began.
     pub(crate) pause_started_ms: AtomicU64,
+    /// Milliseconds this host has been paused in all, ended pauses and the
+    /// one under way counted to its end.
+    pub(crate) paused_total_ms: AtomicU64,
     /// Consecutive back-off steps without `Retry-After`.
     pub(crate) backoff_level: AtomicU32,
     /// Counted errors from this host.
@@ -57,18 +60,26 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// Extends the pause to `until_ms` (never shortens it). Returns whether
-    /// the pause grew.
-    pub(crate) fn pause_until(&self, now_ms: u64, until_ms: u64) -> bool {
+    /// Extends the pause to `until_ms` (never shortens it). Returns by how
+    /// many milliseconds the host's paused time grew, if the pause grew.
+    pub(crate) fn pause_until(&self, now_ms: u64, until_ms: u64) -> Option<u64> {
         let prev = self.paused_until_ms.fetch_max(until_ms, Ordering::AcqRel);
         if prev < until_ms {
             if prev <= now_ms {
                 self.pause_started_ms.store(now_ms, Ordering::Release);
             }
-            true
+            let added = until_ms.saturating_sub(prev.max(now_ms));
+            self.paused_total_ms.fetch_add(added, Ordering::Relaxed);
+            Some(added)
         } else {
-            false
+            None
         }
+    }
+
+    /// How long this host has been paused in all (the pause under way
+    /// counted to its end).
+    pub(crate) fn paused_total(&self) -> u64 {
+        self.paused_total_ms.load(Ordering::Relaxed)
     }
 
     /// This host's adaptive controller, locked.
@@ -157,6 +168,19 @@ impl HostMap {
             .collect()
     }
 
+    /// Hosts that were ever paused, with their names and total paused
+    /// milliseconds, most recently used first, `n` at most.
+    pub(crate) fn paused_totals(&self, n: usize) -> Vec<(String, u64)> {
+        self.lock()
+            .iter()
+            .filter_map(|(name, h)| {
+                let total = h.paused_total();
+                (total > 0).then(|| (name.as_str().to_owned(), total))
+            })
+            .take(n)
+            .collect()
+    }
+
     /// Hosts paused at `now_ms`, with their names and remaining
     /// milliseconds.
     pub(crate) fn paused(&self, now_ms: u64) -> Vec<(String, u64)> {
@@ -210,11 +234,18 @@ mod tests {
     #[test]
     fn pauses_only_grow() {
         let h = HostState::default();
-        assert!(h.pause_until(100, 1100));
-        assert!(!h.pause_until(200, 900));
-        assert_eq!(h.remaining_ms(600), 500);
+        assert_eq!(h.pause_until(100, 1100), Some(1000));
+        assert_eq!(h.pause_until(200, 900), None);
+        assert_eq!(h.pause_until(600, 1300), Some(200), "extended by 200 ms");
+        assert_eq!(h.paused_total(), 1200);
+        assert_eq!(h.remaining_ms(600), 700);
         assert_eq!(h.pause_started_ms.load(Ordering::Relaxed), 100);
-        assert!(h.pause_until(2000, 3000), "a new pause after the old one ended");
+        assert_eq!(
+            h.pause_until(2000, 3000),
+            Some(1000),
+            "a new pause after the old one ended"
+        );
+        assert_eq!(h.paused_total(), 2200);
         assert_eq!(h.pause_started_ms.load(Ordering::Relaxed), 2000);
     }
 }

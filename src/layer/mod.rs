@@ -62,4 +62,4 @@ pub use http_parts::{HttpRequest, HttpResponse};
 pub use layer::{SnapshotLayer, SnapshotLayerBuilder};
 pub use policy::{AutoscaleConfig, GatePolicy, Limiter, OnBlocked};
 pub use service::SnapshotService;
-pub use stats::{AdaptiveHost, LayerStats, PausedHost};
+pub use stats::{AdaptiveHost, LayerStats, PausedHost, PausedTime};

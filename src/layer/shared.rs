@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     gate_closed: AtomicBool,
     pub(crate) rejected: AtomicU64,
     pub(crate) host_waits: AtomicU64,
+    /// Milliseconds hosts were paused in all, summed over hosts.
+    pub(crate) time_paused_ms: AtomicU64,
     /// The processes this layer shares its hosts with.
     #[cfg(feature = "redis")]
     pub(crate) fleet: Option<crate::fleet::Fleet>,
@@ -146,6 +148,7 @@ impl Shared {
                 gate_closed: AtomicBool::new(false),
                 rejected: AtomicU64::new(0),
                 host_waits: AtomicU64::new(0),
+                time_paused_ms: AtomicU64::new(0),
                 #[cfg(feature = "redis")]
                 fleet,
                 metrics,
@@ -281,7 +284,10 @@ impl Shared {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn pause_host(&self, name: &HostName, now_ms: u64, until_ms: u64) -> bool {
         let host = self.hosts.get_or_insert(name);
-        let grew = host.pause_until(now_ms, until_ms);
+        let added = host.pause_until(now_ms, until_ms);
+        let grew = added.is_some();
+        self.time_paused_ms
+            .fetch_add(added.unwrap_or(0), Ordering::Relaxed);
         if grew {
             self.pause_horizon_ms.fetch_max(until_ms, Ordering::AcqRel);
         }
@@ -340,7 +346,8 @@ impl Shared {
         };
         let until = now.saturating_add(wait.as_millis() as u64);
         let was_paused = host.remaining_ms(now) > 0;
-        if host.pause_until(now, until) {
+        if let Some(added) = host.pause_until(now, until) {
+            self.time_paused_ms.fetch_add(added, Ordering::Relaxed);
             if !was_paused {
                 self.metrics.pause_started(name.as_str());
             }

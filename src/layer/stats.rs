@@ -32,6 +32,12 @@ pub struct LayerStats {
     pub tracked_hosts: usize,
     /// Hosts paused now, with the time left.
     pub paused_hosts: Vec<PausedHost>,
+    /// Time hosts were paused since the layer was built, summed over hosts
+    /// (a pause under way counts to its end).
+    pub time_paused: Duration,
+    /// The same per host, for the 20 most recently used hosts that were
+    /// ever paused.
+    pub time_paused_by_host: Vec<PausedTime>,
     /// Under `Adaptive`, the limits of the most recently used hosts (20 at
     /// most).
     pub adaptive_hosts: Vec<AdaptiveHost>,
@@ -68,6 +74,16 @@ pub struct PausedHost {
     pub host: String,
     /// Time left in the pause.
     pub remaining: Duration,
+}
+
+/// How long a host was paused in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct PausedTime {
+    /// `host[:port]`, ASCII lowercase.
+    pub host: String,
+    /// Time paused since the layer was built.
+    pub total: Duration,
 }
 
 impl LayerStats {
@@ -111,6 +127,16 @@ impl LayerStats {
             host_waits: shared.host_waits.load(Ordering::Relaxed),
             tracked_hosts: shared.hosts.len(),
             paused_hosts,
+            time_paused: Duration::from_millis(shared.time_paused_ms.load(Ordering::Relaxed)),
+            time_paused_by_host: shared
+                .hosts
+                .paused_totals(20)
+                .into_iter()
+                .map(|(host, ms)| PausedTime {
+                    host,
+                    total: Duration::from_millis(ms),
+                })
+                .collect(),
             adaptive_hosts,
             #[cfg(feature = "redis")]
             fleet: shared.fleet.as_ref().map(crate::fleet::Fleet::stats),
