@@ -43,15 +43,10 @@ mod linked {
         let until = fleet.paused_until(name.as_str())?;
         let left = until.duration_since(SystemTime::now()).ok()?.as_millis() as u64;
         (left > 0).then(|| {
-            if shared.pause_host(name, now_ms, now_ms + left) {
-                // A pause this process did not start: for its controller,
-                // the cycle since the last pause ends here too.
-                if let Some(mut c) = shared
-                    .hosts
-                    .get(name)
-                    .as_deref()
-                    .and_then(HostState::existing_controller)
-                {
+            // A pause this process did not start: for its controller, the
+            // cycle since the last pause ends here too.
+            if let Some(host) = shared.pause_host(name, now_ms, now_ms + left) {
+                if let Some(mut c) = host.existing_controller() {
                     c.on_fleet_pause(Instant::now());
                 }
             }

@@ -280,18 +280,14 @@ impl Shared {
     }
 
     /// Pauses `name` from `now_ms` until `until_ms` (a pause only grows).
-    /// Returns whether it grew.
+    /// Returns the host if its pause grew.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn pause_host(&self, name: &HostName, now_ms: u64, until_ms: u64) -> bool {
+    pub(crate) fn pause_host(&self, name: &HostName, now_ms: u64, until_ms: u64) -> Option<Arc<HostState>> {
         let host = self.hosts.get_or_insert(name);
-        let added = host.pause_until(now_ms, until_ms);
-        let grew = added.is_some();
-        self.time_paused_ms
-            .fetch_add(added.unwrap_or(0), Ordering::Relaxed);
-        if grew {
-            self.pause_horizon_ms.fetch_max(until_ms, Ordering::AcqRel);
-        }
-        grew
+        let added = host.pause_until(now_ms, until_ms)?;
+        self.time_paused_ms.fetch_add(added, Ordering::Relaxed);
+        self.pause_horizon_ms.fetch_max(until_ms, Ordering::AcqRel);
+        Some(host)
     }
 
     #[cold]
