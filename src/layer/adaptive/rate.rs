@@ -20,7 +20,11 @@
 //!   (the most sends in a trailing interval beyond what its rate allows)
 //!   passes its burst, so two cycles of different shapes end at the same
 //!   excess, and the rate at which their excess curves cross is its rate,
-//!   whatever the burst (`fit`). Time paused never enters it.
+//!   whatever the burst (`fit`). Time paused never enters it. A fit is
+//!   believed only at or above what the host accepted since the previous
+//!   refusal over the time since (no limiter refills faster than its
+//!   rate): cycles that a one-request burst ended on requests the network
+//!   bunched fit nothing real.
 //! * **Resume paced.** After a pause the host is paced, never released at
 //!   once: a small-burst limiter refuses everything past its burst.
 //! * **Search while the estimate is a lower bound.** Until one of the two
@@ -122,6 +126,8 @@ pub(crate) struct RateControl {
     cycle: Option<(Instant, Vec<f32>)>,
     /// The previous cycle's send times, up to its refusal.
     previous: Option<Vec<f32>>,
+    /// When the request whose refusal began the latest pause was sent.
+    told_at: Option<Instant>,
     /// A pause is under way: the next send starts a cycle.
     resume_pending: bool,
     /// When sending last resumed after a pause: rates are counted from
@@ -173,6 +179,7 @@ impl RateControl {
             meter: Meter::new(now),
             cycle: Some((now, Vec::new())),
             previous: None,
+            told_at: None,
             resume_pending: false,
             resumed_at: now,
             cycle_refused: 0,
@@ -277,9 +284,13 @@ impl RateControl {
 
     /// Search steps and probes, driven by time while the pace binds.
     fn step(&mut self, now: Instant) {
+        // The pace binds while it held a request back within the last half
+        // second, or the last two intervals at a slower pace (the leader
+        // asks once per slot, so at 2/s it asks every 500 ms).
+        let window = Duration::from_secs_f64((2.0 / self.pace.max(1e-3)).clamp(0.5, 60.0));
         let binding = self
             .bound_at
-            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_millis(500));
+            .is_some_and(|at| now.saturating_duration_since(at) < window);
         match self.basis {
             Basis::Guess if binding => {
                 while now.saturating_duration_since(self.stepped_at) >= SEARCH_STEP {
@@ -547,6 +558,7 @@ impl RateControl {
             return;
         }
         self.resume_pending = true;
+        let previous_refusal = self.told_at.replace(sent_at);
         let Some((start, mut log)) = self.cycle.take() else {
             return;
         };
@@ -560,7 +572,26 @@ impl RateControl {
         log.retain(|&t| t <= end);
         // Rebase so the cycle ends at 0.
         log.iter_mut().for_each(|t| *t -= end);
-        let fitted = self.previous.as_deref().and_then(|prev| fit(prev, &log));
+        // The host was refused at the previous pause and accepted this
+        // cycle's sends since: whatever its burst, it refills no faster than
+        // its rate, so that count over that time bounds the rate from below.
+        // A fit under it is the jitter of two cycles both sent below the
+        // rate (a one-request burst refuses requests bunched by the network
+        // or the scheduler), not the limiter's rate.
+        let floor = previous_refusal.map_or(0.0, |t0| {
+            let span = sent_at.saturating_duration_since(t0).as_secs_f64();
+            let sends = log.len().saturating_sub(2) as f64;
+            if span > 0.0 {
+                sends / span
+            } else {
+                0.0
+            }
+        });
+        let fitted = self
+            .previous
+            .as_deref()
+            .and_then(|prev| fit(prev, &log))
+            .filter(|&r| r >= floor);
         let accepted = log.len().saturating_sub(1) as f64;
         let secs = f64::from(-log.first().copied().unwrap_or(0.0));
         let paced = match self.basis {
@@ -600,6 +631,12 @@ impl RateControl {
                 self.estimate = (accepted / secs.max(1.0)).max(self.min_rate);
                 self.basis = Basis::Guess;
             }
+        }
+        if self.estimate < floor {
+            // Below what the host provably allows: a lower bound to search
+            // upward from.
+            self.estimate = floor;
+            self.basis = Basis::Guess;
         }
         self.settle(now);
     }
@@ -705,6 +742,70 @@ mod tests {
             (estimate - 100.0).abs() <= 5.0,
             "fitted {estimate}/s, the share is 100/s"
         );
+    }
+
+    /// Sends at `pace(t)` per second from `start` until `until`, then
+    /// three requests at once, the last refused with `Retry-After`: a
+    /// one-request burst refusing requests that the network bunched.
+    fn bunched_cycle(c: &mut RateControl, start: Instant, until: f64, pace: impl Fn(f64) -> f64) -> Instant {
+        let mut t = 0.0;
+        while t < until {
+            c.on_send(start + Duration::from_secs_f64(t));
+            t += 1.0 / pace(t);
+        }
+        let end = start + Duration::from_secs_f64(t);
+        for _ in 0..3 {
+            c.on_send(end);
+        }
+        c.on_loss(end, end, true);
+        end
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_fit_goes_below_what_the_host_accepted_since_its_last_refusal() {
+        // Against a GCRA of 2 000/s with a burst of 1, a search from 2/s
+        // and then a cycle paced at 1 500/s both end in a refusal of
+        // requests bunched on the way: neither cycle went over the rate, so
+        // their shapes fit nothing real (300/s). The second cycle alone
+        // shows 750 sends accepted within 1.5 s of the first refusal: at
+        // least 500/s.
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        let end = bunched_cycle(&mut c, t0, 3.2, |t| (2.0 * 1.25f64.powf(t / 0.1)).min(1500.0));
+        let first = c.previous.clone().expect("a cycle");
+        let start = end + Duration::from_secs(1);
+        let end = bunched_cycle(&mut c, start, 0.5, |_| 1500.0);
+        let floor = 750.0
+            / end
+                .saturating_duration_since(start - Duration::from_secs(1))
+                .as_secs_f64();
+        let second = c.previous.clone().expect("a cycle");
+        if let Some(r) = fit(&first, &second) {
+            assert!(r < floor, "the cycles alone fit {r}/s: this test tests nothing");
+        }
+        let (estimate, _) = c.estimate();
+        assert!(
+            estimate >= 0.99 * floor,
+            "{estimate}/s, below the {floor}/s the host accepted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_guess_is_searched_upward_too() {
+        // A guess of 2/s: the leader asks for a slot every 500 ms, and the
+        // search must still see its pace bind.
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.seed(t0, 2.0, false);
+        let mut t = t0;
+        for _ in 0..20 {
+            // The leader asks at its slot, held back since the last one.
+            let rate = c.rate(t).expect("paced");
+            c.bound_at = Some(t);
+            t += Duration::from_secs_f64(1.0 / rate);
+        }
+        let rate = c.rate(t).expect("paced");
+        assert!(rate > 20.0, "still {rate}/s after {:?}", t - t0);
     }
 
     #[tokio::test(start_paused = true)]
