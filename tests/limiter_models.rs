@@ -295,3 +295,15 @@ async fn a_one_second_bucket_is_held_at_its_rate() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_on_requests_in_flight_moves_the_concurrency_not_the_pace() {
+    // nginx `limit_conn`: 503 past C in flight, no `Retry-After`. Its
+    // refusals follow the depth, not the rate: the concurrency limit finds
+    // C and a probe one above it costs one step back.
+    for limit in [4, 16] {
+        let spec = Spec::Concurrency { limit };
+        let r = run(spec, Some(GatePolicy::Adaptive), SECS, Duration::from_millis(20)).await;
+        check(spec, r);
+    }
+}

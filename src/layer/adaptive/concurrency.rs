@@ -134,6 +134,23 @@ impl Concurrency {
         }
     }
 
+    /// A loss that follows the depth (a limit on requests in flight, such
+    /// as nginx's `limit_conn`): a fresh one goes back below the depth it
+    /// was sent at, as a probe that queued does, and the next probe to
+    /// that depth waits longer each time it fails there.
+    pub(crate) fn on_depth_loss(&mut self, now: Instant, sent_at: Instant, depth: usize) {
+        let fresh = self.is_fresh(sent_at);
+        self.forget(sent_at);
+        if fresh {
+            if !self.probing {
+                // Past a limit the server keeps: later probes to it wait.
+                self.probing = true;
+                self.limit = self.limit.max(depth as f64);
+            }
+            self.on_queueing(now, depth.saturating_sub(1));
+        }
+    }
+
     /// An answer (a success or a 429) to a request sent at `sent_at` at
     /// `depth`: its round trip says whether requests queue.
     pub(crate) fn on_answer(&mut self, now: Instant, sent_at: Instant, depth: usize) {

@@ -20,6 +20,35 @@ pub(crate) struct Controller {
     concurrency: Concurrency,
     pace: RateControl,
     pacer: Pacer,
+    /// The mean depth successes and losses were sent at, lately.
+    depths: Depths,
+}
+
+/// The depths (requests in flight at send) that successes and losses were
+/// sent at, as moving averages. A rate limiter refuses whatever the depth,
+/// so both average alike; a limit on requests in flight (nginx's
+/// `limit_conn`, a server out of workers) refuses only past it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Depths {
+    ok: Option<f64>,
+    lost: Option<f64>,
+}
+
+impl Depths {
+    fn add(mean: &mut Option<f64>, depth: usize, weight: f64) {
+        let d = depth as f64;
+        *mean = Some(mean.map_or(d, |m| m + weight * (d - m)));
+    }
+
+    /// Whether losses come from deeper than successes: past one request
+    /// and a tenth, beyond the jitter of counting in-flight requests at
+    /// the client.
+    fn losses_follow_depth(&self) -> bool {
+        match (self.ok, self.lost) {
+            (Some(ok), Some(lost)) => lost > ok + (0.1 * ok).max(1.0),
+            _ => false,
+        }
+    }
 }
 
 impl Controller {
@@ -29,6 +58,7 @@ impl Controller {
             concurrency: Concurrency::new(&cfg, now),
             pace: RateControl::new(cfg.min_rate, now),
             pacer: Pacer::new(now),
+            depths: Depths::default(),
         }
     }
 
@@ -185,6 +215,7 @@ impl Controller {
     ) {
         match outcome {
             Outcome::Success => {
+                Depths::add(&mut self.depths.ok, depth, 0.02);
                 self.pace.on_accepted(now, sent_at);
                 self.concurrency.on_answer(now, sent_at, depth);
             }
@@ -196,8 +227,18 @@ impl Controller {
                 self.concurrency.on_answer(now, sent_at, depth);
             }
             Outcome::Loss => {
-                self.pace.on_loss(now, sent_at, pause.is_some());
-                self.concurrency.on_loss(now, sent_at);
+                // Refused deeper than successes are sent, and not told to
+                // pause: a limit on requests in flight, which the
+                // concurrency limit finds. A rate limiter answering 503
+                // (nginx `limit_req`'s default) refuses at the depths it
+                // also accepts at.
+                Depths::add(&mut self.depths.lost, depth, 0.2);
+                if pause.is_none() && self.depths.losses_follow_depth() {
+                    self.concurrency.on_depth_loss(now, sent_at, depth);
+                } else {
+                    self.pace.on_loss(now, sent_at, pause.is_some());
+                    self.concurrency.on_loss(now, sent_at);
+                }
             }
             Outcome::Neutral => self.concurrency.forget(sent_at),
         }
@@ -300,6 +341,48 @@ mod tests {
             panic!("the lead passed on, to the next slot");
         };
         assert_eq!(next, slot + ms(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_503_past_the_depths_that_succeed_moves_the_concurrency_not_the_rate() {
+        // A limit of 4 in flight answered with 503 (nginx `limit_conn`):
+        // requests at depths 1–4 succeed, the fifth in flight is refused,
+        // many times a second.
+        let t0 = Instant::now();
+        let cfg = AdaptiveConfig::default().initial_concurrency(8);
+        let mut c = Controller::new(cfg, t0);
+        let mut t = t0;
+        for _ in 0..50 {
+            t += ms(20);
+            for depth in 1..=4 {
+                c.on_answer(t, t - ms(20), depth, Outcome::Success, None);
+            }
+            c.on_answer(t, t - ms(1), 5, Outcome::Loss, None);
+        }
+        assert_eq!(
+            c.snapshot(t).rate,
+            None,
+            "no pace from refusals that follow the depth"
+        );
+        assert!(c.snapshot(t).concurrency < 8, "the concurrency limit was cut");
+
+        // A rate limiter answering 503 (nginx `limit_req`'s default status)
+        // refuses at the depths it accepts at: the pace moves.
+        let mut c = Controller::new(cfg, t0);
+        let mut t = t0;
+        for i in 0..200u32 {
+            t += ms(5);
+            let outcome = if i % 3 == 0 {
+                Outcome::Loss
+            } else {
+                Outcome::Success
+            };
+            c.on_answer(t, t - ms(1), 1, outcome, None);
+        }
+        assert!(
+            c.snapshot(t).rate.is_some(),
+            "a rate limiter's 503s pace the host"
+        );
     }
 
     #[test]
