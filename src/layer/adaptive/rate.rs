@@ -81,6 +81,8 @@ const MIN_AT_LIMIT: u32 = 8;
 const CYCLE_LOG: usize = 4096;
 /// How long a search frozen at its first loss waits for a measurement.
 const FREEZE: Duration = Duration::from_millis(600);
+/// The least time a count of answers is read as a rate over.
+const MIN_SPAN: Duration = Duration::from_millis(500);
 /// Answers needed before a share of refusals means anything.
 const MIN_EVIDENCE: u32 = 8;
 /// How long refusals that ignore the pace are ignored in turn.
@@ -114,6 +116,8 @@ pub(crate) struct RateControl {
     cut_at: Instant,
     /// Answers to requests sent since then: accepted, refused.
     since_cut: (u32, u32),
+    /// When the first and the latest of those accepted answers came.
+    ok_span: Option<(Instant, Instant)>,
     /// The refused share before the latest cut, and the pace before it.
     before_cut: Option<(f64, f64)>,
     /// Refusals that did not follow the pace: untold losses are ignored
@@ -173,6 +177,7 @@ impl RateControl {
             stepped_at: now,
             cut_at: now,
             since_cut: (0, 0),
+            ok_span: None,
             before_cut: None,
             indifferent_until: None,
             bound_at: None,
@@ -344,6 +349,7 @@ impl RateControl {
         self.meter.add(now, true);
         if sent_at >= self.cut_at {
             self.since_cut.0 = self.since_cut.0.saturating_add(1);
+            self.ok_span = Some((self.ok_span.map_or(now, |(first, _)| first), now));
         }
     }
 
@@ -424,7 +430,7 @@ impl RateControl {
             return;
         }
         let (a, r) = self.since_cut;
-        if in_episode && at_or_below && short > 0.0 && a + r >= MIN_EVIDENCE / 2 && r > a {
+        if in_episode && at_or_below && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a {
             // Refusals keep coming although the pace is at or below what the
             // host accepted in a second: a limiter that counts them. Sending
             // on keeps its window full; drain, and keep that count as its
@@ -449,8 +455,7 @@ impl RateControl {
                 {
                     // What it accepted while frozen above it: a GCRA's rate,
                     // or nothing from a window that counts refusals.
-                    let frozen = now.saturating_duration_since(self.cut_at).as_secs_f64();
-                    let accepted = f64::from(self.since_cut.0) / frozen;
+                    let accepted = self.accepted_since_cut(now);
                     self.estimate = self.estimate.max(accepted);
                 }
                 // Refusals keep coming at the hold, too few to measure: the
@@ -460,12 +465,15 @@ impl RateControl {
                     && self.since_cut.0 >= MIN_EVIDENCE =>
                 {
                     // What it accepted since the cut, if the pace was
-                    // above it all along; a small step back otherwise.
-                    let since = now
-                        .saturating_duration_since(self.cut_at)
-                        .as_secs_f64()
-                        .max(0.001);
-                    let accepted = f64::from(self.since_cut.0) / since;
+                    // above it all along; a small step back otherwise, and
+                    // when the cut is too recent for its count to be a rate
+                    // (a window that counts refusals accepts in bursts).
+                    let counted = now.saturating_duration_since(self.cut_at) >= MIN_SPAN;
+                    let accepted = if counted {
+                        self.accepted_since_cut(now)
+                    } else {
+                        f64::MAX
+                    };
                     self.estimate = accepted.min(self.estimate * self.hold).max(self.min_rate);
                     self.costly_probe();
                 }
@@ -498,6 +506,7 @@ impl RateControl {
             self.pace = was.unwrap_or(self.estimate).max(self.min_rate);
             self.cut_at = now;
             self.since_cut = (0, 0);
+            self.ok_span = None;
             return;
         }
         match at_limit {
@@ -641,6 +650,37 @@ impl RateControl {
         self.settle(now);
     }
 
+    /// The rate the host accepted requests sent since the latest cut at.
+    /// While it accepted steadily (no gap of two intervals at either end),
+    /// the intervals between its first and latest acceptance measure it
+    /// exactly, whatever the count: a GCRA driven past its rate accepts one
+    /// request per interval. Otherwise (acceptance in bursts, or stopped),
+    /// the count over the time since the cut.
+    fn accepted_since_cut(&self, now: Instant) -> f64 {
+        let a = self.since_cut.0;
+        let since = now
+            .saturating_duration_since(self.cut_at)
+            .as_secs_f64()
+            .max(0.001);
+        let coarse = f64::from(a) / since;
+        let Some((first, last)) = self.ok_span else {
+            return coarse;
+        };
+        let span = last.saturating_duration_since(first).as_secs_f64();
+        if a < MIN_EVIDENCE || span <= 0.0 {
+            return coarse;
+        }
+        let exact = f64::from(a - 1) / span;
+        let gap = 2.0 / exact;
+        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64();
+        let tail = now.saturating_duration_since(last).as_secs_f64();
+        if lead <= gap && tail <= gap {
+            exact
+        } else {
+            coarse
+        }
+    }
+
     /// Since the latest cut, at or below the accepted rate, the host
     /// refused at least as large a share as before it, and accepted enough
     /// for that share to mean something.
@@ -687,6 +727,7 @@ impl RateControl {
         if a + r >= MIN_EVIDENCE && !below_reference {
             self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before));
             self.since_cut = (0, 0);
+            self.ok_span = None;
         }
         self.cut_at = now;
         self.probe_after = now + self.probe_wait;
