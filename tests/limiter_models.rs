@@ -224,7 +224,17 @@ async fn table() {
         Ok("autoscale") => Some(GatePolicy::Autoscale),
         _ => None,
     };
-    for rate in [20.0, 100.0, 500.0, 2000.0] {
+    // `RATES=5,50,1000` tries rates the issue does not list.
+    let rates: Vec<f64> = std::env::var("RATES")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|r| r.trim().parse().ok())
+                .collect::<Vec<f64>>()
+        })
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec![20.0, 100.0, 500.0, 2000.0]);
+    for rate in rates {
         for spec in models(rate) {
             let name = spec.to_string();
             if !only.is_empty() && !only.split(',').any(|w| name.contains(w)) {

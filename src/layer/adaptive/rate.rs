@@ -70,6 +70,8 @@ const PROBE_WAIT_CHEAP: Duration = Duration::from_secs(4);
 /// Quiet time before a probe after a pause or refusals that persisted.
 const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
 const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
+/// Answers at the hold between probes, at the least.
+const PROBE_ANSWERS: f64 = 400.0;
 /// A probe that met no loss for this long held: a GCRA's burst hides a
 /// probe above its rate until it runs out (50 at 500/s lasts 3 s at 3 %
 /// over); a larger burst still hides it, and the refusals at the hold that
@@ -312,13 +314,19 @@ impl RateControl {
                 if self.probing && now.saturating_duration_since(self.stepped_at) > PROBE_HOLDS =>
             {
                 // The probe held: the host allows more, and the next probe
-                // comes soon and goes twice as far.
+                // comes soon and goes twice as far; under a window that
+                // counts refusals, where a probe past the rate costs a
+                // window of them, one step at a time and rarely.
                 self.probing = false;
                 self.estimate *= self.probe_step;
                 self.pace = self.estimate * self.hold;
-                self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
-                self.probe_wait = PROBE_WAIT_CHEAP;
-                self.probe_after = now + PROBE_HOLDS;
+                if self.hold < HOLD {
+                    self.probe_after = now + self.probe_wait;
+                } else {
+                    self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
+                    self.probe_wait = PROBE_WAIT_CHEAP;
+                    self.probe_after = now + PROBE_HOLDS;
+                }
             }
             _ => {
                 if !binding {
@@ -730,7 +738,15 @@ impl RateControl {
             self.ok_span = None;
         }
         self.cut_at = now;
-        self.probe_after = now + self.probe_wait;
+        self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+    }
+
+    /// A failed probe costs a refusal or a few: at a slow pace, probes are
+    /// spaced by answers rather than by time, so that they cost a fraction
+    /// of a percent of them.
+    fn answers_between_probes(&self) -> Duration {
+        let rate = self.estimate.max(self.min_rate).max(1e-3);
+        Duration::from_secs_f64((PROBE_ANSWERS / rate).min(PROBE_WAIT_MAX.as_secs_f64()))
     }
 
     /// Quota headers: `remaining` requests until a reset that lies in
