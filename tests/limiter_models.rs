@@ -322,3 +322,31 @@ async fn a_limit_on_requests_in_flight_moves_the_concurrency_not_the_pace() {
         check(spec, r);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_host_is_paced_not_hammered() {
+    // A few requests a second: refusals come before eight answers were
+    // accepted. Unpaced, the client sent its whole demand into a window
+    // that counts refusals (all refused) or a one-request burst (a third
+    // refused, a 1 s pause each). What the host accepted is still a lower
+    // bound to pace from and search upward.
+    for spec in [Spec::Sliding { rate: 5.0 }, gcra(5.0, 1, RetryAfter::Absent)] {
+        let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+        assert!(
+            r.goodput >= 0.85 && r.refused <= 0.01,
+            "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+            100.0 * r.goodput,
+            100.0 * r.refused
+        );
+    }
+    // With `Retry-After: 1` each refusal costs a second: pauses in a row
+    // after short cycles cut the estimate deeper each time.
+    let spec = gcra(2.0, 1, RetryAfter::Static(1));
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+    assert!(
+        r.goodput >= 0.8 && r.refused <= 0.1,
+        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+        100.0 * r.goodput,
+        100.0 * r.refused
+    );
+}
