@@ -234,13 +234,18 @@ async fn table() {
         })
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| vec![20.0, 100.0, 500.0, 2000.0]);
+    // `LATENCY_MS=100` puts the server farther away.
+    let latency = std::env::var("LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(LATENCY, Duration::from_millis);
     for rate in rates {
         for spec in models(rate) {
             let name = spec.to_string();
             if !only.is_empty() && !only.split(',').any(|w| name.contains(w)) {
                 continue;
             }
-            let r = run(spec, policy, SECS, LATENCY).await;
+            let r = run(spec, policy, SECS, latency).await;
             let ok = r.goodput >= 0.95 && r.refused <= 0.01;
             println!(
                 "{name:32} {:6.1} %  {:7.1}/s  {:6.2} % refused  {}",

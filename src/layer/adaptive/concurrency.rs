@@ -95,7 +95,7 @@ impl Concurrency {
         self.in_flight += 1;
         self.delay.on_send(now);
         if self.slow_start {
-            self.watch_frontier(now);
+            self.watch_frontier(now, true);
         }
     }
 
@@ -165,7 +165,7 @@ impl Concurrency {
             if on_time {
                 self.slow_start_good = self.slow_start_good.max(depth);
                 self.grow_slow_start();
-                self.watch_frontier(now);
+                self.watch_frontier(now, false);
             } else if binding {
                 self.end_slow_start(now);
             }
@@ -199,8 +199,10 @@ impl Concurrency {
     /// on time (the frontier). Once it is out longer than the lateness
     /// threshold it is late, answered or not: slow start ends then, instead
     /// of when its answer arrives, which past a knee can take many times
-    /// longer while the limit keeps growing.
-    fn watch_frontier(&mut self, now: Instant) {
+    /// longer while the limit keeps growing. Only a send (`sending`) marks
+    /// a new frontier: marked at an answer, it would wait for a request
+    /// that was never sent, and end slow start a threshold later.
+    fn watch_frontier(&mut self, now: Instant, sending: bool) {
         match self.frontier {
             Some((sent, _)) => {
                 let out = now.saturating_duration_since(sent);
@@ -209,7 +211,7 @@ impl Concurrency {
                     self.end_slow_start(now);
                 }
             }
-            None if self.in_flight > self.slow_start_good => {
+            None if sending && self.in_flight > self.slow_start_good => {
                 self.frontier = Some((now, self.in_flight));
             }
             None => {}

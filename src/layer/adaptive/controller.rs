@@ -219,12 +219,15 @@ impl Controller {
                 self.pace.on_accepted(now, sent_at);
                 self.concurrency.on_answer(now, sent_at, depth);
             }
-            // A 429 spends the rate, not the server: for the concurrency
-            // limit it is an answer like any other (its round trip says
-            // whether requests queue).
+            // A 429 spends the rate, not the server, and says nothing of
+            // queueing either: a limiter refuses before the work, so its
+            // round trip is the network's alone. Taken as an answer, a
+            // far server's fast refusals set the minimum round trip and
+            // every served request looked late (100 ms away, the limit
+            // fell to one in flight).
             Outcome::Throttled => {
                 self.pace.on_loss(now, sent_at, pause.is_some());
-                self.concurrency.on_answer(now, sent_at, depth);
+                self.concurrency.forget(sent_at);
             }
             Outcome::Loss => {
                 // Refused deeper than successes are sent, and not told to

@@ -305,13 +305,7 @@ impl RateControl {
 
     /// Search steps and probes, driven by time while the pace binds.
     fn step(&mut self, now: Instant) {
-        // The pace binds while it held a request back within the last half
-        // second, or the last two intervals at a slower pace (the leader
-        // asks once per slot, so at 2/s it asks every 500 ms).
-        let window = Duration::from_secs_f64((2.0 / self.pace.max(1e-3)).clamp(0.5, 60.0));
-        let binding = self
-            .bound_at
-            .is_some_and(|at| now.saturating_duration_since(at) < window);
+        let binding = self.binding(now);
         match self.basis {
             Basis::Guess if binding => {
                 while now.saturating_duration_since(self.stepped_at) >= SEARCH_STEP {
@@ -348,6 +342,15 @@ impl RateControl {
                 }
             }
         }
+    }
+
+    /// Whether the pace binds: it held a request back within the last half
+    /// second, or the last two intervals at a slower pace (the leader asks
+    /// once per slot, so at 2/s it asks every 500 ms).
+    fn binding(&self, now: Instant) -> bool {
+        let window = Duration::from_secs_f64((2.0 / self.pace.max(1e-3)).clamp(0.5, 60.0));
+        self.bound_at
+            .is_some_and(|at| now.saturating_duration_since(at) < window)
     }
 
     /// A request is sent now.
@@ -516,6 +519,16 @@ impl RateControl {
         // Less than a second of sending: what was accepted is a lower bound
         // (counted over a second), to be searched upward from.
         let young = now.saturating_duration_since(self.resumed_at) < Duration::from_secs(1);
+        if self.basis == Basis::Guess && !self.binding(now) && short > 0.0 {
+            // Refused while the pace held nothing back: the concurrency
+            // limit (a far server, requests answered in waves) set the
+            // sends, and what was accepted is a lower bound still. The
+            // search goes on from it; the next refusal with the pace in
+            // charge tells the limit.
+            self.estimate = self.estimate.max(short);
+            self.pace = self.pace.max(self.estimate);
+            return;
+        }
         if self.basis == Basis::Guess && !young && was.is_some_and(|r| r > self.estimate * 1.001) {
             // The search went past the limit: it lies between the estimate
             // and the pace. The pace stops growing where it is, so the next
