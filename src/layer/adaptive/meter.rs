@@ -1,6 +1,6 @@
 //! What a host accepted lately: answers and losses counted in eight slots
-//! of 125 ms over the last second, and accepted answers in four slots of
-//! one second over the last four.
+//! of 125 ms over the last second, by when their requests were sent, and
+//! accepted answers in four slots of one second over the last four.
 
 use std::time::Duration;
 
@@ -69,15 +69,31 @@ impl Meter {
         }
     }
 
-    /// Counts one answer: `accepted` (2xx, 3xx) or refused (a loss).
-    pub(crate) fn add(&mut self, now: Instant, accepted: bool) {
+    /// Counts one answer, received `now`, to a request sent at `sent_at`:
+    /// `accepted` (2xx, 3xx) or refused (a loss). The fine slots count by
+    /// send time: a limiter refuses before the work and serves after it,
+    /// so by answer time a far server's refusals and acceptances of one
+    /// moment land in different slots.
+    pub(crate) fn add(&mut self, now: Instant, sent_at: Instant, accepted: bool) {
         self.advance(now);
-        let slot = if accepted {
+        if accepted {
             self.total += 1;
             self.long[self.long_head] = self.long[self.long_head].saturating_add(1);
-            &mut self.accepted[self.head]
+        }
+        let back = if sent_at >= self.slot_start {
+            0
         } else {
-            &mut self.refused[self.head]
+            let behind = self.slot_start.saturating_duration_since(sent_at);
+            (behind.as_nanos() / Self::slot_len().as_nanos()) as usize + 1
+        };
+        if back >= SLOTS {
+            return;
+        }
+        let i = (self.head + SLOTS - back) % SLOTS;
+        let slot = if accepted {
+            &mut self.accepted[i]
+        } else {
+            &mut self.refused[i]
         };
         *slot = slot.saturating_add(1);
     }
@@ -104,15 +120,26 @@ impl Meter {
     /// The accepted rate of the latest complete slots in which the host
     /// both accepted and refused (it was at its limit then, so what it
     /// accepted is its limit), once they hold `min_accepted` answers; none
-    /// before.
-    pub(crate) fn at_limit(&mut self, now: Instant, min_accepted: u32, since: Instant) -> Option<f64> {
+    /// before. A slot is complete once `settle` (the round trip of a
+    /// served request) has passed since its end: its sends are answered.
+    pub(crate) fn at_limit(
+        &mut self,
+        now: Instant,
+        min_accepted: u32,
+        since: Instant,
+        settle: Duration,
+    ) -> Option<f64> {
         self.advance(now);
         let (mut sum, mut n) = (0u32, 0u32);
         let mut start = self.slot_start;
         for i in (1..SLOTS).map(|back| (self.head + SLOTS - back) % SLOTS) {
+            let end = start;
             start = start.checked_sub(Self::slot_len()).unwrap_or(start);
             if start < since {
                 break;
+            }
+            if now.saturating_duration_since(end) < settle {
+                continue;
             }
             // At the limit for the whole slot: refusals throughout it, not
             // one at its end as the pace crossed the limit.
@@ -139,16 +166,16 @@ mod tests {
         let mut t = t0;
         for _ in 0..75 {
             t += Duration::from_millis(5);
-            m.add(t, true);
+            m.add(t, t, true);
         }
         for i in 0..250 {
             t += Duration::from_millis(2);
-            m.add(t, true);
+            m.add(t, t, true);
             if i % 2 == 0 {
-                m.add(t, false);
+                m.add(t, t, false);
             }
         }
-        let at = m.at_limit(t, 8, t0).expect("slots at the limit");
+        let at = m.at_limit(t, 8, t0, Duration::ZERO).expect("slots at the limit");
         assert!((at - 500.0).abs() < 20.0, "{at}");
     }
 
@@ -156,9 +183,12 @@ mod tests {
     async fn a_long_silence_empties_the_window() {
         let t0 = Instant::now();
         let mut m = Meter::new(t0);
-        m.add(t0, true);
-        m.add(t0, false);
+        m.add(t0, t0, true);
+        m.add(t0, t0, false);
         assert_eq!(m.accepted_since(t0 + Duration::from_secs(60), t0).0, 0);
-        assert_eq!(m.at_limit(t0 + Duration::from_secs(60), 1, t0), None);
+        assert_eq!(
+            m.at_limit(t0 + Duration::from_secs(60), 1, t0, Duration::ZERO),
+            None
+        );
     }
 }

@@ -138,6 +138,8 @@ pub(crate) struct RateControl {
     /// The pace last held requests back at this time.
     pub(crate) bound_at: Option<Instant>,
     pub(crate) meter: Meter,
+    /// How long a served request takes, about.
+    served_rtt: Duration,
     /// The current cycle: when sending resumed, and its send times.
     cycle: Option<(Instant, Vec<f32>)>,
     /// The previous cycle's send times, up to its refusal.
@@ -197,6 +199,7 @@ impl RateControl {
             indifferent_until: None,
             bound_at: None,
             meter: Meter::new(now),
+            served_rtt: Duration::ZERO,
             cycle: Some((now, Vec::new())),
             previous: None,
             told_at: None,
@@ -371,7 +374,11 @@ impl RateControl {
 
     /// An answer accepted.
     pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
-        self.meter.add(now, true);
+        self.meter.add(now, sent_at, true);
+        // The round trip of a served request, for the meter's slots to be
+        // complete: the latest, or a slowly fading maximum.
+        let rtt = now.saturating_duration_since(sent_at);
+        self.served_rtt = rtt.max(self.served_rtt.mul_f64(0.95));
         if sent_at >= self.cut_at {
             self.since_cut.0 = self.since_cut.0.saturating_add(1);
             self.ok_span = Some((self.ok_span.map_or(now, |(first, _)| first), now));
@@ -381,7 +388,7 @@ impl RateControl {
     /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
     /// `told` says whether it came with a `Retry-After` that paused the host.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
-        self.meter.add(now, false);
+        self.meter.add(now, sent_at, false);
         if self.quota.is_some_and(|q| now < q.hi) {
             // The quota explains the refusal and already sets the pace.
             return;
@@ -430,7 +437,7 @@ impl RateControl {
         // second, and its second is the better measure.
         let at_limit = self
             .meter
-            .at_limit(now, MIN_AT_LIMIT, self.cut_at)
+            .at_limit(now, MIN_AT_LIMIT, self.cut_at, self.served_rtt)
             .filter(|&m| m <= short * 1.1);
         // Only requests sent at the current pace say anything about it.
         let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001) && sent_at >= self.cut_at;
@@ -709,10 +716,9 @@ impl RateControl {
     /// the count over the time since the cut.
     fn accepted_since_cut(&self, now: Instant) -> f64 {
         let a = self.since_cut.0;
-        let since = now
-            .saturating_duration_since(self.cut_at)
-            .as_secs_f64()
-            .max(0.001);
+        // Requests sent in the last round trip are not answered yet.
+        let rtt = self.served_rtt.as_secs_f64();
+        let since = (now.saturating_duration_since(self.cut_at).as_secs_f64() - rtt).max(0.001);
         let coarse = f64::from(a) / since;
         let Some((first, last)) = self.ok_span else {
             return coarse;
@@ -723,7 +729,7 @@ impl RateControl {
         }
         let exact = f64::from(a - 1) / span;
         let gap = 2.0 / exact;
-        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64();
+        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64() - rtt;
         let tail = now.saturating_duration_since(last).as_secs_f64();
         if lead <= gap && tail <= gap {
             exact
