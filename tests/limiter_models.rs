@@ -355,3 +355,18 @@ async fn a_slow_host_is_paced_not_hammered() {
         100.0 * r.refused
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_far_server_is_held_at_its_rate() {
+    // 100 ms away, refused at once and served after its latency: a 429's
+    // round trip is not a served request's, and answers to requests sent
+    // in one moment arrive a round trip apart. Before, the limit fell to
+    // one in flight (10/s) or measured the rate a round trip short.
+    for spec in [
+        gcra(500.0, 1, RetryAfter::Absent),
+        gcra(500.0, 50, RetryAfter::Exact),
+    ] {
+        let r = run(spec, Some(GatePolicy::Adaptive), SECS, Duration::from_millis(100)).await;
+        check(spec, r);
+    }
+}
