@@ -130,8 +130,12 @@ pub(crate) struct RateControl {
     since_cut: (u32, u32),
     /// When the first and the latest of those accepted answers came.
     ok_span: Option<(Instant, Instant)>,
-    /// The refused share before the latest cut, and the pace before it.
-    before_cut: Option<(f64, f64)>,
+    /// When `since_cut` last started counting (cuts well below the
+    /// reference go on counting toward it).
+    counted_from: Instant,
+    /// The refused share before the latest cut, the pace before it, and
+    /// the rate the host accepted then.
+    before_cut: Option<(f64, f64, f64)>,
     /// Refusals that did not follow the pace: untold losses are ignored
     /// until then.
     indifferent_until: Option<Instant>,
@@ -195,6 +199,7 @@ impl RateControl {
             cut_at: now,
             since_cut: (0, 0),
             ok_span: None,
+            counted_from: now,
             before_cut: None,
             indifferent_until: None,
             bound_at: None,
@@ -449,7 +454,7 @@ impl RateControl {
             self.settle(now);
             return;
         }
-        if in_episode && at_or_below && self.refusals_ignore_the_pace() {
+        if in_episode && at_or_below && self.refusals_ignore_the_pace(now) {
             // Cut below what the host accepted, and it refuses as large a
             // share as before, while accepting plenty: its refusals do not
             // follow the pace (a server that refuses some requests whatever
@@ -549,6 +554,7 @@ impl RateControl {
             self.cut_at = now;
             self.since_cut = (0, 0);
             self.ok_span = None;
+            self.counted_from = now;
             return;
         }
         match at_limit {
@@ -741,9 +747,9 @@ impl RateControl {
     /// Since the latest cut, at or below the accepted rate, the host
     /// refused at least as large a share as before it, and accepted enough
     /// for that share to mean something.
-    fn refusals_ignore_the_pace(&self) -> bool {
+    fn refusals_ignore_the_pace(&self, now: Instant) -> bool {
         let (a, r) = self.since_cut;
-        let Some((share_before, pace_before)) = self.before_cut else {
+        let Some((share_before, pace_before, accepted_before)) = self.before_cut else {
             return false;
         };
         // Only a real cut tests whether the refusals follow the pace.
@@ -751,11 +757,23 @@ impl RateControl {
             return false;
         }
         let share = f64::from(r) / f64::from(a + r);
+        // A rate limiter driven far past its rate refuses a steady share
+        // too, but accepts its rate whatever the pace; a server that
+        // refuses whatever the rate accepts less as the pace falls.
+        let accepted_fell = self.accepted_since_reference(now) <= 0.85 * accepted_before;
         a >= MIN_EVIDENCE / 2
             && a + r >= MIN_EVIDENCE
             && share >= 0.2
             && share_before >= 0.2
             && share >= 0.8 * share_before
+            && accepted_fell
+    }
+
+    /// The rate the host accepted requests sent since `counted_from` at.
+    fn accepted_since_reference(&self, now: Instant) -> f64 {
+        let secs =
+            now.saturating_duration_since(self.counted_from).as_secs_f64() - self.served_rtt.as_secs_f64();
+        f64::from(self.since_cut.0) / secs.max(0.001)
     }
 
     fn costly_probe(&mut self) {
@@ -780,11 +798,13 @@ impl RateControl {
         // Cuts that stay well below the reference go on counting toward it:
         // a server that refuses whatever the pace drives the pace down a cut
         // at a time, each with too few answers to judge by itself.
-        let below_reference = self.before_cut.is_some_and(|(_, p)| pace_before <= 0.7 * p);
+        let below_reference = self.before_cut.is_some_and(|(_, p, _)| pace_before <= 0.7 * p);
         if a + r >= MIN_EVIDENCE && !below_reference {
-            self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before));
+            let accepted = self.accepted_since_reference(now);
+            self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before, accepted));
             self.since_cut = (0, 0);
             self.ok_span = None;
+            self.counted_from = now;
         }
         self.cut_at = now;
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
