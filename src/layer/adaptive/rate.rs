@@ -757,16 +757,22 @@ impl RateControl {
             return false;
         }
         let share = f64::from(r) / f64::from(a + r);
-        // A rate limiter driven far past its rate refuses a steady share
-        // too, but accepts its rate whatever the pace; a server that
-        // refuses whatever the rate accepts less as the pace falls.
+        // A rate limiter driven past its rate refuses a share that falls
+        // with the pace, slowly when the pace is far past it (a guess its
+        // burst inflated): its share is judged on twice the evidence,
+        // unless the rate it accepted fell with the pace as well, as a
+        // server's that refuses whatever the rate does.
         let accepted_fell = self.accepted_since_reference(now) <= 0.85 * accepted_before;
+        let evidence = if accepted_fell {
+            MIN_EVIDENCE
+        } else {
+            2 * MIN_EVIDENCE
+        };
         a >= MIN_EVIDENCE / 2
-            && a + r >= MIN_EVIDENCE
+            && a + r >= evidence
             && share >= 0.2
             && share_before >= 0.2
             && share >= 0.8 * share_before
-            && accepted_fell
     }
 
     /// The rate the host accepted requests sent since `counted_from` at.
