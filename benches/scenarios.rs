@@ -38,7 +38,10 @@
 //! (429 and 503 over all arrivals) are counted at the server from its log,
 //! seconds 5 to 15; `dropped` counts arrivals dropped at the source by the
 //! outstanding cap. The `target` column says whether an `adaptive` or
-//! `default` row meets ≥ 95 % and ≤ 1 %; a summary per variant follows.
+//! `default` row meets ≥ 95 % and ≤ 1 %; under a concurrency limit C the
+//! 95 % is of what `fixed-C` (the client told C, run first whatever
+//! `SCENARIO_VARIANTS` chose, a row of its own) served in the same
+//! invocation. A summary per variant follows.
 //! Runs of 20, 100 and 500/s of one (model, variant) share a batch (three
 //! servers, three clients, concurrently); 2 000/s and the concurrency
 //! limits run alone, since the CPU of this 2-core machine is the limit
