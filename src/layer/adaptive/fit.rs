@@ -53,7 +53,29 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
     // something: a slope difference of at least 50 ms of sending.
     let da = f64::from(-a[0]);
     let db = f64::from(-b[0]);
-    ((da - db).abs() >= 0.05 && r.is_finite()).then_some(r)
+    ((da - db).abs() >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r))
+        .then_some(r)
+}
+
+/// Whether a GCRA at `rate` refusing only the last send of `log` is
+/// possible: no earlier send may have found it fuller than the last did,
+/// or it would have been refused then. Sends bunched in waves (a far
+/// server's answers come back together, and so go the next requests) fit
+/// a low rate whose excess peaks inside the cycle, not at its end.
+fn ends_at_its_peak(log: &[f32], rate: f64) -> bool {
+    let mut e = 0.0f64;
+    let mut peak = 0.0f64;
+    let mut last = f64::from(log[0]);
+    for (k, &t) in log.iter().enumerate() {
+        let t = f64::from(t);
+        e = (e - rate * (t - last)).max(0.0) + 1.0;
+        last = t;
+        if k + 1 < log.len() {
+            peak = peak.max(e);
+        }
+    }
+    // One request of slack: send times are the client's, not the server's.
+    peak <= e + 1.0
 }
 
 #[cfg(test)]
@@ -91,6 +113,26 @@ mod tests {
                 "{r}/s burst {burst}: fitted {fitted}"
             );
         }
+    }
+
+    #[test]
+    fn a_cycle_whose_excess_peaks_inside_fits_no_rate_that_low() {
+        // Answers of a far server come back in waves, and so go the next
+        // requests: 30 at once, then a few spread over 300 ms, the last
+        // refused. At 100/s the wave alone leaves an excess of 30, and the
+        // end only 4: such a GCRA would have refused inside the wave.
+        let mut log: Vec<f32> = vec![-0.3; 30];
+        log.extend([-0.2, -0.1, -0.05, 0.0]);
+        assert!(!ends_at_its_peak(&log, 100.0));
+        // 40 sends spread evenly over 300 ms past a rate of 100/s: the
+        // excess grows to the end, as a GCRA's does.
+        let spread: Vec<f32> = (0..40).map(|i| -0.3 + 0.3 * i as f32 / 39.0).collect();
+        assert!(ends_at_its_peak(&spread, 100.0));
+        let flood = cycle(500.0, 50.0, |_| 5000.0);
+        assert!(
+            ends_at_its_peak(&flood, 500.0),
+            "a GCRA's own cycle ends at its peak"
+        );
     }
 
     #[test]
