@@ -284,10 +284,19 @@ impl Shared {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn pause_host(&self, name: &HostName, now_ms: u64, until_ms: u64) -> Option<Arc<HostState>> {
         let host = self.hosts.get_or_insert(name);
-        let added = host.pause_until(now_ms, until_ms)?;
+        self.extend_pause(&host, now_ms, until_ms).then_some(host)
+    }
+
+    /// Extends `host`'s pause to `until_ms` and, if it grew, counts the
+    /// time added and moves the layer's pause horizon. Returns whether it
+    /// grew.
+    fn extend_pause(&self, host: &HostState, now_ms: u64, until_ms: u64) -> bool {
+        let Some(added) = host.pause_until(now_ms, until_ms) else {
+            return false;
+        };
         self.time_paused_ms.fetch_add(added, Ordering::Relaxed);
         self.pause_horizon_ms.fetch_max(until_ms, Ordering::AcqRel);
-        Some(host)
+        true
     }
 
     #[cold]
@@ -342,12 +351,10 @@ impl Shared {
         };
         let until = now.saturating_add(wait.as_millis() as u64);
         let was_paused = host.remaining_ms(now) > 0;
-        if let Some(added) = host.pause_until(now, until) {
-            self.time_paused_ms.fetch_add(added, Ordering::Relaxed);
+        if self.extend_pause(&host, now, until) {
             if !was_paused {
                 self.metrics.pause_started(name.as_str());
             }
-            self.pause_horizon_ms.fetch_max(until, Ordering::AcqRel);
             if hint.is_some() {
                 fleet_link::publish_pause(self, name, wait);
             }

@@ -552,9 +552,7 @@ impl RateControl {
             self.basis = Basis::Measured;
             self.pace = was.unwrap_or(self.estimate).max(self.min_rate);
             self.cut_at = now;
-            self.since_cut = (0, 0);
-            self.ok_span = None;
-            self.counted_from = now;
+            self.restart_count(now);
             return;
         }
         match at_limit {
@@ -722,10 +720,7 @@ impl RateControl {
     /// the count over the time since the cut.
     fn accepted_since_cut(&self, now: Instant) -> f64 {
         let a = self.since_cut.0;
-        // Requests sent in the last round trip are not answered yet.
-        let rtt = self.served_rtt.as_secs_f64();
-        let since = (now.saturating_duration_since(self.cut_at).as_secs_f64() - rtt).max(0.001);
-        let coarse = f64::from(a) / since;
+        let coarse = self.count_rate(self.cut_at, now);
         let Some((first, last)) = self.ok_span else {
             return coarse;
         };
@@ -735,7 +730,8 @@ impl RateControl {
         }
         let exact = f64::from(a - 1) / span;
         let gap = 2.0 / exact;
-        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64() - rtt;
+        // Requests sent in the last round trip are not answered yet.
+        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64() - self.served_rtt.as_secs_f64();
         let tail = now.saturating_duration_since(last).as_secs_f64();
         if lead <= gap && tail <= gap {
             exact
@@ -777,9 +773,21 @@ impl RateControl {
 
     /// The rate the host accepted requests sent since `counted_from` at.
     fn accepted_since_reference(&self, now: Instant) -> f64 {
-        let secs =
-            now.saturating_duration_since(self.counted_from).as_secs_f64() - self.served_rtt.as_secs_f64();
+        self.count_rate(self.counted_from, now)
+    }
+
+    /// The accepted count since the cut over the time since `from`, less
+    /// the round trip whose requests are not answered yet.
+    fn count_rate(&self, from: Instant, now: Instant) -> f64 {
+        let secs = now.saturating_duration_since(from).as_secs_f64() - self.served_rtt.as_secs_f64();
         f64::from(self.since_cut.0) / secs.max(0.001)
+    }
+
+    /// Starts counting the answers since the cut afresh.
+    fn restart_count(&mut self, now: Instant) {
+        self.since_cut = (0, 0);
+        self.ok_span = None;
+        self.counted_from = now;
     }
 
     fn costly_probe(&mut self) {
@@ -808,9 +816,7 @@ impl RateControl {
         if a + r >= MIN_EVIDENCE && !below_reference {
             let accepted = self.accepted_since_reference(now);
             self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before, accepted));
-            self.since_cut = (0, 0);
-            self.ok_span = None;
-            self.counted_from = now;
+            self.restart_count(now);
         }
         self.cut_at = now;
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
