@@ -1241,6 +1241,15 @@ impl Cell {
     }
 }
 
+/// The reference client of a cell: `fixed-C` under a concurrency limit C,
+/// none under a rate model.
+fn told_variant(spec: Spec) -> Option<Variant> {
+    match spec {
+        Spec::Concurrency { limit } => Some(Variant::Fixed(limit)),
+        _ => None,
+    }
+}
+
 /// What the server saw of one cell under one variant.
 #[derive(Debug, Clone)]
 struct ModelRun {
@@ -1276,7 +1285,7 @@ impl ModelRun {
     /// Whether this is the reference run of a concurrency limit: the
     /// client told C.
     fn is_told(&self) -> bool {
-        matches!((self.cell.spec, self.variant), (Spec::Concurrency { limit }, Variant::Fixed(n)) if limit == n)
+        told_variant(self.cell.spec) == Some(self.variant)
     }
 
     /// The share the target is judged on: of the allowed rate, or under
@@ -1515,7 +1524,7 @@ fn models() {
     let variants = model_variants();
     let references = groups
         .iter()
-        .filter(|g| matches!(g.first().map(|c| c.spec), Some(Spec::Concurrency { .. })))
+        .filter(|g| g.first().and_then(|c| told_variant(c.spec)).is_some())
         .count();
     let n_batches: usize =
         groups.iter().map(|g| batches(g).len()).sum::<usize>() * variants.len() + references;
@@ -1540,12 +1549,9 @@ fn models() {
         let mut runs: Vec<(usize, usize, ModelRun)> = Vec::new();
         // Under a concurrency limit, the client told C is the reference:
         // run it first, whatever the chosen variants.
-        let told_variant = match group.first().map(|c| c.spec) {
-            Some(Spec::Concurrency { limit }) => Some(Variant::Fixed(limit)),
-            _ => None,
-        };
+        let reference = group.first().and_then(|c| told_variant(c.spec));
         let mut told = None;
-        if let Some(v) = told_variant {
+        if let Some(v) = reference {
             eprintln!(
                 "[{:4.0} s] reference: {} × {}",
                 started.elapsed().as_secs_f64(),
@@ -1558,7 +1564,7 @@ fn models() {
             }
         }
         for (vi, &v) in variants.iter().enumerate() {
-            if Some(v) == told_variant {
+            if Some(v) == reference {
                 continue;
             }
             for batch in batches(group) {
