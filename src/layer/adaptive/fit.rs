@@ -28,12 +28,15 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
     // Scan a log grid for the first strict change of sign, then bisect.
     const STEPS: i32 = 64;
     let at = |i: i32| 0.1 * (top / 0.1).powf(f64::from(i) / f64::from(STEPS));
+    // The curves may also meet and run on together (past the rate, both
+    // cycles end at the excess of their last bunch of sends): the rate
+    // where they meet is where the sign ends.
     let mut bracket = None;
     let mut prev = (at(0), g(at(0)));
     for i in 1..=STEPS {
         let r = at(i);
         let v = g(r);
-        if prev.1 != 0.0 && v != 0.0 && prev.1.signum() != v.signum() {
+        if prev.1 != 0.0 && (v == 0.0 || prev.1.signum() != v.signum()) {
             bracket = Some((prev.0, r, prev.1.signum()));
             break;
         }
@@ -42,7 +45,8 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
     let (mut lo, mut hi, sign) = bracket?;
     for _ in 0..50 {
         let mid = 0.5 * (lo + hi);
-        if g(mid).signum() == sign {
+        let v = g(mid);
+        if v != 0.0 && v.signum() == sign {
             lo = mid;
         } else {
             hi = mid;
@@ -133,6 +137,39 @@ mod tests {
             ends_at_its_peak(&flood, 500.0),
             "a GCRA's own cycle ends at its peak"
         );
+    }
+
+    #[test]
+    fn cycles_that_meet_and_run_together_give_the_rate_where_they_meet() {
+        // A one-request burst at 2 000/s, its books kept in whole
+        // milliseconds as nginx keeps them: a flood of three at once, then
+        // a search from 200/s growing 1.25× per 100 ms, refused at the
+        // first millisecond that holds one send too many. Past the rate
+        // both cycles end at the excess of their last millisecond's sends:
+        // the curves meet at the rate and run on together, never crossing.
+        let (r, burst) = (2000.0, 1.0);
+        let flood: Vec<f32> = vec![0.0; 3];
+        let (mut t, mut books, mut last_ms) = (0.0f64, 0.0f64, 0i64);
+        let mut sends = Vec::new();
+        loop {
+            let ms = (t * 1000.0).floor() as i64;
+            let e = (books - (ms - last_ms) as f64 * r / 1000.0).max(0.0) + 1.0;
+            sends.push(ms);
+            if e > burst + 1.0 {
+                break;
+            }
+            (books, last_ms) = (e, ms);
+            t += 1.0 / (200.0 * 1.25f64.powf(t / 0.1));
+        }
+        let end = *sends.last().expect("sends");
+        let ramp: Vec<f32> = sends.iter().map(|&s| (s - end) as f32 / 1000.0).collect();
+        assert_eq!(
+            excess(&flood, 4.0 * r),
+            excess(&ramp, 4.0 * r),
+            "the curves run together"
+        );
+        let fitted = fit(&flood, &ramp).expect("a rate where the curves meet");
+        assert!((fitted - r).abs() <= 0.03 * r, "fitted {fitted}");
     }
 
     #[test]
