@@ -136,6 +136,7 @@ pub fn rate_limit(headers: &HeaderMap) -> Option<Quota> {
 /// A quota with the reset known to lie in `(reset_lo, reset_hi]` from now:
 /// header values are whole seconds, so each answer narrows the instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QuotaWindow {
     /// Requests left in the window.
     pub remaining: u64,
@@ -143,6 +144,10 @@ pub struct QuotaWindow {
     pub reset_lo: Duration,
     /// The latest the quota can be restored.
     pub reset_hi: Duration,
+    /// The reset was named as an instant (an epoch `X-RateLimit-Reset`),
+    /// not as seconds from now: rounded to a whole second, it is off by
+    /// the same fraction in every window of one server.
+    pub epoch: bool,
 }
 
 /// Values of `X-RateLimit-Reset` above this are UTC epoch seconds, below it
@@ -174,6 +179,7 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
         remaining: q.remaining,
         reset_lo: q.reset.saturating_sub(Duration::from_secs(1)),
         reset_hi: q.reset,
+        epoch: false,
     });
     let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
     let remaining = text("x-ratelimit-remaining")
@@ -181,14 +187,14 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
         .and_then(|v| v.parse::<u64>().ok());
     let seconds = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
     let reset = if let Some(after) = text("x-ratelimit-reset-after").and_then(seconds) {
-        Some((after, after))
+        Some((after, after, false))
     } else {
         text("x-ratelimit-reset")
             .or_else(|| text("x-rate-limit-reset"))
             .and_then(seconds)
             .map(|v| {
                 if v < EPOCH_THRESHOLD {
-                    return ((v - 1.0).max(0.0), v);
+                    return ((v - 1.0).max(0.0), v, false);
                 }
                 // An epoch: against the server's own `Date` (whole seconds,
                 // so up to one more second of doubt), else our clock.
@@ -200,14 +206,15 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 let left = (v - base).max(0.0);
-                ((left - 1.0 - doubt).max(0.0), left)
+                ((left - 1.0 - doubt).max(0.0), left, true)
             })
     };
     let x = match (remaining, reset) {
-        (Some(remaining), Some((lo, hi))) if hi < 1e7 => Some(QuotaWindow {
+        (Some(remaining), Some((lo, hi, epoch))) if hi < 1e7 => Some(QuotaWindow {
             remaining,
             reset_lo: Duration::from_secs_f64(lo),
             reset_hi: Duration::from_secs_f64(hi),
+            epoch,
         }),
         _ => None,
     };

@@ -121,7 +121,10 @@ impl Controller {
 
     /// The next send slot, when the host is paced.
     fn next_slot(&mut self, now: Instant) -> Option<Instant> {
-        let rate = self.pace.rate(now)?;
+        let Some(rate) = self.pace.rate(now) else {
+            // Unpaced: only a spent quota holds a send back.
+            return self.pace.not_before(now).filter(|&at| at > now);
+        };
         let interval = Duration::from_secs_f64(1.0 / rate.max(self.min_rate));
         Some(self.pacer.next_slot(now, interval, self.pace.not_before(now)))
     }
@@ -247,10 +250,11 @@ impl Controller {
         }
     }
 
-    /// Takes a quota: `remaining` requests until a reset that lies in
-    /// `(now + reset_lo, now + reset_hi]`.
-    pub(crate) fn on_quota(&mut self, now: Instant, remaining: u64, reset_lo: Duration, reset_hi: Duration) {
-        self.pace.on_quota(now, remaining, reset_lo, reset_hi);
+    /// Takes a quota the answer's headers announced. `depth` is how many requests were in flight when this answer's was
+    /// sent: with those in flight now, they may have overtaken it.
+    pub(crate) fn on_quota(&mut self, now: Instant, quota: &crate::retry_after::QuotaWindow, depth: usize) {
+        let overtaken = (depth + self.concurrency.in_flight()) as u64;
+        self.pace.on_quota(now, quota, overtaken);
     }
 
     /// Current limits, for dashboards. Reads without moving anything: a

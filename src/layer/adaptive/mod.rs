@@ -84,6 +84,7 @@
 //! | `meter.rs` | accepted and refused answers per slot |
 //! | `pacer.rs` | the pacing queue and its send slots |
 //! | `permit.rs` | what a request holds: its permit, its pacing lead |
+//! | `quota.rs` | a quota from the headers: what is left, when it resets |
 
 use tokio::time::Instant;
 
@@ -95,6 +96,7 @@ mod fit;
 mod meter;
 mod pacer;
 mod permit;
+mod quota;
 mod rate;
 
 pub use config::AdaptiveConfig;

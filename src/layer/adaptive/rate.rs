@@ -51,9 +51,8 @@
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
 //!   more) say nothing about a rate: no pace from them for 10 s.
-//! * **Quotas set the pace directly**: `remaining / time to reset`, with the
-//!   reset instant narrowed by every answer (`Quota`), and no send before
-//!   it once the quota is spent.
+//! * **Quotas set the pace directly**: `remaining / time to reset`, and no
+//!   send before the reset once the quota is spent (`quota.rs`).
 
 use std::time::Duration;
 
@@ -61,6 +60,8 @@ use tokio::time::Instant;
 
 use super::fit::fit;
 use super::meter::Meter;
+use super::quota::QuotaWindows;
+use crate::retry_after::QuotaWindow;
 
 /// The pace as a share of a measured rate.
 pub(crate) const HOLD: f64 = 0.98;
@@ -171,20 +172,11 @@ pub(crate) struct RateControl {
     drain_until: Option<Instant>,
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
-    /// A quota: pace cap and its reset window (earliest, latest).
-    quota: Option<Quota>,
+    /// The quota the server announces, if any: a pace cap and a reset.
+    quota: QuotaWindows,
     /// The estimate a fleet seeded, while it is still the estimate: not
     /// this process's to share back.
     seeded: Option<f64>,
-}
-
-/// What the quota headers said lately.
-#[derive(Debug, Clone, Copy)]
-struct Quota {
-    remaining: u64,
-    /// The reset lies in `(lo, hi]`, narrowed by each answer.
-    lo: Instant,
-    hi: Instant,
 }
 
 impl RateControl {
@@ -218,7 +210,7 @@ impl RateControl {
             probe_step: PROBE_GROWTH,
             drain_until: None,
             last_loss: None,
-            quota: None,
+            quota: QuotaWindows::default(),
             seeded: None,
         }
     }
@@ -227,9 +219,6 @@ impl RateControl {
     /// the probes first.
     pub(crate) fn rate(&mut self, now: Instant) -> Option<f64> {
         self.step(now);
-        if self.quota.is_some_and(|q| now >= q.hi) {
-            self.quota = None;
-        }
         self.peek_rate(now)
     }
 
@@ -242,7 +231,7 @@ impl RateControl {
                 _ => self.pace,
             }),
         };
-        let quota = self.quota_rate(now);
+        let quota = self.quota.rate(now, self.min_rate);
         match (own, quota) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -251,19 +240,7 @@ impl RateControl {
 
     /// No send before this (a spent quota).
     pub(crate) fn not_before(&self, now: Instant) -> Option<Instant> {
-        match self.quota {
-            Some(q) if q.remaining == 0 && now < q.hi => Some(q.hi),
-            _ => None,
-        }
-    }
-
-    fn quota_rate(&self, now: Instant) -> Option<f64> {
-        let q = self.quota?;
-        if now >= q.hi {
-            return None;
-        }
-        let left = q.hi.saturating_duration_since(now).as_secs_f64().max(0.001);
-        Some((q.remaining as f64 / left).max(self.min_rate))
+        self.quota.not_before(now)
     }
 
     /// Starts from `rate` learned elsewhere, if nothing was learned here:
@@ -394,8 +371,10 @@ impl RateControl {
     /// `told` says whether it came with a `Retry-After` that paused the host.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
         self.meter.add(now, sent_at, false);
-        if self.quota.is_some_and(|q| now < q.hi) {
-            // The quota explains the refusal and already sets the pace.
+        if self.quota.active(now) {
+            // The quota explains the refusal and already sets the pace; it
+            // was read as resetting too early, if anything.
+            self.quota.on_refused();
             return;
         }
         // A refusal here is this process's own finding: a fleet's seed no
@@ -607,7 +586,7 @@ impl RateControl {
     /// GCRA's cycles fit to its share of the rate and burst.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_fleet_pause(&mut self, now: Instant) {
-        if self.quota.is_some_and(|q| now < q.hi) {
+        if self.quota.active(now) {
             return;
         }
         self.on_told(now, now);
@@ -830,19 +809,10 @@ impl RateControl {
         Duration::from_secs_f64((PROBE_ANSWERS / rate).min(PROBE_WAIT_MAX.as_secs_f64()))
     }
 
-    /// Quota headers: `remaining` requests until a reset that lies in
-    /// `(now + reset_lo, now + reset_hi]`.
-    pub(crate) fn on_quota(&mut self, now: Instant, remaining: u64, reset_lo: Duration, reset_hi: Duration) {
-        let (lo, hi) = (now + reset_lo, now + reset_hi);
-        self.quota = Some(match self.quota {
-            // The same window: narrow the reset.
-            Some(q) if lo < q.hi && hi > q.lo => Quota {
-                remaining: remaining.min(q.remaining),
-                lo: lo.max(q.lo),
-                hi: hi.min(q.hi),
-            },
-            _ => Quota { remaining, lo, hi },
-        });
+    /// Quota headers (see [`QuotaWindows`]); `overtaken` bounds the
+    /// answers that may have come before this one out of order.
+    pub(crate) fn on_quota(&mut self, now: Instant, quota: &QuotaWindow, overtaken: u64) {
+        self.quota.on_headers(now, quota, overtaken);
     }
 
     /// The estimate and its basis, for stats.
@@ -966,24 +936,6 @@ mod tests {
         let own = c.estimate().0;
         c.seed(t0, 80.0, true);
         assert_eq!(c.estimate().0, own);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn quota_pace_spends_what_is_left_and_waits_for_the_narrowed_reset() {
-        let t0 = Instant::now();
-        let mut c = RateControl::new(1.0, t0);
-        // "t=5" (whole seconds): the reset is in (4 s, 5 s].
-        c.on_quota(t0, 100, Duration::from_secs(4), Duration::from_secs(5));
-        // 300 ms later the header still says 5: the reset is narrowed to
-        // (t0 + 4.3 s, t0 + 5 s]; the pace spends what is left until then.
-        let t1 = t0 + Duration::from_millis(300);
-        c.on_quota(t1, 90, Duration::from_secs(4), Duration::from_secs(5));
-        let rate = c.rate(t1).expect("paced by the quota");
-        assert!((rate - 90.0 / 4.7).abs() < 0.5, "{rate}");
-        // Spent: nothing before the reset, then no quota pace.
-        c.on_quota(t1, 0, Duration::from_secs(4), Duration::from_secs(5));
-        assert_eq!(c.not_before(t1), Some(t0 + Duration::from_secs(5)));
-        assert_eq!(c.rate(t0 + Duration::from_secs(6)), None);
     }
 
     #[tokio::test(start_paused = true)]
