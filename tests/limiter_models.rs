@@ -401,6 +401,10 @@ async fn a_far_server_is_held_at_its_rate() {
         // fit a rate far too low unless a fit must end each cycle at its
         // fullest (20 % of the rate before).
         gcra(500.0, 1, RetryAfter::Static(1)),
+        // A search refused with nothing to fit yet held at its average
+        // rate, far below where it was refused, for the 30 s between
+        // probes (44 % of the rate before).
+        gcra(500.0, 10, RetryAfter::Static(1)),
     ] {
         let r = run(spec, Some(GatePolicy::Adaptive), SECS, Duration::from_millis(100)).await;
         check(spec, r);

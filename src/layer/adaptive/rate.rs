@@ -670,8 +670,15 @@ impl RateControl {
                 self.estimate *= self.hold.powi(1 << streak.min(3));
             }
             None if paced.is_some() => {
-                // Refused at this pace: hold below it, probe later.
-                self.estimate = paced.unwrap_or(self.min_rate).min(accepted / secs.max(0.001));
+                // A search refused at this pace, with nothing to fit yet.
+                // Its average rate is far below where it was refused (it
+                // grew all along): hold at the rate it was sending when
+                // refused, which is past the limit, so that the next cycle
+                // ends in a refusal too and the two fit the rate.
+                let peak = self.previous.as_deref().map_or(0.0, peak_rate);
+                self.estimate = paced
+                    .unwrap_or(self.min_rate)
+                    .min(peak.max(accepted / secs.max(0.001)));
                 self.basis = Basis::Measured;
             }
             None => {
@@ -819,6 +826,24 @@ impl RateControl {
     pub(crate) fn estimate(&self) -> (f64, Basis) {
         (self.estimate, self.basis)
     }
+}
+
+/// The highest rate a cycle (send times, the last at 0) was sent at
+/// near its end: the most sends in a trailing window of a search step to
+/// a second, the last one left out, over that window.
+fn peak_rate(log: &[f32]) -> f64 {
+    let n = log.len();
+    let mut peak = 0.0f64;
+    for (i, &t) in log.iter().enumerate().rev() {
+        let w = f64::from(-t);
+        if w > 1.0 {
+            break;
+        }
+        if w >= SEARCH_STEP.as_secs_f64() {
+            peak = peak.max((n - 1 - i) as f64 / w);
+        }
+    }
+    peak
 }
 
 #[cfg(test)]
