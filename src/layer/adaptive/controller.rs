@@ -250,11 +250,18 @@ impl Controller {
         }
     }
 
-    /// Takes a quota the answer's headers announced. `depth` is how many requests were in flight when this answer's was
+    /// Takes a quota the answer to a request sent at `sent_at` announced.
+    /// `depth` is how many requests were in flight when this answer's was
     /// sent: with those in flight now, they may have overtaken it.
-    pub(crate) fn on_quota(&mut self, now: Instant, quota: &crate::retry_after::QuotaWindow, depth: usize) {
+    pub(crate) fn on_quota(
+        &mut self,
+        now: Instant,
+        sent_at: Instant,
+        quota: &crate::retry_after::QuotaWindow,
+        depth: usize,
+    ) {
         let overtaken = (depth + self.concurrency.in_flight()) as u64;
-        self.pace.on_quota(now, quota, overtaken);
+        self.pace.on_quota(now, sent_at, quota, overtaken);
     }
 
     /// Current limits, for dashboards. Reads without moving anything: a

@@ -78,7 +78,7 @@ impl AdaptivePermit {
         c.on_answer(now, self.sent_at, self.depth, outcome, pause);
         c.release();
         if let Some(q) = quota {
-            c.on_quota(now, &q, self.depth);
+            c.on_quota(now, self.sent_at, &q, self.depth);
         }
         learned(&self.host, &c, now);
     }

@@ -40,14 +40,26 @@ struct Window {
     hi: Instant,
     /// Named as an instant (an epoch): late by the same in every window.
     epoch: bool,
+    /// When the request whose answer showed this window was sent: answers
+    /// to requests sent earlier may come from the window before.
+    opened_by: Instant,
+    /// When that answer came, and what it said was left.
+    opened_at: Instant,
+    first_remaining: u64,
+    /// When the latest answer of this window came.
+    last_answer: Instant,
 }
 
 impl QuotaWindows {
-    /// An answer's quota: `remaining` until a reset in
-    /// `(now + reset_lo, now + reset_hi]`. `overtaken` bounds how many
-    /// answers to requests the server saw later may have come first (the
-    /// requests in flight with this one).
-    pub(crate) fn on_headers(&mut self, now: Instant, quota: &QuotaWindow, overtaken: u64) {
+    /// The quota in the answer, at `now`, to a request sent at `sent_at`.
+    /// `overtaken` bounds how many answers to requests the server saw
+    /// later may have come first (the requests in flight with this one).
+    pub(crate) fn on_headers(&mut self, now: Instant, sent_at: Instant, quota: &QuotaWindow, overtaken: u64) {
+        if self.current.is_some_and(|w| sent_at < w.opened_by) {
+            // Sent before the request that showed the current window: it
+            // may tell of the window before, and would spend this one.
+            return;
+        }
         let remaining = quota.remaining;
         let (lo, hi) = (now + quota.reset_lo, now + quota.reset_hi);
         let fresh = Window {
@@ -55,6 +67,10 @@ impl QuotaWindows {
             lo,
             hi,
             epoch: quota.epoch,
+            opened_by: sent_at,
+            opened_at: now,
+            first_remaining: remaining,
+            last_answer: now,
         };
         self.current = Some(match self.current {
             Some(w) if lo < w.hi && hi > w.lo && remaining <= w.remaining.saturating_add(overtaken) => {
@@ -62,14 +78,20 @@ impl QuotaWindows {
                     remaining: remaining.min(w.remaining),
                     lo: lo.max(w.lo),
                     hi: hi.min(w.hi),
-                    epoch: w.epoch,
+                    last_answer: now,
+                    ..w
                 }
             }
             Some(w) => {
                 // A new window: the last one reset by now. Earlier than its
-                // headers said means they run late by at least that much.
+                // headers said means they run late by at least that much,
+                // less the spacing of answers (the narrowed reset is as
+                // late as the answer that set it, which varies by that).
                 if w.epoch && now < w.hi {
-                    self.late_by = w.hi.saturating_duration_since(now);
+                    let spacing = now
+                        .saturating_duration_since(w.last_answer)
+                        .max(Duration::from_millis(1));
+                    self.late_by = w.hi.saturating_duration_since(now).saturating_sub(spacing);
                 }
                 fresh
             }
@@ -97,10 +119,22 @@ impl QuotaWindows {
     }
 
     /// The pace that spends what is left by the reset; none once it is
-    /// spent ([`not_before`](Self::not_before) holds sends back then, and
-    /// the next window's pace is unknown).
+    /// spent ([`not_before`](Self::not_before) holds sends back then).
+    /// After the reset, until an answer shows the next window, the pace the
+    /// last one allowed from its first answer: the requests held for the
+    /// reset go out paced, not all at once into a window that may be as
+    /// small as they are many.
     pub(crate) fn rate(&self, now: Instant, min_rate: f64) -> Option<f64> {
-        let (at, remaining) = self.reset().filter(|&(at, left)| now < at && left > 0)?;
+        let (at, remaining) = self.reset()?;
+        let w = self.current?;
+        if now >= at {
+            let span = at.saturating_duration_since(w.opened_at);
+            let quota = (w.first_remaining + 1) as f64 / span.as_secs_f64().max(0.001);
+            return (now < at + span).then_some(quota.max(min_rate));
+        }
+        if remaining == 0 {
+            return None;
+        }
         let left = at.saturating_duration_since(now).as_secs_f64().max(0.001);
         Some((remaining as f64 / left).max(min_rate))
     }
@@ -134,18 +168,22 @@ mod tests {
         let t0 = Instant::now();
         let mut q = QuotaWindows::default();
         // "t=5" (whole seconds): the reset is in (4 s, 5 s].
-        q.on_headers(t0, &said(100, 4 * S, 5 * S, false), 0);
+        q.on_headers(t0, t0, &said(100, 4 * S, 5 * S, false), 0);
         // 300 ms later the header still says 5: the reset is narrowed to
         // (t0 + 4.3 s, t0 + 5 s]; the pace spends what is left until then.
         let t1 = t0 + Duration::from_millis(300);
-        q.on_headers(t1, &said(90, 4 * S, 5 * S, false), 0);
+        q.on_headers(t1, t1, &said(90, 4 * S, 5 * S, false), 0);
         let rate = q.rate(t1, 1.0).expect("a quota");
         assert!((rate - 90.0 / 4.7).abs() < 0.5, "{rate}");
-        // Spent: nothing before the reset, then no quota pace.
-        q.on_headers(t1, &said(0, 4 * S, 5 * S, false), 0);
+        // Spent: nothing before the reset.
+        q.on_headers(t1, t1, &said(0, 4 * S, 5 * S, false), 0);
         assert_eq!(q.not_before(t1), Some(t0 + 5 * S));
-        assert_eq!(q.rate(t0 + 6 * S, 1.0), None);
         assert!(!q.active(t0 + 6 * S));
+        // After it, until the next window shows, the pace this one allowed
+        // (101 requests over 5 s); none once that long has passed too.
+        let between = q.rate(t0 + 6 * S, 1.0).expect("paced between windows");
+        assert!((between - 101.0 / 5.0).abs() < 0.1, "{between}");
+        assert_eq!(q.rate(t0 + 10 * S, 1.0), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -155,19 +193,35 @@ mod tests {
         let t0 = Instant::now();
         let mut q = QuotaWindows::default();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        q.on_headers(at(10), &said(19, Duration::ZERO, S, false), 0);
-        q.on_headers(at(990), &said(0, Duration::ZERO, S, false), 0);
+        q.on_headers(at(10), at(10), &said(19, Duration::ZERO, S, false), 0);
+        q.on_headers(at(990), at(990), &said(0, Duration::ZERO, S, false), 0);
         assert_eq!(q.not_before(at(990)), Some(at(1010)));
         // The next window: 19 left again, not the last one's 0.
-        q.on_headers(at(1015), &said(19, Duration::ZERO, S, false), 1);
+        q.on_headers(at(1015), at(1015), &said(19, Duration::ZERO, S, false), 1);
         assert_eq!(q.not_before(at(1015)), None);
         let rate = q.rate(at(1015), 1.0).expect("a quota");
         assert!((rate - 19.0).abs() < 0.1, "{rate}");
         // An answer overtaken by one sent later is the same window.
-        q.on_headers(at(1020), &said(17, Duration::ZERO, S, false), 2);
-        q.on_headers(at(1021), &said(18, Duration::ZERO, S, false), 2);
+        q.on_headers(at(1020), at(1020), &said(17, Duration::ZERO, S, false), 2);
+        q.on_headers(at(1021), at(1021), &said(18, Duration::ZERO, S, false), 2);
         let rate = q.rate(at(1021), 1.0).expect("a quota");
         assert!((rate - 17.0 / 0.994).abs() < 0.01, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_from_the_window_before_spends_nothing() {
+        // Two requests in flight across a reset: the later one's answer
+        // shows the new window first; the earlier one's, the old window's
+        // last request.
+        let t0 = Instant::now();
+        let mut q = QuotaWindows::default();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        q.on_headers(at(990), at(989), &said(5, Duration::ZERO, S, false), 0);
+        q.on_headers(at(1005), at(1001), &said(19, Duration::ZERO, S, false), 2);
+        q.on_headers(at(1006), at(999), &said(0, Duration::ZERO, S, false), 2);
+        assert_eq!(q.not_before(at(1006)), None, "the new window is not spent");
+        let rate = q.rate(at(1006), 1.0).expect("a quota");
+        assert!(rate > 18.0, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -177,19 +231,28 @@ mod tests {
         let t0 = Instant::now();
         let mut q = QuotaWindows::default();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        q.on_headers(t0, &said(10, 4 * S, Duration::from_millis(5600), true), 0);
+        q.on_headers(t0, t0, &said(10, 4 * S, Duration::from_millis(5600), true), 0);
+        q.on_headers(
+            at(4990),
+            at(4989),
+            &said(1, Duration::ZERO, Duration::from_millis(610), true),
+            0,
+        );
         q.on_headers(
             at(5010),
+            at(5009),
             &said(99, Duration::from_millis(3590), Duration::from_millis(5590), true),
             0,
         );
-        // The next window's reset is read 590 ms early, as this one was.
+        // The next window's reset is read as early as this one came, less
+        // the spacing of its answers: 590 - 20 ms.
         q.on_headers(
             at(9000),
+            at(8999),
             &said(0, Duration::ZERO, Duration::from_millis(1600), true),
             0,
         );
-        assert_eq!(q.not_before(at(9000)), Some(at(10_010)));
+        assert_eq!(q.not_before(at(9000)), Some(at(10_030)));
         // A refusal: back to what the headers say.
         q.on_refused();
         assert_eq!(q.not_before(at(9000)), Some(at(10_600)));

@@ -818,8 +818,8 @@ impl RateControl {
 
     /// Quota headers (see [`QuotaWindows`]); `overtaken` bounds the
     /// answers that may have come before this one out of order.
-    pub(crate) fn on_quota(&mut self, now: Instant, quota: &QuotaWindow, overtaken: u64) {
-        self.quota.on_headers(now, quota, overtaken);
+    pub(crate) fn on_quota(&mut self, now: Instant, sent_at: Instant, quota: &QuotaWindow, overtaken: u64) {
+        self.quota.on_headers(now, sent_at, quota, overtaken);
     }
 
     /// The estimate and its basis, for stats.
