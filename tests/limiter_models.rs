@@ -190,7 +190,7 @@ fn models(rate: f64) -> Vec<Spec> {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(5), Duration::from_secs);
-    vec![
+    let mut specs = vec![
         gcra(rate, 1, RetryAfter::Static(1)),
         gcra(rate, 10, RetryAfter::Static(1)),
         gcra(rate, 50, RetryAfter::Static(1)),
@@ -212,7 +212,15 @@ fn models(rate: f64) -> Vec<Spec> {
             rate,
             retry_after: RetryAfter::Static(1),
         },
-    ]
+    ];
+    // `NO_BURST=1` adds nginx `limit_req` without `burst=` (its default):
+    // a request sooner than one interval after the last accepted one is
+    // refused.
+    if std::env::var_os("NO_BURST").is_some() {
+        specs.push(gcra(rate, 0, RetryAfter::Absent));
+        specs.push(gcra(rate, 0, RetryAfter::Static(1)));
+    }
+    specs
 }
 
 const SECS: f64 = 20.0;
@@ -306,6 +314,18 @@ async fn gcra_without_retry_after_is_measured_at_its_limit() {
     // over a second) is 2.7 times the rate, and the refusals at that pace
     // must not be read as a window that counts them.
     holds(gcra(20.0, 50, RetryAfter::Absent)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limiter_without_a_burst_is_measured_by_its_gaps() {
+    // nginx `limit_req` without `burst=` (its default) refuses a request
+    // sooner than one interval after the last one it accepted. Sent to a
+    // little too fast it accepts well under its rate (at 108/s on a
+    // millisecond timer, some 60/s), so what it accepts is no measure of
+    // it; the gaps are. And a pace that catches up a whole interval after a
+    // stall sends two requests at once, the second always refused (7.5 %
+    // of the rate before).
+    holds(gcra(100.0, 0, RetryAfter::Absent)).await;
 }
 
 #[tokio::test(start_paused = true)]

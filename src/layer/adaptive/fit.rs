@@ -1,6 +1,9 @@
 //! The GCRA fit of two sending cycles between `Retry-After` pauses: the
 //! rate at which both cycles end at the same excess, whatever the burst.
 
+/// The sends the longer of two cycles needs for a fit.
+const MIN_SENDS: usize = 8;
+
 /// The excess a GCRA at `rate` holds at the end of a cycle whose send
 /// times (seconds, the last at 0) are `log`: the largest number of sends
 /// in a trailing interval beyond what the rate allows in it (Lindley's
@@ -19,7 +22,10 @@ pub(super) fn excess(log: &[f32], rate: f64) -> f64 {
 /// cross at the limiter's rate whatever its burst. `None` when the cycles
 /// do not tell (the same shape, or no crossing).
 pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
-    if a.len() < 2 || b.len() < 2 {
+    // A few sends apiece (a host of a few requests a second) leave the
+    // crossing to the jitter of one send: one of the two cycles must have
+    // some length to it.
+    if a.len() < 2 || b.len() < 2 || a.len().max(b.len()) < MIN_SENDS {
         return None;
     }
     let span = |l: &[f32]| f64::from(-l[0]).max(1e-4);
@@ -54,11 +60,10 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
     }
     let r = 0.5 * (lo + hi);
     // The two curves must be apart enough for the crossing to mean
-    // something: a slope difference of at least 50 ms of sending.
-    let da = f64::from(-a[0]);
-    let db = f64::from(-b[0]);
-    ((da - db).abs() >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r))
-        .then_some(r)
+    // something: a slope difference of at least 50 ms of sending, and of
+    // a few requests at the rate fitted.
+    let apart = (f64::from(-a[0]) - f64::from(-b[0])).abs();
+    (apart >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r)).then_some(r)
 }
 
 /// Whether a GCRA at `rate` refusing only the last send of `log` is

@@ -67,8 +67,9 @@
 //!   `Retry-After` there is no pause on top of the controller's own cut
 //!   (`Wait`'s back-off would idle a host the rate already slowed).
 //!
-//! State is a fixed ~650 bytes per host (a test bounds it at 1 KiB),
-//! updated under that host's own mutex for a constant-time section,
+//! State is under 1 KiB per host (a test bounds it), plus bounded logs on
+//! the heap (a cycle's send times, at most 4 096; the last 32 sends'
+//! gaps), updated under that host's own mutex for a constant-time section,
 //! twice per request (admission; the answer and the permit's return).
 //!
 //! # Files
@@ -85,6 +86,7 @@
 //! | `pacer.rs` | the pacing queue and its send slots |
 //! | `permit.rs` | what a request holds: its permit, its pacing lead |
 //! | `quota.rs` | a quota from the headers: what is left, when it resets |
+//! | `spacing.rs` | the gaps of recent sends: a limiter without a burst |
 
 use tokio::time::Instant;
 
@@ -98,6 +100,7 @@ mod pacer;
 mod permit;
 mod quota;
 mod rate;
+mod spacing;
 
 pub use config::AdaptiveConfig;
 pub(crate) use controller::Controller;

@@ -46,11 +46,12 @@ impl Pacer {
     }
 
     /// The next slot at `interval` after the last, not before `not_before`.
-    /// After a stall the pace catches up by one timer tick (1 ms) or one
-    /// interval, whichever is less, never by a burst: a small-burst limiter
-    /// refuses what a catch-up bunches together.
+    /// After a stall the pace catches up by one timer tick (1 ms), never by
+    /// a burst: a small-burst limiter refuses what a catch-up bunches
+    /// together (nginx without `burst` refuses a second request sooner than
+    /// one interval after the first).
     pub(crate) fn next_slot(&self, now: Instant, interval: Duration, not_before: Option<Instant>) -> Instant {
-        let earliest = now.checked_sub(interval.max(TICK)).unwrap_or(now);
+        let earliest = now.checked_sub(TICK).unwrap_or(now);
         let slot = (self.last_slot + interval).max(earliest);
         not_before.map_or(slot, |at| slot.max(at))
     }
@@ -99,15 +100,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn slots_follow_the_interval_and_catch_up_by_one_step_at_most() {
+    async fn slots_follow_the_interval_and_catch_up_by_one_tick_at_most() {
         let t0 = Instant::now() + Duration::from_secs(10);
         let mut p = Pacer::new(t0);
         let slot = p.next_slot(t0, ms(10), None);
-        assert_eq!(slot, t0 - ms(10), "idle: one interval of catch-up");
+        assert_eq!(slot, t0 - ms(1), "idle: one tick of catch-up");
         p.take(t0);
         assert_eq!(p.next_slot(t0, ms(10), None), t0 + ms(10));
-        // After a 1 s stall: one interval back, not a burst of 100 slots.
-        assert_eq!(p.next_slot(t0 + ms(1000), ms(10), None), t0 + ms(990));
+        // After a 1 s stall: one tick back, not a burst of 100 slots, nor
+        // two sends one after the other.
+        assert_eq!(p.next_slot(t0 + ms(1000), ms(10), None), t0 + ms(999));
         // Below the timer's tick, one tick back.
         assert_eq!(
             p.next_slot(t0 + ms(1000), Duration::from_micros(100), None),

@@ -48,6 +48,9 @@ struct Window {
     first_remaining: u64,
     /// When the latest answer of this window came.
     last_answer: Instant,
+    /// Not spent as requests go: the pace this one answer allows, held
+    /// (spending what is left by the reset would speed up as it nears).
+    refills: bool,
 }
 
 impl QuotaWindows {
@@ -71,17 +74,24 @@ impl QuotaWindows {
             opened_at: now,
             first_remaining: remaining,
             last_answer: now,
+            refills: false,
         };
+        let overlaps = |w: &Window| lo < w.hi && hi > w.lo;
         self.current = Some(match self.current {
-            Some(w) if lo < w.hi && hi > w.lo && remaining <= w.remaining.saturating_add(overtaken) => {
-                Window {
-                    remaining: remaining.min(w.remaining),
-                    lo: lo.max(w.lo),
-                    hi: hi.min(w.hi),
-                    last_answer: now,
-                    ..w
-                }
-            }
+            // A quota that is not spent as requests go (the same count on
+            // every answer, a limiter that refills) is no fixed window:
+            // each answer speaks for itself, and narrows nothing.
+            Some(w) if overlaps(&w) && remaining >= w.first_remaining && remaining <= w.remaining => Window {
+                refills: true,
+                ..fresh
+            },
+            Some(w) if overlaps(&w) && remaining <= w.remaining.saturating_add(overtaken) => Window {
+                remaining: remaining.min(w.remaining),
+                lo: lo.max(w.lo),
+                hi: hi.min(w.hi),
+                last_answer: now,
+                ..w
+            },
             Some(w) => {
                 // A new window: the last one reset by now. Earlier than its
                 // headers said means they run late by at least that much,
@@ -135,7 +145,8 @@ impl QuotaWindows {
         if remaining == 0 {
             return None;
         }
-        let left = at.saturating_duration_since(now).as_secs_f64().max(0.001);
+        let from = if w.refills { w.opened_at } else { now };
+        let left = at.saturating_duration_since(from).as_secs_f64().max(0.001);
         Some((remaining as f64 / left).max(min_rate))
     }
 
@@ -206,6 +217,20 @@ mod tests {
         q.on_headers(at(1021), at(1021), &said(18, Duration::ZERO, S, false), 2);
         let rate = q.rate(at(1021), 1.0).expect("a quota");
         assert!((rate - 17.0 / 0.994).abs() < 0.01, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_that_is_not_spent_as_requests_go_is_read_answer_by_answer() {
+        // "r=2;t=1" on every answer: a limiter that refills, not a window
+        // being spent. Each answer allows 2 a second; spending 2 by the
+        // first answer's second would speed up toward it.
+        let t0 = Instant::now();
+        let mut q = QuotaWindows::default();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        q.on_headers(t0, t0, &said(2, Duration::ZERO, S, false), 0);
+        q.on_headers(at(500), at(499), &said(2, Duration::ZERO, S, false), 0);
+        let rate = q.rate(at(900), 1.0).expect("a quota");
+        assert!((rate - 2.0).abs() < 0.01, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]

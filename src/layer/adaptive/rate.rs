@@ -61,6 +61,7 @@ use tokio::time::Instant;
 use super::fit::fit;
 use super::meter::Meter;
 use super::quota::QuotaWindows;
+use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
 
 /// The pace as a share of a measured rate.
@@ -143,6 +144,8 @@ pub(crate) struct RateControl {
     /// The pace last held requests back at this time.
     pub(crate) bound_at: Option<Instant>,
     pub(crate) meter: Meter,
+    /// Recent sends' gaps and outcomes: a limiter without a burst.
+    spacing: Spacing,
     /// How long a served request takes, about.
     served_rtt: Duration,
     /// The current cycle: when sending resumed, and its send times.
@@ -172,8 +175,9 @@ pub(crate) struct RateControl {
     drain_until: Option<Instant>,
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
-    /// The quota the server announces, if any: a pace cap and a reset.
-    quota: QuotaWindows,
+    /// The quota the server announces, if any: a pace cap and a reset
+    /// (boxed: most hosts announce none).
+    quota: Box<QuotaWindows>,
     /// The estimate a fleet seeded, while it is still the estimate: not
     /// this process's to share back.
     seeded: Option<f64>,
@@ -196,6 +200,7 @@ impl RateControl {
             indifferent_until: None,
             bound_at: None,
             meter: Meter::new(now),
+            spacing: Spacing::new(now),
             served_rtt: Duration::ZERO,
             cycle: Some((now, Vec::new())),
             previous: None,
@@ -210,7 +215,7 @@ impl RateControl {
             probe_step: PROBE_GROWTH,
             drain_until: None,
             last_loss: None,
-            quota: QuotaWindows::default(),
+            quota: Box::default(),
             seeded: None,
         }
     }
@@ -357,6 +362,7 @@ impl RateControl {
     /// An answer accepted.
     pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
         self.meter.add(now, sent_at, true);
+        self.spacing.record(sent_at, true);
         // The round trip of a served request, for the meter's slots to be
         // complete: the latest, or a slowly fading maximum.
         let rtt = now.saturating_duration_since(sent_at);
@@ -371,6 +377,7 @@ impl RateControl {
     /// `told` says whether it came with a `Retry-After` that paused the host.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
         self.meter.add(now, sent_at, false);
+        self.spacing.record(sent_at, false);
         if self.quota.active(now) {
             // The quota explains the refusal and already sets the pace; it
             // was read as resetting too early, if anything.
@@ -423,6 +430,12 @@ impl RateControl {
             .meter
             .at_limit(now, MIN_AT_LIMIT, self.cut_at, self.served_rtt)
             .filter(|&m| m <= short * 1.1);
+        // A limiter without a burst accepts well under its rate at the
+        // limit; the gaps of what it accepted and refused measure it.
+        let at_limit = match self.spacing.no_burst_rate() {
+            Some(r) => Some(at_limit.map_or(r, |m| m.max(r))),
+            None => at_limit,
+        };
         // Only requests sent at the current pace say anything about it.
         let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001) && sent_at >= self.cut_at;
         // Slots at the limit measure it: a GCRA whose estimate was high
@@ -668,6 +681,13 @@ impl RateControl {
                 let streak = if secs < SHORT_CYCLE { self.short_cycles } else { 0 };
                 self.short_cycles = if secs < SHORT_CYCLE { streak + 1 } else { 0 };
                 self.estimate *= self.hold.powi(1 << streak.min(3));
+                if accepted < f64::from(MIN_EVIDENCE) && floor > 0.0 {
+                    // A handful of sends, and refused: far too high, by
+                    // more than cuts of a few percent make up soon. The
+                    // rate lies between what the host accepted since its
+                    // last refusal and the estimate: halfway, in ratio.
+                    self.estimate = self.estimate.min((floor * self.estimate).sqrt());
+                }
             }
             None if paced.is_some() => {
                 // A search refused at this pace, with nothing to fit yet.
@@ -694,6 +714,11 @@ impl RateControl {
             // upward from.
             self.estimate = floor;
             self.basis = Basis::Guess;
+        }
+        if let Some(r) = self.spacing.no_burst_rate().filter(|&r| r > self.estimate) {
+            // A limiter without a burst: its gaps measure it.
+            self.estimate = r;
+            self.basis = Basis::Measured;
         }
         self.settle(now);
     }
@@ -830,7 +855,8 @@ impl RateControl {
 
 /// The highest rate a cycle (send times, the last at 0) was sent at
 /// near its end: the most sends in a trailing window of a search step to
-/// a second, the last one left out, over that window.
+/// a second, the last one left out, over that window. A rate over fewer
+/// than [`PEAK_SENDS`] intervals is one interval's jitter, not a rate.
 fn peak_rate(log: &[f32]) -> f64 {
     let n = log.len();
     let mut peak = 0.0f64;
@@ -839,12 +865,15 @@ fn peak_rate(log: &[f32]) -> f64 {
         if w > 1.0 {
             break;
         }
-        if w >= SEARCH_STEP.as_secs_f64() {
+        if w >= SEARCH_STEP.as_secs_f64() && n - 1 - i >= PEAK_SENDS {
             peak = peak.max((n - 1 - i) as f64 / w);
         }
     }
     peak
 }
+
+/// The intervals a peak rate is read over, at the least.
+const PEAK_SENDS: usize = 4;
 
 #[cfg(test)]
 mod tests {

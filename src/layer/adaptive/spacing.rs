@@ -1,0 +1,142 @@
+//! The spacing of recent sends and their outcomes: what tells a limiter
+//! without a burst (nginx `limit_req` without `burst=`, its default) and
+//! measures its rate.
+//!
+//! Such a limiter accepts a request only if one interval of its rate has
+//! passed since the last request it accepted, and refuses it otherwise.
+//! Sent a little faster than that, it refuses every request that comes too
+//! soon and so accepts well under its rate: what it accepts at the limit is
+//! no measure of it. The gaps are: every refused request came sooner after
+//! the last accepted one than every accepted request did, and the rate lies
+//! between the two. A limiter with a burst accepts requests close together
+//! too, so its gaps never separate that cleanly.
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+
+/// Outcomes kept, the latest.
+const KEPT: usize = 32;
+/// Refused and accepted requests needed, each, for the gaps to tell.
+const MIN_EACH: usize = 4;
+
+/// Recent sends in the order they were sent, with their outcome.
+#[derive(Debug)]
+pub(crate) struct Spacing {
+    base: Instant,
+    /// Seconds since `base` at send, accepted.
+    sends: VecDeque<(f32, bool)>,
+}
+
+impl Spacing {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            base: now,
+            sends: VecDeque::with_capacity(KEPT),
+        }
+    }
+
+    /// The answer to a request sent at `sent_at`.
+    pub(crate) fn record(&mut self, sent_at: Instant, accepted: bool) {
+        let t = sent_at.saturating_duration_since(self.base).as_secs_f32();
+        if self.sends.len() >= KEPT {
+            self.sends.pop_front();
+        }
+        // Answers come nearly in the order of their sends: insert from the back.
+        let at = self.sends.iter().rposition(|&(s, _)| s <= t).map_or(0, |i| i + 1);
+        self.sends.insert(at, (t, accepted));
+    }
+
+    /// The rate of a limiter without a burst, if the recent gaps show one:
+    /// one over the shortest gap after which a request was accepted, when
+    /// every refused request came sooner than that.
+    pub(crate) fn no_burst_rate(&self) -> Option<f64> {
+        let mut last_accepted: Option<f32> = None;
+        let (mut shortest_accepted, mut longest_refused) = (f32::MAX, 0.0f32);
+        let (mut accepted, mut refused) = (0, 0);
+        for &(t, ok) in &self.sends {
+            let Some(last) = last_accepted else {
+                if ok {
+                    last_accepted = Some(t);
+                }
+                continue;
+            };
+            let gap = t - last;
+            if ok {
+                shortest_accepted = shortest_accepted.min(gap);
+                accepted += 1;
+                last_accepted = Some(t);
+            } else {
+                longest_refused = longest_refused.max(gap);
+                refused += 1;
+            }
+        }
+        (accepted >= MIN_EACH
+            && refused >= MIN_EACH
+            && longest_refused < shortest_accepted
+            && shortest_accepted > 0.0)
+            .then(|| 1.0 / f64::from(shortest_accepted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn run(now: Instant, outcomes: &[(u64, bool)]) -> Spacing {
+        let mut s = Spacing::new(now);
+        for &(ms, ok) in outcomes {
+            s.record(now + Duration::from_millis(ms), ok);
+        }
+        s
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limiter_without_a_burst_is_measured_by_its_gaps() {
+        // 100/s without a burst, sent to every 9 or 10 ms (a pace of 108/s
+        // on a millisecond timer): the 9 ms gaps are refused. It accepts
+        // some 60/s, and its rate is one over the 10 ms gap.
+        let now = Instant::now();
+        let mut outcomes = Vec::new();
+        let (mut t, mut last) = (0u64, None::<u64>);
+        for i in 0..30 {
+            let ok = last.is_none_or(|l| t - l >= 10);
+            if ok {
+                last = Some(t);
+            }
+            outcomes.push((t, ok));
+            t += if i % 3 == 2 { 10 } else { 9 };
+        }
+        let rate = run(now, &outcomes).no_burst_rate().expect("the gaps tell");
+        assert!((rate - 100.0).abs() < 0.5, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limiter_with_a_burst_shows_no_clean_gaps() {
+        // Accepted two at once (a burst), refused later ones 5 ms apart.
+        let now = Instant::now();
+        let outcomes = [
+            (0, true),
+            (0, true),
+            (5, false),
+            (10, true),
+            (10, true),
+            (15, false),
+            (20, true),
+            (20, true),
+            (25, false),
+            (30, true),
+            (35, false),
+            (40, true),
+        ];
+        assert_eq!(run(now, &outcomes).no_burst_rate(), None);
+        // Answers out of order are put back in the order of their sends.
+        let mut s = Spacing::new(now);
+        for (ms, ok) in [(0, true), (20, true), (10, true), (30, true), (40, true)] {
+            s.record(now + Duration::from_millis(ms), ok);
+        }
+        let order: Vec<f32> = s.sends.iter().map(|&(t, _)| t).collect();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
+}
