@@ -642,11 +642,17 @@ impl RateControl {
                 0.0
             }
         });
+        // Nor is a fit believed far above the rate the cycle was sent at
+        // near its end: the host refused it, so it was sending past the
+        // rate. A fit far above reads the boundary of a limiter without a
+        // burst, which refuses two requests a millisecond apart whatever
+        // its rate under a thousand a second.
+        let peak = peak_rate(&log);
         let fitted = self
             .previous
             .as_deref()
             .and_then(|prev| fit(prev, &log))
-            .filter(|&r| r >= floor);
+            .filter(|&r| r >= floor && (peak == 0.0 || r <= FIT_OVER_PEAK * peak));
         let accepted = log.len().saturating_sub(1) as f64;
         let secs = f64::from(-log.first().copied().unwrap_or(0.0));
         let paced = match self.basis {
@@ -874,6 +880,8 @@ fn peak_rate(log: &[f32]) -> f64 {
 
 /// The intervals a peak rate is read over, at the least.
 const PEAK_SENDS: usize = 4;
+/// How far above a cycle's peak rate a fit of it may lie.
+const FIT_OVER_PEAK: f64 = 1.5;
 
 #[cfg(test)]
 mod tests {
