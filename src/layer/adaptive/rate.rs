@@ -670,9 +670,14 @@ impl RateControl {
                 self.estimate = r;
                 self.basis = Basis::Measured;
             }
-            None if self.basis == Basis::None
-                && (accepted < 1.0 || (accepted < f64::from(MIN_EVIDENCE) && secs >= 0.25)) =>
-            {
+            None if accepted < 1.0 => {
+                // Refused at the first send after a pause: the host's own
+                // pause did not restore a single request. No rate limiter
+                // does that at a rate above one a second; it says nothing
+                // of a rate (a server that refuses whatever the pace).
+                return;
+            }
+            None if self.basis == Basis::None && accepted < f64::from(MIN_EVIDENCE) && secs >= 0.25 => {
                 // Unpaced, and nothing accepted, or a few over a long time:
                 // nothing to say (a small-burst GCRA's cycle is its burst,
                 // sent at once). A paced host goes on below: a slow host
