@@ -80,6 +80,7 @@ impl Controller {
         if let Some(slot) = self.next_slot(now) {
             if slot > now {
                 self.pace.bound_at = Some(now);
+                self.pacer.promise(slot);
                 return Admit::At(slot, self.pacer.lead(lead));
             }
             self.pacer.take(slot);

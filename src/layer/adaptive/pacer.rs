@@ -10,6 +10,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// How late a leader's wake-up for its promised slot may be and still take
+/// it: a runtime sharing its cores wakes a few ticks late; later than that
+/// is a stall, not a late timer.
+const LATE_WAKE: Duration = Duration::from_millis(5);
 /// tokio's timer granularity: how far a slot may lag `now`.
 const TICK: Duration = Duration::from_millis(1);
 
@@ -17,6 +21,8 @@ const TICK: Duration = Duration::from_millis(1);
 pub(crate) struct Pacer {
     /// The latest send slot taken.
     last_slot: Instant,
+    /// The slot the leader was told to wait for.
+    promised: Option<Instant>,
     /// The request that leads the queue, if one waits for a slot.
     leader: Option<u64>,
     next_lead: u64,
@@ -28,6 +34,7 @@ impl Pacer {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             last_slot: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            promised: None,
             leader: None,
             next_lead: 0,
             paced: Arc::new(Notify::new()),
@@ -49,16 +56,29 @@ impl Pacer {
     /// After a stall the pace catches up by one timer tick (1 ms), never by
     /// a burst: a small-burst limiter refuses what a catch-up bunches
     /// together (nginx without `burst` refuses a second request sooner than
-    /// one interval after the first).
+    /// one interval after the first). The leader woken late for the slot it
+    /// was promised (a busy runtime wakes more than a tick late) still gets
+    /// that slot, up to one interval or 5 ms late: the pace keeps its rate.
     pub(crate) fn next_slot(&self, now: Instant, interval: Duration, not_before: Option<Instant>) -> Instant {
-        let earliest = now.checked_sub(TICK).unwrap_or(now);
-        let slot = (self.last_slot + interval).max(earliest);
+        let due = self.last_slot + interval;
+        let behind = if self.promised == Some(due) {
+            interval.clamp(TICK, LATE_WAKE)
+        } else {
+            TICK
+        };
+        let slot = due.max(now.checked_sub(behind).unwrap_or(now));
         not_before.map_or(slot, |at| slot.max(at))
+    }
+
+    /// The leader is told to wait for `slot`.
+    pub(crate) fn promise(&mut self, slot: Instant) {
+        self.promised = Some(slot);
     }
 
     /// A request goes out in `slot`.
     pub(crate) fn take(&mut self, slot: Instant) {
         self.last_slot = slot;
+        self.promised = None;
     }
 
     /// Makes the caller the leader (keeping `lead` if it already leads) and
@@ -116,6 +136,10 @@ mod tests {
             t0 + ms(999)
         );
         assert_eq!(p.next_slot(t0, ms(10), Some(t0 + ms(50))), t0 + ms(50));
+        // The leader promised a slot and woken 5 ms late still takes it.
+        p.take(t0 + ms(1000));
+        p.promise(t0 + ms(1010));
+        assert_eq!(p.next_slot(t0 + ms(1015), ms(10), None), t0 + ms(1010));
     }
 
     #[tokio::test(start_paused = true)]
