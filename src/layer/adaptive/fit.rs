@@ -60,8 +60,7 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
     }
     let r = 0.5 * (lo + hi);
     // The two curves must be apart enough for the crossing to mean
-    // something: a slope difference of at least 50 ms of sending, and of
-    // a few requests at the rate fitted.
+    // something: a slope difference of at least 50 ms of sending.
     let apart = (f64::from(-a[0]) - f64::from(-b[0])).abs();
     (apart >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r)).then_some(r)
 }

@@ -176,7 +176,7 @@ pub(crate) struct RateControl {
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
     /// The quota the server announces, if any: a pace cap and a reset
-    /// (boxed: most hosts announce none).
+    /// (boxed: it keeps the controller under its 1 KiB bound).
     quota: Box<QuotaWindows>,
     /// The estimate a fleet seeded, while it is still the estimate: not
     /// this process's to share back.
@@ -706,7 +706,6 @@ impl RateControl {
                 // grew all along): hold at the rate it was sending when
                 // refused, which is past the limit, so that the next cycle
                 // ends in a refusal too and the two fit the rate.
-                let peak = self.previous.as_deref().map_or(0.0, peak_rate);
                 self.estimate = paced
                     .unwrap_or(self.min_rate)
                     .min(peak.max(accepted / secs.max(0.001)));
