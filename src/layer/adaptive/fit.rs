@@ -1,5 +1,8 @@
-//! The GCRA fit of two sending cycles between `Retry-After` pauses: the
-//! rate at which both cycles end at the same excess, whatever the burst.
+//! The GCRA fit of sending cycles between `Retry-After` pauses: the rate
+//! at which two cycles end at the same excess, whatever the burst, and
+//! around it the rates every cycle kept allows (one burst at or above
+//! each cycle's peak before its refusal and below each refusal's excess).
+//! The fit is their middle; their top is where to confirm it.
 
 /// The sends the longer of two cycles needs for a fit.
 const MIN_SENDS: usize = 8;
@@ -16,12 +19,79 @@ pub(super) fn excess(log: &[f32], rate: f64) -> f64 {
         .fold(f64::MIN, f64::max)
 }
 
+/// The fit of two cycles alone (see [`fit_cycles`]).
+#[cfg(test)]
+pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
+    crossing(a, b).map(|r| consistent_rates(&[a, b], r).rate)
+}
+
+/// The resolution of the rates cycles allow.
+const STEP: f64 = 1.005;
+
+/// A fitted rate, and the highest rate the cycles allow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Fit {
+    /// The middle of the rates the cycles allow.
+    pub(super) rate: f64,
+    /// The highest of them (`rate` when unbounded).
+    pub(super) top: f64,
+    /// How many cycles allow them.
+    pub(super) cycles: usize,
+}
+
+/// The fit of `latest` with the last of the `earlier` cycles, narrowed by
+/// all of them when one GCRA could have ended them all: every pause adds
+/// a cycle, and each cycle bounds the rate from one side or the other. A
+/// limiter whose rate changed leaves no rate consistent with every cycle,
+/// and the two latest stand alone. Cycles too short to cross (a probe
+/// refused after a few sends) still narrow the rates around `estimate`;
+/// a crossing that all the cycles refute gives way to the nearest rate
+/// they allow.
+pub(super) fn fit_cycles(earlier: &[Vec<f32>], latest: &[f32], estimate: f64) -> Option<Fit> {
+    let before = earlier.last()?;
+    let all: Vec<&[f32]> = earlier
+        .iter()
+        .map(Vec::as_slice)
+        .filter(|log| log.len() >= 2)
+        .chain(std::iter::once(latest))
+        .collect();
+    let crossed = crossing(before, latest);
+    if all.len() > 2 {
+        let seeds = [crossed, (estimate > 0.0).then_some(estimate)];
+        for seed in seeds.into_iter().flatten() {
+            let Some(r) = nearest_consistent(&all, seed) else {
+                continue;
+            };
+            let f = consistent_rates(&all, r);
+            if f.top > f.rate {
+                return Some(f);
+            }
+        }
+    }
+    crossed.map(|r| consistent_rates(&[before, latest], r))
+}
+
+/// The rate nearest `seed`, within a factor of two, that all `cycles`
+/// allow.
+fn nearest_consistent(cycles: &[&[f32]], seed: f64) -> Option<f64> {
+    let mut step = 1.0;
+    while step < 2.0 {
+        for r in [seed * step, seed / step] {
+            if consistent(cycles, r) {
+                return Some(r);
+            }
+        }
+        step *= STEP;
+    }
+    None
+}
+
 /// The rate at which two cycles, each ended by a refusal, leave the same
 /// excess: a GCRA or token bucket refuses when its excess passes its
-/// burst, so both cycles ended at the same excess, and the two curves
-/// cross at the limiter's rate whatever its burst. `None` when the cycles
-/// do not tell (the same shape, or no crossing).
-pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
+/// burst, so both cycles ended at about the same excess, and the two
+/// curves cross (or meet) near the limiter's rate whatever its burst.
+/// `None` when the cycles do not tell (the same shape, or no crossing).
+fn crossing(a: &[f32], b: &[f32]) -> Option<f64> {
     // A few sends apiece (a host of a few requests a second) leave the
     // crossing to the jitter of one send: one of the two cycles must have
     // some length to it.
@@ -65,15 +135,16 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
     (apart >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r)).then_some(r)
 }
 
-/// Whether a GCRA at `rate` refusing only the last send of `log` is
-/// possible: no earlier send may have found it fuller than the last did,
-/// or it would have been refused then. Sends bunched in waves (a far
-/// server's answers come back together, and so go the next requests) fit
-/// a low rate whose excess peaks inside the cycle, not at its end.
-fn ends_at_its_peak(log: &[f32], rate: f64) -> bool {
+/// The excess a GCRA at `rate` held after each send of `log` but the last
+/// (the most of them), and after the last.
+fn peak_and_end(log: &[f32], rate: f64) -> (f64, f64) {
+    let Some(&first) = log.first() else {
+        // No send: no bound at all.
+        return (0.0, f64::MAX);
+    };
     let mut e = 0.0f64;
     let mut peak = 0.0f64;
-    let mut last = f64::from(log[0]);
+    let mut last = f64::from(first);
     for (k, &t) in log.iter().enumerate() {
         let t = f64::from(t);
         e = (e - rate * (t - last)).max(0.0) + 1.0;
@@ -82,8 +153,70 @@ fn ends_at_its_peak(log: &[f32], rate: f64) -> bool {
             peak = peak.max(e);
         }
     }
+    (peak, e)
+}
+
+/// Whether one GCRA at `rate` could have accepted every send of the
+/// cycles but their last ones and refused those: some burst lies at or
+/// above every cycle's peak and below every cycle's end.
+fn consistent(cycles: &[&[f32]], rate: f64) -> bool {
+    let (peak, end) = cycles.iter().fold((f64::MIN, f64::MAX), |(p, e), log| {
+        let (lp, le) = peak_and_end(log, rate);
+        (p.max(lp), e.min(le))
+    });
+    peak < end
+}
+
+/// The rates around `crossing` that all `cycles` allow: their middle and
+/// their top.
+///
+/// A refusal comes at the first send past the burst, by up to one send's
+/// step of excess: a flood's step is nearly a whole request, a slow
+/// search's a small part of one. The curves cross where both ends are
+/// equal, which is below the rate when the flood overshot more, by as
+/// much as a step over the cycles' difference in length (8 % at 20/s
+/// with a burst of 10). Every rate in the range is as likely; its middle
+/// halves the worst error. Unbounded within a factor of two (curves that
+/// run together past the rate), the crossing stands.
+fn consistent_rates(cycles: &[&[f32]], crossing: f64) -> Fit {
+    let alone = Fit {
+        rate: crossing,
+        top: crossing,
+        cycles: cycles.len(),
+    };
+    if !consistent(cycles, crossing) {
+        return alone;
+    }
+    let mut lo = crossing;
+    while consistent(cycles, lo / STEP) {
+        lo /= STEP;
+        if lo < crossing / 2.0 {
+            return alone;
+        }
+    }
+    let mut hi = crossing;
+    while consistent(cycles, hi * STEP) {
+        hi *= STEP;
+        if hi > crossing * 2.0 {
+            return alone;
+        }
+    }
+    Fit {
+        rate: 0.5 * (lo + hi),
+        top: hi,
+        cycles: cycles.len(),
+    }
+}
+
+/// Whether a GCRA at `rate` refusing only the last send of `log` is
+/// possible: no earlier send may have found it fuller than the last did,
+/// or it would have been refused then. Sends bunched in waves (a far
+/// server's answers come back together, and so go the next requests) fit
+/// a low rate whose excess peaks inside the cycle, not at its end.
+fn ends_at_its_peak(log: &[f32], rate: f64) -> bool {
+    let (peak, end) = peak_and_end(log, rate);
     // One request of slack: send times are the client's, not the server's.
-    peak <= e + 1.0
+    peak <= end + 1.0
 }
 
 #[cfg(test)]
@@ -174,6 +307,49 @@ mod tests {
         );
         let fitted = fit(&flood, &ramp).expect("a rate where the curves meet");
         assert!((fitted - r).abs() <= 0.03 * r, "fitted {fitted}");
+    }
+
+    #[test]
+    fn a_flood_that_overshot_its_burst_is_fitted_closer_than_the_crossing() {
+        // A flood adds most of a request of excess per send and a search
+        // little: refused past the burst by more, the flood's curve
+        // crosses the search's below the rate. At 100/s with a burst of
+        // one the crossing was 8 % low, at 10/s with five 15 %.
+        for (r, burst) in [(100.0, 1.0), (20.0, 10.0), (10.0, 5.0)] {
+            let flood = cycle(r, burst, |_| 50.0 * r);
+            let ramp = cycle(r, burst, |t| 0.1 * r * 1.25f64.powf(t / 0.1));
+            let crossed = crossing(&flood, &ramp).expect("a crossing");
+            let fitted = fit(&flood, &ramp).expect("a fit");
+            assert!(
+                (fitted - r).abs() < 0.9 * (crossed - r).abs(),
+                "{r}/s burst {burst}: fitted {fitted}, crossing {crossed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_third_cycle_narrows_the_rates_the_first_two_allow() {
+        // 20/s with a burst of one: a flood and a search allow rates some
+        // 15 % either side of it; a probe at their top is refused after a
+        // few sends, and its curve crosses the search's nowhere near the
+        // rate. All three cycles allow only the rates near 20/s.
+        let (r, burst) = (20.0, 1.0);
+        let flood = cycle(r, burst, |_| 3.0 * r);
+        let ramp = cycle(r, burst, |t| 0.1 * r * 1.25f64.powf(t / 0.1));
+        let first_two = fit_cycles(std::slice::from_ref(&flood), &ramp, 0.0).expect("two cycles fit");
+        let probe = cycle(r, burst, |_| first_two.top);
+        let last_two = crossing(&ramp, &probe);
+        assert!(
+            last_two.is_none_or(|x| (x - r).abs() > 0.1 * r),
+            "the last two cycles alone fit {last_two:?}: this test tests nothing"
+        );
+        let three = fit_cycles(&[flood, ramp], &probe, first_two.rate).expect("three cycles fit");
+        assert_eq!(three.cycles, 3);
+        assert!(
+            three.top - three.rate < 0.5 * (first_two.top - first_two.rate),
+            "three cycles {three:?}, two {first_two:?}"
+        );
+        assert!((three.rate - r).abs() <= 0.02 * r, "{three:?}");
     }
 
     #[test]

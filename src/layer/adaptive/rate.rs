@@ -20,7 +20,10 @@
 //!   (the most sends in a trailing interval beyond what its rate allows)
 //!   passes its burst, so two cycles of different shapes end at the same
 //!   excess, and the rate at which their excess curves cross is its rate,
-//!   whatever the burst (`fit`). Time paused never enters it. A fit is
+//!   whatever the burst (`fit`), and the middle of the rates all the
+//!   recent cycles allow is the estimate. When two cycles allow a wide
+//!   range, the pace probes its top at once: one more pause, early, and
+//!   three cycles narrow it. Time paused never enters it. A fit is
 //!   believed only at or above what the host accepted since the previous
 //!   refusal over the time since (no limiter refills faster than its
 //!   rate): cycles that a one-request burst ended on requests the network
@@ -58,7 +61,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fit::fit;
+use super::fit::{fit_cycles, Fit};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
 use super::spacing::Spacing;
@@ -90,6 +93,13 @@ const PROBE_HOLDS: Duration = Duration::from_secs(5);
 const MIN_AT_LIMIT: u32 = 8;
 /// The most send times a cycle keeps (the latest).
 const CYCLE_LOG: usize = 4096;
+/// A fit whose cycles allow rates this far above it is confirmed by a
+/// probe to their top.
+const TOP_PROBE_OVER: f64 = 1.04;
+/// The farthest such a probe goes over the hold.
+const TOP_PROBE_MAX: f64 = 1.25;
+/// The earlier cycles a fit reads (each up to [`CYCLE_LOG`] send times).
+const CYCLES_KEPT: usize = 3;
 /// How long a search frozen at its first loss waits for a measurement.
 const FREEZE: Duration = Duration::from_millis(600);
 /// A cycle held at the estimate that ends in a pause sooner than this was
@@ -150,8 +160,9 @@ pub(crate) struct RateControl {
     served_rtt: Duration,
     /// The current cycle: when sending resumed, and its send times.
     cycle: Option<(Instant, Vec<f32>)>,
-    /// The previous cycle's send times, up to its refusal.
-    previous: Option<Vec<f32>>,
+    /// The previous cycles' send times, each up to its refusal, the
+    /// latest last (at most [`CYCLES_KEPT`]).
+    previous: Vec<Vec<f32>>,
     /// When the request whose refusal began the latest pause was sent.
     told_at: Option<Instant>,
     /// Pauses in a row that ended a cycle held at the estimate within
@@ -203,7 +214,7 @@ impl RateControl {
             spacing: Spacing::new(now),
             served_rtt: Duration::ZERO,
             cycle: Some((now, Vec::new())),
-            previous: None,
+            previous: Vec::new(),
             told_at: None,
             short_cycles: 0,
             resume_pending: false,
@@ -620,7 +631,7 @@ impl RateControl {
         if std::mem::take(&mut self.cycle_refused) > 0 {
             // Refusals without `Retry-After` came before this one: not the
             // cycle of a GCRA, nothing to fit or guess from. The pause alone.
-            self.previous = None;
+            self.previous.clear();
             return;
         }
         let end = sent_at.saturating_duration_since(start).as_secs_f32();
@@ -648,26 +659,27 @@ impl RateControl {
         // burst, which refuses two requests a millisecond apart whatever
         // its rate under a thousand a second.
         let peak = peak_rate(&log);
-        let fitted = self
-            .previous
-            .as_deref()
-            .and_then(|prev| fit(prev, &log))
-            .filter(|&r| r >= floor && (peak == 0.0 || r <= FIT_OVER_PEAK * peak));
+        let fitted = fit_cycles(&self.previous, &log, self.estimate)
+            .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak));
         let accepted = log.len().saturating_sub(1) as f64;
         let secs = f64::from(-log.first().copied().unwrap_or(0.0));
         let paced = match self.basis {
             Basis::None => None,
             _ => Some(self.pace),
         };
-        self.previous = Some(log);
+        if self.previous.len() >= CYCLES_KEPT {
+            self.previous.remove(0);
+        }
+        self.previous.push(log);
         self.costly_probe();
-        if self.probing {
-            self.probing = false;
+        let probed = std::mem::take(&mut self.probing);
+        if probed {
             self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX);
+            self.probe_step = PROBE_GROWTH;
         }
         match fitted {
-            Some(r) => {
-                self.estimate = r;
+            Some(f) => {
+                self.estimate = f.rate;
                 self.basis = Basis::Measured;
             }
             None if accepted < 1.0 => {
@@ -683,6 +695,10 @@ impl RateControl {
                 // sent at once). A paced host goes on below: a slow host
                 // (a few requests a second) only ever shows a few.
                 return;
+            }
+            None if self.basis == Basis::Measured && probed => {
+                // A probe over the hold was refused: the estimate under it
+                // stands.
             }
             None if self.basis == Basis::Measured => {
                 // Paused while holding: the estimate was high. A cycle over
@@ -731,6 +747,17 @@ impl RateControl {
             self.basis = Basis::Measured;
         }
         self.settle(now);
+        let wide = |f: &Fit| f.cycles == 2 && f.rate == self.estimate && f.top > TOP_PROBE_OVER * f.rate;
+        if let Some(f) = fitted.filter(wide) {
+            // Two cycles allow a wide range of rates (a few sends apiece
+            // at a few tens a second), and the fit is its middle: a
+            // third cycle, sent at the range's top at once, narrows it
+            // to what all three allow. One pause now, before the crawl
+            // settles, not a hold up to half the range too high or low;
+            // once, not again for each fit after it.
+            self.probe_after = now;
+            self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
+        }
     }
 
     /// The rate the host accepted requests sent since the latest cut at.
@@ -935,6 +962,58 @@ mod tests {
         end
     }
 
+    /// Sends from `start` at the controller's own pace (at `flood` per
+    /// second while it has none) to a GCRA of `rate` and `burst`, full at
+    /// the start, until it refuses one with `Retry-After`.
+    fn gcra_cycle(c: &mut RateControl, start: Instant, rate: f64, burst: f64, flood: f64) -> Instant {
+        let (mut now, mut excess, mut last) = (start, 0.0f64, start);
+        loop {
+            c.bound_at = Some(now);
+            let pace = c.rate(now).unwrap_or(flood);
+            c.on_send(now);
+            let e = (excess - rate * now.saturating_duration_since(last).as_secs_f64()).max(0.0) + 1.0;
+            if e > burst + 1.0 {
+                c.on_loss(now + Duration::from_millis(1), now, true);
+                return now + Duration::from_millis(1);
+            }
+            (excess, last) = (e, now);
+            c.on_accepted(now + Duration::from_millis(1), now);
+            now += Duration::from_secs_f64(1.0 / pace);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wide_fit_is_probed_at_its_top_and_three_cycles_narrow_it() {
+        // 20/s with a burst of one and `Retry-After: 1`: a flood and a
+        // search of a few sends each allow rates some 10 % either side
+        // of 20/s. The hold sits at the middle of them, over the rate or
+        // under it; a third cycle sent at once at their top narrows them.
+        let (r, burst) = (20.0, 1.0);
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        let end = gcra_cycle(&mut c, t0, r, burst, 3.0 * r);
+        let end = gcra_cycle(&mut c, end + Duration::from_secs(1), r, burst, 3.0 * r);
+        let (two, basis) = c.estimate();
+        assert_eq!(basis, Basis::Measured, "two cycles fit");
+        let resumed = end + Duration::from_secs(1);
+        c.bound_at = Some(resumed);
+        let probe = c.rate(resumed).expect("a pace");
+        assert!(
+            probe > 1.04 * two,
+            "the wide fit {two}/s is probed at its top at once, not at {probe}/s"
+        );
+        gcra_cycle(&mut c, resumed, r, burst, 3.0 * r);
+        let (three, _) = c.estimate();
+        assert!(
+            (three - r).abs() <= 0.02 * r && (three - r).abs() < (two - r).abs(),
+            "three cycles fit {three}/s (two fitted {two}/s)"
+        );
+        assert!(
+            c.rate(resumed + Duration::from_secs(2)).is_some_and(|p| p < r),
+            "the hold after the third cycle is under the rate"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn no_fit_goes_below_what_the_host_accepted_since_its_last_refusal() {
         // Against a GCRA of 2 000/s with a burst of 1, a search from 2/s
@@ -946,15 +1025,15 @@ mod tests {
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
         let end = bunched_cycle(&mut c, t0, 3.2, |t| (2.0 * 1.25f64.powf(t / 0.1)).min(1500.0));
-        let first = c.previous.clone().expect("a cycle");
+        let first = c.previous.last().cloned().expect("a cycle");
         let start = end + Duration::from_secs(1);
         let end = bunched_cycle(&mut c, start, 0.5, |_| 1500.0);
         let floor = 750.0
             / end
                 .saturating_duration_since(start - Duration::from_secs(1))
                 .as_secs_f64();
-        let second = c.previous.clone().expect("a cycle");
-        if let Some(r) = fit(&first, &second) {
+        let second = c.previous.last().cloned().expect("a cycle");
+        if let Some(r) = super::super::fit::fit(&first, &second) {
             assert!(r < floor, "the cycles alone fit {r}/s: this test tests nothing");
         }
         let (estimate, _) = c.estimate();
