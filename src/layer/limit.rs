@@ -1,23 +1,24 @@
 //! A concurrency limit that can move while requests are in flight.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use tokio::sync::Notify;
+use super::signal::Signal;
 
 /// In-flight count against a limit that a controller moves. Permits are
 /// taken with a compare-and-swap and given back by [`release`](Self::release),
-/// which wakes one waiter.
+/// which wakes one waiter if any. The count's operations are sequentially
+/// consistent, as the [`Signal`]'s are, so a waiter that registered is
+/// either woken or sees the permit.
 #[derive(Debug)]
 pub(crate) struct DynamicLimit {
     in_flight: AtomicUsize,
     limit: AtomicUsize,
-    pub(crate) notify: Arc<Notify>,
+    pub(crate) notify: Signal,
 }
 
 impl DynamicLimit {
     /// A limit whose releases wake `notify`.
-    pub(crate) fn with_notify(limit: usize, notify: Arc<Notify>) -> Self {
+    pub(crate) fn with_notify(limit: usize, notify: Signal) -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
@@ -30,7 +31,7 @@ impl DynamicLimit {
     pub(crate) fn try_acquire(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
@@ -40,16 +41,14 @@ impl DynamicLimit {
     /// (for the `min_concurrency` floor under overload).
     pub(crate) fn try_acquire_below(&self, cap: usize) -> bool {
         self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < cap).then_some(n + 1)
-            })
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < cap).then_some(n + 1))
             .is_ok()
     }
 
     /// Gives a permit back and wakes one waiter.
     #[inline]
     pub(crate) fn release(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.notify.notify_one();
     }
 
@@ -76,7 +75,7 @@ mod tests {
 
     #[test]
     fn permits_follow_the_limit() {
-        let l = DynamicLimit::with_notify(2, Arc::new(Notify::new()));
+        let l = DynamicLimit::with_notify(2, Signal::default());
         assert!(l.try_acquire());
         assert!(l.try_acquire());
         assert!(!l.try_acquire());

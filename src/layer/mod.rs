@@ -54,6 +54,7 @@ mod service;
 mod settings;
 mod shard;
 mod shared;
+mod signal;
 mod stats;
 mod wait;
 

@@ -1,11 +1,8 @@
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::futures::OwnedNotified;
 use tower_service::Service;
 
 use super::adaptive::AdaptivePermit;
@@ -17,6 +14,7 @@ use super::http_parts::{HttpRequest, HttpResponse};
 use super::report::Report;
 use super::shard::Shards;
 use super::shared::{Blocked, Shared, Ticket};
+use super::signal::Registration;
 use super::stats::LayerStats;
 use super::wait::Wait;
 use crate::BoxError;
@@ -40,21 +38,20 @@ pub struct SnapshotService<S> {
 /// What a blocked `poll_ready` waits on: a verdict change, or a slot given
 /// back by a finished request.
 struct Waiter {
-    gate: Pin<Box<OwnedNotified>>,
-    release: Pin<Box<OwnedNotified>>,
+    gate: Registration,
+    release: Registration,
 }
 
 impl Waiter {
     fn new(shared: &Shared) -> Self {
-        let mut gate = Box::pin(Arc::clone(shared.snapshotter.gate()).notified_owned());
-        let mut release = Box::pin(Arc::clone(&shared.release).notified_owned());
-        gate.as_mut().enable();
-        release.as_mut().enable();
-        Self { gate, release }
+        Self {
+            gate: Registration::uncounted(shared.snapshotter.gate()),
+            release: shared.release.register(),
+        }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.gate.as_mut().poll(cx).is_ready() || self.release.as_mut().poll(cx).is_ready() {
+        if self.gate.poll(cx).is_ready() || self.release.poll(cx).is_ready() {
             Poll::Ready(())
         } else {
             Poll::Pending

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::signal::Signal;
 use http::{HeaderMap, StatusCode};
-use tokio::sync::Notify;
 
 use super::fleet_link;
 use super::hosts::{HostMap, HostName, HostState};
@@ -49,7 +49,7 @@ impl Drop for Ticket {
         match self {
             Ticket::Permit(limit) => limit.release(),
             Ticket::Exempt(shared) => {
-                shared.exempt.fetch_sub(1, Ordering::AcqRel);
+                shared.exempt.fetch_sub(1, Ordering::SeqCst);
                 shared.release.notify_one();
             }
         }
@@ -78,7 +78,7 @@ pub(crate) struct Shared {
     pause_horizon_ms: AtomicU64,
     exempt: AtomicUsize,
     /// Woken (one at a time) when an exempt request or a permit is given back.
-    pub(crate) release: Arc<Notify>,
+    pub(crate) release: Signal,
     pub(crate) limit: Option<Arc<DynamicLimit>>,
     next_autoscale_ms: AtomicU64,
     gate_closed: AtomicBool,
@@ -112,13 +112,10 @@ impl Shared {
     ) -> Arc<Shared> {
         {
             let clock = Arc::clone(snapshotter.clock());
-            let release = Arc::new(Notify::new());
-            let limit = settings.autoscale().map(|a| {
-                Arc::new(DynamicLimit::with_notify(
-                    a.desired_concurrency,
-                    Arc::clone(&release),
-                ))
-            });
+            let release = Signal::default();
+            let limit = settings
+                .autoscale()
+                .map(|a| Arc::new(DynamicLimit::with_notify(a.desired_concurrency, release.clone())));
             let gate_mask = if settings.per_host {
                 Resources::MACHINE
             } else {
@@ -200,9 +197,7 @@ impl Shared {
         let min = self.settings.min_concurrency;
         if self
             .exempt
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < min).then_some(n + 1)
-            })
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < min).then_some(n + 1))
             .is_ok()
         {
             Ok(Some(Ticket::Exempt(Arc::clone(self))))

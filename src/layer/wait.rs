@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::task::{ready, Context, Poll};
 
-use tokio::sync::futures::OwnedNotified;
-use tokio::sync::Notify;
+use super::signal::Registration;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -46,7 +45,7 @@ pub(crate) struct Wait<S, Req> {
     step: Step,
     sleep: Pin<Box<Sleep>>,
     /// What [`Step::Notified`] waits on, registered before the last look.
-    wake: [Option<Pin<Box<OwnedNotified>>>; 2],
+    wake: [Option<Registration>; 2],
     /// It gave its admission back while its host was paused, so other hosts
     /// keep the slots; it is admitted again when the pause ends.
     readmit: bool,
@@ -174,8 +173,8 @@ impl<S, Req> Wait<S, Req> {
         }
         // Register, then look again: a release in between is not lost.
         self.wake = [
-            Some(registered(&self.shared.release)),
-            Some(registered(self.shared.snapshotter.gate())),
+            Some(self.shared.release.register()),
+            Some(Registration::uncounted(self.shared.snapshotter.gate())),
         ];
         match self.shared.try_admit() {
             Ok(ticket) => {
@@ -213,7 +212,7 @@ impl<S, Req> Wait<S, Req> {
             // Registered under the lock: a hand-over between the answer and
             // the first poll is not lost.
             if let Some(n) = c.waits_on(admit) {
-                self.wake = [Some(registered(n)), None];
+                self.wake = [Some(n.register()), None];
                 self.queued = admit == Admit::Queued;
             }
             (admit, c.in_flight())
@@ -251,7 +250,7 @@ impl<S, Req> Wait<S, Req> {
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut woken = false;
         for n in self.wake.iter_mut().flatten() {
-            woken |= n.as_mut().poll(cx).is_ready();
+            woken |= n.poll(cx).is_ready();
         }
         if woken || self.wake.iter().all(Option::is_none) {
             self.wake = [None, None];
@@ -260,14 +259,6 @@ impl<S, Req> Wait<S, Req> {
             Poll::Pending
         }
     }
-}
-
-/// Waits on `notify`, registered now, so a notification between the
-/// decision to wait and the first poll is not lost.
-fn registered(notify: &Arc<Notify>) -> Pin<Box<OwnedNotified>> {
-    let mut n = Box::pin(Arc::clone(notify).notified_owned());
-    n.as_mut().enable();
-    n
 }
 
 /// When the requests held by the pause that ends at `until_ms` resume: its

@@ -6,10 +6,9 @@
 //! Over 400 lines with its tests: the knee simulation sits beside the rules
 //! it checks.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use crate::layer::signal::Signal;
 use tokio::time::Instant;
 
 use super::delay::{DelaySignal, Verdict};
@@ -50,7 +49,7 @@ pub(crate) struct Concurrency {
     last_decrease: Option<Instant>,
     grow_after: Instant,
     /// Woken when a permit is given back or the limit grows.
-    pub(crate) released: Arc<Notify>,
+    pub(crate) released: Signal,
 }
 
 impl Concurrency {
@@ -70,7 +69,7 @@ impl Concurrency {
             delay: DelaySignal::new(cfg.rtt_tolerance, now),
             last_decrease: None,
             grow_after: now,
-            released: Arc::new(Notify::new()),
+            released: Signal::default(),
         }
     }
 

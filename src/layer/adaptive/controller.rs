@@ -2,10 +2,9 @@
 //! a slot of the pace) and what each answer teaches both. Whichever limit
 //! binds wins.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use crate::layer::signal::Signal;
 use tokio::time::Instant;
 
 use super::concurrency::Concurrency;
@@ -171,7 +170,7 @@ impl Controller {
     }
 
     /// What a request told [`Admit::Queued`] or [`Admit::Full`] waits on.
-    pub(crate) fn waits_on(&self, admit: Admit) -> Option<&Arc<Notify>> {
+    pub(crate) fn waits_on(&self, admit: Admit) -> Option<&Signal> {
         match admit {
             Admit::Queued => Some(&self.pacer.paced),
             Admit::Full => Some(&self.concurrency.released),

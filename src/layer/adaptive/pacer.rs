@@ -4,10 +4,9 @@
 //! next send (reserving a slot per waiting request kept thousands of sends
 //! at an old rate for seconds).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use crate::layer::signal::Signal;
 use tokio::time::Instant;
 
 /// How late a leader's wake-up for its promised slot may be and still take
@@ -27,7 +26,7 @@ pub(crate) struct Pacer {
     leader: Option<u64>,
     next_lead: u64,
     /// Woken when the lead is passed on.
-    pub(crate) paced: Arc<Notify>,
+    pub(crate) paced: Signal,
 }
 
 impl Pacer {
@@ -37,7 +36,7 @@ impl Pacer {
             promised: None,
             leader: None,
             next_lead: 0,
-            paced: Arc::new(Notify::new()),
+            paced: Signal::default(),
         }
     }
 
@@ -151,11 +150,10 @@ mod tests {
         assert_eq!(p.lead(Some(a)), a, "the leader keeps its lead");
         p.abandon(a + 1);
         assert!(p.is_leader(Some(a)), "another id abandons nothing");
-        let paced = Arc::clone(&p.paced);
-        let woken = paced.notified();
+        let mut woken = p.paced.register();
         p.abandon(a);
         assert!(!p.has_leader());
-        tokio::time::timeout(ms(1), woken)
+        tokio::time::timeout(ms(1), std::future::poll_fn(|cx| woken.poll(cx)))
             .await
             .expect("the next in the queue is woken");
     }
