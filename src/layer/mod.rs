@@ -36,6 +36,7 @@
 //! | `hosts.rs` | per-host state by full authority, LRU-capped |
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
+//! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
 //! | `adaptive/` | the adaptive limiter, by concern |
 //! | `stats.rs`, `error.rs`, `http_parts.rs` | [`LayerStats`], [`Overloaded`](error::Overloaded), the request and response traits |
 

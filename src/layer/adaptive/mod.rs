@@ -81,7 +81,7 @@
 //! | `concurrency.rs` | the concurrency limit: slow start, probes, cuts |
 //! | `delay.rs` | the delay signal: is the host queueing? |
 //! | `rate.rs` | the send rate: measured, fitted between pauses, searched, probed; quotas |
-//! | `fit.rs` | the GCRA fit of two cycles between `Retry-After` pauses |
+//! | `fit.rs` | the GCRA fit of the cycles between `Retry-After` pauses: the rates they allow, their middle and top |
 //! | `meter.rs` | accepted and refused answers per slot |
 //! | `pacer.rs` | the pacing queue and its send slots |
 //! | `permit.rs` | what a request holds: its permit, its pacing lead |
