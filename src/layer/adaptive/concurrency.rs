@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use crate::layer::signal::Signal;
 use tokio::time::Instant;
 
 use super::delay::{DelaySignal, Verdict};
 use super::AdaptiveConfig;
+use crate::layer::signal::Signal;
 
 /// Probes failing at the same limit at most double the quiet time this
 /// many times.

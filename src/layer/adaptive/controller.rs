@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use crate::layer::signal::Signal;
 use tokio::time::Instant;
 
 use super::concurrency::Concurrency;
 use super::pacer::Pacer;
 use super::rate::{Basis, RateControl};
 use super::{AdaptiveConfig, Admit, Limits, Outcome};
+use crate::layer::signal::Signal;
 
 /// One host's controller.
 #[derive(Debug)]

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use crate::layer::signal::Signal;
 use tokio::time::Instant;
+
+use crate::layer::signal::Signal;
 
 /// How late a leader's wake-up for its promised slot may be and still take
 /// it: a runtime sharing its cores wakes a few ticks late; later than that
