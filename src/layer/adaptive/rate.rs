@@ -36,7 +36,9 @@
 //!   the first for a host not paced yet, since a host of a few requests a
 //!   second refuses before eight) and the pace grows 1.25× per 100 ms
 //!   while it holds requests back (binding: it held one back within the
-//!   last half second or two intervals).
+//!   last half second or two intervals), until it is refused, in its
+//!   first second too (a window that counts refusals is filled by every
+//!   step past it).
 //! * **Hold below a known rate; probe rarely.** Once measured, the pace is
 //!   98 % of the estimate. It probes 3 % higher after a quiet spell (4 s
 //!   when losses are cheap, 30 s after a loss that paused the host) that
@@ -48,9 +50,13 @@
 //! * **Limiters that count refusals.** When refusals keep coming for
 //!   requests sent at or below the rate the host accepted (eight answers
 //!   since the cut, refused three to one: a GCRA driven past its rate by a
-//!   guess its burst inflated still accepts its rate), sending on keeps
-//!   its window full: the pace drains at half the estimate, then holds at
-//!   95 % of it (such a window holds the pace's jitter).
+//!   guess its burst inflated still accepts its rate; or near it, a
+//!   search frozen just past it), sending on keeps its window full: the
+//!   pace drains at half the estimate, then holds at 95 % of it (such a
+//!   window holds the pace's jitter). The estimate is read again then,
+//!   with every acceptance of the first second answered. A window longer
+//!   than a second stays full at any pace over its average: refusals with
+//!   nothing accepted for a second halve the pace, then after 4 s, 16 s.
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
 //!   more) say nothing about a rate: no pace from them for 10 s.
@@ -111,6 +117,10 @@ const MIN_SPAN: Duration = Duration::from_millis(500);
 const MIN_EVIDENCE: u32 = 8;
 /// How long refusals that ignore the pace are ignored in turn.
 const INDIFFERENT: Duration = Duration::from_secs(10);
+/// How long refusals with nothing accepted at a pace last before it halves.
+const STARVED: Duration = Duration::from_secs(1);
+/// The longest wait between such halvings.
+const STARVED_MAX: Duration = Duration::from_secs(64);
 /// How long refusals below the estimate drain at half the pace.
 const DRAIN: Duration = Duration::from_millis(500);
 
@@ -184,6 +194,10 @@ pub(crate) struct RateControl {
     probe_step: f64,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
+    /// How long refusals with nothing accepted since the cut last before
+    /// the pace halves; four times as long with each such cut, back to
+    /// [`STARVED`] once the host accepts again.
+    starved_wait: Duration,
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
     /// The quota the server announces, if any: a pace cap and a reset
@@ -225,6 +239,7 @@ impl RateControl {
             probing: false,
             probe_step: PROBE_GROWTH,
             drain_until: None,
+            starved_wait: STARVED,
             last_loss: None,
             quota: Box::default(),
             seeded: None,
@@ -379,6 +394,7 @@ impl RateControl {
         let rtt = now.saturating_duration_since(sent_at);
         self.served_rtt = rtt.max(self.served_rtt.mul_f64(0.95));
         if sent_at >= self.cut_at {
+            self.starved_wait = STARVED;
             self.since_cut.0 = self.since_cut.0.saturating_add(1);
             self.ok_span = Some((self.ok_span.map_or(now, |(first, _)| first), now));
         }
@@ -426,6 +442,9 @@ impl RateControl {
             .last_loss
             .is_some_and(|at| now.saturating_duration_since(at) < episode);
         self.last_loss = Some(now);
+        if self.starved(now, was) {
+            return;
+        }
         // What the host accepted over the last second of sending (not of
         // pause), if enough to be a rate.
         let (count, span) = self.meter.accepted_since(now, self.resumed_at);
@@ -470,11 +489,19 @@ impl RateControl {
             return;
         }
         let (a, r) = self.since_cut;
-        if in_episode && at_or_below && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a {
-            // Refusals keep coming although the pace is at or below what the
-            // host accepted in a second: a limiter that counts them. Sending
-            // on keeps its window full; drain, and keep that count as its
-            // rate.
+        // Refused three to one at a pace within 1.5× of what the host
+        // accepted in a second: a GCRA or a bucket refuses at most a third
+        // there, even when its burst doubled that count.
+        let near = was.is_some_and(|r| r <= self.estimate * 1.5) && sent_at >= self.cut_at;
+        if in_episode && near && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a {
+            // Refusals keep coming although the pace is at or near what the
+            // host accepted in a second (a search frozen just past it): a
+            // limiter that counts them. Sending on keeps its window full;
+            // drain, and keep that count as its rate: read again now, with
+            // the first refusal's acceptances all answered (that refusal
+            // came back before the acceptances still in flight and read
+            // 85 % of a window's count).
+            self.estimate = self.estimate.max(short);
             self.drain_until = Some(now + DRAIN);
             self.basis = Basis::Measured;
             self.hold = COUNTING_HOLD;
@@ -544,7 +571,7 @@ impl RateControl {
             self.pace = self.pace.max(self.estimate);
             return;
         }
-        if self.basis == Basis::Guess && !young && was.is_some_and(|r| r > self.estimate * 1.001) {
+        if self.basis == Basis::Guess && was.is_some_and(|r| r > self.estimate * 1.001) {
             // The search went past the limit: it lies between the estimate
             // and the pace. The pace stops growing where it is, so the next
             // refusals, a full slot of them, measure the limit (the slot the
@@ -786,6 +813,39 @@ impl RateControl {
         } else {
             coarse
         }
+    }
+
+    /// Refused throughout, with nothing accepted since the cut for a while:
+    /// a window that counts refusals and is longer than a second (HAProxy's
+    /// `http_req_rate(10s)`) stays full at any pace over its average, and no
+    /// answer at such a pace ever measures it. The pace halves, each time
+    /// after four times as long (1, 4, 16 s: the window drains only once
+    /// the pace is under its average, and then only as its old requests
+    /// leave it), and holds as under any limiter that counts refusals.
+    fn starved(&mut self, now: Instant, was: Option<f64>) -> bool {
+        let (a, r) = self.since_cut;
+        let Some(pace) = was else {
+            return false;
+        };
+        if a > 0 || r < MIN_EVIDENCE || now.saturating_duration_since(self.cut_at) < self.starved_wait {
+            return false;
+        }
+        self.basis = Basis::Measured;
+        self.hold = COUNTING_HOLD;
+        self.probing = false;
+        self.drain_until = None;
+        self.estimate = (pace * 0.5 / self.hold).max(self.min_rate);
+        self.pace = (self.estimate * self.hold).max(self.min_rate);
+        self.costly_probe();
+        self.starved_wait = (self.starved_wait * 4).min(STARVED_MAX);
+        // Nothing to judge later cuts by: a window still draining refuses
+        // whatever the pace for a while.
+        self.before_cut = None;
+        self.restart_count(now);
+        self.stepped_at = now;
+        self.cut_at = now;
+        self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+        true
     }
 
     /// Since the latest cut, at or below the accepted rate, the host
@@ -1112,5 +1172,119 @@ mod tests {
             (after - 95.0).abs() < 1.0,
             "under a counting limiter the hold is 95 %: {after}"
         );
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_search_stops_growing_at_refusals_in_its_first_second_too() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        // 50 accepted in 200 ms, then a refusal: a guess to search from.
+        let mut t = t0;
+        for _ in 0..50 {
+            t += Duration::from_millis(4);
+            c.on_accepted(t, t);
+        }
+        c.on_loss(t, t, false);
+        // The search grows while the pace binds, then meets refusals.
+        for _ in 0..3 {
+            t += SEARCH_STEP;
+            c.bound_at = Some(t);
+            c.rate(t);
+        }
+        let past = c.rate(t).expect("paced");
+        assert!(past > 50.0, "the search grew: {past}");
+        c.on_loss(t + ms(1), t, false);
+        // Half a second later, binding throughout: it did not grow on.
+        for _ in 0..5 {
+            t += SEARCH_STEP;
+            c.bound_at = Some(t);
+        }
+        let held = c.rate(t).expect("paced");
+        assert!(
+            held <= past * 1.001,
+            "grew from {past} to {held}/s past its refusals"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_counting_window_is_read_again_once_its_acceptances_are_answered() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        // A window of 100 a second filled in 200 ms; the refusal of the
+        // 101st comes back before the last 15 acceptances.
+        let sent: Vec<Instant> = (1..=100).map(|i| t0 + ms(2 * i)).collect();
+        for &at in &sent[..85] {
+            c.on_accepted(at + ms(1), at);
+        }
+        let refused_at = t0 + ms(201);
+        c.on_loss(refused_at, refused_at, false);
+        assert!(
+            c.estimate().0 < 90.0,
+            "the first read is short: {:?}",
+            c.estimate()
+        );
+        // The search steps past it and is refused there: frozen.
+        let mut t = refused_at + SEARCH_STEP;
+        c.bound_at = Some(t);
+        c.rate(t);
+        c.on_loss(t + ms(1), t, false);
+        assert_eq!(c.estimate().1, Basis::Measured);
+        assert!(c.estimate().0 < 90.0, "{:?}", c.estimate());
+        // The last acceptances come in late.
+        for &at in &sent[85..] {
+            c.on_accepted(t + ms(5), at);
+        }
+        // Refusals keep coming at the pace: the window counts them.
+        for _ in 0..20 {
+            t += ms(10);
+            c.on_loss(t, t, false);
+        }
+        let (estimate, basis) = c.estimate();
+        assert_eq!(basis, Basis::Measured);
+        assert!((estimate - 100.0).abs() < 1.0, "read again: {estimate}/s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_with_nothing_accepted_halve_the_pace_ever_more_slowly() {
+        // A window of 10 s that counts refusals, full: nothing is accepted
+        // at any pace over its average until it drains.
+        let t0 = Instant::now();
+        let mut c = RateControl::new(0.5, t0);
+        c.force_rate(t0, 48.0);
+        // Refused at the pace until `until`; when the pace last changed.
+        let refuse_until = |c: &mut RateControl, mut t: Instant, until: Instant| {
+            let mut changed = None;
+            while t < until {
+                let rate = c.rate(t).expect("paced");
+                t += Duration::from_secs_f64(1.0 / rate);
+                c.on_loss(t, t, false);
+                if c.rate(t) != Some(rate) {
+                    changed = Some(t);
+                }
+            }
+            (t, changed)
+        };
+        let (t, halved_at) = refuse_until(&mut c, t0, t0 + ms(1500));
+        let halved_at = halved_at.expect("halved");
+        assert!(halved_at >= t0 + ms(1000), "not before a second of refusals");
+        let first = c.rate(t).expect("paced");
+        assert!((first - 24.0).abs() < 0.01, "halved: {first}/s");
+        // The next halving waits four times as long.
+        let (t, changed) = refuse_until(&mut c, t, halved_at + ms(3900));
+        assert_eq!(changed, None, "no second halving within 4 s");
+        let (t, _) = refuse_until(&mut c, t, halved_at + ms(4200));
+        let second = c.rate(t).expect("paced");
+        assert!((second - 12.0).abs() < 0.01, "{first} -> {second}/s");
+        // The window drained: accepted at this pace, it holds.
+        let mut t = t;
+        for _ in 0..50 {
+            t += Duration::from_secs_f64(1.0 / second);
+            c.on_accepted(t, t);
+        }
+        assert_eq!(c.rate(t), Some(second));
     }
 }
