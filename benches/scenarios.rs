@@ -1188,7 +1188,10 @@ fn model_kinds(rate: f64) -> Vec<Spec> {
         gcra(50, RetryAfter::Exact),
         gcra(50, RetryAfter::Absent),
         gcra(1, RetryAfter::Absent),
-        Spec::Sliding { rate },
+        Spec::Sliding {
+            rate,
+            window: Duration::from_secs(1),
+        },
         window(QuotaHeaders::Ietf),
         window(QuotaHeaders::GitHub),
         Spec::Bucket {

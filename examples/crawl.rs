@@ -144,6 +144,10 @@ struct Args {
     /// [default: 0; 20 for concurrency]
     #[arg(long, value_name = "N", help_heading = "Own server on 127.0.0.1 (testkit)")]
     latency_ms: Option<u64>,
+    /// The window of sliding (default 1, HAProxy's examples use 10) or of
+    /// window and window-github (default 5), in seconds; R a second over it
+    #[arg(long, value_name = "SECS", help_heading = "Own server on 127.0.0.1 (testkit)")]
+    window: Option<u64>,
 }
 
 /// `--policy`.
@@ -170,8 +174,10 @@ impl From<Policy> for GatePolicy {
 fn limiters() -> PossibleValuesParser {
     PossibleValuesParser::new([
         PossibleValue::new("gcra").help("nginx limit_req nodelay: B+1 at once, then R/s; 429"),
-        PossibleValue::new("sliding").help("sliding 1 s window of R counting refusals; 429, no Retry-After"),
-        PossibleValue::new("window").help("fixed window of 5R per 5 s, IETF RateLimit headers; 429"),
+        PossibleValue::new("sliding")
+            .help("sliding window (--window, 1 s) of R a second counting refusals; 429, no Retry-After"),
+        PossibleValue::new("window")
+            .help("fixed window (--window, 5 s) of R a second, IETF RateLimit headers; 429"),
         PossibleValue::new("window-github").help("the same with GitHub's X-RateLimit-* headers; 429"),
         PossibleValue::new("bucket").help("token bucket of R/s holding R; 429"),
         PossibleValue::new("concurrency").help("nginx limit_conn: 503 past B in flight, no Retry-After"),
@@ -233,11 +239,18 @@ async fn main() -> Result<(), BoxError> {
     let (server, base) = match &args.url {
         Some(u) => (None, u.clone()),
         None => {
-            let spec =
-                Spec::parse(&args.limiter, args.rate, args.burst, &args.retry_after).unwrap_or_else(|e| {
+            let mut spec = Spec::parse(&args.limiter, args.rate, args.burst, &args.retry_after)
+                .unwrap_or_else(|e| {
                     eprintln!("crawl: {e}");
                     std::process::exit(2)
                 });
+            if let Some(secs) = args.window {
+                if !(1..=3600).contains(&secs) {
+                    eprintln!("crawl: --window: expected 1 ..= 3600 seconds, got {secs}");
+                    std::process::exit(2)
+                }
+                spec = spec.with_window(Duration::from_secs(secs));
+            }
             let default_latency = match spec {
                 Spec::Concurrency { .. } => 20,
                 _ => 0,

@@ -36,6 +36,11 @@ const MAX_OUTSTANDING: usize = 4000;
 /// Runs `secs` of open-loop demand at `demand` per second against `spec`
 /// through the layer with `policy` (`None`: the layer's default).
 async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duration) -> Run {
+    run_from(spec, policy, secs, latency, FROM).await
+}
+
+/// [`run`], counted from second `from`.
+async fn run_from(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duration, from: f64) -> Run {
     let start = Instant::now();
     let model = Arc::new(Mutex::new(spec.build(start)));
     let log: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
@@ -161,18 +166,26 @@ async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duratio
     }
     let _ = snapshotter.stop();
     let log = log.lock().unwrap();
-    let window: Vec<_> = log.iter().filter(|(t, _)| *t >= FROM && *t < secs).collect();
+    let window: Vec<_> = log.iter().filter(|(t, _)| *t >= from && *t < secs).collect();
     let served = window.iter().filter(|(_, ok)| *ok).count() as f64;
     let all = window.len() as f64;
     let allowed = match spec {
         Spec::Concurrency { limit } => limit as f64 / latency.as_secs_f64(),
         _ => spec.rate().unwrap(),
     };
-    let per_s = served / (secs - FROM);
+    let per_s = served / (secs - from);
     Run {
         goodput: per_s / allowed,
         refused: if all > 0.0 { (all - served) / all } else { 0.0 },
         served_per_s: per_s,
+    }
+}
+
+/// A sliding one-second window that counts refusals.
+fn sliding(rate: f64) -> Spec {
+    Spec::Sliding {
+        rate,
+        window: Duration::from_secs(1),
     }
 }
 
@@ -197,7 +210,13 @@ fn models(rate: f64) -> Vec<Spec> {
         gcra(rate, 50, RetryAfter::Exact),
         gcra(rate, 50, RetryAfter::Absent),
         gcra(rate, 1, RetryAfter::Absent),
-        Spec::Sliding { rate },
+        // `SLIDING_S=10` tries HAProxy's usual ten-second window.
+        sliding(rate).with_window(
+            std::env::var("SLIDING_S")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs),
+        ),
         Spec::Window {
             rate,
             window,
@@ -330,9 +349,27 @@ async fn a_limiter_without_a_burst_is_measured_by_its_gaps() {
 
 #[tokio::test(start_paused = true)]
 async fn a_window_that_counts_refusals_is_drained_not_probed() {
-    holds(Spec::Sliding { rate: 20.0 }).await;
-    holds(Spec::Sliding { rate: 100.0 }).await;
-    holds(Spec::Sliding { rate: 500.0 }).await;
+    holds(sliding(20.0)).await;
+    holds(sliding(100.0)).await;
+    holds(sliding(500.0)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ten_second_window_that_counts_refusals_does_not_lock_the_client_out() {
+    // HAProxy's usual `http_req_rate(10s)`: full, it refuses every request
+    // at any pace over its average until it drains, so nothing accepted
+    // ever measured it, and the pace stayed where it was: 0 % of the rate,
+    // every request refused, for good.
+    for rate in [20.0, 100.0] {
+        let spec = sliding(rate).with_window(Duration::from_secs(10));
+        let r = run_from(spec, Some(GatePolicy::Adaptive), 60.0, LATENCY, 30.0).await;
+        assert!(
+            r.goodput >= 0.5 && r.refused <= 0.01,
+            "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+            100.0 * r.goodput,
+            100.0 * r.refused
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -388,7 +425,7 @@ async fn a_slow_host_is_paced_not_hammered() {
     // that counts refusals (all refused) or a one-request burst (a third
     // refused, a 1 s pause each). What the host accepted is still a lower
     // bound to pace from and search upward.
-    for spec in [Spec::Sliding { rate: 5.0 }, gcra(5.0, 1, RetryAfter::Absent)] {
+    for spec in [sliding(5.0), gcra(5.0, 1, RetryAfter::Absent)] {
         let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
         assert!(
             r.goodput >= 0.85 && r.refused <= 0.01,

@@ -22,10 +22,13 @@ pub enum Spec {
         /// `Retry-After` on a refusal.
         retry_after: RetryAfter,
     },
-    /// (b) a sliding one-second window counting refused requests too.
+    /// (b) a sliding window counting refused requests too: one second in
+    /// the matrix; HAProxy's examples use ten.
     Sliding {
-        /// Requests per second.
+        /// Requests per second over a window.
         rate: f64,
+        /// The window.
+        window: Duration,
     },
     /// (c) a fixed window of `rate × window` requests with quota headers.
     Window {
@@ -71,8 +74,9 @@ impl Spec {
                 burst,
                 retry_after,
             } => Box::new(Gcra::new(rate, burst, retry_after, now)),
-            Spec::Sliding { rate } => {
-                Box::new(SlidingWindow::new(rate.round() as usize, Duration::from_secs(1)))
+            Spec::Sliding { rate, window } => {
+                let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
+                Box::new(SlidingWindow::new(limit, window))
             }
             Spec::Window {
                 rate,
@@ -109,7 +113,10 @@ impl Spec {
                 burst,
                 retry_after: ra,
             },
-            "sliding" => Spec::Sliding { rate },
+            "sliding" => Spec::Sliding {
+                rate,
+                window: Duration::from_secs(1),
+            },
             "window" => Spec::Window {
                 rate,
                 window: Duration::from_secs(5),
@@ -132,11 +139,25 @@ impl Spec {
         })
     }
 
+    /// The same limiter over another window: a sliding window's length or
+    /// a quota window's; other kinds are returned unchanged.
+    pub fn with_window(self, length: Duration) -> Self {
+        match self {
+            Spec::Sliding { rate, .. } => Spec::Sliding { rate, window: length },
+            Spec::Window { rate, headers, .. } => Spec::Window {
+                rate,
+                window: length,
+                headers,
+            },
+            other => other,
+        }
+    }
+
     /// The rate the server allows, if it limits a rate.
     pub fn rate(&self) -> Option<f64> {
         match *self {
             Spec::Gcra { rate, .. }
-            | Spec::Sliding { rate }
+            | Spec::Sliding { rate, .. }
             | Spec::Window { rate, .. }
             | Spec::Bucket { rate, .. } => Some(rate),
             Spec::Concurrency { .. } => None,
@@ -157,7 +178,10 @@ impl fmt::Display for Spec {
                 burst,
                 retry_after,
             } => write!(f, "gcra {rate}/s b{burst} {}", ra(retry_after)),
-            Spec::Sliding { rate } => write!(f, "sliding {rate}/s"),
+            Spec::Sliding { rate, window } if *window == Duration::from_secs(1) => {
+                write!(f, "sliding {rate}/s")
+            }
+            Spec::Sliding { rate, window } => write!(f, "sliding {rate}/s w{}s", window.as_secs_f64()),
             Spec::Window {
                 rate,
                 window,

@@ -473,7 +473,17 @@ fn spec_parse_every_kind() {
             retry_after: RetryAfter::Absent
         }
     );
-    assert_eq!(p("sliding", "1"), Spec::Sliding { rate: 500.0 });
+    assert_eq!(
+        p("sliding", "1"),
+        Spec::Sliding {
+            rate: 500.0,
+            window: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        p("sliding", "1").with_window(Duration::from_secs(10)).to_string(),
+        "sliding 500/s w10s"
+    );
     assert_eq!(
         p("window", "1"),
         Spec::Window {

@@ -100,6 +100,11 @@ impl Meter {
 }
 
 impl Meter {
+    /// Answers accepted since the meter began.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Answers accepted since `since` (to a slot's precision, 125 ms), at
     /// most over the last second, and the span they were counted over.
     pub(crate) fn accepted_since(&mut self, now: Instant, since: Instant) -> (u32, Duration) {

@@ -56,7 +56,10 @@
 //!   window holds the pace's jitter). The estimate is read again then,
 //!   with every acceptance of the first second answered. A window longer
 //!   than a second stays full at any pace over its average: refusals with
-//!   nothing accepted for a second halve the pace, then after 4 s, 16 s.
+//!   nothing accepted for a second cut the pace to a trickle (an eighth,
+//!   then halves after 3 s, 9 s, 27 s) until the window drains; what it
+//!   accepted over the cycle until then, about a window's worth over a
+//!   window's length, is the rate held.
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
 //!   more) say nothing about a rate: no pace from them for 10 s.
@@ -120,7 +123,7 @@ const INDIFFERENT: Duration = Duration::from_secs(10);
 /// How long refusals with nothing accepted at a pace last before it halves.
 const STARVED: Duration = Duration::from_secs(1);
 /// The longest wait between such halvings.
-const STARVED_MAX: Duration = Duration::from_secs(64);
+const STARVED_MAX: Duration = Duration::from_secs(81);
 /// How long refusals below the estimate drain at half the pace.
 const DRAIN: Duration = Duration::from_millis(500);
 
@@ -194,10 +197,16 @@ pub(crate) struct RateControl {
     probe_step: f64,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
-    /// How long refusals with nothing accepted since the cut last before
-    /// the pace halves; four times as long with each such cut, back to
-    /// [`STARVED`] once the host accepts again.
-    starved_wait: Duration,
+    /// Cuts in a row for refusals with nothing accepted: the next waits
+    /// [`STARVED`] times three to this power (back to 0 once the host
+    /// accepts again).
+    starved_cuts: u8,
+    /// Nothing accepted for a while: the pace trickles until the host
+    /// accepts again.
+    starving: bool,
+    /// Since when, and from which of the meter's accepted answers, the
+    /// current cycle of a window that starves the pace is counted.
+    starve_cycle: (Instant, u64),
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
     /// The quota the server announces, if any: a pace cap and a reset
@@ -239,7 +248,9 @@ impl RateControl {
             probing: false,
             probe_step: PROBE_GROWTH,
             drain_until: None,
-            starved_wait: STARVED,
+            starved_cuts: 0,
+            starving: false,
+            starve_cycle: (now, 0),
             last_loss: None,
             quota: Box::default(),
             seeded: None,
@@ -317,6 +328,8 @@ impl RateControl {
         self.estimate = rate / self.hold;
         self.pace = rate;
         self.probe_after = now + Duration::from_secs(3600);
+        self.cut_at = now;
+        self.restart_count(now);
     }
 
     /// Search steps and probes, driven by time while the pace binds.
@@ -394,7 +407,10 @@ impl RateControl {
         let rtt = now.saturating_duration_since(sent_at);
         self.served_rtt = rtt.max(self.served_rtt.mul_f64(0.95));
         if sent_at >= self.cut_at {
-            self.starved_wait = STARVED;
+            self.starved_cuts = 0;
+            if self.starving {
+                self.fed(now);
+            }
             self.since_cut.0 = self.since_cut.0.saturating_add(1);
             self.ok_span = Some((self.ok_span.map_or(now, |(first, _)| first), now));
         }
@@ -818,26 +834,33 @@ impl RateControl {
     /// Refused throughout, with nothing accepted since the cut for a while:
     /// a window that counts refusals and is longer than a second (HAProxy's
     /// `http_req_rate(10s)`) stays full at any pace over its average, and no
-    /// answer at such a pace ever measures it. The pace halves, each time
-    /// after four times as long (1, 4, 16 s: the window drains only once
-    /// the pace is under its average, and then only as its old requests
-    /// leave it), and holds as under any limiter that counts refusals.
+    /// answer at such a pace ever measures it. The pace trickles at an
+    /// eighth until the window drains (see `fed`), and halves from there
+    /// each time after three times as long (1, 3, 9, 27 s: the window
+    /// drains only once the pace is under its average, and then only as
+    /// its old requests leave it); it holds as under any limiter that
+    /// counts refusals.
     fn starved(&mut self, now: Instant, was: Option<f64>) -> bool {
         let (a, r) = self.since_cut;
         let Some(pace) = was else {
             return false;
         };
-        if a > 0 || r < MIN_EVIDENCE || now.saturating_duration_since(self.cut_at) < self.starved_wait {
+        let wait = (STARVED * 3u32.pow(u32::from(self.starved_cuts))).min(STARVED_MAX);
+        if a > 0 || r < MIN_EVIDENCE || now.saturating_duration_since(self.cut_at) < wait {
             return false;
         }
         self.basis = Basis::Measured;
         self.hold = COUNTING_HOLD;
         self.probing = false;
         self.drain_until = None;
-        self.estimate = (pace * 0.5 / self.hold).max(self.min_rate);
+        // A trickle at first: what the window lets through once it drains
+        // tells its rate (see `fed`), and a trickle wastes little meanwhile.
+        let cut = if self.starving { 0.5 } else { 1.0 / 8.0 };
+        self.starving = true;
+        self.estimate = (pace * cut / self.hold).max(self.min_rate);
         self.pace = (self.estimate * self.hold).max(self.min_rate);
         self.costly_probe();
-        self.starved_wait = (self.starved_wait * 4).min(STARVED_MAX);
+        self.starved_cuts = (self.starved_cuts + 1).min(4);
         // Nothing to judge later cuts by: a window still draining refuses
         // whatever the pace for a while.
         self.before_cut = None;
@@ -846,6 +869,26 @@ impl RateControl {
         self.cut_at = now;
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         true
+    }
+
+    /// The host accepts again after starving the pace: the window drained.
+    /// Over the cycle since the previous such moment (or the first send),
+    /// it accepted a window's worth, about, in about a window's length: a
+    /// rate to hold at, if it is above the trickle.
+    fn fed(&mut self, now: Instant) {
+        self.starving = false;
+        let (from, accepted_before) = self.starve_cycle;
+        let accepted = self.meter.total().saturating_sub(accepted_before);
+        self.starve_cycle = (now, self.meter.total());
+        let secs = now.saturating_duration_since(from).as_secs_f64().max(1.0);
+        let rate = accepted as f64 / secs;
+        if rate * self.hold > self.pace {
+            self.estimate = rate;
+            self.pace = rate * self.hold;
+            self.restart_count(now);
+            self.stepped_at = now;
+            self.cut_at = now;
+        }
     }
 
     /// Since the latest cut, at or below the accepted rate, the host
@@ -1249,12 +1292,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn refusals_with_nothing_accepted_halve_the_pace_ever_more_slowly() {
-        // A window of 10 s that counts refusals, full: nothing is accepted
-        // at any pace over its average until it drains.
+    async fn refusals_with_nothing_accepted_trickle_until_the_window_drains_and_it_sets_the_pace() {
+        // A window of 10 s at 20/s that counts refusals: 200 accepted in
+        // the first second, then full; nothing is accepted at any pace over
+        // its average until it drains.
         let t0 = Instant::now();
         let mut c = RateControl::new(0.5, t0);
-        c.force_rate(t0, 48.0);
+        for i in 0..200 {
+            let t = t0 + ms(5 * i);
+            c.on_accepted(t, t);
+        }
+        // Held at 48/s from second 2 (after a second of nothing accepted,
+        // nothing reads as a rate to step back to).
+        c.force_rate(t0 + ms(2000), 48.0);
         // Refused at the pace until `until`; when the pace last changed.
         let refuse_until = |c: &mut RateControl, mut t: Instant, until: Instant| {
             let mut changed = None;
@@ -1268,23 +1318,25 @@ mod tests {
             }
             (t, changed)
         };
-        let (t, halved_at) = refuse_until(&mut c, t0, t0 + ms(1500));
-        let halved_at = halved_at.expect("halved");
-        assert!(halved_at >= t0 + ms(1000), "not before a second of refusals");
-        let first = c.rate(t).expect("paced");
-        assert!((first - 24.0).abs() < 0.01, "halved: {first}/s");
-        // The next halving waits four times as long.
-        let (t, changed) = refuse_until(&mut c, t, halved_at + ms(3900));
-        assert_eq!(changed, None, "no second halving within 4 s");
-        let (t, _) = refuse_until(&mut c, t, halved_at + ms(4200));
-        let second = c.rate(t).expect("paced");
-        assert!((second - 12.0).abs() < 0.01, "{first} -> {second}/s");
-        // The window drained: accepted at this pace, it holds.
-        let mut t = t;
-        for _ in 0..50 {
-            t += Duration::from_secs_f64(1.0 / second);
-            c.on_accepted(t, t);
-        }
-        assert_eq!(c.rate(t), Some(second));
+        let (t, cut_at) = refuse_until(&mut c, t0 + ms(2000), t0 + ms(3500));
+        let cut_at = cut_at.expect("cut");
+        assert!(cut_at >= t0 + ms(3000), "not before a second of refusals");
+        let trickle = c.rate(t).expect("paced");
+        assert!((trickle - 6.0).abs() < 0.01, "a trickle, an eighth: {trickle}/s");
+        // The next cut waits three times as long, and halves.
+        let (t, changed) = refuse_until(&mut c, t, cut_at + ms(2800));
+        assert_eq!(changed, None, "no second cut within 3 s");
+        let (t, _) = refuse_until(&mut c, t, cut_at + ms(3200));
+        let halved = c.rate(t).expect("paced");
+        assert!((halved - 3.0).abs() < 0.01, "{trickle} -> {halved}/s");
+        // Drained, about 10 s after the first send: the window's 200 over
+        // the cycle is its rate, held.
+        let (t, _) = refuse_until(&mut c, t, t0 + ms(10_000));
+        c.on_accepted(t, t);
+        let held = c.rate(t).expect("paced");
+        assert!(
+            (17.0..=20.0).contains(&held),
+            "the cycle's rate, held: {held}/s (the trickle was {halved}/s)"
+        );
     }
 }
