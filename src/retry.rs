@@ -1,5 +1,6 @@
 //! [`RetryThrottled`]: a [`tower::retry::Policy`] that retries a 429 or 503
-//! and leaves the waiting to the layer.
+//! (or a 403 that refuses for rate, as GitHub's do) and leaves the waiting
+//! to the layer.
 //!
 //! # Why
 //!
@@ -80,6 +81,8 @@ use std::future::{ready, Ready};
 use http::StatusCode;
 use tower::retry::Policy;
 
+use crate::retry_after::is_throttled;
+
 /// A [`tower::retry::Policy`] that retries answers of 429 and 503 at once,
 /// up to `max_attempts` attempts a request, and leaves the waiting to the
 /// [`SnapshotLayer`](crate::SnapshotLayer) below it; see the
@@ -136,12 +139,29 @@ impl RetryThrottled {
         Self::STATUSES.contains(&status)
     }
 
+    /// Whether an answer is retried: a status in [`STATUSES`](Self::STATUSES),
+    /// or a `403` that refuses for rate, with a `Retry-After` or a spent
+    /// quota, as GitHub's do (see
+    /// [`is_throttled`](crate::retry_after::is_throttled)).
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use tower_snapshotter::RetryThrottled;
+    ///
+    /// let mut h = HeaderMap::new();
+    /// h.insert("retry-after", "60".parse().unwrap());
+    /// assert!(RetryThrottled::retries(StatusCode::FORBIDDEN, &h));
+    /// assert!(!RetryThrottled::retries(StatusCode::FORBIDDEN, &HeaderMap::new()));
+    /// ```
+    pub fn retries(status: StatusCode, headers: &http::HeaderMap) -> bool {
+        is_throttled(status, headers)
+    }
+
     /// Counts the attempt just answered; a retry, ready at once, if its
-    /// answer had `status` (`None`: an error) that is retried and attempts
-    /// are left.
-    fn decide(&mut self, status: Option<StatusCode>) -> Option<Ready<()>> {
+    /// answer (`None`: an error) is retried and attempts are left.
+    fn decide(&mut self, answer: Option<(StatusCode, &http::HeaderMap)>) -> Option<Ready<()>> {
         self.attempts = self.attempts.saturating_add(1);
-        let throttled = status.is_some_and(Self::retries_status);
+        let throttled = answer.is_some_and(|(status, headers)| Self::retries(status, headers));
         // No sleep: the retried attempt goes down through the layer, which
         // saw this answer and holds the attempt for the host's pause.
         (throttled && self.attempts < self.max_attempts).then(|| ready(()))
@@ -159,7 +179,7 @@ where
         _req: &mut http::Request<B>,
         result: &mut Result<http::Response<R>, E>,
     ) -> Option<Self::Future> {
-        self.decide(result.as_ref().ok().map(http::Response::status))
+        self.decide(result.as_ref().ok().map(|r| (r.status(), r.headers())))
     }
 
     fn clone_request(&mut self, req: &http::Request<B>) -> Option<http::Request<B>> {
@@ -176,7 +196,7 @@ impl<E> Policy<reqwest::Request, reqwest::Response, E> for RetryThrottled {
         _req: &mut reqwest::Request,
         result: &mut Result<reqwest::Response, E>,
     ) -> Option<Self::Future> {
-        self.decide(result.as_ref().ok().map(reqwest::Response::status))
+        self.decide(result.as_ref().ok().map(|r| (r.status(), r.headers())))
     }
 
     fn clone_request(&mut self, req: &reqwest::Request) -> Option<reqwest::Request> {

@@ -5,6 +5,7 @@ use std::str::Split;
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, RETRY_AFTER};
+use http::StatusCode;
 
 /// How long a `Retry-After` value asks the client to wait, measured from
 /// `now`.
@@ -70,6 +71,34 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         return None;
     }
     parse_retry_after(first.as_bytes(), now)
+}
+
+/// Whether an answer refuses a request for its rate: `429 Too Many
+/// Requests`, `503 Service Unavailable`, and a `403 Forbidden` that says so
+/// with a `Retry-After` or a spent quota (GitHub answers its secondary
+/// limits and, often, a spent primary quota with 403 rather than 429).
+/// Any other 403 is a refusal of the request itself, not of its rate.
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use tower_snapshotter::retry_after::is_throttled;
+///
+/// let mut spent = HeaderMap::new();
+/// spent.insert("x-ratelimit-remaining", "0".parse().unwrap());
+/// spent.insert("x-ratelimit-reset", "1700000060".parse().unwrap());
+/// assert!(is_throttled(StatusCode::FORBIDDEN, &spent));
+/// assert!(!is_throttled(StatusCode::FORBIDDEN, &HeaderMap::new()));
+/// assert!(is_throttled(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()));
+/// ```
+pub fn is_throttled(status: StatusCode, headers: &HeaderMap) -> bool {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => true,
+        StatusCode::FORBIDDEN => {
+            headers.contains_key(RETRY_AFTER)
+                || quota(headers, SystemTime::now()).is_some_and(|q| q.remaining == 0)
+        }
+        _ => false,
+    }
 }
 
 /// A quota a server announced: `remaining` requests until `reset` from now.

@@ -107,6 +107,40 @@ async fn gives_up_with_the_last_429_once_the_attempts_are_spent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_403_that_refuses_for_rate_pauses_the_host_and_is_retried() {
+    // GitHub's secondary limits: 403 with `Retry-After`; a plain 403 (no
+    // such header) refuses the request itself and is final.
+    bounded(async {
+        let server = TestServer::start(|hit| match (hit.path.as_str(), hit.nth) {
+            ("/limited", 0) => reply_with(403, &[("retry-after", "2")]),
+            ("/forbidden", _) => reply(403),
+            _ => reply(200),
+        })
+        .await;
+        let layer = layer();
+        let svc = ServiceBuilder::new()
+            .retry(RetryThrottled::new(5))
+            .layer(layer.clone())
+            .service(client());
+
+        let response = svc.clone().oneshot(get(&server.url("/limited"))).await.unwrap();
+        assert_eq!(response.status(), 200, "retried after the pause");
+        let times = server.times("/limited");
+        assert_eq!(times.len(), 2, "{times:?}");
+        assert!(
+            times[1] - times[0] + Duration::from_millis(1) >= Duration::from_secs(2),
+            "the retry waited for Retry-After: {:?}",
+            times[1] - times[0]
+        );
+
+        let response = svc.oneshot(get(&server.url("/forbidden"))).await.unwrap();
+        assert_eq!(response.status(), 403);
+        assert_eq!(server.count("/forbidden"), 1, "a plain 403 is not retried");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_200_is_not_retried() {
     bounded(async {
         let server = throttling(0, 429, "1").await;

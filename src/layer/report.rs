@@ -10,6 +10,7 @@ use super::http_parts::HttpResponse;
 use super::shard::Shard;
 use super::shared::{Ticket, WATCH_MS};
 use crate::integrations::metrics::AnswerClass;
+use crate::retry_after::is_throttled;
 
 /// Carried by every response future: where the request went, when, and the
 /// admission it holds (given back when the report is).
@@ -75,7 +76,7 @@ impl Report {
                 if let Some(p) = permit {
                     let (shared, host) = (&self.shard.shared, &self.host);
                     p.finish(
-                        outcome_of(status),
+                        outcome_of(status, response.headers()),
                         Some(response.headers()),
                         pause,
                         |state, c, now| fleet_link::publish_learned(shared, host, state, c, now),
@@ -103,12 +104,36 @@ fn watching(now_ms: u64, horizon_ms: u64) -> bool {
     horizon_ms != 0 && now_ms < horizon_ms.saturating_add(WATCH_MS)
 }
 
-/// What an answer says about load, for the adaptive controller.
-fn outcome_of(status: http::StatusCode) -> Outcome {
+/// What an answer says about load, for the adaptive controller: a 403
+/// that refuses for rate (see [`is_throttled`]) is a 429.
+fn outcome_of(status: http::StatusCode, headers: &http::HeaderMap) -> Outcome {
     match status.as_u16() {
         429 => Outcome::Throttled,
+        403 if is_throttled(status, headers) => Outcome::Throttled,
         503 => Outcome::Loss,
         100..=399 => Outcome::Success,
         _ => Outcome::Neutral,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, StatusCode};
+
+    #[test]
+    fn a_403_for_a_spent_quota_is_a_throttle_and_any_other_403_neutral() {
+        let mut spent = HeaderMap::new();
+        spent.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        spent.insert("x-ratelimit-reset", "1700000060".parse().unwrap());
+        assert_eq!(outcome_of(StatusCode::FORBIDDEN, &spent), Outcome::Throttled);
+        assert_eq!(
+            outcome_of(StatusCode::FORBIDDEN, &HeaderMap::new()),
+            Outcome::Neutral
+        );
+        assert_eq!(
+            outcome_of(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()),
+            Outcome::Throttled
+        );
     }
 }
