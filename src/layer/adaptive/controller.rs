@@ -76,13 +76,13 @@ impl Controller {
             }
             return Admit::Full;
         }
-        if let Some(slot) = self.next_slot(now) {
+        if let Some((slot, interval)) = self.next_slot(now) {
             if slot > now {
                 self.pace.bound_at = Some(now);
                 self.pacer.promise(slot);
                 return Admit::At(slot, self.pacer.lead(lead));
             }
-            self.pacer.take(slot);
+            self.pacer.take(slot, now, interval);
         }
         if leading {
             self.pacer.pass_lead();
@@ -99,7 +99,7 @@ impl Controller {
         if self.pacer.has_leader() && !self.pacer.is_leader(lead) {
             return false;
         }
-        self.concurrency.has_permit() && self.next_slot(now).is_none_or(|slot| slot <= now)
+        self.concurrency.has_permit() && self.next_slot(now).is_none_or(|(slot, _)| slot <= now)
     }
 
     /// Takes a permit and a send slot at `now` if both are free and no
@@ -109,24 +109,28 @@ impl Controller {
         if self.pacer.has_leader() || !self.concurrency.has_permit() {
             return false;
         }
-        if let Some(slot) = self.next_slot(now) {
+        if let Some((slot, interval)) = self.next_slot(now) {
             if slot > now {
                 return false;
             }
-            self.pacer.take(slot);
+            self.pacer.take(slot, now, interval);
         }
         self.send(now);
         true
     }
 
-    /// The next send slot, when the host is paced.
-    fn next_slot(&mut self, now: Instant) -> Option<Instant> {
+    /// The next send slot, and the pace's interval, when the host is paced.
+    fn next_slot(&mut self, now: Instant) -> Option<(Instant, Duration)> {
         let Some(rate) = self.pace.rate(now) else {
             // Unpaced: only a spent quota holds a send back.
-            return self.pace.not_before(now).filter(|&at| at > now);
+            let at = self.pace.not_before(now).filter(|&at| at > now)?;
+            return Some((at, Duration::ZERO));
         };
         let interval = Duration::from_secs_f64(1.0 / rate.max(self.min_rate));
-        Some(self.pacer.next_slot(now, interval, self.pace.not_before(now)))
+        Some((
+            self.pacer.next_slot(now, interval, self.pace.not_before(now)),
+            interval,
+        ))
     }
 
     fn send(&mut self, now: Instant) {

@@ -29,6 +29,9 @@ pub(crate) struct Pacer {
     last_slot: Instant,
     /// The slot the leader was told to wait for.
     promised: Option<Instant>,
+    /// A leader woke late for its promised slot and the slots taken since
+    /// are still behind `now`: the queue is catching up a late wake-up.
+    catching_up: bool,
     /// The request that leads the queue, if one waits for a slot.
     leader: Option<u64>,
     next_lead: u64,
@@ -41,6 +44,7 @@ impl Pacer {
         Self {
             last_slot: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
             promised: None,
+            catching_up: false,
             leader: None,
             next_lead: 0,
             paced: Signal::default(),
@@ -65,14 +69,19 @@ impl Pacer {
     /// one interval after the first). The leader woken late for the slot it
     /// was promised (a busy runtime wakes more than a tick late) still gets
     /// that slot, up to one interval or 5 ms late: the pace keeps its rate.
-    /// A pace faster than one send a tick keeps slots up to two ticks late,
-    /// but after an idle spell or a longer stall it too starts one tick
-    /// back: such a pace sends in bunches of a tick anyway, and a bunch of
-    /// two ticks' slots from an idle start is refused by a one-request
-    /// burst.
+    /// A pace faster than one send a tick keeps slots up to two ticks late
+    /// while it catches up a leader's late wake-up, slot by slot; a request
+    /// that finds the queue idle (a concurrency limit held it, or nothing
+    /// came) starts one tick back: such a pace sends in bunches of a tick
+    /// anyway, and a bunch of two ticks' slots after a spell of waiting is
+    /// refused by a one-request burst.
     pub(crate) fn next_slot(&self, now: Instant, interval: Duration, not_before: Option<Instant>) -> Instant {
         let due = self.last_slot + interval;
-        let behind = if interval < TICK && now.saturating_duration_since(due) <= SUB_TICK_LATE {
+        let late_wake = self.promised == Some(due) || self.catching_up;
+        // Later than two ticks is a stall (a pause, a busy runtime), not a
+        // late timer: one tick back, as after idling.
+        let stalled = now.saturating_duration_since(due) > SUB_TICK_LATE;
+        let behind = if interval < TICK && late_wake && !stalled {
             SUB_TICK_LATE
         } else if self.promised == Some(due) {
             interval.clamp(TICK, LATE_WAKE)
@@ -88,8 +97,11 @@ impl Pacer {
         self.promised = Some(slot);
     }
 
-    /// A request goes out in `slot`.
-    pub(crate) fn take(&mut self, slot: Instant) {
+    /// A request goes out at `now` in `slot`, a pace's `interval` after
+    /// the last.
+    pub(crate) fn take(&mut self, slot: Instant, now: Instant, interval: Duration) {
+        let late_wake = self.promised == Some(slot) || self.catching_up;
+        self.catching_up = late_wake && slot + interval < now;
         self.last_slot = slot;
         self.promised = None;
     }
@@ -138,7 +150,7 @@ mod tests {
         let mut p = Pacer::new(t0);
         let slot = p.next_slot(t0, ms(10), None);
         assert_eq!(slot, t0 - ms(1), "idle: one tick of catch-up");
-        p.take(t0);
+        p.take(t0, t0, ms(10));
         assert_eq!(p.next_slot(t0, ms(10), None), t0 + ms(10));
         // After a 1 s stall: one tick back, not a burst of 100 slots, nor
         // two sends one after the other.
@@ -148,20 +160,32 @@ mod tests {
             p.next_slot(t0 + ms(1000), Duration::from_micros(100), None),
             t0 + ms(999)
         );
-        // Below the timer's tick, a slot two ticks late is still taken.
-        assert_eq!(
-            p.next_slot(
-                t0 + ms(2) + Duration::from_micros(100),
-                Duration::from_micros(100),
-                None
-            ),
-            t0 + Duration::from_micros(100)
-        );
         assert_eq!(p.next_slot(t0, ms(10), Some(t0 + ms(50))), t0 + ms(50));
         // The leader promised a slot and woken 5 ms late still takes it.
-        p.take(t0 + ms(1000));
+        p.take(t0 + ms(1000), t0 + ms(1000), ms(10));
         p.promise(t0 + ms(1010));
         assert_eq!(p.next_slot(t0 + ms(1015), ms(10), None), t0 + ms(1010));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn below_a_tick_a_late_leader_and_the_slots_behind_it_keep_two_ticks() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let us = Duration::from_micros;
+        let late = t0 + ms(2) + us(100);
+        let mut p = Pacer::new(t0);
+        p.take(t0, t0, us(100));
+        // A request that finds the queue idle starts one tick back.
+        assert_eq!(p.next_slot(late, us(100), None), late - ms(1));
+        // The leader woken 2 ms late for its slot takes it, and the slots
+        // after it, still behind, follow one interval apart.
+        p.promise(t0 + us(100));
+        assert_eq!(p.next_slot(late, us(100), None), t0 + us(100));
+        p.take(t0 + us(100), late, us(100));
+        assert_eq!(p.next_slot(late, us(100), None), t0 + us(200));
+        p.take(t0 + us(200), late, us(100));
+        // Caught up: one tick back again after a stall.
+        p.take(late, late, us(100));
+        assert_eq!(p.next_slot(t0 + ms(6), us(100), None), t0 + ms(5));
     }
 
     #[tokio::test(start_paused = true)]
