@@ -142,7 +142,7 @@ impl RetryThrottled {
     /// Whether an answer is retried: a status in [`STATUSES`](Self::STATUSES),
     /// or a `403` that refuses for rate, with a `Retry-After` or a spent
     /// quota, as GitHub's do (see
-    /// [`is_throttled`](crate::retry_after::is_throttled)).
+    /// [`is_throttled`]).
     ///
     /// ```
     /// use http::{HeaderMap, StatusCode};
