@@ -120,9 +120,9 @@ const MIN_SPAN: Duration = Duration::from_millis(500);
 const MIN_EVIDENCE: u32 = 8;
 /// How long refusals that ignore the pace are ignored in turn.
 const INDIFFERENT: Duration = Duration::from_secs(10);
-/// How long refusals with nothing accepted at a pace last before it halves.
+/// How long refusals with nothing accepted at a pace last before it is cut.
 const STARVED: Duration = Duration::from_secs(1);
-/// The longest wait between such halvings.
+/// The longest wait between such cuts.
 const STARVED_MAX: Duration = Duration::from_secs(81);
 /// How long refusals below the estimate drain at half the pace.
 const DRAIN: Duration = Duration::from_millis(500);
