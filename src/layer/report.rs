@@ -66,6 +66,7 @@ impl Report {
                     .shared
                     .metrics
                     .answered(AnswerClass::of(status), self.host.as_str());
+                let status = as_rate_status(status, response.headers());
                 let pause = if status.as_u16() >= 400 || self.watch {
                     self.shard
                         .shared
@@ -76,7 +77,7 @@ impl Report {
                 if let Some(p) = permit {
                     let (shared, host) = (&self.shard.shared, &self.host);
                     p.finish(
-                        outcome_of(status, response.headers()),
+                        outcome_of(status),
                         Some(response.headers()),
                         pause,
                         |state, c, now| fleet_link::publish_learned(shared, host, state, c, now),
@@ -104,12 +105,22 @@ fn watching(now_ms: u64, horizon_ms: u64) -> bool {
     horizon_ms != 0 && now_ms < horizon_ms.saturating_add(WATCH_MS)
 }
 
-/// What an answer says about load, for the adaptive controller: a 403
-/// that refuses for rate (see [`is_throttled`]) is a 429.
-fn outcome_of(status: http::StatusCode, headers: &http::HeaderMap) -> Outcome {
+/// The status the layer learns from: a 403 that refuses for rate (see
+/// [`is_throttled`]; GitHub's) is a 429 to it, for the pause, the back-off
+/// and the pace alike.
+fn as_rate_status(status: http::StatusCode, headers: &http::HeaderMap) -> http::StatusCode {
+    if status == http::StatusCode::FORBIDDEN && is_throttled(status, headers) {
+        http::StatusCode::TOO_MANY_REQUESTS
+    } else {
+        status
+    }
+}
+
+/// What an answer says about load, for the adaptive controller (a 403
+/// that refuses for rate comes here as a 429).
+fn outcome_of(status: http::StatusCode) -> Outcome {
     match status.as_u16() {
         429 => Outcome::Throttled,
-        403 if is_throttled(status, headers) => Outcome::Throttled,
         503 => Outcome::Loss,
         100..=399 => Outcome::Success,
         _ => Outcome::Neutral,
@@ -126,13 +137,14 @@ mod tests {
         let mut spent = HeaderMap::new();
         spent.insert("x-ratelimit-remaining", "0".parse().unwrap());
         spent.insert("x-ratelimit-reset", "1700000060".parse().unwrap());
-        assert_eq!(outcome_of(StatusCode::FORBIDDEN, &spent), Outcome::Throttled);
+        let outcome = |status, headers: &HeaderMap| outcome_of(as_rate_status(status, headers));
+        assert_eq!(outcome(StatusCode::FORBIDDEN, &spent), Outcome::Throttled);
         assert_eq!(
-            outcome_of(StatusCode::FORBIDDEN, &HeaderMap::new()),
+            outcome(StatusCode::FORBIDDEN, &HeaderMap::new()),
             Outcome::Neutral
         );
         assert_eq!(
-            outcome_of(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()),
+            outcome(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()),
             Outcome::Throttled
         );
     }

@@ -16,7 +16,7 @@ use super::signal::Signal;
 use crate::clock::CoarseClock;
 use crate::integrations::metrics::{LayerMetrics, Setup};
 use crate::probe::ClientRecorder;
-use crate::retry_after::{is_throttled, retry_after};
+use crate::retry_after::retry_after;
 use crate::status::Resources;
 use crate::Snapshotter;
 
@@ -312,12 +312,6 @@ impl Shared {
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Option<Duration> {
-        // A 403 that refuses for rate (GitHub's) is a 429 here.
-        let status = if status == StatusCode::FORBIDDEN && is_throttled(status, headers) {
-            StatusCode::TOO_MANY_REQUESTS
-        } else {
-            status
-        };
         if status.is_success() {
             // A success from a host that was backing off ends the back-off.
             if let Some(host) = self.hosts.get(name) {

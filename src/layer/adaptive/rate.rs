@@ -1192,11 +1192,7 @@ mod tests {
         let mut c = RateControl::new(1.0, t0);
         // 100 accepted within the first second, then refusals (a sliding
         // window at 100/s that counts them).
-        let mut t = t0;
-        for _ in 0..100 {
-            t += Duration::from_millis(5);
-            c.on_accepted(t, t);
-        }
+        let mut t = accept_every(&mut c, t0, 100, ms(5));
         c.on_loss(t, t, false);
         let first = c.rate(t).expect("paced");
         assert!((first - 100.0).abs() < 1.0, "{first}");
@@ -1221,16 +1217,23 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// `n` requests sent `gap` apart after `from`, each accepted at once;
+    /// returns the last one's time.
+    fn accept_every(c: &mut RateControl, from: Instant, n: u32, gap: Duration) -> Instant {
+        let mut t = from;
+        for _ in 0..n {
+            t += gap;
+            c.on_accepted(t, t);
+        }
+        t
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_search_stops_growing_at_refusals_in_its_first_second_too() {
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
         // 50 accepted in 200 ms, then a refusal: a guess to search from.
-        let mut t = t0;
-        for _ in 0..50 {
-            t += Duration::from_millis(4);
-            c.on_accepted(t, t);
-        }
+        let mut t = accept_every(&mut c, t0, 50, ms(4));
         c.on_loss(t, t, false);
         // The search grows while the pace binds, then meets refusals.
         for _ in 0..3 {
