@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use testkit::{QuotaHeaders, RetryAfter, Spec};
+use testkit::model::{Gcra, Phases, TokenBucket};
+use testkit::{Limiter, QuotaHeaders, RetryAfter, Spec};
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_snapshotter::{GatePolicy, SnapshotLayer};
@@ -41,8 +42,50 @@ async fn run(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duratio
 
 /// [`run`], counted from second `from`.
 async fn run_from(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Duration, from: f64) -> Run {
+    let (allowed, demand) = match spec {
+        Spec::Concurrency { limit } => {
+            let allowed = limit as f64 / latency.as_secs_f64();
+            (allowed, 3.0 * allowed)
+        }
+        _ => (spec.rate().unwrap(), 3.0 * spec.rate().unwrap()),
+    };
+    let model = Load {
+        allowed,
+        demand,
+        secs,
+        from,
+        until: None,
+    };
+    run_model(|now| spec.build(now), model, policy, latency).await
+}
+
+/// How a run is driven and counted: `demand` per second for `secs`, the
+/// model's answers counted from second `from` (until second `until`, or the
+/// end) against `allowed` per second.
+struct Load {
+    allowed: f64,
+    demand: f64,
+    secs: f64,
+    from: f64,
+    until: Option<f64>,
+}
+
+/// Runs the model `build` makes under `load`.
+async fn run_model(
+    build: impl FnOnce(Instant) -> Box<dyn Limiter>,
+    load: Load,
+    policy: Option<GatePolicy>,
+    latency: Duration,
+) -> Run {
+    let Load {
+        allowed,
+        demand,
+        secs,
+        from,
+        until,
+    } = load;
     let start = Instant::now();
-    let model = Arc::new(Mutex::new(spec.build(start)));
+    let model = Arc::new(Mutex::new(build(start)));
     let log: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
     let (m, l) = (Arc::clone(&model), Arc::clone(&log));
     // `REFUSE_WITH=503` answers refusals as nginx's `limit_req` does by
@@ -113,10 +156,6 @@ async fn run_from(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Du
         });
     }
     let svc = ServiceBuilder::new().layer(layer).service(server);
-    let demand = match spec {
-        Spec::Concurrency { limit } => 3.0 * limit as f64 / latency.as_secs_f64(),
-        _ => 3.0 * spec.rate().unwrap(),
-    };
     if let Some(workers) = std::env::var("CLOSED").ok().and_then(|v| v.parse::<usize>().ok()) {
         // Closed loop, as the crawl example: each worker sends again as soon
         // as it has an answer.
@@ -166,14 +205,11 @@ async fn run_from(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Du
     }
     let _ = snapshotter.stop();
     let log = log.lock().unwrap();
-    let window: Vec<_> = log.iter().filter(|(t, _)| *t >= from && *t < secs).collect();
+    let until = until.unwrap_or(secs);
+    let window: Vec<_> = log.iter().filter(|(t, _)| *t >= from && *t < until).collect();
     let served = window.iter().filter(|(_, ok)| *ok).count() as f64;
     let all = window.len() as f64;
-    let allowed = match spec {
-        Spec::Concurrency { limit } => limit as f64 / latency.as_secs_f64(),
-        _ => spec.rate().unwrap(),
-    };
-    let per_s = served / (secs - from);
+    let per_s = served / (until - from);
     Run {
         goodput: per_s / allowed,
         refused: if all > 0.0 { (all - served) / all } else { 0.0 },
@@ -469,5 +505,71 @@ async fn a_far_server_is_held_at_its_rate() {
     ] {
         let r = run(spec, Some(GatePolicy::Adaptive), SECS, Duration::from_millis(100)).await;
         check(spec, r);
+    }
+}
+
+/// Capacity that falls to a fifth from second 15 to 35 and comes back,
+/// refusing without `Retry-After`: what the model saw from second `from`
+/// to `until`, as a share of `allowed`.
+async fn falls_and_comes_back(
+    limiter: impl Fn(f64, Instant) -> Box<dyn Limiter>,
+    (from, until): (f64, f64),
+    allowed: f64,
+) -> Run {
+    let secs = Duration::from_secs;
+    let build = |now| -> Box<dyn Limiter> {
+        Box::new(Phases::new(
+            now,
+            vec![
+                (secs(0), limiter(500.0, now)),
+                (secs(15), limiter(100.0, now)),
+                (secs(35), limiter(500.0, now)),
+            ],
+        ))
+    };
+    let load = Load {
+        allowed,
+        demand: 1500.0,
+        secs: until,
+        from,
+        until: Some(until),
+    };
+    run_model(build, load, Some(GatePolicy::Adaptive), LATENCY).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn capacity_that_falls_and_comes_back_is_climbed_back_to_within_seconds() {
+    // A GCRA with a small burst, with and without `Retry-After: 1`, and a
+    // one-second bucket: after 20 s at a fifth, the pace climbs back in
+    // doublings once the rate returns (before, a probe of 3 % after a wait
+    // of 30 s, each held 5 s: 20 % of the rate 10 s after the return), and
+    // the probes that found the rate still low cost few refusals. Under
+    // `Retry-After` the fall itself takes pauses (each cycle refused at the
+    // hold cuts 2, 4, 8, then 15 %), so less of the low rate is served.
+    type Model = dyn Fn(f64, Instant) -> Box<dyn Limiter>;
+    let gcra = |rate, now| -> Box<dyn Limiter> { Box::new(Gcra::new(rate, 10, RetryAfter::Absent, now)) };
+    let told = |rate, now| -> Box<dyn Limiter> { Box::new(Gcra::new(rate, 10, RetryAfter::Static(1), now)) };
+    let bucket =
+        |rate, now| -> Box<dyn Limiter> { Box::new(TokenBucket::new(rate, rate, RetryAfter::Absent, now)) };
+    let cases: [(&str, &Model, f64); 3] = [
+        ("gcra b10", &gcra, 0.9),
+        ("gcra b10 RA 1", &told, 0.4),
+        ("bucket", &bucket, 0.9),
+    ];
+    for (name, limiter, while_low) in cases {
+        let back = falls_and_comes_back(limiter, (45.0, 55.0), 500.0).await;
+        assert!(
+            back.goodput >= 0.9 && back.refused <= 0.01,
+            "{name}: {:.1} % of the full rate 10 s after its return, {:.2} % refused",
+            100.0 * back.goodput,
+            100.0 * back.refused
+        );
+        let low = falls_and_comes_back(limiter, (17.0, 35.0), 100.0).await;
+        assert!(
+            low.goodput >= while_low && low.refused <= 0.01,
+            "{name}: {:.1} % of the low rate while low, {:.2} % refused",
+            100.0 * low.goodput,
+            100.0 * low.refused
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! | [`FixedWindow`](model::FixedWindow) | public APIs with quota headers | `RateLimit` or GitHub's `X-RateLimit-*` say what is left |
 //! | [`TokenBucket`](model::TokenBucket) | a bucket with a one-second burst | a pause refills a whole second |
 //! | [`Concurrency`](model::Concurrency) | nginx `limit_conn`, worker pools | 503 past C in flight |
+//! | [`Phases`](model::Phases) | capacity that falls and comes back | one of the above, then another, on a schedule |
 //!
 //! Each model runs on the server's own clock (`tokio::time::Instant`, so
 //! tests can pause it) and never tells the client its rate.

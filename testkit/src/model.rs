@@ -370,3 +370,44 @@ impl Limiter for Unlimited {
         Decision::ok()
     }
 }
+
+/// Capacity that changes on a schedule: each phase's limiter decides from
+/// its start on (another client takes a share of a limit and leaves, a
+/// backend degrades and heals, an operator lowers a rate for an incident).
+pub struct Phases {
+    started: Instant,
+    /// Each phase's start, from `started`, and its limiter; in order.
+    phases: Vec<(Duration, Box<dyn Limiter>)>,
+}
+
+impl Phases {
+    /// `phases` in order of their start, the first at zero, counted from
+    /// `now`.
+    pub fn new(now: Instant, phases: Vec<(Duration, Box<dyn Limiter>)>) -> Self {
+        Self { started: now, phases }
+    }
+
+    fn current(&mut self, now: Instant) -> Option<&mut Box<dyn Limiter>> {
+        let at = now.saturating_duration_since(self.started);
+        self.phases
+            .iter_mut()
+            .rev()
+            .find(|(from, _)| *from <= at)
+            .map(|(_, limiter)| limiter)
+    }
+}
+
+impl Limiter for Phases {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        match self.current(now) {
+            Some(limiter) => limiter.arrive(now),
+            None => Decision::ok(),
+        }
+    }
+
+    fn depart(&mut self, now: Instant) {
+        if let Some(limiter) = self.current(now) {
+            limiter.depart(now);
+        }
+    }
+}

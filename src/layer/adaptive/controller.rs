@@ -233,7 +233,7 @@ impl Controller {
             // every served request looked late (100 ms away, the limit
             // fell to one in flight).
             Outcome::Throttled => {
-                self.pace.on_loss(now, sent_at, pause.is_some());
+                self.pace.on_loss(now, sent_at, pause);
                 self.concurrency.forget(sent_at);
             }
             Outcome::Loss => {
@@ -246,7 +246,7 @@ impl Controller {
                 if pause.is_none() && self.depths.losses_follow_depth() {
                     self.concurrency.on_depth_loss(now, sent_at, depth);
                 } else {
-                    self.pace.on_loss(now, sent_at, pause.is_some());
+                    self.pace.on_loss(now, sent_at, pause);
                     self.concurrency.on_loss(now, sent_at);
                 }
             }

@@ -85,6 +85,7 @@
 //! | `meter.rs` | accepted and refused answers per slot |
 //! | `pacer.rs` | the pacing queue and its send slots |
 //! | `permit.rs` | what a request holds: its permit, its pacing lead |
+//! | `recovery.rs` | capacity that fell: probed back to the rate held before |
 //! | `quota.rs` | a quota from the headers: what is left, when it resets |
 //! | `spacing.rs` | the gaps of recent sends: a limiter without a burst |
 
@@ -100,6 +101,7 @@ mod pacer;
 mod permit;
 mod quota;
 mod rate;
+mod recovery;
 mod spacing;
 
 pub use config::AdaptiveConfig;

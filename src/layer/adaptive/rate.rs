@@ -73,6 +73,7 @@ use tokio::time::Instant;
 use super::fit::{fit_cycles, Fit};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
+use super::recovery::Recovery;
 use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
 
@@ -180,7 +181,7 @@ pub(crate) struct RateControl {
     told_at: Option<Instant>,
     /// Pauses in a row that ended a cycle held at the estimate within
     /// [`SHORT_CYCLE`].
-    short_cycles: u32,
+    short_cycles: u8,
     /// A pause is under way: the next send starts a cycle.
     resume_pending: bool,
     /// When sending last resumed after a pause: rates are counted from
@@ -188,7 +189,7 @@ pub(crate) struct RateControl {
     resumed_at: Instant,
     /// Refusals without `Retry-After` in the current cycle: a GCRA's cycle
     /// has none before its end, so such a cycle fits nothing.
-    cycle_refused: u32,
+    cycle_refused: u16,
     /// Probing: not before this; the pace over the hold while probing.
     probe_after: Instant,
     probe_wait: Duration,
@@ -215,6 +216,8 @@ pub(crate) struct RateControl {
     /// The estimate a fleet seeded, while it is still the estimate: not
     /// this process's to share back.
     seeded: Option<f64>,
+    /// The rate held before the host's capacity fell, probed back to.
+    recovery: Recovery,
 }
 
 impl RateControl {
@@ -254,6 +257,7 @@ impl RateControl {
             last_loss: None,
             quota: Box::default(),
             seeded: None,
+            recovery: Recovery::default(),
         }
     }
 
@@ -345,10 +349,13 @@ impl RateControl {
             Basis::Measured if binding && !self.probing && now >= self.probe_after => {
                 self.probing = true;
                 self.stepped_at = now;
+                if let Some(step) = self.recovery.step(self.estimate) {
+                    self.probe_step = step;
+                }
                 self.pace = self.estimate * self.hold * self.probe_step;
             }
             Basis::Measured
-                if self.probing && now.saturating_duration_since(self.stepped_at) > PROBE_HOLDS =>
+                if self.probing && now.saturating_duration_since(self.stepped_at) > self.probe_holds() =>
             {
                 // The probe held: the host allows more, and the next probe
                 // comes soon and goes twice as far; under a window that
@@ -357,7 +364,23 @@ impl RateControl {
                 self.probing = false;
                 self.estimate *= self.probe_step;
                 self.pace = self.estimate * self.hold;
-                if self.hold < HOLD {
+                if self.recovery.active() {
+                    if self.recovery.step(self.estimate).is_some() {
+                        // Still short of the rate held before a fall: on
+                        // at once.
+                        self.probe_after = now;
+                    } else {
+                        // Back at the rate held before the fall (refusals
+                        // read then as a window that counts them were the
+                        // fall), which was measured: probing as after a
+                        // loss from here.
+                        self.probe_wait = PROBE_WAIT_COSTLY;
+                        self.hold = HOLD;
+                        self.pace = self.estimate * self.hold;
+                        self.probe_step = PROBE_GROWTH;
+                        self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+                    }
+                } else if self.hold < HOLD {
                     self.probe_after = now + self.probe_wait;
                 } else {
                     self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
@@ -406,6 +429,7 @@ impl RateControl {
         // complete: the latest, or a slowly fading maximum.
         let rtt = now.saturating_duration_since(sent_at);
         self.served_rtt = rtt.max(self.served_rtt.mul_f64(0.95));
+        self.recovery.on_accepted();
         if sent_at >= self.cut_at {
             self.starved_cuts = 0;
             if self.starving {
@@ -417,8 +441,28 @@ impl RateControl {
     }
 
     /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
-    /// `told` says whether it came with a `Retry-After` that paused the host.
-    pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
+    /// `pause` is the `Retry-After` pause it began for the host, if any.
+    pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>) {
+        let held = (self.basis == Basis::Measured && !self.probing && self.hold >= HOLD && !self.starving)
+            .then_some(self.estimate);
+        let probing = self.probing;
+        self.learn_from_loss(now, sent_at, pause.is_some());
+        if probing && !self.probing && self.recovery.active() {
+            self.recovery.on_probe_refused();
+        }
+        let fell = self.recovery.on_loss(held, self.estimate);
+        if fell || (self.recovery.active() && !self.probing) {
+            // Capacity fell: probe back soon, not after the half minute a
+            // lasting refusal waits (see `recovery.rs` for what a refused
+            // probe costs and how the waits grow).
+            self.probe_wait = self.recovery.wait(pause);
+            let due = now + self.probe_wait.max(self.answers_between_probes());
+            self.probe_after = self.probe_after.min(due);
+        }
+    }
+
+    /// What a loss teaches (see [`RateControl::on_loss`]).
+    fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
         self.meter.add(now, sent_at, false);
         self.spacing.record(sent_at, false);
         if self.quota.active(now) {
@@ -749,7 +793,11 @@ impl RateControl {
                 // margin (a small-burst GCRA at a few requests a second):
                 // each such pause in a row cuts twice as deep.
                 let streak = if secs < SHORT_CYCLE { self.short_cycles } else { 0 };
-                self.short_cycles = if secs < SHORT_CYCLE { streak + 1 } else { 0 };
+                self.short_cycles = if secs < SHORT_CYCLE {
+                    streak.saturating_add(1)
+                } else {
+                    0
+                };
                 self.estimate *= self.hold.powi(1 << streak.min(3));
                 if accepted < f64::from(MIN_EVIDENCE) && floor > 0.0 {
                     // A handful of sends, and refused: far too high, by
@@ -941,6 +989,15 @@ impl RateControl {
         self.counted_from = now;
     }
 
+    /// How long the probe under way must meet no loss to count as held.
+    fn probe_holds(&self) -> Duration {
+        if self.recovery.active() {
+            Recovery::probe_holds(self.probe_step, PROBE_GROWTH, PROBE_HOLDS)
+        } else {
+            PROBE_HOLDS
+        }
+    }
+
     fn costly_probe(&mut self) {
         self.probe_wait = self.probe_wait.max(PROBE_WAIT_COSTLY);
     }
@@ -1061,7 +1118,7 @@ mod tests {
         for _ in 0..3 {
             c.on_send(end);
         }
-        c.on_loss(end, end, true);
+        c.on_loss(end, end, Some(Duration::from_secs(1)));
         end
     }
 
@@ -1076,7 +1133,7 @@ mod tests {
             c.on_send(now);
             let e = (excess - rate * now.saturating_duration_since(last).as_secs_f64()).max(0.0) + 1.0;
             if e > burst + 1.0 {
-                c.on_loss(now + Duration::from_millis(1), now, true);
+                c.on_loss(now + Duration::from_millis(1), now, Some(Duration::from_secs(1)));
                 return now + Duration::from_millis(1);
             }
             (excess, last) = (e, now);
@@ -1179,7 +1236,7 @@ mod tests {
         c.seed(t0, 20.5, true);
         assert_eq!(c.estimate().0, 20.0);
         // A refusal is this process's own finding: no seed replaces it.
-        c.on_loss(t0, t0, false);
+        c.on_loss(t0, t0, None);
         assert!(c.estimate_is_own());
         let own = c.estimate().0;
         c.seed(t0, 80.0, true);
@@ -1193,13 +1250,13 @@ mod tests {
         // 100 accepted within the first second, then refusals (a sliding
         // window at 100/s that counts them).
         let mut t = accept_every(&mut c, t0, 100, ms(5));
-        c.on_loss(t, t, false);
+        c.on_loss(t, t, None);
         let first = c.rate(t).expect("paced");
         assert!((first - 100.0).abs() < 1.0, "{first}");
         // Refusals keep coming at that pace: drain at half, keep the count.
         for _ in 0..20 {
             t += Duration::from_millis(10);
-            c.on_loss(t, t, false);
+            c.on_loss(t, t, None);
         }
         let drained = c.rate(t).expect("paced");
         assert!(drained <= 51.0, "{drained}");
@@ -1234,7 +1291,7 @@ mod tests {
         let mut c = RateControl::new(1.0, t0);
         // 50 accepted in 200 ms, then a refusal: a guess to search from.
         let mut t = accept_every(&mut c, t0, 50, ms(4));
-        c.on_loss(t, t, false);
+        c.on_loss(t, t, None);
         // The search grows while the pace binds, then meets refusals.
         for _ in 0..3 {
             t += SEARCH_STEP;
@@ -1243,7 +1300,7 @@ mod tests {
         }
         let past = c.rate(t).expect("paced");
         assert!(past > 50.0, "the search grew: {past}");
-        c.on_loss(t + ms(1), t, false);
+        c.on_loss(t + ms(1), t, None);
         // Half a second later, binding throughout: it did not grow on.
         for _ in 0..5 {
             t += SEARCH_STEP;
@@ -1267,7 +1324,7 @@ mod tests {
             c.on_accepted(at + ms(1), at);
         }
         let refused_at = t0 + ms(201);
-        c.on_loss(refused_at, refused_at, false);
+        c.on_loss(refused_at, refused_at, None);
         assert!(
             c.estimate().0 < 90.0,
             "the first read is short: {:?}",
@@ -1277,7 +1334,7 @@ mod tests {
         let mut t = refused_at + SEARCH_STEP;
         c.bound_at = Some(t);
         c.rate(t);
-        c.on_loss(t + ms(1), t, false);
+        c.on_loss(t + ms(1), t, None);
         assert_eq!(c.estimate().1, Basis::Measured);
         assert!(c.estimate().0 < 90.0, "{:?}", c.estimate());
         // The last acceptances come in late.
@@ -1287,7 +1344,7 @@ mod tests {
         // Refusals keep coming at the pace: the window counts them.
         for _ in 0..20 {
             t += ms(10);
-            c.on_loss(t, t, false);
+            c.on_loss(t, t, None);
         }
         let (estimate, basis) = c.estimate();
         assert_eq!(basis, Basis::Measured);
@@ -1314,7 +1371,7 @@ mod tests {
             while t < until {
                 let rate = c.rate(t).expect("paced");
                 t += Duration::from_secs_f64(1.0 / rate);
-                c.on_loss(t, t, false);
+                c.on_loss(t, t, None);
                 if c.rate(t) != Some(rate) {
                     changed = Some(t);
                 }
