@@ -41,12 +41,16 @@
 //!   step past it).
 //! * **Hold below a known rate; probe rarely.** Once measured, the pace is
 //!   98 % of the estimate. It probes 3 % higher after a quiet spell (4 s
-//!   when losses are cheap, 30 s after a loss that paused the host) that
-//!   doubles each time a probe fails, and at least 400 answers apart; a
-//!   probe that holds 5 s raises the estimate. Refusals at the hold step it
-//!   back to what was accepted (from the first to the latest acceptance
-//!   since the cut when it was steady, exact at a few requests a second).
-//!   Pauses at the hold after cycles under 2 s, in a row, cut 2, 4, 8, 15 %.
+//!   when losses are cheap; after a loss that paused the host, 30 s or ten
+//!   times that pause, whichever is longer) that doubles each time a probe
+//!   fails, and at least 400 answers apart; a probe that holds 5 s raises
+//!   the estimate. Refusals at the hold step it back to what was accepted
+//!   (from the first to the latest acceptance since the cut when it was
+//!   steady, exact at a few requests a second). Pauses at the hold after
+//!   cycles under 2 s, in a row, cut 2, 4, 8, 15 %.
+//! * **Capacity that fell comes back** (`recovery.rs`): after an
+//!   established rate fell by a third, probes come within seconds and
+//!   double the pace, back up to that rate.
 //! * **Limiters that count refusals.** When refusals keep coming for
 //!   requests sent at or below the rate the host accepted (eight answers
 //!   since the cut, refused three to one: a GCRA driven past its rate by a
@@ -73,7 +77,7 @@ use tokio::time::Instant;
 use super::fit::{fit_cycles, Fit};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
-use super::recovery::Recovery;
+use super::recovery::{Recovery, PAUSES_APART};
 use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
 
@@ -92,6 +96,8 @@ const PROBE_WAIT_CHEAP: Duration = Duration::from_secs(4);
 /// Quiet time before a probe after a pause or refusals that persisted.
 const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
 const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
+/// The longest wait for a probe, after the longest pauses.
+const PROBE_WAIT_LONGEST: Duration = Duration::from_secs(3600);
 /// Answers at the hold between probes, at the least.
 const PROBE_ANSWERS: f64 = 400.0;
 /// A probe that met no loss for this long held: a GCRA's burst hides a
@@ -447,6 +453,20 @@ impl RateControl {
             .then_some(self.estimate);
         let probing = self.probing;
         self.learn_from_loss(now, sent_at, pause.is_some());
+        if let Some(p) = pause {
+            // A refused probe will cost a pause as long as this one: probes
+            // wait ten such pauses at least, so that they cost at most a
+            // tenth of the time (a `Retry-After: 60` against waits of 30 s
+            // paused the host half the time). A probe due at once (a wide
+            // fit's top) still goes.
+            let floor = p.saturating_mul(PAUSES_APART).min(PROBE_WAIT_LONGEST);
+            if self.probe_wait < floor {
+                self.probe_wait = floor;
+                if self.probe_after > now {
+                    self.probe_after = self.probe_after.max(now + floor);
+                }
+            }
+        }
         if probing && !self.probing && self.recovery.active() {
             self.recovery.on_probe_refused();
         }
@@ -612,7 +632,7 @@ impl RateControl {
         if self.probing {
             // The probe found the limit: back to the hold, probe later.
             self.probing = false;
-            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX);
+            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
             self.probe_step = PROBE_GROWTH;
             self.settle(now);
             return;
@@ -761,7 +781,7 @@ impl RateControl {
         self.costly_probe();
         let probed = std::mem::take(&mut self.probing);
         if probed {
-            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX);
+            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
             self.probe_step = PROBE_GROWTH;
         }
         match fitted {
@@ -799,8 +819,10 @@ impl RateControl {
                     0
                 };
                 self.estimate *= self.hold.powi(1 << streak.min(3));
-                if accepted < f64::from(MIN_EVIDENCE) && floor > 0.0 {
-                    // A handful of sends, and refused: far too high, by
+                if (accepted < f64::from(MIN_EVIDENCE) || streak >= 1) && floor > 0.0 {
+                    // A handful of sends, and refused, or a second short
+                    // cycle in a row (a one-second bucket refilled by each
+                    // pause, whose cycles of one shape fit nothing): far too high, by
                     // more than cuts of a few percent make up soon. The
                     // rate lies between what the host accepted since its
                     // last refusal and the estimate: halfway, in ratio.
@@ -1241,6 +1263,30 @@ mod tests {
         let own = c.estimate().0;
         c.seed(t0, 80.0, true);
         assert_eq!(c.estimate().0, own);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_wait_ten_pauses_after_a_long_retry_after() {
+        // A refused probe costs a pause as long as the last: after
+        // `Retry-After: 60` the next probe waits ten minutes, not 30 s.
+        for (pause, least, most) in [(1, 30, 60), (60, 600, 660)] {
+            let t0 = Instant::now();
+            let mut c = RateControl::new(1.0, t0);
+            c.force_rate(t0, 98.0);
+            let mut t = t0;
+            for _ in 0..500 {
+                t += ms(10);
+                c.on_send(t);
+                c.on_accepted(t, t);
+            }
+            c.on_send(t);
+            c.on_loss(t, t, Some(Duration::from_secs(pause)));
+            let wait = c.probe_after.duration_since(t).as_secs();
+            assert!(
+                (least..=most).contains(&wait),
+                "Retry-After {pause}: probe in {wait} s"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

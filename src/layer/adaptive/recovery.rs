@@ -30,9 +30,9 @@ const ATTEMPTS: u8 = 6;
 /// one (4, 4, 8, 8, 16, 16 s: a dip is caught within about half its length,
 /// at the cost of a refused probe every few seconds while it lasts).
 const FIRST_WAIT: Duration = Duration::from_secs(4);
-/// A recovery probe after a `Retry-After` pause waits this many times as
-/// long as the pause: a refused one costs at most a tenth of the time.
-const PAUSES_APART: u32 = 10;
+/// A probe after a `Retry-After` pause waits this many times as long as
+/// the pause: a refused one costs at most a tenth of the time.
+pub(crate) const PAUSES_APART: u32 = 10;
 /// The longest wait between recovery probes.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// The least a recovery probe holds before it counts: a second's worth of
