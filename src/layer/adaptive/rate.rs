@@ -1266,6 +1266,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn short_cycles_at_a_high_hold_step_halfway_to_what_was_accepted() {
+        // Held at 4× a one-second bucket of 100/s that answers `Retry-After:
+        // 1`: each pause refills the bucket, so every cycle at one pace has
+        // one shape, and cuts of 2, 4, 8, 15 % took five pauses to reach
+        // the rate. From the second short cycle the estimate steps
+        // halfway (in ratio) to what the host accepted since its last
+        // refusal, which is never above its rate.
+        use testkit::model::TokenBucket;
+        use testkit::{Limiter, RetryAfter};
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.force_rate(t0, 400.0);
+        let mut bucket = TokenBucket::new(100.0, 100.0, RetryAfter::Static(1), t0);
+        let (mut t, mut pauses) = (t0, 0);
+        while c.estimate().0 > 110.0 && pauses < 10 {
+            let pace = c.rate(t).expect("paced");
+            t += Duration::from_secs_f64(1.0 / pace);
+            c.on_send(t);
+            if bucket.arrive(t).served() {
+                c.on_accepted(t, t);
+            } else {
+                c.on_loss(t, t, Some(Duration::from_secs(1)));
+                pauses += 1;
+                t += Duration::from_secs(1);
+            }
+        }
+        let (estimate, _) = c.estimate();
+        assert!(pauses <= 3, "{pauses} pauses to reach {estimate:.1}/s");
+        assert!(
+            estimate >= 95.0,
+            "never below what the host allows: {estimate:.1}/s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn probes_wait_ten_pauses_after_a_long_retry_after() {
         // A refused probe costs a pause as long as the last: after
         // `Retry-After: 60` the next probe waits ten minutes, not 30 s.
