@@ -573,3 +573,39 @@ async fn capacity_that_falls_and_comes_back_is_climbed_back_to_within_seconds() 
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_raised_fivefold_is_found_in_seconds_not_minutes() {
+    // A GCRA of 100/s, raised to 500/s at second 15 (an operator lifts a
+    // limit, another client's share is freed): probes that hold are followed
+    // at once by ones twice as far, each held for less time, and a refused
+    // one by one halfway. What the layer gets in seconds 80–90, against
+    // 65 % (no `Retry-After`) and 77 % (`Retry-After: 1`) with probes of
+    // 3, 6, 12 % … each held 5 s and 5 s apart.
+    let secs = Duration::from_secs;
+    for (ra, least) in [(RetryAfter::Absent, 0.9), (RetryAfter::Static(1), 0.8)] {
+        let build = |now| -> Box<dyn Limiter> {
+            Box::new(Phases::new(
+                now,
+                vec![
+                    (secs(0), Box::new(Gcra::new(100.0, 10, ra, now))),
+                    (secs(15), Box::new(Gcra::new(500.0, 10, ra, now))),
+                ],
+            ))
+        };
+        let load = Load {
+            allowed: 500.0,
+            demand: 1500.0,
+            secs: 90.0,
+            from: 80.0,
+            until: None,
+        };
+        let r = run_model(build, load, Some(GatePolicy::Adaptive), LATENCY).await;
+        assert!(
+            r.goodput >= least && r.refused <= 0.01,
+            "{ra:?}: {:.1} % of the raised rate, {:.2} % refused",
+            100.0 * r.goodput,
+            100.0 * r.refused
+        );
+    }
+}

@@ -93,6 +93,12 @@ const SEARCH_STEP: Duration = Duration::from_millis(100);
 const PROBE_GROWTH: f64 = 1.03;
 /// Quiet time before a probe when losses cost nothing but themselves.
 const PROBE_WAIT_CHEAP: Duration = Duration::from_secs(4);
+/// A burst a larger probe's overshoot must outlast before it counts as
+/// held (nginx's `burst=50`, common in its documentation's examples).
+const BURST_HIDDEN: f64 = 50.0;
+/// A refused probe of a chain this large or larger is followed by one of
+/// half its step (in ratio).
+const BISECT_FROM: f64 = 1.1;
 /// Quiet time before a probe after a pause or refusals that persisted.
 const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
 const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
@@ -195,13 +201,17 @@ pub(crate) struct RateControl {
     resumed_at: Instant,
     /// Refusals without `Retry-After` in the current cycle: a GCRA's cycle
     /// has none before its end, so such a cycle fits nothing.
-    cycle_refused: u16,
+    cycle_refused: u8,
     /// Probing: not before this; the pace over the hold while probing.
     probe_after: Instant,
     probe_wait: Duration,
     probing: bool,
     /// The next probe's growth; doubles with each probe that holds.
     probe_step: f64,
+    /// The next probe follows one that held, or halves (in ratio) the
+    /// step of one of a chain that was refused: held for less time the
+    /// larger it is.
+    chained: bool,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
     /// Cuts in a row for refusals with nothing accepted: the next waits
@@ -256,6 +266,7 @@ impl RateControl {
             probe_wait: PROBE_WAIT_CHEAP,
             probing: false,
             probe_step: PROBE_GROWTH,
+            chained: false,
             drain_until: None,
             starved_cuts: 0,
             starving: false,
@@ -389,9 +400,15 @@ impl RateControl {
                 } else if self.hold < HOLD {
                     self.probe_after = now + self.probe_wait;
                 } else {
+                    // A chain: each probe that holds is followed at once by
+                    // one twice as far (3, 6, 12, 24, 48, 100 %), held for
+                    // less time in proportion (its overshoot spends a burst
+                    // that much sooner): a limit raised fivefold is found
+                    // in about 15 s, not minutes.
                     self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
                     self.probe_wait = PROBE_WAIT_CHEAP;
-                    self.probe_after = now + PROBE_HOLDS;
+                    self.probe_after = now;
+                    self.chained = true;
                 }
             }
             _ => {
@@ -451,8 +468,16 @@ impl RateControl {
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>) {
         let held = (self.basis == Basis::Measured && !self.probing && self.hold >= HOLD && !self.starving)
             .then_some(self.estimate);
-        let probing = self.probing;
+        let (probing, step) = (self.probing, self.probe_step);
         self.learn_from_loss(now, sent_at, pause.is_some());
+        if probing && !self.probing && std::mem::take(&mut self.chained) && step >= BISECT_FROM {
+            // A probe of a chain refused: the rate lies between the hold
+            // and that probe. The next probe goes halfway (in ratio), soon.
+            self.chained = true;
+            self.probe_step = step.sqrt();
+            self.probe_wait = PROBE_WAIT_CHEAP;
+            self.probe_after = now + PROBE_WAIT_CHEAP;
+        }
         if let Some(p) = pause {
             // A refused probe will cost a pause as long as this one: probes
             // wait ten such pauses at least, so that they cost at most a
@@ -785,9 +810,15 @@ impl RateControl {
             self.probe_step = PROBE_GROWTH;
         }
         match fitted {
-            Some(f) => {
+            Some(f) if !(probed && self.chained && f.rate < self.estimate) => {
                 self.estimate = f.rate;
                 self.basis = Basis::Measured;
+            }
+            Some(_) => {
+                // A probe of a chain was refused after the one before it
+                // held: the rate lies between them, and a fit under the
+                // hold is the chain's changes of pace read as a limiter's
+                // shape.
             }
             None if accepted < 1.0 => {
                 // Refused at the first send after a pause: the host's own
@@ -1011,13 +1042,19 @@ impl RateControl {
         self.counted_from = now;
     }
 
-    /// How long the probe under way must meet no loss to count as held.
+    /// How long the probe under way must meet no loss to count as held:
+    /// [`PROBE_HOLDS`], or less for a larger probe of a chain or a recovery
+    /// (its overshoot spends a burst that much sooner), as long as its
+    /// overshoot would spend a burst of [`BURST_HIDDEN`] requests, and a
+    /// second at the least.
     fn probe_holds(&self) -> Duration {
-        if self.recovery.active() {
-            Recovery::probe_holds(self.probe_step, PROBE_GROWTH, PROBE_HOLDS)
-        } else {
-            PROBE_HOLDS
+        if !(self.recovery.active() || self.chained) {
+            return PROBE_HOLDS;
         }
+        let over = (self.probe_step - 1.0).max(1e-6);
+        let by_share = PROBE_HOLDS.as_secs_f64() * (PROBE_GROWTH - 1.0) / over;
+        let by_burst = BURST_HIDDEN / (self.estimate.max(1e-3) * over);
+        Duration::from_secs_f64(by_share.max(by_burst).clamp(1.0, PROBE_HOLDS.as_secs_f64()))
     }
 
     fn costly_probe(&mut self) {
@@ -1298,6 +1335,25 @@ mod tests {
             estimate >= 95.0,
             "never below what the host allows: {estimate:.1}/s"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_larger_probe_of_a_chain_holds_less_but_outlasts_a_burst() {
+        let mut c = RateControl::new(1.0, Instant::now());
+        assert_eq!(c.probe_holds(), PROBE_HOLDS, "an ordinary probe");
+        c.chained = true;
+        let holds = |c: &mut RateControl, estimate: f64, step: f64| {
+            c.estimate = estimate;
+            c.probe_step = step;
+            c.probe_holds().as_secs_f64()
+        };
+        // At 500/s: half as long for twice the step; a second at least.
+        assert!((holds(&mut c, 500.0, 1.06) - 2.5).abs() < 0.01);
+        assert!((holds(&mut c, 500.0, 2.0) - 1.0).abs() < 0.01);
+        // At 20/s a burst of 50 hides a probe of 24 % for 10 s: the full
+        // five seconds still.
+        assert!((holds(&mut c, 20.0, 1.24) - 5.0).abs() < 0.01);
+        assert!((holds(&mut c, 100.0, 1.48) - 1.04).abs() < 0.01);
     }
 
     #[tokio::test(start_paused = true)]

@@ -35,9 +35,6 @@ const FIRST_WAIT: Duration = Duration::from_secs(4);
 pub(crate) const PAUSES_APART: u32 = 10;
 /// The longest wait between recovery probes.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
-/// The least a recovery probe holds before it counts: a second's worth of
-/// overshoot at a doubled pace outlasts a one-second burst.
-const MIN_HOLD: Duration = Duration::from_secs(1);
 
 /// What a host held before its capacity fell (see the module docs).
 #[derive(Debug, Default)]
@@ -123,15 +120,6 @@ impl Recovery {
             .saturating_mul(1u32 << (self.failed / 2).min(6))
             .min(MAX_WAIT)
     }
-
-    /// How long a probe at `step` over the hold must meet no loss to count
-    /// as held: the ordinary `hold` for a probe of `ordinary` growth,
-    /// shorter in proportion for a larger one (its overshoot spends a
-    /// burst that much sooner), never under [`MIN_HOLD`].
-    pub(crate) fn probe_holds(step: f64, ordinary: f64, hold: Duration) -> Duration {
-        let ratio = (ordinary - 1.0) / (step - 1.0).max(1e-6);
-        hold.mul_f64(ratio.min(1.0)).max(MIN_HOLD)
-    }
 }
 
 #[cfg(test)]
@@ -207,16 +195,5 @@ mod tests {
         }
         assert!(!r.active());
         assert_eq!(r.step(100.0), None);
-    }
-
-    #[test]
-    fn a_larger_probe_holds_for_less_time_but_a_second_at_least() {
-        let five = Duration::from_secs(5);
-        assert_eq!(Recovery::probe_holds(1.03, 1.03, five), five);
-        assert_eq!(
-            Recovery::probe_holds(1.06, 1.03, five),
-            Duration::from_millis(2500)
-        );
-        assert_eq!(Recovery::probe_holds(2.0, 1.03, five), MIN_HOLD);
     }
 }
