@@ -30,7 +30,10 @@
 //!   cycles of sending are fitted as a GCRA (the rate at which both end at
 //!   the same excess, whatever the burst), and time paused never counts.
 //!   A guess (a lower bound) is searched upward 1.25× per 100 ms; a
-//!   measured rate is held at 97 % and probed rarely. Refusals that keep
+//!   measured rate is held at 98 % and probed rarely, but a probe that
+//!   holds is followed at once by one twice as far, and a rate that fell
+//!   from one held for a while is probed back up within seconds
+//!   (`recovery.rs`). Refusals that keep
 //!   coming below the accepted rate drain the pace (a window that counts
 //!   refusals); refusals whose share does not follow the pace are ignored
 //!   for a while (a hostile or broken server). Quota headers set the pace

@@ -44,7 +44,11 @@
 //!   when losses are cheap; after a loss that paused the host, 30 s or ten
 //!   times that pause, whichever is longer) that doubles each time a probe
 //!   fails, and at least 400 answers apart; a probe that holds 5 s raises
-//!   the estimate. Refusals at the hold step it back to what was accepted
+//!   the estimate, and starts a chain: the next probe comes at once and
+//!   goes twice as far, held for less time in proportion (but as long as
+//!   its overshoot takes to spend a burst of 50), and a refused one is
+//!   followed, soon, by one halfway (in ratio) to it. Refusals at the hold
+//!   step it back to what was accepted
 //!   (from the first to the latest acceptance since the cut when it was
 //!   steady, exact at a few requests a second). Pauses at the hold after
 //!   cycles under 2 s, in a row, cut 2, 4, 8, 15 %.
