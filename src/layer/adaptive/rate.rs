@@ -47,11 +47,12 @@
 //!   the estimate, and starts a chain: the next probe comes at once and
 //!   goes twice as far, held for less time in proportion (but as long as
 //!   its overshoot takes to spend a burst of 50), and a refused one is
-//!   followed, soon, by one halfway (in ratio) to it. Refusals at the hold
-//!   step it back to what was accepted
-//!   (from the first to the latest acceptance since the cut when it was
-//!   steady, exact at a few requests a second). Pauses at the hold after
-//!   cycles under 2 s, in a row, cut 2, 4, 8, 15 %.
+//!   followed, soon, by one halfway (in ratio) to it; a loss at the hold
+//!   ends the chain. Refusals at the hold step it back to what was
+//!   accepted (from the first to the latest acceptance since the cut when
+//!   it was steady, exact at a few requests a second). Pauses at the hold
+//!   after cycles under 2 s, in a row, cut 2, 4, 8, 15 %; from the second,
+//!   halfway (in ratio) to what the host accepted since its last refusal.
 //! * **Capacity that fell comes back** (`recovery.rs`): after an
 //!   established rate fell by a third, probes come within seconds and
 //!   double the pace, back up to that rate.
@@ -474,6 +475,10 @@ impl RateControl {
             .then_some(self.estimate);
         let (probing, step) = (self.probing, self.probe_step);
         self.learn_from_loss(now, sent_at, pause.is_some());
+        if !probing {
+            // A loss at the hold ends a chain.
+            self.chained = false;
+        }
         if probing && !self.probing && std::mem::take(&mut self.chained) && step >= BISECT_FROM {
             // A probe of a chain refused: the rate lies between the hold
             // and that probe. The next probe goes halfway (in ratio), soon.
