@@ -862,8 +862,9 @@ impl RateControl {
                 if (accepted < f64::from(MIN_EVIDENCE) || streak >= 1) && floor > 0.0 {
                     // A handful of sends, and refused, or a second short
                     // cycle in a row (a one-second bucket refilled by each
-                    // pause, whose cycles of one shape fit nothing): far too high, by
-                    // more than cuts of a few percent make up soon. The
+                    // pause, whose cycles of one shape fit nothing): far
+                    // too high, by more than cuts of a few percent make up
+                    // soon. The
                     // rate lies between what the host accepted since its
                     // last refusal and the estimate: halfway, in ratio.
                     self.estimate = self.estimate.min((floor * self.estimate).sqrt());
