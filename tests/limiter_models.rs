@@ -316,13 +316,18 @@ async fn table() {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(LATENCY, Duration::from_millis);
+    // `FROM_S=2` counts from second 2: how soon each model is found.
+    let from = std::env::var("FROM_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FROM);
     for rate in rates {
         for spec in models(rate) {
             let name = spec.to_string();
             if !only.is_empty() && !only.split(',').any(|w| name.contains(w)) {
                 continue;
             }
-            let r = run(spec, policy, SECS, latency).await;
+            let r = run_from(spec, policy, SECS, latency, from).await;
             let ok = r.goodput >= 0.95 && r.refused <= 0.01;
             println!(
                 "{name:32} {:6.1} %  {:7.1}/s  {:6.2} % refused  {}",
