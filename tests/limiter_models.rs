@@ -513,6 +513,34 @@ async fn a_far_server_is_held_at_its_rate() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_ten_second_window_that_counts_refusals_is_waited_out_not_fed() {
+    // HAProxy's usual `http_req_rate(10s)`: the first seconds of demand
+    // fill the window, and every refusal sent after stays in it for ten
+    // seconds. Only a trickle until it drains keeps refusals rare; before,
+    // a pace cut to an eighth and halved after 3, 9, 27 s had 16 % of the
+    // answers from second 5 refused (79 % at 2 000/s, where two requests
+    // still accepted after the cut kept the pace at the whole demand).
+    for rate in [100.0, 2000.0] {
+        let spec = sliding(rate).with_window(Duration::from_secs(10));
+        let all = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 5.0).await;
+        assert!(
+            all.refused <= 0.03,
+            "{spec}: {:.2} % refused",
+            100.0 * all.refused
+        );
+        // Drained by second 12 or so (the first flood leaves the window):
+        // held at what the cycle accepted, a window's worth over about its
+        // length.
+        let after = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 14.0).await;
+        assert!(
+            after.goodput >= 0.8,
+            "{spec}: {:.1} % of the allowed rate after the drain",
+            100.0 * after.goodput
+        );
+    }
+}
+
 /// Capacity that falls to a fifth from second 15 to 35 and comes back,
 /// refusing without `Retry-After`: what the model saw from second `from`
 /// to `until`, as a share of `allowed`.

@@ -64,11 +64,12 @@
 //!   pace drains at half the estimate, then holds at 95 % of it (such a
 //!   window holds the pace's jitter). The estimate is read again then,
 //!   with every acceptance of the first second answered. A window longer
-//!   than a second stays full at any pace over its average: refusals with
-//!   nothing accepted for a second cut the pace to a trickle (an eighth,
-//!   then halves after 3 s, 9 s, 27 s) until the window drains; what it
-//!   accepted over the cycle until then, about a window's worth over a
-//!   window's length, is the rate held.
+//!   than a second stays full at any pace over its average, and every
+//!   refusal stays in it for a window: refusals with nothing accepted for
+//!   a second cut the pace to a trickle (a thirty-second, then halves
+//!   after each second with eight refusals more) until the window drains;
+//!   what it accepted over the cycle until then, about a window's worth
+//!   over a window's length, is the rate held.
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
 //!   more) say nothing about a rate: no pace from them for 10 s.
@@ -140,8 +141,8 @@ const MIN_EVIDENCE: u32 = 8;
 const INDIFFERENT: Duration = Duration::from_secs(10);
 /// How long refusals with nothing accepted at a pace last before it is cut.
 const STARVED: Duration = Duration::from_secs(1);
-/// The longest wait between such cuts.
-const STARVED_MAX: Duration = Duration::from_secs(81);
+/// The trickle a pace starved by such refusals is cut to, at first.
+const TRICKLE: f64 = 1.0 / 32.0;
 /// How long refusals below the estimate drain at half the pace.
 const DRAIN: Duration = Duration::from_millis(500);
 
@@ -219,10 +220,6 @@ pub(crate) struct RateControl {
     chained: bool,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
-    /// Cuts in a row for refusals with nothing accepted: the next waits
-    /// [`STARVED`] times three to this power (back to 0 once the host
-    /// accepts again).
-    starved_cuts: u8,
     /// Nothing accepted for a while: the pace trickles until the host
     /// accepts again.
     starving: bool,
@@ -273,7 +270,6 @@ impl RateControl {
             probe_step: PROBE_GROWTH,
             chained: false,
             drain_until: None,
-            starved_cuts: 0,
             starving: false,
             starve_cycle: (now, 0),
             last_loss: None,
@@ -459,7 +455,6 @@ impl RateControl {
         self.served_rtt = rtt.max(self.served_rtt.mul_f64(0.95));
         self.recovery.on_accepted();
         if sent_at >= self.cut_at {
-            self.starved_cuts = 0;
             if self.starving {
                 self.fed(now);
             }
@@ -945,19 +940,26 @@ impl RateControl {
     /// Refused throughout, with nothing accepted since the cut for a while:
     /// a window that counts refusals and is longer than a second (HAProxy's
     /// `http_req_rate(10s)`) stays full at any pace over its average, and no
-    /// answer at such a pace ever measures it. The pace trickles at an
-    /// eighth until the window drains (see `fed`), and halves from there
-    /// each time after three times as long (1, 3, 9, 27 s: the window
-    /// drains only once the pace is under its average, and then only as
-    /// its old requests leave it); it holds as under any limiter that
-    /// counts refusals.
+    /// answer at such a pace ever measures it. Each refusal sent meanwhile
+    /// stays in the window for its whole length, and refusals are what the
+    /// crawl is judged by: the pace trickles at a thirty-second until the
+    /// window drains (see `fed`), and halves from there after each second
+    /// with eight refusals more (about eight refusals a step, a few dozen
+    /// in all, where an eighth that halved after 3, 9, 27 s sent hundreds
+    /// into HAProxy's `http_req_rate(10s)`, 16 % of a crawl's answers); it
+    /// holds as under any limiter that counts refusals.
     fn starved(&mut self, now: Instant, was: Option<f64>) -> bool {
         let (a, r) = self.since_cut;
         let Some(pace) = was else {
             return false;
         };
-        let wait = (STARVED * 3u32.pow(u32::from(self.starved_cuts))).min(STARVED_MAX);
-        if a > 0 || r < MIN_EVIDENCE || now.saturating_duration_since(self.cut_at) < wait {
+        // Nothing accepted for that long, and refusals outnumber what was
+        // accepted since the cut eight to one: requests sent just after
+        // the cut may still have found the window open.
+        let quiet_from = self
+            .ok_span
+            .map_or(self.cut_at, |(_, last)| last.max(self.cut_at));
+        if r < MIN_EVIDENCE || r < 8 * a || now.saturating_duration_since(quiet_from) < STARVED {
             return false;
         }
         self.basis = Basis::Measured;
@@ -966,12 +968,11 @@ impl RateControl {
         self.drain_until = None;
         // A trickle at first: what the window lets through once it drains
         // tells its rate (see `fed`), and a trickle wastes little meanwhile.
-        let cut = if self.starving { 0.5 } else { 1.0 / 8.0 };
+        let cut = if self.starving { 0.5 } else { TRICKLE };
         self.starving = true;
         self.estimate = (pace * cut / self.hold).max(self.min_rate);
         self.pace = (self.estimate * self.hold).max(self.min_rate);
         self.costly_probe();
-        self.starved_cuts = (self.starved_cuts + 1).min(4);
         // Nothing to judge later cuts by: a window still draining refuses
         // whatever the pace for a while.
         self.before_cut = None;
@@ -1529,13 +1530,21 @@ mod tests {
         let cut_at = cut_at.expect("cut");
         assert!(cut_at >= t0 + ms(3000), "not before a second of refusals");
         let trickle = c.rate(t).expect("paced");
-        assert!((trickle - 6.0).abs() < 0.01, "a trickle, an eighth: {trickle}/s");
-        // The next cut waits three times as long, and halves.
-        let (t, changed) = refuse_until(&mut c, t, cut_at + ms(2800));
-        assert_eq!(changed, None, "no second cut within 3 s");
-        let (t, _) = refuse_until(&mut c, t, cut_at + ms(3200));
+        assert!(
+            (trickle - 1.5).abs() < 0.01,
+            "a trickle, a thirty-second: {trickle}/s"
+        );
+        // The next cut waits for a second and eight refusals more (5.3 s
+        // at this trickle), and halves.
+        let (t, changed) = refuse_until(&mut c, t, cut_at + ms(4500));
+        assert_eq!(
+            changed.map(|c| c - cut_at),
+            None,
+            "no second cut before eight refusals"
+        );
+        let (t, _) = refuse_until(&mut c, t, cut_at + ms(6000));
         let halved = c.rate(t).expect("paced");
-        assert!((halved - 3.0).abs() < 0.01, "{trickle} -> {halved}/s");
+        assert!((halved - 0.75).abs() < 0.01, "{trickle} -> {halved}/s");
         // Drained, about 10 s after the first send: the window's 200 over
         // the cycle is its rate, held.
         let (t, _) = refuse_until(&mut c, t, t0 + ms(10_000));
