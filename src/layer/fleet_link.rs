@@ -99,9 +99,16 @@ mod linked {
         // stop processes that together claim far more than the host's rate.
         match fleet.try_send(host, rate / share * BUDGET_ROOM, now) {
             Slot::WaitUntil(at) => {
-                // The fleet's budget binds where the local pace would: its
-                // search and probes go on as if the pace held requests back.
-                c.pace_bound(now);
+                // The fleet's budget binds where the local pace would: a
+                // probe goes on as if the pace held requests back. A search
+                // does not grow on it: a search whose sends wait for slots
+                // grew far past what it sent (to 3.6 times its share of a
+                // sliding window), filled the window the other processes
+                // were measuring their shares in, and the four settled at
+                // 71 % of the rate together.
+                if c.rate_is_measured() {
+                    c.pace_bound(now);
+                }
                 Budget::WaitUntil(at)
             }
             // Redis is away: the local controller goes on alone, at the

@@ -166,6 +166,12 @@ impl Controller {
         self.pace.bound_at = Some(now);
     }
 
+    /// Whether the pace holds below a measured rate (not a search).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn rate_is_measured(&self) -> bool {
+        self.pace.estimate().1 == Basis::Measured
+    }
+
     /// Whether the rate estimate is this controller's own finding (not a
     /// rate seeded from elsewhere).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
