@@ -661,7 +661,7 @@ impl RateControl {
         if self.probing {
             // The probe found the limit: back to the hold, probe later.
             self.probing = false;
-            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
+            self.probe_refused();
             self.probe_step = PROBE_GROWTH;
             self.settle(now);
             return;
@@ -810,7 +810,7 @@ impl RateControl {
         self.costly_probe();
         let probed = std::mem::take(&mut self.probing);
         if probed {
-            self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
+            self.probe_refused();
             self.probe_step = PROBE_GROWTH;
         }
         match fitted {
@@ -859,9 +859,9 @@ impl RateControl {
                     // cycle in a row (a one-second bucket refilled by each
                     // pause, whose cycles of one shape fit nothing): far
                     // too high, by more than cuts of a few percent make up
-                    // soon. The
-                    // rate lies between what the host accepted since its
-                    // last refusal and the estimate: halfway, in ratio.
+                    // soon. The rate lies between what the host accepted
+                    // since its last refusal and the estimate: halfway, in
+                    // ratio.
                     self.estimate = self.estimate.min((floor * self.estimate).sqrt());
                 }
             }
@@ -937,17 +937,15 @@ impl RateControl {
         }
     }
 
-    /// Refused throughout, with nothing accepted since the cut for a while:
-    /// a window that counts refusals and is longer than a second (HAProxy's
-    /// `http_req_rate(10s)`) stays full at any pace over its average, and no
-    /// answer at such a pace ever measures it. Each refusal sent meanwhile
-    /// stays in the window for its whole length, and refusals are what the
-    /// crawl is judged by: the pace trickles at a thirty-second until the
-    /// window drains (see `fed`), and halves from there after each second
-    /// with eight refusals more (about eight refusals a step, a few dozen
-    /// in all, where an eighth that halved after 3, 9, 27 s sent hundreds
-    /// into HAProxy's `http_req_rate(10s)`, 16 % of a crawl's answers); it
-    /// holds as under any limiter that counts refusals.
+    /// Refused for a second with nothing accepted, eight to one since the
+    /// cut: a window that counts refusals and is longer than a second
+    /// (HAProxy's `http_req_rate(10s)`) stays full at any pace over its
+    /// average, and no answer at such a pace ever measures it. Each refusal
+    /// sent meanwhile stays in the window for its whole length: the pace
+    /// trickles at a thirty-second until the window drains (see `fed`),
+    /// and halves from there after each second with eight refusals more,
+    /// about eight refusals a step; it holds as under any limiter that
+    /// counts refusals.
     fn starved(&mut self, now: Instant, was: Option<f64>) -> bool {
         let (a, r) = self.since_cut;
         let Some(pace) = was else {
@@ -1070,6 +1068,12 @@ impl RateControl {
 
     fn costly_probe(&mut self) {
         self.probe_wait = self.probe_wait.max(PROBE_WAIT_COSTLY);
+    }
+
+    /// A probe was refused: the next waits twice as long, up to
+    /// [`PROBE_WAIT_MAX`] (or the wait already set, after a long pause).
+    fn probe_refused(&mut self) {
+        self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
     }
 
     /// Sets the pace from the estimate after a loss.
