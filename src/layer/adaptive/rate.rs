@@ -424,9 +424,12 @@ impl RateControl {
     /// second, or the last two intervals at a slower pace (the leader asks
     /// once per slot, so at 2/s it asks every 500 ms).
     fn binding(&self, now: Instant) -> bool {
-        let window = Duration::from_secs_f64((2.0 / self.pace.max(1e-3)).clamp(0.5, 60.0));
-        self.bound_at
-            .is_some_and(|at| now.saturating_duration_since(at) < window)
+        // Compared in seconds: this runs on every answer, and most hosts
+        // were never held back (`bound_at` is `None`).
+        self.bound_at.is_some_and(|at| {
+            let window = (2.0 / self.pace.max(1e-3)).clamp(0.5, 60.0);
+            now.saturating_duration_since(at).as_secs_f64() < window
+        })
     }
 
     /// A request is sent now.
