@@ -123,27 +123,33 @@ async fn worker(args: Args, base: String) -> Result<(), Box<dyn std::error::Erro
         .layer(layer.clone())
         .service(client);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
+    let requests = Arc::new(AtomicU64::new(0));
     if std::env::var_os("FLEET_TRACE").is_some() {
-        let layer = layer.clone();
+        let (layer, requests) = (layer.clone(), Arc::clone(&requests));
         tokio::spawn(async move {
             let pid = std::process::id();
+            let (mut sent, mut wasted) = (0, 0);
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let stats = layer.stats();
                 let host = stats.adaptive_hosts.first();
                 let fleet = stats.fleet.as_ref();
+                let now_sent = requests.load(Ordering::Relaxed);
+                let now_wasted = fleet.map_or(0, |f| f.wasted);
                 eprintln!(
-                    "{pid}: rate {:?} estimate {:?} in flight {:?}/{:?} lease {:?}",
+                    "{pid}: rate {:?} estimate {:?} in flight {:?}/{:?} lease {:?} sent {} wasted {}",
                     host.and_then(|h| h.rate.map(|r| r.round())),
                     host.and_then(|h| h.estimate.map(|r| r.round())),
                     host.map(|h| h.in_flight),
                     host.map(|h| h.concurrency),
                     fleet.map(|f| f.lease_rate.round()),
+                    now_sent - sent,
+                    now_wasted - wasted,
                 );
+                (sent, wasted) = (now_sent, now_wasted);
             }
         });
     }
-    let requests = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..args.concurrency {
         let (service, base, requests) = (service.clone(), base.clone(), Arc::clone(&requests));

@@ -145,6 +145,28 @@ fn two_processes_in_two_runtimes_share_one_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_slots_left_to_fall_due_are_counted_as_wasted() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let fleet = Fleet::start(config(&server, "wasted")).unwrap();
+    connected(&fleet).await;
+    // At 100/s a lease of 100 ms holds ten slots; one is spent.
+    first_grant(&fleet, "idle.example", 100.0, Duration::from_secs(5)).await;
+    assert_eq!(fleet.stats().wasted, 0, "nothing fell due unspent yet");
+    // The rest fall due unspent; they are counted when the next lease is
+    // asked for.
+    sleep(Duration::from_millis(500)).await;
+    first_grant(&fleet, "idle.example", 100.0, Duration::from_secs(5)).await;
+    until("the unspent slots counted", Duration::from_secs(5), || {
+        let s = fleet.stats();
+        s.wasted > 0 && s.wasted < s.leased
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_per_request_stay_low_at_500_per_second() {
     init_tracing();
     let Some(server) = RedisServer::start() else {

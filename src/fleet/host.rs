@@ -184,14 +184,17 @@ impl HostState {
         (f64::from(self.slots.remaining(now)) * 2.0 < batch).then_some(batch as u32)
     }
 
-    /// Books a lease request about to be sent.
-    pub(crate) fn leasing(&mut self) {
+    /// Books a lease request about to be sent. Returns the slots dropped
+    /// unspent since the last one.
+    pub(crate) fn leasing(&mut self) -> u32 {
         self.leased_rate = self.rate;
+        let wasted = self.slots.wasted;
         if let Some(u) = self.slots.utilization() {
             self.utilization = 0.5 * self.utilization + 0.5 * u;
         }
         self.demand = false;
         self.in_flight = true;
+        wasted
     }
 
     /// Records a pause end (Unix ms) seen elsewhere.

@@ -35,6 +35,10 @@ pub struct FleetStats {
     pub commands: u64,
     /// Send slots leased since the fleet started.
     pub leased: u64,
+    /// Leased slots that fell due and were dropped unspent (counted when
+    /// the next lease is asked for): budget this process took from the
+    /// fleet's schedule and did not use.
+    pub wasted: u64,
     /// Hosts in the local cache.
     pub hosts: usize,
 }
@@ -47,6 +51,7 @@ pub(crate) struct Counters {
     pub(crate) subscribed: AtomicBool,
     pub(crate) commands: AtomicU64,
     pub(crate) leased: AtomicU64,
+    pub(crate) wasted: AtomicU64,
     /// ms since `base` of the last success, plus one; 0 for never.
     last_ok: AtomicU64,
     /// ms since `base` when the current local stretch began.
@@ -67,6 +72,7 @@ impl Counters {
             subscribed: AtomicBool::new(false),
             commands: AtomicU64::new(0),
             leased: AtomicU64::new(0),
+            wasted: AtomicU64::new(0),
             last_ok: AtomicU64::new(0),
             local_since: AtomicU64::new(0),
             local_total: AtomicU64::new(0),
@@ -149,6 +155,7 @@ impl Counters {
             local_total,
             commands: self.commands.load(Ordering::Relaxed),
             leased: self.leased.load(Ordering::Relaxed),
+            wasted: self.wasted.load(Ordering::Relaxed),
             hosts,
         }
     }

@@ -370,7 +370,11 @@ impl Task {
                 .is_some_and(|t| now.saturating_duration_since(t) <= idle);
             let rate = st.rate;
             if let Some(want) = st.lease_wanted(now, config.lease()) {
-                st.leasing();
+                let wasted = st.leasing();
+                self.inner
+                    .counters
+                    .wasted
+                    .fetch_add(u64::from(wasted), Ordering::Relaxed);
                 jobs.push((Arc::clone(&entry), Job::Lease { want, rate }));
             } else if used
                 && (st.needs_sync
