@@ -80,6 +80,7 @@ mod linked {
         let host = name.as_str();
         let (share, learned) = fleet.share_and_learned(host);
         let share = share.clamp(1e-3, 1.0);
+        c.set_share(share);
         if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
             c.seed(now, l.rate * share, l.measured);
         }

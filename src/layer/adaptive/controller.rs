@@ -166,6 +166,13 @@ impl Controller {
         self.pace.bound_at = Some(now);
     }
 
+    /// In a fleet, this process's share of the host (see
+    /// [`RateControl::set_share`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_share(&mut self, share: f64) {
+        self.pace.set_share(share);
+    }
+
     /// Whether the pace holds below a measured rate (not a search).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn rate_is_measured(&self) -> bool {

@@ -236,6 +236,8 @@ pub(crate) struct RateControl {
     seeded: Option<f64>,
     /// The rate held before the host's capacity fell, probed back to.
     recovery: Recovery,
+    /// Other processes of a fleet send to the host too.
+    shared: bool,
 }
 
 impl RateControl {
@@ -276,6 +278,7 @@ impl RateControl {
             quota: Box::default(),
             seeded: None,
             recovery: Recovery::default(),
+            shared: false,
         }
     }
 
@@ -398,7 +401,16 @@ impl RateControl {
                         self.probe_step = PROBE_GROWTH;
                         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
                     }
-                } else if self.hold < HOLD {
+                } else if self.hold < HOLD || self.shared {
+                    // Under a window that counts refusals, one step at a
+                    // time. In a fleet too: a probe of one process's share
+                    // is a fraction of what the host sees, which a shared
+                    // burst hides for longer than the probe holds, so
+                    // probes that hold say little, and a chain on them
+                    // doubled a small share to twice the host's room (a
+                    // quarter share went 57, 74, 118, 236 a second) until
+                    // a refusal paused every process and the others refit
+                    // their shares from it.
                     self.probe_after = now + self.probe_wait;
                 } else {
                     // A chain: each probe that holds is followed at once by
@@ -753,6 +765,13 @@ impl RateControl {
             return;
         }
         self.on_told(now, now);
+    }
+
+    /// In a fleet, this process's share of the host (one over the live
+    /// processes; 1 alone).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_share(&mut self, share: f64) {
+        self.shared = share < 1.0;
     }
 
     /// A loss with `Retry-After`: the cycle since the last pause ends with
@@ -1372,6 +1391,39 @@ mod tests {
         // five seconds still.
         assert!((holds(&mut c, 20.0, 1.24) - 5.0).abs() < 0.01);
         assert!((holds(&mut c, 100.0, 1.48) - 1.04).abs() < 0.01);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_fleet_a_probe_that_holds_starts_no_chain() {
+        for (share, chain) in [(1.0, true), (0.25, false)] {
+            let t0 = Instant::now();
+            let mut c = RateControl::new(1.0, t0);
+            c.set_share(share);
+            c.force_rate(t0, 98.0);
+            c.probe_after = t0;
+            c.bound_at = Some(t0);
+            let probe = c.rate(t0).unwrap();
+            assert!(
+                (probe - 98.0 * PROBE_GROWTH).abs() < 1e-6,
+                "a probe of 3 %: {probe}"
+            );
+            let t = t0 + PROBE_HOLDS + ms(10);
+            c.bound_at = Some(t);
+            let held = c.rate(t).unwrap();
+            assert!((held - probe).abs() < 1e-6, "the probe held: {held}");
+            assert_eq!(c.chained, chain, "share {share}");
+            if chain {
+                assert_eq!(c.probe_after, t, "alone, the next probe goes at once");
+                assert!(c.probe_step > PROBE_GROWTH, "and twice as far");
+            } else {
+                assert_eq!(
+                    c.probe_after,
+                    t + PROBE_WAIT_CHEAP,
+                    "in a fleet, after the usual wait"
+                );
+                assert_eq!(c.probe_step, PROBE_GROWTH, "and no further");
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
