@@ -166,6 +166,56 @@ async fn leased_slots_left_to_fall_due_are_counted_as_wasted() {
     .await;
 }
 
+#[test]
+fn a_process_with_a_small_view_of_the_rate_does_not_take_the_schedule_from_a_large_one() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Two processes whose views of the host's rate are far apart (as the
+    // layer's controllers' are while their shares are unequal): one sees
+    // 2/s, so its pace is 1/s, the other 1 000/s and paces 500/s. Each
+    // slot costs the schedule the interval of the paces together, not of
+    // the small view: priced at 1/2 s a slot, the small process alone took
+    // half of the schedule and the large one waited for it.
+    const SPAN: Duration = Duration::from_secs(2);
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<_> = [2.0, 1000.0]
+        .into_iter()
+        .map(|view| {
+            let config = config(&server, "views");
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let fleet = Fleet::start(config).unwrap();
+                    connected(&fleet).await;
+                    barrier.wait();
+                    // Both known to the script before the count starts.
+                    first_grant(&fleet, "views.example", view, Duration::from_secs(5)).await;
+                    until("two processes", Duration::from_secs(5), || {
+                        fleet.share("views.example") == 0.5
+                    })
+                    .await;
+                    spend(&fleet, "views.example", view, Instant::now() + SPAN)
+                        .await
+                        .0
+                })
+            })
+        })
+        .collect();
+    let granted: Vec<u64> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let large = granted[1] as f64;
+    assert!(
+        large >= 0.8 * 500.0 * SPAN.as_secs_f64(),
+        "the large process was granted {large} slots in {SPAN:?} at a pace of 500/s (small: {})",
+        granted[0]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_per_request_stay_low_at_500_per_second() {
     init_tracing();
@@ -554,6 +604,7 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
     server.cmd::<()>(&["SADD", "bad:{h.example}:pause", "x"]);
     server.cmd::<()>(&["SET", "bad:{h.example}:learned", "not a hash"]);
     server.cmd::<()>(&["LPUSH", "bad:{h.example}:epoch", "x"]);
+    server.cmd::<()>(&["SET", "bad:{h.example}:paces", "not a hash"]);
     // ...garbage values of the right type under another.
     server.cmd::<()>(&["SET", "bad:{g.example}:tat", "1e300"]);
     server.cmd::<()>(&["ZADD", "bad:{g.example}:procs", "1e300", "ghost"]);
@@ -567,6 +618,7 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
         "nan",
     ]);
     server.cmd::<()>(&["SET", "bad:{g.example}:epoch", "12"]);
+    server.cmd::<()>(&["HSET", "bad:{g.example}:paces", "ghost", "1e300", "other", "nan"]);
 
     let fleet = Fleet::start(config(&server, "bad")).unwrap();
     connected(&fleet).await;
@@ -596,6 +648,7 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
         ("bad:{h.example}:procs", "zset"),
         ("bad:{h.example}:learned", "hash"),
         ("bad:{g.example}:procs", "zset"),
+        ("bad:{h.example}:paces", "hash"),
     ] {
         assert_eq!(server.cmd::<String>(&["TYPE", key]), ty, "{key}");
     }
@@ -603,6 +656,13 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
         server.cmd::<Option<String>>(&["ZSCORE", "bad:{g.example}:procs", "ghost"]),
         None,
         "a member from the far future is dropped"
+    );
+    assert_eq!(
+        server
+            .cmd::<Vec<String>>(&["HKEYS", "bad:{g.example}:paces"])
+            .len(),
+        1,
+        "the paces of processes not live are dropped, this one's kept"
     );
     let stats = fleet.stats();
     assert!(
@@ -642,13 +702,13 @@ async fn keys_expire_after_their_ttl() {
     // The epoch key lives only for its window, so each key is checked as
     // it is seen.
     let mut seen = std::collections::BTreeSet::new();
-    until("all five keys", Duration::from_secs(2), || {
+    until("all six keys", Duration::from_secs(2), || {
         for key in server.cmd::<Vec<String>>(&["KEYS", "ttl:*"]) {
             let ttl: i64 = server.cmd(&["PTTL", &key]);
             assert!(ttl == -2 || (ttl > 0 && ttl <= 1_200), "{key} has TTL {ttl} ms");
             seen.insert(key);
         }
-        seen.len() == 5
+        seen.len() == 6
     })
     .await;
     drop(fleet);

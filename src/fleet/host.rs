@@ -61,6 +61,9 @@ pub(crate) struct HostState {
     pub(crate) epoch_pending: bool,
     /// Live processes leasing the host, as last read.
     pub(crate) procs: u32,
+    /// How far the fleet's schedule may go over the caller's rate (see
+    /// [`Fleet::try_send_with_room`](super::Fleet::try_send_with_room)).
+    pub(crate) room: f64,
     /// Send slots held.
     pub(crate) slots: Slots,
     /// The rate the caller last asked slots for.
@@ -97,6 +100,7 @@ impl Default for HostState {
             epoch_ms: 0,
             epoch_pending: false,
             procs: 0,
+            room: 1.0,
             slots: Slots::default(),
             rate: 0.0,
             leased_rate: 0.0,
@@ -163,9 +167,12 @@ impl HostState {
     }
 
     /// Slots to lease now, if any: a full batch (`lease × rate / procs`)
-    /// when starving, else when the slots held fall below half a batch, a
-    /// batch scaled by how much of the last ones was spent.
-    pub(crate) fn lease_wanted(&mut self, now: Instant, lease: Duration) -> Option<u32> {
+    /// when starving, else a batch scaled by how much of the last ones was
+    /// spent, when the slots held fall below half a batch plus what the
+    /// pace spends before the next look, a `refresh` from now. (Looked at
+    /// only every `refresh`, the half batch ran out before the next look
+    /// as often as not, and the pace waited for the lease.)
+    pub(crate) fn lease_wanted(&mut self, now: Instant, lease: Duration, refresh: Duration) -> Option<u32> {
         let rate = self.rate;
         if !(rate.is_finite() && rate > 0.0) || !(self.demand || self.hungry) || !self.slots.has_room() {
             return None;
@@ -181,7 +188,8 @@ impl HostState {
             return Some(full as u32);
         }
         let batch = (full * self.utilization.clamp(0.125, 1.0)).ceil().max(1.0);
-        (f64::from(self.slots.remaining(now)) * 2.0 < batch).then_some(batch as u32)
+        let till_next_look = refresh.as_secs_f64() * rate / f64::from(self.procs.max(1));
+        (f64::from(self.slots.remaining(now)) < batch / 2.0 + till_next_look).then_some(batch as u32)
     }
 
     /// Books a lease request about to be sent. Returns the slots dropped
@@ -358,22 +366,32 @@ mod tests {
         assert!(!wake, "one wake per hunger");
         st.procs = 2;
         // 200 ms × 100/s ÷ 2 processes.
-        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), Some(10));
+        assert_eq!(
+            st.lease_wanted(t0, Duration::from_millis(200), Duration::ZERO),
+            Some(10)
+        );
         st.leasing();
         assert!(st.in_flight);
         st.in_flight = false;
         st.hungry = false;
         st.slots.add(t0, 10, Duration::from_millis(10));
         assert_eq!(st.try_send(100.0, t0, rtt, WAIT).0, Slot::Granted);
-        // Nine held: no lease until fewer than half a batch are left.
-        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
+        // Nine held: no lease until fewer than half a batch are left, plus
+        // what the pace (50/s) spends before the next look.
+        let lease = Duration::from_millis(200);
+        assert_eq!(st.lease_wanted(t0, lease, Duration::ZERO), None);
         assert_eq!(
-            st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
+            st.lease_wanted(t0, lease, Duration::from_millis(100)),
+            Some(10),
+            "five spent before a look 100 ms away: 5 + 5 > 9"
+        );
+        assert_eq!(
+            st.lease_wanted(t0 + Duration::from_millis(80), lease, Duration::ZERO),
             Some(10)
         );
         st.next_lease = Some(t0 + Duration::from_secs(1));
         assert_eq!(
-            st.lease_wanted(t0 + Duration::from_millis(80), Duration::from_millis(200)),
+            st.lease_wanted(t0 + Duration::from_millis(80), lease, Duration::ZERO),
             None
         );
     }
@@ -402,12 +420,21 @@ mod tests {
     fn no_rate_or_no_demand_leases_nothing() {
         let mut st = HostState::default();
         let t0 = Instant::now();
-        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
+        assert_eq!(
+            st.lease_wanted(t0, Duration::from_millis(200), Duration::ZERO),
+            None
+        );
         st.demand = true;
         st.rate = f64::NAN;
-        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), None);
+        assert_eq!(
+            st.lease_wanted(t0, Duration::from_millis(200), Duration::ZERO),
+            None
+        );
         st.rate = 1e12;
         // Capped at MAX_RATE.
-        assert_eq!(st.lease_wanted(t0, Duration::from_millis(200)), Some(20_000));
+        assert_eq!(
+            st.lease_wanted(t0, Duration::from_millis(200), Duration::ZERO),
+            Some(20_000)
+        );
     }
 }

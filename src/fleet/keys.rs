@@ -23,6 +23,9 @@ pub(crate) struct HostKeys {
     /// Start of the current loss epoch: Unix milliseconds, a string set with
     /// `NX` that expires after the epoch's window.
     pub(crate) epoch: String,
+    /// Each leasing process's pace: hash, field the process id, value its
+    /// requests per second as of its last lease.
+    pub(crate) paces: String,
 }
 
 impl HostKeys {
@@ -34,6 +37,7 @@ impl HostKeys {
             pause: key("pause"),
             learned: key("learned"),
             epoch: key("epoch"),
+            paces: key("paces"),
         }
     }
 }

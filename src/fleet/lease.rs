@@ -3,9 +3,11 @@
 //!
 //! A lease is a run of slots `T` apart starting at a given instant (the
 //! fleet's schedule mapped onto this process's clock). A slot may be spent
-//! from its due time on; one whose due time passed more than a little grace
-//! ago is dropped (counted as wasted), so a process that fell behind does
-//! not send its missed slots in a burst.
+//! from one interval before its due time: slots come at the caller's own
+//! pace, and a pacer on a millisecond timer that met them only at their due
+//! times would lose a little of its pace at every slot. One whose due time
+//! passed more than a little grace ago is dropped (counted as wasted), so a
+//! process that fell behind does not send its missed slots in a burst.
 
 use std::time::Duration;
 
@@ -23,6 +25,13 @@ struct Run {
 }
 
 impl Run {
+    /// How early a slot may be spent: one interval.
+    fn early(&self) -> Duration {
+        self.interval
+            .clamp(Duration::from_millis(1), Duration::from_millis(50))
+    }
+
+    /// How late a slot may be spent: two intervals.
     fn grace(&self) -> Duration {
         (self.interval * 2).clamp(Duration::from_millis(2), Duration::from_millis(50))
     }
@@ -82,8 +91,9 @@ impl Slots {
         let Some(run) = &mut self.runs[i] else {
             return Take::Empty;
         };
-        if run.next > now {
-            return Take::Wait(run.next);
+        let early = run.early();
+        if run.next > now + early {
+            return Take::Wait(run.next - early);
         }
         run.left -= 1;
         run.next += run.interval;
@@ -94,12 +104,22 @@ impl Slots {
         Take::Granted
     }
 
-    /// Adds `count` slots `interval` apart, the first due at `start`.
+    /// Adds `count` slots `interval` apart, the first due at `start`, or
+    /// after the last slot held if that is later: the runs follow one
+    /// another at the pace, as one, instead of overlapping (where the pace
+    /// spends one run's slots while the other's fall due and are wasted).
     /// Returns false (and adds nothing) when all places are taken.
     pub(crate) fn add(&mut self, start: Instant, count: u32, interval: Duration) -> bool {
         if count == 0 {
             return true;
         }
+        let after_held = self
+            .runs
+            .iter()
+            .flatten()
+            .map(|r| r.next + r.interval * r.left)
+            .max();
+        let start = after_held.map_or(start, |end| start.max(end));
         match self.runs.iter_mut().find(|r| r.is_none()) {
             Some(place) => {
                 *place = Some(Run {
@@ -154,17 +174,17 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn slots_are_spent_on_schedule() {
+    fn slots_are_spent_on_schedule_from_one_interval_early() {
         let t0 = Instant::now();
         let mut s = Slots::default();
         assert_eq!(s.take(t0), Take::Empty);
-        assert!(s.add(t0 + 10 * MS, 3, 10 * MS));
-        assert_eq!(s.take(t0), Take::Wait(t0 + 10 * MS));
-        assert_eq!(s.take(t0 + 10 * MS), Take::Granted);
-        assert_eq!(s.take(t0 + 10 * MS), Take::Wait(t0 + 20 * MS));
-        assert_eq!(s.take(t0 + 21 * MS), Take::Granted);
-        assert_eq!(s.take(t0 + 30 * MS), Take::Granted);
-        assert_eq!(s.take(t0 + 30 * MS), Take::Empty);
+        assert!(s.add(t0 + 100 * MS, 3, 10 * MS));
+        assert_eq!(s.take(t0), Take::Wait(t0 + 90 * MS));
+        assert_eq!(s.take(t0 + 90 * MS), Take::Granted, "the slot due at 100");
+        assert_eq!(s.take(t0 + 90 * MS), Take::Wait(t0 + 100 * MS));
+        assert_eq!(s.take(t0 + 101 * MS), Take::Granted, "the slot due at 110");
+        assert_eq!(s.take(t0 + 135 * MS), Take::Granted, "the slot due at 120, late");
+        assert_eq!(s.take(t0 + 135 * MS), Take::Empty);
         assert_eq!(s.utilization(), Some(1.0));
     }
 
@@ -173,24 +193,51 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Slots::default();
         s.add(t0, 10, 10 * MS);
-        // 55 ms late: slots due at 0..=30 ms are past the 20 ms grace.
+        // 55 ms late: slots due at 0..=30 ms are past the 20 ms grace;
+        // those due at 40 and 50 are late but within it, the one at 60 is
+        // one interval early.
         assert_eq!(s.remaining(t0 + 55 * MS), 6);
-        assert_eq!(s.take(t0 + 55 * MS), Take::Granted);
-        assert_eq!(s.take(t0 + 55 * MS), Take::Granted);
+        for _ in 0..3 {
+            assert_eq!(s.take(t0 + 55 * MS), Take::Granted);
+        }
         assert_eq!(s.take(t0 + 55 * MS), Take::Wait(t0 + 60 * MS));
         assert_eq!(s.wasted, 4);
-        assert_eq!(s.utilization(), Some(2.0 / 6.0));
+        assert_eq!(s.utilization(), Some(3.0 / 7.0));
     }
 
     #[test]
-    fn earliest_run_first_and_bounded_places() {
+    fn a_new_run_follows_the_slots_held_instead_of_overlapping_them() {
+        let t0 = Instant::now();
+        let mut s = Slots::default();
+        assert!(s.add(t0, 1, 10 * MS));
+        // Granted from the same instant: it follows the slot held, at 10
+        // and 20, so the pace is not offered two slots at once.
+        assert!(s.add(t0, 2, 10 * MS));
+        assert_eq!(s.take(t0), Take::Granted, "the slot due at 0");
+        assert_eq!(
+            s.take(t0),
+            Take::Granted,
+            "the slot due at 10, one interval early"
+        );
+        assert_eq!(s.take(t0), Take::Wait(t0 + 10 * MS), "the slot due at 20");
+    }
+
+    #[test]
+    fn runs_follow_one_another_and_places_are_bounded() {
         let t0 = Instant::now();
         let mut s = Slots::default();
         assert!(s.add(t0 + 100 * MS, 1, MS));
         assert!(s.add(t0 + 50 * MS, 1, MS));
-        assert_eq!(s.take(t0), Take::Wait(t0 + 50 * MS));
-        assert!(s.add(t0, 1, MS));
-        assert!(s.add(t0, 1, MS));
+        assert_eq!(s.take(t0), Take::Wait(t0 + 99 * MS), "the first run first");
+        assert_eq!(s.take(t0 + 99 * MS), Take::Granted);
+        assert_eq!(
+            s.take(t0 + 99 * MS),
+            Take::Wait(t0 + 100 * MS),
+            "then the second, after it"
+        );
+        for _ in 0..3 {
+            assert!(s.add(t0, 1, MS));
+        }
         assert!(!s.has_room());
         assert!(!s.add(t0, 1, MS));
         assert_eq!(s.remaining(t0), 4);

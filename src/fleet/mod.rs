@@ -65,6 +65,7 @@
 //! | `ns:{host}:pause` | string | pause end, Unix ms | until the pause ends |
 //! | `ns:{host}:learned` | hash | `rate`, `measured` (0/1), `last_loss` (Unix ms), `at` | `key_ttl` |
 //! | `ns:{host}:epoch` | string | start of the current loss epoch, Unix ms | the epoch's window (two lease lengths) |
+//! | `ns:{host}:paces` | hash | process id → its pace (requests/s) at its last lease | `key_ttl` |
 //!
 //! Scripts publish on the channel `ns:events`: `p <end ms> <host>` for a
 //! pause, `l <rate> <measured> <last loss ms> <host>` for learned values,
@@ -73,11 +74,15 @@
 //! # The lease script
 //!
 //! GCRA with a batch (go-redis/redis_rate's "allow at most", written anew):
-//! with `T = 1 s / rate` and lookahead `τ = burst × T`, where
-//! `burst = 2 × lease × rate`,
+//! with lookahead `τ = 2 × lease` and `T = 1 s / rate`, where `rate` is the
+//! faster of the caller's view of the host's rate and the paces of the
+//! live processes summed (each times the caller's room, 1 for
+//! [`Fleet::try_send`]),
 //!
 //! 1. `now` is the server's `TIME` in µs; `tat = max(stored tat, now)`
-//!    (absent, wrong type, garbage or absurdly far ahead: `now`);
+//!    (absent, wrong type, garbage or absurdly far ahead: `now`); the
+//!    caller's pace is recorded in `paces`, and the paces of processes not
+//!    live (or garbage) are dropped from it;
 //! 2. `granted = min(wanted, ⌊(now + τ − tat) / T⌋)`, at least 0;
 //! 3. slot `i` of the batch is due at `tat + i·T`; the reply gives
 //!    `tat − now` and the script stores `tat + granted·T` (`PX` until then
@@ -88,22 +93,34 @@
 //!    two refresh periods), the pause, the epoch and the learned values,
 //!    so one call is one sync;
 //! 5. the process maps `tat − now` onto its own clock (the midpoint of the
-//!    call) and spends slot `i` no earlier than `tat + i·K·T`, where `K` is
-//!    the live process count: the batch is spread over its share of the
-//!    schedule, at the pace the process sends at, rather than due within a
-//!    `K`th of the lease, faster than its pace could spend it. The GCRA
-//!    has counted the batch at `T` a slot, so over time the fleet still
-//!    sends no more than `rate`. A slot more than two of its intervals (at
-//!    most 50 ms) late is dropped rather than sent in a burst.
+//!    call) and spends the batch at its own pace (the caller's view over
+//!    the live process count), from then or from the end of the slots it
+//!    still holds, whichever is later: the batch is spread over its share
+//!    of the schedule, at the pace the process sends at, rather than due
+//!    within a fraction of the lease, faster than its pace could spend it.
+//!    A slot may be spent one of its intervals early; one more than two of
+//!    its intervals (at most 50 ms) late is dropped rather than sent in a
+//!    burst.
+//!
+//! Why the paces: a process's view of the rate is its own pace over its
+//! share, and the processes' paces need not be equal. Priced at its own
+//! view, a slot of a process pacing 2/s of a four-process fleet cost the
+//! schedule half a second, and three such processes leased all of it: the
+//! schedule ran its lookahead ahead of the clock, every batch of the one
+//! process that sent most started that far in the future, and it sent at
+//! half its pace. Priced at the paces together, every process takes its
+//! pace's part of the schedule, and the schedule binds only when the
+//! processes send more than their paces together (with the room).
 //!
 //! A rate cut by the caller (below 90 % of the rate the slots held were
 //! leased at) drops those slots and leases anew at the new rate.
 //!
 //! A lease asks for `lease × rate / live processes` slots (scaled down by
 //! how many of the previous lease's slots went unused), once fewer than
-//! half a batch are held, or at once when a caller finds none. At 500
-//! requests per second from four processes with the default 250 ms lease,
-//! that is one script call per 31 requests.
+//! half a batch, plus what the pace spends before the task's next look (a
+//! refresh period away), are held, or at once when a caller finds none.
+//! At 500 requests per second from four processes with the default 250 ms
+//! lease, that is one script call per 31 requests.
 //!
 //! # Faults
 //!
@@ -312,6 +329,15 @@ impl Fleet {
     /// # }
     /// ```
     pub fn try_send(&self, host: &str, rate: f64, now: Instant) -> Slot {
+        self.try_send_with_room(host, rate, 1.0, now)
+    }
+
+    /// [`Fleet::try_send`], with the fleet's schedule allowing `room` times
+    /// `rate` (and the paces of the processes together, times `room`)
+    /// while the slots come at `rate` over the share: the layer's
+    /// controllers each see the host's rate a little differently, and
+    /// their views must not let the schedule bind below their paces.
+    pub(crate) fn try_send_with_room(&self, host: &str, rate: f64, room: f64, now: Instant) -> Slot {
         let inner = self.inner();
         let connected = inner.is_live(now);
         let rtt = inner.counters.rtt();
@@ -322,6 +348,7 @@ impl Fleet {
             } else if !(rate.is_finite() && rate > 0.0) {
                 (Slot::Granted, false)
             } else {
+                st.room = room;
                 st.try_send(rate, now, rtt, max_wait)
             }
         });

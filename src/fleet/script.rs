@@ -10,15 +10,18 @@
 //! # The lease: GCRA with a batch
 //!
 //! A host's schedule is one theoretical arrival time `tat` (µs, server
-//! clock). With emission interval `T = 1 s / rate` and tolerance
-//! `τ = burst × T`, a request for `n` slots at `now` may take
+//! clock). With tolerance `τ = burst / rate` (the caller's) and emission
+//! interval `T = 1 s / max(rate, paces summed × room)` (the live
+//! processes' paces, see the module docs), a request for `n` slots at
+//! `now` may take
 //! `⌊(now + τ − max(tat, now)) / T⌋` slots, at most `n` (go-redis/redis_rate's
 //! "allow at most"): the batch takes `[max(tat, now), + n·T)` of the
 //! schedule, and `tat` moves past it. The reply gives the batch's offset
 //! from `now` and the wait until one more slot would fit. The process
-//! spreads the batch over its share of the schedule (see the module docs),
-//! so the fleet together sends at most `rate`; `burst` only says how far
-//! ahead the schedule may be leased.
+//! spreads the batch over its share of the schedule at its pace (see the
+//! module docs), so the fleet together sends at most the faster of `rate`
+//! and its paces with their room; `burst` only says how far ahead the
+//! schedule may be leased.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -66,9 +69,12 @@ end
     };
 }
 
-/// `KEYS`: tat, procs, pause, learned, epoch.
+/// `KEYS`: tat, procs, pause, learned, epoch, paces.
 /// `ARGV`: process id, rate (slots/s), burst (slots), wanted (slots; 0 only
-/// reads), key TTL (ms), liveness window (ms).
+/// reads), key TTL (ms), liveness window (ms), this process's pace
+/// (requests/s), room (the factor over the paces the schedule allows).
+/// A slot costs the schedule the interval of the faster of `rate` and the
+/// live processes' paces summed times the room.
 /// Reply: granted, first slot's offset (µs), wait for the next slot (µs),
 /// live processes, pause end (ms), epoch start (ms), learned rate (string,
 /// "" for none), measured (0/1), last loss (ms), server time (ms).
@@ -84,8 +90,36 @@ local ttl = tonumber(ARGV[5]) or 60000
 local live = tonumber(ARGV[6]) or 1000
 local granted, start, wait = 0, 0, 0
 if want > 0 and rate ~= nil and rate > 0 then
+  local tau = burst * 1000000 / rate
+  -- The paces of the processes that leased lately, this one's fresh.
+  local own = finite(tonumber(ARGV[7]))
+  ensure_type(KEYS[6], 'hash')
+  if own ~= nil and own > 0 then
+    redis.call('HSET', KEYS[6], ARGV[1], string.format('%.3f', own))
+    redis.call('PEXPIRE', KEYS[6], int(ttl))
+  end
+  local zset = ensure_type(KEYS[2], 'zset')
+  local sum = 0
+  local all = redis.call('HGETALL', KEYS[6])
+  for i = 1, #all, 2 do
+    local p = finite(tonumber(all[i + 1]))
+    local seen = nil
+    if all[i] == ARGV[1] then
+      seen = now_ms
+    elseif zset then
+      local z = redis.call('ZSCORE', KEYS[2], all[i])
+      if z then seen = tonumber(z) end
+    end
+    local fresh = seen ~= nil and seen >= now_ms - live and seen <= now_ms + live
+    if p ~= nil and p > 0 and p <= 100000 and fresh then
+      sum = sum + p
+    else
+      redis.call('HDEL', KEYS[6], all[i])
+    end
+  end
+  local room = finite(tonumber(ARGV[8])) or 1
+  rate = math.max(rate, sum * room)
   local emission = 1000000 / rate
-  local tau = burst * emission
   local tat = get_num(KEYS[1], now + tau + ttl * 1000)
   if tat == nil or tat < now then tat = now end
   local avail = math.floor((now + tau - tat) / emission + 1e-6)

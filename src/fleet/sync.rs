@@ -89,10 +89,14 @@ impl Inner {
 /// One script call.
 #[derive(Debug)]
 enum Job {
-    /// Lease `want` slots (0: only read the host's state).
+    /// Lease `want` slots (0: only read the host's state), for a caller
+    /// who sees the host's rate as `rate`, paces `pace` of it, and allows
+    /// the schedule `room` over both.
     Lease {
         want: u32,
         rate: f64,
+        pace: f64,
+        room: f64,
     },
     Pause {
         until_ms: u64,
@@ -369,13 +373,22 @@ impl Task {
                 .touched
                 .is_some_and(|t| now.saturating_duration_since(t) <= idle);
             let rate = st.rate;
-            if let Some(want) = st.lease_wanted(now, config.lease()) {
+            let (pace, room) = (rate * st.share(), st.room);
+            if let Some(want) = st.lease_wanted(now, config.lease(), config.refresh()) {
                 let wasted = st.leasing();
                 self.inner
                     .counters
                     .wasted
                     .fetch_add(u64::from(wasted), Ordering::Relaxed);
-                jobs.push((Arc::clone(&entry), Job::Lease { want, rate }));
+                jobs.push((
+                    Arc::clone(&entry),
+                    Job::Lease {
+                        want,
+                        rate,
+                        pace,
+                        room,
+                    },
+                ));
             } else if used
                 && (st.needs_sync
                     || (poll
@@ -384,7 +397,15 @@ impl Task {
                             .is_none_or(|t| now.saturating_duration_since(t) >= config.refresh())))
             {
                 st.in_flight = true;
-                jobs.push((Arc::clone(&entry), Job::Lease { want: 0, rate }));
+                jobs.push((
+                    Arc::clone(&entry),
+                    Job::Lease {
+                        want: 0,
+                        rate,
+                        pace,
+                        room,
+                    },
+                ));
             }
         }
         jobs
@@ -472,8 +493,13 @@ impl Task {
         let ttl = config.key_ttl().as_millis().to_string();
         let host = entry.name.to_string();
         match *job {
-            Job::Lease { want, rate } => {
-                let rate = rate.min(MAX_RATE);
+            Job::Lease {
+                want,
+                rate,
+                pace,
+                room,
+            } => {
+                let rate = (rate * room).min(MAX_RATE);
                 let burst = (config.lookahead().as_secs_f64() * rate).ceil().max(1.0);
                 let args = [
                     self.inner.process.clone(),
@@ -482,8 +508,10 @@ impl Task {
                     want.to_string(),
                     ttl,
                     self.inner.liveness().as_millis().to_string(),
+                    pace.to_string(),
+                    room.to_string(),
                 ];
-                let keys = [&*k.tat, &*k.procs, &*k.pause, &*k.learned, &*k.epoch];
+                let keys = [&*k.tat, &*k.procs, &*k.pause, &*k.learned, &*k.epoch, &*k.paces];
                 self.scripts.lease.run(conn, &keys, &args, commands).await
             }
             Job::Pause { until_ms } => {
@@ -525,7 +553,7 @@ impl Task {
     fn apply(&self, entry: &HostEntry, job: Job, value: &Value, sent: Instant, got: Instant) {
         let mut st = entry.lock();
         match job {
-            Job::Lease { want, rate } => {
+            Job::Lease { want, rate, .. } => {
                 st.in_flight = false;
                 st.hungry = false;
                 st.needs_sync = false;
@@ -537,11 +565,17 @@ impl Task {
                     // The server's now lies between sending and receiving.
                     let mid = sent + (got - sent) / 2;
                     // The fleet's schedule grants a run of slots at the
-                    // whole host's interval; this process spends them at
-                    // its own (the host's over its share), as its pace
-                    // does. At the host's interval a batch would be due
-                    // within a fraction of the lease, faster than the pace
-                    // can spend, and most of it would expire unspent.
+                    // whole host's interval (less its room); this process
+                    // spends them at its own, its caller's pace (the
+                    // host's rate over its share). At the host's interval
+                    // a batch would be due within a fraction of the lease,
+                    // faster than the pace can spend, and most of it would
+                    // expire unspent. With the room, a tenth of every batch
+                    // would, and the processes together would lease the
+                    // whole schedule: it would run ahead of the server's
+                    // clock by its lookahead, and each new batch would
+                    // start that far in the future, after the one before
+                    // ran out.
                     let procs = f64::from(r.procs.max(1));
                     let interval = Duration::from_secs_f64(procs / rate.min(MAX_RATE));
                     if st

@@ -28,13 +28,13 @@ mod linked {
 
     use super::Budget;
     use crate::fleet::{Learned, Slot};
+
+    /// How far over this process's view of the host's rate (and over the
+    /// fleet's paces together) the fleet's schedule goes.
+    const BUDGET_ROOM: f64 = 1.1;
     use crate::layer::adaptive::Controller;
     use crate::layer::hosts::{HostName, HostState};
     use crate::layer::shared::Shared;
-
-    /// How far above its pace over its share a process leases from the
-    /// fleet's schedule.
-    const BUDGET_ROOM: f64 = 1.1;
 
     /// Milliseconds left in a pause another process recorded for `host`,
     /// merged into this process's state for it.
@@ -98,7 +98,7 @@ mod linked {
         // any jitter, or shares that are not equal, would let the budget
         // bind below what the paces together allow. The budget is there to
         // stop processes that together claim far more than the host's rate.
-        match fleet.try_send(host, rate / share * BUDGET_ROOM, now) {
+        match fleet.try_send_with_room(host, rate / share, BUDGET_ROOM, now) {
             Slot::WaitUntil(at) => {
                 // The fleet's budget binds where the local pace would: a
                 // probe goes on as if the pace held requests back. A search
