@@ -88,19 +88,21 @@ async fn first_grant(fleet: &Fleet, host: &str, rate: f64, within: Duration) {
     }
 }
 
-#[test]
-fn two_processes_in_two_runtimes_share_one_budget() {
-    init_tracing();
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    const RATE: f64 = 200.0;
-    const SPAN: Duration = Duration::from_millis(1500);
-    let barrier = Arc::new(Barrier::new(2));
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let config = config(&server, "budget");
-            let barrier = Arc::clone(&barrier);
+/// Runs `body` in `n` processes, each a thread with a runtime and a fleet
+/// of its own, connected, all starting together; returns what each body
+/// returned, in order.
+fn in_processes<T, F, Fut>(server: &RedisServer, namespace: &str, n: usize, body: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, Fleet) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let body = Arc::new(body);
+    let workers: Vec<_> = (0..n)
+        .map(|i| {
+            let config = config(server, namespace);
+            let (barrier, body) = (Arc::clone(&barrier), Arc::clone(&body));
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -110,13 +112,26 @@ fn two_processes_in_two_runtimes_share_one_budget() {
                     let fleet = Fleet::start(config).unwrap();
                     connected(&fleet).await;
                     barrier.wait();
-                    let (granted, local) = spend(&fleet, "shared.example", RATE, Instant::now() + SPAN).await;
-                    (granted, local, fleet.share("shared.example"), fleet.stats())
+                    body(i, fleet).await
                 })
             })
         })
         .collect();
-    let results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    workers.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
+#[test]
+fn two_processes_in_two_runtimes_share_one_budget() {
+    init_tracing();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    const RATE: f64 = 200.0;
+    const SPAN: Duration = Duration::from_millis(1500);
+    let results = in_processes(&server, "budget", 2, |_, fleet| async move {
+        let (granted, local) = spend(&fleet, "shared.example", RATE, Instant::now() + SPAN).await;
+        (granted, local, fleet.share("shared.example"), fleet.stats())
+    });
     let total: u64 = results.iter().map(|r| r.0).sum();
     eprintln!(
         "granted per process: {:?}",
@@ -179,35 +194,18 @@ fn a_process_with_a_small_view_of_the_rate_does_not_take_the_schedule_from_a_lar
     // the small view: priced at 1/2 s a slot, the small process alone took
     // half of the schedule and the large one waited for it.
     const SPAN: Duration = Duration::from_secs(2);
-    let barrier = Arc::new(Barrier::new(2));
-    let workers: Vec<_> = [2.0, 1000.0]
-        .into_iter()
-        .map(|view| {
-            let config = config(&server, "views");
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let fleet = Fleet::start(config).unwrap();
-                    connected(&fleet).await;
-                    barrier.wait();
-                    // Both known to the script before the count starts.
-                    first_grant(&fleet, "views.example", view, Duration::from_secs(5)).await;
-                    until("two processes", Duration::from_secs(5), || {
-                        fleet.share("views.example") == 0.5
-                    })
-                    .await;
-                    spend(&fleet, "views.example", view, Instant::now() + SPAN)
-                        .await
-                        .0
-                })
-            })
+    const VIEWS: [f64; 2] = [2.0, 1000.0];
+    let granted = in_processes(&server, "views", 2, |i, fleet| async move {
+        // Both known to the script before the count starts.
+        first_grant(&fleet, "views.example", VIEWS[i], Duration::from_secs(5)).await;
+        until("two processes", Duration::from_secs(5), || {
+            fleet.share("views.example") == 0.5
         })
-        .collect();
-    let granted: Vec<u64> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        .await;
+        spend(&fleet, "views.example", VIEWS[i], Instant::now() + SPAN)
+            .await
+            .0
+    });
     let large = granted[1] as f64;
     assert!(
         large >= 0.8 * 500.0 * SPAN.as_secs_f64(),
