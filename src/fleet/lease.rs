@@ -117,7 +117,7 @@ impl Slots {
             .runs
             .iter()
             .flatten()
-            .map(|r| r.next + r.interval * r.left)
+            .filter_map(|r| r.next.checked_add(r.interval.checked_mul(r.left)?))
             .max();
         let start = after_held.map_or(start, |end| start.max(end));
         match self.runs.iter_mut().find(|r| r.is_none()) {

@@ -564,10 +564,10 @@ impl Task {
                 if r.granted > 0 {
                     // The server's now lies between sending and receiving.
                     let mid = sent + (got - sent) / 2;
-                    // The fleet's schedule grants a run of slots at the
-                    // whole host's interval (less its room); this process
-                    // spends them at its own, its caller's pace (the
-                    // host's rate over its share). At the host's interval
+                    // The fleet's schedule grants a run of slots at its
+                    // own interval (the whole host's, with room); this
+                    // process spends them at its caller's pace (the host's
+                    // rate over its share). At the host's interval
                     // a batch would be due within a fraction of the lease,
                     // faster than the pace can spend, and most of it would
                     // expire unspent. With the room, a tenth of every batch
