@@ -130,7 +130,7 @@ if want > 0 and rate ~= nil and rate > 0 then
     redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', int(math.ceil((tat - now) / 1000) + ttl))
   end
   wait = math.max(0, tat + emission - tau - now)
-  ensure_type(KEYS[2], 'zset')
+  -- `procs` is a sorted set or absent: its type was ensured above.
   redis.call('ZADD', KEYS[2], int(now_ms), ARGV[1])
   redis.call('PEXPIRE', KEYS[2], int(ttl))
   if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PEXPIRE', KEYS[4], int(ttl)) end

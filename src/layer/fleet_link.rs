@@ -28,13 +28,13 @@ mod linked {
 
     use super::Budget;
     use crate::fleet::{Learned, Slot};
+    use crate::layer::adaptive::Controller;
+    use crate::layer::hosts::{HostName, HostState};
+    use crate::layer::shared::Shared;
 
     /// How far over this process's view of the host's rate (and over the
     /// fleet's paces together) the fleet's schedule goes.
     const BUDGET_ROOM: f64 = 1.1;
-    use crate::layer::adaptive::Controller;
-    use crate::layer::hosts::{HostName, HostState};
-    use crate::layer::shared::Shared;
 
     /// Milliseconds left in a pause another process recorded for `host`,
     /// merged into this process's state for it.
