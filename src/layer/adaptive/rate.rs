@@ -364,6 +364,15 @@ impl RateControl {
             Basis::Guess if binding => {
                 while now.saturating_duration_since(self.stepped_at) >= SEARCH_STEP {
                     self.stepped_at += SEARCH_STEP;
+                    // In a fleet, requests that waited for leased slots
+                    // reach the pacer together, and the pace binds while
+                    // the process sends far below it: searches grew to
+                    // 1 000–1 400/s in processes sending a few a second,
+                    // which then held at hundreds a second after the next
+                    // pause. A step grows only while the sends keep up.
+                    if self.shared && !self.sending_at_pace(now) {
+                        continue;
+                    }
                     self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
                 }
             }
@@ -442,6 +451,18 @@ impl RateControl {
             let window = (2.0 / self.pace.max(1e-3)).clamp(0.5, 60.0);
             now.saturating_duration_since(at).as_secs_f64() < window
         })
+    }
+
+    /// Whether this cycle's sends came at half the pace or more lately:
+    /// over the last search step, or four intervals of a slower pace.
+    fn sending_at_pace(&self, now: Instant) -> bool {
+        let Some((start, log)) = &self.cycle else {
+            return false;
+        };
+        let span = SEARCH_STEP.as_secs_f64().max(4.0 / self.pace.max(1e-3));
+        let from = now.saturating_duration_since(*start).as_secs_f64() - span;
+        let sent = log.iter().rev().take_while(|&&t| f64::from(t) >= from).count();
+        sent as f64 >= 0.5 * self.pace * span
     }
 
     /// A request is sent now.
@@ -1199,6 +1220,39 @@ mod tests {
             (estimate - 100.0).abs() <= 5.0,
             "fitted {estimate}/s, the share is 100/s"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_fleet_a_search_grows_only_while_its_sends_keep_up() {
+        // A search paced at 100/s whose pace binds every 100 ms: alone, a
+        // pace that holds requests back, and it grows 1.25× a step. In a
+        // fleet, requests released together by leased slots bind it as
+        // well: sending one request a step, it stays; sending twelve (at
+        // its pace), it grows until its sends no longer keep up.
+        for (share, per_step, low, high) in [
+            (1.0, 1, 900.0, 1000.0),
+            (0.25, 1, 99.0, 101.0),
+            (0.25, 12, 190.0, 260.0),
+        ] {
+            let t0 = Instant::now();
+            let mut c = RateControl::new(1.0, t0);
+            c.set_share(share);
+            c.seed(t0, 100.0, false);
+            let mut t = t0;
+            for _ in 0..10 {
+                for i in 0..per_step {
+                    c.on_send(t + ms(8 * i));
+                }
+                c.bound_at = Some(t);
+                t += ms(100);
+                c.rate(t);
+            }
+            let pace = c.rate(t).expect("paced");
+            assert!(
+                (low..=high).contains(&pace),
+                "share {share}, {per_step} a step: pace {pace}"
+            );
+        }
     }
 
     /// Sends at `pace(t)` per second from `start` until `until`, then
