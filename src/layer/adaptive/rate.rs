@@ -36,7 +36,9 @@
 //!   the first for a host not paced yet, since a host of a few requests a
 //!   second refuses before eight) and the pace grows 1.25× per 100 ms
 //!   while it holds requests back (binding: it held one back within the
-//!   last half second or two intervals), until it is refused, in its
+//!   last half second or two intervals; in a fleet, also only while the
+//!   process sends at half its pace or more, since requests released
+//!   together by leased slots bind it too), until it is refused, in its
 //!   first second too (a window that counts refusals is filled by every
 //!   step past it).
 //! * **Hold below a known rate; probe rarely.** Once measured, the pace is
