@@ -7,7 +7,7 @@
 //! chosen names cannot steer lookups into one chain either.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use compact_str::CompactString;
@@ -26,7 +26,11 @@ impl HostName {
     #[inline]
     pub(crate) fn new(authority: &str) -> Self {
         let mut name = CompactString::new(authority);
-        if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+        // A fold without early exit: fewer branches than `any`.
+        if authority
+            .bytes()
+            .fold(false, |upper, b| upper | b.is_ascii_uppercase())
+        {
             name.make_ascii_lowercase();
         }
         Self(name)
@@ -51,6 +55,11 @@ pub(crate) struct HostState {
     pub(crate) backoff_level: AtomicU32,
     /// Counted errors from this host.
     pub(crate) errors: AtomicU64,
+    /// Dropped from the map: a service clone's copy is no longer current.
+    pub(crate) evicted: AtomicBool,
+    /// Coarse-clock ms when a service clone last looked it up in the map
+    /// (which marks it recently used).
+    pub(crate) looked_up_ms: AtomicU64,
     /// The adaptive controller, made on first use (boxed: hosts without one
     /// carry a pointer, not its ~650 bytes).
     adaptive: OnceLock<Box<Mutex<Controller>>>,
@@ -149,7 +158,10 @@ impl HostMap {
             return Arc::clone(h);
         }
         let h = Arc::new(HostState::default());
-        map.push(host.clone(), Arc::clone(&h));
+        if let Some((_, old)) = map.push(host.clone(), Arc::clone(&h)) {
+            // The least recently used host made room.
+            old.evicted.store(true, Ordering::Relaxed);
+        }
         h
     }
 
@@ -229,6 +241,16 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert!(m.get(&name("h99.example")).is_some());
         assert!(m.get(&name("h0.example")).is_none());
+    }
+
+    #[test]
+    fn an_evicted_host_says_so() {
+        let m = HostMap::new(NonZeroUsize::new(2).unwrap());
+        let first = m.get_or_insert(&name("a.example"));
+        m.get_or_insert(&name("b.example"));
+        assert!(!first.evicted.load(Ordering::Relaxed));
+        m.get_or_insert(&name("c.example"));
+        assert!(first.evicted.load(Ordering::Relaxed), "a.example made room");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub mod adaptive;
 pub mod error;
 mod fleet_link;
 pub mod future;
+mod host_cache;
 mod hosts;
 mod http_parts;
 #[allow(clippy::module_inception)]

@@ -28,16 +28,17 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// A request to `host`, sent (or to be sent) at `now_ms`.
+    /// A request to `host`, sent (or to be sent) at `now_ms`, holding
+    /// `ticket`.
     #[inline]
-    pub(crate) fn new(shard: Arc<Shard>, host: HostName, now_ms: u64) -> Self {
+    pub(crate) fn new(shard: Arc<Shard>, host: HostName, now_ms: u64, ticket: Option<Ticket>) -> Self {
         let watch = watching(now_ms, shard.shared.pause_horizon_ms());
         Self {
             shard,
             host,
             sent_ms: now_ms,
             watch,
-            ticket: None,
+            ticket,
             permit: None,
         }
     }

@@ -9,6 +9,7 @@ use super::adaptive::AdaptivePermit;
 use super::error::Overloaded;
 use super::fleet_link;
 use super::future::ResponseFuture;
+use super::host_cache::HostCache;
 use super::hosts::HostName;
 use super::http_parts::{HttpRequest, HttpResponse};
 use super::report::Report;
@@ -33,6 +34,8 @@ pub struct SnapshotService<S> {
     /// Admission granted by `poll_ready`, spent by `call`.
     ticket: Option<Option<Ticket>>,
     waiter: Option<Waiter>,
+    /// The host this clone sent to last (adaptive limiter).
+    last_host: HostCache,
 }
 
 /// What a blocked `poll_ready` waits on: a verdict change, or a slot given
@@ -67,6 +70,7 @@ impl<S> SnapshotService<S> {
             shards,
             ticket: None,
             waiter: None,
+            last_host: HostCache::default(),
         }
     }
 
@@ -118,11 +122,15 @@ impl<S: Clone> Clone for SnapshotService<S> {
     /// A clone shares the state but not the readiness: it must be polled
     /// ready itself.
     fn clone(&self) -> Self {
-        Self::new(
-            self.inner.clone(),
-            Arc::clone(&self.shared),
-            Arc::clone(&self.shards),
-        )
+        Self {
+            // A clone made per request still finds its host at once.
+            last_host: self.last_host.clone(),
+            ..Self::new(
+                self.inner.clone(),
+                Arc::clone(&self.shared),
+                Arc::clone(&self.shards),
+            )
+        }
     }
 }
 
@@ -196,20 +204,20 @@ where
                 self.inner.clone(),
                 request,
             );
-            return ResponseFuture::waiting(wait, Report::new(self.shards.pick(), host, now_ms));
+            return ResponseFuture::waiting(wait, Report::new(self.shards.pick(), host, now_ms, None));
         }
-        let mut report = Report::new(self.shards.pick(), host, now_ms);
-        report.ticket = ticket;
+        let mut report = Report::new(self.shards.pick(), host, now_ms, ticket);
         if let Some(cfg) = shared.settings.adaptive() {
-            let state = shared.hosts.get_or_insert(report.host());
+            let state = self.last_host.get_or_insert(&shared.hosts, report.host(), now_ms);
             let now = tokio::time::Instant::now();
             let budget = |c: &mut _| fleet_link::budget(shared, report.host(), c, now, None);
-            match AdaptivePermit::try_now(&state, cfg, now, budget) {
+            match AdaptivePermit::try_now(state, cfg, now, budget) {
                 Some(permit) => report.permit = Some(permit),
                 None if shared.settings.rejects() => {
                     return self.reject(Overloaded::host_busy(report.host().as_str()));
                 }
                 None => {
+                    let state = Arc::clone(state);
                     let wait = Wait::paced(Arc::clone(shared), state, self.inner.clone(), request);
                     return ResponseFuture::waiting(wait, report);
                 }

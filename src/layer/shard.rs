@@ -25,12 +25,14 @@ pub(crate) struct Shard {
 pub(crate) struct Shards(Box<[Arc<Shard>]>);
 
 impl Shards {
-    /// Twice as many shards as the machine runs threads at once (at least
-    /// two, at most 64).
+    /// At least twice as many shards as the machine runs threads at once,
+    /// a power of two (at least two, at most 64) so that picking one is a
+    /// mask, not a division.
     pub(crate) fn new(shared: &Arc<Shared>) -> Arc<Self> {
         let n = std::thread::available_parallelism()
             .map_or(2, |n| n.get() * 2)
-            .clamp(2, 64);
+            .clamp(2, 64)
+            .next_power_of_two();
         Arc::new(Self(
             (0..n)
                 .map(|_| {
@@ -45,7 +47,8 @@ impl Shards {
     /// The calling thread's shard, counted once more.
     #[inline]
     pub(crate) fn pick(&self) -> Arc<Shard> {
-        let i = THREAD_INDEX.with(|i| *i) % self.0.len();
+        // The length is a power of two.
+        let i = THREAD_INDEX.with(|i| *i) & (self.0.len() - 1);
         Arc::clone(&self.0[i])
     }
 }

@@ -206,9 +206,16 @@ impl Shared {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn note_open(&self) {
-        if self.gate_closed.load(Ordering::Relaxed) && self.gate_closed.swap(false, Ordering::Relaxed) {
+        if self.gate_closed.load(Ordering::Relaxed) {
+            self.note_reopened();
+        }
+    }
+
+    #[cold]
+    fn note_reopened(&self) {
+        if self.gate_closed.swap(false, Ordering::Relaxed) {
             tracing::info!(status = ?self.snapshotter.verdict().info.map(|i| i.to_string()), "gate opened");
         }
     }

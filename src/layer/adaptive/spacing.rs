@@ -42,7 +42,12 @@ impl Spacing {
         if self.sends.len() >= KEPT {
             self.sends.pop_front();
         }
-        // Answers come nearly in the order of their sends: insert from the back.
+        // Answers come nearly in the order of their sends: mostly at the
+        // back, otherwise inserted from the back.
+        if self.sends.back().is_none_or(|&(s, _)| s <= t) {
+            self.sends.push_back((t, accepted));
+            return;
+        }
         let at = self.sends.iter().rposition(|&(s, _)| s <= t).map_or(0, |i| i + 1);
         self.sends.insert(at, (t, accepted));
     }
