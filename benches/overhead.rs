@@ -51,6 +51,36 @@ fn Answer(
     })
 }
 
+/// The inner service answering 200 with the headers a real server sends
+/// (none of them a quota), built once and cloned per answer.
+fn answer_with_headers(
+) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible, Future: Send> + Clone + Send {
+    let mut template = Response::new(());
+    for (name, value) in [
+        ("date", "Tue, 01 Dec 2026 16:00:00 GMT"),
+        ("server", "nginx/1.26.2"),
+        ("content-type", "text/html; charset=utf-8"),
+        ("content-length", "5120"),
+        ("cache-control", "max-age=600"),
+        ("etag", "\"5f3a-1b2c\""),
+        ("vary", "Accept-Encoding"),
+        ("x-request-id", "0f6c1d2e-7a8b"),
+    ] {
+        template
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    let headers = std::sync::Arc::new(template.headers().clone());
+    tower::service_fn(move |_req: Request<()>| {
+        let headers = std::sync::Arc::clone(&headers);
+        async move {
+            let mut r = Response::new(());
+            *r.headers_mut() = (*headers).clone();
+            Ok::<_, Infallible>(r)
+        }
+    })
+}
+
 fn request() -> Request<()> {
     thread_local! {
         static URI: Uri = Uri::from_static("http://bench.example:8080/page");
@@ -335,7 +365,8 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
-/// The answer path for a 429 (counted, host looked up) against a 200.
+/// The answer path for a 429 (counted, host looked up) against a 200, and
+/// the default layer on an answer with ordinary headers.
 fn answer_429(c: &mut Criterion) {
     let bg = Background::new();
     let rt = current_thread();
@@ -347,6 +378,21 @@ fn answer_429(c: &mut Criterion) {
         let svc = bg.layer(GatePolicy::Wait).layer(Answer(status));
         single(&mut g, BenchmarkId::new("snapshot_wait", code), &rt, svc);
     }
+    // A 200 with eight ordinary headers: what the default layer reads of
+    // a real answer (it looks for quota headers in every one).
+    single(
+        &mut g,
+        BenchmarkId::new("bare", "200_headers"),
+        &rt,
+        answer_with_headers(),
+    );
+    let svc = bg.layer(GatePolicy::Adaptive).layer(answer_with_headers());
+    single(
+        &mut g,
+        BenchmarkId::new("snapshot_adaptive", "200_headers"),
+        &rt,
+        svc,
+    );
     g.finish();
 }
 

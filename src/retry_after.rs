@@ -179,6 +179,16 @@ pub struct QuotaWindow {
     pub epoch: bool,
 }
 
+/// Whether any header's name is one a quota is announced in: one pass
+/// over the names, where reading them is eight lookups by name, each
+/// parsing and hashing it. Most answers carry none.
+pub(crate) fn names_a_quota(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("ratelimit") || name.starts_with("x-ratelimit") || name.starts_with("x-rate-limit")
+    })
+}
+
 /// Values of `X-RateLimit-Reset` above this are UTC epoch seconds, below it
 /// seconds from now (2001-09-09: no delta is that long).
 const EPOCH_THRESHOLD: f64 = 1e9;
@@ -204,6 +214,9 @@ const EPOCH_THRESHOLD: f64 = 1e9;
 /// assert_eq!(q.reset_hi, Duration::from_secs(10));
 /// ```
 pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
+    if !names_a_quota(headers) {
+        return None;
+    }
     let ietf = rate_limit(headers).map(|q| QuotaWindow {
         remaining: q.remaining,
         reset_lo: q.reset.saturating_sub(Duration::from_secs(1)),
@@ -384,6 +397,38 @@ mod tests {
         h.append(RETRY_AFTER, "9".parse().unwrap());
         assert_eq!(retry_after(&h, at()), None, "disagreeing values are ambiguous");
         assert_eq!(retry_after(&HeaderMap::new(), at()), None);
+    }
+
+    #[test]
+    fn only_quota_names_are_looked_up() {
+        let h = |names: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for name in names {
+                h.append(*name, "1".parse().unwrap());
+            }
+            h
+        };
+        let ordinary = [
+            "date",
+            "server",
+            "content-type",
+            "etag",
+            "x-request-id",
+            "retry-after",
+        ];
+        assert!(!names_a_quota(&h(&ordinary)));
+        for name in [
+            "ratelimit",
+            "ratelimit-remaining",
+            "ratelimit-policy",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset-after",
+            "x-rate-limit-remaining",
+        ] {
+            let mut names = ordinary.to_vec();
+            names.push(name);
+            assert!(names_a_quota(&h(&names)), "{name}");
+        }
     }
 
     #[test]

@@ -67,9 +67,10 @@ impl AdaptivePermit {
         learned: impl FnOnce(&HostState, &Controller, Instant),
     ) {
         self.released = true;
-        // Read before taking the lock; most answers carry no header at all.
+        // Read before taking the lock; most answers name no quota (and
+        // the clock is read only for one that does).
         let quota = headers
-            .filter(|h| !h.is_empty())
+            .filter(|h| crate::retry_after::names_a_quota(h))
             .and_then(|h| crate::retry_after::quota(h, std::time::SystemTime::now()));
         let Some(mut c) = self.host.existing_controller() else {
             return;
