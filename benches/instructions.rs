@@ -1,0 +1,164 @@
+//! One variant of the overhead bench, driven a given number of times, for
+//! `benches/instructions.sh` to count its instructions under valgrind's
+//! callgrind: a figure that this shared, noisy machine does not move.
+//!
+//! ```text
+//! bash benches/instructions.sh            # every variant
+//! cargo bench --bench instructions -- adaptive_headers 40000
+//! ```
+//!
+//! The variants are those of `benches/overhead.rs` on one thread (the
+//! inner service answers 200 at once, the gate is open, the host is never
+//! paced), plus the bare service and the default layer on an answer with
+//! eight ordinary headers. Run without a variant, it lists them.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response, Uri};
+use tower::limit::ConcurrencyLimit;
+use tower::load_shed::LoadShed;
+use tower::{Layer, Service, ServiceExt};
+use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
+use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+
+const VARIANTS: &[&str] = &[
+    "bare",
+    "load_shed",
+    "concurrency_limit",
+    "snapshot_wait",
+    "snapshot_reject",
+    "snapshot_autoscale",
+    "snapshot_adaptive",
+    "bare_headers",
+    "snapshot_adaptive_headers",
+];
+
+fn request() -> Request<()> {
+    thread_local! {
+        static URI: Uri = Uri::from_static("http://bench.example:8080/page");
+    }
+    let mut r = Request::new(());
+    *r.uri_mut() = URI.with(Uri::clone);
+    r
+}
+
+/// The inner service: 200 at once, with `headers`.
+fn answer(
+    headers: HeaderMap,
+) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone {
+    let headers = Arc::new(headers);
+    tower::service_fn(move |_req: Request<()>| {
+        let headers = Arc::clone(&headers);
+        async move {
+            let mut r = Response::new(());
+            if !headers.is_empty() {
+                *r.headers_mut() = (*headers).clone();
+            }
+            Ok::<_, Infallible>(r)
+        }
+    })
+}
+
+/// What a real server sends with a page (none of it a quota).
+fn ordinary_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in [
+        ("date", "Tue, 01 Dec 2026 16:00:00 GMT"),
+        ("server", "nginx/1.26.2"),
+        ("content-type", "text/html; charset=utf-8"),
+        ("content-length", "5120"),
+        ("cache-control", "max-age=600"),
+        ("etag", "\"5f3a-1b2c\""),
+        ("vary", "Accept-Encoding"),
+        ("x-request-id", "0f6c1d2e-7a8b"),
+    ] {
+        h.insert(name, value.parse().expect("header value"));
+    }
+    h
+}
+
+#[inline(never)]
+async fn drive<S>(svc: &mut S, iters: u64)
+where
+    S: Service<Request<()>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..iters {
+        let s = svc.ready().await.expect("ready");
+        let r = s.call(request()).await.expect("answer");
+        std::hint::black_box(r);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let Some(variant) = args.first().filter(|v| VARIANTS.contains(&v.as_str())) else {
+        println!(
+            "usage: instructions VARIANT [ITERATIONS]; variants: {}",
+            VARIANTS.join(" ")
+        );
+        return;
+    };
+    let iters: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+
+    // The snapshotter samples on a runtime of its own; no verdict may close
+    // the gate (as in the overhead bench).
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let snapshotter = background.block_on(async {
+        let config = Config::builder()
+            .cpu_overload_threshold(1.0)
+            .memory_overload_threshold(1.0)
+            .event_loop_overload_threshold(1.0)
+            .build()
+            .expect("config");
+        let s = Snapshotter::new(config);
+        s.start().expect("start the snapshotter");
+        s
+    });
+    let layer = |policy: GatePolicy| {
+        let builder = SnapshotLayer::builder(snapshotter.clone())
+            .policy(policy)
+            .host_backoff(Duration::ZERO);
+        let builder = if policy == GatePolicy::Autoscale {
+            builder.limiter(Limiter::Autoscale(
+                AutoscaleConfig::default().desired_concurrency(64),
+            ))
+        } else {
+            builder
+        };
+        builder.build().expect("valid settings")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plain = answer(HeaderMap::new());
+    let with_headers = answer(ordinary_headers());
+    macro_rules! run {
+        ($svc:expr) => {{
+            let mut svc = $svc;
+            rt.block_on(drive(&mut svc, iters))
+        }};
+    }
+    match variant.as_str() {
+        "bare" => run!(plain),
+        "load_shed" => run!(LoadShed::new(plain)),
+        "concurrency_limit" => run!(ConcurrencyLimit::new(plain, 64)),
+        "snapshot_wait" => run!(layer(GatePolicy::Wait).layer(plain)),
+        "snapshot_reject" => run!(layer(GatePolicy::Reject).layer(plain)),
+        "snapshot_autoscale" => run!(layer(GatePolicy::Autoscale).layer(plain)),
+        "snapshot_adaptive" => run!(layer(GatePolicy::Adaptive).layer(plain)),
+        "bare_headers" => run!(with_headers),
+        "snapshot_adaptive_headers" => run!(layer(GatePolicy::Adaptive).layer(with_headers)),
+        _ => unreachable!("checked against VARIANTS"),
+    }
+}
