@@ -124,6 +124,9 @@ fn main() {
         s.start().expect("start the snapshotter");
         s
     });
+    // Its sampling task starts ticking the coarse clock that the layer
+    // reads: let it, so every run measures the same path.
+    std::thread::sleep(Duration::from_millis(300));
     let layer = |policy: GatePolicy| {
         let builder = SnapshotLayer::builder(snapshotter.clone())
             .policy(policy)
