@@ -34,6 +34,7 @@
 //! | `shared.rs` | the state every clone shares: admission, pauses, back-off |
 //! | `shard.rs` | how a future reaches that state, counted per thread |
 //! | `hosts.rs` | per-host state by full authority, LRU-capped |
+//! | `host_cache.rs` | a service clone's last host, so its next request there skips the map's lock |
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
