@@ -450,6 +450,42 @@ async fn quota_headers_set_the_pace() {
     }
 }
 
+/// GitHub's epoch `Reset` against every phase of the second at which the
+/// server's windows start (they round differently at each): the misses
+/// and the lowest goodput. `PHASE_STEP_MS` sets the step (default 3 ms).
+/// Alone: it sets the phase of every fixed window this process makes.
+#[tokio::test(start_paused = true)]
+#[ignore = "a sweep; run alone with --ignored --nocapture"]
+async fn quota_phases() {
+    let step: u64 = std::env::var("PHASE_STEP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    for window in [1, 5] {
+        let (mut lowest, mut misses) = (f64::MAX, Vec::new());
+        for phase in (0..1000).step_by(step as usize) {
+            testkit::model::set_wall_phase_ms(Some(phase));
+            let spec = Spec::Window {
+                rate: 100.0,
+                window: Duration::from_secs(window),
+                headers: QuotaHeaders::GitHub,
+            };
+            let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+            lowest = lowest.min(r.goodput);
+            if r.goodput < 0.95 || r.refused > 0.01 {
+                misses.push(format!("{phase} ms: {:.1} %", 100.0 * r.goodput));
+            }
+        }
+        println!(
+            "window {window} s, phases every {step} ms: lowest {:.1} %, {} misses {misses:?}",
+            100.0 * lowest,
+            misses.len()
+        );
+    }
+    testkit::model::set_wall_phase_ms(None);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_one_second_bucket_is_held_at_its_rate() {
     holds(Spec::Bucket {

@@ -232,7 +232,7 @@ impl FixedWindow {
             window: window.max(Duration::from_secs(1)),
             headers,
             epoch: now,
-            wall_epoch: SystemTime::now(),
+            wall_epoch: wall_epoch(),
             index: 0,
             used: 0,
         }
@@ -286,6 +286,29 @@ impl Limiter for FixedWindow {
             }
         }
         d
+    }
+}
+
+/// The phase of the second at which new fixed windows' wall clocks start,
+/// in ms (`u64::MAX`: the real clock's). See [`set_wall_phase_ms`].
+static WALL_PHASE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Starts the wall clock of the fixed windows made from now on (in this
+/// process) at a given phase of a second, `ms` past a whole second, instead
+/// of at the real clock's: the epoch `Reset` (whole seconds, rounded up)
+/// and the `Date` header (rounded down) then round the same way on every
+/// run. `None` goes back to the real clock, whose phase varies run to run.
+pub fn set_wall_phase_ms(ms: Option<u64>) {
+    WALL_PHASE_MS.store(
+        ms.map_or(u64::MAX, |ms| ms % 1000),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+fn wall_epoch() -> SystemTime {
+    match WALL_PHASE_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        u64::MAX => SystemTime::now(),
+        ms => SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms),
     }
 }
 
