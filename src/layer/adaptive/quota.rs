@@ -95,13 +95,18 @@ impl QuotaWindows {
             Some(w) => {
                 // A new window: the last one reset by now. Earlier than its
                 // headers said means they run late by at least that much,
-                // less the spacing of answers (the narrowed reset is as
-                // late as the answer that set it, which varies by that).
+                // less twice the spacing of answers: the window reset some
+                // time after the last answer of the old one, and the
+                // narrowed reset is as late as the answer that set it, both
+                // uncertain by that spacing. (Less it once, and the next
+                // window was now and then read a few ms early: a refusal,
+                // a `Retry-After` pause of a second, a one-second window
+                // lost.)
                 if w.epoch && now < w.hi {
                     let spacing = now
                         .saturating_duration_since(w.last_answer)
                         .max(Duration::from_millis(1));
-                    self.late_by = w.hi.saturating_duration_since(now).saturating_sub(spacing);
+                    self.late_by = w.hi.saturating_duration_since(now).saturating_sub(2 * spacing);
                 }
                 fresh
             }
@@ -121,6 +126,14 @@ impl QuotaWindows {
         let late_by = if w.epoch { self.late_by } else { Duration::ZERO };
         let hi = w.hi.checked_sub(late_by).map_or(w.lo, |at| at.max(w.lo));
         Some((hi, w.remaining))
+    }
+
+    /// Whether a refusal at `now` falls where the learned lateness moved
+    /// the reset from: after the reset as read, before the one the headers
+    /// gave.
+    pub(crate) fn read_too_early(&self, now: Instant) -> bool {
+        self.current
+            .is_some_and(|w| w.epoch && !self.late_by.is_zero() && now < w.hi && !self.active(now))
     }
 
     /// Whether a quota is in force at `now`.
@@ -270,16 +283,22 @@ mod tests {
             0,
         );
         // The next window's reset is read as early as this one came, less
-        // the spacing of its answers: 590 - 20 ms.
+        // twice the spacing of its answers: 590 - 2 × 20 ms.
         q.on_headers(
             at(9000),
             at(8999),
             &said(0, Duration::ZERO, Duration::from_millis(1600), true),
             0,
         );
-        assert_eq!(q.not_before(at(9000)), Some(at(10_030)));
+        assert_eq!(q.not_before(at(9000)), Some(at(10_050)));
+        // A refusal after the reset as read, before the headers' own: it
+        // was read too early. Before it, or after the headers' reset, not.
+        assert!(q.read_too_early(at(10_100)));
+        assert!(!q.read_too_early(at(10_000)), "the quota is spent then");
+        assert!(!q.read_too_early(at(10_700)));
         // A refusal: back to what the headers say.
         q.on_refused();
         assert_eq!(q.not_before(at(9000)), Some(at(10_600)));
+        assert!(!q.read_too_early(at(10_100)), "nothing learned to undo");
     }
 }

@@ -553,7 +553,7 @@ impl RateControl {
     fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
         self.meter.add(now, sent_at, false);
         self.spacing.record(sent_at, false);
-        if self.quota.active(now) {
+        if self.quota.active(now) || self.quota.read_too_early(now) {
             // The quota explains the refusal and already sets the pace; it
             // was read as resetting too early, if anything.
             self.quota.on_refused();
