@@ -1508,6 +1508,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_refusal_after_an_epoch_reset_read_early_undoes_the_lateness() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let said = |remaining, lo: u64, hi: u64| QuotaWindow {
+            remaining,
+            reset_lo: Duration::from_millis(lo),
+            reset_hi: Duration::from_millis(hi),
+            epoch: true,
+        };
+        let mut c = RateControl::new(1.0, t0);
+        // A window the headers put at (4 s, 5.6 s] resets at 5 s: later
+        // windows are read 550 ms early (590 ms less two 20 ms spacings).
+        c.on_quota(t0, t0, &said(10, 4000, 5600), 0);
+        c.on_quota(at(4990), at(4989), &said(1, 0, 610), 0);
+        c.on_quota(at(5010), at(5009), &said(99, 3590, 5590), 0);
+        c.on_quota(at(9000), at(8999), &said(0, 0, 1600), 0);
+        assert_eq!(c.not_before(at(10_000)), Some(at(10_050)));
+        // Refused at 10.1 s, with `Retry-After`: the reset was read too
+        // early. The quota waits for its headers' reset again; the refusal
+        // is no cycle of a limiter that pauses.
+        c.on_loss(at(10_100), at(10_099), Some(Duration::from_secs(1)));
+        assert_eq!(c.not_before(at(10_100)), Some(at(10_600)));
+        assert_eq!(c.estimate().1, Basis::None, "no rate learned from it");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
