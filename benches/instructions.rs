@@ -16,12 +16,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Request, Response, Uri};
+use http::{HeaderMap, Request, Response};
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 use tower::{Layer, Service, ServiceExt};
 use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
-use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+use tower_snapshotter::{GatePolicy, SnapshotLayer};
+
+#[path = "common/open_gate.rs"]
+mod open_gate;
+use open_gate::{open_gate_snapshotter, ordinary_headers, request};
 
 const VARIANTS: &[&str] = &[
     "bare",
@@ -35,20 +39,10 @@ const VARIANTS: &[&str] = &[
     "snapshot_adaptive_headers",
 ];
 
-fn request() -> Request<()> {
-    thread_local! {
-        static URI: Uri = Uri::from_static("http://bench.example:8080/page");
-    }
-    let mut r = Request::new(());
-    *r.uri_mut() = URI.with(Uri::clone);
-    r
-}
-
 /// The inner service: 200 at once, with `headers`.
 fn answer(
-    headers: HeaderMap,
+    headers: Arc<HeaderMap>,
 ) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone {
-    let headers = Arc::new(headers);
     tower::service_fn(move |_req: Request<()>| {
         let headers = Arc::clone(&headers);
         async move {
@@ -59,24 +53,6 @@ fn answer(
             Ok::<_, Infallible>(r)
         }
     })
-}
-
-/// What a real server sends with a page (none of it a quota).
-fn ordinary_headers() -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (name, value) in [
-        ("date", "Tue, 01 Dec 2026 16:00:00 GMT"),
-        ("server", "nginx/1.26.2"),
-        ("content-type", "text/html; charset=utf-8"),
-        ("content-length", "5120"),
-        ("cache-control", "max-age=600"),
-        ("etag", "\"5f3a-1b2c\""),
-        ("vary", "Accept-Encoding"),
-        ("x-request-id", "0f6c1d2e-7a8b"),
-    ] {
-        h.insert(name, value.parse().expect("header value"));
-    }
-    h
 }
 
 #[inline(never)]
@@ -108,22 +84,7 @@ fn main() {
 
     // The snapshotter samples on a runtime of its own; no verdict may close
     // the gate (as in the overhead bench).
-    let background = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let snapshotter = background.block_on(async {
-        let config = Config::builder()
-            .cpu_overload_threshold(1.0)
-            .memory_overload_threshold(1.0)
-            .event_loop_overload_threshold(1.0)
-            .build()
-            .expect("config");
-        let s = Snapshotter::new(config);
-        s.start().expect("start the snapshotter");
-        s
-    });
+    let (_background, snapshotter) = open_gate_snapshotter();
     // Its sampling task starts ticking the coarse clock that the layer
     // reads: let it, so every run measures the same path.
     std::thread::sleep(Duration::from_millis(300));
@@ -144,7 +105,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let plain = answer(HeaderMap::new());
+    let plain = answer(Arc::new(HeaderMap::new()));
     let with_headers = answer(ordinary_headers());
     macro_rules! run {
         ($svc:expr) => {{

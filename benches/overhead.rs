@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 use tower::{Layer, Service, ServiceExt};
 use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
-use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
+use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
 
 /// The inner service: `tower::service_fn` answering `status` at once.
 /// Its future is an `async` block, which builds the response when polled,
@@ -52,25 +52,10 @@ fn Answer(
 }
 
 /// The inner service answering 200 with the headers a real server sends
-/// (none of them a quota), built once and cloned per answer.
+/// (none of them a quota), cloned per answer.
 fn answer_with_headers(
 ) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible, Future: Send> + Clone + Send {
-    let mut template = Response::new(());
-    for (name, value) in [
-        ("date", "Tue, 01 Dec 2026 16:00:00 GMT"),
-        ("server", "nginx/1.26.2"),
-        ("content-type", "text/html; charset=utf-8"),
-        ("content-length", "5120"),
-        ("cache-control", "max-age=600"),
-        ("etag", "\"5f3a-1b2c\""),
-        ("vary", "Accept-Encoding"),
-        ("x-request-id", "0f6c1d2e-7a8b"),
-    ] {
-        template
-            .headers_mut()
-            .insert(name, value.parse().expect("header value"));
-    }
-    let headers = std::sync::Arc::new(template.headers().clone());
+    let headers = ordinary_headers();
     tower::service_fn(move |_req: Request<()>| {
         let headers = std::sync::Arc::clone(&headers);
         async move {
@@ -79,15 +64,6 @@ fn answer_with_headers(
             Ok::<_, Infallible>(r)
         }
     })
-}
-
-fn request() -> Request<()> {
-    thread_local! {
-        static URI: Uri = Uri::from_static("http://bench.example:8080/page");
-    }
-    let mut r = Request::new(());
-    *r.uri_mut() = URI.with(Uri::clone);
-    r
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -100,6 +76,10 @@ fn current_thread() -> tokio::runtime::Runtime {
 #[cfg(feature = "redis")]
 #[path = "../tests/common/redis.rs"]
 mod redis_server;
+
+#[path = "common/open_gate.rs"]
+mod open_gate;
+use open_gate::{open_gate_snapshotter, ordinary_headers, request};
 
 /// The snapshotter samples on a runtime of its own, so its tasks run
 /// between measurements and the verdict stays "idle".
@@ -116,26 +96,7 @@ struct Background {
 
 impl Background {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let snapshotter = rt.block_on(async {
-            // Real probes sampling at the default intervals, but no machine
-            // verdict may close the gate: this bench measures the open-gate
-            // path, and on this shared 2-core machine the bench's own busy
-            // core plus a neighbour's load closed the CPU gate now and then.
-            let config = Config::builder()
-                .cpu_overload_threshold(1.0)
-                .memory_overload_threshold(1.0)
-                .event_loop_overload_threshold(1.0)
-                .build()
-                .expect("config");
-            let s = Snapshotter::new(config);
-            s.start().expect("start the snapshotter");
-            s
-        });
+        let (rt, snapshotter) = open_gate_snapshotter();
         Self {
             _rt: rt,
             snapshotter,
