@@ -44,7 +44,8 @@
 //! # Per-host labels
 //!
 //! Off by default: `SnapshotLayerBuilder::metrics_per_host(true)` (a
-//! setter of the `metrics` feature) adds a `host` label (the authority, ASCII lowercase, e.g.
+//! setter of the `metrics` feature) adds a `host` label (the authority,
+//! ASCII lowercase, e.g.
 //! `example.com:8080`) to `answers_total`, `host_pauses_total`, and (under
 //! `Adaptive`) `concurrency_limit` and `in_flight`; those series then carry
 //! no unlabelled twin. To keep the number of series bounded, at most
