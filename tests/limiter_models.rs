@@ -460,8 +460,9 @@ async fn quota_headers_set_the_pace() {
 
 /// GitHub's epoch `Reset` against every phase of the second at which the
 /// server's windows start (they round differently at each): the misses
-/// and the lowest goodput. `PHASE_STEP_MS` sets the step (default 3 ms).
-/// Alone: it sets the phase of every fixed window this process makes.
+/// and the lowest goodput. `PHASE_STEP_MS` sets the step (default 3 ms),
+/// `RATES` the rates (default 100/s). Alone: it sets the phase of every
+/// fixed window this process makes.
 #[tokio::test(start_paused = true)]
 #[ignore = "a sweep; run alone with --ignored --nocapture"]
 async fn quota_phases() {
@@ -470,12 +471,17 @@ async fn quota_phases() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
-    for window in [1, 5] {
+    let rates: Vec<f64> = std::env::var("RATES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect())
+        .filter(|r: &Vec<f64>| !r.is_empty())
+        .unwrap_or_else(|| vec![100.0]);
+    for (rate, window) in rates.iter().flat_map(|&r| [(r, 1), (r, 5)]) {
         let (mut lowest, mut misses) = (f64::MAX, Vec::new());
         for phase in (0..1000).step_by(step as usize) {
             testkit::model::set_wall_phase_ms(Some(phase));
             let spec = Spec::Window {
-                rate: 100.0,
+                rate,
                 window: Duration::from_secs(window),
                 headers: QuotaHeaders::GitHub,
             };
@@ -486,7 +492,7 @@ async fn quota_phases() {
             }
         }
         println!(
-            "window {window} s, phases every {step} ms: lowest {:.1} %, {} misses {misses:?}",
+            "{rate}/s, window {window} s, phases every {step} ms: lowest {:.1} %, {} misses {misses:?}",
             100.0 * lowest,
             misses.len()
         );
