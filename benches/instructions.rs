@@ -20,12 +20,11 @@ use http::{HeaderMap, Request, Response};
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 use tower::{Layer, Service, ServiceExt};
-use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
-use tower_snapshotter::{GatePolicy, SnapshotLayer};
+use tower_snapshotter::GatePolicy;
 
 #[path = "common/open_gate.rs"]
 mod open_gate;
-use open_gate::{open_gate_snapshotter, ordinary_headers, request};
+use open_gate::{bench_layer, open_gate_snapshotter, ordinary_headers, request};
 
 const VARIANTS: &[&str] = &[
     "bare",
@@ -88,19 +87,7 @@ fn main() {
     // Its sampling task starts ticking the coarse clock that the layer
     // reads: let it, so every run measures the same path.
     std::thread::sleep(Duration::from_millis(300));
-    let layer = |policy: GatePolicy| {
-        let builder = SnapshotLayer::builder(snapshotter.clone())
-            .policy(policy)
-            .host_backoff(Duration::ZERO);
-        let builder = if policy == GatePolicy::Autoscale {
-            builder.limiter(Limiter::Autoscale(
-                AutoscaleConfig::default().desired_concurrency(64),
-            ))
-        } else {
-            builder
-        };
-        builder.build().expect("valid settings")
-    };
+    let layer = |policy| bench_layer(&snapshotter, policy, true);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -34,7 +34,6 @@ use http::{Request, Response, StatusCode};
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 use tower::{Layer, Service, ServiceExt};
-use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
 use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
 
 /// The inner service: `tower::service_fn` answering `status` at once.
@@ -79,7 +78,7 @@ mod redis_server;
 
 #[path = "common/open_gate.rs"]
 mod open_gate;
-use open_gate::{open_gate_snapshotter, ordinary_headers, request};
+use open_gate::{bench_layer, open_gate_snapshotter, ordinary_headers, request};
 
 /// The snapshotter samples on a runtime of its own, so its tasks run
 /// between measurements and the verdict stays "idle".
@@ -157,19 +156,7 @@ impl Background {
     }
 
     fn layer_with(&self, policy: GatePolicy, per_host: bool) -> SnapshotLayer {
-        let layer = SnapshotLayer::builder(self.snapshotter.clone())
-            .policy(policy)
-            .per_host(per_host)
-            // A 429 without Retry-After must not pause the bench host.
-            .host_backoff(Duration::ZERO);
-        let layer = if policy == GatePolicy::Autoscale {
-            layer.limiter(Limiter::Autoscale(
-                AutoscaleConfig::default().desired_concurrency(64),
-            ))
-        } else {
-            layer
-        };
-        let layer = layer.build().expect("valid settings");
+        let layer = bench_layer(&self.snapshotter, policy, per_host);
         assert!(
             layer.stats().gate.is_empty(),
             "the bench must run without overload: {:?}",

@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use http::{HeaderMap, Request, Uri};
-use tower_snapshotter::{Config, Snapshotter};
+use tower_snapshotter::layer::{AutoscaleConfig, Limiter};
+use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
 /// A snapshotter sampling with its real probes at the default intervals,
 /// on a runtime of its own (returned: keep it alive), whose verdict never
@@ -30,6 +33,24 @@ pub fn open_gate_snapshotter() -> (tokio::runtime::Runtime, Snapshotter) {
         s
     });
     (rt, snapshotter)
+}
+
+/// The layer a bench measures: `policy`, per-host partitions as asked,
+/// no back-off (a 429 without `Retry-After` must not pause the bench host),
+/// and `Autoscale` at a limit of 64 (as `ConcurrencyLimit(64)`).
+pub fn bench_layer(snapshotter: &Snapshotter, policy: GatePolicy, per_host: bool) -> SnapshotLayer {
+    let builder = SnapshotLayer::builder(snapshotter.clone())
+        .policy(policy)
+        .per_host(per_host)
+        .host_backoff(Duration::ZERO);
+    let builder = if policy == GatePolicy::Autoscale {
+        builder.limiter(Limiter::Autoscale(
+            AutoscaleConfig::default().desired_concurrency(64),
+        ))
+    } else {
+        builder
+    };
+    builder.build().expect("valid settings")
 }
 
 /// A GET with an authority, its URI cloned from one parsed per thread.
