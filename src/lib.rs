@@ -82,7 +82,7 @@
 //! | [`retry`] | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`layer`] | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions; its own table maps its files |
 //! | `layer/adaptive/` | the adaptive limiter by concern: controller, concurrency, rate estimate, fit, meter, delay signal, pacer, permits |
-//! | `fleet` (feature `redis`) | per-host pauses, send budget and learned rates shared by many processes through Redis |
+//! | `fleet` (feature `redis`) | per-host pauses, send budget, learned rates and sending cycles shared by many processes through Redis |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -13,6 +13,7 @@ use compact_str::CompactString;
 use lru::LruCache;
 use tokio::time::Instant;
 
+use super::cycle::{CycleRecord, FleetCycle};
 use super::keys::HostKeys;
 use super::learned::{nonzero_time, Learned};
 use super::lease::{Slots, Take};
@@ -86,6 +87,15 @@ pub(crate) struct HostState {
     /// Read the host's state at the next round (first use, use after a long
     /// idle, rejoin).
     pub(crate) needs_sync: bool,
+    /// This process's latest cycle, still to publish.
+    pub(crate) cycle_pending: Option<CycleRecord>,
+    /// Read the fleet's cycles then, to merge those that ended near this
+    /// end (Unix µs); reads left before merging what there is.
+    pub(crate) cycle_read: Option<(Instant, u64, u8)>,
+    /// The fleet's latest merged cycle.
+    pub(crate) cycle: Option<Arc<FleetCycle>>,
+    /// Fleet cycles merged so far.
+    pub(crate) cycles_merged: u64,
 }
 
 impl Default for HostState {
@@ -111,6 +121,10 @@ impl Default for HostState {
             utilization: 1.0,
             synced: None,
             needs_sync: true,
+            cycle_pending: None,
+            cycle_read: None,
+            cycle: None,
+            cycles_merged: 0,
         }
     }
 }

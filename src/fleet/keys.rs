@@ -26,6 +26,9 @@ pub(crate) struct HostKeys {
     /// Each leasing process's pace: hash, field the process id, value its
     /// requests per second as of its last lease.
     pub(crate) paces: String,
+    /// Each process's latest sending cycle: hash, field the process id,
+    /// value a [`CycleRecord`](super::cycle::CycleRecord) as text.
+    pub(crate) cycles: String,
 }
 
 impl HostKeys {
@@ -38,6 +41,7 @@ impl HostKeys {
             learned: key("learned"),
             epoch: key("epoch"),
             paces: key("paces"),
+            cycles: key("cycles"),
         }
     }
 }

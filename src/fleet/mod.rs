@@ -21,6 +21,11 @@
 //!   estimated rate, so a new process starts at the fleet's rate
 //!   ([`Fleet::learned`]). [`Fleet::loss_epoch`] makes a burst of refusals
 //!   seen by many processes at once count as one loss.
+//! * **Sending cycles.** When a `Retry-After` pause ends a layer's cycle of
+//!   sending, the layer publishes that cycle's send times; a little later
+//!   every process reads all of them and merges those of the same pause
+//!   into the fleet's cycle, which each process's controller fits as one
+//!   GCRA's (see below).
 //!
 //! # Use
 //!
@@ -66,6 +71,7 @@
 //! | `ns:{host}:learned` | hash | `rate`, `measured` (0/1), `last_loss` (Unix ms), `at` | `key_ttl` |
 //! | `ns:{host}:epoch` | string | start of the current loss epoch, Unix ms | the epoch's window (two lease lengths) |
 //! | `ns:{host}:paces` | hash | process id → its pace (requests/s) at its last lease | `key_ttl` |
+//! | `ns:{host}:cycles` | hash | process id → its latest sending cycle: `<end µs> <told> <fits> <µs before end>…` | `key_ttl` |
 //!
 //! Scripts publish on the channel `ns:events`: `p <end ms> <host>` for a
 //! pause, `l <rate> <measured> <last loss ms> <host>` for learned values,
@@ -115,6 +121,28 @@
 //! A rate cut by the caller (below 90 % of the rate the slots held were
 //! leased at) drops those slots and leases anew at the new rate.
 //!
+//! # The fleet's cycles
+//!
+//! A GCRA counts every process's requests, so a process's own cycles
+//! between pauses hold its share of the sends, and a small share sees a
+//! small part of the burst: fitted alone, four processes' shares summed
+//! to anywhere from 89 % to 101 % of the limiter's rate, run to run. So
+//! when a pause ends a cycle, each process stores its cycle under its id
+//! in `cycles` (the end in Unix µs, whether its own refusal ended it,
+//! whether a GCRA could have, and up to 4 096 send times), and reads the
+//! hash two refresh periods and 50 ms later, plus one more period (again,
+//! up to three times, while fewer records than live processes are there).
+//! The merged cycle ends at the earliest refusal among the records that
+//! ended from 1 s before this process's end (a process whose requests
+//! waited on its pace hears of a pause late) to two refresh periods and
+//! 50 ms after it, and holds every send of those records up to that
+//! refusal. Every process merges the same records, so every controller
+//! fits the same rate and paces its share of it (see the layer's
+//! `adaptive/fleet_fit.rs`). The read deletes fields that ended longer
+//! than `key_ttl` ago or hold no end time (the cycles of processes gone).
+//! The first cycle, sent before any pace, fits nothing: each process's
+//! part of a flood is whatever its requests raced to.
+//!
 //! A lease asks for `lease × rate / live processes` slots (scaled down by
 //! how many of the previous lease's slots went unused), once fewer than
 //! half a batch, plus what the pace spends before the task's next look (a
@@ -151,6 +179,9 @@
 //! step (NTP); leases use only the server's clock.
 
 mod config;
+mod cycle;
+#[cfg(test)]
+mod cycle_tests;
 mod host;
 mod keys;
 mod learned;
@@ -166,11 +197,12 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 pub use config::{FleetConfig, FleetConfigBuilder};
+pub(crate) use cycle::{CycleRecord, FleetCycle};
 pub use learned::Learned;
 pub use stats::FleetStats;
 
 use learned::{from_unix_ms, unix_ms};
-use sync::{Inner, MAX_PAUSE_MS};
+use sync::{Inner, CYCLE_READS, MAX_PAUSE_MS};
 
 use crate::StartError;
 
@@ -358,10 +390,32 @@ impl Fleet {
         slot
     }
 
-    /// This process's share of `host` and what the fleet learned about it,
+    /// This process's share of `host`, what the fleet learned about it, and
+    /// its latest merged cycle when that is newer than the `seen`-th,
     /// under one lock: what the layer reads before a send.
-    pub(crate) fn share_and_learned(&self, host: &str) -> (f64, Option<Learned>) {
-        self.with(host, Instant::now(), |st| (st.share(), st.learned()))
+    pub(crate) fn share_and_learned(
+        &self,
+        host: &str,
+        seen: u64,
+    ) -> (f64, Option<Learned>, Option<Arc<FleetCycle>>) {
+        self.with(host, Instant::now(), |st| {
+            let cycle = st.cycle.as_ref().filter(|c| c.seq > seen).map(Arc::clone);
+            (st.share(), st.learned(), cycle)
+        })
+    }
+
+    /// Publishes this process's latest sending cycle of `host` (see
+    /// [`cycle`]), and reads the fleet's a little later: once every
+    /// process has heard of the pause that ended it (pushed events, or a
+    /// refresh period without them) and published its own.
+    pub(crate) fn publish_cycle(&self, host: &str, record: CycleRecord) {
+        let now = Instant::now();
+        let read_at = now + self.inner().cycle_settle();
+        self.with(host, now, |st| {
+            st.cycle_read = Some((read_at, record.end_us, CYCLE_READS));
+            st.cycle_pending = Some(record);
+        });
+        self.inner().wake.notify_one();
     }
 
     /// This process's share of `host`: one over the number of processes

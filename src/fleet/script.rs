@@ -214,6 +214,44 @@ return {0, cur}
 "#
 );
 
+/// `KEYS`: cycles. `ARGV`: process id, record, key TTL (ms).
+/// Stores this process's latest cycle (a hash of another type is
+/// replaced). Reply: 1.
+const CYCLE_PUT: &str = concat!(
+    prelude!(),
+    r#"
+ensure_type(KEYS[1], 'hash')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#
+);
+
+/// `KEYS`: cycles. `ARGV`: key TTL (ms).
+/// Every process's latest cycle; fields that ended longer than the TTL
+/// ago, or that do not start with an end time, are deleted (the cycles of
+/// processes gone). Reply: the records (none when the key is of another
+/// type).
+const CYCLE_GET: &str = concat!(
+    prelude!(),
+    r#"
+if not ensure_type(KEYS[1], 'hash') then return {} end
+local oldest = now_us() - (tonumber(ARGV[1]) or 0) * 1000
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local e = finite(tonumber(string.match(v, '^(%d+) ')))
+  if e == nil or e < oldest then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    out[#out + 1] = v
+  end
+end
+return out
+"#
+);
+
 /// A script and its SHA1.
 #[derive(Debug)]
 pub(crate) struct Lua {
@@ -255,13 +293,15 @@ impl Lua {
     }
 }
 
-/// The four scripts.
+/// The scripts.
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) lease: Lua,
     pub(crate) pause: Lua,
     pub(crate) learn: Lua,
     pub(crate) epoch: Lua,
+    pub(crate) cycle_put: Lua,
+    pub(crate) cycle_get: Lua,
 }
 
 impl Scripts {
@@ -271,6 +311,8 @@ impl Scripts {
             pause: Lua::new(PAUSE),
             learn: Lua::new(LEARN),
             epoch: Lua::new(EPOCH),
+            cycle_put: Lua::new(CYCLE_PUT),
+            cycle_get: Lua::new(CYCLE_GET),
         }
     }
 }
@@ -375,7 +417,14 @@ mod tests {
     #[test]
     fn scripts_have_distinct_hashes() {
         let s = Scripts::new();
-        let mut hashes = [&s.lease.sha, &s.pause.sha, &s.learn.sha, &s.epoch.sha];
+        let mut hashes = [
+            &s.lease.sha,
+            &s.pause.sha,
+            &s.learn.sha,
+            &s.epoch.sha,
+            &s.cycle_put.sha,
+            &s.cycle_get.sha,
+        ];
         hashes.sort();
         assert!(hashes.windows(2).all(|w| w[0] != w[1]));
     }

@@ -39,6 +39,10 @@ pub struct FleetStats {
     /// the next lease is asked for): budget this process took from the
     /// fleet's schedule and did not use.
     pub wasted: u64,
+    /// The fleet's sending cycles this process merged: each ended by a
+    /// pause some process's refusal began, each process's sends in it
+    /// read from Redis and fitted as one limiter's (see the module docs).
+    pub cycles_merged: u64,
     /// Hosts in the local cache.
     pub hosts: usize,
 }
@@ -52,6 +56,7 @@ pub(crate) struct Counters {
     pub(crate) commands: AtomicU64,
     pub(crate) leased: AtomicU64,
     pub(crate) wasted: AtomicU64,
+    pub(crate) cycles_merged: AtomicU64,
     /// ms since `base` of the last success, plus one; 0 for never.
     last_ok: AtomicU64,
     /// ms since `base` when the current local stretch began.
@@ -73,6 +78,7 @@ impl Counters {
             commands: AtomicU64::new(0),
             leased: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
+            cycles_merged: AtomicU64::new(0),
             last_ok: AtomicU64::new(0),
             local_since: AtomicU64::new(0),
             local_total: AtomicU64::new(0),
@@ -156,6 +162,7 @@ impl Counters {
             commands: self.commands.load(Ordering::Relaxed),
             leased: self.leased.load(Ordering::Relaxed),
             wasted: self.wasted.load(Ordering::Relaxed),
+            cycles_merged: self.cycles_merged.load(Ordering::Relaxed),
             hosts,
         }
     }

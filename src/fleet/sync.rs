@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
 
 use super::config::FleetConfig;
+use super::cycle::{merge, CycleRecord};
 use super::host::{HostEntry, Hosts, MAX_RATE};
 use super::keys::{channel, Event};
 use super::learned::{unix_ms, Learned};
@@ -39,6 +40,12 @@ use super::stats::Counters;
 const MAX_JOBS: usize = 1024;
 /// Longest wait between attempts to reach Redis while local.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Reads of the fleet's cycles, a refresh period apart, before what there
+/// is gets merged without the records of every live process.
+pub(crate) const CYCLE_READS: u8 = 3;
+/// A process that heard of a pause late (its requests waited on its pace)
+/// ended its cycle up to this long after the refusal that began it.
+const CYCLE_LATE_US: u64 = 1_000_000;
 /// A pause further ahead than this is garbage.
 pub(crate) const MAX_PAUSE_MS: u64 = 24 * 3600 * 1000;
 
@@ -79,6 +86,18 @@ impl Inner {
         (self.config.refresh() * 10).max(Duration::from_secs(5))
     }
 
+    /// How far apart the processes' ends of one cycle may lie: a pause
+    /// reaches the others within a refresh period at worst.
+    pub(crate) fn cycle_window(&self) -> Duration {
+        self.config.refresh() * 2 + Duration::from_millis(50)
+    }
+
+    /// How long after its own cycle ends a process reads the fleet's: the
+    /// window, and one more refresh period for the others to publish.
+    pub(crate) fn cycle_settle(&self) -> Duration {
+        self.cycle_window() + self.config.refresh()
+    }
+
     /// A process that has not leased a host for this long no longer counts
     /// among its live processes.
     fn liveness(&self) -> Duration {
@@ -103,6 +122,14 @@ enum Job {
     },
     Learn(Learned),
     Epoch,
+    /// Publish this process's latest cycle.
+    CyclePut(CycleRecord),
+    /// Read the fleet's cycles and merge those that ended near this end
+    /// (Unix µs); `reads` left.
+    CycleGet {
+        own_end_us: u64,
+        reads: u8,
+    },
 }
 
 /// Why a command failed.
@@ -366,6 +393,13 @@ impl Task {
             if std::mem::take(&mut st.epoch_pending) && st.epoch_ms + window > wall {
                 jobs.push((Arc::clone(&entry), Job::Epoch));
             }
+            if let Some(record) = st.cycle_pending.take() {
+                jobs.push((Arc::clone(&entry), Job::CyclePut(record)));
+            }
+            if let Some((_, own_end_us, reads)) = st.cycle_read.filter(|&(at, ..)| at <= now) {
+                st.cycle_read = None;
+                jobs.push((Arc::clone(&entry), Job::CycleGet { own_end_us, reads }));
+            }
             if st.in_flight {
                 continue;
             }
@@ -547,6 +581,19 @@ impl Task {
                     .run(conn, &[k.epoch.as_str(), k.learned.as_str()], &args, commands)
                     .await
             }
+            Job::CyclePut(ref record) => {
+                let args = [self.inner.process.clone(), record.encode(), ttl];
+                self.scripts
+                    .cycle_put
+                    .run(conn, &[k.cycles.as_str()], &args, commands)
+                    .await
+            }
+            Job::CycleGet { .. } => {
+                self.scripts
+                    .cycle_get
+                    .run(conn, &[k.cycles.as_str()], &[ttl], commands)
+                    .await
+            }
         }
     }
 
@@ -622,6 +669,32 @@ impl Task {
                     }
                 }
             }
+            Job::CyclePut(_) => {}
+            Job::CycleGet { own_end_us, reads } => {
+                // Fields that are not records are bad data: left out.
+                let records: Vec<CycleRecord> = match value {
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(|v| match v {
+                            Value::BulkString(b) => CycleRecord::decode(b),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let window = self.inner.cycle_window().as_micros() as u64;
+                let seq = st.cycles_merged + 1;
+                let merged = merge(seq, own_end_us, window, CYCLE_LATE_US, &records);
+                if merged.as_ref().is_some_and(|c| c.processes < st.procs as usize) && reads > 1 {
+                    // A live process has not published its cycle yet: it
+                    // heard of the pause late, or its task is slow.
+                    st.cycle_read = Some((got + self.inner.config.refresh(), own_end_us, reads - 1));
+                } else if let Some(cycle) = merged {
+                    st.cycles_merged = seq;
+                    st.cycle = Some(Arc::new(cycle));
+                    self.inner.counters.cycles_merged.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -652,6 +725,13 @@ fn undo(entry: &HostEntry, job: Job) {
             }
         }
         Job::Epoch => {}
+        Job::CyclePut(record) => {
+            if st.cycle_pending.is_none() {
+                st.cycle_pending = Some(record);
+            }
+        }
+        // Too late to be of use after a rejoin: the next cycle's read is.
+        Job::CycleGet { .. } => {}
     }
 }
 

@@ -27,7 +27,7 @@ mod linked {
     use tokio::time::Instant;
 
     use super::Budget;
-    use crate::fleet::{Learned, Slot};
+    use crate::fleet::{CycleRecord, Learned, Slot};
     use crate::layer::adaptive::Controller;
     use crate::layer::hosts::{HostName, HostState};
     use crate::layer::shared::Shared;
@@ -48,6 +48,7 @@ mod linked {
             if let Some(host) = shared.pause_host(name, now_ms, now_ms + left) {
                 if let Some(mut c) = host.existing_controller() {
                     c.on_fleet_pause(Instant::now());
+                    publish_cycle(shared, name, &mut c);
                 }
             }
             left
@@ -78,9 +79,13 @@ mod linked {
             return Budget::Go;
         };
         let host = name.as_str();
-        let (share, learned) = fleet.share_and_learned(host);
+        let (share, learned, cycle) = fleet.share_and_learned(host, c.rate_control().fleet_cycles_seen());
         let share = share.clamp(1e-3, 1.0);
         c.set_share(share);
+        if let Some(cy) = cycle {
+            c.rate_control()
+                .on_fleet_cycle(now, cy.seq, cy.end_us, cy.fits, &cy.log, share);
+        }
         if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
             c.seed(now, l.rate * share, l.measured);
         }
@@ -119,6 +124,28 @@ mod linked {
         }
     }
 
+    /// Hands the cycle this host's controller ended last (if any, once) to
+    /// the fleet, which merges every process's into the fleet's.
+    pub(crate) fn publish_cycle(shared: &Shared, name: &HostName, c: &mut Controller) {
+        let Some(fleet) = &shared.fleet else {
+            return;
+        };
+        let Some(f) = c.rate_control().take_finished_cycle() else {
+            return;
+        };
+        let ago = Instant::now().saturating_duration_since(f.end);
+        let end = SystemTime::now()
+            .checked_sub(ago)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let end_us = end
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        fleet.publish_cycle(
+            name.as_str(),
+            CycleRecord::from_log(end_us, f.told, f.fits, &f.log),
+        );
+    }
+
     /// Shares what this host's controller learned, at most once a second
     /// and only when it moved by more than 5 %: the rate as the whole
     /// fleet sees it (this process's estimate over its share).
@@ -126,12 +153,13 @@ mod linked {
         shared: &Shared,
         name: &HostName,
         host: &HostState,
-        c: &Controller,
+        c: &mut Controller,
         now: Instant,
     ) {
         let Some(fleet) = &shared.fleet else {
             return;
         };
+        publish_cycle(shared, name, c);
         // A seed is the fleet's own knowledge: nothing new to tell it.
         if !c.estimate_is_own() {
             return;
@@ -187,7 +215,7 @@ mod unlinked {
 
     /// Without the `redis` feature: nothing to share.
     #[inline(always)]
-    pub(crate) fn publish_learned(_: &Shared, _: &HostName, _: &HostState, _: &Controller, _: Instant) {}
+    pub(crate) fn publish_learned(_: &Shared, _: &HostName, _: &HostState, _: &mut Controller, _: Instant) {}
 }
 
 #[cfg(not(feature = "redis"))]

@@ -173,6 +173,12 @@ impl Controller {
         self.pace.set_share(share);
     }
 
+    /// The rate control, for a fleet's shared cycles (see `fleet_fit.rs`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn rate_control(&mut self) -> &mut RateControl {
+        &mut self.pace
+    }
+
     /// Whether the pace holds below a measured rate (not a search).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn rate_is_measured(&self) -> bool {

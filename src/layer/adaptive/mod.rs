@@ -72,7 +72,7 @@
 //!
 //! State is under 1 KiB per host (a test bounds it), plus bounded logs on
 //! the heap (a cycle's send times, at most 4 096; the last 32 sends'
-//! gaps), updated under that host's own mutex for a constant-time section,
+//! gaps; in a fleet, its last three merged cycles, at most 4 096 each), updated under that host's own mutex for a constant-time section,
 //! twice per request (admission; the answer and the permit's return).
 //!
 //! # Files
@@ -85,6 +85,7 @@
 //! | `delay.rs` | the delay signal: is the host queueing? |
 //! | `rate.rs` | the send rate: measured, fitted between pauses, searched, probed; quotas |
 //! | `fit.rs` | the GCRA fit of the cycles between `Retry-After` pauses: the rates they allow, their middle and top |
+//! | `fleet_fit.rs` | in a fleet (feature `redis`), the fleet's merged cycles fitted as one limiter's: each process paces its share |
 //! | `meter.rs` | accepted and refused answers per slot |
 //! | `pacer.rs` | the pacing queue and its send slots |
 //! | `permit.rs` | what a request holds: its permit, its pacing lead |
@@ -99,6 +100,7 @@ mod config;
 mod controller;
 mod delay;
 mod fit;
+mod fleet_fit;
 mod meter;
 mod pacer;
 mod permit;

@@ -64,7 +64,7 @@ impl AdaptivePermit {
         outcome: Outcome,
         headers: Option<&http::HeaderMap>,
         pause: Option<Duration>,
-        learned: impl FnOnce(&HostState, &Controller, Instant),
+        learned: impl FnOnce(&HostState, &mut Controller, Instant),
     ) {
         self.released = true;
         // Read before taking the lock; most answers name no quota (and
@@ -81,7 +81,7 @@ impl AdaptivePermit {
         if let Some(q) = quota {
             c.on_quota(now, self.sent_at, &q, self.depth);
         }
-        learned(&self.host, &c, now);
+        learned(&self.host, &mut c, now);
     }
 }
 

@@ -83,6 +83,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fit::{fit_cycles, Fit};
+use super::fleet_fit::{Finished, FleetCycles};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
 use super::recovery::{Recovery, PAUSES_APART};
@@ -129,7 +130,7 @@ const TOP_PROBE_OVER: f64 = 1.04;
 /// The farthest such a probe goes over the hold.
 const TOP_PROBE_MAX: f64 = 1.25;
 /// The earlier cycles a fit reads (each up to [`CYCLE_LOG`] send times).
-const CYCLES_KEPT: usize = 3;
+pub(super) const CYCLES_KEPT: usize = 3;
 /// How long a search frozen at its first loss waits for a measurement.
 const FREEZE: Duration = Duration::from_millis(600);
 /// A cycle held at the estimate that ends in a pause sooner than this was
@@ -233,13 +234,11 @@ pub(crate) struct RateControl {
     /// The quota the server announces, if any: a pace cap and a reset
     /// (boxed: it keeps the controller under its 1 KiB bound).
     quota: Box<QuotaWindows>,
-    /// The estimate a fleet seeded, while it is still the estimate: not
-    /// this process's to share back.
-    seeded: Option<f64>,
     /// The rate held before the host's capacity fell, probed back to.
     recovery: Recovery,
-    /// Other processes of a fleet send to the host too.
-    shared: bool,
+    /// In a fleet: whether others send to the host too, its seed, and the
+    /// cycles the processes share (boxed: most layers have no fleet).
+    fleet: Option<Box<FleetCycles>>,
 }
 
 impl RateControl {
@@ -278,9 +277,8 @@ impl RateControl {
             starve_cycle: (now, 0),
             last_loss: None,
             quota: Box::default(),
-            seeded: None,
             recovery: Recovery::default(),
-            shared: false,
+            fleet: None,
         }
     }
 
@@ -322,14 +320,15 @@ impl RateControl {
         }
         // A seed is replaced while it is still the estimate (the fleet's
         // rate or this process's share of it moved), never an own finding.
-        let reseed = self
+        let (estimate, fleet) = (self.estimate, self.fleet.get_or_insert_default());
+        let reseed = fleet
             .seeded
-            .is_some_and(|s| s == self.estimate && (rate - s).abs() > 0.05 * s);
+            .is_some_and(|s| s == estimate && (rate - s).abs() > 0.05 * s);
         if self.basis != Basis::None && !reseed {
             return;
         }
+        fleet.seeded = Some(rate);
         self.estimate = rate;
-        self.seeded = Some(rate);
         self.stepped_at = now;
         if measured {
             self.basis = Basis::Measured;
@@ -344,7 +343,7 @@ impl RateControl {
     /// Whether the estimate is this host's own finding, not a seed.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn estimate_is_own(&self) -> bool {
-        self.basis != Basis::None && self.seeded != Some(self.estimate)
+        self.basis != Basis::None && self.fleet.as_ref().and_then(|f| f.seeded) != Some(self.estimate)
     }
 
     /// Paces at `rate`, measured, with no probe for an hour: for tests of
@@ -372,7 +371,7 @@ impl RateControl {
                     // 1 000–1 400/s in processes sending a few a second,
                     // which then held at hundreds a second after the next
                     // pause. A step grows only while the sends keep up.
-                    if self.shared && !self.sending_at_pace(now) {
+                    if self.shared() && !self.sending_at_pace(now) {
                         continue;
                     }
                     self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
@@ -412,7 +411,7 @@ impl RateControl {
                         self.probe_step = PROBE_GROWTH;
                         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
                     }
-                } else if self.hold < HOLD || self.shared {
+                } else if self.hold < HOLD || self.shared() {
                     // Under a window that counts refusals, one step at a
                     // time. In a fleet too: a probe of one process's share
                     // is a fraction of what the host sees, which a shared
@@ -561,9 +560,11 @@ impl RateControl {
         }
         // A refusal here is this process's own finding: a fleet's seed no
         // longer replaces what it does to the pace.
-        self.seeded = None;
+        if let Some(f) = self.fleet.as_mut() {
+            f.seeded = None;
+        }
         if told {
-            self.on_told(now, sent_at);
+            self.on_told(now, sent_at, true);
             return;
         }
         if sent_at >= self.cut_at {
@@ -788,19 +789,101 @@ impl RateControl {
         if self.quota.active(now) {
             return;
         }
-        self.on_told(now, now);
+        self.on_told(now, now, false);
     }
 
     /// In a fleet, this process's share of the host (one over the live
     /// processes; 1 alone).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set_share(&mut self, share: f64) {
-        self.shared = share < 1.0;
+        self.fleet.get_or_insert_default().shared = share < 1.0;
+    }
+
+    /// Other processes of a fleet send to the host too.
+    fn shared(&self) -> bool {
+        self.fleet.as_ref().is_some_and(|f| f.shared)
+    }
+
+    /// In a fleet, the cycle that ended last, for the fleet to merge
+    /// (once).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn take_finished_cycle(&mut self) -> Option<Finished> {
+        self.fleet.as_mut()?.finished.take()
+    }
+
+    /// In a fleet, the sequence number of the latest fleet cycle this
+    /// controller read (0 for none).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_cycles_seen(&self) -> u64 {
+        self.fleet.as_ref().map_or(0, |f| f.seen)
+    }
+
+    /// The fleet's latest cycle (numbered `seq`, ended at `end_us`, Unix
+    /// µs): when it and the fleet's cycles before it fit a GCRA, this
+    /// process paces its `share` of that rate, whatever its own cycles
+    /// fitted (see `fleet_fit.rs`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_fleet_cycle(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        end_us: u64,
+        fits: bool,
+        log: &[f32],
+        share: f64,
+    ) {
+        let Some(fleet) = self.fleet.as_mut() else {
+            return;
+        };
+        fleet.seen = seq;
+        let alone = !fleet.shared;
+        // This process's view of the host: its estimate over the part of
+        // the fleet's sends it sent (not its share: after a search, one
+        // process may be sending most of them).
+        let part = (fleet.own_sends as f64 / log.len().max(1) as f64).min(1.0);
+        let view = if self.estimate > 0.0 && part > 0.0 {
+            self.estimate / part
+        } else {
+            0.0
+        };
+        let fitted = fleet.fit(end_us, fits, log, view);
+        if alone || self.quota.active(now) {
+            // Alone, its own cycles are the fleet's, and its own fit
+            // (which knows its probes) stands. Quota headers set the pace.
+            return;
+        }
+        // A fit far under this process's own view of the host is not
+        // believed: a merge that missed a process's sends fits low. Its
+        // own view stands, and the next pause fits again.
+        let Some(rate) = fitted
+            .map(|f| f.rate)
+            .filter(|&r| r >= FLEET_FIT_UNDER_VIEW * view)
+        else {
+            return;
+        };
+        // What its own cycles said (their fit, the probes it planned, a
+        // fall from a share it held alone) gives way.
+        self.estimate = (rate * share).max(self.min_rate);
+        self.basis = Basis::Measured;
+        self.pace = (self.estimate * self.hold).max(self.min_rate);
+        self.probing = false;
+        self.chained = false;
+        self.probe_step = PROBE_GROWTH;
+        self.recovery = Recovery::default();
+        self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+        if let Some(f) = fitted.filter(|f| f.cycles == 2 && f.top > TOP_PROBE_OVER * f.rate) {
+            // As with its own cycles: two allow a wide range of rates, and
+            // a probe at its top now narrows it (every process at once: the
+            // fleet's pace goes to the top).
+            self.probe_after = now;
+            self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
+        }
     }
 
     /// A loss with `Retry-After`: the cycle since the last pause ends with
     /// the refused request, sent at `sent_at`.
-    fn on_told(&mut self, now: Instant, sent_at: Instant) {
+    /// `told`: the refusal was this process's own (not a fleet's pause).
+    fn on_told(&mut self, now: Instant, sent_at: Instant, told: bool) {
         if self.resume_pending {
             // A refusal of a request sent before the pause began.
             return;
@@ -810,16 +893,29 @@ impl RateControl {
         let Some((start, mut log)) = self.cycle.take() else {
             return;
         };
-        if std::mem::take(&mut self.cycle_refused) > 0 {
+        let end = sent_at.saturating_duration_since(start).as_secs_f32();
+        log.retain(|&t| t <= end);
+        // Rebase so the cycle ends at 0.
+        log.iter_mut().for_each(|t| *t -= end);
+        let fits = std::mem::take(&mut self.cycle_refused) == 0;
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.own_sends = log.len();
+            fleet.finished = Some(Finished {
+                end: sent_at,
+                told,
+                // An unpaced flood (the first cycle, before any pace) is no
+                // shape to fit a fleet's rate to: each process's share of
+                // it is whatever its requests raced to.
+                fits: fits && self.basis != Basis::None,
+                log: log.clone(),
+            });
+        }
+        if !fits {
             // Refusals without `Retry-After` came before this one: not the
             // cycle of a GCRA, nothing to fit or guess from. The pause alone.
             self.previous.clear();
             return;
         }
-        let end = sent_at.saturating_duration_since(start).as_secs_f32();
-        log.retain(|&t| t <= end);
-        // Rebase so the cycle ends at 0.
-        log.iter_mut().for_each(|t| *t -= end);
         // The host was refused at the previous pause and accepted this
         // cycle's sends since: whatever its burst, it refills no faster than
         // its rate, so that count over that time bounds the rate from below.
@@ -1174,7 +1270,7 @@ impl RateControl {
 /// near its end: the most sends in a trailing window of a search step to
 /// a second, the last one left out, over that window. A rate over fewer
 /// than [`PEAK_SENDS`] intervals is one interval's jitter, not a rate.
-fn peak_rate(log: &[f32]) -> f64 {
+pub(super) fn peak_rate(log: &[f32]) -> f64 {
     let n = log.len();
     let mut peak = 0.0f64;
     for (i, &t) in log.iter().enumerate().rev() {
@@ -1189,10 +1285,14 @@ fn peak_rate(log: &[f32]) -> f64 {
     peak
 }
 
+/// A fleet's fit under this share of a process's own view of the host's
+/// rate is not adopted.
+const FLEET_FIT_UNDER_VIEW: f64 = 0.8;
+
 /// The intervals a peak rate is read over, at the least.
 const PEAK_SENDS: usize = 4;
 /// How far above a cycle's peak rate a fit of it may lie.
-const FIT_OVER_PEAK: f64 = 1.5;
+pub(super) const FIT_OVER_PEAK: f64 = 1.5;
 
 #[cfg(test)]
 mod tests {
@@ -1372,6 +1472,74 @@ mod tests {
         }
         let rate = c.rate(t).expect("paced");
         assert!(rate > 20.0, "still {rate}/s after {:?}", t - t0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
+        use super::super::fleet_fit::gcra_cycle_log;
+        let t0 = Instant::now();
+        let (a, a_secs) = gcra_cycle_log(500.0, 50.0, 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, 540.0);
+        let (end_a, end_b) = (1_000_000, 1_000_000 + ((a_secs + 1.0) * 1e6) as u64);
+        // One process of four: its own cycles put its share at 150/s (the
+        // host at 600/s), and it is probing over that.
+        let mut c = RateControl::new(1.0, t0);
+        c.set_share(0.25);
+        c.force_rate(t0, 150.0);
+        c.probing = true;
+        c.probe_step = 1.5;
+        // It sent a quarter of the fleet's requests.
+        let quarter = |c: &mut RateControl, log: &[f32]| {
+            if let Some(f) = c.fleet.as_mut() {
+                f.own_sends = log.len() / 4;
+            }
+        };
+        quarter(&mut c, &a);
+        c.on_fleet_cycle(t0, 1, end_a, true, &a, 0.25);
+        quarter(&mut c, &b);
+        assert_eq!(c.pace, 150.0, "one fleet cycle fits nothing");
+        c.on_fleet_cycle(t0, 2, end_b, true, &b, 0.25);
+        let (estimate, basis) = c.estimate();
+        assert!(
+            (estimate - 125.0).abs() < 1.5,
+            "a quarter of the fleet's fit: {estimate}/s"
+        );
+        assert_eq!(basis, Basis::Measured);
+        assert!(
+            !c.probing && c.probe_step == PROBE_GROWTH,
+            "its own probe gave way"
+        );
+        assert_eq!(c.fleet_cycles_seen(), 2);
+
+        // A fit under four fifths of this process's view is not believed:
+        // at 300/s, a quarter of the sends is 1 200/s for the host.
+        let mut high = RateControl::new(1.0, t0);
+        high.set_share(0.25);
+        high.force_rate(t0, 300.0 * HOLD);
+        quarter(&mut high, &a);
+        high.on_fleet_cycle(t0, 1, end_a, true, &a, 0.25);
+        quarter(&mut high, &b);
+        high.on_fleet_cycle(t0, 2, end_b, true, &b, 0.25);
+        assert_eq!(high.estimate().0, 300.0);
+        // A process that sent most of the fleet's requests sees the host
+        // as it is, whatever its share: it takes the fit.
+        let mut most = RateControl::new(1.0, t0);
+        most.set_share(0.25);
+        most.force_rate(t0, 360.0 * HOLD);
+        for (seq, end, log) in [(1, end_a, &a), (2, end_b, &b)] {
+            if let Some(f) = most.fleet.as_mut() {
+                f.own_sends = log.len() * 3 / 4;
+            }
+            most.on_fleet_cycle(t0, seq, end, true, log, 0.25);
+        }
+        assert!((most.estimate().0 - 125.0).abs() < 1.5, "{}", most.estimate().0);
+        // Alone, its own fit stands.
+        let mut alone = RateControl::new(1.0, t0);
+        alone.set_share(1.0);
+        alone.force_rate(t0, 550.0 * HOLD);
+        alone.on_fleet_cycle(t0, 1, end_a, true, &a, 1.0);
+        alone.on_fleet_cycle(t0, 2, end_b, true, &b, 1.0);
+        assert_eq!(alone.estimate().0, 550.0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,249 @@
+//! Sending cycles shared by the fleet: each process's send times in the
+//! cycle a refusal with `Retry-After` ended, merged into the fleet's.
+//!
+//! A GCRA counts every process's requests. Fitted to one process's sends
+//! alone, two cycles give that process's share of the rate, but a share
+//! of a tenth sees a tenth of the burst: an excess of five requests, read
+//! to the request, is a fit to 10 or 20 %, and four processes together
+//! settled anywhere from 89 % to 101 % of the rate. Fitted to the fleet's
+//! sends, every process finds the same rate, to a fraction of a percent,
+//! and paces its share of it.
+//!
+//! Each process publishes its latest cycle under its id in the host's
+//! `cycles` hash; a little later (once every process saw the pause) it
+//! reads them all and merges those that ended with its own.
+
+use std::sync::Arc;
+
+/// The most send times a record holds (the latest).
+pub(crate) const MAX_SENDS: usize = 4096;
+
+/// One process's cycle: when it ended and what it sent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CycleRecord {
+    /// When the cycle ended: Unix µs.
+    pub(crate) end_us: u64,
+    /// It ended at this process's own refusal (the refused request's send
+    /// time), not at a pause another process started.
+    pub(crate) told: bool,
+    /// A GCRA could have ended it (no refusal without `Retry-After` came
+    /// before its end).
+    pub(crate) fits: bool,
+    /// Send times before the end, µs, in ascending order of time (so
+    /// descending values).
+    pub(crate) before_end_us: Vec<u64>,
+}
+
+impl CycleRecord {
+    /// The record from send times in seconds relative to the end (the
+    /// controller's log: ascending, at most 0).
+    pub(crate) fn from_log(end_us: u64, told: bool, fits: bool, log: &[f32]) -> Self {
+        let start = log.len().saturating_sub(MAX_SENDS);
+        let before_end_us = log[start..]
+            .iter()
+            .map(|&t| (f64::from(-t).max(0.0) * 1e6).round() as u64)
+            .collect();
+        Self {
+            end_us,
+            told,
+            fits,
+            before_end_us,
+        }
+    }
+
+    /// `<end µs> <told 0|1> <fits 0|1> <µs before end>…`: text, so a script
+    /// can read the end, and short enough (4096 sends are some 30 KiB).
+    pub(crate) fn encode(&self) -> String {
+        let mut s = format!("{} {} {}", self.end_us, u8::from(self.told), u8::from(self.fits));
+        for t in &self.before_end_us {
+            s.push(' ');
+            s.push_str(&t.to_string());
+        }
+        s
+    }
+
+    /// The record in `text`, or `None` for anything else: a field is bad
+    /// data when any part of it is.
+    pub(crate) fn decode(text: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(text).ok()?;
+        let mut parts = text.split(' ');
+        let end_us = parts.next()?.parse().ok()?;
+        let flag = |p: Option<&str>| match p {
+            Some("0") => Some(false),
+            Some("1") => Some(true),
+            _ => None,
+        };
+        let told = flag(parts.next())?;
+        let fits = flag(parts.next())?;
+        let before_end_us = parts
+            .map(|p| p.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        let ordered = before_end_us.windows(2).all(|w| w[0] >= w[1]);
+        (ordered && before_end_us.len() <= MAX_SENDS).then_some(Self {
+            end_us,
+            told,
+            fits,
+            before_end_us,
+        })
+    }
+}
+
+/// The fleet's cycle: every process's sends up to the first refusal.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FleetCycle {
+    /// Counts the fleet cycles this process merged (from 1).
+    pub(crate) seq: u64,
+    /// When it ended: Unix µs.
+    pub(crate) end_us: u64,
+    /// Every record in it could have been a GCRA's cycle.
+    pub(crate) fits: bool,
+    /// How many processes' records it merges.
+    pub(crate) processes: usize,
+    /// Send times, seconds before the end (ascending, at most 0; the
+    /// latest [`MAX_SENDS`]).
+    pub(crate) log: Arc<[f32]>,
+}
+
+/// Merges the records of one pause into the fleet's cycle. It ends at the
+/// earliest refusal that ended a record from `late_us` before `own_end_us`
+/// to `window_us` after it (a process paused by another's refusal stopped
+/// later: a round trip, or until its next request, which its pace may
+/// have held back), and holds the records that ended from `window_us`
+/// before that to `window_us` after this process's end. Sends after the
+/// refusal are not part of the cycle. `None` when there is no record.
+pub(crate) fn merge(
+    seq: u64,
+    own_end_us: u64,
+    window_us: u64,
+    late_us: u64,
+    records: &[CycleRecord],
+) -> Option<FleetCycle> {
+    let end_us = records
+        .iter()
+        .filter(|r| r.told && r.end_us + late_us >= own_end_us && r.end_us <= own_end_us + window_us)
+        .map(|r| r.end_us)
+        .min()
+        .unwrap_or(own_end_us);
+    let near: Vec<&CycleRecord> = records
+        .iter()
+        .filter(|r| r.end_us + window_us >= end_us && r.end_us <= own_end_us.max(end_us) + window_us)
+        .collect();
+    if near.is_empty() {
+        return None;
+    }
+    let mut log: Vec<f32> = near
+        .iter()
+        .flat_map(|r| {
+            r.before_end_us.iter().filter_map(move |&b| {
+                let at = r.end_us.checked_sub(b)?;
+                // At or before the fleet's end.
+                (at <= end_us).then(|| -((end_us - at) as f64 / 1e6) as f32)
+            })
+        })
+        .collect();
+    log.sort_by(f32::total_cmp);
+    if log.len() > MAX_SENDS {
+        log.drain(..log.len() - MAX_SENDS);
+    }
+    Some(FleetCycle {
+        seq,
+        end_us,
+        fits: near.iter().all(|r| r.fits),
+        processes: near.len(),
+        log: log.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_its_text_and_garbage_is_none() {
+        let r = CycleRecord::from_log(1_700_000_000_000_000, true, false, &[-0.5, -0.25, 0.0]);
+        assert_eq!(r.before_end_us, vec![500_000, 250_000, 0]);
+        assert_eq!(CycleRecord::decode(r.encode().as_bytes()), Some(r));
+        for bad in [
+            "",
+            "x 1 1",
+            "5 2 1",
+            "5 1 1 3 x",
+            "5 1 1 1 2", // out of order
+            "5 1",
+        ] {
+            assert_eq!(CycleRecord::decode(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(CycleRecord::decode(&[0xff, 0x20]), None);
+        let long = format!("5 1 1{}", " 0".repeat(MAX_SENDS + 1));
+        assert_eq!(CycleRecord::decode(long.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_long_log_keeps_its_latest_sends() {
+        let log: Vec<f32> = (0..MAX_SENDS + 10).rev().map(|i| -(i as f32) / 1000.0).collect();
+        let r = CycleRecord::from_log(1, true, true, &log);
+        assert_eq!(r.before_end_us.len(), MAX_SENDS);
+        assert_eq!(r.before_end_us.last(), Some(&0));
+    }
+
+    #[test]
+    fn records_merge_at_the_earliest_refusal_and_others_are_left_out() {
+        let s = 1_000_000u64;
+        // Refused at 10 s, with sends at 9.0 and 9.5 s.
+        let a = CycleRecord {
+            end_us: 10 * s,
+            told: true,
+            fits: true,
+            before_end_us: vec![s, s / 2, 0],
+        };
+        // Paused by it 20 ms later, having sent at 9.75 s and 10.01 s.
+        let b = CycleRecord {
+            end_us: 10 * s + 20_000,
+            told: false,
+            fits: true,
+            before_end_us: vec![270_000, 10_000],
+        };
+        // An old cycle of a third process.
+        let c = CycleRecord {
+            end_us: 3 * s,
+            told: true,
+            fits: true,
+            before_end_us: vec![0],
+        };
+        let m = merge(
+            7,
+            b.end_us,
+            250_000,
+            1_000_000,
+            &[a.clone(), b.clone(), c.clone()],
+        )
+        .unwrap();
+        assert_eq!(m.seq, 7);
+        assert_eq!(m.end_us, 10 * s);
+        assert_eq!(m.processes, 2);
+        assert!(m.fits);
+        assert_eq!(&*m.log, &[-1.0, -0.5, -0.25, 0.0]);
+        // A process that heard of the pause 800 ms late, its sends held
+        // back by its pace, merges the same cycle.
+        let late = CycleRecord {
+            end_us: 10 * s + 800_000,
+            told: false,
+            fits: true,
+            before_end_us: vec![],
+        };
+        let m = merge(
+            7,
+            late.end_us,
+            250_000,
+            1_000_000,
+            &[a.clone(), b.clone(), c, late],
+        )
+        .unwrap();
+        assert_eq!((m.end_us, m.processes), (10 * s, 3));
+        assert_eq!(m.log.len(), 4);
+        // One record that a GCRA could not have ended spoils the merge.
+        let spoilt = CycleRecord { fits: false, ..b };
+        assert!(!merge(8, a.end_us, 250_000, 1_000_000, &[a, spoilt]).unwrap().fits);
+        assert_eq!(merge(9, 50 * s, 250_000, 1_000_000, &[]), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! The fleet's cycles through a real `redis-server` (started by the test,
+//! as in `tests/fleet.rs`): two processes publish theirs and both merge
+//! the same cycle; bad fields are left out and deleted.
+
+#[path = "../../tests/common/redis.rs"]
+#[allow(unreachable_pub)]
+mod redis_server;
+
+use std::time::Duration;
+
+use redis_server::RedisServer;
+
+use super::cycle::CycleRecord;
+use super::{Fleet, FleetConfig};
+
+fn fleet(server: &RedisServer) -> Fleet {
+    let config = FleetConfig::builder(server.url(), "cycles")
+        .refresh(Duration::from_millis(20))
+        .command_timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid config");
+    Fleet::start(config).expect("inside a runtime")
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (fleet(&server), fleet(&server));
+    let host = "example.com";
+    for f in [&a, &b] {
+        until("connected", || f.stats().connected).await;
+    }
+    // A stranger's garbage in the hash: not a record.
+    let client = redis::Client::open(server.url()).expect("a URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let key = "cycles:{example.com}:cycles";
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg("stranger")
+        .arg("not a record")
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    let now_us = super::learned::unix_ms(std::time::SystemTime::now()) * 1000;
+    // A was refused at `now_us` after three sends; B heard of the pause
+    // 30 ms later, having sent twice before the refusal and once after.
+    a.publish_cycle(
+        host,
+        CycleRecord::from_log(now_us, true, true, &[-0.4, -0.2, 0.0]),
+    );
+    b.publish_cycle(
+        host,
+        CycleRecord::from_log(now_us + 30_000, false, true, &[-0.33, -0.13, -0.01]),
+    );
+    for f in [&a, &b] {
+        until("the cycle merged", || f.stats().cycles_merged == 1).await;
+    }
+    let (_, _, ca) = a.share_and_learned(host, 0);
+    let (_, _, cb) = b.share_and_learned(host, 0);
+    let (ca, cb) = (ca.expect("A merged"), cb.expect("B merged"));
+    assert_eq!(ca.log, cb.log, "both processes merged one cycle");
+    assert_eq!(ca.processes, 2);
+    assert_eq!(ca.end_us, now_us, "it ends at A's refusal");
+    // B's send after the refusal is not part of it.
+    let expected: Vec<f32> = vec![-0.4, -0.3, -0.2, -0.1, 0.0];
+    assert_eq!(ca.log.len(), expected.len());
+    for (got, want) in ca.log.iter().zip(&expected) {
+        assert!((got - want).abs() < 1e-5, "{:?}", ca.log);
+    }
+    // Seen once: not handed out again.
+    assert!(a.share_and_learned(host, ca.seq).2.is_none());
+    let stranger: Option<String> = redis::cmd("HGET")
+        .arg(key)
+        .arg("stranger")
+        .query_async(&mut conn)
+        .await
+        .expect("HGET");
+    assert_eq!(stranger, None, "the garbage field was deleted");
+}

@@ -1,0 +1,131 @@
+//! In a fleet (feature `redis`), the GCRA fit of the fleet's cycles: every
+//! process's sends between two pauses, merged (see `fleet::cycle`), fitted
+//! as one limiter's. Each process then paces its share of the fitted rate.
+//!
+//! A process's own cycles hold its share of the sends, and a small share
+//! sees a small part of the burst: its fit is coarse, and the fleet's
+//! rate was the sum of four coarse fits (from 89 % to 101 % of the
+//! limiter's rate, run to run). The fleet's cycles are the limiter's own
+//! view: one fit, the same in every process.
+
+use tokio::time::Instant;
+
+use super::fit::{fit_cycles, Fit};
+use super::rate::{peak_rate, CYCLES_KEPT, FIT_OVER_PEAK};
+
+/// This process's latest cycle, for the fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Finished {
+    /// When it ended: the refused request's send time, or when this process
+    /// learned of another's pause.
+    pub(crate) end: Instant,
+    /// It ended at this process's own refusal.
+    pub(crate) told: bool,
+    /// A GCRA could have ended it.
+    pub(crate) fits: bool,
+    /// Send times, seconds before `end` (ascending, at most 0).
+    pub(crate) log: Vec<f32>,
+}
+
+/// What a host's rate control keeps in a fleet: whether others send to
+/// the host too, the fleet's seed, and the fleet's cycles as this process
+/// has merged them.
+#[derive(Debug, Default)]
+pub(crate) struct FleetCycles {
+    /// Other processes send to the host too (this process's share is
+    /// under 1).
+    pub(crate) shared: bool,
+    /// The estimate the fleet seeded, while it is still the estimate: not
+    /// this process's own finding, so not published back.
+    pub(crate) seeded: Option<f64>,
+    /// This process's latest cycle, not yet handed to the fleet.
+    pub(crate) finished: Option<Finished>,
+    /// The fleet's previous cycles' send times (latest last).
+    previous: Vec<Vec<f32>>,
+    /// When the latest fleet cycle ended, Unix µs.
+    last_end_us: Option<u64>,
+    /// The sequence number of the latest fleet cycle read.
+    pub(crate) seen: u64,
+    /// This process's sends in its latest cycle.
+    pub(crate) own_sends: usize,
+}
+
+impl FleetCycles {
+    /// The whole host's rate that the fleet's cycle (ended at `end_us`,
+    /// send times `log`) and those before it fit, if any: the same checks
+    /// as a process's own fit (see `rate.rs`). `estimate` is this
+    /// process's view of the whole host's rate (0 for none).
+    pub(crate) fn fit(&mut self, end_us: u64, fits: bool, log: &[f32], estimate: f64) -> Option<Fit> {
+        let previous_end = self.last_end_us.replace(end_us);
+        if !fits {
+            // Refusals without `Retry-After` in it: not a GCRA's cycle.
+            self.previous.clear();
+            return None;
+        }
+        // What the fleet sent since the previous refusal, all accepted but
+        // the last: the limiter refills no faster than its rate.
+        let floor = previous_end.filter(|&e| end_us > e).map_or(0.0, |e| {
+            log.len().saturating_sub(2) as f64 / ((end_us - e) as f64 / 1e6)
+        });
+        let peak = peak_rate(log);
+        let fitted = fit_cycles(&self.previous, log, estimate)
+            .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak));
+        if self.previous.len() >= CYCLES_KEPT {
+            self.previous.remove(0);
+        }
+        self.previous.push(log.to_vec());
+        fitted
+    }
+}
+
+/// A fleet's cycle against a GCRA of `rate` and `burst`: sends at
+/// `send_rate` from a full burst until the first refusal; the log (seconds
+/// before the end) and the cycle's length.
+#[cfg(test)]
+pub(super) fn gcra_cycle_log(rate: f64, burst: f64, send_rate: f64) -> (Vec<f32>, f64) {
+    let mut log = Vec::new();
+    let (mut t, mut tat) = (0.0f64, 0.0f64);
+    let (interval, tolerance) = (1.0 / rate, burst / rate);
+    loop {
+        let at = tat.max(t);
+        if at - t > tolerance {
+            break;
+        }
+        tat = at + interval;
+        log.push(t);
+        t += 1.0 / send_rate;
+    }
+    let end = t;
+    log.push(end);
+    (log.iter().map(|&s| (s - end) as f32).collect(), end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_fleet_cycles_at_different_paces_fit_the_limiter() {
+        let mut f = FleetCycles::default();
+        let (a, a_len) = gcra_cycle_log(500.0, 50.0, 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, 540.0);
+        assert_eq!(f.fit(1_000_000, true, &a, 0.0), None, "one cycle fits nothing");
+        let end_b = 1_000_000 + ((a_len + 1.0) * 1e6) as u64;
+        let r = f.fit(end_b, true, &b, 520.0).expect("two cycles fit").rate;
+        assert!((r - 500.0).abs() < 5.0, "fitted {r}/s");
+    }
+
+    #[test]
+    fn a_cycle_no_gcra_could_end_forgets_the_ones_before() {
+        let mut f = FleetCycles::default();
+        let (a, _) = gcra_cycle_log(500.0, 50.0, 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, 540.0);
+        f.fit(1_000_000, true, &a, 0.0);
+        assert_eq!(f.fit(200_000_000, false, &b, 520.0), None);
+        assert_eq!(
+            f.fit(400_000_000, true, &b, 520.0),
+            None,
+            "nothing left to fit with"
+        );
+    }
+}
