@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::{sleep, sleep_until, Instant};
 use tower_snapshotter::fleet::{Fleet, FleetConfig, Learned, Slot};
 
-use redis_server::RedisServer;
+use redis_server::{eventually, RedisServer};
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -37,16 +37,8 @@ fn config(server: &RedisServer, namespace: &str) -> FleetConfig {
         .expect("valid config")
 }
 
-async fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(5)).await;
-    }
-}
-
 async fn connected(fleet: &Fleet) {
-    until("the fleet to connect", Duration::from_secs(10), || {
+    eventually("the fleet to connect", Duration::from_secs(10), || {
         fleet.is_connected()
     })
     .await;
@@ -174,7 +166,7 @@ async fn leased_slots_left_to_fall_due_are_counted_as_wasted() {
     // asked for.
     sleep(Duration::from_millis(500)).await;
     first_grant(&fleet, "idle.example", 100.0, Duration::from_secs(5)).await;
-    until("the unspent slots counted", Duration::from_secs(5), || {
+    eventually("the unspent slots counted", Duration::from_secs(5), || {
         let s = fleet.stats();
         s.wasted > 0 && s.wasted < s.leased
     })
@@ -198,7 +190,7 @@ fn a_process_with_a_small_view_of_the_rate_does_not_take_the_schedule_from_a_lar
     let granted = in_processes(&server, "views", 2, |i, fleet| async move {
         // Both known to the script before the count starts.
         first_grant(&fleet, "views.example", VIEWS[i], Duration::from_secs(5)).await;
-        until("two processes", Duration::from_secs(5), || {
+        eventually("two processes", Duration::from_secs(5), || {
             fleet.share("views.example") == 0.5
         })
         .await;
@@ -267,7 +259,7 @@ async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
     a.pause(host, end);
     assert!(a.paused_until(host).is_some(), "recorded locally at once");
     let seen_at = Instant::now();
-    until("b to see a's pause", Duration::from_secs(2), || {
+    eventually("b to see a's pause", Duration::from_secs(2), || {
         b.paused_until(host).is_some()
     })
     .await;
@@ -279,7 +271,7 @@ async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
     // A process that starts later reads it when it first asks.
     let c = Fleet::start(config(&server, "pause")).unwrap();
     connected(&c).await;
-    until("c to read the pause", Duration::from_secs(2), || {
+    eventually("c to read the pause", Duration::from_secs(2), || {
         c.paused_until(host).is_some()
     })
     .await;
@@ -290,7 +282,7 @@ async fn a_pause_is_seen_by_the_others_and_merges_by_the_latest_end() {
     assert_eq!(a.paused_until(host), Some(seen));
     let later = SystemTime::now() + Duration::from_secs(5);
     b.pause(host, later);
-    until("a to see the longer pause", Duration::from_secs(2), || {
+    eventually("a to see the longer pause", Duration::from_secs(2), || {
         a.paused_until(host).is_some_and(|t| t > seen)
     })
     .await;
@@ -334,7 +326,7 @@ async fn without_pushed_events_recently_used_hosts_are_polled() {
     let host = "polled.example";
     assert_eq!(b.paused_until(host), None);
     a.pause(host, SystemTime::now() + Duration::from_secs(3));
-    until("b to poll a's pause", Duration::from_secs(2), || {
+    eventually("b to poll a's pause", Duration::from_secs(2), || {
         b.paused_until(host).is_some()
     })
     .await;
@@ -346,7 +338,7 @@ async fn without_pushed_events_recently_used_hosts_are_polled() {
             last_loss: None,
         },
     );
-    until("b to poll a's rate", Duration::from_secs(2), || {
+    eventually("b to poll a's rate", Duration::from_secs(2), || {
         b.learned(host).is_some_and(|l| l.rate == 7.0)
     })
     .await;
@@ -373,7 +365,7 @@ async fn a_new_process_starts_from_what_the_fleet_learned() {
         },
     );
     assert_eq!(a.learned(host).map(|l| l.rate), Some(42.5), "cached at once");
-    until("the learned values in Redis", Duration::from_secs(2), || {
+    eventually("the learned values in Redis", Duration::from_secs(2), || {
         server
             .cmd::<Option<String>>(&["HGET", "learn:{learned.example}:learned", "rate"])
             .as_deref()
@@ -383,7 +375,7 @@ async fn a_new_process_starts_from_what_the_fleet_learned() {
 
     let b = Fleet::start(config(&server, "learn")).unwrap();
     connected(&b).await;
-    until("b to read the learned rate", Duration::from_secs(2), || {
+    eventually("b to read the learned rate", Duration::from_secs(2), || {
         b.learned(host).is_some()
     })
     .await;
@@ -403,7 +395,7 @@ async fn a_new_process_starts_from_what_the_fleet_learned() {
             last_loss: None,
         },
     );
-    until("b to see the update", Duration::from_secs(2), || {
+    eventually("b to see the update", Duration::from_secs(2), || {
         b.learned(host).is_some_and(|l| l.rate == 30.0 && !l.measured)
     })
     .await;
@@ -439,7 +431,7 @@ async fn concurrent_losses_are_one_epoch() {
         !a.loss_epoch(host, sent),
         "a second refusal from the same burst does not"
     );
-    until("the epoch key", Duration::from_secs(2), || {
+    eventually("the epoch key", Duration::from_secs(2), || {
         server.cmd::<bool>(&["EXISTS", "epoch:{lossy.example}:epoch"])
     })
     .await;
@@ -493,7 +485,7 @@ async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_res
     server.restart();
     connected(&fleet).await;
     first_grant(&fleet, "a.example", 1000.0, Duration::from_secs(5)).await;
-    until("the pause recorded while local", Duration::from_secs(2), || {
+    eventually("the pause recorded while local", Duration::from_secs(2), || {
         server.cmd::<bool>(&["EXISTS", "fault:{b.example}:pause"])
     })
     .await;
@@ -561,7 +553,7 @@ fn a_fleet_whose_runtime_is_gone_answers_local() {
     // The background task went with its runtime; Redis is still up.
     drop(first);
     runtime().block_on(async {
-        until("Local without a background task", Duration::from_secs(8), || {
+        eventually("Local without a background task", Duration::from_secs(8), || {
             matches!(
                 fleet.try_send("h.example", 1000.0, Instant::now()),
                 Slot::Local { .. }
@@ -628,7 +620,7 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
         assert_eq!(fleet.share(host), 1.0, "{host}: only this process is live");
         assert!(fleet.loss_epoch(host, SystemTime::now()), "{host}");
     }
-    until("the epochs", Duration::from_secs(2), || {
+    eventually("the epochs", Duration::from_secs(2), || {
         server.cmd::<String>(&["TYPE", "bad:{h.example}:epoch"]) == "string"
             && server
                 .cmd::<Option<i64>>(&["PTTL", "bad:{g.example}:epoch"])
@@ -637,7 +629,7 @@ async fn wrong_typed_and_garbage_keys_count_as_absent_and_are_overwritten() {
     })
     .await;
     fleet.pause("h.example", SystemTime::now() + Duration::from_secs(10));
-    until("the pause", Duration::from_secs(2), || {
+    eventually("the pause", Duration::from_secs(2), || {
         server.cmd::<String>(&["TYPE", "bad:{h.example}:pause"]) == "string"
     })
     .await;
@@ -700,7 +692,7 @@ async fn keys_expire_after_their_ttl() {
     // The epoch key lives only for its window, so each key is checked as
     // it is seen.
     let mut seen = std::collections::BTreeSet::new();
-    until("all six keys", Duration::from_secs(2), || {
+    eventually("all six keys", Duration::from_secs(2), || {
         for key in server.cmd::<Vec<String>>(&["KEYS", "ttl:*"]) {
             let ttl: i64 = server.cmd(&["PTTL", &key]);
             assert!(ttl == -2 || (ttl > 0 && ttl <= 1_200), "{key} has TTL {ttl} ms");
@@ -710,7 +702,7 @@ async fn keys_expire_after_their_ttl() {
     })
     .await;
     drop(fleet);
-    until("the keys to expire", Duration::from_secs(4), || {
+    eventually("the keys to expire", Duration::from_secs(4), || {
         server.cmd::<Vec<String>>(&["KEYS", "ttl:*"]).is_empty()
     })
     .await;

@@ -13,7 +13,7 @@ mod redis_server;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use redis_server::RedisServer;
+use redis_server::{eventually, RedisServer};
 use tower::ServiceExt;
 use tower_snapshotter::fleet::{Fleet, FleetConfig, Learned};
 use tower_snapshotter::{SnapshotLayer, Snapshotter};
@@ -31,18 +31,6 @@ fn fleet(server: &RedisServer, namespace: &str) -> Fleet {
 fn layer(fleet: Fleet) -> SnapshotLayer {
     let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
     SnapshotLayer::builder(snapshotter).fleet(fleet).build().unwrap()
-}
-
-/// Waits (real time) until `f` holds, failing after `within`.
-async fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + within;
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ mod redis_server;
 
 use std::time::Duration;
 
-use redis_server::RedisServer;
+use redis_server::{eventually, RedisServer};
 
 use super::cycle::CycleRecord;
 use super::{Fleet, FleetConfig};
@@ -22,17 +22,6 @@ fn fleet(server: &RedisServer) -> Fleet {
     Fleet::start(config).expect("inside a runtime")
 }
 
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     let Some(server) = RedisServer::start() else {
@@ -41,22 +30,11 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     let (a, b) = (fleet(&server), fleet(&server));
     let host = "example.com";
     for f in [&a, &b] {
-        until("connected", || f.stats().connected).await;
+        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
     }
     // A stranger's garbage in the hash: not a record.
-    let client = redis::Client::open(server.url()).expect("a URL");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
     let key = "cycles:{example.com}:cycles";
-    let _: () = redis::cmd("HSET")
-        .arg(key)
-        .arg("stranger")
-        .arg("not a record")
-        .query_async(&mut conn)
-        .await
-        .expect("HSET");
+    let _: i64 = server.cmd(&["HSET", key, "stranger", "not a record"]);
     let now_us = super::learned::unix_ms(std::time::SystemTime::now()) * 1000;
     // A was refused at `now_us` after three sends; B heard of the pause
     // 30 ms later, having sent twice before the refusal and once after.
@@ -69,7 +47,10 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
         CycleRecord::from_log(now_us + 30_000, false, true, &[-0.33, -0.13, -0.01]),
     );
     for f in [&a, &b] {
-        until("the cycle merged", || f.stats().cycles_merged == 1).await;
+        eventually("the cycle merged", Duration::from_secs(5), || {
+            f.stats().cycles_merged == 1
+        })
+        .await;
     }
     let (_, _, ca) = a.share_and_learned(host, 0);
     let (_, _, cb) = b.share_and_learned(host, 0);
@@ -85,11 +66,6 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     }
     // Seen once: not handed out again.
     assert!(a.share_and_learned(host, ca.seq).2.is_none());
-    let stranger: Option<String> = redis::cmd("HGET")
-        .arg(key)
-        .arg("stranger")
-        .query_async(&mut conn)
-        .await
-        .expect("HGET");
+    let stranger: Option<String> = server.cmd(&["HGET", key, "stranger"]);
     assert_eq!(stranger, None, "the garbage field was deleted");
 }

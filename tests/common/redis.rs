@@ -129,6 +129,19 @@ impl RedisServer {
     }
 }
 
+/// Waits (real time: Redis keeps its own clock) until `f` holds, failing
+/// the test after `within`.
+pub async fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A port that is free now, below the kernel's ephemeral range: a client
 /// reconnecting to a stopped server on an ephemeral port can be given that
 /// very port as its own (a TCP self-connect) and keep the server from
