@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 /// The most send times a record holds (the latest).
 pub(crate) const MAX_SENDS: usize = 4096;
+/// A send longer than this before its cycle's end is garbage: an hour, µs.
+const MAX_BEFORE_END_US: u64 = 3_600_000_000;
 
 /// One process's cycle: when it ended and what it sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +81,10 @@ impl CycleRecord {
             .map(|p| p.parse::<u64>().ok())
             .collect::<Option<Vec<u64>>>()?;
         let ordered = before_end_us.windows(2).all(|w| w[0] >= w[1]);
-        (ordered && before_end_us.len() <= MAX_SENDS).then_some(Self {
+        let plausible = before_end_us
+            .first()
+            .is_none_or(|&b| b <= MAX_BEFORE_END_US.min(end_us));
+        (ordered && plausible && before_end_us.len() <= MAX_SENDS).then_some(Self {
             end_us,
             told,
             fits,
@@ -120,13 +125,20 @@ pub(crate) fn merge(
 ) -> Option<FleetCycle> {
     let end_us = records
         .iter()
-        .filter(|r| r.told && r.end_us + late_us >= own_end_us && r.end_us <= own_end_us + window_us)
+        .filter(|r| {
+            r.told
+                && r.end_us.saturating_add(late_us) >= own_end_us
+                && r.end_us <= own_end_us.saturating_add(window_us)
+        })
         .map(|r| r.end_us)
         .min()
         .unwrap_or(own_end_us);
     let near: Vec<&CycleRecord> = records
         .iter()
-        .filter(|r| r.end_us + window_us >= end_us && r.end_us <= own_end_us.max(end_us) + window_us)
+        .filter(|r| {
+            r.end_us.saturating_add(window_us) >= end_us
+                && r.end_us <= own_end_us.max(end_us).saturating_add(window_us)
+        })
         .collect();
     if near.is_empty() {
         return None;
@@ -169,6 +181,8 @@ mod tests {
             "5 2 1",
             "5 1 1 3 x",
             "5 1 1 1 2", // out of order
+            "5 1 1 6",   // sent before the epoch
+            "4000000000000 1 1 3600000001",
             "5 1",
         ] {
             assert_eq!(CycleRecord::decode(bad.as_bytes()), None, "{bad:?}");
@@ -245,5 +259,15 @@ mod tests {
         let spoilt = CycleRecord { fits: false, ..b };
         assert!(!merge(8, a.end_us, 250_000, 1_000_000, &[a, spoilt]).unwrap().fits);
         assert_eq!(merge(9, 50 * s, 250_000, 1_000_000, &[]), None);
+        // Ends at the edge of the numbers overflow nothing.
+        let edge = CycleRecord {
+            end_us: u64::MAX,
+            told: true,
+            fits: true,
+            before_end_us: vec![0],
+        };
+        let m = merge(10, u64::MAX - 1, 250_000, 1_000_000, std::slice::from_ref(&edge)).unwrap();
+        assert_eq!(m.end_us, u64::MAX);
+        assert_eq!(merge(11, 5, 250_000, 1_000_000, &[edge]), None);
     }
 }
