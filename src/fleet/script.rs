@@ -1,5 +1,8 @@
 //! The Lua scripts, how they are called, and what their replies mean.
 //!
+//! Over 400 lines with its tests: the six scripts' sources are most of it,
+//! each beside its contract.
+//!
 //! Each script reads the server's clock (`TIME`; scripts replicate by
 //! effects since Redis 5, so this is safe on replicas), treats a key of the
 //! wrong type or a value that is not a finite number as absent, and

@@ -1,6 +1,10 @@
 //! Counters and gauges through the [`metrics`](https://docs.rs/metrics)
 //! facade, with the `metrics` feature.
 //!
+//! Over 400 lines: the feature's two builds of one interface (`on` and
+//! `off`, the second all no-ops) and the metric table in these docs; split,
+//! the two would drift apart.
+//!
 //! The crate installs no recorder: the application installs one (an
 //! exporter such as `metrics-exporter-prometheus`) **before it builds the
 //! layer**. A [`SnapshotLayer`](crate::SnapshotLayer) registers its metric

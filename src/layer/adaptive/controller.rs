@@ -1,6 +1,9 @@
 //! One host's controller: admission (a permit of the concurrency limit and
 //! a slot of the pace) and what each answer teaches both. Whichever limit
 //! binds wins.
+//!
+//! Over 400 lines with its tests (the last 120 lines), which drive both
+//! limits through the one controller.
 
 use std::time::Duration;
 
