@@ -35,7 +35,7 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     // A stranger's garbage in the hash: not a record.
     let key = "cycles:{example.com}:cycles";
     let _: i64 = server.cmd(&["HSET", key, "stranger", "not a record"]);
-    let now_us = super::learned::unix_ms(std::time::SystemTime::now()) * 1000;
+    let now_us = super::unix_us(std::time::SystemTime::now());
     // A was refused at `now_us` after three sends; B heard of the pause
     // 30 ms later, having sent twice before the refusal and once after.
     a.publish_cycle(

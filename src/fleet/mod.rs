@@ -198,6 +198,7 @@ use tokio::time::Instant;
 
 pub use config::{FleetConfig, FleetConfigBuilder};
 pub(crate) use cycle::{CycleRecord, FleetCycle};
+pub(crate) use learned::unix_us;
 pub use learned::Learned;
 pub use stats::FleetStats;
 

@@ -27,7 +27,7 @@ mod linked {
     use tokio::time::Instant;
 
     use super::Budget;
-    use crate::fleet::{CycleRecord, Learned, Slot};
+    use crate::fleet::{unix_us, CycleRecord, Learned, Slot};
     use crate::layer::adaptive::Controller;
     use crate::layer::hosts::{HostName, HostState};
     use crate::layer::shared::Shared;
@@ -137,12 +137,9 @@ mod linked {
         let end = SystemTime::now()
             .checked_sub(ago)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let end_us = end
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         fleet.publish_cycle(
             name.as_str(),
-            CycleRecord::from_log(end_us, f.told, f.fits, &f.log),
+            CycleRecord::from_log(unix_us(end), f.told, f.fits, &f.log),
         );
     }
 
