@@ -48,6 +48,17 @@ pub(super) struct Fit {
 /// a crossing that all the cycles refute gives way to the nearest rate
 /// they allow.
 pub(super) fn fit_cycles(earlier: &[Vec<f32>], latest: &[f32], estimate: f64) -> Option<Fit> {
+    fit_cycles_within(earlier, latest, estimate, |_| f64::INFINITY)
+}
+
+/// [`fit_cycles`], for a limiter whose burst at a rate `r` is known to be
+/// at most `max_burst(r)` (see [`crossing_within`]).
+pub(super) fn fit_cycles_within(
+    earlier: &[Vec<f32>],
+    latest: &[f32],
+    estimate: f64,
+    max_burst: impl Fn(f64) -> f64,
+) -> Option<Fit> {
     let before = earlier.last()?;
     let all: Vec<&[f32]> = earlier
         .iter()
@@ -55,7 +66,7 @@ pub(super) fn fit_cycles(earlier: &[Vec<f32>], latest: &[f32], estimate: f64) ->
         .filter(|log| log.len() >= 2)
         .chain(std::iter::once(latest))
         .collect();
-    let crossed = crossing(before, latest);
+    let crossed = crossing_within(before, latest, max_burst);
     if all.len() > 2 {
         let seeds = [crossed, (estimate > 0.0).then_some(estimate)];
         for seed in seeds.into_iter().flatten() {
@@ -91,7 +102,18 @@ fn nearest_consistent(cycles: &[&[f32]], seed: f64) -> Option<f64> {
 /// burst, so both cycles ended at about the same excess, and the two
 /// curves cross (or meet) near the limiter's rate whatever its burst.
 /// `None` when the cycles do not tell (the same shape, or no crossing).
+#[cfg(test)]
 fn crossing(a: &[f32], b: &[f32]) -> Option<f64> {
+    crossing_within(a, b, |_| f64::INFINITY)
+}
+
+/// [`crossing`], skipping crossings whose burst (the excess both cycles
+/// end at) passes `max_burst` at their rate. Two cycles of very different
+/// shapes (a search, then a pace held past the rate) can cross twice: at
+/// the limiter's rate and burst, and far below it, at a burst three times
+/// as large that an earlier cycle (a flood refused after 55 sends in a few
+/// milliseconds) rules out.
+fn crossing_within(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64) -> Option<f64> {
     // A few sends apiece (a host of a few requests a second) leave the
     // crossing to the jitter of one send: one of the two cycles must have
     // some length to it.
@@ -101,38 +123,42 @@ fn crossing(a: &[f32], b: &[f32]) -> Option<f64> {
     let span = |l: &[f32]| f64::from(-l[0]).max(1e-4);
     let top = (a.len() as f64 / span(a)).max(b.len() as f64 / span(b));
     let g = |r: f64| excess(a, r) - excess(b, r);
-    // Scan a log grid for the first strict change of sign, then bisect.
+    // Scan a log grid for a strict change of sign, then bisect.
     const STEPS: i32 = 64;
     let at = |i: i32| 0.1 * (top / 0.1).powf(f64::from(i) / f64::from(STEPS));
+    // The two curves must be apart enough for a crossing to mean
+    // something: a slope difference of at least 50 ms of sending.
+    let apart = (f64::from(-a[0]) - f64::from(-b[0])).abs();
     // The curves may also meet and run on together (past the rate, both
     // cycles end at the excess of their last bunch of sends): the rate
     // where they meet is where the sign ends.
-    let mut bracket = None;
     let mut prev = (at(0), g(at(0)));
     for i in 1..=STEPS {
         let r = at(i);
         let v = g(r);
         if prev.1 != 0.0 && (v == 0.0 || prev.1.signum() != v.signum()) {
-            bracket = Some((prev.0, r, prev.1.signum()));
-            break;
+            let (mut lo, mut hi, sign) = (prev.0, r, prev.1.signum());
+            for _ in 0..50 {
+                let mid = 0.5 * (lo + hi);
+                let v = g(mid);
+                if v != 0.0 && v.signum() == sign {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            let r = 0.5 * (lo + hi);
+            let fits = apart >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r);
+            if !fits {
+                return None;
+            }
+            if excess(b, r) - 1.0 <= max_burst(r) {
+                return Some(r);
+            }
         }
         prev = (r, v);
     }
-    let (mut lo, mut hi, sign) = bracket?;
-    for _ in 0..50 {
-        let mid = 0.5 * (lo + hi);
-        let v = g(mid);
-        if v != 0.0 && v.signum() == sign {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    let r = 0.5 * (lo + hi);
-    // The two curves must be apart enough for the crossing to mean
-    // something: a slope difference of at least 50 ms of sending.
-    let apart = (f64::from(-a[0]) - f64::from(-b[0])).abs();
-    (apart >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r)).then_some(r)
+    None
 }
 
 /// The excess a GCRA at `rate` held after each send of `log` but the last
@@ -356,5 +382,25 @@ mod tests {
     fn cycles_of_one_shape_tell_nothing() {
         let a = cycle(500.0, 50.0, |_| 5000.0);
         assert_eq!(fit(&a, &a), None);
+    }
+
+    #[test]
+    fn a_flood_bounds_the_burst_and_rules_out_a_crossing_far_below() {
+        // A search, then a pace held at 1.25 times the rate: the curves
+        // cross at the rate and again near half of it, where both cycles
+        // end at a burst of 150. The flood, refused after 51 sends, rules
+        // that burst out.
+        let (r, burst) = (500.0, 50.0);
+        let flood = cycle(r, burst, |_| 40.0 * r);
+        let ramp = cycle(r, burst, |t| 0.1 * r * 1.25f64.powf(t / 0.1));
+        let held = cycle(r, burst, |_| 1.25 * r);
+        let low = crossing(&ramp, &held).expect("a crossing");
+        assert!(low < 0.6 * r, "the first crossing is {low}");
+        let bound = |rate: f64| 1.5 * (excess(&flood, rate) - 1.0) + 5.0;
+        let fitted = fit_cycles_within(std::slice::from_ref(&ramp), &held, 0.0, bound).expect("a fit");
+        assert!((fitted.rate - r).abs() < 0.01 * r, "fitted {}", fitted.rate);
+        // Without a bound, the crossing far below stands.
+        let unbounded = fit_cycles(std::slice::from_ref(&ramp), &held, 0.0).expect("a fit");
+        assert!(unbounded.rate < 0.6 * r, "fitted {}", unbounded.rate);
     }
 }

@@ -7,10 +7,16 @@
 //! rate was the sum of four coarse fits (from 89 % to 101 % of the
 //! limiter's rate, run to run). The fleet's cycles are the limiter's own
 //! view: one fit, the same in every process.
+//!
+//! The opening flood (unpaced: each process's part of it is whatever its
+//! requests raced to) is fitted with nothing, but it bounds the burst: a
+//! search and a pace held past the rate also fit a GCRA at half the rate
+//! with three times the burst, which a flood refused after some fifty
+//! sends rules out (`fit::crossing_within`).
 
 use tokio::time::Instant;
 
-use super::fit::{fit_cycles, Fit};
+use super::fit::{excess, fit_cycles_within, Fit};
 use super::rate::{peak_rate, CYCLES_KEPT, FIT_OVER_PEAK};
 
 /// This process's latest cycle, for the fleet.
@@ -48,6 +54,12 @@ pub(crate) struct FleetCycles {
     pub(crate) seen: u64,
     /// This process's sends in its latest cycle.
     pub(crate) own_sends: usize,
+    /// The cycle last kept for this process's own fit was the unpaced
+    /// opening flood.
+    pub(crate) flood_kept: bool,
+    /// The fleet's opening flood: fitted with nothing, but the excess it
+    /// was refused at bounds the limiter's burst.
+    flood: Option<Vec<f32>>,
 }
 
 impl FleetCycles {
@@ -57,6 +69,9 @@ impl FleetCycles {
     /// process's view of the whole host's rate (0 for none).
     pub(crate) fn fit(&mut self, end_us: u64, fits: bool, log: &[f32], estimate: f64) -> Option<Fit> {
         let previous_end = self.last_end_us.replace(end_us);
+        if previous_end.is_none() && !fits && log.len() >= 2 {
+            self.flood = Some(log.to_vec());
+        }
         if !fits {
             // Refusals without `Retry-After` in it: not a GCRA's cycle.
             self.previous.clear();
@@ -68,7 +83,12 @@ impl FleetCycles {
             log.len().saturating_sub(2) as f64 / ((end_us - e) as f64 / 1e6)
         });
         let peak = peak_rate(log);
-        let fitted = fit_cycles(&self.previous, log, estimate)
+        // The burst a fit implies is under what refused the flood, with
+        // room for the merge's jitter (its floods held 39-64 sends where
+        // the server took 55).
+        let flood = self.flood.as_deref();
+        let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| FLOOD_ROOM * (excess(f, r) - 1.0) + 5.0);
+        let fitted = fit_cycles_within(&self.previous, log, estimate, max_burst)
             .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak));
         if self.previous.len() >= CYCLES_KEPT {
             self.previous.remove(0);
@@ -77,6 +97,9 @@ impl FleetCycles {
         fitted
     }
 }
+
+/// How far over the flood's excess a fit's burst may lie.
+const FLOOD_ROOM: f64 = 1.5;
 
 /// A fleet's cycle against a GCRA of `rate` and `burst`: sends at
 /// `send_rate` from a full burst until the first refusal; the log (seconds
@@ -127,5 +150,45 @@ mod tests {
             None,
             "nothing left to fit with"
         );
+    }
+
+    #[test]
+    fn the_opening_flood_bounds_the_burst_of_the_cycles_fitted_after_it() {
+        // A search, then every process held where it was refused: two
+        // cycles that also fit a GCRA near half the rate with three times
+        // the burst, which the flood the fleet opened with rules out.
+        let (flood, _) = gcra_cycle_log(500.0, 50.0, 20_000.0);
+        let (held, _) = gcra_cycle_log(500.0, 50.0, 625.0);
+        let ramp = {
+            let (mut t, mut tat, mut log) = (0.0f64, 0.0f64, Vec::new());
+            loop {
+                let at = tat.max(t);
+                if at - t > 50.0 / 500.0 {
+                    break;
+                }
+                tat = at + 1.0 / 500.0;
+                log.push(t);
+                t += 1.0 / (50.0 * 1.25f64.powf(t / 0.1));
+            }
+            log.push(t);
+            log.iter().map(|&s| (s - t) as f32).collect::<Vec<f32>>()
+        };
+        let mut f = FleetCycles::default();
+        assert_eq!(
+            f.fit(1_000_000, false, &flood, 0.0),
+            None,
+            "an unpaced flood fits nothing"
+        );
+        assert_eq!(f.fit(3_000_000, true, &ramp, 0.0), None);
+        let r = f
+            .fit(4_500_000, true, &held, 0.0)
+            .expect("two paced cycles fit")
+            .rate;
+        assert!((r - 500.0).abs() < 10.0, "fitted {r}/s");
+        // The same cycles without the flood fit the crossing far below.
+        let mut g = FleetCycles::default();
+        g.fit(3_000_000, true, &ramp, 0.0);
+        let low = g.fit(4_500_000, true, &held, 0.0).expect("a fit").rate;
+        assert!(low < 350.0, "fitted {low}/s");
     }
 }

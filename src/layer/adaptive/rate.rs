@@ -853,11 +853,15 @@ impl RateControl {
             return;
         }
         // A fit far under this process's own view of the host is not
-        // believed: a merge that missed a process's sends fits low. Its
-        // own view stands, and the next pause fits again.
+        // believed when that view rests on enough of its own sends: a
+        // merge that missed a process's sends fits low. Its own view
+        // stands, and the next pause fits again. A view from a few sends
+        // (a small part of a short cycle: one process read 892/s from ten
+        // of 161) says nothing, and refused an exact fit.
+        let credible = fleet.own_sends >= VIEW_SENDS;
         let Some(rate) = fitted
             .map(|f| f.rate)
-            .filter(|&r| r >= FLEET_FIT_UNDER_VIEW * view)
+            .filter(|&r| !credible || r >= FLEET_FIT_UNDER_VIEW * view)
         else {
             return;
         };
@@ -898,6 +902,7 @@ impl RateControl {
         // Rebase so the cycle ends at 0.
         log.iter_mut().for_each(|t| *t -= end);
         let fits = std::mem::take(&mut self.cycle_refused) == 0;
+        let unpaced = self.basis == Basis::None;
         if let Some(fleet) = self.fleet.as_mut() {
             fleet.own_sends = log.len();
             fleet.finished = Some(Finished {
@@ -906,7 +911,7 @@ impl RateControl {
                 // An unpaced flood (the first cycle, before any pace) is no
                 // shape to fit a fleet's rate to: each process's share of
                 // it is whatever its requests raced to.
-                fits: fits && self.basis != Basis::None,
+                fits: fits && !unpaced,
                 log: log.clone(),
             });
         }
@@ -937,6 +942,19 @@ impl RateControl {
         // burst, which refuses two requests a millisecond apart whatever
         // its rate under a thousand a second.
         let peak = peak_rate(&log);
+        if let Some(fleet) = self.fleet.as_mut() {
+            // In a fleet, this process's part of the unpaced opening flood
+            // is whatever its requests raced to: no shape to fit its share
+            // of the rate to (fitted with the search, the four shares
+            // summed to 83-105 % of the rate). The search cycle alone fits
+            // nothing, so the pace holds where it was refused, as one
+            // process's does: a second cycle ends within a second, and
+            // the fleet fits the two merged (`fleet_fit.rs`).
+            if std::mem::take(&mut fleet.flood_kept) && fleet.shared {
+                self.previous.clear();
+            }
+            fleet.flood_kept = unpaced;
+        }
         let fitted = fit_cycles(&self.previous, &log, self.estimate)
             .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak));
         let accepted = log.len().saturating_sub(1) as f64;
@@ -1286,8 +1304,11 @@ pub(super) fn peak_rate(log: &[f32]) -> f64 {
 }
 
 /// A fleet's fit under this share of a process's own view of the host's
-/// rate is not adopted.
+/// rate is not adopted, when the view rests on [`VIEW_SENDS`] sends.
 const FLEET_FIT_UNDER_VIEW: f64 = 0.8;
+/// A process's own sends in a cycle that make its view of the host's rate
+/// worth comparing a fleet's fit with.
+const VIEW_SENDS: usize = 100;
 
 /// The intervals a peak rate is read over, at the least.
 const PEAK_SENDS: usize = 4;
@@ -1392,6 +1413,31 @@ mod tests {
             (excess, last) = (e, now);
             c.on_accepted(now + Duration::from_millis(1), now);
             now += Duration::from_secs_f64(1.0 / pace);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_fleet_the_opening_flood_is_fitted_with_nothing() {
+        // A flood, then a search, against a GCRA of 500/s with a burst of
+        // 50. Alone, the two cycles fit the rate. In a fleet this
+        // process's part of the flood is whatever its requests raced to:
+        // the search alone fits nothing and the pace holds where it was
+        // refused, past the rate, so that the fleet's next cycle comes
+        // soon and the fleet fits the two merged.
+        let (r, burst) = (500.0, 50.0);
+        for (share, fitted) in [(1.0, true), (0.25, false)] {
+            let t0 = Instant::now();
+            let mut c = RateControl::new(1.0, t0);
+            c.set_share(share);
+            let end = gcra_cycle(&mut c, t0, r, burst, 20.0 * r);
+            gcra_cycle(&mut c, end + Duration::from_secs(1), r, burst, 20.0 * r);
+            let (estimate, basis) = c.estimate();
+            assert_eq!(basis, Basis::Measured);
+            if fitted {
+                assert!((estimate - r).abs() <= 0.03 * r, "alone: fitted {estimate}/s");
+            } else {
+                assert!(estimate > 1.05 * r, "in a fleet: held at {estimate}/s");
+            }
         }
     }
 
