@@ -388,8 +388,8 @@ mod tests {
     fn a_flood_bounds_the_burst_and_rules_out_a_crossing_far_below() {
         // A search, then a pace held at 1.25 times the rate: the curves
         // cross at the rate and again near half of it, where both cycles
-        // end at a burst of 150. The flood, refused after 51 sends, rules
-        // that burst out.
+        // end at an excess far over the burst. The flood, refused after
+        // 51 sends, rules that burst out.
         let (r, burst) = (500.0, 50.0);
         let flood = cycle(r, burst, |_| 40.0 * r);
         let ramp = cycle(r, burst, |t| 0.1 * r * 1.25f64.powf(t / 0.1));
