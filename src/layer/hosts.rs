@@ -36,6 +36,7 @@ impl HostName {
         Self(name)
     }
 
+    #[inline]
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
