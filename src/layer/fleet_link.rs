@@ -113,15 +113,8 @@ mod linked {
             Slot::WaitUntil(_) if !c.rate_is_measured() => Budget::Go,
             Slot::WaitUntil(at) => {
                 // The fleet's budget binds where the local pace would: a
-                // probe goes on as if the pace held requests back. A search
-                // does not grow on it: a search whose sends wait for slots
-                // grew far past what it sent (to 3.6 times its share of a
-                // sliding window), filled the window the other processes
-                // were measuring their shares in, and the four settled at
-                // 71 % of the rate together.
-                if c.rate_is_measured() {
-                    c.pace_bound(now);
-                }
+                // probe goes on as if the pace held requests back.
+                c.pace_bound(now);
                 Budget::WaitUntil(at)
             }
             // Redis is away: the local controller goes on alone, at the

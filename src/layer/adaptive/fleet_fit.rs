@@ -102,10 +102,10 @@ impl FleetCycles {
 const FLOOD_ROOM: f64 = 1.5;
 
 /// A fleet's cycle against a GCRA of `rate` and `burst`: sends at
-/// `send_rate` from a full burst until the first refusal; the log (seconds
-/// before the end) and the cycle's length.
+/// `pace(t)` per second from a full burst until the first refusal; the log
+/// (seconds before the end) and the cycle's length.
 #[cfg(test)]
-pub(super) fn gcra_cycle_log(rate: f64, burst: f64, send_rate: f64) -> (Vec<f32>, f64) {
+pub(super) fn gcra_cycle_log(rate: f64, burst: f64, pace: impl Fn(f64) -> f64) -> (Vec<f32>, f64) {
     let mut log = Vec::new();
     let (mut t, mut tat) = (0.0f64, 0.0f64);
     let (interval, tolerance) = (1.0 / rate, burst / rate);
@@ -116,7 +116,7 @@ pub(super) fn gcra_cycle_log(rate: f64, burst: f64, send_rate: f64) -> (Vec<f32>
         }
         tat = at + interval;
         log.push(t);
-        t += 1.0 / send_rate;
+        t += 1.0 / pace(t);
     }
     let end = t;
     log.push(end);
@@ -130,8 +130,8 @@ mod tests {
     #[test]
     fn two_fleet_cycles_at_different_paces_fit_the_limiter() {
         let mut f = FleetCycles::default();
-        let (a, a_len) = gcra_cycle_log(500.0, 50.0, 520.0);
-        let (b, _) = gcra_cycle_log(500.0, 50.0, 540.0);
+        let (a, a_len) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
         assert_eq!(f.fit(1_000_000, true, &a, 0.0), None, "one cycle fits nothing");
         let end_b = 1_000_000 + ((a_len + 1.0) * 1e6) as u64;
         let r = f.fit(end_b, true, &b, 520.0).expect("two cycles fit").rate;
@@ -141,8 +141,8 @@ mod tests {
     #[test]
     fn a_cycle_no_gcra_could_end_forgets_the_ones_before() {
         let mut f = FleetCycles::default();
-        let (a, _) = gcra_cycle_log(500.0, 50.0, 520.0);
-        let (b, _) = gcra_cycle_log(500.0, 50.0, 540.0);
+        let (a, _) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
         f.fit(1_000_000, true, &a, 0.0);
         assert_eq!(f.fit(200_000_000, false, &b, 520.0), None);
         assert_eq!(
@@ -157,22 +157,9 @@ mod tests {
         // A search, then every process held where it was refused: two
         // cycles that also fit a GCRA near half the rate with three times
         // the burst, which the flood the fleet opened with rules out.
-        let (flood, _) = gcra_cycle_log(500.0, 50.0, 20_000.0);
-        let (held, _) = gcra_cycle_log(500.0, 50.0, 625.0);
-        let ramp = {
-            let (mut t, mut tat, mut log) = (0.0f64, 0.0f64, Vec::new());
-            loop {
-                let at = tat.max(t);
-                if at - t > 50.0 / 500.0 {
-                    break;
-                }
-                tat = at + 1.0 / 500.0;
-                log.push(t);
-                t += 1.0 / (50.0 * 1.25f64.powf(t / 0.1));
-            }
-            log.push(t);
-            log.iter().map(|&s| (s - t) as f32).collect::<Vec<f32>>()
-        };
+        let (flood, _) = gcra_cycle_log(500.0, 50.0, |_| 20_000.0);
+        let (held, _) = gcra_cycle_log(500.0, 50.0, |_| 625.0);
+        let (ramp, _) = gcra_cycle_log(500.0, 50.0, |t| 50.0 * 1.25f64.powf(t / 0.1));
         let mut f = FleetCycles::default();
         assert_eq!(
             f.fit(1_000_000, false, &flood, 0.0),

@@ -72,7 +72,8 @@
 //!
 //! State is under 1 KiB per host (a test bounds it), plus bounded logs on
 //! the heap (a cycle's send times, at most 4 096; the last 32 sends'
-//! gaps; in a fleet, its last three merged cycles, at most 4 096 each), updated under that host's own mutex for a constant-time section,
+//! gaps; in a fleet, its last three merged cycles, at most 4 096 each),
+//! updated under that host's own mutex for a constant-time section,
 //! twice per request (admission; the answer and the permit's return).
 //!
 //! # Files

@@ -1524,8 +1524,8 @@ mod tests {
     async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
         use super::super::fleet_fit::gcra_cycle_log;
         let t0 = Instant::now();
-        let (a, a_secs) = gcra_cycle_log(500.0, 50.0, 520.0);
-        let (b, _) = gcra_cycle_log(500.0, 50.0, 540.0);
+        let (a, a_secs) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
         let (end_a, end_b) = (1_000_000, 1_000_000 + ((a_secs + 1.0) * 1e6) as u64);
         // One process of four: its own cycles put its share at 150/s (the
         // host at 600/s), and it is probing over that.
