@@ -115,7 +115,9 @@ pub(crate) struct FleetCycle {
 /// later: a round trip, or until its next request, which its pace may
 /// have held back), and holds the records that ended from `window_us`
 /// before that to `window_us` after this process's end. Sends after the
-/// refusal are not part of the cycle. `None` when there is no record.
+/// refusal are not part of the cycle, but for a record no GCRA could have
+/// ended (the opening flood), whose later sends count at the end: the
+/// flood's count bounds the burst. `None` when there is no record.
 pub(crate) fn merge(
     seq: u64,
     own_end_us: u64,
@@ -148,8 +150,11 @@ pub(crate) fn merge(
         .flat_map(|r| {
             r.before_end_us.iter().filter_map(move |&b| {
                 let at = r.end_us.checked_sub(b)?;
-                // At or before the fleet's end.
-                (at <= end_us).then(|| -((end_us - at) as f64 / 1e6) as f32)
+                // At or before the fleet's end. A cycle no GCRA could end
+                // (the opening flood) keeps its later sends, at the end:
+                // requests race, the server may have taken them before
+                // the refused one, and what counts is how many it took.
+                (at <= end_us || !r.fits).then(|| -(end_us.saturating_sub(at) as f64 / 1e6) as f32)
             })
         })
         .collect();
@@ -190,6 +195,32 @@ mod tests {
         assert_eq!(CycleRecord::decode(&[0xff, 0x20]), None);
         let long = format!("5 1 1{}", " 0".repeat(MAX_SENDS + 1));
         assert_eq!(CycleRecord::decode(long.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_flood_keeps_the_sends_after_the_refusal_at_the_end() {
+        let s = 1_000_000u64;
+        // Refused at 10 s; its flood sent once more 2 ms later (the
+        // server may have taken that one first).
+        let a = CycleRecord {
+            end_us: 10 * s,
+            told: true,
+            fits: false,
+            before_end_us: vec![3_000, 1_000, 0],
+        };
+        let b = CycleRecord {
+            end_us: 10 * s + 4_000,
+            told: true,
+            fits: false,
+            before_end_us: vec![6_000, 2_000],
+        };
+        let m = merge(1, b.end_us, 250_000, 1_000_000, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(m.end_us, 10 * s);
+        assert_eq!(&*m.log, &[-0.003, -0.002, -0.001, 0.0, 0.0]);
+        // A paced cycle's sends after the refusal are left out.
+        let paced = |r: CycleRecord| CycleRecord { fits: true, ..r };
+        let m = merge(2, b.end_us, 250_000, 1_000_000, &[paced(a), paced(b)]).unwrap();
+        assert_eq!(&*m.log, &[-0.003, -0.002, -0.001, 0.0]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! each cycle's peak before its refusal and below each refusal's excess).
 //! The fit is their middle; their top is where to confirm it.
 
+use std::iter::successors;
+
 /// The sends the longer of two cycles needs for a fit.
 const MIN_SENDS: usize = 8;
 
@@ -48,16 +50,18 @@ pub(super) struct Fit {
 /// a crossing that all the cycles refute gives way to the nearest rate
 /// they allow.
 pub(super) fn fit_cycles(earlier: &[Vec<f32>], latest: &[f32], estimate: f64) -> Option<Fit> {
-    fit_cycles_within(earlier, latest, estimate, |_| f64::INFINITY)
+    fit_cycles_within(earlier, latest, estimate, |_| f64::INFINITY, 1.0)
 }
 
 /// [`fit_cycles`], for a limiter whose burst at a rate `r` is known to be
-/// at most `max_burst(r)` (see [`crossing_within`]).
+/// at most `max_burst(r)`, with crossings sought up to `reach` times the
+/// cycles' average rate (see [`crossings`]).
 pub(super) fn fit_cycles_within(
     earlier: &[Vec<f32>],
     latest: &[f32],
     estimate: f64,
     max_burst: impl Fn(f64) -> f64,
+    reach: f64,
 ) -> Option<Fit> {
     let before = earlier.last()?;
     let all: Vec<&[f32]> = earlier
@@ -66,7 +70,7 @@ pub(super) fn fit_cycles_within(
         .filter(|log| log.len() >= 2)
         .chain(std::iter::once(latest))
         .collect();
-    let crossed = crossing_within(before, latest, max_burst);
+    let crossed = crossing_within(before, latest, max_burst, reach);
     if all.len() > 2 {
         let seeds = [crossed, (estimate > 0.0).then_some(estimate)];
         for seed in seeds.into_iter().flatten() {
@@ -81,6 +85,71 @@ pub(super) fn fit_cycles_within(
     }
     crossed.map(|r| consistent_rates(&[before, latest], r))
 }
+
+/// How close together the rates cycles allow must lie for
+/// [`narrow_consistent`] to fit their middle.
+const NARROW: f64 = 1.05;
+
+/// The middle of the rates all `cycles` allow with a burst under
+/// `max_burst`, when those rates lie within [`NARROW`] of each other;
+/// `None` when no rate, or a wide range of them, does.
+///
+/// For cycles merged from several processes, whose crossing the network
+/// moves or hides: each send's time is its sender's, and a few
+/// milliseconds of jitter shift the excess at a cycle's end by a send or
+/// two, so the curves may miss each other near the rate that every
+/// cycle still allows (a search and a held pace that cross nowhere near
+/// 500/s allowed 496-500/s and nothing else).
+pub(super) fn narrow_consistent(cycles: &[&[f32]], max_burst: impl Fn(f64) -> f64) -> Option<Fit> {
+    if cycles.len() < 2 || cycles.iter().map(|c| c.len()).max().unwrap_or(0) < MIN_SENDS {
+        return None;
+    }
+    let span = |l: &[f32]| f64::from(-l.first().copied().unwrap_or(0.0)).max(1e-4);
+    let top = cycles
+        .iter()
+        .map(|l| l.len() as f64 / span(l))
+        .fold(0.0, f64::max);
+    // How far apart the most any cycle's sends but its last and the least
+    // any cycle's last send filled a GCRA at `r`: a burst fits between
+    // them when positive.
+    let room = |r: f64| {
+        let (peak, end) = cycles.iter().fold((f64::MIN, f64::MAX), |(p, e), log| {
+            let (lp, le) = peak_and_end(log, r);
+            (p.max(lp), e.min(le))
+        });
+        if peak <= max_burst(r) {
+            end - peak
+        } else {
+            f64::MIN
+        }
+    };
+    // Scan from twice the fastest any cycle was sent at on average (a
+    // merged cycle's first sends may straggle) down to a thirty-second of
+    // that, coarsely, and finely around the rates that nearly fit: exact
+    // cycles leave a range a fraction of a percent wide.
+    let coarse = successors(Some(2.0 * top), |r| Some(r / STEP)).take_while(|&r| r > top / 16.0);
+    let mut allowed: Vec<f64> = coarse
+        .filter(|&r| room(r) > -NEAR)
+        .flat_map(|r| successors(Some(r * STEP), |f| Some(f / FINE)).take_while(move |&f| f > r / STEP))
+        .filter(|&r| room(r) > 0.0)
+        .collect();
+    allowed.sort_by(f64::total_cmp);
+    allowed.dedup_by(|a, b| (*a / *b) < 1.0 + 1e-9);
+    let (&lo, &hi) = (allowed.first()?, allowed.last()?);
+    // One range, and a narrow one.
+    let gaps = allowed.windows(2).any(|w| w[1] / w[0] > FINE * FINE);
+    (!gaps && hi / lo <= NARROW).then_some(Fit {
+        rate: 0.5 * (lo + hi),
+        top: hi,
+        cycles: cycles.len(),
+    })
+}
+
+/// The resolution of [`narrow_consistent`]'s fine scan, and how little
+/// room a coarse step's rate may lack to be scanned finely around (its
+/// slope near a fit is a few sends a percent).
+const FINE: f64 = 1.0005;
+const NEAR: f64 = 4.0;
 
 /// The rate nearest `seed`, within a factor of two, that all `cycles`
 /// allow.
@@ -104,7 +173,7 @@ fn nearest_consistent(cycles: &[&[f32]], seed: f64) -> Option<f64> {
 /// `None` when the cycles do not tell (the same shape, or no crossing).
 #[cfg(test)]
 fn crossing(a: &[f32], b: &[f32]) -> Option<f64> {
-    crossing_within(a, b, |_| f64::INFINITY)
+    crossing_within(a, b, |_| f64::INFINITY, 1.0)
 }
 
 /// [`crossing`], skipping crossings whose burst (the excess both cycles
@@ -113,15 +182,25 @@ fn crossing(a: &[f32], b: &[f32]) -> Option<f64> {
 /// the limiter's rate and burst, and far below it, at a burst three times
 /// as large that an earlier cycle (a flood refused after 55 sends in a few
 /// milliseconds) rules out.
-fn crossing_within(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64) -> Option<f64> {
+fn crossing_within(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64, reach: f64) -> Option<f64> {
+    crossings(a, b, max_burst, reach).first().copied()
+}
+
+/// Every rate, lowest first, at which two cycles end at the same excess
+/// (see [`crossing_within`]), up to `reach` times the faster cycle's
+/// average rate: a single process's cycles start with their first send;
+/// a merged one's first sends may straggle, and its average lies under
+/// the limiter's rate.
+fn crossings(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64, reach: f64) -> Vec<f64> {
+    let mut found = Vec::new();
     // A few sends apiece (a host of a few requests a second) leave the
     // crossing to the jitter of one send: one of the two cycles must have
     // some length to it.
     if a.len() < 2 || b.len() < 2 || a.len().max(b.len()) < MIN_SENDS {
-        return None;
+        return found;
     }
     let span = |l: &[f32]| f64::from(-l[0]).max(1e-4);
-    let top = (a.len() as f64 / span(a)).max(b.len() as f64 / span(b));
+    let top = reach * (a.len() as f64 / span(a)).max(b.len() as f64 / span(b));
     let g = |r: f64| excess(a, r) - excess(b, r);
     // Scan a log grid for a strict change of sign, then bisect.
     const STEPS: i32 = 64;
@@ -129,6 +208,9 @@ fn crossing_within(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64) -> Opti
     // The two curves must be apart enough for a crossing to mean
     // something: a slope difference of at least 50 ms of sending.
     let apart = (f64::from(-a[0]) - f64::from(-b[0])).abs();
+    if apart < 0.05 {
+        return found;
+    }
     // The curves may also meet and run on together (past the rate, both
     // cycles end at the excess of their last bunch of sends): the rate
     // where they meet is where the sign ends.
@@ -148,17 +230,17 @@ fn crossing_within(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64) -> Opti
                 }
             }
             let r = 0.5 * (lo + hi);
-            let fits = apart >= 0.05 && r.is_finite() && ends_at_its_peak(a, r) && ends_at_its_peak(b, r);
-            if !fits {
-                return None;
+            if !r.is_finite() {
+                return found;
             }
-            if excess(b, r) - 1.0 <= max_burst(r) {
-                return Some(r);
+            let fits = ends_at_its_peak(a, r) && ends_at_its_peak(b, r);
+            if fits && excess(b, r) - 1.0 <= max_burst(r) {
+                found.push(r);
             }
         }
         prev = (r, v);
     }
-    None
+    found
 }
 
 /// The excess a GCRA at `rate` held after each send of `log` but the last
@@ -397,7 +479,7 @@ mod tests {
         let low = crossing(&ramp, &held).expect("a crossing");
         assert!(low < 0.6 * r, "the first crossing is {low}");
         let bound = |rate: f64| 1.5 * (excess(&flood, rate) - 1.0) + 5.0;
-        let fitted = fit_cycles_within(std::slice::from_ref(&ramp), &held, 0.0, bound).expect("a fit");
+        let fitted = fit_cycles_within(std::slice::from_ref(&ramp), &held, 0.0, bound, 1.0).expect("a fit");
         assert!((fitted.rate - r).abs() < 0.01 * r, "fitted {}", fitted.rate);
         // Without a bound, the crossing far below stands.
         let unbounded = fit_cycles(std::slice::from_ref(&ramp), &held, 0.0).expect("a fit");

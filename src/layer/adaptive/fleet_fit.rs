@@ -16,7 +16,7 @@
 
 use tokio::time::Instant;
 
-use super::fit::{excess, fit_cycles_within, Fit};
+use super::fit::{excess, fit_cycles_within, narrow_consistent, Fit};
 use super::rate::{peak_rate, CYCLES_KEPT, FIT_OVER_PEAK};
 
 /// This process's latest cycle, for the fleet.
@@ -29,7 +29,8 @@ pub(crate) struct Finished {
     pub(crate) told: bool,
     /// A GCRA could have ended it.
     pub(crate) fits: bool,
-    /// Send times, seconds before `end` (ascending, at most 0).
+    /// Send times, seconds before `end` (ascending, at most 0; an unpaced
+    /// flood's go on past it).
     pub(crate) log: Vec<f32>,
 }
 
@@ -60,9 +61,20 @@ pub(crate) struct FleetCycles {
     /// The fleet's opening flood: fitted with nothing, but the excess it
     /// was refused at bounds the limiter's burst.
     flood: Option<Vec<f32>>,
+    /// A fit of the fleet's cycles set this process's pace.
+    pub(crate) fitted: bool,
+    /// Probes sent because the fleet's opening cycles fitted nothing.
+    pub(crate) opening_probes: u8,
 }
 
 impl FleetCycles {
+    /// The fleet's cycles since the last one no GCRA could end (its
+    /// opening flood, a refusal without `Retry-After`) number two or more:
+    /// enough for a fit.
+    pub(crate) fn paired(&self) -> bool {
+        self.previous.len() >= 2
+    }
+
     /// The whole host's rate that the fleet's cycle (ended at `end_us`,
     /// send times `log`) and those before it fit, if any: the same checks
     /// as a process's own fit (see `rate.rs`). `estimate` is this
@@ -83,12 +95,17 @@ impl FleetCycles {
             log.len().saturating_sub(2) as f64 / ((end_us - e) as f64 / 1e6)
         });
         let peak = peak_rate(log);
-        // The burst a fit implies is under what refused the flood, with
-        // room for the merge's jitter (its floods held 39-64 sends where
-        // the server took 55).
+        // The burst a fit implies is under what refused the flood: its
+        // sends, those after the first refused one included (the server
+        // may have taken them first; cut there, floods held 17-59 sends
+        // where the server took 55), over-count it by the refused.
         let flood = self.flood.as_deref();
         let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| FLOOD_ROOM * (excess(f, r) - 1.0) + 5.0);
-        let fitted = fit_cycles_within(&self.previous, log, estimate, max_burst)
+        let fitted = fit_cycles_within(&self.previous, log, estimate, max_burst, REACH)
+            .or_else(|| {
+                let all: Vec<&[f32]> = self.previous.iter().map(Vec::as_slice).chain([log]).collect();
+                narrow_consistent(&all, max_burst)
+            })
             .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak));
         if self.previous.len() >= CYCLES_KEPT {
             self.previous.remove(0);
@@ -98,8 +115,13 @@ impl FleetCycles {
     }
 }
 
+/// How far over the cycles' average rate crossings are sought: a merged
+/// cycle's first sends may straggle (one held 165 sends over 0.37 s
+/// against a limiter of 500/s).
+const REACH: f64 = 2.0;
+
 /// How far over the flood's excess a fit's burst may lie.
-const FLOOD_ROOM: f64 = 1.5;
+const FLOOD_ROOM: f64 = 1.25;
 
 /// A fleet's cycle against a GCRA of `rate` and `burst`: sends at
 /// `pace(t)` per second from a full burst until the first refusal; the log
@@ -150,6 +172,47 @@ mod tests {
             None,
             "nothing left to fit with"
         );
+    }
+
+    #[test]
+    fn merged_cycles_that_cross_nowhere_near_the_rate_still_fit_the_rates_they_allow() {
+        // A traced fleet's opening (testdata): the flood, the search, and
+        // the pace held where the search was refused, merged from four
+        // processes' send times. Their curves do not cross near 500/s,
+        // but 496-500/s is all that both paced cycles allow.
+        let cycles: Vec<(u64, Vec<f32>)> = include_str!("testdata/fleet_opening.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let mut v = l.split(' ');
+                let end = v.next().and_then(|e| e.parse().ok()).expect("an end");
+                (end, v.map(|t| t.parse().expect("a send time")).collect())
+            })
+            .collect();
+        let [(flood_end, flood), (search_end, search), (held_end, held)] = &cycles[..] else {
+            panic!("three cycles");
+        };
+        assert_eq!(
+            fit_cycles_within(std::slice::from_ref(search), held, 0.0, |_| f64::INFINITY, 1.0),
+            None,
+            "no crossing fits them"
+        );
+        let mut f = FleetCycles::default();
+        assert_eq!(f.fit(*flood_end, false, flood, 0.0), None);
+        assert_eq!(f.fit(*search_end, true, search, 0.0), None);
+        let r = f.fit(*held_end, true, held, 0.0).expect("a fit").rate;
+        assert!((r - 500.0).abs() < 10.0, "fitted {r}/s");
+    }
+
+    #[test]
+    fn cycles_of_one_shape_allow_too_wide_a_range_to_fit() {
+        let (held, _) = gcra_cycle_log(500.0, 50.0, |_| 800.0);
+        let bound = |_| 100.0;
+        assert_eq!(narrow_consistent(&[&held, &held], bound), None);
+        assert_eq!(narrow_consistent(&[&held, &held], |_| f64::INFINITY), None);
+        let (other, _) = gcra_cycle_log(500.0, 50.0, |_| 560.0);
+        let r = narrow_consistent(&[&held, &other], bound).expect("a fit").rate;
+        assert!((r - 500.0).abs() < 10.0, "fitted {r}/s");
     }
 
     #[test]

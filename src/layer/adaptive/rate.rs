@@ -863,8 +863,28 @@ impl RateControl {
             .map(|f| f.rate)
             .filter(|&r| !credible || r >= FLEET_FIT_UNDER_VIEW * view)
         else {
+            if fits
+                && fitted.is_none()
+                && fleet.paired()
+                && !fleet.fitted
+                && fleet.opening_probes < OPENING_PROBES
+            {
+                // The fleet's first paced cycles fit nothing (a send's
+                // jitter on the network moves a merged cycle's excess by a
+                // few), and each process paces what it fitted of its own
+                // share: four such fits summed to 76-105 % of the rate, and
+                // a sum under it held until the next probe, half a minute
+                // on. Every process probes half as far again now: a sum
+                // under the rate is refused within a second or two, a
+                // cycle at one pace, which the fleet fits with the one
+                // held before it.
+                fleet.opening_probes += 1;
+                self.probe_after = now;
+                self.probe_step = OPENING_PROBE;
+            }
             return;
         };
+        fleet.fitted = true;
         // What its own cycles said (their fit, the probes it planned, a
         // fall from a share it held alone) gives way.
         self.estimate = (rate * share).max(self.min_rate);
@@ -898,23 +918,29 @@ impl RateControl {
             return;
         };
         let end = sent_at.saturating_duration_since(start).as_secs_f32();
-        log.retain(|&t| t <= end);
         // Rebase so the cycle ends at 0.
         log.iter_mut().for_each(|t| *t -= end);
         let fits = std::mem::take(&mut self.cycle_refused) == 0;
         let unpaced = self.basis == Basis::None;
         if let Some(fleet) = self.fleet.as_mut() {
-            fleet.own_sends = log.len();
+            fleet.own_sends = log.iter().filter(|&&t| t <= 0.0).count();
             fleet.finished = Some(Finished {
                 end: sent_at,
                 told,
                 // An unpaced flood (the first cycle, before any pace) is no
                 // shape to fit a fleet's rate to: each process's share of
-                // it is whatever its requests raced to.
+                // it is whatever its requests raced to. It keeps the sends
+                // after the refused one: the server may have taken them
+                // first, and the flood's count bounds the burst.
                 fits: fits && !unpaced,
-                log: log.clone(),
+                log: if unpaced {
+                    log.clone()
+                } else {
+                    log.iter().copied().filter(|&t| t <= 0.0).collect()
+                },
             });
         }
+        log.retain(|&t| t <= 0.0);
         if !fits {
             // Refusals without `Retry-After` came before this one: not the
             // cycle of a GCRA, nothing to fit or guess from. The pause alone.
@@ -1306,6 +1332,10 @@ pub(super) fn peak_rate(log: &[f32]) -> f64 {
 /// A fleet's fit under this share of a process's own view of the host's
 /// rate is not adopted, when the view rests on [`VIEW_SENDS`] sends.
 const FLEET_FIT_UNDER_VIEW: f64 = 0.8;
+/// How far over the hold a process probes when the fleet's opening
+/// cycles fit nothing, and how many times.
+const OPENING_PROBE: f64 = 1.5;
+const OPENING_PROBES: u8 = 2;
 /// A process's own sends in a cycle that make its view of the host's rate
 /// worth comparing a fleet's fit with.
 const VIEW_SENDS: usize = 100;
@@ -1417,6 +1447,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn in_a_fleet_the_flood_hands_on_the_sends_after_its_refusal() {
+        // Ten requests a millisecond apart, the sixth refused, its answer
+        // back after the tenth was sent: the server may have taken the
+        // last four before it, and the flood's count bounds the burst.
+        // A paced cycle ends at its refused send.
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.set_share(0.25);
+        let ms = |k: u64| t0 + Duration::from_millis(k);
+        for k in 0..10 {
+            c.on_send(ms(k));
+        }
+        c.on_loss(ms(10), ms(5), Some(Duration::from_secs(1)));
+        let flood = c.take_finished_cycle().expect("a flood");
+        assert!(!flood.fits);
+        assert_eq!(flood.log.len(), 10);
+        assert_eq!(flood.log.iter().filter(|&&t| t > 0.0).count(), 4);
+        let resumed = ms(1_100);
+        c.force_rate(resumed, 100.0);
+        for k in 0..10 {
+            c.on_send(resumed + Duration::from_millis(10 * k));
+        }
+        c.on_loss(
+            resumed + Duration::from_millis(100),
+            resumed + Duration::from_millis(50),
+            Some(Duration::from_secs(1)),
+        );
+        let paced = c.take_finished_cycle().expect("a paced cycle");
+        assert_eq!(paced.log.len(), 6, "{:?}", paced.log);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn in_a_fleet_the_opening_flood_is_fitted_with_nothing() {
         // A flood, then a search, against a GCRA of 500/s with a burst of
         // 50. Alone, the two cycles fit the rate. In a fleet this
@@ -1439,6 +1501,47 @@ mod tests {
                 assert!(estimate > 1.05 * r, "in a fleet: held at {estimate}/s");
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_fleet_opening_cycles_that_fit_nothing_are_probed_past_at_once() {
+        // Each process paces what it fitted of its own share when the
+        // fleet's cycles fit nothing; a sum under the rate would hold
+        // until the next probe. The fleet probes at once instead, twice
+        // at most, and never once a fleet fit set the pace.
+        use super::super::fleet_fit::gcra_cycle_log;
+        let t0 = Instant::now();
+        let probing = |c: &RateControl| c.probe_after <= t0 && c.probe_step == OPENING_PROBE;
+        let reset = |c: &mut RateControl| {
+            c.probe_after = t0 + Duration::from_secs(3600);
+            c.probe_step = PROBE_GROWTH;
+        };
+        let (held, _) = gcra_cycle_log(500.0, 50.0, |_| 800.0);
+        let mut c = RateControl::new(1.0, t0);
+        c.set_share(0.25);
+        c.force_rate(t0, 100.0);
+        for seq in 1..=4 {
+            c.on_fleet_cycle(t0, seq, seq * 2_000_000, true, &held, 0.25);
+            // One cycle is nothing to fit; then two probes, and no more.
+            assert_eq!(probing(&c), seq == 2 || seq == 3, "cycle {seq}");
+            reset(&mut c);
+        }
+        let (a, _) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
+        let mut c = RateControl::new(1.0, t0);
+        c.set_share(0.25);
+        c.force_rate(t0, 100.0);
+        c.on_fleet_cycle(t0, 1, 2_000_000, true, &a, 0.25);
+        c.on_fleet_cycle(t0, 2, 20_000_000, true, &b, 0.25);
+        assert!(
+            (c.estimate().0 - 125.0).abs() < 2.0,
+            "a fleet fit: {:?}",
+            c.estimate()
+        );
+        reset(&mut c);
+        c.on_fleet_cycle(t0, 3, 22_000_000, true, &held, 0.25);
+        c.on_fleet_cycle(t0, 4, 24_000_000, true, &held, 0.25);
+        assert!(!probing(&c), "after a fleet fit, no opening probe");
     }
 
     #[tokio::test(start_paused = true)]
