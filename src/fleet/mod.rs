@@ -136,7 +136,9 @@
 //! ended from 1 s before this process's end (a process whose requests
 //! waited on its pace hears of a pause late) to two refresh periods and
 //! 50 ms after it, and holds every send of those records up to that
-//! refusal. Every process merges the same records, so every controller
+//! refusal (a flood's record, which no GCRA could have ended, keeps its
+//! later sends too, at the end: the server may have taken them first, and
+//! the flood's count bounds the burst). Every process merges the same records, so every controller
 //! fits the same rate and paces its share of it (see the layer's
 //! `adaptive/fleet_fit.rs`). The read deletes fields that ended longer
 //! than `key_ttl` ago or hold no end time (the cycles of processes gone).

@@ -13,6 +13,14 @@
 //! search and a pace held past the rate also fit a GCRA at half the rate
 //! with three times the burst, which a flood refused after some fifty
 //! sends rules out (`fit::crossing_within`).
+//!
+//! Merged send times are each sender's own, and a few milliseconds of
+//! jitter move a cycle's end by a send or two: crossings are sought up to
+//! twice the cycles' average rate (a merged cycle's first sends straggle),
+//! and when none fits, the rates every cycle allows under the flood's
+//! bound, if they lie close together, give the fit
+//! (`fit::narrow_consistent`). When the first two paced cycles fit
+//! nothing, the processes probe past their own fits at once (`rate.rs`).
 
 use tokio::time::Instant;
 
