@@ -104,19 +104,12 @@ pub(super) fn narrow_consistent(cycles: &[&[f32]], max_burst: impl Fn(f64) -> f6
     if cycles.len() < 2 || cycles.iter().map(|c| c.len()).max().unwrap_or(0) < MIN_SENDS {
         return None;
     }
-    let span = |l: &[f32]| f64::from(-l.first().copied().unwrap_or(0.0)).max(1e-4);
-    let top = cycles
-        .iter()
-        .map(|l| l.len() as f64 / span(l))
-        .fold(0.0, f64::max);
+    let top = cycles.iter().map(|l| average_rate(l)).fold(0.0, f64::max);
     // How far apart the most any cycle's sends but its last and the least
     // any cycle's last send filled a GCRA at `r`: a burst fits between
     // them when positive.
     let room = |r: f64| {
-        let (peak, end) = cycles.iter().fold((f64::MIN, f64::MAX), |(p, e), log| {
-            let (lp, le) = peak_and_end(log, r);
-            (p.max(lp), e.min(le))
-        });
+        let (peak, end) = peaks_and_ends(cycles, r);
         if peak <= max_burst(r) {
             end - peak
         } else {
@@ -199,8 +192,7 @@ fn crossings(a: &[f32], b: &[f32], max_burst: impl Fn(f64) -> f64, reach: f64) -
     if a.len() < 2 || b.len() < 2 || a.len().max(b.len()) < MIN_SENDS {
         return found;
     }
-    let span = |l: &[f32]| f64::from(-l[0]).max(1e-4);
-    let top = reach * (a.len() as f64 / span(a)).max(b.len() as f64 / span(b));
+    let top = reach * average_rate(a).max(average_rate(b));
     let g = |r: f64| excess(a, r) - excess(b, r);
     // Scan a log grid for a strict change of sign, then bisect.
     const STEPS: i32 = 64;
@@ -268,11 +260,21 @@ fn peak_and_end(log: &[f32], rate: f64) -> (f64, f64) {
 /// cycles but their last ones and refused those: some burst lies at or
 /// above every cycle's peak and below every cycle's end.
 fn consistent(cycles: &[&[f32]], rate: f64) -> bool {
-    let (peak, end) = cycles.iter().fold((f64::MIN, f64::MAX), |(p, e), log| {
+    let (peak, end) = peaks_and_ends(cycles, rate);
+    peak < end
+}
+
+/// [`peak_and_end`] of all `cycles`: the highest peak, the lowest end.
+fn peaks_and_ends(cycles: &[&[f32]], rate: f64) -> (f64, f64) {
+    cycles.iter().fold((f64::MIN, f64::MAX), |(p, e), log| {
         let (lp, le) = peak_and_end(log, rate);
         (p.max(lp), e.min(le))
-    });
-    peak < end
+    })
+}
+
+/// A cycle's sends over its length (at least 0.1 ms).
+fn average_rate(log: &[f32]) -> f64 {
+    log.len() as f64 / f64::from(-log.first().copied().unwrap_or(0.0)).max(1e-4)
 }
 
 /// The rates around `crossing` that all `cycles` allow: their middle and

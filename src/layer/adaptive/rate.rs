@@ -922,25 +922,22 @@ impl RateControl {
         log.iter_mut().for_each(|t| *t -= end);
         let fits = std::mem::take(&mut self.cycle_refused) == 0;
         let unpaced = self.basis == Basis::None;
+        // An unpaced flood (the first cycle, before any pace) keeps, for
+        // the fleet, the sends after the refused one: the server may have
+        // taken them first, and the flood's count bounds the burst.
+        let flood = (unpaced && self.fleet.is_some()).then(|| log.clone());
+        log.retain(|&t| t <= 0.0);
         if let Some(fleet) = self.fleet.as_mut() {
-            fleet.own_sends = log.iter().filter(|&&t| t <= 0.0).count();
+            fleet.own_sends = log.len();
             fleet.finished = Some(Finished {
                 end: sent_at,
                 told,
-                // An unpaced flood (the first cycle, before any pace) is no
-                // shape to fit a fleet's rate to: each process's share of
-                // it is whatever its requests raced to. It keeps the sends
-                // after the refused one: the server may have taken them
-                // first, and the flood's count bounds the burst.
+                // A flood is no shape to fit a fleet's rate to: each
+                // process's share of it is whatever its requests raced to.
                 fits: fits && !unpaced,
-                log: if unpaced {
-                    log.clone()
-                } else {
-                    log.iter().copied().filter(|&t| t <= 0.0).collect()
-                },
+                log: flood.unwrap_or_else(|| log.clone()),
             });
         }
-        log.retain(|&t| t <= 0.0);
         if !fits {
             // Refusals without `Retry-After` came before this one: not the
             // cycle of a GCRA, nothing to fit or guess from. The pause alone.
