@@ -104,6 +104,9 @@ pub(crate) struct FleetCycle {
     pub(crate) fits: bool,
     /// How many processes' records it merges.
     pub(crate) processes: usize,
+    /// It merges a record of every process live when it was read: no
+    /// process's sends are missing from it.
+    pub(crate) complete: bool,
     /// Send times, seconds before the end (ascending, at most 0; the
     /// latest [`MAX_SENDS`]).
     pub(crate) log: Arc<[f32]>,
@@ -167,6 +170,7 @@ pub(crate) fn merge(
         end_us,
         fits: near.iter().all(|r| r.fits),
         processes: near.len(),
+        complete: false,
         log: log.into(),
     })
 }

@@ -32,6 +32,14 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     for f in [&a, &b] {
         eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
     }
+    // Both send to the host: two live processes.
+    eventually("two live processes", Duration::from_secs(5), || {
+        for f in [&a, &b] {
+            f.try_send(host, 100.0, tokio::time::Instant::now());
+        }
+        a.share(host) == 0.5 && b.share(host) == 0.5
+    })
+    .await;
     // A stranger's garbage in the hash: not a record.
     let key = "cycles:{example.com}:cycles";
     let _: i64 = server.cmd(&["HSET", key, "stranger", "not a record"]);
@@ -57,6 +65,7 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     let (ca, cb) = (ca.expect("A merged"), cb.expect("B merged"));
     assert_eq!(ca.log, cb.log, "both processes merged one cycle");
     assert_eq!(ca.processes, 2);
+    assert!(ca.complete && cb.complete, "every live process's record is in it");
     assert_eq!(ca.end_us, now_us, "it ends at A's refusal");
     // B's send after the refusal is not part of it.
     let expected: Vec<f32> = vec![-0.4, -0.3, -0.2, -0.1, 0.0];

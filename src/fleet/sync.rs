@@ -689,7 +689,8 @@ impl Task {
                     // A live process has not published its cycle yet: it
                     // heard of the pause late, or its task is slow.
                     st.cycle_read = Some((got + self.inner.config.refresh(), own_end_us, reads - 1));
-                } else if let Some(cycle) = merged {
+                } else if let Some(mut cycle) = merged {
+                    cycle.complete = st.procs > 0 && cycle.processes >= st.procs as usize;
                     st.cycles_merged = seq;
                     st.cycle = Some(Arc::new(cycle));
                     self.inner.counters.cycles_merged.fetch_add(1, Ordering::Relaxed);

@@ -28,7 +28,7 @@ mod linked {
 
     use super::Budget;
     use crate::fleet::{unix_us, CycleRecord, Learned, Slot};
-    use crate::layer::adaptive::Controller;
+    use crate::layer::adaptive::{Controller, MergedCycle};
     use crate::layer::hosts::{HostName, HostState};
     use crate::layer::shared::Shared;
 
@@ -83,8 +83,15 @@ mod linked {
         let share = share.clamp(1e-3, 1.0);
         c.set_share(share);
         if let Some(cy) = cycle {
-            c.rate_control()
-                .on_fleet_cycle(now, cy.seq, cy.end_us, cy.fits, &cy.log, share);
+            let merged = MergedCycle {
+                seq: cy.seq,
+                end_us: cy.end_us,
+                fits: cy.fits,
+                processes: cy.processes,
+                complete: cy.complete,
+                log: &cy.log,
+            };
+            c.rate_control().on_fleet_cycle(now, merged, share);
         }
         if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
             c.seed(now, l.rate * share, l.measured);

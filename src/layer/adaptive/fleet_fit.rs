@@ -42,6 +42,24 @@ pub(crate) struct Finished {
     pub(crate) log: Vec<f32>,
 }
 
+/// The fleet's latest merged cycle (see `fleet::cycle`), as a host's rate
+/// control reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MergedCycle<'a> {
+    /// Its number among the fleet's cycles this process merged.
+    pub(crate) seq: u64,
+    /// When it ended, Unix µs.
+    pub(crate) end_us: u64,
+    /// A GCRA could have ended every record in it.
+    pub(crate) fits: bool,
+    /// How many processes' records it merges.
+    pub(crate) processes: usize,
+    /// It holds a record of every process live when it was merged.
+    pub(crate) complete: bool,
+    /// Send times, seconds before the end (ascending).
+    pub(crate) log: &'a [f32],
+}
+
 /// What a host's rate control keeps in a fleet: whether others send to
 /// the host too, the fleet's seed, and the fleet's cycles as this process
 /// has merged them.

@@ -112,6 +112,8 @@ mod spacing;
 
 pub use config::AdaptiveConfig;
 pub(crate) use controller::Controller;
+#[cfg_attr(not(feature = "redis"), allow(unused_imports))]
+pub(crate) use fleet_fit::MergedCycle;
 pub(crate) use permit::{AdaptivePermit, Lead};
 
 /// How an answer went, for the controller.

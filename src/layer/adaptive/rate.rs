@@ -83,7 +83,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fit::{fit_cycles, Fit};
-use super::fleet_fit::{Finished, FleetCycles};
+use super::fleet_fit::{Finished, FleetCycles, MergedCycle};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
 use super::recovery::{Recovery, PAUSES_APART};
@@ -818,23 +818,22 @@ impl RateControl {
         self.fleet.as_ref().map_or(0, |f| f.seen)
     }
 
-    /// The fleet's latest cycle (numbered `seq`, ended at `end_us`, Unix
-    /// µs): when it and the fleet's cycles before it fit a GCRA, this
-    /// process paces its `share` of that rate, whatever its own cycles
-    /// fitted (see `fleet_fit.rs`).
+    /// The fleet's latest cycle: when it and the fleet's cycles before it
+    /// fit a GCRA, this process paces its `share` of that rate, whatever
+    /// its own cycles fitted (see `fleet_fit.rs`).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn on_fleet_cycle(
-        &mut self,
-        now: Instant,
-        seq: u64,
-        end_us: u64,
-        fits: bool,
-        log: &[f32],
-        share: f64,
-    ) {
+    pub(crate) fn on_fleet_cycle(&mut self, now: Instant, cycle: MergedCycle<'_>, share: f64) {
         let Some(fleet) = self.fleet.as_mut() else {
             return;
         };
+        let MergedCycle {
+            seq,
+            end_us,
+            fits,
+            processes,
+            complete,
+            log,
+        } = cycle;
         fleet.seen = seq;
         let alone = !fleet.shared;
         // This process's view of the host: its estimate over the part of
@@ -853,12 +852,16 @@ impl RateControl {
             return;
         }
         // A fit far under this process's own view of the host is not
-        // believed when that view rests on enough of its own sends: a
-        // merge that missed a process's sends fits low. Its own view
-        // stands, and the next pause fits again. A view from a few sends
-        // (a small part of a short cycle: one process read 892/s from ten
-        // of 161) says nothing, and refused an exact fit.
-        let credible = fleet.own_sends >= VIEW_SENDS;
+        // believed when that view rests on enough of its own sends and the
+        // merge may have missed a process's sends, which fits low: its own
+        // view stands, and the next pause fits again. A view from a few
+        // sends (a small part of a short cycle: one process read 892/s
+        // from ten of 161) says nothing, and refused an exact fit. Nor
+        // does any view against a merge of every live process's sends:
+        // a process's own fit of its part of a search read 818/s where
+        // the fleet's fit was 500, and the process that kept it resumed
+        // at 430 of the fleet's 500/s and was refused within 0.2 s.
+        let credible = fleet.own_sends >= VIEW_SENDS && !complete;
         let Some(rate) = fitted
             .map(|f| f.rate)
             .filter(|&r| !credible || r >= FLEET_FIT_UNDER_VIEW * view)
@@ -885,6 +888,11 @@ impl RateControl {
             return;
         };
         fleet.fitted = true;
+        // Every process that sent in the cycle paces a share of the fit: a
+        // process sending a few a second leases rarely, and the others
+        // counted it out (three processes of four took a third each, and
+        // were refused within a second).
+        let share = share.min(1.0 / processes.max(1) as f64);
         // What its own cycles said (their fit, the probes it planned, a
         // fall from a share it held alone) gives way.
         self.estimate = (rate * share).max(self.min_rate);
@@ -1346,6 +1354,18 @@ pub(super) const FIT_OVER_PEAK: f64 = 1.5;
 mod tests {
     use super::*;
 
+    /// A fleet's merged cycle that may miss a process's sends.
+    fn merged(seq: u64, end_us: u64, log: &[f32]) -> MergedCycle<'_> {
+        MergedCycle {
+            seq,
+            end_us,
+            fits: true,
+            processes: 4,
+            complete: false,
+            log,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn fleet_pauses_end_cycles_that_fit_this_process_share() {
         // Four processes against a GCRA of 400/s with a burst of 40; this
@@ -1518,7 +1538,7 @@ mod tests {
         c.set_share(0.25);
         c.force_rate(t0, 100.0);
         for seq in 1..=4 {
-            c.on_fleet_cycle(t0, seq, seq * 2_000_000, true, &held, 0.25);
+            c.on_fleet_cycle(t0, merged(seq, seq * 2_000_000, &held), 0.25);
             // One cycle is nothing to fit; then two probes, and no more.
             assert_eq!(probing(&c), seq == 2 || seq == 3, "cycle {seq}");
             reset(&mut c);
@@ -1528,16 +1548,16 @@ mod tests {
         let mut c = RateControl::new(1.0, t0);
         c.set_share(0.25);
         c.force_rate(t0, 100.0);
-        c.on_fleet_cycle(t0, 1, 2_000_000, true, &a, 0.25);
-        c.on_fleet_cycle(t0, 2, 20_000_000, true, &b, 0.25);
+        c.on_fleet_cycle(t0, merged(1, 2_000_000, &a), 0.25);
+        c.on_fleet_cycle(t0, merged(2, 20_000_000, &b), 0.25);
         assert!(
             (c.estimate().0 - 125.0).abs() < 2.0,
             "a fleet fit: {:?}",
             c.estimate()
         );
         reset(&mut c);
-        c.on_fleet_cycle(t0, 3, 22_000_000, true, &held, 0.25);
-        c.on_fleet_cycle(t0, 4, 24_000_000, true, &held, 0.25);
+        c.on_fleet_cycle(t0, merged(3, 22_000_000, &held), 0.25);
+        c.on_fleet_cycle(t0, merged(4, 24_000_000, &held), 0.25);
         assert!(!probing(&c), "after a fleet fit, no opening probe");
     }
 
@@ -1621,6 +1641,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_fleet_fit_is_shared_by_every_process_that_sent_in_its_cycle() {
+        use super::super::fleet_fit::gcra_cycle_log;
+        let t0 = Instant::now();
+        let (a, a_secs) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
+        let (end_a, end_b) = (1_000_000, 1_000_000 + ((a_secs + 1.0) * 1e6) as u64);
+        // Its count of live processes says three; four sent in the cycles.
+        let mut c = RateControl::new(1.0, t0);
+        c.set_share(1.0 / 3.0);
+        c.force_rate(t0, 150.0);
+        for (seq, end, log) in [(1, end_a, &a), (2, end_b, &b)] {
+            c.on_fleet_cycle(t0, merged(seq, end, log), 1.0 / 3.0);
+        }
+        let estimate = c.estimate().0;
+        assert!(
+            (estimate - 125.0).abs() < 1.5,
+            "a quarter of the fit: {estimate}/s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
         use super::super::fleet_fit::gcra_cycle_log;
         let t0 = Instant::now();
@@ -1641,10 +1682,10 @@ mod tests {
             }
         };
         quarter(&mut c, &a);
-        c.on_fleet_cycle(t0, 1, end_a, true, &a, 0.25);
+        c.on_fleet_cycle(t0, merged(1, end_a, &a), 0.25);
         quarter(&mut c, &b);
         assert_eq!(c.pace, 150.0, "one fleet cycle fits nothing");
-        c.on_fleet_cycle(t0, 2, end_b, true, &b, 0.25);
+        c.on_fleet_cycle(t0, merged(2, end_b, &b), 0.25);
         let (estimate, basis) = c.estimate();
         assert!(
             (estimate - 125.0).abs() < 1.5,
@@ -1663,10 +1704,27 @@ mod tests {
         high.set_share(0.25);
         high.force_rate(t0, 300.0 * HOLD);
         quarter(&mut high, &a);
-        high.on_fleet_cycle(t0, 1, end_a, true, &a, 0.25);
+        high.on_fleet_cycle(t0, merged(1, end_a, &a), 0.25);
         quarter(&mut high, &b);
-        high.on_fleet_cycle(t0, 2, end_b, true, &b, 0.25);
+        high.on_fleet_cycle(t0, merged(2, end_b, &b), 0.25);
         assert_eq!(high.estimate().0, 300.0);
+        // Unless the merge holds every live process's sends.
+        let mut complete = RateControl::new(1.0, t0);
+        complete.set_share(0.25);
+        complete.force_rate(t0, 300.0 * HOLD);
+        for (seq, end, log) in [(1, end_a, &a), (2, end_b, &b)] {
+            quarter(&mut complete, log);
+            let all = MergedCycle {
+                complete: true,
+                ..merged(seq, end, log)
+            };
+            complete.on_fleet_cycle(t0, all, 0.25);
+        }
+        assert!(
+            (complete.estimate().0 - 125.0).abs() < 1.5,
+            "{}",
+            complete.estimate().0
+        );
         // A process that sent most of the fleet's requests sees the host
         // as it is, whatever its share: it takes the fit.
         let mut most = RateControl::new(1.0, t0);
@@ -1676,15 +1734,15 @@ mod tests {
             if let Some(f) = most.fleet.as_mut() {
                 f.own_sends = log.len() * 3 / 4;
             }
-            most.on_fleet_cycle(t0, seq, end, true, log, 0.25);
+            most.on_fleet_cycle(t0, merged(seq, end, log), 0.25);
         }
         assert!((most.estimate().0 - 125.0).abs() < 1.5, "{}", most.estimate().0);
         // Alone, its own fit stands.
         let mut alone = RateControl::new(1.0, t0);
         alone.set_share(1.0);
         alone.force_rate(t0, 550.0 * HOLD);
-        alone.on_fleet_cycle(t0, 1, end_a, true, &a, 1.0);
-        alone.on_fleet_cycle(t0, 2, end_b, true, &b, 1.0);
+        alone.on_fleet_cycle(t0, merged(1, end_a, &a), 1.0);
+        alone.on_fleet_cycle(t0, merged(2, end_b, &b), 1.0);
         assert_eq!(alone.estimate().0, 550.0);
     }
 
