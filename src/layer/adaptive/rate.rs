@@ -1640,13 +1640,21 @@ mod tests {
         assert!(rate > 20.0, "still {rate}/s after {:?}", t - t0);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_fleet_fit_is_shared_by_every_process_that_sent_in_its_cycle() {
+    /// Two fleet cycles against a GCRA of 500/s and a burst of 50, at
+    /// 520/s and 540/s, with their ends (Unix µs) a second apart.
+    fn two_fleet_cycles() -> ((Vec<f32>, u64), (Vec<f32>, u64)) {
         use super::super::fleet_fit::gcra_cycle_log;
-        let t0 = Instant::now();
         let (a, a_secs) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
         let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
-        let (end_a, end_b) = (1_000_000, 1_000_000 + ((a_secs + 1.0) * 1e6) as u64);
+        let end_a = 1_000_000;
+        let end_b = end_a + ((a_secs + 1.0) * 1e6) as u64;
+        ((a, end_a), (b, end_b))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_fit_is_shared_by_every_process_that_sent_in_its_cycle() {
+        let t0 = Instant::now();
+        let ((a, end_a), (b, end_b)) = two_fleet_cycles();
         // Its count of live processes says three; four sent in the cycles.
         let mut c = RateControl::new(1.0, t0);
         c.set_share(1.0 / 3.0);
@@ -1663,11 +1671,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
-        use super::super::fleet_fit::gcra_cycle_log;
         let t0 = Instant::now();
-        let (a, a_secs) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
-        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
-        let (end_a, end_b) = (1_000_000, 1_000_000 + ((a_secs + 1.0) * 1e6) as u64);
+        let ((a, end_a), (b, end_b)) = two_fleet_cycles();
         // One process of four: its own cycles put its share at 150/s (the
         // host at 600/s), and it is probing over that.
         let mut c = RateControl::new(1.0, t0);
