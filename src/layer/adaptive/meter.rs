@@ -19,10 +19,13 @@ pub(crate) struct Meter {
     accepted: [u32; SLOTS],
     refused: [u32; SLOTS],
     slot_start: Instant,
-    head: usize,
+    head: u8,
     long: [u32; LONG_SLOTS],
     long_start: Instant,
-    long_head: usize,
+    long_head: u8,
+    /// When the next slot of either kind begins: until then an answer
+    /// only counts (no clock arithmetic on the answer path).
+    next_turn: Instant,
     /// Accepted answers since the meter began.
     total: u64,
 }
@@ -37,8 +40,14 @@ impl Meter {
             long: [0; LONG_SLOTS],
             long_start: now,
             long_head: 0,
+            next_turn: now + Self::slot_len().min(LONG_SLOT),
             total: 0,
         }
+    }
+
+    /// The fine slot answers are counted in now.
+    fn head(&self) -> usize {
+        usize::from(self.head)
     }
 
     fn slot_len() -> Duration {
@@ -46,11 +55,14 @@ impl Meter {
     }
 
     fn advance(&mut self, now: Instant) {
+        if now < self.next_turn {
+            return;
+        }
         let mut steps = 0;
         while now.saturating_duration_since(self.slot_start) >= Self::slot_len() && steps <= SLOTS {
-            self.head = (self.head + 1) % SLOTS;
-            self.accepted[self.head] = 0;
-            self.refused[self.head] = 0;
+            self.head = (self.head + 1) % SLOTS as u8;
+            self.accepted[self.head()] = 0;
+            self.refused[self.head()] = 0;
             self.slot_start += Self::slot_len();
             steps += 1;
         }
@@ -59,14 +71,15 @@ impl Meter {
         }
         let mut steps = 0;
         while now.saturating_duration_since(self.long_start) >= LONG_SLOT && steps <= LONG_SLOTS {
-            self.long_head = (self.long_head + 1) % LONG_SLOTS;
-            self.long[self.long_head] = 0;
+            self.long_head = (self.long_head + 1) % LONG_SLOTS as u8;
+            self.long[usize::from(self.long_head)] = 0;
             self.long_start += LONG_SLOT;
             steps += 1;
         }
         if steps > LONG_SLOTS {
             self.long_start = now;
         }
+        self.next_turn = (self.slot_start + Self::slot_len()).min(self.long_start + LONG_SLOT);
     }
 
     /// Counts one answer, received `now`, to a request sent at `sent_at`:
@@ -78,7 +91,8 @@ impl Meter {
         self.advance(now);
         if accepted {
             self.total += 1;
-            self.long[self.long_head] = self.long[self.long_head].saturating_add(1);
+            let slot = &mut self.long[usize::from(self.long_head)];
+            *slot = slot.saturating_add(1);
         }
         let back = if sent_at >= self.slot_start {
             0
@@ -89,7 +103,7 @@ impl Meter {
         if back >= SLOTS {
             return;
         }
-        let i = (self.head + SLOTS - back) % SLOTS;
+        let i = (self.head() + SLOTS - back) % SLOTS;
         let slot = if accepted {
             &mut self.accepted[i]
         } else {
@@ -109,13 +123,13 @@ impl Meter {
     /// most over the last second, and the span they were counted over.
     pub(crate) fn accepted_since(&mut self, now: Instant, since: Instant) -> (u32, Duration) {
         self.advance(now);
-        let mut sum = self.accepted[self.head];
+        let mut sum = self.accepted[self.head()];
         let mut start = self.slot_start;
         for back in 1..SLOTS {
             if start <= since {
                 break;
             }
-            let i = (self.head + SLOTS - back) % SLOTS;
+            let i = (self.head() + SLOTS - back) % SLOTS;
             sum += self.accepted[i];
             start = start.checked_sub(Self::slot_len()).unwrap_or(start);
         }
@@ -137,7 +151,7 @@ impl Meter {
         self.advance(now);
         let (mut sum, mut n) = (0u32, 0u32);
         let mut start = self.slot_start;
-        for i in (1..SLOTS).map(|back| (self.head + SLOTS - back) % SLOTS) {
+        for i in (1..SLOTS).map(|back| (self.head() + SLOTS - back) % SLOTS) {
             let end = start;
             start = start.checked_sub(Self::slot_len()).unwrap_or(start);
             if start < since {
