@@ -21,6 +21,12 @@
 //! bound, if they lie close together, give the fit
 //! (`fit::narrow_consistent`). When the first two paced cycles fit
 //! nothing, the processes probe past their own fits at once (`rate.rs`).
+//!
+//! Every process that sent in a merged cycle paces an equal share of its
+//! fit, whatever its own count of live processes (a process that sends
+//! little leases rarely and may be counted out). A process's own view of
+//! the host overrules a fit only when the merge may miss a process's
+//! sends (`MergedCycle::complete`).
 
 use tokio::time::Instant;
 
