@@ -179,6 +179,16 @@ pub(crate) fn merge(
 mod tests {
     use super::*;
 
+    /// A record as a process publishes it.
+    fn record(end_us: u64, told: bool, fits: bool, before_end_us: Vec<u64>) -> CycleRecord {
+        CycleRecord {
+            end_us,
+            told,
+            fits,
+            before_end_us,
+        }
+    }
+
     #[test]
     fn a_record_survives_its_text_and_garbage_is_none() {
         let r = CycleRecord::from_log(1_700_000_000_000_000, true, false, &[-0.5, -0.25, 0.0]);
@@ -206,18 +216,8 @@ mod tests {
         let s = 1_000_000u64;
         // Refused at 10 s; its flood sent once more 2 ms later (the
         // server may have taken that one first).
-        let a = CycleRecord {
-            end_us: 10 * s,
-            told: true,
-            fits: false,
-            before_end_us: vec![3_000, 1_000, 0],
-        };
-        let b = CycleRecord {
-            end_us: 10 * s + 4_000,
-            told: true,
-            fits: false,
-            before_end_us: vec![6_000, 2_000],
-        };
+        let a = record(10 * s, true, false, vec![3_000, 1_000, 0]);
+        let b = record(10 * s + 4_000, true, false, vec![6_000, 2_000]);
         let m = merge(1, b.end_us, 250_000, 1_000_000, &[a.clone(), b.clone()]).unwrap();
         assert_eq!(m.end_us, 10 * s);
         assert_eq!(&*m.log, &[-0.003, -0.002, -0.001, 0.0, 0.0]);
@@ -239,26 +239,11 @@ mod tests {
     fn records_merge_at_the_earliest_refusal_and_others_are_left_out() {
         let s = 1_000_000u64;
         // Refused at 10 s, with sends at 9.0 and 9.5 s.
-        let a = CycleRecord {
-            end_us: 10 * s,
-            told: true,
-            fits: true,
-            before_end_us: vec![s, s / 2, 0],
-        };
+        let a = record(10 * s, true, true, vec![s, s / 2, 0]);
         // Paused by it 20 ms later, having sent at 9.75 s and 10.01 s.
-        let b = CycleRecord {
-            end_us: 10 * s + 20_000,
-            told: false,
-            fits: true,
-            before_end_us: vec![270_000, 10_000],
-        };
+        let b = record(10 * s + 20_000, false, true, vec![270_000, 10_000]);
         // An old cycle of a third process.
-        let c = CycleRecord {
-            end_us: 3 * s,
-            told: true,
-            fits: true,
-            before_end_us: vec![0],
-        };
+        let c = record(3 * s, true, true, vec![0]);
         let m = merge(
             7,
             b.end_us,
@@ -274,12 +259,7 @@ mod tests {
         assert_eq!(&*m.log, &[-1.0, -0.5, -0.25, 0.0]);
         // A process that heard of the pause 800 ms late, its sends held
         // back by its pace, merges the same cycle.
-        let late = CycleRecord {
-            end_us: 10 * s + 800_000,
-            told: false,
-            fits: true,
-            before_end_us: vec![],
-        };
+        let late = record(10 * s + 800_000, false, true, vec![]);
         let m = merge(
             7,
             late.end_us,
@@ -295,12 +275,7 @@ mod tests {
         assert!(!merge(8, a.end_us, 250_000, 1_000_000, &[a, spoilt]).unwrap().fits);
         assert_eq!(merge(9, 50 * s, 250_000, 1_000_000, &[]), None);
         // Ends at the edge of the numbers overflow nothing.
-        let edge = CycleRecord {
-            end_us: u64::MAX,
-            told: true,
-            fits: true,
-            before_end_us: vec![0],
-        };
+        let edge = record(u64::MAX, true, true, vec![0]);
         let m = merge(10, u64::MAX - 1, 250_000, 1_000_000, std::slice::from_ref(&edge)).unwrap();
         assert_eq!(m.end_us, u64::MAX);
         assert_eq!(merge(11, 5, 250_000, 1_000_000, &[edge]), None);
