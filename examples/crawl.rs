@@ -14,6 +14,9 @@
 //!
 //! - `gcra` (the default): nginx `limit_req … nodelay`, `--rate` requests a
 //!   second with a `--burst` of excess, 429 with `--retry-after`;
+//! - `gcra-delay`: nginx `limit_req` without `nodelay` (its default with
+//!   `burst=`): up to `--burst` requests queued and served at `--rate`, 429
+//!   with `--retry-after` past that;
 //! - `sliding`: a sliding one-second window that counts refused requests
 //!   too, 429 without `Retry-After`;
 //! - `window` / `window-github`: a fixed window of `5 × --rate` requests per
@@ -122,7 +125,8 @@ struct Args {
         help_heading = "Own server on 127.0.0.1 (testkit)"
     )]
     rate: f64,
-    /// gcra: requests of excess allowed; concurrency: requests in flight
+    /// gcra: requests of excess allowed (gcra-delay: queued); concurrency:
+    /// requests in flight
     #[arg(
         long,
         value_name = "B",
@@ -130,7 +134,7 @@ struct Args {
         help_heading = "Own server on 127.0.0.1 (testkit)"
     )]
     burst: u32,
-    /// Retry-After on a gcra or bucket refusal: none, exact (seconds to the
+    /// Retry-After on a gcra, gcra-delay or bucket refusal: none, exact (seconds to the
     /// next one served, rounded) or whole SECONDS, 0 meaning none; window
     /// always sends the seconds to its reset, sliding none
     #[arg(
@@ -174,6 +178,8 @@ impl From<Policy> for GatePolicy {
 fn limiters() -> PossibleValuesParser {
     PossibleValuesParser::new([
         PossibleValue::new("gcra").help("nginx limit_req nodelay: B+1 at once, then R/s; 429"),
+        PossibleValue::new("gcra-delay")
+            .help("nginx limit_req without nodelay: B queued and served at R/s, past B 429"),
         PossibleValue::new("sliding")
             .help("sliding window (--window, 1 s) of R a second counting refusals; 429, no Retry-After"),
         PossibleValue::new("window")

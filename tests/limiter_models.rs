@@ -103,7 +103,7 @@ async fn run_model(
                 .unwrap()
                 .push((now.duration_since(start).as_secs_f64(), d.served()));
             if d.served() {
-                tokio::time::sleep(latency).await;
+                tokio::time::sleep(d.delay + latency).await;
                 model.lock().unwrap().depart(Instant::now());
             }
             let mut resp = http::Response::new(());
@@ -275,6 +275,21 @@ fn models(rate: f64) -> Vec<Spec> {
         specs.push(gcra(rate, 0, RetryAfter::Absent));
         specs.push(gcra(rate, 0, RetryAfter::Static(1)));
     }
+    // `DELAYED=1` adds nginx `limit_req` without `nodelay`: the burst is a
+    // queue served at the rate.
+    if std::env::var_os("DELAYED").is_some() {
+        for (burst, retry_after) in [
+            (5, RetryAfter::Absent),
+            (20, RetryAfter::Absent),
+            (20, RetryAfter::Static(1)),
+        ] {
+            specs.push(Spec::GcraDelayed {
+                rate,
+                burst,
+                retry_after,
+            });
+        }
+    }
     specs
 }
 
@@ -365,6 +380,20 @@ async fn nginx_gcra_with_a_static_retry_after_is_held_at_its_rate() {
     // below its rate: the search's cycle and the first flood meet at the
     // rate without crossing, and that is the fit (it was 16 % of it).
     holds(gcra(2000.0, 1, RetryAfter::Static(1))).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn nginx_without_nodelay_queues_and_is_held_at_its_rate() {
+    // nginx `limit_req … burst=N` without `nodelay` (its default) serves
+    // what comes too fast late, at its rate, and refuses only past a queue
+    // of N: round trips grow before anything is refused.
+    let delayed = |rate, burst, retry_after| Spec::GcraDelayed {
+        rate,
+        burst,
+        retry_after,
+    };
+    holds(delayed(500.0, 20, RetryAfter::Static(1))).await;
+    holds(delayed(100.0, 5, RetryAfter::Absent)).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,6 +5,7 @@
 //! | model | class | what a client sees |
 //! | --- | --- | --- |
 //! | [`Gcra`](model::Gcra) | nginx `limit_req … nodelay`, Envoy, gateways | a small burst, then one request per `1/rate`; refusals are free on the server's books |
+//! | [`Gcra::delaying`](model::Gcra::delaying) | nginx `limit_req … burst=N` without `nodelay` (its default) | the burst is a queue: what comes too fast is served late, at the rate; refused past N |
 //! | [`SlidingWindow`](model::SlidingWindow) | HAProxy `http_req_rate`, sliding logs in Redis | refused requests count too: only sending below the rate gets out |
 //! | [`FixedWindow`](model::FixedWindow) | public APIs with quota headers | `RateLimit` or GitHub's `X-RateLimit-*` say what is left |
 //! | [`TokenBucket`](model::TokenBucket) | a bucket with a one-second burst | a pause refills a whole second |

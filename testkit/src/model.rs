@@ -17,6 +17,10 @@ pub struct Decision {
     pub status: StatusCode,
     /// Headers the limiter adds (`Retry-After`, quota fields).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How long the limiter holds a served request before the server
+    /// works on it (nginx `limit_req` without `nodelay` queues excess
+    /// requests to its rate); zero for the others.
+    pub delay: Duration,
 }
 
 impl Decision {
@@ -24,6 +28,7 @@ impl Decision {
         Self {
             status: StatusCode::OK,
             headers: Vec::new(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -31,6 +36,7 @@ impl Decision {
         Self {
             status,
             headers: Vec::new(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -95,6 +101,10 @@ impl RetryAfter {
 /// `excess` in thousandths of a request and the time of the last served
 /// request in milliseconds. A request is refused when the excess it would
 /// leave is above `burst`; a refusal leaves the books as they were.
+///
+/// [`Gcra::delaying`] drops `nodelay` (nginx's default when `burst=` is
+/// set): a request within the burst is held `excess / rate` before it is
+/// served, so served requests leave at the rate and the burst is a queue.
 #[derive(Debug)]
 pub struct Gcra {
     /// Requests per second, in thousandths (nginx's `ctx->rate`).
@@ -105,6 +115,7 @@ pub struct Gcra {
     epoch: Instant,
     excess: i64,
     last_ms: Option<u64>,
+    delaying: bool,
 }
 
 impl Gcra {
@@ -119,7 +130,15 @@ impl Gcra {
             epoch: now,
             excess: 0,
             last_ms: None,
+            delaying: false,
         }
+    }
+
+    /// Without `nodelay`: requests within the burst are queued to the
+    /// rate (held `excess / rate`) instead of served at once.
+    pub fn delaying(mut self) -> Self {
+        self.delaying = true;
+        self
     }
 
     /// Refusals answer `status` instead of 429 (nginx's default is 503).
@@ -148,7 +167,12 @@ impl Limiter for Gcra {
         }
         self.excess = excess;
         self.last_ms = Some(now_ms);
-        Decision::ok()
+        let mut d = Decision::ok();
+        if self.delaying {
+            // nginx: `(excess - delay) * 1000 / rate` ms, `delay=0` here.
+            d.delay = Duration::from_millis(excess as u64 * 1000 / self.rate_milli);
+        }
+        d
     }
 }
 

@@ -128,8 +128,9 @@ async fn answer(state: &Mutex<State>, started: Instant, latency: Duration) -> Re
     // A served request leaves when answered, or when hyper drops this future
     // because the client hung up during the latency: either way it departs.
     let departure = decision.served().then(|| Departure(state));
-    if departure.is_some() && !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    let held = decision.delay + latency;
+    if departure.is_some() && !held.is_zero() {
+        tokio::time::sleep(held).await;
     }
     drop(departure);
     let mut response = Response::new(Full::new(Bytes::from_static(if decision.served() {

@@ -22,6 +22,17 @@ pub enum Spec {
         /// `Retry-After` on a refusal.
         retry_after: RetryAfter,
     },
+    /// nginx `limit_req` as it runs by default with `burst=`, without
+    /// `nodelay`: GCRA at `rate`, requests within `burst` queued to the
+    /// rate (served late), past it refused.
+    GcraDelayed {
+        /// Requests per second.
+        rate: f64,
+        /// Requests that may wait in the queue.
+        burst: u32,
+        /// `Retry-After` on a refusal.
+        retry_after: RetryAfter,
+    },
     /// (b) a sliding window counting refused requests too: one second in
     /// the matrix; HAProxy's examples use ten.
     Sliding {
@@ -74,6 +85,11 @@ impl Spec {
                 burst,
                 retry_after,
             } => Box::new(Gcra::new(rate, burst, retry_after, now)),
+            Spec::GcraDelayed {
+                rate,
+                burst,
+                retry_after,
+            } => Box::new(Gcra::new(rate, burst, retry_after, now).delaying()),
             Spec::Sliding { rate, window } => {
                 let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
                 Box::new(SlidingWindow::new(limit, window))
@@ -92,7 +108,7 @@ impl Spec {
     }
 
     /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
-    /// `sliding`, `window`, `window-github`, `bucket`, `concurrency`;
+    /// `gcra-delay`, `sliding`, `window`, `window-github`, `bucket`, `concurrency`;
     /// `retry_after` is `none`, `exact` or a whole number of seconds.
     pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
         let ra = match retry_after {
@@ -109,6 +125,11 @@ impl Spec {
         }
         Ok(match kind {
             "gcra" => Spec::Gcra {
+                rate,
+                burst,
+                retry_after: ra,
+            },
+            "gcra-delay" => Spec::GcraDelayed {
                 rate,
                 burst,
                 retry_after: ra,
@@ -133,7 +154,7 @@ impl Spec {
             },
             other => {
                 return Err(SpecError(format!(
-                    "--limiter: expected gcra, sliding, window, window-github, bucket or concurrency, got {other:?}"
+                    "--limiter: expected gcra, gcra-delay, sliding, window, window-github, bucket or concurrency, got {other:?}"
                 )))
             }
         })
@@ -157,6 +178,7 @@ impl Spec {
     pub fn rate(&self) -> Option<f64> {
         match *self {
             Spec::Gcra { rate, .. }
+            | Spec::GcraDelayed { rate, .. }
             | Spec::Sliding { rate, .. }
             | Spec::Window { rate, .. }
             | Spec::Bucket { rate, .. } => Some(rate),
@@ -178,6 +200,11 @@ impl fmt::Display for Spec {
                 burst,
                 retry_after,
             } => write!(f, "gcra {rate}/s b{burst} {}", ra(retry_after)),
+            Spec::GcraDelayed {
+                rate,
+                burst,
+                retry_after,
+            } => write!(f, "gcra-delay {rate}/s b{burst} {}", ra(retry_after)),
             Spec::Sliding { rate, window } if *window == Duration::from_secs(1) => {
                 write!(f, "sliding {rate}/s")
             }

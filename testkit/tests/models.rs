@@ -193,6 +193,32 @@ async fn gcra_with_status_503() {
     assert_eq!(d.get("retry-after"), Some("1"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn gcra_without_nodelay_queues_the_burst_to_the_rate() {
+    // nginx without `nodelay`: 10/s with a burst of 3 takes four requests
+    // at one instant and holds each `excess / rate`, so they leave 100 ms
+    // apart; the fifth would wait past the burst and is refused.
+    let mut g = Gcra::new(10.0, 3, RetryAfter::Absent, Instant::now()).delaying();
+    let delays: Vec<u64> = (0..4)
+        .map(|_| {
+            let d = arrive(&mut g);
+            assert!(d.served(), "{d:?}");
+            d.delay.as_millis() as u64
+        })
+        .collect();
+    assert_eq!(delays, [0, 100, 200, 300]);
+    let d = arrive(&mut g);
+    assert_eq!(d.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(d.delay, Duration::ZERO, "a refusal is answered at once");
+    // 150 ms later one and a half requests have drained: the next waits
+    // for the queue ahead of it.
+    advance(Duration::from_millis(150)).await;
+    assert_eq!(arrive(&mut g).delay, Duration::from_millis(250));
+    // `nodelay` (the default model) serves the same burst at once.
+    let mut g = Gcra::new(10.0, 3, RetryAfter::Absent, Instant::now());
+    assert!((0..4).all(|_| arrive(&mut g).delay.is_zero()));
+}
+
 // ---------------------------------------------------------------- SlidingWindow
 
 #[tokio::test(start_paused = true)]
