@@ -67,22 +67,23 @@
 //!
 //! | module | holds |
 //! | --- | --- |
-//! | [`config`] | configuration, defaults, validation, environment variables |
-//! | `monitor` | the sensing side, in the order the data flows: probes → snapshots → windows → status → verdict; its public parts are re-exported as the modules below and at the crate root |
+//! | [`config`] (`config/`) | configuration: the parameter table and its defaults (`mod.rs`), the macro it expands through (`table.rs`), ranges (`range.rs`), environment variables (`env.rs`), [`ConfigError`] (`error.rs`) |
+//! | `monitor` (`monitor/`) | the sensing side, in the order the data flows: probes → snapshots → windows → status → verdict; its public parts are re-exported as the modules below and at the crate root |
 //! | [`probe`] (`monitor/probe/`) | where readings come from: cgroup parsing, sysinfo, tokio drift, the client recorder |
 //! | [`snapshot`] (`monitor/snapshot.rs`) | the snapshot value types and their `is_overloaded` rules |
 //! | [`history`] (`monitor/history.rs`) | the time-ordered window: insert, prune, sample |
 //! | [`status`] (`monitor/status.rs`) | pure arithmetic over windows: [`overloaded_ratio`](status::overloaded_ratio), load ratios, [`SystemInfo`], [`Resources`] |
 //! | `monitor/system_status.rs` | [`SystemStatus`] (public as `status::SystemStatus`): a snapshotter's windows judged on demand |
-//! | `monitor/snapshotter.rs` | the [`Snapshotter`]: lifecycle, windows, samples, verdict |
+//! | `monitor/snapshotter.rs` | the [`Snapshotter`]: lifecycle, windows, samples, verdict (its unit tests in `snapshotter_tests.rs`) |
 //! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
 //! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
-//! | [`retry_after`] | `Retry-After` in both forms and the IETF `RateLimit` fields |
-//! | [`integrations`] | the layer in other ecosystems, each behind its feature: `reqwest_middleware` (`SnapshotMiddleware`, feature `reqwest-middleware`), `metrics` (counters and gauges through the `metrics` facade, feature `metrics`) |
-//! | [`retry`] | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
-//! | [`layer`] | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions; its own table maps its files |
-//! | `layer/adaptive/` | the adaptive limiter by concern: controller, concurrency, rate estimate, fit, meter, delay signal, pacer, permits |
-//! | `fleet` (feature `redis`) | per-host pauses, send budget, learned rates and sending cycles shared by many processes through Redis |
+//! | [`retry_after`] (`retry_after.rs`) | `Retry-After` in both forms and the IETF `RateLimit` fields |
+//! | [`retry`] (`retry.rs`) | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
+//! | [`integrations`] (`integrations/`) | the layer in other ecosystems, each behind its feature: `reqwest_middleware.rs` (`SnapshotMiddleware`, feature `reqwest-middleware`), `metrics.rs` (counters and gauges through the `metrics` facade, feature `metrics`) |
+//! | [`layer`] (`layer/`) | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions, the link to a fleet; its own table maps its files |
+//! | `layer/adaptive/` | the adaptive limiter by concern: settings, controller, concurrency, rate estimate, fits (one process's, a fleet's), meter, delay signal, pacer, permits, quotas, recovery, send spacing; its own table maps its files |
+//! | `fleet` (`fleet/`, feature `redis`) | per-host pauses, send budget, learned rates and sending cycles shared by many processes through Redis |
+//! | `setters` (`setters.rs`) | the `setters!` macro the builders' chained setters are written with |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

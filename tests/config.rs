@@ -33,11 +33,11 @@ fn defaults_are_crawlees() {
     assert_eq!(c.max_client_errors(), 3, "Crawlee JS's 3, see the config docs");
     assert_eq!(c.client_rate_limit_error_retry_count(), 2);
     let s = c.status();
-    assert_eq!(s.max_snapshot_age, Duration::from_secs(5));
-    assert_eq!(s.cpu_overload_threshold, 0.4);
-    assert_eq!(s.memory_overload_threshold, 0.2);
-    assert_eq!(s.event_loop_overload_threshold, 0.6);
-    assert_eq!(s.client_overload_threshold, 0.3);
+    assert_eq!(s.max_snapshot_age(), Duration::from_secs(5));
+    assert_eq!(s.cpu_overload_threshold(), 0.4);
+    assert_eq!(s.memory_overload_threshold(), 0.2);
+    assert_eq!(s.event_loop_overload_threshold(), 0.6);
+    assert_eq!(s.client_overload_threshold(), 0.3);
     assert!(c.validate().is_ok());
 }
 
@@ -236,11 +236,11 @@ fn every_variable_is_read() {
     assert_eq!(c.max_event_loop_delay(), Duration::from_millis(100));
     assert_eq!(c.max_client_errors(), 1);
     assert_eq!(c.client_rate_limit_error_retry_count(), 0);
-    assert_eq!(c.status().max_snapshot_age, Duration::from_secs(10));
-    assert_eq!(c.status().cpu_overload_threshold, 0.5);
-    assert_eq!(c.status().memory_overload_threshold, 0.1);
-    assert_eq!(c.status().event_loop_overload_threshold, 0.7);
-    assert_eq!(c.status().client_overload_threshold, 0.2);
+    assert_eq!(c.status().max_snapshot_age(), Duration::from_secs(10));
+    assert_eq!(c.status().cpu_overload_threshold(), 0.5);
+    assert_eq!(c.status().memory_overload_threshold(), 0.1);
+    assert_eq!(c.status().event_loop_overload_threshold(), 0.7);
+    assert_eq!(c.status().client_overload_threshold(), 0.2);
     assert_eq!(ENV_VARS.len(), 18, "every variable above is listed");
     assert_eq!(
         Config::from_lookup(|_| None),

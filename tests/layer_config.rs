@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tower_snapshotter::layer::{AdaptiveConfig, AutoscaleConfig, Limiter};
-use tower_snapshotter::{Config, SnapshotLayer, Snapshotter};
+use tower_snapshotter::{Config, GatePolicy, SnapshotLayer, Snapshotter};
 
 fn builder() -> tower_snapshotter::layer::SnapshotLayerBuilder {
     SnapshotLayer::builder(Snapshotter::new(Config::default()))
@@ -34,6 +34,19 @@ fn layer_settings() {
         "host_backoff",
         "0s ..= 86400s",
     );
+    // The adaptive limiter (the default) is its own back-off: a pause
+    // set for it would be ignored, so it is refused; 0 (off) is what it does.
+    rejects(
+        builder().host_backoff(Duration::from_millis(400)),
+        "host_backoff",
+        "0s with Limiter::Adaptive (its controller is the back-off); 0s ..= 86400s with Limiter::Autoscale or Limiter::None",
+    );
+    assert!(builder().host_backoff(Duration::ZERO).build().is_ok());
+    assert!(builder()
+        .policy(GatePolicy::Wait)
+        .host_backoff(Duration::from_millis(400))
+        .build()
+        .is_ok());
     rejects(builder().max_hosts(0), "max_hosts", "1 ..= 10000000");
     rejects(
         builder().counted_statuses([StatusCode::OK]),

@@ -124,7 +124,7 @@ parameters! {
     /// use tower_snapshotter::StatusConfig;
     ///
     /// let status = StatusConfig::builder().cpu_overload_threshold(0.5).build()?;
-    /// assert_eq!(status.cpu_overload_threshold, 0.5);
+    /// assert_eq!(status.cpu_overload_threshold(), 0.5);
     /// assert!(StatusConfig::builder().client_overload_threshold(2.0).build().is_err());
     /// # Ok::<(), tower_snapshotter::ConfigError>(())
     /// ```

@@ -189,12 +189,9 @@ macro_rules! parameters {
         $(#[$status_meta])*
         #[non_exhaustive]
         pub struct StatusConfig {
-            $(
-                $(#[doc = $s_doc])*
-                ///
-                #[doc = summary!(($($s_default)+) ($($s_allowed)+) $s_env)]
-                pub $s: $s_ty,
-            )+
+            // Read through the getters below: a value changed in place
+            // would skip the range checks of the builder.
+            $($s: $s_ty,)+
         }
 
         impl Default for Config {
@@ -250,6 +247,15 @@ macro_rules! parameters {
         }
 
         impl StatusConfig {
+            $(
+                $(#[doc = $s_doc])*
+                ///
+                #[doc = summary!(($($s_default)+) ($($s_allowed)+) $s_env)]
+                pub fn $s(&self) -> $s_ty {
+                    self.$s
+                }
+            )+
+
             /// Checks every field against its allowed range (see the
             /// [parameter table](Config#parameters)), in table order.
             pub fn validate(&self) -> Result<(), ConfigError> {

@@ -157,10 +157,6 @@ impl SnapshotLayerBuilder {
         /// Hosts tracked at most; the least recently used are forgotten
         /// (10 000).
         pub max_hosts: usize => settings.max_hosts;
-        /// First pause of a host after a counted answer without
-        /// `Retry-After`, doubling while they continue, up to 8× (500 ms; 0
-        /// turns this off).
-        pub host_backoff: Duration => settings.host_backoff;
         /// Start the snapshotter on `build` if it is not active (needs a
         /// tokio runtime then).
         pub start_snapshotter: bool => start;
@@ -170,6 +166,17 @@ impl SnapshotLayerBuilder {
         #[cfg(feature = "metrics")]
         #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
         pub metrics_per_host: bool => settings.metrics_per_host;
+    }
+
+    /// First pause of a host after a counted answer without
+    /// `Retry-After`, doubling while they continue, up to 8× (500 ms; 0
+    /// turns this off). For [`Limiter::Autoscale`] and [`Limiter::None`]:
+    /// the adaptive limiter is its own back-off (it cuts the host's rate
+    /// on each refusal), so with it only 0 is accepted.
+    #[must_use]
+    pub fn host_backoff(mut self, first_pause: Duration) -> Self {
+        self.settings.host_backoff = Some(first_pause);
+        self
     }
 
     /// Shares this layer's hosts with other processes through `fleet`

@@ -26,7 +26,9 @@
 //!
 //! | file | holds |
 //! | --- | --- |
+//! | `mod.rs` | these docs, and the module's public re-exports |
 //! | `layer.rs` | [`SnapshotLayer`] and its builder |
+//! | `settings.rs` | everything a layer is built with: defaults, validation, and which limiter's settings apply |
 //! | `service.rs` | [`SnapshotService`]: `poll_ready` (the gate) and `call` (send now, wait, or refuse) |
 //! | `future.rs` | [`ResponseFuture`](future::ResponseFuture): waiting, called, rejected |
 //! | `wait.rs` | a request that may not go yet: pause, admission, pace, then the inner readiness |
@@ -38,8 +40,11 @@
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
-//! | `adaptive/` | the adaptive limiter, by concern |
-//! | `stats.rs`, `error.rs`, `http_parts.rs` | [`LayerStats`], [`Overloaded`](error::Overloaded), the request and response traits |
+//! | `fleet_link.rs` | the link to a fleet (feature `redis`): pauses, one send budget per paced host and learned rates shared with other processes; no-ops without one |
+//! | `http_parts.rs` | [`HttpRequest`], [`HttpResponse`]: the traits the layer reads requests and answers through (`http` types, and reqwest's with feature `reqwest`) |
+//! | `stats.rs` | [`LayerStats`] and its per-host parts: a read-only view for dashboards |
+//! | `error.rs` | [`Overloaded`](error::Overloaded): a request refused at once |
+//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs`, `fit.rs`, `fleet_fit.rs`, `meter.rs`, `pacer.rs`, `permit.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
 
 pub mod adaptive;
 pub mod error;

@@ -18,7 +18,9 @@ pub(crate) struct LayerSettings {
     pub(crate) max_retry_after: Duration,
     pub(crate) per_host: bool,
     pub(crate) max_hosts: usize,
-    pub(crate) host_backoff: Duration,
+    /// Set by the user (`None`: [`DEFAULT_HOST_BACKOFF`] where a back-off
+    /// applies).
+    pub(crate) host_backoff: Option<Duration>,
     /// A `host` label on the per-host metrics (feature `metrics`).
     pub(crate) metrics_per_host: bool,
 }
@@ -33,13 +35,15 @@ impl Default for LayerSettings {
             max_retry_after: Duration::from_secs(60),
             per_host: true,
             max_hosts: 10_000,
-            host_backoff: Duration::from_millis(500),
+            host_backoff: None,
             metrics_per_host: false,
         }
     }
 }
 
 pub(crate) const MAX_HOSTS: usize = 10_000_000;
+/// The first back-off pause when `host_backoff` is not set.
+const DEFAULT_HOST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 impl LayerSettings {
@@ -63,12 +67,20 @@ impl LayerSettings {
                 "0s ..= 86400s",
             ));
         }
-        if self.host_backoff > MAX_WAIT {
-            return Err(invalid(
-                "host_backoff",
-                format!("{:?}", self.host_backoff),
-                "0s ..= 86400s",
-            ));
+        match self.host_backoff {
+            Some(b) if b > MAX_WAIT => {
+                return Err(invalid("host_backoff", format!("{b:?}"), "0s ..= 86400s"));
+            }
+            // Never ignored in silence: the adaptive controller cuts the
+            // host's rate on each refusal, and no pause is added to that.
+            Some(b) if !b.is_zero() && self.adaptive().is_some() => {
+                return Err(invalid(
+                    "host_backoff",
+                    format!("{b:?}"),
+                    "0s with Limiter::Adaptive (its controller is the back-off); 0s ..= 86400s with Limiter::Autoscale or Limiter::None",
+                ));
+            }
+            _ => {}
         }
         if self.max_hosts == 0 || self.max_hosts > MAX_HOSTS {
             return Err(invalid("max_hosts", self.max_hosts.to_string(), "1 ..= 10000000"));
@@ -82,6 +94,16 @@ impl LayerSettings {
             Limiter::None => {}
         }
         Ok(())
+    }
+
+    /// The first back-off pause after a counted answer without
+    /// `Retry-After`; zero when off, and always under the adaptive limiter.
+    #[inline]
+    pub(crate) fn host_backoff(&self) -> Duration {
+        if self.adaptive().is_some() {
+            return Duration::ZERO;
+        }
+        self.host_backoff.unwrap_or(DEFAULT_HOST_BACKOFF)
     }
 
     /// Whether a request that may not go fails at once.

@@ -381,11 +381,11 @@ impl Shared {
     /// `None` when the answer belongs to a pause already under way, or
     /// back-off is off.
     fn backoff(&self, host: &HostState, sent_ms: u64) -> Option<Duration> {
-        let base = self.settings.host_backoff;
-        // Under `Adaptive` the controller is the back-off: it cuts the
-        // host's rate on each loss, and a pause on top would idle the host
-        // (only `Retry-After` still pauses it).
-        if base.is_zero() || self.settings.adaptive().is_some() {
+        // Zero under `Adaptive`: the controller is the back-off, it cuts
+        // the host's rate on each loss, and a pause on top would idle the
+        // host (only `Retry-After` still pauses it).
+        let base = self.settings.host_backoff();
+        if base.is_zero() {
             return None;
         }
         let until = host.paused_until_ms.load(Ordering::Acquire);

@@ -331,7 +331,7 @@ impl Inner {
             insert(&mut w);
             judge(
                 &w,
-                Some(self.config.status().max_snapshot_age),
+                Some(self.config.status().max_snapshot_age()),
                 &self.config.status(),
             )
         };

@@ -281,10 +281,10 @@ pub(crate) fn judge(w: &Windows, duration: Option<Duration>, t: &StatusConfig) -
         }
     }
     SystemInfo {
-        cpu: info(&w.cpu, duration, t.cpu_overload_threshold),
-        memory: info(&w.memory, duration, t.memory_overload_threshold),
-        event_loop: info(&w.event_loop, duration, t.event_loop_overload_threshold),
-        client: info(&w.client, duration, t.client_overload_threshold),
+        cpu: info(&w.cpu, duration, t.cpu_overload_threshold()),
+        memory: info(&w.memory, duration, t.memory_overload_threshold()),
+        event_loop: info(&w.event_loop, duration, t.event_loop_overload_threshold()),
+        client: info(&w.client, duration, t.client_overload_threshold()),
         created_at: Instant::now(),
     }
 }

@@ -48,7 +48,7 @@ impl SystemStatus {
     /// [`NotActive`] while the snapshotter is not sampling.
     pub fn current(&self) -> Result<SystemInfo, NotActive> {
         self.snapshotter
-            .with_windows(|w| judge(w, Some(self.thresholds.max_snapshot_age), &self.thresholds))
+            .with_windows(|w| judge(w, Some(self.thresholds.max_snapshot_age()), &self.thresholds))
     }
 
     /// Load ratios over each whole window (`snapshot_history`).
