@@ -81,7 +81,7 @@
 //! | [`retry`] (`retry.rs`) | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`integrations`] (`integrations/`) | the layer in other ecosystems, each behind its feature: `reqwest_middleware.rs` (`SnapshotMiddleware`, feature `reqwest-middleware`), `metrics.rs` (counters and gauges through the `metrics` facade, feature `metrics`) |
 //! | [`layer`] (`layer/`) | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions, the link to a fleet; its own table maps its files |
-//! | `layer/adaptive/` | the adaptive limiter by concern: settings, controller, concurrency, rate estimate, fits (one process's, a fleet's), meter, delay signal, pacer, permits, quotas, recovery, send spacing; its own table maps its files |
+//! | `layer/adaptive/` | the adaptive limiter by concern: settings, controller, concurrency, rate estimate, fits (one process's, a fleet's), meter, delay signal, pacer, quotas, recovery, send spacing; its own table maps its files |
 //! | `fleet` (`fleet/`, feature `redis`) | per-host pauses, send budget, learned rates and sending cycles shared by many processes through Redis |
 //! | `setters` (`setters.rs`) | the `setters!` macro the builders' chained setters are written with |
 

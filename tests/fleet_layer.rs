@@ -156,3 +156,236 @@ async fn layers_start_at_the_learned_rate_and_share_it() {
         assert!(server.count(&format!("/{name}")) > 0, "{name} was served too");
     }
 }
+
+/// Two layers in two threads, each with its own runtime and its own fleet,
+/// as two processes would run them: together they keep to the one learned
+/// rate of the host they share, each sends its part of it, and each is
+/// connected to the fleet throughout.
+#[test]
+fn two_layers_in_separate_runtimes_share_one_hosts_budget() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let runtime = |what: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{what}'s runtime: {e}"))
+    };
+    // The host, and the teacher, in the test's own runtime.
+    let main = runtime("the host");
+    let server = main.block_on(TestServer::start(|_| reply(200)));
+    let host = server.authority();
+    // Another process measured the host at 40/s.
+    let teacher = main.block_on(async { fleet(&redis, "apart") });
+    teacher.publish_learned(
+        &host,
+        Learned {
+            rate: 40.0,
+            measured: true,
+            last_loss: Some(SystemTime::now()),
+        },
+    );
+    let ready = std::sync::Barrier::new(2);
+    // One process: its runtime, its fleet, its layer; sends as fast as the
+    // host lets it for 2 s from when both are ready, then reports.
+    let process = |path: &str| {
+        let rt = runtime(path);
+        let snapshot_layer = rt.block_on(async {
+            let f = fleet(&redis, "apart");
+            // The first look follows the host; its values arrive a round
+            // trip later.
+            let _ = f.learned(&host);
+            eventually("the learned rate to arrive", Duration::from_secs(5), || {
+                f.learned(&host).is_some()
+            })
+            .await;
+            layer(f)
+        });
+        ready.wait();
+        rt.block_on(async {
+            let start = std::time::Instant::now();
+            let svc = tower::Layer::layer(&snapshot_layer, client());
+            let url = server.url(path);
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..8 {
+                let (svc, url) = (svc.clone(), url.clone());
+                tasks.spawn(async move {
+                    while start.elapsed() < Duration::from_secs(2) {
+                        let _ = svc.clone().oneshot(get(&url)).await;
+                    }
+                });
+            }
+            tasks.join_all().await;
+            snapshot_layer.stats()
+        })
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| process("/a"));
+        let b = s.spawn(|| process("/b"));
+        (
+            a.join().expect("process a panicked"),
+            b.join().expect("process b panicked"),
+        )
+    });
+    let sent = server.total() as f64;
+    // As in `layers_start_at_the_learned_rate_and_share_it`: held to the
+    // fleet's 40/s, two seconds carry 80, then the 16 requests waiting when
+    // time is up, and at most a lease's lookahead (250 ms, 10) besides. Two
+    // processes each keeping the whole rate send some 110 to 130; unpaced,
+    // thousands.
+    assert!(sent <= 40.0 * 2.0 + 16.0 + 10.0, "{sent} requests in 2 s");
+    assert!(
+        sent >= 40.0 * 2.0 * 0.5,
+        "{sent} requests in 2 s: the budget starved them"
+    );
+    for (name, stats) in [("a", &a), ("b", &b)] {
+        assert!(server.count(&format!("/{name}")) > 0, "{name} was served too");
+        let fleet = stats.fleet.as_ref().expect("the layer has a fleet");
+        assert!(fleet.connected, "{name}: {fleet:?}");
+        assert!(fleet.leased > 0, "{name} spent the fleet's budget: {fleet:?}");
+    }
+}
+
+/// Redis killed under two layers' steady traffic: every request still gets
+/// its answer, requests go on reaching the host at much the pace they had
+/// (the layers work locally, and count the time), and once Redis is back,
+/// empty, the layers reconnect, lease from it again, and requests go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_run_requests_through_the_layer_go_on_and_rejoin() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(|_| reply(200)).await;
+    let host = server.authority();
+    // A learned rate for the host, so the layers pace it and lease their
+    // slots from the fleet: unpaced, they would never ask Redis for one.
+    let teacher = fleet(&redis, "outage");
+    teacher.publish_learned(
+        &host,
+        Learned {
+            rate: 200.0,
+            measured: true,
+            last_loss: Some(SystemTime::now()),
+        },
+    );
+    let (fleet_a, fleet_b) = (fleet(&redis, "outage"), fleet(&redis, "outage"));
+    for f in [&fleet_a, &fleet_b] {
+        let _ = f.learned(&host);
+        eventually("the learned rate to arrive", Duration::from_secs(5), || {
+            f.learned(&host).is_some()
+        })
+        .await;
+    }
+    let layers = [layer(fleet_a), layer(fleet_b)];
+    let fleets = || {
+        layers
+            .iter()
+            .map(|l| l.stats().fleet.expect("the layer has a fleet"))
+            .collect::<Vec<_>>()
+    };
+
+    // Four senders per layer, until told to stop; every answer is counted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in &layers {
+        let svc = tower::Layer::layer(l, client());
+        for _ in 0..4 {
+            let (svc, url) = (svc.clone(), server.url("/o"));
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            let first_failure = first_failure.clone();
+            tasks.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let failure = match svc.clone().oneshot(get(&url)).await {
+                        Ok(r) if r.status() == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Ok(r) => format!("status {}", r.status()),
+                        Err(e) => format!("error {e}"),
+                    };
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    first_failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(failure);
+                }
+            });
+        }
+    }
+    let failures = || {
+        (
+            failed.load(Ordering::Relaxed),
+            first_failure.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        )
+    };
+
+    eventually(
+        "both layers to lease from the fleet",
+        Duration::from_secs(5),
+        || fleets().iter().all(|f| f.connected && f.leased > 0),
+    )
+    .await;
+    // The pace with Redis up, over 1 s.
+    let before = server.total();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connected_pace = server.total() - before;
+
+    redis.kill();
+    eventually("both layers to go local", Duration::from_secs(5), || {
+        fleets().iter().all(|f| !f.connected)
+    })
+    .await;
+    let outage_start = server.total();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let during = server.total() - outage_start;
+    // At the local pace, 1.5 s carry 1.5 times the connected second's; a
+    // layer that waited on the dead Redis (250 ms a command) would send a
+    // fraction of that, one that blocked none at all.
+    assert!(
+        during * 2 >= connected_pace && during >= 20,
+        "{during} requests in 1.5 s without Redis, {connected_pace} in 1 s with it"
+    );
+    assert_eq!(failures(), (0, None), "requests failed while Redis was down");
+    for f in fleets() {
+        assert!(!f.connected, "{f:?}");
+        assert!(
+            f.local_since.is_some_and(|d| d >= Duration::from_secs(1)),
+            "the time local is counted: {f:?}"
+        );
+        assert!(f.local_total >= Duration::from_secs(1), "{f:?}");
+    }
+
+    // A new, empty server on the same port, flushed for good measure.
+    redis.restart();
+    redis.cmd::<()>(&["FLUSHALL"]);
+    eventually("both layers to reconnect", Duration::from_secs(10), || {
+        fleets().iter().all(|f| f.connected && f.local_since.is_none())
+    })
+    .await;
+    let leased: Vec<u64> = fleets().iter().map(|f| f.leased).collect();
+    let rejoined = server.total();
+    eventually("both layers to lease again", Duration::from_secs(5), || {
+        fleets().iter().zip(&leased).all(|(f, &n)| f.leased > n)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    tasks.join_all().await;
+    let after = server.total() - rejoined;
+    assert!(after >= 20, "{after} requests after Redis came back");
+    assert_eq!(failures(), (0, None), "requests failed");
+    let ok = ok.load(Ordering::Relaxed);
+    assert_eq!(
+        ok as usize,
+        server.total(),
+        "every request the host received was answered Ok"
+    );
+    eprintln!("{ok} requests; {connected_pace}/s connected, {during} in 1.5 s local, {after} after");
+}

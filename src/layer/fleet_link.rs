@@ -22,167 +22,189 @@ pub(crate) enum Budget {
 
 #[cfg(feature = "redis")]
 mod linked {
+    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     use tokio::time::Instant;
 
     use super::Budget;
-    use crate::fleet::{unix_us, CycleRecord, Learned, Slot};
+    use crate::fleet::{unix_us, CycleRecord, Fleet, FleetStats, Learned, Slot};
     use crate::layer::adaptive::{Controller, MergedCycle};
     use crate::layer::hosts::{HostName, HostState};
-    use crate::layer::shared::Shared;
+
+    /// The fleet this layer shares its hosts with, if any.
+    #[derive(Debug, Default)]
+    pub(crate) struct FleetLink(Option<Fleet>);
 
     /// How far over this process's view of the host's rate (and over the
     /// fleet's paces together) the fleet's schedule goes.
     const BUDGET_ROOM: f64 = 1.1;
 
-    /// Milliseconds left in a pause another process recorded for `host`,
-    /// merged into this process's state for it.
-    pub(crate) fn paused_ms(shared: &Shared, name: &HostName, now_ms: u64) -> Option<u64> {
-        let fleet = shared.fleet.as_ref()?;
-        let until = fleet.paused_until(name.as_str())?;
-        let left = until.duration_since(SystemTime::now()).ok()?.as_millis() as u64;
-        (left > 0).then(|| {
-            // A pause this process did not start: for its controller, the
-            // cycle since the last pause ends here too.
-            if let Some(host) = shared.pause_host(name, now_ms, now_ms + left) {
-                if let Some(mut c) = host.existing_controller() {
-                    c.on_fleet_pause(Instant::now());
-                    publish_cycle(shared, name, &mut c);
+    impl FleetLink {
+        /// A link to `fleet`, or none.
+        pub(crate) fn new(fleet: Option<Fleet>) -> Self {
+            Self(fleet)
+        }
+
+        /// The fleet's state, for [`LayerStats`](crate::LayerStats).
+        pub(crate) fn stats(&self) -> Option<FleetStats> {
+            self.0.as_ref().map(Fleet::stats)
+        }
+
+        /// Milliseconds left in a pause another process recorded for `host`,
+        /// merged into this process's state for it by `pause_here` (given the
+        /// pause's end, it returns the host if its pause grew).
+        pub(crate) fn paused_ms(
+            &self,
+            name: &HostName,
+            now_ms: u64,
+            pause_here: impl FnOnce(u64) -> Option<Arc<HostState>>,
+        ) -> Option<u64> {
+            let fleet = self.0.as_ref()?;
+            let until = fleet.paused_until(name.as_str())?;
+            let left = until.duration_since(SystemTime::now()).ok()?.as_millis() as u64;
+            (left > 0).then(|| {
+                // A pause this process did not start: for its controller, the
+                // cycle since the last pause ends here too.
+                if let Some(host) = pause_here(now_ms + left) {
+                    if let Some(mut c) = host.existing_controller() {
+                        c.on_fleet_pause(Instant::now());
+                        self.publish_cycle(name, &mut c);
+                    }
                 }
-            }
-            left
-        })
-    }
-
-    /// Tells the fleet `host` asked for a pause of `wait`.
-    pub(crate) fn publish_pause(shared: &Shared, name: &HostName, wait: Duration) {
-        if let Some(fleet) = &shared.fleet {
-            fleet.pause(name.as_str(), SystemTime::now() + wait);
+                left
+            })
         }
-    }
 
-    /// Whether this process may send to `host` now, for a request holding
-    /// `lead` in the host's pacing queue. The fleet's budget is the whole
-    /// host's rate: this process's pace over its share. A controller with
-    /// no rate of its own follows the fleet's, times its share. A slot is
-    /// leased only for a request the controller would send now: one the
-    /// local pace holds back spends none.
-    pub(crate) fn budget(
-        shared: &Shared,
-        name: &HostName,
-        c: &mut Controller,
-        now: Instant,
-        lead: Option<u64>,
-    ) -> Budget {
-        let Some(fleet) = &shared.fleet else {
-            return Budget::Go;
-        };
-        let host = name.as_str();
-        let (share, learned, cycle) = fleet.share_and_learned(host, c.rate_control().fleet_cycles_seen());
-        let share = share.clamp(1e-3, 1.0);
-        c.set_share(share);
-        if let Some(cy) = cycle {
-            let merged = MergedCycle {
-                seq: cy.seq,
-                end_us: cy.end_us,
-                fits: cy.fits,
-                processes: cy.processes,
-                complete: cy.complete,
-                log: &cy.log,
+        /// Tells the fleet `host` asked for a pause of `wait`.
+        pub(crate) fn publish_pause(&self, name: &HostName, wait: Duration) {
+            if let Some(fleet) = &self.0 {
+                fleet.pause(name.as_str(), SystemTime::now() + wait);
+            }
+        }
+
+        /// Whether this process may send to `host` now, for a request holding
+        /// `lead` in the host's pacing queue. The fleet's budget is the whole
+        /// host's rate: this process's pace over its share. A controller with
+        /// no rate of its own follows the fleet's, times its share. A slot is
+        /// leased only for a request the controller would send now: one the
+        /// local pace holds back spends none.
+        pub(crate) fn budget(
+            &self,
+            name: &HostName,
+            c: &mut Controller,
+            now: Instant,
+            lead: Option<u64>,
+        ) -> Budget {
+            let Some(fleet) = &self.0 else {
+                return Budget::Go;
             };
-            c.rate_control().on_fleet_cycle(now, merged, share);
-        }
-        if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
-            c.seed(now, l.rate * share, l.measured);
-        }
-        let Some(rate) = c.rate(now) else {
-            return Budget::Go;
-        };
-        if !c.would_admit(now, lead) {
-            return Budget::Go;
-        }
-        // This process paces its share; over the share, its view of the
-        // whole host's rate. The processes' views meet through the rate
-        // each one learns and shares.
-        // With a little room: each process's slots take its share of the
-        // fleet's schedule exactly when every view agrees, so without room
-        // any jitter, or shares that are not equal, would let the budget
-        // bind below what the paces together allow. The budget is there to
-        // stop processes that together claim far more than the host's rate.
-        match fleet.try_send_with_room(host, rate / share, BUDGET_ROOM, now) {
-            // A search is not held to the schedule (its slot is still
-            // asked for, so the fleet counts this process and its pace):
-            // no rate is known to keep, and the schedule follows the
-            // paces a lease behind, 100-250 ms of a search growing 1.25×
-            // per 100 ms. Held to it, the fleet's searches took 3 s where
-            // one process's takes 1, and crawled into the measured time.
-            Slot::WaitUntil(_) if !c.rate_is_measured() => Budget::Go,
-            Slot::WaitUntil(at) => {
-                // The fleet's budget binds where the local pace would: a
-                // probe goes on as if the pace held requests back.
-                c.pace_bound(now);
-                Budget::WaitUntil(at)
+            let host = name.as_str();
+            let (share, learned, cycle) = fleet.share_and_learned(host, c.rate_control().fleet_cycles_seen());
+            let share = share.clamp(1e-3, 1.0);
+            c.set_share(share);
+            if let Some(cy) = cycle {
+                let merged = MergedCycle {
+                    seq: cy.seq,
+                    end_us: cy.end_us,
+                    fits: cy.fits,
+                    processes: cy.processes,
+                    complete: cy.complete,
+                    log: &cy.log,
+                };
+                c.rate_control().on_fleet_cycle(now, merged, share);
             }
-            // Redis is away: the local controller goes on alone, at the
-            // pace it learned for this process (its share, started from the
-            // fleet's rate times the share, and cut by its own refusals).
-            Slot::Granted | Slot::Local { .. } => Budget::Go,
+            if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
+                c.seed(now, l.rate * share, l.measured);
+            }
+            let Some(rate) = c.rate(now) else {
+                return Budget::Go;
+            };
+            if !c.would_admit(now, lead) {
+                return Budget::Go;
+            }
+            // This process paces its share; over the share, its view of the
+            // whole host's rate. The processes' views meet through the rate
+            // each one learns and shares.
+            // With a little room: each process's slots take its share of the
+            // fleet's schedule exactly when every view agrees, so without room
+            // any jitter, or shares that are not equal, would let the budget
+            // bind below what the paces together allow. The budget is there to
+            // stop processes that together claim far more than the host's rate.
+            match fleet.try_send_with_room(host, rate / share, BUDGET_ROOM, now) {
+                // A search is not held to the schedule (its slot is still
+                // asked for, so the fleet counts this process and its pace):
+                // no rate is known to keep, and the schedule follows the
+                // paces a lease behind, 100-250 ms of a search growing 1.25×
+                // per 100 ms. Held to it, the fleet's searches took 3 s where
+                // one process's takes 1, and crawled into the measured time.
+                Slot::WaitUntil(_) if !c.rate_is_measured() => Budget::Go,
+                Slot::WaitUntil(at) => {
+                    // The fleet's budget binds where the local pace would: a
+                    // probe goes on as if the pace held requests back.
+                    c.pace_bound(now);
+                    Budget::WaitUntil(at)
+                }
+                // Redis is away: the local controller goes on alone, at the
+                // pace it learned for this process (its share, started from the
+                // fleet's rate times the share, and cut by its own refusals).
+                Slot::Granted | Slot::Local { .. } => Budget::Go,
+            }
         }
-    }
 
-    /// Hands the cycle this host's controller ended last (if any, once) to
-    /// the fleet, which merges every process's into the fleet's.
-    pub(crate) fn publish_cycle(shared: &Shared, name: &HostName, c: &mut Controller) {
-        let Some(fleet) = &shared.fleet else {
-            return;
-        };
-        let Some(f) = c.rate_control().take_finished_cycle() else {
-            return;
-        };
-        let ago = Instant::now().saturating_duration_since(f.end);
-        let end = SystemTime::now()
-            .checked_sub(ago)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        fleet.publish_cycle(
-            name.as_str(),
-            CycleRecord::from_log(unix_us(end), f.told, f.fits, &f.log),
-        );
-    }
-
-    /// Shares what this host's controller learned, at most once a second
-    /// and only when it moved by more than 5 %: the rate as the whole
-    /// fleet sees it (this process's estimate over its share).
-    pub(crate) fn publish_learned(
-        shared: &Shared,
-        name: &HostName,
-        host: &HostState,
-        c: &mut Controller,
-        now: Instant,
-    ) {
-        let Some(fleet) = &shared.fleet else {
-            return;
-        };
-        publish_cycle(shared, name, c);
-        // A seed is the fleet's own knowledge: nothing new to tell it.
-        if !c.estimate_is_own() {
-            return;
-        }
-        let limits = c.snapshot(now);
-        let Some(estimate) = limits.estimate else {
-            return;
-        };
-        let share = fleet.share(name.as_str()).clamp(1e-3, 1.0);
-        let rate = estimate / share;
-        if host.should_publish(now, rate) {
-            fleet.publish_learned(
+        /// Hands the cycle this host's controller ended last (if any, once) to
+        /// the fleet, which merges every process's into the fleet's.
+        fn publish_cycle(&self, name: &HostName, c: &mut Controller) {
+            let Some(fleet) = &self.0 else {
+                return;
+            };
+            let Some(f) = c.rate_control().take_finished_cycle() else {
+                return;
+            };
+            let ago = Instant::now().saturating_duration_since(f.end);
+            let end = SystemTime::now()
+                .checked_sub(ago)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            fleet.publish_cycle(
                 name.as_str(),
-                Learned {
-                    rate,
-                    measured: limits.measured,
-                    last_loss: None,
-                },
+                CycleRecord::from_log(unix_us(end), f.told, f.fits, &f.log),
             );
+        }
+
+        /// Shares what this host's controller learned, at most once a second
+        /// and only when it moved by more than 5 %: the rate as the whole
+        /// fleet sees it (this process's estimate over its share).
+        pub(crate) fn publish_learned(
+            &self,
+            name: &HostName,
+            host: &HostState,
+            c: &mut Controller,
+            now: Instant,
+        ) {
+            let Some(fleet) = &self.0 else {
+                return;
+            };
+            self.publish_cycle(name, c);
+            // A seed is the fleet's own knowledge: nothing new to tell it.
+            if !c.estimate_is_own() {
+                return;
+            }
+            let limits = c.snapshot(now);
+            let Some(estimate) = limits.estimate else {
+                return;
+            };
+            let share = fleet.share(name.as_str()).clamp(1e-3, 1.0);
+            let rate = estimate / share;
+            if host.should_publish(now, rate) {
+                fleet.publish_learned(
+                    name.as_str(),
+                    Learned {
+                        rate,
+                        measured: limits.measured,
+                        last_loss: None,
+                    },
+                );
+            }
         }
     }
 }
@@ -192,6 +214,7 @@ pub(crate) use linked::*;
 
 #[cfg(not(feature = "redis"))]
 mod unlinked {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use tokio::time::Instant;
@@ -199,27 +222,37 @@ mod unlinked {
     use super::Budget;
     use crate::layer::adaptive::Controller;
     use crate::layer::hosts::{HostName, HostState};
-    use crate::layer::shared::Shared;
 
-    /// Without the `redis` feature: never paused by others.
-    #[inline(always)]
-    pub(crate) fn paused_ms(_: &Shared, _: &HostName, _: u64) -> Option<u64> {
-        None
+    /// Without the `redis` feature: no fleet, and every call a no-op.
+    #[derive(Debug, Default)]
+    pub(crate) struct FleetLink;
+
+    impl FleetLink {
+        /// Without the `redis` feature: never paused by others.
+        #[inline(always)]
+        pub(crate) fn paused_ms(
+            &self,
+            _: &HostName,
+            _: u64,
+            _: impl FnOnce(u64) -> Option<Arc<HostState>>,
+        ) -> Option<u64> {
+            None
+        }
+
+        /// Without the `redis` feature: nothing to tell.
+        #[inline(always)]
+        pub(crate) fn publish_pause(&self, _: &HostName, _: Duration) {}
+
+        /// Without the `redis` feature: always go.
+        #[inline(always)]
+        pub(crate) fn budget(&self, _: &HostName, _: &mut Controller, _: Instant, _: Option<u64>) -> Budget {
+            Budget::Go
+        }
+
+        /// Without the `redis` feature: nothing to share.
+        #[inline(always)]
+        pub(crate) fn publish_learned(&self, _: &HostName, _: &HostState, _: &mut Controller, _: Instant) {}
     }
-
-    /// Without the `redis` feature: nothing to tell.
-    #[inline(always)]
-    pub(crate) fn publish_pause(_: &Shared, _: &HostName, _: Duration) {}
-
-    /// Without the `redis` feature: always go.
-    #[inline(always)]
-    pub(crate) fn budget(_: &Shared, _: &HostName, _: &mut Controller, _: Instant, _: Option<u64>) -> Budget {
-        Budget::Go
-    }
-
-    /// Without the `redis` feature: nothing to share.
-    #[inline(always)]
-    pub(crate) fn publish_learned(_: &Shared, _: &HostName, _: &HostState, _: &mut Controller, _: Instant) {}
 }
 
 #[cfg(not(feature = "redis"))]

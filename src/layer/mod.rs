@@ -39,12 +39,13 @@
 //! | `host_cache.rs` | a service clone's last host, so its next request there skips the map's lock |
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
+//! | `permit.rs` | what a request holds from its host's adaptive controller: its permit, its pacing lead |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
 //! | `fleet_link.rs` | the link to a fleet (feature `redis`): pauses, one send budget per paced host and learned rates shared with other processes; no-ops without one |
 //! | `http_parts.rs` | [`HttpRequest`], [`HttpResponse`]: the traits the layer reads requests and answers through (`http` types, and reqwest's with feature `reqwest`) |
 //! | `stats.rs` | [`LayerStats`] and its per-host parts: a read-only view for dashboards |
 //! | `error.rs` | [`Overloaded`](error::Overloaded): a request refused at once |
-//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs`, `fit.rs`, `fleet_fit.rs`, `meter.rs`, `pacer.rs`, `permit.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
+//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs`, `fit.rs`, `fleet_fit.rs`, `meter.rs`, `pacer.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
 
 pub mod adaptive;
 pub mod error;
@@ -56,6 +57,7 @@ mod http_parts;
 #[allow(clippy::module_inception)]
 mod layer;
 mod limit;
+mod permit;
 mod policy;
 mod report;
 mod service;

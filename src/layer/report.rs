@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::adaptive::{AdaptivePermit, Outcome};
-use super::fleet_link;
+use super::adaptive::Outcome;
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
+use super::permit::AdaptivePermit;
 use super::shard::Shard;
 use super::shared::{Ticket, WATCH_MS};
 use crate::integrations::metrics::AnswerClass;
@@ -80,7 +80,7 @@ impl Report {
                         outcome_of(status),
                         Some(response.headers()),
                         pause,
-                        |state, c, now| fleet_link::publish_learned(shared, host, state, c, now),
+                        |state, c, now| shared.fleet.publish_learned(host, state, c, now),
                     );
                 }
             }

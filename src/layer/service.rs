@@ -5,13 +5,12 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 
-use super::adaptive::AdaptivePermit;
 use super::error::Overloaded;
-use super::fleet_link;
 use super::future::ResponseFuture;
 use super::host_cache::HostCache;
 use super::hosts::HostName;
 use super::http_parts::{HttpRequest, HttpResponse};
+use super::permit::AdaptivePermit;
 use super::report::Report;
 use super::shard::Shards;
 use super::shared::{Blocked, Shared, Ticket};
@@ -210,7 +209,7 @@ where
         if let Some(cfg) = shared.settings.adaptive() {
             let state = self.last_host.get_or_insert(&shared.hosts, report.host(), now_ms);
             let now = tokio::time::Instant::now();
-            let budget = |c: &mut _| fleet_link::budget(shared, report.host(), c, now, None);
+            let budget = |c: &mut _| shared.fleet.budget(report.host(), c, now, None);
             match AdaptivePermit::try_now(state, cfg, now, budget) {
                 Some(permit) => report.permit = Some(permit),
                 None if shared.settings.rejects() => {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-use super::fleet_link;
+use super::fleet_link::FleetLink;
 use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
 use super::settings::LayerSettings;
@@ -90,8 +90,7 @@ pub(crate) struct Shared {
     /// Milliseconds hosts were paused in all, summed over hosts.
     pub(crate) time_paused_ms: AtomicU64,
     /// The processes this layer shares its hosts with.
-    #[cfg(feature = "redis")]
-    pub(crate) fleet: Option<crate::fleet::Fleet>,
+    pub(crate) fleet: FleetLink,
     /// Metric handles, registered when the layer is built (no-ops without
     /// the `metrics` feature or a recorder).
     pub(crate) metrics: LayerMetrics,
@@ -150,7 +149,9 @@ impl Shared {
                 host_waits: AtomicU64::new(0),
                 time_paused_ms: AtomicU64::new(0),
                 #[cfg(feature = "redis")]
-                fleet,
+                fleet: FleetLink::new(fleet),
+                #[cfg(not(feature = "redis"))]
+                fleet: FleetLink,
                 metrics,
                 settings,
             });
@@ -278,7 +279,9 @@ impl Shared {
     pub(crate) fn paused_host(&self, now_ms: u64, name: &HostName) -> Option<(Arc<HostState>, u64)> {
         if now_ms >= self.pause_horizon_ms.load(Ordering::Relaxed) {
             // No pause of this process's own: one another process recorded?
-            let left = fleet_link::paused_ms(self, name, now_ms)?;
+            let left = self
+                .fleet
+                .paused_ms(name, now_ms, |until_ms| self.pause_host(name, now_ms, until_ms))?;
             return Some((self.hosts.get_or_insert(name), left));
         }
         self.paused_host_slow(name)
@@ -286,7 +289,6 @@ impl Shared {
 
     /// Pauses `name` from `now_ms` until `until_ms` (a pause only grows).
     /// Returns the host if its pause grew.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn pause_host(&self, name: &HostName, now_ms: u64, until_ms: u64) -> Option<Arc<HostState>> {
         let host = self.hosts.get_or_insert(name);
         self.extend_pause(&host, now_ms, until_ms).then_some(host)
@@ -361,7 +363,7 @@ impl Shared {
                 self.metrics.pause_started(name.as_str());
             }
             if hint.is_some() {
-                fleet_link::publish_pause(self, name, wait);
+                self.fleet.publish_pause(name, wait);
             }
             tracing::info!(
                 host = name.as_str(),

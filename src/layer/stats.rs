@@ -139,7 +139,7 @@ impl LayerStats {
                 .collect(),
             adaptive_hosts,
             #[cfg(feature = "redis")]
-            fleet: shared.fleet.as_ref().map(crate::fleet::Fleet::stats),
+            fleet: shared.fleet.stats(),
         }
     }
 }

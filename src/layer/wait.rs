@@ -15,9 +15,10 @@ use super::signal::Registration;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::adaptive::{AdaptivePermit, Admit, Lead};
-use super::fleet_link::{self, Budget};
+use super::adaptive::Admit;
+use super::fleet_link::Budget;
 use super::hosts::{HostName, HostState};
+use super::permit::{AdaptivePermit, Lead};
 use super::report::Report;
 use super::shared::{Shared, Ticket};
 use crate::BoxError;
@@ -196,7 +197,7 @@ impl<S, Req> Wait<S, Req> {
         let lead = self.lead.as_ref().map(|l| l.id);
         let (admit, depth) = {
             let mut c = self.host.controller(cfg);
-            if let Budget::WaitUntil(slot) = fleet_link::budget(&self.shared, report_host, &mut c, at, lead) {
+            if let Budget::WaitUntil(slot) = self.shared.fleet.budget(report_host, &mut c, at, lead) {
                 drop(c);
                 self.sleep.as_mut().reset(slot);
                 self.step = Step::Sleep;

@@ -2,13 +2,15 @@
 //! at which two cycles end at the same excess, whatever the burst, and
 //! around it the rates every cycle kept allows (one burst at or above
 //! each cycle's peak before its refusal and below each refusal's excess).
-//! The fit is their middle; their top is where to confirm it.
+//! The fit is their middle; their top is where to confirm it. A cycle's
+//! peak rate near its end bounds a fit of it ([`peak_rate`]).
 //!
 //! Over 400 lines with its tests (the last 159 lines, a third of the file):
 //! they replay cycles simulated against a GCRA through this arithmetic, so
 //! they stay beside it.
 
 use std::iter::successors;
+use std::time::Duration;
 
 /// The sends the longer of two cycles needs for a fit.
 const MIN_SENDS: usize = 8;
@@ -331,6 +333,35 @@ fn ends_at_its_peak(log: &[f32], rate: f64) -> bool {
     let (peak, end) = peak_and_end(log, rate);
     // One request of slack: send times are the client's, not the server's.
     peak <= end + 1.0
+}
+
+/// One step of the rate search (`rate.rs`), which holds one pace that
+/// long: the shortest trailing window a cycle's peak rate is read over.
+pub(super) const SEARCH_STEP: Duration = Duration::from_millis(100);
+/// The earlier cycles a fit reads (each up to 4 096 send times).
+pub(super) const CYCLES_KEPT: usize = 3;
+/// The intervals a peak rate is read over, at the least.
+const PEAK_SENDS: usize = 4;
+/// How far above a cycle's peak rate a fit of it may lie.
+pub(super) const FIT_OVER_PEAK: f64 = 1.5;
+
+/// The highest rate a cycle (send times, the last at 0) was sent at
+/// near its end: the most sends in a trailing window of a search step to
+/// a second, the last one left out, over that window. A rate over fewer
+/// than [`PEAK_SENDS`] intervals is one interval's jitter, not a rate.
+pub(super) fn peak_rate(log: &[f32]) -> f64 {
+    let n = log.len();
+    let mut peak = 0.0f64;
+    for (i, &t) in log.iter().enumerate().rev() {
+        let w = f64::from(-t);
+        if w > 1.0 {
+            break;
+        }
+        if w >= SEARCH_STEP.as_secs_f64() && n - 1 - i >= PEAK_SENDS {
+            peak = peak.max((n - 1 - i) as f64 / w);
+        }
+    }
+    peak
 }
 
 #[cfg(test)]

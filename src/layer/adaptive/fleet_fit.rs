@@ -30,8 +30,7 @@
 
 use tokio::time::Instant;
 
-use super::fit::{excess, fit_cycles_within, narrow_consistent, Fit};
-use super::rate::{peak_rate, CYCLES_KEPT, FIT_OVER_PEAK};
+use super::fit::{excess, fit_cycles_within, narrow_consistent, peak_rate, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
 
 /// This process's latest cycle, for the fleet.
 #[derive(Debug, Clone, PartialEq)]

@@ -89,7 +89,6 @@
 //! | `fleet_fit.rs` | in a fleet (feature `redis`), the fleet's merged cycles fitted as one limiter's: each process paces its share |
 //! | `meter.rs` | accepted and refused answers per slot |
 //! | `pacer.rs` | the pacing queue and its send slots |
-//! | `permit.rs` | what a request holds: its permit, its pacing lead |
 //! | `recovery.rs` | capacity that fell: probed back to the rate held before |
 //! | `quota.rs` | a quota from the headers: what is left, when it resets |
 //! | `spacing.rs` | the gaps of recent sends: a limiter without a burst |
@@ -104,7 +103,6 @@ mod fit;
 mod fleet_fit;
 mod meter;
 mod pacer;
-mod permit;
 mod quota;
 mod rate;
 mod recovery;
@@ -114,7 +112,6 @@ pub use config::AdaptiveConfig;
 pub(crate) use controller::Controller;
 #[cfg_attr(not(feature = "redis"), allow(unused_imports))]
 pub(crate) use fleet_fit::MergedCycle;
-pub(crate) use permit::{AdaptivePermit, Lead};
 
 /// How an answer went, for the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,7 +82,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fit::{fit_cycles, Fit};
+use super::fit::{fit_cycles, peak_rate, Fit, CYCLES_KEPT, FIT_OVER_PEAK, SEARCH_STEP};
 use super::fleet_fit::{Finished, FleetCycles, MergedCycle};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
@@ -97,7 +97,6 @@ pub(crate) const HOLD: f64 = 0.98;
 const COUNTING_HOLD: f64 = 0.95;
 /// Growth per search step while the estimate is a guess.
 const SEARCH_GROWTH: f64 = 1.25;
-const SEARCH_STEP: Duration = Duration::from_millis(100);
 /// A probe raises the pace this much over the hold.
 const PROBE_GROWTH: f64 = 1.03;
 /// Quiet time before a probe when losses cost nothing but themselves.
@@ -129,8 +128,6 @@ const CYCLE_LOG: usize = 4096;
 const TOP_PROBE_OVER: f64 = 1.04;
 /// The farthest such a probe goes over the hold.
 const TOP_PROBE_MAX: f64 = 1.25;
-/// The earlier cycles a fit reads (each up to [`CYCLE_LOG`] send times).
-pub(super) const CYCLES_KEPT: usize = 3;
 /// How long a search frozen at its first loss waits for a measurement.
 const FREEZE: Duration = Duration::from_millis(600);
 /// A cycle held at the estimate that ends in a pause sooner than this was
@@ -196,7 +193,7 @@ pub(crate) struct RateControl {
     /// The current cycle: when sending resumed, and its send times.
     cycle: Option<(Instant, Vec<f32>)>,
     /// The previous cycles' send times, each up to its refusal, the
-    /// latest last (at most [`CYCLES_KEPT`]).
+    /// latest last (at most `CYCLES_KEPT`).
     previous: Vec<Vec<f32>>,
     /// When the request whose refusal began the latest pause was sent.
     told_at: Option<Instant>,
@@ -1315,25 +1312,6 @@ impl RateControl {
     }
 }
 
-/// The highest rate a cycle (send times, the last at 0) was sent at
-/// near its end: the most sends in a trailing window of a search step to
-/// a second, the last one left out, over that window. A rate over fewer
-/// than [`PEAK_SENDS`] intervals is one interval's jitter, not a rate.
-pub(super) fn peak_rate(log: &[f32]) -> f64 {
-    let n = log.len();
-    let mut peak = 0.0f64;
-    for (i, &t) in log.iter().enumerate().rev() {
-        let w = f64::from(-t);
-        if w > 1.0 {
-            break;
-        }
-        if w >= SEARCH_STEP.as_secs_f64() && n - 1 - i >= PEAK_SENDS {
-            peak = peak.max((n - 1 - i) as f64 / w);
-        }
-    }
-    peak
-}
-
 /// A fleet's fit under this share of a process's own view of the host's
 /// rate is not adopted, when the view rests on [`VIEW_SENDS`] sends.
 const FLEET_FIT_UNDER_VIEW: f64 = 0.8;
@@ -1344,11 +1322,6 @@ const OPENING_PROBES: u8 = 2;
 /// A process's own sends in a cycle that make its view of the host's rate
 /// worth comparing a fleet's fit with.
 const VIEW_SENDS: usize = 100;
-
-/// The intervals a peak rate is read over, at the least.
-const PEAK_SENDS: usize = 4;
-/// How far above a cycle's peak rate a fit of it may lie.
-pub(super) const FIT_OVER_PEAK: f64 = 1.5;
 
 #[cfg(test)]
 mod tests {

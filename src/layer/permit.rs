@@ -1,6 +1,9 @@
-//! What a request holds from its host's controller: a permit while it is in
-//! flight, and the pacing lead while it waits for the next send slot. Both
-//! give themselves back on drop, so a cancelled request never leaks either.
+//! What a request holds from its host's adaptive controller: a permit while
+//! it is in flight, and the pacing lead while it waits for the next send
+//! slot. Both give themselves back on drop, so a cancelled request never
+//! leaks either. Here, not in `adaptive/`, because they join a host's
+//! state (`hosts.rs`) and the fleet's budget (`fleet_link.rs`) to its
+//! controller: the controller itself knows neither.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +11,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 #[cfg(doc)]
-use super::Admit;
-use super::{AdaptiveConfig, Controller, Outcome};
-use crate::layer::fleet_link::Budget;
-use crate::layer::hosts::HostState;
+use super::adaptive::Admit;
+use super::adaptive::{AdaptiveConfig, Controller, Outcome};
+use super::fleet_link::Budget;
+use super::hosts::HostState;
 
 /// A permit of a host's controller, held while the request is in flight;
 /// given back with what the answer taught, or on drop.
