@@ -20,7 +20,10 @@
 //! * **What was learned.** [`Fleet::publish_learned`] shares a host's
 //!   estimated rate, so a new process starts at the fleet's rate
 //!   ([`Fleet::learned`]). [`Fleet::loss_epoch`] makes a burst of refusals
-//!   seen by many processes at once count as one loss.
+//!   seen by many processes at once count as one loss, for a caller that
+//!   paces the whole host from one shared rate. The layer needs no epoch:
+//!   each of its processes paces its own share and cuts it at most once per
+//!   round trip, so such a burst cuts the fleet's rate once.
 //! * **Sending cycles.** When a `Retry-After` pause ends a layer's cycle of
 //!   sending, the layer publishes that cycle's send times; a little later
 //!   every process reads all of them and merges those of the same pause

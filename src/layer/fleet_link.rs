@@ -7,6 +7,16 @@
 //! of the fleet's requests, so its cycles fit its share of a GCRA's rate.
 //! Without a fleet (or without the feature) every function here is a no-op
 //! the compiler removes.
+//!
+//! A burst of refusals that reaches every process at once is one loss for
+//! the fleet, not one per process: each process paces only its share, and
+//! its controller cuts that share at most once per round trip (a refusal of
+//! a request sent before its last cut is not a new loss). Every share cut
+//! once is the fleet's rate cut once. A fleet seed is taken only by a
+//! controller with no estimate of its own, so no cut is applied twice
+//! through the shared rate either. ([`Fleet::loss_epoch`](crate::fleet::Fleet::loss_epoch)
+//! is for callers that pace the whole host's rate from one shared value;
+//! the layer has no such value to cut.)
 
 use tokio::time::Instant;
 
