@@ -238,6 +238,16 @@ async fn commands_per_request_stay_low_at_500_per_second() {
         requests as f64 >= 0.7 * 500.0 * 2.0,
         "goodput: {requests} of 1000"
     );
+    // The lease rate each reports is its part of the host's 500/s: both
+    // lease, and together about the rate (slots are leased ahead, so a
+    // little over it is the lookahead).
+    let (la, lb) = (a.stats().lease_rate, b.stats().lease_rate);
+    eprintln!("lease rates {la:.0} and {lb:.0}/s");
+    assert!(la > 50.0 && lb > 50.0, "lease rates {la:.0} and {lb:.0}/s");
+    assert!(
+        (250.0..=850.0).contains(&(la + lb)),
+        "lease rates {la:.0} + {lb:.0}/s for a host of 500/s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -369,7 +369,7 @@ async fn stats_name_the_paused_host() {
         assert_eq!(stats.rejected, 1);
         assert_eq!(stats.host_waits, 0);
         assert_eq!(stats.tracked_hosts, 1);
-        let [PausedHost { host, remaining }] = &stats.paused_hosts[..] else {
+        let [PausedHost { host, remaining, .. }] = &stats.paused_hosts[..] else {
             panic!("one paused host: {stats:?}");
         };
         assert_eq!(*host, server.authority());

@@ -1,6 +1,7 @@
 //! The fleet's cycles through a real `redis-server` (started by the test,
 //! as in `tests/fleet.rs`): two processes publish theirs and both merge
-//! the same cycle; bad fields are left out and deleted.
+//! the same cycle; bad fields are left out and deleted; a key of another
+//! type is replaced, and the key expires with its TTL.
 
 #[path = "../../tests/common/redis.rs"]
 #[allow(unreachable_pub)]
@@ -77,4 +78,48 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
     assert!(a.share_and_learned(host, ca.seq).2.is_none());
     let stranger: Option<String> = server.cmd(&["HGET", key, "stranger"]);
     assert_eq!(stranger, None, "the garbage field was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycles_key_of_another_type_is_replaced_and_expires_with_its_ttl() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = FleetConfig::builder(server.url(), "cyclettl")
+        .refresh(Duration::from_millis(20))
+        .key_ttl(Duration::from_secs(1))
+        .command_timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid config");
+    let fleet = Fleet::start(config).expect("inside a runtime");
+    eventually("connected", Duration::from_secs(5), || fleet.stats().connected).await;
+    let host = "ttl.example";
+    let key = "cyclettl:{ttl.example}:cycles";
+    // Somebody else's string where the cycles' hash belongs.
+    let _: () = server.cmd(&["SET", key, "not a hash"]);
+    let now_us = super::unix_us(std::time::SystemTime::now());
+    fleet.publish_cycle(
+        host,
+        CycleRecord::from_log(now_us, true, true, &[-0.2, -0.1, 0.0]),
+    );
+    eventually("the record in a hash", Duration::from_secs(5), || {
+        server.cmd::<String>(&["TYPE", key]) == "hash"
+    })
+    .await;
+    let ttl: i64 = server.cmd(&["PTTL", key]);
+    assert!(ttl > 0 && ttl <= 1_200, "the cycles key has TTL {ttl} ms");
+    eventually("the cycle merged", Duration::from_secs(5), || {
+        fleet.stats().cycles_merged == 1
+    })
+    .await;
+    let stats = fleet.stats();
+    assert!(
+        stats.connected,
+        "a wrong type never makes the process local: {stats:?}"
+    );
+    drop(fleet);
+    eventually("the key to expire", Duration::from_secs(4), || {
+        server.cmd::<i64>(&["EXISTS", key]) == 0
+    })
+    .await;
 }

@@ -11,6 +11,7 @@ use crate::status::{Resources, SystemInfo};
 /// call it from a dashboard, not per request.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct LayerStats {
     /// What a request does while it may not go.
     pub on_blocked: OnBlocked,
@@ -50,6 +51,7 @@ pub struct LayerStats {
 /// One host's adaptive limits.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct AdaptiveHost {
     /// `host[:port]`, ASCII lowercase.
     pub host: String,
@@ -69,6 +71,7 @@ pub struct AdaptiveHost {
 /// A host whose new requests wait (or are refused) for a while.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct PausedHost {
     /// `host[:port]`, or ASCII lowercase.
     pub host: String,
@@ -79,6 +82,7 @@ pub struct PausedHost {
 /// How long a host was paused in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct PausedTime {
     /// `host[:port]`, ASCII lowercase.
     pub host: String,

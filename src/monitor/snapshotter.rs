@@ -61,6 +61,7 @@ impl std::error::Error for StartError {}
 /// ([`SystemStatus::current`](crate::SystemStatus::current)),
 /// recomputed each time a snapshot is taken.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Verdict {
     /// The resources overloaded now; empty when idle or not active.
     pub overloaded: Resources,
