@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use sysinfo::{CpuRefreshKind, RefreshKind, System, MINIMUM_CPU_UPDATE_INTERVAL};
+use sysinfo::{
+    CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System,
+    MINIMUM_CPU_UPDATE_INTERVAL,
+};
 
 use super::cgroup::{CgroupFs, CpuQuota};
 use super::{CpuProbe, ProbeError};
@@ -13,7 +16,10 @@ use super::{CpuProbe, ProbeError};
 /// When a cgroup CPU quota applies (v2 `cpu.max`, v1 `cpu.cfs_quota_us`),
 /// the share is this cgroup's CPU time over the wall time since the previous
 /// reading, divided by the quota: a container allowed 1.5 CPUs that uses 1.5
-/// reads 1.0, whatever the host's core count. Otherwise it is the host's
+/// reads 1.0, whatever the host's core count. Where the cgroup's usage
+/// counter is the whole host's (cgroup v1, `cpuacct` mounted apart at its
+/// root), this process's own CPU time is measured instead. Otherwise it is
+/// the host's
 /// average use over all cores, from `sysinfo`. Readings closer together than
 /// `sysinfo`'s minimum refresh interval (200 ms on Linux) repeat the
 /// previous value rather than report a meaningless one.
@@ -23,7 +29,17 @@ pub struct SystemCpuProbe {
     system: Option<System>,
     last_refresh: Instant,
     last_value: f64,
-    baseline: Option<(Duration, Instant)>,
+    /// The previous usage reading: whose, how much, when.
+    baseline: Option<(Counter, Duration, Instant)>,
+    /// This process, for its own CPU time; `None` until needed.
+    own: Option<(System, Pid)>,
+}
+
+/// Where CPU time against a quota is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counter {
+    Cgroup,
+    OwnProcess,
 }
 
 real_machine!(SystemCpuProbe);
@@ -35,14 +51,18 @@ impl SystemCpuProbe {
             RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_usage()),
         )
         .ok();
-        let baseline = cgroup.cpu_usage().ok().flatten().map(|u| (u, Instant::now()));
-        Self {
+        let mut probe = Self {
             cgroup,
             system,
             last_refresh: Instant::now(),
             last_value: 0.0,
-            baseline,
+            baseline: None,
+            own: None,
+        };
+        if let Ok(Some(quota)) = probe.cgroup.cpu_quota() {
+            let _ = probe.in_quota(quota);
         }
+        probe
     }
 
     fn host(&mut self) -> Result<f64, ProbeError> {
@@ -61,16 +81,45 @@ impl SystemCpuProbe {
     }
 
     fn in_quota(&mut self, quota: CpuQuota) -> Result<f64, ProbeError> {
-        let usage = self.cgroup.cpu_usage()?.ok_or_else(|| {
-            ProbeError::new("cgroup cpu usage", "a quota applies but no usage file was found")
-        })?;
+        let (counter, usage) = if self.cgroup.cpu_usage_counts_the_host()? {
+            (Counter::OwnProcess, self.own_cpu_time()?)
+        } else {
+            let usage = self.cgroup.cpu_usage()?.ok_or_else(|| {
+                ProbeError::new("cgroup cpu usage", "a quota applies but no usage file was found")
+            })?;
+            (Counter::Cgroup, usage)
+        };
         let now = Instant::now();
         let ratio = match self.baseline {
-            Some((u0, t0)) => quota_ratio(usage.saturating_sub(u0), now.saturating_duration_since(t0), quota),
-            None => 0.0,
+            Some((c, u0, t0)) if c == counter => {
+                quota_ratio(usage.saturating_sub(u0), now.saturating_duration_since(t0), quota)
+            }
+            _ => 0.0,
         };
-        self.baseline = Some((usage, now));
+        self.baseline = Some((counter, usage, now));
         Ok(ratio)
+    }
+
+    /// This process's CPU time since it started, all threads.
+    fn own_cpu_time(&mut self) -> Result<Duration, ProbeError> {
+        if self.own.is_none() {
+            let pid = sysinfo::get_current_pid().map_err(|e| ProbeError::new("sysinfo", e.to_string()))?;
+            let system = System::new().map_err(|e| ProbeError::new("sysinfo", e.to_string()))?;
+            self.own = Some((system, pid));
+        }
+        let Some((system, pid)) = self.own.as_mut() else {
+            return Err(ProbeError::new("sysinfo", "no process"));
+        };
+        let pid = *pid;
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[pid]),
+            false,
+            ProcessRefreshKind::nothing().with_cpu(),
+        );
+        system
+            .process(pid)
+            .map(|p| Duration::from_millis(p.accumulated_cpu_time()))
+            .ok_or_else(|| ProbeError::new("sysinfo", "this process's CPU time is not available"))
     }
 }
 
@@ -176,6 +225,31 @@ mod tests {
             tree.write(layout.quota, "lots\n");
             assert!(p.used_ratio().is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_usage_counter_of_the_whole_host_is_not_read_against_the_quota() {
+        // cgroup v1 as the issue found it: `cpu` and `cpuacct` mounted
+        // apart, a 0.5 CPU quota on cpu/limited, this process at
+        // `cpuacct`'s root, whose counter holds every cgroup's CPU time.
+        let tree = FakeTree::new();
+        tree.mkdir("cgroup/memory");
+        tree.files(&[
+            ("proc/self/cgroup", "3:memory:/\n2:cpuacct:/\n1:cpu:/limited\n"),
+            ("cgroup/cpu/cpu.cfs_quota_us", "-1\n"),
+            ("cgroup/cpu/cpu.cfs_period_us", "100000\n"),
+            ("cgroup/cpu/limited/cpu.cfs_quota_us", "50000\n"),
+            ("cgroup/cpu/limited/cpu.cfs_period_us", "100000\n"),
+            ("cgroup/cpuacct/cpuacct.usage", "0\n"),
+        ]);
+        let mut p = SystemCpuProbe::with_cgroup(tree.fs());
+        // The host used a thousand CPU-seconds meanwhile. Read against half
+        // a CPU over this sub-second wall time, that is thousands; this
+        // process's own time is at most its threads' share of the cores.
+        tree.write("cgroup/cpuacct/cpuacct.usage", "1000000000000\n");
+        std::thread::sleep(Duration::from_millis(20));
+        let r = p.used_ratio().expect("this process's CPU time");
+        assert!((0.0..100.0).contains(&r), "{r}");
     }
 
     #[test]

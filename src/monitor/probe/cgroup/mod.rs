@@ -57,6 +57,10 @@ struct Layout {
     cpu_dirs: Vec<PathBuf>,
     /// The directory holding the CPU usage counter.
     cpu_usage_dir: Option<PathBuf>,
+    /// That counter is its hierarchy's root while the CPU limits are set
+    /// below theirs (v1, `cpu` and `cpuacct` mounted apart, `cpuacct:/`):
+    /// it holds every cgroup's CPU time, the whole host's.
+    usage_counts_the_host: bool,
     /// Directories holding memory limits, deepest first.
     memory_dirs: Vec<PathBuf>,
 }
@@ -193,6 +197,7 @@ impl CgroupFs {
                 Layout {
                     version,
                     cpu_usage_dir: dirs.first().cloned(),
+                    usage_counts_the_host: false,
                     cpu_dirs: dirs.clone(),
                     memory_dirs: dirs,
                 }
@@ -203,12 +208,17 @@ impl CgroupFs {
                 let cpu_dirs = v1_base(&["cpu,cpuacct", "cpu", "cpuacct,cpu"])
                     .map(|b| Self::chain(&b, me.cpu.as_deref()))
                     .unwrap_or_default();
-                let cpu_usage_dir = v1_base(&["cpu,cpuacct", "cpuacct", "cpuacct,cpu"])
-                    .and_then(|b| Self::chain(&b, me.cpuacct.as_deref()).into_iter().next());
+                let usage_base = v1_base(&["cpu,cpuacct", "cpuacct", "cpuacct,cpu"]);
+                let cpu_usage_dir = usage_base
+                    .as_ref()
+                    .and_then(|b| Self::chain(b, me.cpuacct.as_deref()).into_iter().next());
+                let usage_counts_the_host =
+                    cpu_dirs.len() > 1 && cpu_usage_dir.is_some() && cpu_usage_dir == usage_base;
                 Layout {
                     version,
                     cpu_dirs,
                     cpu_usage_dir,
+                    usage_counts_the_host,
                     memory_dirs: Self::chain(&self.cgroup_root.join("memory"), me.memory.as_deref()),
                 }
             }
@@ -216,6 +226,7 @@ impl CgroupFs {
                 version,
                 cpu_dirs: Vec::new(),
                 cpu_usage_dir: None,
+                usage_counts_the_host: false,
                 memory_dirs: Vec::new(),
             },
         })
@@ -269,6 +280,15 @@ impl CgroupFs {
             Version::V1 => parsed(&dir.join("cpuacct.usage"), parse::cpuacct_usage),
             Version::None => Ok(None),
         }
+    }
+
+    /// Whether [`cpu_usage`](Self::cpu_usage) reads the whole host's CPU
+    /// time rather than this cgroup's: cgroup v1 with `cpu` and `cpuacct`
+    /// mounted apart, the quota set on a `cpu` cgroup below its root and
+    /// this process at `cpuacct`'s root. Against the quota, this process
+    /// then measures its own CPU time instead.
+    pub fn cpu_usage_counts_the_host(&self) -> Result<bool, ProbeError> {
+        Ok(self.layout()?.usage_counts_the_host)
     }
 
     /// The memory limit that applies (the tightest along the ancestors),

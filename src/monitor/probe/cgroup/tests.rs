@@ -135,6 +135,8 @@ fn v1_tree() {
         let fs = tree.fs();
         assert_cpus(&fs, 0.5, name);
         assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))), "{name}");
+        // Only the split layout's counter (`cpuacct:/`) is the host's.
+        assert_eq!(fs.cpu_usage_counts_the_host(), Ok(name == "split"), "{name}");
         assert_eq!(fs.memory_limit(1 << 40), Ok(Some(512 << 20)), "{name}");
         assert_eq!(fs.memory_usage(), Ok(Some(1000)), "{name}");
     }
@@ -146,6 +148,8 @@ fn v1_split_cpu_and_cpuacct_mounts() {
     let fs = tree.fs();
     assert_cpus(&fs, 0.5, "split");
     assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(7000))));
+    // That counter is `cpuacct`'s root, every cgroup's time: the host's.
+    assert_eq!(fs.cpu_usage_counts_the_host(), Ok(true));
 
     // `cpu` first, `cpuacct` in a cgroup of its own: usage from there.
     tree.write(
@@ -155,6 +159,11 @@ fn v1_split_cpu_and_cpuacct_mounts() {
     let fs = fs.clone();
     assert_cpus(&fs, 0.5, "split, cpu first");
     assert_eq!(fs.cpu_usage(), Ok(Some(Duration::from_nanos(9000))));
+    assert_eq!(
+        fs.cpu_usage_counts_the_host(),
+        Ok(false),
+        "a cgroup's own counter"
+    );
 
     // Garbage is an error (the resource is then unavailable), not a
     // panic; a missing usage file is no usage.
