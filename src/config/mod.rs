@@ -40,6 +40,7 @@ use std::time::Duration;
 mod table;
 mod env;
 mod error;
+pub(crate) mod limiter_table;
 mod range;
 
 pub use error::ConfigError;

@@ -42,7 +42,7 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(f64, u32, u64);
+shown_by_display!(f64, u32, u64, usize);
 
 impl<T: Shown> Shown for Option<T> {
     fn show(&self) -> String {
@@ -97,6 +97,33 @@ impl Allowed<f64> for Ratio {
     }
     fn describe(&self) -> String {
         "[0, 1]".to_owned()
+    }
+}
+
+/// (0, 1) (`0 < x < 1` in a limiter table, see [`super::limiter_table`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OpenRatio;
+
+impl Allowed<f64> for OpenRatio {
+    fn admits(&self, value: &f64) -> bool {
+        *value > 0.0 && *value < 1.0
+    }
+    fn describe(&self) -> String {
+        "(0, 1)".to_owned()
+    }
+}
+
+/// (0, max] (`0 < x <= 1e6` in a limiter table, see
+/// [`super::limiter_table`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PositiveAtMost(pub(super) f64);
+
+impl Allowed<f64> for PositiveAtMost {
+    fn admits(&self, value: &f64) -> bool {
+        *value > 0.0 && *value <= self.0
+    }
+    fn describe(&self) -> String {
+        format!("(0, {}]", self.0.show())
     }
 }
 

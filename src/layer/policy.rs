@@ -99,65 +99,35 @@ impl GatePolicy {
     }
 }
 
-/// The settings of [`Limiter::Autoscale`], with Crawlee's defaults.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct AutoscaleConfig {
-    /// How often the limit moves (10 s).
-    pub autoscale_interval: Duration,
-    /// Share of the limit that must be in use for it to grow (0.9).
-    pub desired_concurrency_ratio: f64,
-    /// Growth step as a share of the limit, rounded up (0.05).
-    pub scale_up_step_ratio: f64,
-    /// Shrink step as a share of the limit, rounded up (0.05).
-    pub scale_down_step_ratio: f64,
-    /// Upper bound of the limit (200).
-    pub max_concurrency: usize,
-    /// Starting limit (10).
-    pub desired_concurrency: usize,
-}
-
-impl Default for AutoscaleConfig {
-    fn default() -> Self {
-        Self {
-            autoscale_interval: Duration::from_secs(10),
-            desired_concurrency_ratio: 0.9,
-            scale_up_step_ratio: 0.05,
-            scale_down_step_ratio: 0.05,
-            max_concurrency: 200,
-            desired_concurrency: 10,
-        }
+crate::config::limiter_table::limiter_settings! {
+    /// The settings of [`Limiter::Autoscale`], with Crawlee's defaults.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+    pub struct AutoscaleConfig {
+        /// How often the limit moves.
+        autoscale_interval: Duration = (10 s) in (1 ms ..= 1 h);
+        /// Share of the limit that must be in use for it to grow.
+        desired_concurrency_ratio: f64 = (0.9) in (0 < x <= 1);
+        /// Growth step as a share of the limit, rounded up.
+        scale_up_step_ratio: f64 = (0.05) in (0 < x <= 1);
+        /// Shrink step as a share of the limit, rounded up.
+        scale_down_step_ratio: f64 = (0.05) in (0 < x <= 1);
+        /// Upper bound of the limit; at least 1 even when the layer's
+        /// `min_concurrency` is 0.
+        max_concurrency: usize = (200) in (min_concurrency ..= 1_000_000) by hand;
+        /// Starting limit.
+        desired_concurrency: usize = (10) in (min_concurrency ..= max_concurrency) by hand;
     }
-}
 
-impl AutoscaleConfig {
-    crate::setters::setters!(fields: autoscale_interval: Duration, desired_concurrency_ratio: f64, scale_up_step_ratio: f64, scale_down_step_ratio: f64, max_concurrency: usize, desired_concurrency: usize);
-
-    /// Checks each value; `min_concurrency` is the layer's floor.
+    /// Checks every setting against its range, in table order, then
+    /// `max_concurrency` and `desired_concurrency` against
+    /// `min_concurrency`, the layer's floor.
     pub fn validate(&self, min_concurrency: usize) -> Result<(), ConfigError> {
         let invalid = |field, value: String, allowed: String| ConfigError::Invalid {
             field,
             value,
             allowed,
         };
-        let d = self.autoscale_interval;
-        if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
-            return Err(invalid(
-                "autoscale_interval",
-                format!("{d:?}"),
-                "1ms ..= 3600s".into(),
-            ));
-        }
-        for (field, v) in [
-            ("desired_concurrency_ratio", self.desired_concurrency_ratio),
-            ("scale_up_step_ratio", self.scale_up_step_ratio),
-            ("scale_down_step_ratio", self.scale_down_step_ratio),
-        ] {
-            if !(v > 0.0 && v <= 1.0) {
-                return Err(invalid(field, v.to_string(), "(0, 1]".into()));
-            }
-        }
         if self.max_concurrency < min_concurrency.max(1) || self.max_concurrency > 1_000_000 {
             return Err(invalid(
                 "max_concurrency",
@@ -177,7 +147,9 @@ impl AutoscaleConfig {
         }
         Ok(())
     }
+}
 
+impl AutoscaleConfig {
     /// One autoscale step, Crawlee's arithmetic: up by
     /// `ceil(scale_up_step_ratio · desired)` when the system is idle and at
     /// least `floor(desired_concurrency_ratio · desired)` requests are in
