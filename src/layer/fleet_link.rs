@@ -5,8 +5,8 @@
 //! starts at it. A pause another process started ends this process's
 //! controller cycle as its own refusal would: each process sends its share
 //! of the fleet's requests, so its cycles fit its share of a GCRA's rate.
-//! Without a fleet (or without the feature) every function here is a no-op
-//! the compiler removes.
+//! `FleetLink` is what the layer holds: without a fleet (or without the
+//! feature) each of its methods is a no-op the compiler removes.
 //!
 //! A burst of refusals that reaches every process at once is one loss for
 //! the fleet, not one per process: each process paces only its share, and
