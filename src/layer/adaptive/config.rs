@@ -61,5 +61,28 @@ mod tests {
         assert!(AdaptiveConfig::default().validate().is_ok());
         let bad = AdaptiveConfig::default().decrease_ratio(1.0);
         assert_eq!(bad.validate().unwrap_err().field(), "decrease_ratio");
+        // The table's ranges come first, then the rule `by hand`.
+        let both = AdaptiveConfig::default().initial_concurrency(0).min_rate(0.0);
+        assert_eq!(both.validate().unwrap_err().field(), "min_rate");
+        let over = AdaptiveConfig::default()
+            .max_concurrency(8)
+            .initial_concurrency(9);
+        assert_eq!(over.validate().unwrap_err().allowed(), "1 ..= max_concurrency");
+        assert!(AdaptiveConfig::default()
+            .rtt_tolerance(f64::NAN)
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn defaults_as_before_the_table() {
+        let before = AdaptiveConfig {
+            initial_concurrency: 4,
+            max_concurrency: 500,
+            decrease_ratio: 0.8,
+            rtt_tolerance: 1.5,
+            min_rate: 1.0,
+        };
+        assert_eq!(AdaptiveConfig::default(), before);
     }
 }
