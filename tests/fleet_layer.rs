@@ -33,6 +33,34 @@ fn layer(fleet: Fleet) -> SnapshotLayer {
     SnapshotLayer::builder(snapshotter).fleet(fleet).build().unwrap()
 }
 
+/// Another process of namespace `ns` that measured `host` at `rate`.
+fn teach(redis: &RedisServer, ns: &str, host: &str, rate: f64) -> Fleet {
+    let teacher = fleet(redis, ns);
+    teacher.publish_learned(
+        host,
+        Learned {
+            rate,
+            measured: true,
+            last_loss: Some(SystemTime::now()),
+        },
+    );
+    teacher
+}
+
+/// A fleet of namespace `ns` that has heard what the fleet learned of
+/// `host`.
+async fn learned_fleet(redis: &RedisServer, ns: &str, host: &str) -> Fleet {
+    let f = fleet(redis, ns);
+    // The first look follows the host; its values arrive a round trip
+    // later.
+    let _ = f.learned(host);
+    eventually("the learned rate to arrive", Duration::from_secs(5), || {
+        f.learned(host).is_some()
+    })
+    .await;
+    f
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_one_layer_got_pauses_the_host_for_another() {
     let Some(redis) = RedisServer::start() else {
@@ -90,25 +118,9 @@ async fn layers_start_at_the_learned_rate_and_share_it() {
     let server = TestServer::start(|_| reply(200)).await;
     let host = server.authority();
     // Another process measured the host at 40/s.
-    let teacher = fleet(&redis, "learn");
-    teacher.publish_learned(
-        &host,
-        Learned {
-            rate: 40.0,
-            measured: true,
-            last_loss: Some(SystemTime::now()),
-        },
-    );
-    let (fleet_a, fleet_b) = (fleet(&redis, "learn"), fleet(&redis, "learn"));
-    for f in [&fleet_a, &fleet_b] {
-        // The first look follows the host; its values arrive a round trip
-        // later.
-        let _ = f.learned(&host);
-        eventually("the learned rate to arrive", Duration::from_secs(5), || {
-            f.learned(&host).is_some()
-        })
-        .await;
-    }
+    let _teacher = teach(&redis, "learn", &host, 40.0);
+    let fleet_a = learned_fleet(&redis, "learn", &host).await;
+    let fleet_b = learned_fleet(&redis, "learn", &host).await;
     let (a, b) = (layer(fleet_a), layer(fleet_b));
     // Both layers send as fast as the host lets them, for 2 s.
     let start = std::time::Instant::now();
@@ -178,31 +190,13 @@ fn two_layers_in_separate_runtimes_share_one_hosts_budget() {
     let server = main.block_on(TestServer::start(|_| reply(200)));
     let host = server.authority();
     // Another process measured the host at 40/s.
-    let teacher = main.block_on(async { fleet(&redis, "apart") });
-    teacher.publish_learned(
-        &host,
-        Learned {
-            rate: 40.0,
-            measured: true,
-            last_loss: Some(SystemTime::now()),
-        },
-    );
+    let _teacher = main.block_on(async { teach(&redis, "apart", &host, 40.0) });
     let ready = std::sync::Barrier::new(2);
     // One process: its runtime, its fleet, its layer; sends as fast as the
     // host lets it for 2 s from when both are ready, then reports.
     let process = |path: &str| {
         let rt = runtime(path);
-        let snapshot_layer = rt.block_on(async {
-            let f = fleet(&redis, "apart");
-            // The first look follows the host; its values arrive a round
-            // trip later.
-            let _ = f.learned(&host);
-            eventually("the learned rate to arrive", Duration::from_secs(5), || {
-                f.learned(&host).is_some()
-            })
-            .await;
-            layer(f)
-        });
+        let snapshot_layer = rt.block_on(async { layer(learned_fleet(&redis, "apart", &host).await) });
         ready.wait();
         rt.block_on(async {
             let start = std::time::Instant::now();
@@ -264,23 +258,9 @@ async fn redis_killed_mid_run_requests_through_the_layer_go_on_and_rejoin() {
     let host = server.authority();
     // A learned rate for the host, so the layers pace it and lease their
     // slots from the fleet: unpaced, they would never ask Redis for one.
-    let teacher = fleet(&redis, "outage");
-    teacher.publish_learned(
-        &host,
-        Learned {
-            rate: 200.0,
-            measured: true,
-            last_loss: Some(SystemTime::now()),
-        },
-    );
-    let (fleet_a, fleet_b) = (fleet(&redis, "outage"), fleet(&redis, "outage"));
-    for f in [&fleet_a, &fleet_b] {
-        let _ = f.learned(&host);
-        eventually("the learned rate to arrive", Duration::from_secs(5), || {
-            f.learned(&host).is_some()
-        })
-        .await;
-    }
+    let _teacher = teach(&redis, "outage", &host, 200.0);
+    let fleet_a = learned_fleet(&redis, "outage", &host).await;
+    let fleet_b = learned_fleet(&redis, "outage", &host).await;
     let layers = [layer(fleet_a), layer(fleet_b)];
     let fleets = || {
         layers
