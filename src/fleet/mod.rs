@@ -352,7 +352,10 @@ impl Fleet {
     /// host; the background task leases the next batch before these run
     /// out, sized to [`FleetConfig::lease`] of this process's share of
     /// `rate`. Until the first lease of a host arrives (a round trip), the
-    /// answer is [`Slot::WaitUntil`] shortly after `now`.
+    /// answer is [`Slot::WaitUntil`] shortly after `now`; so it is after a
+    /// cut of `rate` by a tenth or more, which drops the slots held (spent,
+    /// they would keep the old rate for a lease's length). The call itself
+    /// never waits: the caller does, that round trip at most, and only then.
     ///
     /// ```no_run
     /// # async fn f(fleet: tower_snapshotter::fleet::Fleet) {
