@@ -73,7 +73,7 @@
 //! | [`snapshot`] (`monitor/snapshot.rs`) | the snapshot value types and their `is_overloaded` rules |
 //! | [`history`] (`monitor/history.rs`) | the time-ordered window: insert, prune, sample |
 //! | [`status`] (`monitor/status.rs`) | pure arithmetic over windows: [`overloaded_ratio`](status::overloaded_ratio), load ratios, [`SystemInfo`], [`Resources`] |
-//! | `monitor/system_status.rs` | [`SystemStatus`] (public as `status::SystemStatus`): a snapshotter's windows judged on demand |
+//! | `monitor/system_status.rs` | [`SystemStatus`] (public as `status::SystemStatus`, joined to the arithmetic in `lib.rs`): a snapshotter's windows judged on demand |
 //! | `monitor/snapshotter.rs` | the [`Snapshotter`]: lifecycle, windows, samples, verdict (its unit tests in `snapshotter_tests.rs`) |
 //! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
 //! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
@@ -104,7 +104,21 @@ pub mod retry;
 pub mod retry_after;
 mod setters;
 
-pub use monitor::{history, probe, snapshot, status};
+pub use monitor::{history, probe, snapshot};
+
+/// Whether windows show overload, with Crawlee's time-weighted arithmetic:
+/// [`overloaded_ratio`](status::overloaded_ratio), the load ratios,
+/// [`SystemInfo`] and [`Resources`]; and [`SystemStatus`], which asks a
+/// [`Snapshotter`] for its windows and judges them with that arithmetic.
+///
+/// The arithmetic knows nothing of the snapshotter (`monitor/status.rs`);
+/// `SystemStatus` sits on the snapshotter's side (`monitor/system_status.rs`)
+/// and joins it here, so the arithmetic imports nothing of the
+/// snapshotter's side.
+pub mod status {
+    pub use crate::monitor::status::*;
+    pub use crate::monitor::system_status::SystemStatus;
+}
 // The paths `layer/` uses for the sensing side's crate-private parts.
 pub(crate) use monitor::clock;
 

@@ -18,7 +18,7 @@
 //! | `history.rs` | one time-ordered window per resource: insert, prune, sample; `Windows` holds the four |
 //! | `status.rs` | pure arithmetic over windows: the time-weighted [`overloaded_ratio`](status::overloaded_ratio), load ratios, [`SystemInfo`](status::SystemInfo), [`Resources`](status::Resources), and `judge` |
 //! | `snapshotter.rs` | the [`Snapshotter`](snapshotter::Snapshotter): lifecycle, the windows, samples, and the verdict re-judged on every snapshot (an atomic for the hot path, a watch channel for subscribers, a `Notify` for waiting requests) |
-//! | `system_status.rs` | [`SystemStatus`](status::SystemStatus): asks a snapshotter for its windows and judges them on demand, over the current window or the whole history |
+//! | `system_status.rs` | [`SystemStatus`](crate::SystemStatus): asks a snapshotter for its windows and judges them on demand, over the current window or the whole history |
 //! | `clock.rs` | the coarse clock the hot path reads instead of `Instant::now()`, ticked by the sampler |
 //! | `snapshotter_tests.rs` | unit tests of the snapshotter's private parts |
 //!
@@ -28,14 +28,15 @@
 //! `snapshot` and the crate's `config`, and nothing of the snapshotter;
 //! `snapshotter` imports all of those and `clock`; `system_status` imports
 //! `snapshotter` and `status`. `sampler` is a child module of `snapshotter`
-//! (declared there, sharing its private state), not a sibling. The one line
-//! from `status` to `system_status` is the `pub use` that keeps
-//! `status::SystemStatus` a public path; no code in `status` uses it.
+//! (declared there, sharing its private state), not a sibling. The public
+//! `status` module (in `lib.rs`) joins `status`'s arithmetic and
+//! `system_status`'s `SystemStatus`, so `status` imports nothing of the
+//! snapshotter's side, not even for a re-export.
 
 pub(crate) mod clock;
 pub mod history;
 pub mod probe;
 pub mod snapshot;
 pub(crate) mod snapshotter;
-pub mod status;
-mod system_status;
+pub(crate) mod status;
+pub(crate) mod system_status;

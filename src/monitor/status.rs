@@ -1,9 +1,9 @@
 //! Whether windows show overload, with Crawlee's time-weighted arithmetic:
 //! [`overloaded_ratio`], the load ratios, [`SystemInfo`] and [`Resources`].
 //!
-//! Pure arithmetic over snapshots and windows; [`SystemStatus`], which asks
-//! a [`Snapshotter`](crate::Snapshotter) for its windows and judges them, is
-//! re-exported here from the snapshotter's side.
+//! Pure arithmetic over snapshots and windows; [`SystemStatus`](crate::SystemStatus),
+//! which asks a [`Snapshotter`](crate::Snapshotter) for its windows and
+//! judges them, joins it in the public `status` module (`lib.rs`).
 
 use std::fmt;
 use std::time::Duration;
@@ -13,9 +13,6 @@ use tokio::time::Instant;
 use super::history::{History, Windows};
 use super::snapshot::Snapshot;
 use crate::config::StatusConfig;
-
-// Only the public path `status::SystemStatus`: nothing in this file uses it.
-pub use super::system_status::SystemStatus;
 
 /// The time-weighted share of a sample during which it was overloaded.
 ///

@@ -3,7 +3,8 @@
 //! It sits on the snapshotter's side of `status`: it asks a [`Snapshotter`]
 //! for its windows and hands them to [`status`](super::status)'s arithmetic,
 //! which knows nothing of the snapshotter. Its public path is
-//! `tower_snapshotter::status::SystemStatus` (and the crate root).
+//! `tower_snapshotter::status::SystemStatus` (joined there in `lib.rs`), and
+//! the crate root.
 
 use super::snapshotter::{NotActive, Snapshotter};
 use super::status::{judge, SystemInfo};
