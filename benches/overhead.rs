@@ -23,7 +23,9 @@
 //! variant runs the default layer sharing its hosts through a
 //! `fleet::Fleet`: the hot path then reads the fleet's local cache for a
 //! pause another process recorded and for the host's share and learned
-//! rate (the host is never paced, so no slot is leased).
+//! rate (the host is never paced, so no slot is leased); and `fleet/try_send`
+//! measures the fleet's check a paced host's request adds: spending a
+//! leased slot, or learning when the next falls due.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -344,12 +346,51 @@ fn answer_429(c: &mut Criterion) {
     g.finish();
 }
 
+/// The fleet's check on a paced request's path, alone: one
+/// `Fleet::try_send` for a host paced at 50 000/s, whose slots the
+/// background task leases from Redis and this call spends locally. Called
+/// faster than slots fall due, most calls answer at once with when to ask
+/// again; both answers are what the layer pays on top of its own path for a
+/// paced host in a fleet (`snapshot_adaptive_fleet` above never paces).
+#[cfg(feature = "redis")]
+fn fleet_try_send(c: &mut Criterion) {
+    use tower_snapshotter::fleet::{Fleet, FleetConfig, Slot};
+    let bg = Background::new();
+    let config = FleetConfig::builder(bg.redis.url(), "overhead-lease")
+        .build()
+        .expect("fleet config");
+    let fleet = {
+        let _entered = bg._rt.enter();
+        Fleet::start(config).expect("fleet")
+    };
+    // Connected, and the first lease arrived: a slot was granted once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let host = "lease.example";
+    while fleet.try_send(host, 50_000.0, tokio::time::Instant::now()) != Slot::Granted {
+        assert!(
+            Instant::now() < deadline,
+            "no slot was leased from the bench's Redis"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut g = c.benchmark_group("fleet");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("try_send", |b| {
+        b.iter(|| std::hint::black_box(fleet.try_send(host, 50_000.0, tokio::time::Instant::now())))
+    });
+    g.finish();
+}
+
+/// Without the `redis` feature there is no fleet to measure.
+#[cfg(not(feature = "redis"))]
+fn fleet_try_send(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = one_thread, two_threads, answer_429
+    targets = one_thread, two_threads, answer_429, fleet_try_send
 }
 criterion_main!(benches);
