@@ -39,7 +39,7 @@
 //! | `host_cache.rs` | a service clone's last host, so its next request there skips the map's lock |
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
-//! | `retry_after.rs` | the hints servers send: `Retry-After`, quota headers (public as [`retry_after`](crate::retry_after)) |
+//! | `retry_after.rs` | the hints servers send: `Retry-After`, quota headers (public as `tower_snapshotter::retry_after`) |
 //! | `permit.rs` | what a request holds from its host's adaptive controller: its permit, its pacing lead |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
 //! | `fleet_link.rs` | the link to a fleet (feature `redis`): pauses, one send budget per paced host and learned rates shared with other processes; no-ops without one |
