@@ -61,6 +61,22 @@ async fn learned_fleet(redis: &RedisServer, ns: &str, host: &str) -> Fleet {
     f
 }
 
+/// Eight tasks send to `url` through `layer` as fast as it lets them,
+/// until two seconds after `start`.
+async fn send_for_two_seconds(layer: &SnapshotLayer, url: &str, start: std::time::Instant) {
+    let svc = tower::Layer::layer(layer, client());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (svc, url) = (svc.clone(), url.to_owned());
+        tasks.spawn(async move {
+            while start.elapsed() < Duration::from_secs(2) {
+                let _ = svc.clone().oneshot(get(&url)).await;
+            }
+        });
+    }
+    tasks.join_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_one_layer_got_pauses_the_host_for_another() {
     let Some(redis) = RedisServer::start() else {
@@ -125,17 +141,7 @@ async fn layers_start_at_the_learned_rate_and_share_it() {
     // Both layers send as fast as the host lets them, for 2 s.
     let start = std::time::Instant::now();
     let run = |layer: SnapshotLayer, url: String| async move {
-        let svc = tower::Layer::layer(&layer, client());
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..8 {
-            let (svc, url) = (svc.clone(), url.clone());
-            tasks.spawn(async move {
-                while start.elapsed() < Duration::from_secs(2) {
-                    let _ = svc.clone().oneshot(get(&url)).await;
-                }
-            });
-        }
-        tasks.join_all().await;
+        send_for_two_seconds(&layer, &url, start).await;
         layer
     };
     let (a, b) = tokio::join!(run(a, server.url("/a")), run(b, server.url("/b")));
@@ -199,19 +205,7 @@ fn two_layers_in_separate_runtimes_share_one_hosts_budget() {
         let snapshot_layer = rt.block_on(async { layer(learned_fleet(&redis, "apart", &host).await) });
         ready.wait();
         rt.block_on(async {
-            let start = std::time::Instant::now();
-            let svc = tower::Layer::layer(&snapshot_layer, client());
-            let url = server.url(path);
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..8 {
-                let (svc, url) = (svc.clone(), url.clone());
-                tasks.spawn(async move {
-                    while start.elapsed() < Duration::from_secs(2) {
-                        let _ = svc.clone().oneshot(get(&url)).await;
-                    }
-                });
-            }
-            tasks.join_all().await;
+            send_for_two_seconds(&snapshot_layer, &server.url(path), std::time::Instant::now()).await;
             snapshot_layer.stats()
         })
     };
