@@ -109,25 +109,19 @@ impl Background {
         }
     }
 
-    /// The default layer sharing its hosts through a fleet on the bench's
-    /// Redis (its task on the snapshotter's runtime).
+    /// A fleet of `namespace` on the bench's Redis (its task on the
+    /// snapshotter's runtime), connected: the path measured is the
+    /// connected one.
     #[cfg(feature = "redis")]
-    fn layer_fleet(&self) -> SnapshotLayer {
+    fn fleet(&self, namespace: &str) -> tower_snapshotter::fleet::Fleet {
         use tower_snapshotter::fleet::{Fleet, FleetConfig};
-        let config = FleetConfig::builder(self.redis.url(), "overhead")
+        let config = FleetConfig::builder(self.redis.url(), namespace)
             .build()
             .expect("fleet config");
         let fleet = {
             let _entered = self._rt.enter();
             Fleet::start(config).expect("fleet")
         };
-        let layer = SnapshotLayer::builder(self.snapshotter.clone())
-            .host_backoff(Duration::ZERO)
-            .fleet(fleet.clone())
-            .build()
-            .expect("valid settings");
-        // Connected before the bench starts: the path measured is the
-        // connected one.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !fleet.is_connected() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -136,7 +130,18 @@ impl Background {
             fleet.is_connected(),
             "the fleet did not connect to the bench's Redis"
         );
-        layer
+        fleet
+    }
+
+    /// The default layer sharing its hosts through a fleet on the bench's
+    /// Redis.
+    #[cfg(feature = "redis")]
+    fn layer_fleet(&self) -> SnapshotLayer {
+        SnapshotLayer::builder(self.snapshotter.clone())
+            .host_backoff(Duration::ZERO)
+            .fleet(self.fleet("overhead"))
+            .build()
+            .expect("valid settings")
     }
 
     /// A layer with `policy` whose metric handles are registered with a
@@ -354,16 +359,10 @@ fn answer_429(c: &mut Criterion) {
 /// paced host in a fleet (`snapshot_adaptive_fleet` above never paces).
 #[cfg(feature = "redis")]
 fn fleet_try_send(c: &mut Criterion) {
-    use tower_snapshotter::fleet::{Fleet, FleetConfig, Slot};
+    use tower_snapshotter::fleet::Slot;
     let bg = Background::new();
-    let config = FleetConfig::builder(bg.redis.url(), "overhead-lease")
-        .build()
-        .expect("fleet config");
-    let fleet = {
-        let _entered = bg._rt.enter();
-        Fleet::start(config).expect("fleet")
-    };
-    // Connected, and the first lease arrived: a slot was granted once.
+    let fleet = bg.fleet("overhead-lease");
+    // The first lease arrived: a slot was granted once.
     let deadline = Instant::now() + Duration::from_secs(5);
     let host = "lease.example";
     while fleet.try_send(host, 50_000.0, tokio::time::Instant::now()) != Slot::Granted {
