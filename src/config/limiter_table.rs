@@ -47,7 +47,7 @@
 //! range as [`Config`](super::Config)'s do (`1ms ..= 3600s`, `(0, 1]`). The
 //! kinds of [`super::range`] are private to this module's parent, and a type
 //! the layer's modules cannot name may not even be inferred there, hence the
-//! `pub(crate)` faces ([`Between`], [`PositiveRatio`], [`OpenRatio`],
+//! `pub(crate)` faces ([`Between`], [`OpenRatio`],
 //! [`PositiveAtMost`]) the generated code builds, each checking through its
 //! kind.
 
@@ -95,16 +95,6 @@ where
     }
 }
 
-/// (0, 1] (`0 < x <= 1`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PositiveRatio;
-
-impl Rule<f64> for PositiveRatio {
-    fn check(&self, field: &'static str, value: &f64) -> Result<(), ConfigError> {
-        range::check(field, value, &range::PositiveRatio)
-    }
-}
-
 /// (0, 1) (`0 < x < 1`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenRatio;
@@ -115,7 +105,7 @@ impl Rule<f64> for OpenRatio {
     }
 }
 
-/// (0, max] (`0 < x <= 1e6`).
+/// (0, max] (`0 < x <= 1`, `0 < x <= 1e6`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PositiveAtMost(pub(crate) f64);
 
@@ -155,11 +145,8 @@ macro_rules! setting_rule {
     (0 < x < 1) => {
         $crate::config::limiter_table::OpenRatio
     };
-    (0 < x <= 1) => {
-        $crate::config::limiter_table::PositiveRatio
-    };
     (0 < x <= $max:literal) => {
-        $crate::config::limiter_table::PositiveAtMost($max)
+        $crate::config::limiter_table::PositiveAtMost($max as f64)
     };
     ($min:literal $min_unit:ident ..= $max:literal $max_unit:ident) => {
         $crate::config::limiter_table::Between {
