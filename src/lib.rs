@@ -82,7 +82,7 @@
 //! | [`integrations`] (`integrations/`) | the layer in other ecosystems, each behind its feature: `reqwest_middleware.rs` (`SnapshotMiddleware`, feature `reqwest-middleware`), `metrics.rs` (counters and gauges through the `metrics` facade, feature `metrics`) |
 //! | [`layer`] (`layer/`) | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions, the link to a fleet; its own table maps its files |
 //! | `layer/adaptive/` | the adaptive limiter by concern: settings, controller, concurrency, rate estimate, fits (one process's, a fleet's), meter, delay signal, pacer, quotas, recovery, send spacing; its own table maps its files |
-//! | `fleet` (`fleet/`, feature `redis`) | per-host pauses, send budget, learned rates and sending cycles shared by many processes through Redis |
+//! | `fleet` (`fleet/`, feature `redis`) | per-host pauses, send budget, learned rates, sending cycles and answers shared by many processes through Redis |
 //! | `setters` (`setters.rs`) | the `setters!` macro the builders' chained setters are written with |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

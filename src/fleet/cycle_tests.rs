@@ -3,13 +3,9 @@
 //! the same cycle; bad fields are left out and deleted; a key of another
 //! type is replaced, and the key expires with its TTL.
 
-#[path = "../../tests/common/redis.rs"]
-#[allow(unreachable_pub)]
-mod redis_server;
-
 use std::time::Duration;
 
-use redis_server::{eventually, RedisServer};
+use super::redis_server::{eventually, RedisServer};
 
 use super::cycle::CycleRecord;
 use super::{Fleet, FleetConfig};
@@ -61,8 +57,8 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
         })
         .await;
     }
-    let (_, _, ca) = a.share_and_learned(host, 0);
-    let (_, _, cb) = b.share_and_learned(host, 0);
+    let ca = a.view(host, 0).cycle;
+    let cb = b.view(host, 0).cycle;
     let (ca, cb) = (ca.expect("A merged"), cb.expect("B merged"));
     assert_eq!(ca.log, cb.log, "both processes merged one cycle");
     assert_eq!(ca.processes, 2);
@@ -75,7 +71,7 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
         assert!((got - want).abs() < 1e-5, "{:?}", ca.log);
     }
     // Seen once: not handed out again.
-    assert!(a.share_and_learned(host, ca.seq).2.is_none());
+    assert!(a.view(host, ca.seq).cycle.is_none());
     let stranger: Option<String> = server.cmd(&["HGET", key, "stranger"]);
     assert_eq!(stranger, None, "the garbage field was deleted");
 }

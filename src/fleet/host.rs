@@ -13,6 +13,7 @@ use compact_str::CompactString;
 use lru::LruCache;
 use tokio::time::Instant;
 
+use super::answers::{FleetLoad, Tally};
 use super::cycle::{CycleRecord, FleetCycle};
 use super::keys::HostKeys;
 use super::learned::{nonzero_time, Learned};
@@ -96,6 +97,10 @@ pub(crate) struct HostState {
     pub(crate) cycle: Option<Arc<FleetCycle>>,
     /// Fleet cycles merged so far.
     pub(crate) cycles_merged: u64,
+    /// This process's answers from the host, still to report.
+    pub(crate) tally: Tally,
+    /// What the fleet's answers said at the latest lease.
+    pub(crate) load: Option<FleetLoad>,
 }
 
 impl Default for HostState {
@@ -125,6 +130,8 @@ impl Default for HostState {
             cycle_read: None,
             cycle: None,
             cycles_merged: 0,
+            tally: Tally::default(),
+            load: None,
         }
     }
 }

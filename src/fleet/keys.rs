@@ -29,6 +29,11 @@ pub(crate) struct HostKeys {
     /// Each process's latest sending cycle: hash, field the process id,
     /// value a [`CycleRecord`](super::cycle::CycleRecord) as text.
     pub(crate) cycles: String,
+    /// The fleet's answers: hash, fields `a<span>` and `r<span>` the
+    /// accepted and refused answers in a tenth of a second of Unix time
+    /// (the span its index), `p<process id>` the first span that process
+    /// has not reported yet (see `answers.rs`).
+    pub(crate) answers: String,
 }
 
 impl HostKeys {
@@ -42,6 +47,7 @@ impl HostKeys {
             epoch: key("epoch"),
             paces: key("paces"),
             cycles: key("cycles"),
+            answers: key("answers"),
         }
     }
 }
@@ -128,6 +134,7 @@ mod tests {
         assert_eq!(k.pause, "crawl:{example.com:8080}:pause");
         assert_eq!(k.learned, "crawl:{example.com:8080}:learned");
         assert_eq!(k.epoch, "crawl:{example.com:8080}:epoch");
+        assert_eq!(k.answers, "crawl:{example.com:8080}:answers");
         // Braces in a host: still one tag for all of its keys.
         let tag = |key: &str| {
             let open = key.find('{').unwrap();

@@ -29,6 +29,10 @@
 //!   every process reads all of them and merges those of the same pause
 //!   into the fleet's cycle, which each process's controller fits as one
 //!   GCRA's (see below).
+//! * **The fleet's answers.** Each lease reports this process's answers
+//!   from the host, per 100 ms, and reads everybody's: when the paces
+//!   together run over what the fleet was ever accepted in a second while
+//!   it is refused, every process cuts its share (see below).
 //!
 //! # Use
 //!
@@ -75,6 +79,7 @@
 //! | `ns:{host}:epoch` | string | start of the current loss epoch, Unix ms | the epoch's window (two lease lengths) |
 //! | `ns:{host}:paces` | hash | process id → its pace (requests/s) at its last lease | `key_ttl` |
 //! | `ns:{host}:cycles` | hash | process id → its latest sending cycle: `<end µs> <told> <fits> <µs before end>…` | `key_ttl` |
+//! | `ns:{host}:answers` | hash | `a<span>`/`r<span>` → answers accepted/refused in that 100 ms of Unix time (the last 6 s); `p<process id>` → the first span it has not reported | `key_ttl` |
 //!
 //! Scripts publish on the channel `ns:events`: `p <end ms> <host>` for a
 //! pause, `l <rate> <measured> <last loss ms> <host>` for learned values,
@@ -148,6 +153,27 @@
 //! The first cycle, sent before any pace, fits nothing: each process's
 //! part of a flood is whatever its requests raced to.
 //!
+//! # The fleet's answers
+//!
+//! A process's own reading of a limiter is its share of a race: four
+//! processes reading "what the host accepted in a second" over four
+//! different seconds summed to 692 a second under a window of 500. So each
+//! process counts its answers from a host, accepted and refused for rate,
+//! per 100 ms of Unix time, and the lease script adds them to the host's
+//! `answers` hash and marks how far this process has reported. Its reply
+//! holds the spans of the last six seconds and the first span some live
+//! process has not reported yet: counts every process reads alike, over
+//! one span of time. No window of a second accepts more than its count in
+//! any second, and no GCRA more than its rate and burst; so when the fleet
+//! was refused in the last two seconds while the live processes' paces
+//! summed to more than the most the fleet saw accepted in a second, every
+//! process whose estimate is measured, and that saw no `Retry-After` pause
+//! over that span (a second cut short by a pause holds less than the
+//! rate), cuts its pace by one factor (at most halved, at most once per
+//! two seconds), bringing the sum to 97 % of that peak (see `answers.rs`
+//! and the layer's `adaptive/rate.rs`). A report whose call fails (Redis
+//! away) goes back, and is sent with the first lease after the rejoin.
+//!
 //! A lease asks for `lease × rate / live processes` slots (scaled down by
 //! how many of the previous lease's slots went unused), once fewer than
 //! half a batch, plus what the pace spends before the task's next look (a
@@ -183,6 +209,9 @@
 //! epochs compare Unix times across machines, so clocks should be kept in
 //! step (NTP); leases use only the server's clock.
 
+mod answers;
+#[cfg(test)]
+mod answers_tests;
 mod config;
 mod cycle;
 #[cfg(test)]
@@ -191,6 +220,11 @@ mod host;
 mod keys;
 mod learned;
 mod lease;
+/// The test helper that starts a `redis-server`, for the tests here.
+#[cfg(test)]
+#[path = "../../tests/common/redis.rs"]
+#[allow(unreachable_pub)]
+mod redis_server;
 mod script;
 mod stats;
 mod sync;
@@ -201,6 +235,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+pub(crate) use answers::FleetLoad;
 pub use config::{FleetConfig, FleetConfigBuilder};
 pub(crate) use cycle::{CycleRecord, FleetCycle};
 pub(crate) use learned::unix_us;
@@ -211,6 +246,19 @@ use learned::{from_unix_ms, unix_ms};
 use sync::{Inner, CYCLE_READS, MAX_PAUSE_MS};
 
 use crate::StartError;
+
+/// What the layer reads before a send (see [`Fleet::view`]).
+#[derive(Debug, Clone)]
+pub(crate) struct FleetView {
+    /// This process's share of the host.
+    pub(crate) share: f64,
+    /// What the fleet learned about it.
+    pub(crate) learned: Option<Learned>,
+    /// The fleet's latest merged cycle, if new.
+    pub(crate) cycle: Option<Arc<FleetCycle>>,
+    /// What the fleet's answers said at the latest lease.
+    pub(crate) load: Option<FleetLoad>,
+}
 
 /// What [`Fleet::try_send`] allows.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -399,17 +447,29 @@ impl Fleet {
         slot
     }
 
-    /// This process's share of `host`, what the fleet learned about it, and
-    /// its latest merged cycle when that is newer than the `seen`-th,
-    /// under one lock: what the layer reads before a send.
-    pub(crate) fn share_and_learned(
-        &self,
-        host: &str,
-        seen: u64,
-    ) -> (f64, Option<Learned>, Option<Arc<FleetCycle>>) {
+    /// What the layer reads before a send to `host`, under one lock: this
+    /// process's share, what the fleet learned, its latest merged cycle
+    /// when that is newer than the `seen`-th, and what the fleet's answers
+    /// said at the latest lease.
+    pub(crate) fn view(&self, host: &str, seen: u64) -> FleetView {
+        self.with(host, Instant::now(), |st| FleetView {
+            share: st.share(),
+            learned: st.learned(),
+            cycle: st.cycle.as_ref().filter(|c| c.seq > seen).map(Arc::clone),
+            load: st.load,
+        })
+    }
+
+    /// Counts an answer from `host` (accepted, or refused for rate) for
+    /// the fleet's answers, reported with the next lease; returns this
+    /// process's share of the host.
+    pub(crate) fn on_answer(&self, host: &str, accepted: Option<bool>) -> f64 {
+        let now_ms = accepted.map(|_| unix_ms(SystemTime::now()));
         self.with(host, Instant::now(), |st| {
-            let cycle = st.cycle.as_ref().filter(|c| c.seq > seen).map(Arc::clone);
-            (st.share(), st.learned(), cycle)
+            if let (Some(a), Some(ms)) = (accepted, now_ms) {
+                st.tally.count(ms, a);
+            }
+            st.share()
         })
     }
 

@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::ConnectionManager;
 use redis::{RedisResult, Value};
 
+use super::answers::Bucket;
+
 /// Helpers every script starts with.
 macro_rules! prelude {
     () => {
@@ -72,15 +74,20 @@ end
     };
 }
 
-/// `KEYS`: tat, procs, pause, learned, epoch, paces.
+/// `KEYS`: tat, procs, pause, learned, epoch, paces, answers.
 /// `ARGV`: process id, rate (slots/s), burst (slots), wanted (slots; 0 only
 /// reads), key TTL (ms), liveness window (ms), this process's pace
-/// (requests/s), room (the factor over the paces the schedule allows).
+/// (requests/s), room (the factor over the paces the schedule allows),
+/// this process's answers since its last report (`<span> <accepted>
+/// <refused>…`, spans of 100 ms of Unix time; see `answers.rs`).
 /// A slot costs the schedule the interval of the faster of `rate` and the
 /// live processes' paces summed times the room.
 /// Reply: granted, first slot's offset (µs), wait for the next slot (µs),
 /// live processes, pause end (ms), epoch start (ms), learned rate (string,
-/// "" for none), measured (0/1), last loss (ms), server time (ms).
+/// "" for none), measured (0/1), last loss (ms), server time (ms), the live
+/// processes' paces summed (string, "0" unless slots were wanted), the
+/// first span some live process has not reported (0 for none), and the
+/// fleet's kept spans as `[span, accepted, refused, …]`.
 const LEASE: &str = concat!(
     prelude!(),
     r#"
@@ -91,7 +98,8 @@ local burst = tonumber(ARGV[3]) or 1
 local want = tonumber(ARGV[4]) or 0
 local ttl = tonumber(ARGV[5]) or 60000
 local live = tonumber(ARGV[6]) or 1000
-local granted, start, wait = 0, 0, 0
+local granted, start, wait, paces = 0, 0, 0, 0
+local BUCKET_MS, KEPT = tonumber(ARGV[10]) or 100, tonumber(ARGV[11]) or 60
 if want > 0 and rate ~= nil and rate > 0 then
   local tau = burst * 1000000 / rate
   -- The paces of the processes that leased lately, this one's fresh.
@@ -121,6 +129,7 @@ if want > 0 and rate ~= nil and rate > 0 then
     end
   end
   local room = finite(tonumber(ARGV[8])) or 1
+  paces = sum
   rate = math.max(rate, sum * room)
   local emission = 1000000 / rate
   local tat = get_num(KEYS[1], now + tau + ttl * 1000)
@@ -156,7 +165,54 @@ if type(h) == 'table' and h['err'] == nil then
   end
   lloss = old_loss(KEYS[4], now_ms)
 end
-return {granted, math.floor(start), math.ceil(wait), procs, pause, epoch, lrate, lmeasured, lloss, now_ms}
+-- The fleet's answers: this process's report added, spans older than
+-- KEPT (or ahead of the clock) and the marks of processes no longer live
+-- dropped; what every live process has reported, returned.
+local spans, through = {}, 0
+local nb = math.floor(now_ms / BUCKET_MS)
+ensure_type(KEYS[7], 'hash')
+local report = ARGV[9] or ''
+local nums = {}
+for n in string.gmatch(report, '%d+') do nums[#nums + 1] = tonumber(n) end
+for i = 1, #nums - 2, 3 do
+  local b = nums[i]
+  if b >= nb - KEPT and b <= nb + 1 then
+    if nums[i + 1] > 0 then redis.call('HINCRBY', KEYS[7], 'a' .. b, nums[i + 1]) end
+    if nums[i + 2] > 0 then redis.call('HINCRBY', KEYS[7], 'r' .. b, nums[i + 2]) end
+  end
+end
+if want > 0 then redis.call('HSET', KEYS[7], 'p' .. ARGV[1], nb) end
+local counts = {}
+local all = redis.call('HGETALL', KEYS[7])
+for i = 1, #all, 2 do
+  local kind, rest = string.sub(all[i], 1, 1), string.sub(all[i], 2)
+  local v = finite(tonumber(all[i + 1]))
+  if kind == 'p' then
+    local live_here = procs > 0 and redis.call('ZSCORE', KEYS[2], rest)
+    if v ~= nil and live_here then
+      if through == 0 or v < through then through = v end
+    else
+      redis.call('HDEL', KEYS[7], all[i])
+    end
+  else
+    local b = tonumber(rest)
+    if (kind ~= 'a' and kind ~= 'r') or b == nil or v == nil or v < 0 or b < nb - KEPT or b > nb + 1 then
+      redis.call('HDEL', KEYS[7], all[i])
+    else
+      local c = counts[b]
+      if c == nil then c = {0, 0}; counts[b] = c end
+      if kind == 'a' then c[1] = c[1] + v else c[2] = c[2] + v end
+    end
+  end
+end
+for b, c in pairs(counts) do
+  spans[#spans + 1] = b
+  spans[#spans + 1] = c[1]
+  spans[#spans + 1] = c[2]
+end
+if #all > 0 or #nums > 0 then redis.call('PEXPIRE', KEYS[7], int(ttl)) end
+return {granted, math.floor(start), math.ceil(wait), procs, pause, epoch, lrate, lmeasured, lloss, now_ms,
+  string.format('%.3f', paces), through, spans}
 "#
 );
 
@@ -334,6 +390,12 @@ pub(crate) struct LeaseReply {
     /// Rate, measured.
     pub(crate) learned: Option<(f64, bool)>,
     pub(crate) last_loss_ms: u64,
+    /// The live processes' paces summed (0 unless slots were wanted).
+    pub(crate) paces: f64,
+    /// The first span some live process has not reported (0 for none).
+    pub(crate) through: u64,
+    /// The fleet's kept spans of answers.
+    pub(crate) spans: Vec<Bucket>,
 }
 
 impl LeaseReply {
@@ -355,6 +417,14 @@ impl LeaseReply {
             epoch_ms: n(5)?,
             learned: rate.map(|r| (r, n(7) == Some(1))),
             last_loss_ms: n(8)?,
+            paces: items
+                .get(10)
+                .and_then(text)
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|p| p.is_finite() && *p >= 0.0)
+                .unwrap_or(0.0),
+            through: items.get(11).and_then(int).map_or(0, |x| x.max(0) as u64),
+            spans: items.get(12).map_or_else(Vec::new, spans),
         })
     }
 }
@@ -370,6 +440,25 @@ pub(crate) fn int(v: &Value) -> Option<i64> {
     }
 }
 
+/// The spans of answers in `[span, accepted, refused, …]`; triples that are
+/// not three integers ≥ 0 are left out.
+fn spans(v: &Value) -> Vec<Bucket> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    let count = |v: &Value| int(v).and_then(|x| u32::try_from(x).ok());
+    items
+        .chunks_exact(3)
+        .filter_map(|c| {
+            Some(Bucket {
+                index: u64::try_from(int(&c[0])?).ok()?,
+                accepted: count(&c[1])?,
+                refused: count(&c[2])?,
+            })
+        })
+        .collect()
+}
+
 fn text(v: &Value) -> Option<&str> {
     match v {
         Value::BulkString(b) => std::str::from_utf8(b).ok(),
@@ -381,6 +470,46 @@ fn text(v: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_reply_reads_the_fleets_answers_and_drops_bad_spans() {
+        let mut items: Vec<Value> = (0..10).map(Value::Int).collect();
+        items[6] = Value::BulkString(Vec::new());
+        items.push(Value::BulkString(b"512.500".to_vec()));
+        items.push(Value::Int(170));
+        items.push(Value::Array(vec![
+            Value::Int(168),
+            Value::Int(40),
+            Value::Int(2),
+            // A negative count: the triple is dropped.
+            Value::Int(169),
+            Value::Int(-1),
+            Value::Int(0),
+            Value::BulkString(b"167".to_vec()),
+            Value::Int(55),
+            Value::Int(0),
+            // A triple cut short: ignored.
+            Value::Int(166),
+        ]));
+        let r = LeaseReply::parse(&Value::Array(items)).unwrap();
+        assert_eq!(r.paces, 512.5);
+        assert_eq!(r.through, 170);
+        assert_eq!(
+            r.spans,
+            vec![
+                Bucket {
+                    index: 168,
+                    accepted: 40,
+                    refused: 2
+                },
+                Bucket {
+                    index: 167,
+                    accepted: 55,
+                    refused: 0
+                },
+            ]
+        );
+    }
 
     #[test]
     fn lease_reply_parses_and_rejects_garbage() {
@@ -397,6 +526,11 @@ mod tests {
             Value::Int(1_700_000_000_000),
         ]);
         let r = LeaseReply::parse(&ok).unwrap();
+        assert_eq!(
+            (r.paces, r.through, r.spans.len()),
+            (0.0, 0, 0),
+            "an older reply: no answers"
+        );
         assert_eq!(r.granted, 3);
         assert_eq!(r.start_us, 1500);
         assert_eq!(r.procs, 2);

@@ -28,6 +28,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
 
+use super::answers::{FleetLoad, Tally, BUCKET_MS, KEPT};
 use super::config::FleetConfig;
 use super::cycle::{merge, CycleRecord};
 use super::host::{HostEntry, Hosts, MAX_RATE};
@@ -116,6 +117,8 @@ enum Job {
         rate: f64,
         pace: f64,
         room: f64,
+        /// This process's answers since its last report.
+        report: Tally,
     },
     Pause {
         until_ms: u64,
@@ -421,6 +424,7 @@ impl Task {
                         rate,
                         pace,
                         room,
+                        report: std::mem::take(&mut st.tally),
                     },
                 ));
             } else if used
@@ -438,6 +442,7 @@ impl Task {
                         rate,
                         pace,
                         room,
+                        report: std::mem::take(&mut st.tally),
                     },
                 ));
             }
@@ -532,6 +537,7 @@ impl Task {
                 rate,
                 pace,
                 room,
+                ref report,
             } => {
                 let rate = (rate * room).min(MAX_RATE);
                 let burst = (config.lookahead().as_secs_f64() * rate).ceil().max(1.0);
@@ -544,8 +550,19 @@ impl Task {
                     self.inner.liveness().as_millis().to_string(),
                     pace.to_string(),
                     room.to_string(),
+                    report.encode(),
+                    BUCKET_MS.to_string(),
+                    KEPT.to_string(),
                 ];
-                let keys = [&*k.tat, &*k.procs, &*k.pause, &*k.learned, &*k.epoch, &*k.paces];
+                let keys = [
+                    &*k.tat,
+                    &*k.procs,
+                    &*k.pause,
+                    &*k.learned,
+                    &*k.epoch,
+                    &*k.paces,
+                    &*k.answers,
+                ];
                 self.scripts.lease.run(conn, &keys, &args, commands).await
             }
             Job::Pause { until_ms } => {
@@ -608,6 +625,10 @@ impl Task {
                 let Some(r) = LeaseReply::parse(value) else {
                     return;
                 };
+                // Only a lease sums the paces: a read leaves the load as it was.
+                if r.paces > 0.0 {
+                    st.load = FleetLoad::from_buckets(&r.spans, r.through, r.paces);
+                }
                 if r.granted > 0 {
                     // The server's now lies between sending and receiving.
                     let mid = sent + (got - sent) / 2;
@@ -718,7 +739,10 @@ impl Task {
 fn undo(entry: &HostEntry, job: Job) {
     let mut st = entry.lock();
     match job {
-        Job::Lease { .. } => st.in_flight = false,
+        Job::Lease { report, .. } => {
+            st.in_flight = false;
+            st.tally.restore(report);
+        }
         Job::Pause { until_ms } => st.pause_pending = st.pause_pending.max(until_ms),
         Job::Learn(l) => {
             if st.learned_pending.is_none() {

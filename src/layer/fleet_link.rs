@@ -5,6 +5,9 @@
 //! starts at it. A pause another process started ends this process's
 //! controller cycle as its own refusal would: each process sends its share
 //! of the fleet's requests, so its cycles fit its share of a GCRA's rate.
+//! Every answer is counted for the fleet's answers, and a host's pace is
+//! cut when the fleet's paces together ran over what it was accepted in a
+//! second while refused (`fleet::answers`).
 //! `FleetLink` is what the layer holds: without a fleet (or without the
 //! feature) each of its methods is a no-op the compiler removes.
 //!
@@ -110,10 +113,15 @@ mod linked {
                 return Budget::Go;
             };
             let host = name.as_str();
-            let (share, learned, cycle) = fleet.share_and_learned(host, c.rate_control().fleet_cycles_seen());
-            let share = share.clamp(1e-3, 1.0);
+            let view = fleet.view(host, c.rate_control().fleet_cycles_seen());
+            let share = view.share.clamp(1e-3, 1.0);
             c.set_share(share);
-            if let Some(cy) = cycle {
+            if let Some(load) = view.load {
+                if let Some(factor) = load.cap() {
+                    c.rate_control().on_fleet_load(now, load.through_ms, factor);
+                }
+            }
+            if let Some(cy) = view.cycle {
                 let merged = MergedCycle {
                     seq: cy.seq,
                     end_us: cy.end_us,
@@ -124,7 +132,7 @@ mod linked {
                 };
                 c.rate_control().on_fleet_cycle(now, merged, share);
             }
-            if let Some(l) = learned.filter(|_| !c.estimate_is_own()) {
+            if let Some(l) = view.learned.filter(|_| !c.estimate_is_own()) {
                 c.seed(now, l.rate * share, l.measured);
             }
             let Some(rate) = c.rate(now) else {
@@ -181,19 +189,23 @@ mod linked {
             );
         }
 
-        /// Shares what this host's controller learned, at most once a second
-        /// and only when it moved by more than 5 %: the rate as the whole
-        /// fleet sees it (this process's estimate over its share).
-        pub(crate) fn publish_learned(
+        /// After an answer from `host` (`accepted`: accepted, refused for
+        /// rate, or neither), counts it for the fleet's answers and shares
+        /// what this host's controller learned, at most once a second and
+        /// only when it moved by more than 5 %: the rate as the whole fleet
+        /// sees it (this process's estimate over its share).
+        pub(crate) fn on_answer(
             &self,
             name: &HostName,
             host: &HostState,
             c: &mut Controller,
             now: Instant,
+            accepted: Option<bool>,
         ) {
             let Some(fleet) = &self.0 else {
                 return;
             };
+            let share = fleet.on_answer(name.as_str(), accepted).clamp(1e-3, 1.0);
             self.publish_cycle(name, c);
             // A seed is the fleet's own knowledge: nothing new to tell it.
             if !c.estimate_is_own() {
@@ -203,7 +215,6 @@ mod linked {
             let Some(estimate) = limits.estimate else {
                 return;
             };
-            let share = fleet.share(name.as_str()).clamp(1e-3, 1.0);
             let rate = estimate / share;
             if host.should_publish(now, rate) {
                 fleet.publish_learned(
@@ -259,9 +270,17 @@ mod unlinked {
             Budget::Go
         }
 
-        /// Without the `redis` feature: nothing to share.
+        /// Without the `redis` feature: nothing to count or share.
         #[inline(always)]
-        pub(crate) fn publish_learned(&self, _: &HostName, _: &HostState, _: &mut Controller, _: Instant) {}
+        pub(crate) fn on_answer(
+            &self,
+            _: &HostName,
+            _: &HostState,
+            _: &mut Controller,
+            _: Instant,
+            _: Option<bool>,
+        ) {
+        }
     }
 }
 

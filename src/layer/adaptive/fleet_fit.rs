@@ -96,6 +96,8 @@ pub(crate) struct FleetCycles {
     pub(crate) fitted: bool,
     /// Probes sent because the fleet's opening cycles fitted nothing.
     pub(crate) opening_probes: u8,
+    /// The end of the fleet's answers (Unix ms) that last cut the pace.
+    pub(crate) load_cut_ms: u64,
 }
 
 impl FleetCycles {

@@ -77,6 +77,12 @@
 //!   more) say nothing about a rate: no pace from them for 10 s.
 //! * **Quotas set the pace directly**: `remaining / time to reset`, and no
 //!   send before the reset once the quota is spent (`quota.rs`).
+//! * **In a fleet, the fleet's answers bound the paces together**: a
+//!   process's own reading of the host is its share of a race. When the
+//!   fleet was refused lately, with no `Retry-After` pause in its answers'
+//!   span, and the live processes' paces summed to more than the most the
+//!   fleet was accepted in a second, each measured estimate is cut by the
+//!   same factor (`on_fleet_load`, `fleet::answers`).
 
 use std::time::Duration;
 
@@ -89,6 +95,13 @@ use super::quota::QuotaWindows;
 use super::recovery::{Recovery, PAUSES_APART};
 use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
+
+/// The fleet's answers cut the pace at most once per this much of them
+/// (ms): the paces they are compared with are a lease old.
+const LOAD_CUTS_APART_MS: u64 = 2000;
+/// The span of the fleet's answers a cut reads (`fleet::answers::KEPT`),
+/// and a little more: they lag a lease.
+const LOAD_SPAN: Duration = Duration::from_millis(6500);
 
 /// The pace as a share of a measured rate.
 pub(crate) const HOLD: f64 = 0.98;
@@ -813,6 +826,44 @@ impl RateControl {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn fleet_cycles_seen(&self) -> u64 {
         self.fleet.as_ref().map_or(0, |f| f.seen)
+    }
+
+    /// In a fleet: while the host refused, the processes' paces together
+    /// ran over the most the fleet's answers show accepted in a second
+    /// (`fleet::answers`). Each process's reading of the host was its share
+    /// of a race, and their sum was too high; every process cuts its
+    /// estimate by `factor` (bringing the sum under that peak), as a cut
+    /// of its own: refusals of requests sent before it are no new loss. At
+    /// most once per [`LOAD_CUTS_APART_MS`] of the fleet's answers (`through_ms`
+    /// is where they end): the paces summed are a lease old, and the next
+    /// reading must show this cut. Only a measured estimate is cut: a
+    /// search is stopped by its own refusals. Not while the pace trickles
+    /// for a window to drain, which is lower already; nor within the fleet's
+    /// answers' span of a `Retry-After` pause: a second of sending cut
+    /// short by a pause holds less than the rate, and the fleet's cycles
+    /// measure such a limiter (`fleet_fit.rs`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_fleet_load(&mut self, now: Instant, through_ms: u64, factor: f64) {
+        let paused_lately = self.resume_pending
+            || (self.told_at.is_some() && now.saturating_duration_since(self.resumed_at) < LOAD_SPAN);
+        let Some(fleet) = self.fleet.as_mut() else {
+            return;
+        };
+        let recent = through_ms < fleet.load_cut_ms.saturating_add(LOAD_CUTS_APART_MS);
+        if !fleet.shared
+            || recent
+            || paused_lately
+            || self.basis != Basis::Measured
+            || self.starving
+            || factor.is_nan()
+            || factor >= 1.0
+        {
+            return;
+        }
+        fleet.load_cut_ms = through_ms;
+        self.estimate = (self.estimate * factor.max(0.5)).max(self.min_rate);
+        self.probing = false;
+        self.settle(now);
     }
 
     /// The fleet's latest cycle: when it and the fleet's cycles before it
@@ -1744,6 +1795,52 @@ mod tests {
         let own = c.estimate().0;
         c.seed(t0, 80.0, true);
         assert_eq!(c.estimate().0, own);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fleets_answers_cut_a_shared_pace_once_per_span_and_never_after_a_pause() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.force_rate(t0, 196.0);
+        // Alone: the fleet's answers are this process's own, nothing to cut.
+        c.set_share(1.0);
+        c.on_fleet_load(t0, 10_000, 0.8);
+        assert_eq!(c.estimate(), (200.0, Basis::Measured));
+        // One of four: the paces together ran over what the fleet was
+        // accepted in a second, and every process cuts its share.
+        c.set_share(0.25);
+        c.on_fleet_load(t0, 10_000, 0.8);
+        assert_eq!(c.estimate(), (160.0, Basis::Measured));
+        assert!((c.rate(t0).expect("paced") - 160.0 * HOLD).abs() < 1e-9);
+        // The next reading within two seconds of the fleet's answers still
+        // holds paces a lease old: no second cut for it.
+        c.on_fleet_load(t0, 11_900, 0.8);
+        assert_eq!(c.estimate().0, 160.0);
+        c.on_fleet_load(t0, 12_000, 0.5);
+        assert_eq!(c.estimate().0, 80.0);
+        // A cut is at most a halving, and a factor of 1 or more is none.
+        c.on_fleet_load(t0, 14_000, 1.2);
+        assert_eq!(c.estimate().0, 80.0);
+        c.on_fleet_load(t0, 16_000, 0.1);
+        assert_eq!(c.estimate().0, 40.0);
+        // A search is not cut: its own refusals stop it.
+        let mut search = RateControl::new(1.0, t0);
+        search.set_share(0.25);
+        search.seed(t0, 100.0, false);
+        search.on_fleet_load(t0, 10_000, 0.8);
+        assert_eq!(search.estimate(), (100.0, Basis::Guess));
+        // Within its span of a `Retry-After` pause, a second of the fleet's
+        // answers was cut short by it: not a measure.
+        let t = t0 + Duration::from_secs(1);
+        c.on_send(t);
+        c.on_loss(t, t, Some(Duration::from_secs(1)));
+        let resumed = t + Duration::from_secs(1);
+        c.on_send(resumed);
+        let before = c.estimate().0;
+        c.on_fleet_load(resumed + Duration::from_secs(3), 30_000, 0.8);
+        assert_eq!(c.estimate().0, before);
+        c.on_fleet_load(resumed + Duration::from_secs(7), 40_000, 0.8);
+        assert!((c.estimate().0 - 0.8 * before).abs() < 1e-9);
     }
 
     #[tokio::test(start_paused = true)]

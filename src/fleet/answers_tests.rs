@@ -1,0 +1,106 @@
+//! The fleet's answers through a real `redis-server` (started by the test,
+//! as in `tests/fleet.rs`): two processes' counts sum into one load; bad
+//! fields are dropped; a key of another type is replaced, and the key gets
+//! its TTL.
+
+use std::time::Duration;
+
+use super::redis_server::{eventually, RedisServer};
+
+use super::{Fleet, FleetConfig};
+
+fn fleet(server: &RedisServer, namespace: &str) -> Fleet {
+    let config = FleetConfig::builder(server.url(), namespace)
+        .refresh(Duration::from_millis(20))
+        .key_ttl(Duration::from_secs(2))
+        .command_timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid config");
+    Fleet::start(config).expect("inside a runtime")
+}
+
+/// Leases for `host` in both processes until `done`.
+async fn lease_until(fleets: [&Fleet; 2], host: &str, what: &str, mut done: impl FnMut() -> bool) {
+    eventually(what, Duration::from_secs(5), || {
+        for f in fleets {
+            f.try_send(host, 100.0, tokio::time::Instant::now());
+        }
+        done()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_answers_sum_into_one_load_and_bad_fields_are_dropped() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (fleet(&server, "answers"), fleet(&server, "answers"));
+    let host = "example.com";
+    for f in [&a, &b] {
+        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
+    }
+    lease_until([&a, &b], host, "two live processes", || {
+        a.share(host) == 0.5 && b.share(host) == 0.5
+    })
+    .await;
+    // A stranger's garbage in the hash: no count.
+    let key = "answers:{example.com}:answers";
+    let _: i64 = server.cmd(&["HSET", key, "stranger", "1", "a17", "nope", "pghost", "12"]);
+    for _ in 0..30 {
+        a.on_answer(host, Some(true));
+    }
+    for _ in 0..20 {
+        b.on_answer(host, Some(true));
+    }
+    for f in [&a, &b] {
+        for _ in 0..5 {
+            f.on_answer(host, Some(false));
+        }
+        // Neither accepted nor refused for rate: not counted.
+        f.on_answer(host, None);
+    }
+    // Once both reported past these answers, each reads the fleet's sum.
+    lease_until([&a, &b], host, "the fleet's answers", || {
+        [&a, &b].iter().all(|f| {
+            f.view(host, 0)
+                .load
+                .is_some_and(|l| l.peak == 50.0 && l.refused == 10 && l.paces > 0.0)
+        })
+    })
+    .await;
+    for field in ["stranger", "a17", "pghost"] {
+        let v: Option<String> = server.cmd(&["HGET", key, field]);
+        assert_eq!(v, None, "the bad field {field} was dropped");
+    }
+    let ttl: i64 = server.cmd(&["PTTL", key]);
+    assert!(ttl > 0 && ttl <= 2_000, "the answers key has TTL {ttl} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answers_key_of_another_type_is_replaced() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (fleet(&server, "answertype"), fleet(&server, "answertype"));
+    let host = "type.example";
+    let key = "answertype:{type.example}:answers";
+    // Somebody else's list where the answers' hash belongs.
+    let _: i64 = server.cmd(&["RPUSH", key, "not", "a", "hash"]);
+    for f in [&a, &b] {
+        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
+    }
+    a.on_answer(host, Some(false));
+    lease_until([&a, &b], host, "the answers in a hash", || {
+        server.cmd::<String>(&["TYPE", key]) == "hash"
+    })
+    .await;
+    lease_until([&a, &b], host, "the refusal counted", || {
+        a.view(host, 0).load.is_some_and(|l| l.refused == 1)
+    })
+    .await;
+    assert!(
+        a.stats().connected && b.stats().connected,
+        "a wrong type never makes a process local"
+    );
+}
