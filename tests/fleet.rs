@@ -514,6 +514,61 @@ async fn redis_killed_mid_run_goes_local_without_blocking_then_rejoins_after_res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_rejoin_the_fleet_reforms_without_holding_the_pace_or_dropping_the_count() {
+    init_tracing();
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    // Leases of a second: the fleet re-forms for four of them.
+    let config = || {
+        FleetConfig::builder(server.url(), "reform")
+            .refresh(Duration::from_millis(20))
+            .lease(Duration::from_secs(1))
+            .command_timeout(Duration::from_millis(250))
+            .build()
+            .expect("valid config")
+    };
+    let (a, b) = (Fleet::start(config()).unwrap(), Fleet::start(config()).unwrap());
+    connected(&a).await;
+    connected(&b).await;
+    let host = "reform.example";
+    eventually("two live processes", Duration::from_secs(5), || {
+        for f in [&a, &b] {
+            f.try_send(host, 100.0, Instant::now());
+        }
+        a.share(host) == 0.5 && b.share(host) == 0.5
+    })
+    .await;
+    server.kill();
+    eventually("local", Duration::from_secs(5), || !a.is_connected()).await;
+    // Back, empty; only A sends. Until the others are back, the schedule
+    // (which prices A alone) does not hold A, and A's share stays a half.
+    server.restart();
+    connected(&a).await;
+    let (mut waits, mut local) = (0, 0);
+    for _ in 0..200 {
+        match a.try_send(host, 20.0, Instant::now()) {
+            Slot::WaitUntil(_) => waits += 1,
+            Slot::Local { share } => {
+                assert_eq!(share, 0.5, "the count does not fall while the fleet re-forms");
+                local += 1;
+            }
+            Slot::Granted => {}
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(waits, 0, "the schedule held a pace while the fleet re-formed");
+    assert!(local > 0, "200 sends at 20/s outran the slots leased");
+    assert!(a.is_connected());
+    // Formed: B is gone from the count, and the schedule holds again.
+    eventually("the schedule in force, A alone", Duration::from_secs(10), || {
+        let slot = a.try_send(host, 20.0, Instant::now());
+        a.share(host) == 1.0 && matches!(slot, Slot::WaitUntil(_))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_makes_the_process_local_until_it_answers_again() {
     init_tracing();
     let Some(server) = RedisServer::start() else {

@@ -97,6 +97,9 @@ pub(crate) struct HostState {
     pub(crate) cycle: Option<Arc<FleetCycle>>,
     /// Fleet cycles merged so far.
     pub(crate) cycles_merged: u64,
+    /// After a (re)join, until then the processes come back one lease at a
+    /// time: the schedule is not in force and the count does not fall.
+    pub(crate) forming_until: Option<Instant>,
     /// This process's answers from the host, still to report.
     pub(crate) tally: Tally,
     /// What the fleet's answers said at the latest lease.
@@ -130,6 +133,7 @@ impl Default for HostState {
             cycle_read: None,
             cycle: None,
             cycles_merged: 0,
+            forming_until: None,
             tally: Tally::default(),
             load: None,
         }
@@ -137,6 +141,11 @@ impl Default for HostState {
 }
 
 impl HostState {
+    /// Whether the fleet still re-forms after a (re)join at `now`.
+    pub(crate) fn forming(&self, now: Instant) -> bool {
+        self.forming_until.is_some_and(|t| now < t)
+    }
+
     /// This process's share of the host: one over the live processes.
     pub(crate) fn share(&self) -> f64 {
         1.0 / f64::from(self.procs.max(1))

@@ -270,7 +270,9 @@ pub enum Slot {
     /// due time, or when the next lease is expected, but at most one
     /// refresh period ahead (so a caller learns of a change of state).
     WaitUntil(Instant),
-    /// Redis is unavailable: pace with the local controller at `rate ×
+    /// Redis is unavailable, or the fleet re-forms after this process
+    /// (re)joined it (for four lease lengths and two refresh periods, while
+    /// the others come back): pace with the local controller at `rate ×
     /// share`, the share this process last had of the host.
     Local {
         /// One over the number of processes last seen using the host (1
@@ -438,7 +440,16 @@ impl Fleet {
                 (Slot::Granted, false)
             } else {
                 st.room = room;
-                st.try_send(rate, now, rtt, max_wait)
+                match st.try_send(rate, now, rtt, max_wait) {
+                    // Re-forming after a rejoin: the slot is asked for (the
+                    // lease registers this process again), but the
+                    // schedule, still pricing the few that are back, does
+                    // not hold the caller's pace.
+                    (Slot::WaitUntil(_), wake) if st.forming(now) => {
+                        (Slot::Local { share: st.share() }, wake)
+                    }
+                    answer => answer,
+                }
             }
         });
         if wake {

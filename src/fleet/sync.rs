@@ -275,10 +275,12 @@ impl Task {
             Ok(Ok(()))
         );
         counters.subscribed.store(subscribed, Ordering::Relaxed);
+        let forming_until = now + self.inner.liveness();
         for entry in self.inner.hosts.all() {
             let mut st = entry.lock();
             st.needs_sync = true;
             st.next_lease = None;
+            st.forming_until = Some(forming_until);
         }
         counters.set_connected(now);
         self.backoff = config.refresh();
@@ -659,7 +661,14 @@ impl Task {
                 if want > 0 {
                     st.next_lease = (r.wait_us > 0).then(|| got + Duration::from_micros(r.wait_us));
                 }
-                st.procs = r.procs;
+                // While the fleet re-forms after a rejoin, the processes
+                // come back one lease at a time: the count does not fall
+                // below the one before (the gone expire once it has formed).
+                st.procs = if st.forming(got) {
+                    st.procs.max(r.procs)
+                } else {
+                    r.procs
+                };
                 let wall = unix_ms(SystemTime::now());
                 if r.pause_ms <= wall + MAX_PAUSE_MS {
                     st.merge_pause(r.pause_ms);
