@@ -44,8 +44,8 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// Counts an answer received at `unix_ms`.
-    pub(crate) fn count(&mut self, unix_ms: u64, accepted: bool) {
+    /// Adds `accepted` and `refused` answers received at `unix_ms`.
+    pub(crate) fn add(&mut self, unix_ms: u64, accepted: u32, refused: u32) {
         let index = unix_ms / BUCKET_MS;
         let b = match self.buckets.iter_mut().rev().find(|b| b.index == index) {
             Some(b) => b,
@@ -63,11 +63,8 @@ impl Tally {
                 self.buckets.back_mut().expect("just pushed")
             }
         };
-        if accepted {
-            b.accepted = b.accepted.saturating_add(1);
-        } else {
-            b.refused = b.refused.saturating_add(1);
-        }
+        b.accepted = b.accepted.saturating_add(accepted);
+        b.refused = b.refused.saturating_add(refused);
     }
 
     /// The counts for the lease script: `<index> <accepted> <refused>…`.
@@ -168,12 +165,12 @@ mod tests {
     }
 
     #[test]
-    fn a_tally_counts_per_span() {
+    fn a_tally_sums_per_span() {
         let mut t = Tally::default();
-        t.count(1_000, true);
-        t.count(1_050, true);
-        t.count(1_099, false);
-        t.count(1_100, true);
+        t.add(1_000, 1, 0);
+        t.add(1_050, 1, 0);
+        t.add(1_099, 0, 1);
+        t.add(1_100, 1, 0);
         assert_eq!(t.encode(), "10 2 1 11 1 0 ");
         assert_eq!(std::mem::take(&mut t).encode(), "10 2 1 11 1 0 ");
         assert_eq!(t.encode(), "", "taken once");
@@ -183,7 +180,7 @@ mod tests {
     fn a_tally_keeps_the_latest_spans_and_takes_back_a_failed_report() {
         let mut t = Tally::default();
         for i in 0..(KEPT + 5) {
-            t.count(i * BUCKET_MS, true);
+            t.add(i * BUCKET_MS, 1, 0);
         }
         let report = t.encode();
         assert!(report.starts_with("5 1 0 "), "{report}");
@@ -193,9 +190,9 @@ mod tests {
         );
         // A report that failed goes back before what came since.
         let mut failed = Tally::default();
-        failed.count(700, false);
+        failed.add(700, 0, 1);
         let mut since = Tally::default();
-        since.count(900, true);
+        since.add(900, 1, 0);
         since.restore(failed);
         assert_eq!(since.encode(), "7 0 1 9 1 0 ");
         // Put back before a full tally: the oldest put back go first.

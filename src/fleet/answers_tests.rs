@@ -47,23 +47,13 @@ async fn two_processes_answers_sum_into_one_load_and_bad_fields_are_dropped() {
     // A stranger's garbage in the hash: no count.
     let key = "answers:{example.com}:answers";
     let _: i64 = server.cmd(&["HSET", key, "stranger", "1", "a17", "nope", "pghost", "12"]);
-    for _ in 0..30 {
-        a.on_answer(host, Some(true));
-    }
-    for _ in 0..20 {
-        b.on_answer(host, Some(true));
-    }
-    for f in [&a, &b] {
-        for _ in 0..5 {
-            f.on_answer(host, Some(false));
-        }
-        // Neither accepted nor refused for rate: not counted.
-        f.on_answer(host, None);
-    }
+    let now_ms = super::unix_ms(std::time::SystemTime::now());
+    a.view(host, 0, &mut vec![(now_ms, 30, 5)]);
+    b.view(host, 0, &mut vec![(now_ms, 10, 2), (now_ms + 1, 10, 3)]);
     // Once both reported past these answers, each reads the fleet's sum.
     lease_until([&a, &b], host, "the fleet's answers", || {
         [&a, &b].iter().all(|f| {
-            f.view(host, 0)
+            f.view(host, 0, &mut Vec::new())
                 .load
                 .is_some_and(|l| l.peak == 50.0 && l.refused == 10 && l.paces > 0.0)
         })
@@ -90,13 +80,19 @@ async fn an_answers_key_of_another_type_is_replaced() {
     for f in [&a, &b] {
         eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
     }
-    a.on_answer(host, Some(false));
+    a.view(
+        host,
+        0,
+        &mut vec![(super::unix_ms(std::time::SystemTime::now()), 0, 1)],
+    );
     lease_until([&a, &b], host, "the answers in a hash", || {
         server.cmd::<String>(&["TYPE", key]) == "hash"
     })
     .await;
     lease_until([&a, &b], host, "the refusal counted", || {
-        a.view(host, 0).load.is_some_and(|l| l.refused == 1)
+        a.view(host, 0, &mut Vec::new())
+            .load
+            .is_some_and(|l| l.refused == 1)
     })
     .await;
     assert!(

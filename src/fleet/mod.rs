@@ -461,26 +461,20 @@ impl Fleet {
     /// What the layer reads before a send to `host`, under one lock: this
     /// process's share, what the fleet learned, its latest merged cycle
     /// when that is newer than the `seen`-th, and what the fleet's answers
-    /// said at the latest lease.
-    pub(crate) fn view(&self, host: &str, seen: u64) -> FleetView {
-        self.with(host, Instant::now(), |st| FleetView {
-            share: st.share(),
-            learned: st.learned(),
-            cycle: st.cycle.as_ref().filter(|c| c.seq > seen).map(Arc::clone),
-            load: st.load,
-        })
-    }
-
-    /// Counts an answer from `host` (accepted, or refused for rate) for
-    /// the fleet's answers, reported with the next lease; returns this
-    /// process's share of the host.
-    pub(crate) fn on_answer(&self, host: &str, accepted: Option<bool>) -> f64 {
-        let now_ms = accepted.map(|_| unix_ms(SystemTime::now()));
+    /// said at the latest lease. `answers` (this process's answers from the
+    /// host since the last call, as `(Unix ms, accepted, refused)`) are
+    /// taken for the next lease's report.
+    pub(crate) fn view(&self, host: &str, seen: u64, answers: &mut Vec<(u64, u32, u32)>) -> FleetView {
         self.with(host, Instant::now(), |st| {
-            if let (Some(a), Some(ms)) = (accepted, now_ms) {
-                st.tally.count(ms, a);
+            for (unix_ms, accepted, refused) in answers.drain(..) {
+                st.tally.add(unix_ms, accepted, refused);
             }
-            st.share()
+            FleetView {
+                share: st.share(),
+                learned: st.learned(),
+                cycle: st.cycle.as_ref().filter(|c| c.seq > seen).map(Arc::clone),
+                load: st.load,
+            }
         })
     }
 

@@ -113,7 +113,8 @@ mod linked {
                 return Budget::Go;
             };
             let host = name.as_str();
-            let view = fleet.view(host, c.rate_control().fleet_cycles_seen());
+            let seen = c.rate_control().fleet_cycles_seen();
+            let view = fleet.view(host, seen, c.rate_control().fleet_answers());
             let share = view.share.clamp(1e-3, 1.0);
             c.set_share(share);
             if let Some(load) = view.load {
@@ -205,7 +206,11 @@ mod linked {
             let Some(fleet) = &self.0 else {
                 return;
             };
-            let share = fleet.on_answer(name.as_str(), accepted).clamp(1e-3, 1.0);
+            // Counted here, handed to the fleet with the next send's look
+            // at it: no lookup in the fleet's cache per answer.
+            if let Some(accepted) = accepted {
+                c.rate_control().count_fleet_answer(now, accepted);
+            }
             self.publish_cycle(name, c);
             // A seed is the fleet's own knowledge: nothing new to tell it.
             if !c.estimate_is_own() {
@@ -215,7 +220,7 @@ mod linked {
             let Some(estimate) = limits.estimate else {
                 return;
             };
-            let rate = estimate / share;
+            let rate = estimate / c.rate_control().fleet_share();
             if host.should_publish(now, rate) {
                 fleet.publish_learned(
                     name.as_str(),

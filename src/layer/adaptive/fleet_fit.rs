@@ -98,6 +98,53 @@ pub(crate) struct FleetCycles {
     pub(crate) opening_probes: u8,
     /// The end of the fleet's answers (Unix ms) that last cut the pace.
     pub(crate) load_cut_ms: u64,
+    /// This process's share of the host, as last read.
+    pub(crate) share: f64,
+    /// This process's answers from the host not yet handed to the fleet:
+    /// `(Unix ms of the span, accepted, refused)`, one per 100 ms span.
+    pub(crate) answers: Vec<(u64, u32, u32)>,
+    /// An instant and the Unix ms it was, to date answers without reading
+    /// the wall clock for each (taken again each minute: the two clocks
+    /// drift apart).
+    wall: Option<(Instant, u64)>,
+}
+
+/// The span answers are counted in for the fleet, ms.
+const ANSWER_SPAN_MS: u64 = 100;
+/// The most spans held between two sends (a process that sends nothing
+/// hands none over; the oldest go).
+const ANSWER_SPANS_HELD: usize = 64;
+
+impl FleetCycles {
+    /// Counts an answer at `now` for the fleet's answers: accepted, or
+    /// refused for rate.
+    pub(crate) fn count_answer(&mut self, now: Instant, accepted: bool) {
+        let (base, base_ms) = match self.wall {
+            Some((base, ms)) if now.saturating_duration_since(base).as_secs() < 60 => (base, ms),
+            _ => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                self.wall = Some((now, ms));
+                (now, ms)
+            }
+        };
+        let unix_ms = base_ms + now.saturating_duration_since(base).as_millis() as u64;
+        let span = unix_ms - unix_ms % ANSWER_SPAN_MS;
+        let (a, r) = (u32::from(accepted), u32::from(!accepted));
+        match self.answers.last_mut() {
+            Some(last) if last.0 == span => {
+                last.1 = last.1.saturating_add(a);
+                last.2 = last.2.saturating_add(r);
+            }
+            _ => {
+                if self.answers.len() >= ANSWER_SPANS_HELD {
+                    self.answers.remove(0);
+                }
+                self.answers.push((span, a, r));
+            }
+        }
+    }
 }
 
 impl FleetCycles {

@@ -806,7 +806,28 @@ impl RateControl {
     /// processes; 1 alone).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set_share(&mut self, share: f64) {
-        self.fleet.get_or_insert_default().shared = share < 1.0;
+        let fleet = self.fleet.get_or_insert_default();
+        fleet.shared = share < 1.0;
+        fleet.share = share;
+    }
+
+    /// In a fleet, this process's share of the host as last set (1 before).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_share(&self) -> f64 {
+        self.fleet.as_ref().map_or(1.0, |f| f.share).clamp(1e-3, 1.0)
+    }
+
+    /// In a fleet, counts an answer at `now` for the fleet's answers
+    /// (`fleet::answers`): accepted, or refused for rate.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn count_fleet_answer(&mut self, now: Instant, accepted: bool) {
+        self.fleet.get_or_insert_default().count_answer(now, accepted);
+    }
+
+    /// In a fleet, the answers counted since the fleet last took them.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_answers(&mut self) -> &mut Vec<(u64, u32, u32)> {
+        &mut self.fleet.get_or_insert_default().answers
     }
 
     /// Other processes of a fleet send to the host too.
@@ -1795,6 +1816,31 @@ mod tests {
         let own = c.estimate().0;
         c.seed(t0, 80.0, true);
         assert_eq!(c.estimate().0, own);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_for_the_fleet_are_counted_per_span_held_bounded_and_taken_once() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.count_fleet_answer(t0, true);
+        c.count_fleet_answer(t0 + Duration::from_millis(10), false);
+        c.count_fleet_answer(t0 + Duration::from_millis(150), true);
+        let spans = std::mem::take(c.fleet_answers());
+        let sum = spans.iter().fold((0, 0), |(a, r), s| (a + s.1, r + s.2));
+        assert_eq!(sum, (2, 1), "{spans:?}");
+        assert!(spans.iter().all(|s| s.0 % 100 == 0), "{spans:?}");
+        assert!(
+            spans.windows(2).all(|w| w[0].0 < w[1].0),
+            "one entry per span: {spans:?}"
+        );
+        let (first, last) = (spans[0].0, spans[spans.len() - 1].0);
+        assert!(last - first == 100 || last - first == 200, "{spans:?}");
+        assert!(c.fleet_answers().is_empty(), "taken once");
+        // Not handed over (nothing sent): the latest spans are held, not all.
+        for i in 0..1000 {
+            c.count_fleet_answer(t0 + Duration::from_millis(100 * i), true);
+        }
+        assert_eq!(c.fleet_answers().len(), 64);
     }
 
     #[tokio::test(start_paused = true)]
