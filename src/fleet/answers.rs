@@ -5,14 +5,16 @@
 //! Each process measures a limiter from its own answers, and its share of
 //! them is whatever its requests raced to. Four processes reading "what
 //! the host accepted in a second" over four different seconds summed to
-//! 692 requests a second under a sliding window of 500 (and to 424 in
-//! another run): a window that counts refusals then refused for ten
-//! seconds while each process cut its own pace 5 % at a time. Read over
-//! one span, from counts everybody reports alike, the fleet's acceptances
-//! are bounded by the limiter: no window of a second accepts more than its
-//! count, and no GCRA more than its rate and burst. So while the host
-//! refuses, the paces together need not go over the most the fleet saw
-//! accepted in a second (see [`FleetLoad::cap`]).
+//! 692 requests a second under a sliding window of 500: the window, which
+//! counts refusals, then refused for nine seconds while each process cut
+//! its own pace 5 % at a time. Read over one span, from counts everybody
+//! reports alike, the fleet's acceptances are bounded by the limiter: no
+//! window of a second accepts more than its count, and no GCRA more than
+//! its rate and burst. So while the host refuses, the paces together need
+//! not go over the most the fleet saw accepted in a second (see
+//! [`FleetLoad::cap`]). The bound only ever cuts: for a limiter with a
+//! burst the peak is the rate and the burst, so a fleet whose readings
+//! sum under the rate (424/s in one run) is left to its probes.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
