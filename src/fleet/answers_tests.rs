@@ -48,6 +48,11 @@ async fn two_processes_answers_sum_into_one_load_and_bad_fields_are_dropped() {
     let key = "answers:{example.com}:answers";
     let _: i64 = server.cmd(&["HSET", key, "stranger", "1", "a17", "nope", "pghost", "12"]);
     let now_ms = super::unix_ms(std::time::SystemTime::now());
+    // Garbage in the span these answers go to: a count that would
+    // overflow, and one that is no number. Replaced, not added to.
+    let span = now_ms / 100;
+    let (a_field, r_field) = (format!("a{span}"), format!("r{span}"));
+    let _: i64 = server.cmd(&["HSET", key, &a_field, "9223372036854775807", &r_field, "many"]);
     a.view(host, 0, &mut vec![(now_ms, 30, 5)]);
     b.view(host, 0, &mut vec![(now_ms, 10, 2), (now_ms + 1, 10, 3)]);
     // Once both reported past these answers, each reads the fleet's sum.

@@ -174,11 +174,17 @@ ensure_type(KEYS[7], 'hash')
 local report = ARGV[9] or ''
 local nums = {}
 for n in string.gmatch(report, '%d+') do nums[#nums + 1] = tonumber(n) end
+-- A field that is no integer, or would overflow, is garbage: replaced.
+local function add(field, n)
+  if n <= 0 then return end
+  local r = redis.pcall('HINCRBY', KEYS[7], field, n)
+  if type(r) == 'table' and r['err'] then redis.call('HSET', KEYS[7], field, n) end
+end
 for i = 1, #nums - 2, 3 do
   local b = nums[i]
   if b >= nb - KEPT and b <= nb + 1 then
-    if nums[i + 1] > 0 then redis.call('HINCRBY', KEYS[7], 'a' .. b, nums[i + 1]) end
-    if nums[i + 2] > 0 then redis.call('HINCRBY', KEYS[7], 'r' .. b, nums[i + 2]) end
+    add('a' .. b, nums[i + 1])
+    add('r' .. b, nums[i + 2])
   end
 end
 if want > 0 then redis.call('HSET', KEYS[7], 'p' .. ARGV[1], nb) end
@@ -196,7 +202,8 @@ for i = 1, #all, 2 do
     end
   else
     local b = tonumber(rest)
-    if (kind ~= 'a' and kind ~= 'r') or b == nil or v == nil or v < 0 or b < nb - KEPT or b > nb + 1 then
+    local bad = v == nil or v < 0 or v > 1000000000
+    if (kind ~= 'a' and kind ~= 'r') or b == nil or bad or b < nb - KEPT or b > nb + 1 then
       redis.call('HDEL', KEYS[7], all[i])
     else
       local c = counts[b]
