@@ -84,6 +84,7 @@
 //! | `layer/adaptive/` | the adaptive limiter by concern: settings, controller, concurrency, rate estimate, fits (one process's, a fleet's), meter, delay signal, pacer, quotas, recovery, send spacing; its own table maps its files |
 //! | `fleet` (`fleet/`, feature `redis`) | per-host pauses, send budget, learned rates, sending cycles and answers shared by many processes through Redis |
 //! | `setters` (`setters.rs`) | the `setters!` macro the builders' chained setters are written with |
+//! | `tally` (`tally.rs`) | answers counted per 100 ms of Unix time: what a host's rate control counts for a fleet and the fleet reports with a lease |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -102,6 +103,7 @@ pub mod layer;
 mod monitor;
 pub mod retry;
 mod setters;
+mod tally;
 
 #[doc(inline)]
 pub use layer::retry_after;

@@ -8,6 +8,16 @@ use std::time::Duration;
 use super::redis_server::{eventually, RedisServer};
 
 use super::{Fleet, FleetConfig};
+use crate::tally::Tally;
+
+/// Answers counted as `(Unix ms, accepted, refused)`.
+fn counted(answers: &[(u64, u32, u32)]) -> Tally {
+    let mut t = Tally::default();
+    for &(ms, accepted, refused) in answers {
+        t.add(ms, accepted, refused);
+    }
+    t
+}
 
 fn fleet(server: &RedisServer, namespace: &str) -> Fleet {
     let config = FleetConfig::builder(server.url(), namespace)
@@ -53,12 +63,12 @@ async fn two_processes_answers_sum_into_one_load_and_bad_fields_are_dropped() {
     let span = now_ms / 100;
     let (a_field, r_field) = (format!("a{span}"), format!("r{span}"));
     let _: i64 = server.cmd(&["HSET", key, &a_field, "9223372036854775807", &r_field, "many"]);
-    a.view(host, 0, &mut vec![(now_ms, 30, 5)]);
-    b.view(host, 0, &mut vec![(now_ms, 10, 2), (now_ms + 1, 10, 3)]);
+    a.view(host, 0, &mut counted(&[(now_ms, 30, 5)]));
+    b.view(host, 0, &mut counted(&[(now_ms, 10, 2), (now_ms + 1, 10, 3)]));
     // Once both reported past these answers, each reads the fleet's sum.
     lease_until([&a, &b], host, "the fleet's answers", || {
         [&a, &b].iter().all(|f| {
-            f.view(host, 0, &mut Vec::new())
+            f.view(host, 0, &mut Tally::default())
                 .load
                 .is_some_and(|l| l.peak == 50.0 && l.refused == 10 && l.paces > 0.0)
         })
@@ -85,17 +95,14 @@ async fn an_answers_key_of_another_type_is_replaced() {
     for f in [&a, &b] {
         eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
     }
-    a.view(
-        host,
-        0,
-        &mut vec![(super::unix_ms(std::time::SystemTime::now()), 0, 1)],
-    );
+    let now_ms = super::unix_ms(std::time::SystemTime::now());
+    a.view(host, 0, &mut counted(&[(now_ms, 0, 1)]));
     lease_until([&a, &b], host, "the answers in a hash", || {
         server.cmd::<String>(&["TYPE", key]) == "hash"
     })
     .await;
     lease_until([&a, &b], host, "the refusal counted", || {
-        a.view(host, 0, &mut Vec::new())
+        a.view(host, 0, &mut Tally::default())
             .load
             .is_some_and(|l| l.refused == 1)
     })

@@ -9,6 +9,7 @@ use super::redis_server::{eventually, RedisServer};
 
 use super::cycle::CycleRecord;
 use super::{Fleet, FleetConfig};
+use crate::tally::Tally;
 
 fn fleet(server: &RedisServer) -> Fleet {
     let config = FleetConfig::builder(server.url(), "cycles")
@@ -57,8 +58,8 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
         })
         .await;
     }
-    let ca = a.view(host, 0, &mut Vec::new()).cycle;
-    let cb = b.view(host, 0, &mut Vec::new()).cycle;
+    let ca = a.view(host, 0, &mut Tally::default()).cycle;
+    let cb = b.view(host, 0, &mut Tally::default()).cycle;
     let (ca, cb) = (ca.expect("A merged"), cb.expect("B merged"));
     assert_eq!(ca.log, cb.log, "both processes merged one cycle");
     assert_eq!(ca.processes, 2);
@@ -71,7 +72,7 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
         assert!((got - want).abs() < 1e-5, "{:?}", ca.log);
     }
     // Seen once: not handed out again.
-    assert!(a.view(host, ca.seq, &mut Vec::new()).cycle.is_none());
+    assert!(a.view(host, ca.seq, &mut Tally::default()).cycle.is_none());
     let stranger: Option<String> = server.cmd(&["HGET", key, "stranger"]);
     assert_eq!(stranger, None, "the garbage field was deleted");
 }

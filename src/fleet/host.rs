@@ -13,12 +13,13 @@ use compact_str::CompactString;
 use lru::LruCache;
 use tokio::time::Instant;
 
-use super::answers::{FleetLoad, Tally};
+use super::answers::FleetLoad;
 use super::cycle::{CycleRecord, FleetCycle};
 use super::keys::HostKeys;
 use super::learned::{nonzero_time, Learned};
 use super::lease::{Slots, Take};
 use super::Slot;
+use crate::tally::Tally;
 
 /// Highest rate leased, slots per second: the schedule is kept in server
 /// microseconds, so a slot must be at least a few of them apart.

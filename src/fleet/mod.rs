@@ -245,6 +245,7 @@ pub use stats::FleetStats;
 use learned::{from_unix_ms, unix_ms};
 use sync::{Inner, CYCLE_READS, MAX_PAUSE_MS};
 
+use crate::tally::Tally;
 use crate::StartError;
 
 /// What the layer reads before a send (see [`Fleet::view`]).
@@ -462,13 +463,10 @@ impl Fleet {
     /// process's share, what the fleet learned, its latest merged cycle
     /// when that is newer than the `seen`-th, and what the fleet's answers
     /// said at the latest lease. `answers` (this process's answers from the
-    /// host since the last call, as `(Unix ms, accepted, refused)`) are
-    /// taken for the next lease's report.
-    pub(crate) fn view(&self, host: &str, seen: u64, answers: &mut Vec<(u64, u32, u32)>) -> FleetView {
+    /// host since the last call) are taken for the next lease's report.
+    pub(crate) fn view(&self, host: &str, seen: u64, answers: &mut Tally) -> FleetView {
         self.with(host, Instant::now(), |st| {
-            for (unix_ms, accepted, refused) in answers.drain(..) {
-                st.tally.add(unix_ms, accepted, refused);
-            }
+            st.tally.append(answers);
             FleetView {
                 share: st.share(),
                 learned: st.learned(),

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::ConnectionManager;
 use redis::{RedisResult, Value};
 
-use super::answers::Bucket;
+use crate::tally::Span;
 
 /// Helpers every script starts with.
 macro_rules! prelude {
@@ -402,7 +402,7 @@ pub(crate) struct LeaseReply {
     /// The first span some live process has not reported (0 for none).
     pub(crate) through: u64,
     /// The fleet's kept spans of answers.
-    pub(crate) spans: Vec<Bucket>,
+    pub(crate) spans: Vec<Span>,
 }
 
 impl LeaseReply {
@@ -449,7 +449,7 @@ pub(crate) fn int(v: &Value) -> Option<i64> {
 
 /// The spans of answers in `[span, accepted, refused, …]`; triples that are
 /// not three integers ≥ 0 are left out.
-fn spans(v: &Value) -> Vec<Bucket> {
+fn spans(v: &Value) -> Vec<Span> {
     let Value::Array(items) = v else {
         return Vec::new();
     };
@@ -457,7 +457,7 @@ fn spans(v: &Value) -> Vec<Bucket> {
     items
         .chunks_exact(3)
         .filter_map(|c| {
-            Some(Bucket {
+            Some(Span {
                 index: u64::try_from(int(&c[0])?).ok()?,
                 accepted: count(&c[1])?,
                 refused: count(&c[2])?,
@@ -504,12 +504,12 @@ mod tests {
         assert_eq!(
             r.spans,
             vec![
-                Bucket {
+                Span {
                     index: 168,
                     accepted: 40,
                     refused: 2
                 },
-                Bucket {
+                Span {
                     index: 167,
                     accepted: 55,
                     refused: 0

@@ -28,7 +28,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
 
-use super::answers::{FleetLoad, Tally, BUCKET_MS, KEPT};
+use super::answers::{FleetLoad, KEPT};
 use super::config::FleetConfig;
 use super::cycle::{merge, CycleRecord};
 use super::host::{HostEntry, Hosts, MAX_RATE};
@@ -36,6 +36,7 @@ use super::keys::{channel, Event};
 use super::learned::{unix_ms, Learned};
 use super::script::{int, LeaseReply, Scripts};
 use super::stats::Counters;
+use crate::tally::{Tally, SPAN_MS};
 
 /// Script calls sent in one round at most; the rest wait for the next.
 const MAX_JOBS: usize = 1024;
@@ -553,7 +554,7 @@ impl Task {
                     pace.to_string(),
                     room.to_string(),
                     report.encode(),
-                    BUCKET_MS.to_string(),
+                    SPAN_MS.to_string(),
                     KEPT.to_string(),
                 ];
                 let keys = [

@@ -30,6 +30,8 @@
 
 use tokio::time::Instant;
 
+use crate::tally::Tally;
+
 use super::fit::{excess, fit_cycles_within, narrow_consistent, peak_rate, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
 
 /// This process's latest cycle, for the fleet.
@@ -70,9 +72,8 @@ pub(crate) struct MergedCycle<'a> {
 /// has merged them.
 #[derive(Debug, Default)]
 pub(crate) struct FleetCycles {
-    /// Other processes send to the host too (this process's share is
-    /// under 1).
-    pub(crate) shared: bool,
+    /// This process's share of the host, as last read (none before).
+    pub(crate) share: Option<f64>,
     /// The estimate the fleet seeded, while it is still the estimate: not
     /// this process's own finding, so not published back.
     pub(crate) seeded: Option<f64>,
@@ -98,22 +99,13 @@ pub(crate) struct FleetCycles {
     pub(crate) opening_probes: u8,
     /// The end of the fleet's answers (Unix ms) that last cut the pace.
     pub(crate) load_cut_ms: u64,
-    /// This process's share of the host, as last read.
-    pub(crate) share: f64,
-    /// This process's answers from the host not yet handed to the fleet:
-    /// `(Unix ms of the span, accepted, refused)`, one per 100 ms span.
-    pub(crate) answers: Vec<(u64, u32, u32)>,
+    /// This process's answers from the host not yet handed to the fleet.
+    pub(crate) answers: Tally,
     /// An instant and the Unix ms it was, to date answers without reading
     /// the wall clock for each (taken again each minute: the two clocks
     /// drift apart).
     wall: Option<(Instant, u64)>,
 }
-
-/// The span answers are counted in for the fleet, ms.
-const ANSWER_SPAN_MS: u64 = 100;
-/// The most spans held between two sends (a process that sends nothing
-/// hands none over; the oldest go).
-const ANSWER_SPANS_HELD: usize = 64;
 
 impl FleetCycles {
     /// Counts an answer at `now` for the fleet's answers: accepted, or
@@ -130,24 +122,18 @@ impl FleetCycles {
             }
         };
         let unix_ms = base_ms + now.saturating_duration_since(base).as_millis() as u64;
-        let span = unix_ms - unix_ms % ANSWER_SPAN_MS;
-        let (a, r) = (u32::from(accepted), u32::from(!accepted));
-        match self.answers.last_mut() {
-            Some(last) if last.0 == span => {
-                last.1 = last.1.saturating_add(a);
-                last.2 = last.2.saturating_add(r);
-            }
-            _ => {
-                if self.answers.len() >= ANSWER_SPANS_HELD {
-                    self.answers.remove(0);
-                }
-                self.answers.push((span, a, r));
-            }
-        }
+        self.answers
+            .add(unix_ms, u32::from(accepted), u32::from(!accepted));
     }
 }
 
 impl FleetCycles {
+    /// Other processes send to the host too (this process's share is
+    /// under 1).
+    pub(crate) fn shared(&self) -> bool {
+        self.share.is_some_and(|s| s < 1.0)
+    }
+
     /// The fleet's cycles since the last one no GCRA could end (its
     /// opening flood, a refusal without `Retry-After`) number two or more:
     /// enough for a fit.

@@ -95,6 +95,7 @@ use super::quota::QuotaWindows;
 use super::recovery::{Recovery, PAUSES_APART};
 use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
+use crate::tally::Tally;
 
 /// The fleet's answers cut the pace at most once per this much of them
 /// (ms): the paces they are compared with are a lease old.
@@ -806,15 +807,17 @@ impl RateControl {
     /// processes; 1 alone).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set_share(&mut self, share: f64) {
-        let fleet = self.fleet.get_or_insert_default();
-        fleet.shared = share < 1.0;
-        fleet.share = share;
+        self.fleet.get_or_insert_default().share = Some(share);
     }
 
     /// In a fleet, this process's share of the host as last set (1 before).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn fleet_share(&self) -> f64 {
-        self.fleet.as_ref().map_or(1.0, |f| f.share).clamp(1e-3, 1.0)
+        self.fleet
+            .as_ref()
+            .and_then(|f| f.share)
+            .unwrap_or(1.0)
+            .clamp(1e-3, 1.0)
     }
 
     /// In a fleet, counts an answer at `now` for the fleet's answers
@@ -826,13 +829,13 @@ impl RateControl {
 
     /// In a fleet, the answers counted since the fleet last took them.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn fleet_answers(&mut self) -> &mut Vec<(u64, u32, u32)> {
+    pub(crate) fn fleet_answers(&mut self) -> &mut Tally {
         &mut self.fleet.get_or_insert_default().answers
     }
 
     /// Other processes of a fleet send to the host too.
     fn shared(&self) -> bool {
-        self.fleet.as_ref().is_some_and(|f| f.shared)
+        self.fleet.as_ref().is_some_and(|f| f.shared())
     }
 
     /// In a fleet, the cycle that ended last, for the fleet to merge
@@ -871,7 +874,7 @@ impl RateControl {
             return;
         };
         let recent = through_ms < fleet.load_cut_ms.saturating_add(LOAD_CUTS_APART_MS);
-        if !fleet.shared
+        if !fleet.shared()
             || recent
             || paused_lately
             || self.basis != Basis::Measured
@@ -904,7 +907,7 @@ impl RateControl {
             log,
         } = cycle;
         fleet.seen = seq;
-        let alone = !fleet.shared;
+        let alone = !fleet.shared();
         // This process's view of the host: its estimate over the part of
         // the fleet's sends it sent (not its share: after a search, one
         // process may be sending most of them).
@@ -1050,7 +1053,7 @@ impl RateControl {
             // nothing, so the pace holds where it was refused, as one
             // process's does: a second cycle ends within a second, and
             // the fleet fits the two merged (`fleet_fit.rs`).
-            if std::mem::take(&mut fleet.flood_kept) && fleet.shared {
+            if std::mem::take(&mut fleet.flood_kept) && fleet.shared() {
                 self.previous.clear();
             }
             fleet.flood_kept = unpaced;
@@ -1825,22 +1828,30 @@ mod tests {
         c.count_fleet_answer(t0, true);
         c.count_fleet_answer(t0 + Duration::from_millis(10), false);
         c.count_fleet_answer(t0 + Duration::from_millis(150), true);
-        let spans = std::mem::take(c.fleet_answers());
+        // `<span> <accepted> <refused>…`, spans of 100 ms of Unix time.
+        let triples = |c: &mut RateControl| -> Vec<(u64, u32, u32)> {
+            let text = std::mem::take(c.fleet_answers()).encode();
+            let n: Vec<u64> = text
+                .split_whitespace()
+                .map(|w| w.parse().expect("a number"))
+                .collect();
+            n.chunks(3).map(|t| (t[0], t[1] as u32, t[2] as u32)).collect()
+        };
+        let spans = triples(&mut c);
         let sum = spans.iter().fold((0, 0), |(a, r), s| (a + s.1, r + s.2));
         assert_eq!(sum, (2, 1), "{spans:?}");
-        assert!(spans.iter().all(|s| s.0 % 100 == 0), "{spans:?}");
         assert!(
             spans.windows(2).all(|w| w[0].0 < w[1].0),
             "one entry per span: {spans:?}"
         );
         let (first, last) = (spans[0].0, spans[spans.len() - 1].0);
-        assert!(last - first == 100 || last - first == 200, "{spans:?}");
-        assert!(c.fleet_answers().is_empty(), "taken once");
+        assert!(last - first == 1 || last - first == 2, "{spans:?}");
+        assert!(triples(&mut c).is_empty(), "taken once");
         // Not handed over (nothing sent): the latest spans are held, not all.
         for i in 0..1000 {
             c.count_fleet_answer(t0 + Duration::from_millis(100 * i), true);
         }
-        assert_eq!(c.fleet_answers().len(), 64);
+        assert_eq!(triples(&mut c).len(), 64);
     }
 
     #[tokio::test(start_paused = true)]
