@@ -18,7 +18,6 @@ use crate::layer::signal::Signal;
 /// One host's controller.
 #[derive(Debug)]
 pub(crate) struct Controller {
-    min_rate: f64,
     concurrency: Concurrency,
     pace: RateControl,
     pacer: Pacer,
@@ -56,7 +55,6 @@ impl Depths {
 impl Controller {
     pub(crate) fn new(cfg: AdaptiveConfig, now: Instant) -> Self {
         Self {
-            min_rate: cfg.min_rate,
             concurrency: Concurrency::new(&cfg, now),
             pace: RateControl::new(cfg.min_rate, now),
             pacer: Pacer::new(now),
@@ -129,7 +127,7 @@ impl Controller {
             let at = self.pace.not_before(now).filter(|&at| at > now)?;
             return Some((at, Duration::ZERO));
         };
-        let interval = Duration::from_secs_f64(1.0 / rate.max(self.min_rate));
+        let interval = Duration::from_secs_f64(1.0 / rate.max(self.pace.min_rate()));
         Some((
             self.pacer.next_slot(now, interval, self.pace.not_before(now)),
             interval,
@@ -364,13 +362,13 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
         c.pace.force_rate(t0, 10.0);
-        // An idle pace catches up one tick: one send now, and the next
-        // slot is an interval after the one it took.
+        // An idle pace starts now: one send now, and the next slot is an
+        // interval after it.
         assert_eq!(c.admit(t0, None), Admit::Now);
         let Admit::At(slot, lead) = c.admit(t0, None) else {
             panic!("paced: the second request leads, for a later slot");
         };
-        assert_eq!(slot, t0 + ms(99));
+        assert_eq!(slot, t0 + ms(100));
         assert_eq!(c.admit(t0, None), Admit::Queued, "one leader at a time");
         assert!(!c.try_admit_now(t0));
         assert_eq!(c.admit(slot, Some(lead)), Admit::Now);

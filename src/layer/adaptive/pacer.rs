@@ -74,7 +74,11 @@ impl Pacer {
     /// that finds the queue idle (a concurrency limit held it, or nothing
     /// came) starts one tick back: such a pace sends in bunches of a tick
     /// anyway, and a bunch of two ticks' slots after a spell of waiting is
-    /// refused by a one-request burst.
+    /// refused by a one-request burst. A slower pace starts at `now` after
+    /// a stall: a tick back, its second send came a tick short of the
+    /// interval, which a limiter without a burst refuses when the pace is
+    /// within a tick of its interval (at 100/s, the first two sends after
+    /// every `Retry-After` pause; each refusal paused the host again).
     pub(crate) fn next_slot(&self, now: Instant, interval: Duration, not_before: Option<Instant>) -> Instant {
         let due = self.last_slot + interval;
         let late_wake = self.promised == Some(due) || self.catching_up;
@@ -85,6 +89,8 @@ impl Pacer {
             SUB_TICK_LATE
         } else if self.promised == Some(due) {
             interval.clamp(TICK, LATE_WAKE)
+        } else if stalled && interval >= TICK {
+            Duration::ZERO
         } else {
             TICK
         };
@@ -149,12 +155,14 @@ mod tests {
         let t0 = Instant::now() + Duration::from_secs(10);
         let mut p = Pacer::new(t0);
         let slot = p.next_slot(t0, ms(10), None);
-        assert_eq!(slot, t0 - ms(1), "idle: one tick of catch-up");
+        assert_eq!(slot, t0, "idle for long: from now");
         p.take(t0, t0, ms(10));
         assert_eq!(p.next_slot(t0, ms(10), None), t0 + ms(10));
-        // After a 1 s stall: one tick back, not a burst of 100 slots, nor
-        // two sends one after the other.
-        assert_eq!(p.next_slot(t0 + ms(1000), ms(10), None), t0 + ms(999));
+        // After a 1 s stall: from now, not a burst of 100 slots, nor two
+        // sends closer than the interval.
+        assert_eq!(p.next_slot(t0 + ms(1000), ms(10), None), t0 + ms(1000));
+        // A request a tick late keeps the pace's slot.
+        assert_eq!(p.next_slot(t0 + ms(11), ms(10), None), t0 + ms(10));
         // Below the timer's tick, after a stall: one tick back.
         assert_eq!(
             p.next_slot(t0 + ms(1000), Duration::from_micros(100), None),

@@ -293,6 +293,11 @@ impl RateControl {
         }
     }
 
+    /// The slowest pace (`AdaptiveConfig::min_rate`).
+    pub(crate) fn min_rate(&self) -> f64 {
+        self.min_rate
+    }
+
     /// The pace now, requests per second, if pacing; steps the search and
     /// the probes first.
     pub(crate) fn rate(&mut self, now: Instant) -> Option<f64> {
