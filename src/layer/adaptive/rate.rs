@@ -387,13 +387,20 @@ impl RateControl {
                     // 1 000–1 400/s in processes sending a few a second,
                     // which then held at hundreds a second after the next
                     // pause. A step grows only while the sends keep up.
-                    if self.shared() && !self.sending_at_pace(now) {
+                    if self.shared() && !self.sending_at_pace(now, SEARCH_STEP) {
                         continue;
                     }
                     self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
                 }
             }
             Basis::Measured if binding && !self.probing && now >= self.probe_after => {
+                if self.pace > self.estimate * self.hold * 1.001 && !self.shared() {
+                    // A search frozen at its first loss above the estimate,
+                    // and nothing refused since: what the host accepted at
+                    // that pace is the better estimate (probed from the
+                    // estimate, a search frozen at 1 900/s fell to 400/s).
+                    self.estimate = self.estimate.max(self.accepted_since_cut(now));
+                }
                 self.probing = true;
                 self.stepped_at = now;
                 if let Some(step) = self.recovery.step(self.estimate) {
@@ -471,12 +478,12 @@ impl RateControl {
     }
 
     /// Whether this cycle's sends came at half the pace or more lately:
-    /// over the last search step, or four intervals of a slower pace.
-    fn sending_at_pace(&self, now: Instant) -> bool {
+    /// over the last `over`, or four intervals of a slower pace.
+    fn sending_at_pace(&self, now: Instant, over: Duration) -> bool {
         let Some((start, log)) = &self.cycle else {
             return false;
         };
-        let span = SEARCH_STEP.as_secs_f64().max(4.0 / self.pace.max(1e-3));
+        let span = over.as_secs_f64().max(4.0 / self.pace.max(1e-3));
         let from = now.saturating_duration_since(*start).as_secs_f64() - span;
         let sent = log.iter().rev().take_while(|&&t| f64::from(t) >= from).count();
         sent as f64 >= 0.5 * self.pace * span
@@ -734,6 +741,24 @@ impl RateControl {
             // charge tells the limit.
             self.estimate = self.estimate.max(short);
             self.pace = self.pace.max(self.estimate);
+            return;
+        }
+        // Sent in waves (a far server's answers come back together, and
+        // the concurrency limit lets as many go at once), the pace binds
+        // inside each wave, but over a round trip the sends fall far short
+        // of it: a slot accepted a wave's share, a lower bound (a GCRA with
+        // a one-request burst 200 ms away read 34 % of its rate there, and
+        // held it). The search starts again from that bound: a pace under
+        // the rate spreads the waves, and the next refusal comes with the
+        // pace in charge. (In a fleet, sends wait for leased slots and
+        // reach the pacer together anyway; the fleet's cycles fit it.)
+        if self.basis == Basis::Guess
+            && !self.shared()
+            && short > self.estimate
+            && !self.sending_at_pace(now, self.served_rtt.max(SEARCH_STEP))
+        {
+            self.estimate = short;
+            self.settle(now);
             return;
         }
         if self.basis == Basis::Guess && was.is_some_and(|r| r > self.estimate * 1.001) {
@@ -1990,6 +2015,32 @@ mod tests {
                 assert_eq!(c.probe_step, PROBE_GROWTH, "and no further");
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_search_that_nothing_refused_probes_from_what_it_was_accepted_at() {
+        // Frozen at its first loss at 1 900/s over an estimate of 400/s,
+        // and accepted at that pace ever since: the probe goes on from
+        // there, not back to the estimate.
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.basis = Basis::Measured;
+        c.estimate = 400.0;
+        c.pace = 1900.0;
+        c.cut_at = t0;
+        c.restart_count(t0);
+        c.probe_after = t0 + Duration::from_secs(3);
+        let mut now = t0;
+        while now < t0 + Duration::from_millis(3500) {
+            c.bound_at = Some(now);
+            let pace = c.rate(now).unwrap_or(0.0);
+            assert!(pace >= 1800.0, "{pace:.0}/s at {:?}", now - t0);
+            c.on_send(now);
+            c.on_accepted(now + ms(1), now);
+            now += Duration::from_secs_f64(1.0 / pace);
+        }
+        assert!(c.probing, "the probe began");
+        assert!(c.estimate > 1800.0, "estimate {:.0}", c.estimate);
     }
 
     #[tokio::test(start_paused = true)]
