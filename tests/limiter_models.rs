@@ -436,6 +436,16 @@ async fn a_limiter_without_a_burst_is_measured_by_its_gaps() {
     // stall sends two requests at once, the second always refused (7.5 %
     // of the rate before).
     holds(gcra(100.0, 0, RetryAfter::Absent)).await;
+    // The gaps bound it from above too: a search frozen at 1.25 times its
+    // rate is refused every other request, and the gaps say "between half
+    // that pace and that pace". Held at the lower end, probed 3 % at a
+    // time, 20/s got 89 %; probes go halfway to the top, one after another.
+    holds(gcra(20.0, 0, RetryAfter::Absent)).await;
+    // Behind a slow backend, refused at once and served 200 ms later, the
+    // gaps are read only where every answer is in (64 % before).
+    let spec = gcra(100.0, 0, RetryAfter::Absent);
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, Duration::from_millis(200)).await;
+    check(spec, r);
 }
 
 #[tokio::test(start_paused = true)]

@@ -234,6 +234,11 @@ pub(crate) struct RateControl {
     chained: bool,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
+    /// The highest rate a limiter without a burst may have, by the gaps
+    /// it refused (see [`Spacing::no_burst_rates`]): while set, probes go
+    /// halfway to it, one after another. Single precision keeps the
+    /// controller under its 1 KiB bound.
+    ceiling: Option<f32>,
     /// Nothing accepted for a while: the pace trickles until the host
     /// accepts again.
     starving: bool,
@@ -284,6 +289,7 @@ impl RateControl {
             probe_step: PROBE_GROWTH,
             chained: false,
             drain_until: None,
+            ceiling: None,
             starving: false,
             starve_cycle: (now, 0),
             last_loss: None,
@@ -393,6 +399,16 @@ impl RateControl {
                     self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
                 }
             }
+            Basis::Measured if binding && !self.probing && self.ceiling_probe_due(now) => {
+                // Halfway (in ratio) between the hold and the ceiling.
+                let ceiling = self.ceiling.map_or(self.estimate, f64::from);
+                self.probing = true;
+                self.stepped_at = now;
+                self.probe_step = (ceiling / (self.estimate * self.hold))
+                    .sqrt()
+                    .clamp(1.0, TOP_PROBE_MAX);
+                self.pace = self.estimate * self.hold * self.probe_step;
+            }
             Basis::Measured if binding && !self.probing && now >= self.probe_after => {
                 if self.pace > self.estimate * self.hold * 1.001 && !self.shared() {
                     // A search frozen at its first loss above the estimate,
@@ -418,7 +434,15 @@ impl RateControl {
                 self.probing = false;
                 self.estimate *= self.probe_step;
                 self.pace = self.estimate * self.hold;
-                if self.recovery.active() {
+                if let Some(ceiling) = self.ceiling {
+                    // Toward the ceiling: the next probe at once, halfway
+                    // again, until the two are close.
+                    if f64::from(ceiling) < self.estimate * TOP_PROBE_OVER {
+                        self.ceiling = None;
+                    }
+                    self.probe_step = PROBE_GROWTH;
+                    self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+                } else if self.recovery.active() {
                     if self.recovery.step(self.estimate).is_some() {
                         // Still short of the rate held before a fall: on
                         // at once.
@@ -634,8 +658,9 @@ impl RateControl {
             .filter(|&m| m <= short * 1.1);
         // A limiter without a burst accepts well under its rate at the
         // limit; the gaps of what it accepted and refused measure it.
-        let at_limit = match self.spacing.no_burst_rate() {
-            Some(r) => Some(at_limit.map_or(r, |m| m.max(r))),
+        let gaps = self.spacing.no_burst_rates(self.answered_before(now));
+        let at_limit = match gaps {
+            Some((r, _)) => Some(at_limit.map_or(r, |m| m.max(r))),
             None => at_limit,
         };
         // Only requests sent at the current pace say anything about it.
@@ -645,6 +670,7 @@ impl RateControl {
         if let (Some(m), true) = (at_limit, in_episode && at_or_below) {
             self.estimate = m.max(self.min_rate);
             self.basis = Basis::Measured;
+            self.bound_by_gaps(gaps);
             self.settle(now);
             return;
         }
@@ -686,7 +712,10 @@ impl RateControl {
         if holding && in_episode {
             match at_limit {
                 // The slots at the limit measure it, up or down.
-                Some(m) => self.estimate = m.max(self.min_rate),
+                Some(m) => {
+                    self.estimate = m.max(self.min_rate);
+                    self.bound_by_gaps(gaps);
+                }
                 // Sending above the estimate (a search frozen at its first
                 // loss) without a measurement yet: back to the estimate.
                 None if was.is_some_and(|r| r > self.estimate * self.hold * 1.001)
@@ -722,10 +751,16 @@ impl RateControl {
             return;
         }
         if self.probing {
-            // The probe found the limit: back to the hold, probe later.
+            // The probe found the limit: back to the hold, probe later. A
+            // probe toward a ceiling refused lowers it to the probe's pace.
             self.probing = false;
             self.probe_refused();
             self.probe_step = PROBE_GROWTH;
+            if self.ceiling.is_some() {
+                self.ceiling = was
+                    .filter(|&c| c > TOP_PROBE_OVER * self.estimate)
+                    .map(|c| c as f32);
+            }
             self.settle(now);
             return;
         }
@@ -783,6 +818,7 @@ impl RateControl {
             Some(m) => {
                 self.estimate = m;
                 self.basis = Basis::Measured;
+                self.bound_by_gaps(gaps);
             }
             None if self.basis == Basis::Measured && short > 0.0 => {
                 // A refusal at a known rate, with nothing to measure: the
@@ -1023,6 +1059,8 @@ impl RateControl {
             return;
         }
         self.resume_pending = true;
+        // Pauses cost too much for probes one after another.
+        self.ceiling = None;
         let previous_refusal = self.told_at.replace(sent_at);
         let Some((start, mut log)) = self.cycle.take() else {
             return;
@@ -1183,7 +1221,11 @@ impl RateControl {
             self.estimate = floor;
             self.basis = Basis::Guess;
         }
-        if let Some(r) = self.spacing.no_burst_rate().filter(|&r| r > self.estimate) {
+        if let Some(r) = self
+            .spacing
+            .no_burst_rate(self.answered_before(now))
+            .filter(|&r| r > self.estimate)
+        {
             // A limiter without a burst: its gaps measure it.
             self.estimate = r;
             self.basis = Basis::Measured;
@@ -1257,6 +1299,7 @@ impl RateControl {
         self.hold = COUNTING_HOLD;
         self.probing = false;
         self.drain_until = None;
+        self.ceiling = None;
         // A trickle at first: what the window lets through once it drains
         // tells its rate (see `fed`), and a trickle wastes little meanwhile.
         let cut = if self.starving { 0.5 } else { TRICKLE };
@@ -1350,6 +1393,10 @@ impl RateControl {
     /// overshoot would spend a burst of [`BURST_HIDDEN`] requests, and a
     /// second at the least.
     fn probe_holds(&self) -> Duration {
+        if self.ceiling.is_some() {
+            // A limiter without a burst: nothing hides a probe past it.
+            return Duration::from_secs(1);
+        }
         if !(self.recovery.active() || self.chained) {
             return PROBE_HOLDS;
         }
@@ -1357,6 +1404,31 @@ impl RateControl {
         let by_share = PROBE_HOLDS.as_secs_f64() * (PROBE_GROWTH - 1.0) / over;
         let by_burst = BURST_HIDDEN / (self.estimate.max(1e-3) * over);
         Duration::from_secs_f64(by_share.max(by_burst).clamp(1.0, PROBE_HOLDS.as_secs_f64()))
+    }
+
+    /// Whether a probe toward the ceiling is due: a round trip or two
+    /// after the latest cut, so that the refusals of the pace before it
+    /// are in. (The gaps' lower end is where such a limiter is measured
+    /// from: sent to at 125/s, a limiter of 100/s refuses every other
+    /// request, and the gaps say 62.5–125/s; held at 61/s, it was probed
+    /// 3 % at a time.)
+    fn ceiling_probe_due(&self, now: Instant) -> bool {
+        self.ceiling.is_some()
+            && now.saturating_duration_since(self.cut_at) >= SEARCH_STEP.max(2 * self.served_rtt)
+    }
+
+    /// Sends before this have their answers in, served ones too.
+    fn answered_before(&self, now: Instant) -> Instant {
+        now.checked_sub(self.served_rtt).unwrap_or(now)
+    }
+
+    /// After a measurement from the gaps of a limiter without a burst
+    /// (`gaps`: the rates they allow), the top of them is a ceiling.
+    fn bound_by_gaps(&mut self, gaps: Option<(f64, f64)>) {
+        self.ceiling = gaps
+            .map(|(_, top)| top)
+            .filter(|&top| top > TOP_PROBE_OVER * self.estimate)
+            .map(|top| top as f32);
     }
 
     fn costly_probe(&mut self) {

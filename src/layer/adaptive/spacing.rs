@@ -15,8 +15,9 @@ use std::collections::VecDeque;
 
 use tokio::time::Instant;
 
-/// Outcomes kept, the latest.
-const KEPT: usize = 32;
+/// Outcomes kept, the latest: a round trip's worth and more at a few
+/// hundred a second.
+const KEPT: usize = 64;
 /// Refused and accepted requests needed, each, for the gaps to tell.
 const MIN_EACH: usize = 4;
 
@@ -54,12 +55,24 @@ impl Spacing {
 
     /// The rate of a limiter without a burst, if the recent gaps show one:
     /// one over the shortest gap after which a request was accepted, when
-    /// every refused request came sooner than that.
-    pub(crate) fn no_burst_rate(&self) -> Option<f64> {
+    /// every refused request came sooner than that. Only sends before
+    /// `answered_before` count: a later one's neighbours may be unanswered
+    /// yet (a slow backend refuses at once and serves a round trip later).
+    pub(crate) fn no_burst_rate(&self, answered_before: Instant) -> Option<f64> {
+        self.no_burst_rates(answered_before).map(|(low, _)| low)
+    }
+
+    /// The rates such a limiter may have: from one over the shortest gap
+    /// after which a request was accepted (what [`no_burst_rate`] says) to
+    /// one over the longest gap after which one was refused.
+    ///
+    /// [`no_burst_rate`]: Spacing::no_burst_rate
+    pub(crate) fn no_burst_rates(&self, answered_before: Instant) -> Option<(f64, f64)> {
+        let until = answered_before.saturating_duration_since(self.base).as_secs_f32();
         let mut last_accepted: Option<f32> = None;
         let (mut shortest_accepted, mut longest_refused) = (f32::MAX, 0.0f32);
         let (mut accepted, mut refused) = (0, 0);
-        for &(t, ok) in &self.sends {
+        for &(t, ok) in self.sends.iter().take_while(|&&(t, _)| t <= until) {
             let Some(last) = last_accepted else {
                 if ok {
                     last_accepted = Some(t);
@@ -79,8 +92,13 @@ impl Spacing {
         (accepted >= MIN_EACH
             && refused >= MIN_EACH
             && longest_refused < shortest_accepted
-            && shortest_accepted > 0.0)
-            .then(|| 1.0 / f64::from(shortest_accepted))
+            && longest_refused > 0.0)
+            .then(|| {
+                (
+                    1.0 / f64::from(shortest_accepted),
+                    1.0 / f64::from(longest_refused),
+                )
+            })
     }
 }
 
@@ -113,8 +131,30 @@ mod tests {
             outcomes.push((t, ok));
             t += if i % 3 == 2 { 10 } else { 9 };
         }
-        let rate = run(now, &outcomes).no_burst_rate().expect("the gaps tell");
+        let (rate, top) = run(now, &outcomes)
+            .no_burst_rates(now + Duration::from_secs(1))
+            .expect("the gaps tell");
         assert!((rate - 100.0).abs() < 0.5, "{rate}");
+        assert!((top - 111.1).abs() < 0.5, "the 9 ms gaps were refused: {top}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_whose_neighbours_are_unanswered_do_not_count() {
+        // 100/s without a burst sent to every 8 ms: every other request is
+        // refused. A slow backend refuses at once and serves later, so the
+        // latest refusal (at 104 ms) is in while the acceptance before it
+        // (96 ms) is not, and its gap reads 24 ms, longer than accepted ones.
+        let now = Instant::now();
+        let mut outcomes: Vec<(u64, bool)> = (0..12).map(|i| (i * 8, i % 2 == 0)).collect();
+        outcomes.push((104, false));
+        let s = run(now, &outcomes);
+        let ms = |n| now + Duration::from_millis(n);
+        assert_eq!(s.no_burst_rates(ms(200)), None, "unanswered, the gaps mislead");
+        let (low, top) = s.no_burst_rates(ms(92)).expect("answered, the gaps tell");
+        assert!(
+            (low - 62.5).abs() < 0.1 && (top - 125.0).abs() < 0.1,
+            "{low}–{top}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -135,7 +175,10 @@ mod tests {
             (35, false),
             (40, true),
         ];
-        assert_eq!(run(now, &outcomes).no_burst_rate(), None);
+        assert_eq!(
+            run(now, &outcomes).no_burst_rate(now + Duration::from_secs(1)),
+            None
+        );
         // Answers out of order are put back in the order of their sends.
         let mut s = Spacing::new(now);
         for (ms, ok) in [(0, true), (20, true), (10, true), (30, true), (40, true)] {
