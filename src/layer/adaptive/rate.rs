@@ -1061,6 +1061,11 @@ impl RateControl {
         self.resume_pending = true;
         // Pauses cost too much for probes one after another.
         self.ceiling = None;
+        // A search sent in waves (see `learn_from_loss`): its cycle's
+        // shape and peak are the waves', not the limiter's.
+        let search_in_waves = self.basis == Basis::Guess
+            && !self.shared()
+            && !self.sending_at_pace(now, self.served_rtt.max(SEARCH_STEP));
         let previous_refusal = self.told_at.replace(sent_at);
         let Some((start, mut log)) = self.cycle.take() else {
             return;
@@ -1127,7 +1132,8 @@ impl RateControl {
             fleet.flood_kept = unpaced;
         }
         let fitted = fit_cycles(&self.previous, &log, self.estimate)
-            .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak));
+            .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak))
+            .filter(|_| !search_in_waves);
         let accepted = log.len().saturating_sub(1) as f64;
         let secs = f64::from(-log.first().copied().unwrap_or(0.0));
         let paced = match self.basis {
@@ -1195,6 +1201,16 @@ impl RateControl {
                     // ratio.
                     self.estimate = self.estimate.min((floor * self.estimate).sqrt());
                 }
+            }
+            None if paced.is_some() && search_in_waves => {
+                // A search refused in waves a round trip apart (a slow
+                // backend, the concurrency limit releasing its answers'
+                // permits together): what it accepted over its sending
+                // time (a second at least) is a lower bound, searched upward
+                // from with the pace in charge. Held at its peak as if past
+                // the limit, it got 27 % of 500/s 200 ms away; and a wave's
+                // peak is no bound (a wave of 270 read 2 430/s at 2 000/s).
+                self.estimate = self.estimate.max(accepted / secs.max(1.0));
             }
             None if paced.is_some() => {
                 // A search refused at this pace, with nothing to fit yet.
