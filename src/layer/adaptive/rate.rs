@@ -1439,9 +1439,12 @@ impl RateControl {
     }
 
     /// After a measurement from the gaps of a limiter without a burst
-    /// (`gaps`: the rates they allow), the top of them is a ceiling.
+    /// (`gaps`: the rates they allow), the top of them is a ceiling. Not
+    /// in a fleet: one process's gaps are not what the limiter sees, and a
+    /// share is probed a step at a time.
     fn bound_by_gaps(&mut self, gaps: Option<(f64, f64)>) {
         self.ceiling = gaps
+            .filter(|_| !self.shared())
             .map(|(_, top)| top)
             .filter(|&top| top > TOP_PROBE_OVER * self.estimate)
             .map(|top| top as f32);
