@@ -29,6 +29,11 @@
 //!   `Retry-After` pauses, where nothing can be measured at the limit, two
 //!   cycles of sending are fitted as a GCRA (the rate at which both end at
 //!   the same excess, whatever the burst), and time paused never counts.
+//!   A search refused while its sends come in waves (a slow backend,
+//!   the concurrency limit releasing a round trip's answers at once)
+//!   restarts from what was accepted: its refusals are the waves'. A
+//!   limiter without a burst is measured by its gaps, which bound its rate
+//!   from both sides; probes go halfway to the top until the two meet.
 //!   A guess (a lower bound) is searched upward 1.25× per 100 ms; a
 //!   measured rate is held at 98 % and probed rarely, but a probe that
 //!   holds is followed at once by one twice as far, and a rate that fell
@@ -71,7 +76,7 @@
 //!   (`Wait`'s back-off would idle a host the rate already slowed).
 //!
 //! State is under 1 KiB per host (a test bounds it), plus bounded logs on
-//! the heap (a cycle's send times, at most 4 096; the last 32 sends'
+//! the heap (a cycle's send times, at most 4 096; the last 64 sends'
 //! gaps; in a fleet, its last three merged cycles, at most 4 096 each),
 //! updated under that host's own mutex for a constant-time section,
 //! twice per request (admission; the answer and the permit's return).
