@@ -1350,6 +1350,10 @@ impl RateControl {
             self.restart_count(now);
             self.stepped_at = now;
             self.cut_at = now;
+            // The next probe as after any cut: the wait a trickle set counted
+            // its answers at the trickle's rate (400 at 2.7/s: 150 s, and
+            // a window of 10 s was held at 88 % of its rate for as long).
+            self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         }
     }
 
@@ -2347,5 +2351,9 @@ mod tests {
             (17.0..=20.0).contains(&held),
             "the cycle's rate, held: {held}/s (the trickle was {halved}/s)"
         );
+        // Probed as after any cut (400 answers at the held rate, 30 s at
+        // the least), not after 400 answers at the trickle's rate.
+        let wait = c.probe_after.saturating_duration_since(t);
+        assert!(wait <= Duration::from_secs(31), "next probe in {wait:?}");
     }
 }
