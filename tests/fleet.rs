@@ -199,8 +199,11 @@ fn a_process_with_a_small_view_of_the_rate_does_not_take_the_schedule_from_a_lar
             .0
     });
     let large = granted[1] as f64;
+    // Priced by the small view, the large process got 421 of its 1 000;
+    // priced right, 999–1 034 on an idle machine, and 782 once on CI
+    // with other test binaries running: the bar sits between.
     assert!(
-        large >= 0.8 * 500.0 * SPAN.as_secs_f64(),
+        large >= 0.6 * 500.0 * SPAN.as_secs_f64(),
         "the large process was granted {large} slots in {SPAN:?} at a pace of 500/s (small: {})",
         granted[0]
     );
