@@ -29,6 +29,15 @@ fn fleet(server: &RedisServer, namespace: &str) -> Fleet {
     Fleet::start(config).expect("inside a runtime")
 }
 
+/// Two processes under `namespace`, once both are connected.
+async fn two_connected(server: &RedisServer, namespace: &str) -> (Fleet, Fleet) {
+    let (a, b) = (fleet(server, namespace), fleet(server, namespace));
+    for f in [&a, &b] {
+        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
+    }
+    (a, b)
+}
+
 /// Leases for `host` in both processes until `done`.
 async fn lease_until(fleets: [&Fleet; 2], host: &str, what: &str, mut done: impl FnMut() -> bool) {
     eventually(what, Duration::from_secs(5), || {
@@ -45,11 +54,8 @@ async fn two_processes_answers_sum_into_one_load_and_bad_fields_are_dropped() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (fleet(&server, "answers"), fleet(&server, "answers"));
+    let (a, b) = two_connected(&server, "answers").await;
     let host = "example.com";
-    for f in [&a, &b] {
-        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
-    }
     lease_until([&a, &b], host, "two live processes", || {
         a.share(host) == 0.5 && b.share(host) == 0.5
     })
@@ -87,14 +93,11 @@ async fn an_answers_key_of_another_type_is_replaced() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (fleet(&server, "answertype"), fleet(&server, "answertype"));
+    let (a, b) = two_connected(&server, "answertype").await;
     let host = "type.example";
     let key = "answertype:{type.example}:answers";
     // Somebody else's list where the answers' hash belongs.
     let _: i64 = server.cmd(&["RPUSH", key, "not", "a", "hash"]);
-    for f in [&a, &b] {
-        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
-    }
     let now_ms = super::unix_ms(std::time::SystemTime::now());
     a.view(host, 0, &mut counted(&[(now_ms, 0, 1)]));
     lease_until([&a, &b], host, "the answers in a hash", || {

@@ -76,19 +76,11 @@ impl Report {
                 };
                 if let Some(p) = permit {
                     let (shared, host) = (&self.shard.shared, &self.host);
-                    // What the fleet counts: accepted, refused for rate, or
-                    // neither (an error of another kind).
-                    let accepted = match status.as_u16() {
-                        0..=399 => Some(true),
-                        429 | 503 => Some(false),
-                        _ => None,
-                    };
-                    p.finish(
-                        outcome_of(status),
-                        Some(response.headers()),
-                        pause,
-                        |state, c, now| shared.fleet.on_answer(host, state, c, now, accepted),
-                    );
+                    let outcome = outcome_of(status);
+                    let accepted = outcome.accepted();
+                    p.finish(outcome, Some(response.headers()), pause, |state, c, now| {
+                        shared.fleet.on_answer(host, state, c, now, accepted)
+                    });
                 }
             }
             Err(_) => {

@@ -134,6 +134,18 @@ pub(crate) enum Outcome {
     Neutral,
 }
 
+impl Outcome {
+    /// What a fleet counts of it (`fleet::answers`): accepted, refused
+    /// for rate or overload, or neither.
+    pub(crate) fn accepted(self) -> Option<bool> {
+        match self {
+            Outcome::Success => Some(true),
+            Outcome::Throttled | Outcome::Loss => Some(false),
+            Outcome::Neutral => None,
+        }
+    }
+}
+
 /// A host's limits as `Controller::snapshot` reads them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {

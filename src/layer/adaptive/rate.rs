@@ -513,6 +513,18 @@ impl RateControl {
         sent as f64 >= 0.5 * self.pace * span
     }
 
+    /// Whether a search is sent in waves: a far server's answers come
+    /// back together and the concurrency limit lets as many go at once, so
+    /// the pace binds inside each wave while over a round trip the sends
+    /// fall far short of it. Not in a fleet, where sends wait for leased
+    /// slots and reach the pacer together anyway (the fleet's cycles fit
+    /// its rate).
+    fn searching_in_waves(&self, now: Instant) -> bool {
+        self.basis == Basis::Guess
+            && !self.shared()
+            && !self.sending_at_pace(now, self.served_rtt.max(SEARCH_STEP))
+    }
+
     /// A request is sent now.
     pub(crate) fn on_send(&mut self, now: Instant) {
         if self.resume_pending {
@@ -778,20 +790,12 @@ impl RateControl {
             self.pace = self.pace.max(self.estimate);
             return;
         }
-        // Sent in waves (a far server's answers come back together, and
-        // the concurrency limit lets as many go at once), the pace binds
-        // inside each wave, but over a round trip the sends fall far short
-        // of it: a slot accepted a wave's share, a lower bound (a GCRA with
-        // a one-request burst 200 ms away read 34 % of its rate there, and
-        // held it). The search starts again from that bound: a pace under
-        // the rate spreads the waves, and the next refusal comes with the
-        // pace in charge. (In a fleet, sends wait for leased slots and
-        // reach the pacer together anyway; the fleet's cycles fit it.)
-        if self.basis == Basis::Guess
-            && !self.shared()
-            && short > self.estimate
-            && !self.sending_at_pace(now, self.served_rtt.max(SEARCH_STEP))
-        {
+        // Sent in waves, a slot accepted a wave's share: a lower bound (a
+        // GCRA with a one-request burst 200 ms away read 34 % of its rate
+        // there, and held it). The search starts again from that bound: a
+        // pace under the rate spreads the waves, and the next refusal comes
+        // with the pace in charge.
+        if short > self.estimate && self.searching_in_waves(now) {
             self.estimate = short;
             self.settle(now);
             return;
@@ -1061,11 +1065,9 @@ impl RateControl {
         self.resume_pending = true;
         // Pauses cost too much for probes one after another.
         self.ceiling = None;
-        // A search sent in waves (see `learn_from_loss`): its cycle's
-        // shape and peak are the waves', not the limiter's.
-        let search_in_waves = self.basis == Basis::Guess
-            && !self.shared()
-            && !self.sending_at_pace(now, self.served_rtt.max(SEARCH_STEP));
+        // A search sent in waves: its cycle's shape and peak are the
+        // waves', not the limiter's.
+        let search_in_waves = self.searching_in_waves(now);
         let previous_refusal = self.told_at.replace(sent_at);
         let Some((start, mut log)) = self.cycle.take() else {
             return;
