@@ -139,6 +139,15 @@ async fn run_model(
                 let new = &log[seen..];
                 seen = log.len();
                 let ok = new.iter().filter(|(_, s)| *s).count();
+                if std::env::var_os("ARRIVALS").is_some() {
+                    // `ARRIVALS=1`: each arrival at the server, in ms, `x`
+                    // where refused.
+                    let at: Vec<String> = new
+                        .iter()
+                        .map(|(t, s)| format!("{:.0}{}", t * 1000.0, if *s { "" } else { "x" }))
+                        .collect();
+                    println!("  arrivals {}", at.join(" "));
+                }
                 let st = layer.stats();
                 let h = st.adaptive_hosts.first();
                 println!(
@@ -424,6 +433,18 @@ async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // and held at 81 % (a refused probe costs a pause, so probes wait).
     // At 100/s the same tick-back paused the host after every pause.
     holds(gcra(1000.0, 0, RetryAfter::Static(1))).await;
+    // At 20/s the search is refused at the first gap under the interval,
+    // and held at what it had sent (80 %): four refusals for the gaps to
+    // tell took four pauses. Two do: the opening flood's, whose other
+    // requests no limiter with a burst refuses, and the search's.
+    let spec = gcra(20.0, 0, RetryAfter::Static(1));
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+    assert!(
+        r.goodput >= 0.85 && r.refused <= 0.01,
+        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+        100.0 * r.goodput,
+        100.0 * r.refused
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -670,7 +670,7 @@ impl RateControl {
             .filter(|&m| m <= short * 1.1);
         // A limiter without a burst accepts well under its rate at the
         // limit; the gaps of what it accepted and refused measure it.
-        let gaps = self.spacing.no_burst_rates(self.answered_before(now));
+        let gaps = self.gap_rates(now);
         let at_limit = match gaps {
             Some((r, _)) => Some(at_limit.map_or(r, |m| m.max(r))),
             None => at_limit,
@@ -740,22 +740,16 @@ impl RateControl {
                 }
                 // Refusals keep coming at the hold, too few to measure: the
                 // hold is a little high. Step back once per episode's worth
-                // of answers.
+                // of answers, or sooner when the host refuses as many as it
+                // accepts: at a few a second eight acceptances take seconds
+                // of such refusals (a burst of 50 at 5/s ran out into a
+                // pace of 11/s, refused half its sends for 1.5 s).
                 None if was.is_some_and(|r| r <= self.estimate * self.hold * 1.001)
-                    && self.since_cut.0 >= MIN_EVIDENCE =>
+                    && (self.since_cut.0 >= MIN_EVIDENCE
+                        || (self.since_cut.0 >= MIN_EVIDENCE / 2
+                            && self.since_cut.1 >= self.since_cut.0)) =>
                 {
-                    // What it accepted since the cut, if the pace was
-                    // above it all along; a small step back otherwise, and
-                    // when the cut is too recent for its count to be a rate
-                    // (a window that counts refusals accepts in bursts).
-                    let counted = now.saturating_duration_since(self.cut_at) >= MIN_SPAN;
-                    let accepted = if counted {
-                        self.accepted_since_cut(now)
-                    } else {
-                        f64::MAX
-                    };
-                    self.estimate = accepted.min(self.estimate * self.hold).max(self.min_rate);
-                    self.costly_probe();
+                    self.step_back_at_hold(now);
                 }
                 None => return,
             }
@@ -823,6 +817,17 @@ impl RateControl {
                 self.estimate = m;
                 self.basis = Basis::Measured;
                 self.bound_by_gaps(gaps);
+            }
+            // At a few requests a second no second holds eight answers:
+            // the answers since the cut are the evidence there (a pace 6 %
+            // over a one-request burst at 5/s was refused every three
+            // seconds, and never stepped back).
+            None if self.basis == Basis::Measured
+                && short == 0.0
+                && self.since_cut.0 >= MIN_EVIDENCE
+                && was.is_some_and(|r| r <= self.estimate * self.hold * 1.001) =>
+            {
+                self.step_back_at_hold(now);
             }
             None if self.basis == Basis::Measured && short > 0.0 => {
                 // A refusal at a known rate, with nothing to measure: the
@@ -1239,11 +1244,7 @@ impl RateControl {
             self.estimate = floor;
             self.basis = Basis::Guess;
         }
-        if let Some(r) = self
-            .spacing
-            .no_burst_rate(self.answered_before(now))
-            .filter(|&r| r > self.estimate)
-        {
+        if let Some(r) = self.gap_rates(now).map(|(r, _)| r).filter(|&r| r > self.estimate) {
             // A limiter without a burst: its gaps measure it.
             self.estimate = r;
             self.basis = Basis::Measured;
@@ -1260,6 +1261,21 @@ impl RateControl {
             self.probe_after = now;
             self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
         }
+    }
+
+    /// Refusals at the hold, too few to measure: what the host accepted
+    /// since the cut, if the pace was above it all along; a small step back
+    /// otherwise, and when the cut is too recent for its count to be a rate
+    /// (a window that counts refusals accepts in bursts).
+    fn step_back_at_hold(&mut self, now: Instant) {
+        let counted = now.saturating_duration_since(self.cut_at) >= MIN_SPAN;
+        let accepted = if counted {
+            self.accepted_since_cut(now)
+        } else {
+            f64::MAX
+        };
+        self.estimate = accepted.min(self.estimate * self.hold).max(self.min_rate);
+        self.costly_probe();
     }
 
     /// The rate the host accepted requests sent since the latest cut at.
@@ -1437,6 +1453,18 @@ impl RateControl {
     fn ceiling_probe_due(&self, now: Instant) -> bool {
         self.ceiling.is_some()
             && now.saturating_duration_since(self.cut_at) >= SEARCH_STEP.max(2 * self.served_rtt)
+    }
+
+    /// The rates a limiter without a burst may have, by the gaps of this
+    /// process's sends (see [`Spacing::no_burst_rates`]). None in a fleet:
+    /// one process's gaps are not what the limiter sees, and with two
+    /// refusals enough to tell, the interleaved sends of others could
+    /// pass for a clean separation.
+    fn gap_rates(&self, now: Instant) -> Option<(f64, f64)> {
+        if self.shared() {
+            return None;
+        }
+        self.spacing.no_burst_rates(self.answered_before(now))
     }
 
     /// Sends before this have their answers in, served ones too.
@@ -2138,6 +2166,54 @@ mod tests {
         }
         assert!(c.probing, "the probe began");
         assert!(c.estimate > 1800.0, "estimate {:.0}", c.estimate);
+    }
+
+    /// Held at `estimate`, cut at `t0`.
+    fn held(t0: Instant, estimate: f64) -> RateControl {
+        let mut c = RateControl::new(1.0, t0);
+        c.basis = Basis::Measured;
+        c.estimate = estimate;
+        c.pace = estimate * HOLD;
+        c.cut_at = t0;
+        c.restart_count(t0);
+        c.probe_after = t0 + Duration::from_secs(60);
+        c
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_hold_refused_steps_back() {
+        // Held at 5.4/s over a one-request burst at 5/s: a refusal every
+        // three seconds, none within the second of another, and no second
+        // holds eight answers to measure. It stepped back never.
+        let t0 = Instant::now();
+        let mut c = held(t0, 5.5);
+        let t = accept_every(&mut c, t0, 12, Duration::from_secs_f64(1.0 / 5.39));
+        c.bound_at = Some(t);
+        c.on_loss(t + ms(1), t, None);
+        let (estimate, _) = c.estimate();
+        assert!(estimate < 5.5 * HOLD + 0.01, "still {estimate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_refused_as_often_as_accepted_steps_back_before_eight_acceptances() {
+        // Held at 10/s where a host takes 5/s: half the sends refused, as
+        // a burst's tolerance lets them through (no clean gaps). Eight
+        // acceptances took 1.6 s of such refusals; a few and as many
+        // refused are enough to read what it accepts.
+        let t0 = Instant::now();
+        let mut c = held(t0, 10.2);
+        let mut t = t0;
+        for accepted in [true, false, false, true].repeat(3) {
+            t += ms(100);
+            c.bound_at = Some(t);
+            if accepted {
+                c.on_accepted(t + ms(1), t);
+            } else {
+                c.on_loss(t + ms(1), t, None);
+            }
+        }
+        let (estimate, _) = c.estimate();
+        assert!(estimate < 6.0, "after 1.2 s still {estimate}");
     }
 
     #[tokio::test(start_paused = true)]
