@@ -448,6 +448,22 @@ async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_search_is_held_where_it_was_refused_not_at_its_average() {
+    // nginx without `burst=` at 10/s, `Retry-After: 1`: the search after
+    // the opening pause spends a second at 1/s, then grows to 11/s within
+    // three sends and is refused. Too few sends for a peak over four
+    // intervals, it was held at its cycle's average, 3/s, for minutes.
+    let spec = gcra(10.0, 0, RetryAfter::Static(1));
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+    assert!(
+        r.goodput >= 0.85 && r.refused <= 0.01,
+        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+        100.0 * r.goodput,
+        100.0 * r.refused
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limiter_without_a_burst_is_measured_by_its_gaps() {
     // nginx `limit_req` without `burst=` (its default) refuses a request
     // sooner than one interval after the last one it accepted. Sent to a

@@ -350,6 +350,11 @@ pub(super) const FIT_OVER_PEAK: f64 = 1.5;
 /// a second, the last one left out, over that window. A rate over fewer
 /// than [`PEAK_SENDS`] intervals is one interval's jitter, not a rate.
 pub(super) fn peak_rate(log: &[f32]) -> f64 {
+    peak_rate_over(log, PEAK_SENDS)
+}
+
+/// [`peak_rate`] over windows of `min_sends` intervals at least.
+pub(super) fn peak_rate_over(log: &[f32], min_sends: usize) -> f64 {
     let n = log.len();
     let mut peak = 0.0f64;
     for (i, &t) in log.iter().enumerate().rev() {
@@ -357,7 +362,7 @@ pub(super) fn peak_rate(log: &[f32]) -> f64 {
         if w > 1.0 {
             break;
         }
-        if w >= SEARCH_STEP.as_secs_f64() && n - 1 - i >= PEAK_SENDS {
+        if w >= SEARCH_STEP.as_secs_f64() && n - 1 - i >= min_sends {
             peak = peak.max((n - 1 - i) as f64 / w);
         }
     }

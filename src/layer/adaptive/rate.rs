@@ -88,7 +88,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fit::{fit_cycles, peak_rate, Fit, CYCLES_KEPT, FIT_OVER_PEAK, SEARCH_STEP};
+use super::fit::{fit_cycles, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK, SEARCH_STEP};
 use super::fleet_fit::{Finished, FleetCycles, MergedCycle};
 use super::meter::Meter;
 use super::quota::QuotaWindows;
@@ -1125,6 +1125,9 @@ impl RateControl {
         // burst, which refuses two requests a millisecond apart whatever
         // its rate under a thousand a second.
         let peak = peak_rate(&log);
+        // At a few a second no trailing window holds four intervals: the
+        // last two are the rate it was sending at when refused.
+        let peak_few = peak_rate_over(&log, 2);
         if let Some(fleet) = self.fleet.as_mut() {
             // In a fleet, this process's part of the unpaced opening flood
             // is whatever its requests raced to: no shape to fit its share
@@ -1224,7 +1227,12 @@ impl RateControl {
                 // Its average rate is far below where it was refused (it
                 // grew all along): hold at the rate it was sending when
                 // refused, which is past the limit, so that the next cycle
-                // ends in a refusal too and the two fit the rate.
+                // ends in a refusal too and the two fit the rate. Read
+                // over its last two intervals where its sends are too few
+                // for four: nginx without `burst=` at 10/s was held at the
+                // average of a search that spent its first second at 1/s
+                // (30 % of the rate).
+                let peak = if peak == 0.0 { peak_few } else { peak };
                 self.estimate = paced
                     .unwrap_or(self.min_rate)
                     .min(peak.max(accepted / secs.max(0.001)));
