@@ -232,6 +232,8 @@ pub(crate) struct RateControl {
     /// step of one of a chain that was refused: held for less time the
     /// larger it is.
     chained: bool,
+    /// The probe under way goes to the top of a wide fit's range.
+    top_probe: bool,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
     /// The highest rate a limiter without a burst may have, by the gaps
@@ -288,6 +290,7 @@ impl RateControl {
             probing: false,
             probe_step: PROBE_GROWTH,
             chained: false,
+            top_probe: false,
             drain_until: None,
             ceiling: None,
             starving: false,
@@ -432,6 +435,7 @@ impl RateControl {
                 // counts refusals, where a probe past the rate costs a
                 // window of them, one step at a time and rarely.
                 self.probing = false;
+                let top = std::mem::take(&mut self.top_probe);
                 self.estimate *= self.probe_step;
                 self.pace = self.estimate * self.hold;
                 if let Some(ceiling) = self.ceiling {
@@ -458,16 +462,24 @@ impl RateControl {
                         self.probe_step = PROBE_GROWTH;
                         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
                     }
-                } else if self.hold < HOLD || self.shared() {
+                } else if self.hold < HOLD || self.shared() || top {
                     // Under a window that counts refusals, one step at a
-                    // time. In a fleet too: a probe of one process's share
-                    // is a fraction of what the host sees, which a shared
-                    // burst hides for longer than the probe holds, so
-                    // probes that hold say little, and a chain on them
-                    // doubled a small share to twice the host's room (a
-                    // quarter share went 57, 74, 118, 236 a second) until
-                    // a refusal paused every process and the others refit
-                    // their shares from it.
+                    // time, and rarely. In a fleet too: a probe of one
+                    // process's share is a fraction of what the host sees,
+                    // which a shared burst hides for longer than the probe
+                    // holds, so probes that hold say little, and a chain on
+                    // them doubled a small share to twice the host's room
+                    // (a quarter share went 57, 74, 118, 236 a second)
+                    // until a refusal paused every process and the others
+                    // refit their shares from it. And after the top of a
+                    // wide fit's range: its cycles allow nothing above it,
+                    // and a burst may have hidden the probe (10 at 50/s
+                    // hides 3 % over for 6 s; the chain's next probe,
+                    // refused, left that false hold as the estimate, and
+                    // the host was held at 88 % of its rate).
+                    if top {
+                        self.probe_step = PROBE_GROWTH;
+                    }
                     self.probe_after = now + self.probe_wait;
                 } else {
                     // A chain: each probe that holds is followed at once by
@@ -757,6 +769,7 @@ impl RateControl {
             return;
         }
         if self.probing {
+            self.top_probe = false;
             // The probe found the limit: back to the hold, probe later. A
             // probe toward a ceiling refused lowers it to the probe's pace.
             self.probing = false;
@@ -1056,6 +1069,7 @@ impl RateControl {
             // fleet's pace goes to the top).
             self.probe_after = now;
             self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
+            self.top_probe = true;
         }
     }
 
@@ -1068,6 +1082,7 @@ impl RateControl {
             return;
         }
         self.resume_pending = true;
+        self.top_probe = false;
         // Pauses cost too much for probes one after another.
         self.ceiling = None;
         // A search sent in waves: its cycle's shape and peak are the
@@ -1268,6 +1283,7 @@ impl RateControl {
             // once, not again for each fit after it.
             self.probe_after = now;
             self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
+            self.top_probe = true;
         }
     }
 
@@ -1802,6 +1818,27 @@ mod tests {
             c.rate(resumed + Duration::from_secs(2)).is_some_and(|p| p < r),
             "the hold after the third cycle is under the rate"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wide_fits_top_that_holds_starts_no_chain() {
+        // The probe at a wide fit's top held: nothing above it fits, so
+        // the next probe waits instead of going twice as far at once.
+        let (r, burst) = (20.0, 1.0);
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        let end = gcra_cycle(&mut c, t0, r, burst, 3.0 * r);
+        let end = gcra_cycle(&mut c, end + Duration::from_secs(1), r, burst, 3.0 * r);
+        let resumed = end + Duration::from_secs(1);
+        c.bound_at = Some(resumed);
+        let probe = c.rate(resumed).expect("a pace");
+        assert!(c.probing && c.top_probe, "the top is probed at once: {probe}/s");
+        let t = resumed + PROBE_HOLDS + ms(10);
+        c.bound_at = Some(t);
+        let held = c.rate(t).expect("a pace");
+        assert!((held - probe).abs() < 1e-6, "the probe held: {held}");
+        assert!(!c.chained && c.probe_after > t, "no chain after the top");
+        assert_eq!(c.probe_step, PROBE_GROWTH);
     }
 
     #[tokio::test(start_paused = true)]
