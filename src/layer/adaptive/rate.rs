@@ -1384,7 +1384,7 @@ impl RateControl {
         let (from, accepted_before) = self.starve_cycle;
         let accepted = self.meter.total().saturating_sub(accepted_before);
         self.starve_cycle = (now, self.meter.total());
-        let secs = now.saturating_duration_since(from).as_secs_f64().max(1.0);
+        let secs = round_window(now.saturating_duration_since(from).as_secs_f64().max(1.0));
         let rate = accepted as f64 / secs;
         if rate * self.hold > self.pace {
             self.estimate = rate;
@@ -1576,6 +1576,26 @@ const OPENING_PROBES: u8 = 2;
 /// A process's own sends in a cycle that make its view of the host's rate
 /// worth comparing a fleet's fit with.
 const VIEW_SENDS: usize = 100;
+
+/// Window lengths limiters are configured with, seconds.
+const ROUND_WINDOWS: [f64; 12] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0,
+];
+
+/// The length of a window that counts refusals, from the time it took to
+/// reopen after filling: that time is the window's length and a little
+/// more (the refusals sent meanwhile stay counted and hold it shut a while
+/// longer), and limiters count over round lengths (HAProxy's
+/// `http_req_rate(10s)`). Within a tenth over a round length it is that
+/// length; otherwise as measured. A window of 10 s read as 10.6 held the
+/// pace at 89 % of its rate.
+fn round_window(secs: f64) -> f64 {
+    ROUND_WINDOWS
+        .into_iter()
+        .rev()
+        .find(|&w| w <= secs && secs <= 1.1 * w)
+        .unwrap_or(secs)
+}
 
 #[cfg(test)]
 mod tests {
@@ -1818,6 +1838,15 @@ mod tests {
             c.rate(resumed + Duration::from_secs(2)).is_some_and(|p| p < r),
             "the hold after the third cycle is under the rate"
         );
+    }
+
+    #[test]
+    fn a_window_reopening_a_little_after_a_round_length_is_that_long() {
+        assert_eq!(round_window(10.58), 10.0);
+        assert_eq!(round_window(1.05), 1.0);
+        assert_eq!(round_window(63.0), 60.0);
+        assert_eq!(round_window(12.0), 12.0, "not within a tenth of 10 s");
+        assert_eq!(round_window(9.9), 9.9, "never longer than measured");
     }
 
     #[tokio::test(start_paused = true)]
