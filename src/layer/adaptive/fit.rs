@@ -353,7 +353,9 @@ pub(super) fn peak_rate(log: &[f32]) -> f64 {
     peak_rate_over(log, PEAK_SENDS)
 }
 
-/// [`peak_rate`] over windows of `min_sends` intervals at least.
+/// [`peak_rate`] over windows of `min_sends` intervals at least: for a
+/// search at a few requests a second, whose paced sends are too few for
+/// four intervals in its last second (`rate.rs` reads its last two).
 pub(super) fn peak_rate_over(log: &[f32], min_sends: usize) -> f64 {
     let n = log.len();
     let mut peak = 0.0f64;

@@ -2258,7 +2258,7 @@ mod tests {
     async fn a_slow_hold_refused_steps_back() {
         // Held at 5.4/s over a one-request burst at 5/s: a refusal every
         // three seconds, none within the second of another, and no second
-        // holds eight answers to measure. It stepped back never.
+        // holds eight answers to measure: it never stepped back.
         let t0 = Instant::now();
         let mut c = held(t0, 5.5);
         let t = accept_every(&mut c, t0, 12, Duration::from_secs_f64(1.0 / 5.39));
