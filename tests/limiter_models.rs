@@ -385,6 +385,18 @@ async fn table() {
     }
 }
 
+/// One model under the adaptive policy: at least `share` of its rate, at
+/// most 1 % refused.
+async fn holds_at_least(spec: Spec, share: f64) {
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
+    assert!(
+        r.goodput >= share && r.refused <= 0.01,
+        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+        100.0 * r.goodput,
+        100.0 * r.refused
+    );
+}
+
 /// One model under the adaptive policy: the targets.
 async fn holds(spec: Spec) {
     let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
@@ -437,14 +449,7 @@ async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // and held at what it had sent (80 %): four refusals for the gaps to
     // tell took four pauses. Two do: the opening flood's, whose other
     // requests no limiter with a burst refuses, and the search's.
-    let spec = gcra(20.0, 0, RetryAfter::Static(1));
-    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
-    assert!(
-        r.goodput >= 0.85 && r.refused <= 0.01,
-        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
-        100.0 * r.goodput,
-        100.0 * r.refused
-    );
+    holds_at_least(gcra(20.0, 0, RetryAfter::Static(1)), 0.85).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -453,14 +458,7 @@ async fn a_slow_search_is_held_where_it_was_refused_not_at_its_average() {
     // the opening pause spends a second at 1/s, then grows to 11/s within
     // three sends and is refused. Too few sends for a peak over four
     // intervals, it was held at its cycle's average, 3/s, for minutes.
-    let spec = gcra(10.0, 0, RetryAfter::Static(1));
-    let r = run(spec, Some(GatePolicy::Adaptive), SECS, LATENCY).await;
-    assert!(
-        r.goodput >= 0.85 && r.refused <= 0.01,
-        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
-        100.0 * r.goodput,
-        100.0 * r.refused
-    );
+    holds_at_least(gcra(10.0, 0, RetryAfter::Static(1)), 0.85).await;
 }
 
 #[tokio::test(start_paused = true)]
