@@ -40,7 +40,9 @@
 //!   from one held for a while is probed back up within seconds
 //!   (`recovery.rs`). Refusals that keep
 //!   coming below the accepted rate drain the pace (a window that counts
-//!   refusals); refusals whose share does not follow the pace are ignored
+//!   refusals; once it reopens, its count is read over the round length,
+//!   1 s, 10 s, 60 s…, that the time it took lies just over); refusals
+//!   whose share does not follow the pace are ignored
 //!   for a while (a hostile or broken server). Quota headers set the pace
 //!   directly. A 429 moves only the rate; a 503 or an error also cuts the
 //!   concurrency limit.

@@ -413,7 +413,7 @@ impl RateControl {
                 self.pace = self.estimate * self.hold * self.probe_step;
             }
             Basis::Measured if binding && !self.probing && now >= self.probe_after => {
-                if self.pace > self.estimate * self.hold * 1.001 && !self.shared() {
+                if self.above_hold(self.pace) && !self.shared() {
                     // A search frozen at its first loss above the estimate,
                     // and nothing refused since: what the host accepted at
                     // that pace is the better estimate (probed from the
@@ -742,7 +742,7 @@ impl RateControl {
                 }
                 // Sending above the estimate (a search frozen at its first
                 // loss) without a measurement yet: back to the estimate.
-                None if was.is_some_and(|r| r > self.estimate * self.hold * 1.001)
+                None if was.is_some_and(|r| self.above_hold(r))
                     && now.saturating_duration_since(self.cut_at) >= FREEZE =>
                 {
                     // What it accepted while frozen above it: a GCRA's rate,
@@ -756,7 +756,7 @@ impl RateControl {
                 // accepts: at a few a second eight acceptances take seconds
                 // of such refusals (a burst of 50 at 5/s ran out into a
                 // pace of 11/s, refused half its sends for 1.5 s).
-                None if was.is_some_and(|r| r <= self.estimate * self.hold * 1.001)
+                None if was.is_some_and(|r| !self.above_hold(r))
                     && (self.since_cut.0 >= MIN_EVIDENCE
                         || (self.since_cut.0 >= MIN_EVIDENCE / 2
                             && self.since_cut.1 >= self.since_cut.0)) =>
@@ -838,7 +838,7 @@ impl RateControl {
             None if self.basis == Basis::Measured
                 && short == 0.0
                 && self.since_cut.0 >= MIN_EVIDENCE
-                && was.is_some_and(|r| r <= self.estimate * self.hold * 1.001) =>
+                && was.is_some_and(|r| !self.above_hold(r)) =>
             {
                 self.step_back_at_hold(now);
             }
@@ -1491,18 +1491,24 @@ impl RateControl {
         self.spacing.no_burst_rates(self.answered_before(now))
     }
 
+    /// Whether `pace` is over the hold (a search frozen past it, a probe),
+    /// beyond float rounding.
+    fn above_hold(&self, pace: f64) -> bool {
+        pace > self.estimate * self.hold * 1.001
+    }
+
     /// Sends before this have their answers in, served ones too.
     fn answered_before(&self, now: Instant) -> Instant {
         now.checked_sub(self.served_rtt).unwrap_or(now)
     }
 
     /// After a measurement from the gaps of a limiter without a burst
-    /// (`gaps`: the rates they allow), the top of them is a ceiling. Not
-    /// in a fleet: one process's gaps are not what the limiter sees, and a
-    /// share is probed a step at a time.
+    /// (`gaps`: the rates they allow, from [`gap_rates`], so never in a
+    /// fleet), the top of them is a ceiling.
+    ///
+    /// [`gap_rates`]: RateControl::gap_rates
     fn bound_by_gaps(&mut self, gaps: Option<(f64, f64)>) {
         self.ceiling = gaps
-            .filter(|_| !self.shared())
             .map(|(_, top)| top)
             .filter(|&top| top > TOP_PROBE_OVER * self.estimate)
             .map(|top| top as f32);
@@ -1808,20 +1814,26 @@ mod tests {
         assert!(!probing(&c), "after a fleet fit, no opening probe");
     }
 
+    /// 20/s with a burst of one and `Retry-After: 1`: a flood and a search
+    /// of a few sends each, which allow rates some 10 % either side of
+    /// 20/s. Returns when the pause after them ends.
+    fn wide_fit(c: &mut RateControl, t0: Instant) -> Instant {
+        let end = gcra_cycle(c, t0, 20.0, 1.0, 60.0);
+        let end = gcra_cycle(c, end + Duration::from_secs(1), 20.0, 1.0, 60.0);
+        end + Duration::from_secs(1)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_wide_fit_is_probed_at_its_top_and_three_cycles_narrow_it() {
-        // 20/s with a burst of one and `Retry-After: 1`: a flood and a
-        // search of a few sends each allow rates some 10 % either side
-        // of 20/s. The hold sits at the middle of them, over the rate or
-        // under it; a third cycle sent at once at their top narrows them.
+        // The hold sits at the middle of the rates two cycles allow, over
+        // the rate or under it; a third cycle sent at once at their top
+        // narrows them.
         let (r, burst) = (20.0, 1.0);
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
-        let end = gcra_cycle(&mut c, t0, r, burst, 3.0 * r);
-        let end = gcra_cycle(&mut c, end + Duration::from_secs(1), r, burst, 3.0 * r);
+        let resumed = wide_fit(&mut c, t0);
         let (two, basis) = c.estimate();
         assert_eq!(basis, Basis::Measured, "two cycles fit");
-        let resumed = end + Duration::from_secs(1);
         c.bound_at = Some(resumed);
         let probe = c.rate(resumed).expect("a pace");
         assert!(
@@ -1853,12 +1865,9 @@ mod tests {
     async fn a_wide_fits_top_that_holds_starts_no_chain() {
         // The probe at a wide fit's top held: nothing above it fits, so
         // the next probe waits instead of going twice as far at once.
-        let (r, burst) = (20.0, 1.0);
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
-        let end = gcra_cycle(&mut c, t0, r, burst, 3.0 * r);
-        let end = gcra_cycle(&mut c, end + Duration::from_secs(1), r, burst, 3.0 * r);
-        let resumed = end + Duration::from_secs(1);
+        let resumed = wide_fit(&mut c, t0);
         c.bound_at = Some(resumed);
         let probe = c.rate(resumed).expect("a pace");
         assert!(c.probing && c.top_probe, "the top is probed at once: {probe}/s");
