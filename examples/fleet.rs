@@ -266,18 +266,13 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 reports.push(report);
             }
             if std::env::var_os("FLEET_TRACE").is_some() {
-                // Accepted and refused per second, at the server.
-                let mut per_second = vec![(0u32, 0u32); args.seconds as usize + 2];
-                for a in server.log() {
-                    if let Some(slot) = per_second.get_mut(a.at.as_secs() as usize) {
-                        if a.status.is_success() {
-                            slot.0 += 1;
-                        } else {
-                            slot.1 += 1;
-                        }
-                    }
-                }
+                // Accepted and refused at the server: per second, and over
+                // the opening per 100 ms.
+                let log = server.log();
+                let per_second = ok_refused(&log, Duration::from_secs(1), args.seconds as usize + 2);
                 eprintln!("  per second (ok/refused): {per_second:?}");
+                let per_tenth = ok_refused(&log, Duration::from_millis(100), 60);
+                eprintln!("  first 6 s per 100 ms (ok/refused): {per_tenth:?}");
             }
             let from = Duration::from_secs(5);
             let counted: Vec<_> = server.log().into_iter().filter(|a| a.at >= from).collect();
@@ -320,4 +315,20 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Accepted and refused arrivals at the server in each of the first `n`
+/// spans of `span`.
+fn ok_refused(log: &[testkit::Arrival], span: Duration, n: usize) -> Vec<(u32, u32)> {
+    let mut counts = vec![(0u32, 0u32); n];
+    for a in log {
+        if let Some(slot) = counts.get_mut((a.at.as_micros() / span.as_micros()) as usize) {
+            if a.status.is_success() {
+                slot.0 += 1;
+            } else {
+                slot.1 += 1;
+            }
+        }
+    }
+    counts
 }
