@@ -1006,6 +1006,22 @@ impl RateControl {
             0.0
         };
         let fitted = fleet.fit(end_us, fits, log, view);
+        if !fits && seq == 1 && !alone && self.basis == Basis::Guess {
+            // The fleet's opening flood: each process's part of it is
+            // whatever its requests raced to, and so was its guess (1 to
+            // 42/s for four processes, where the flood took 55). A process
+            // that guessed 1/s searched at a few a second, heard of each
+            // pause at its next send, up to a second late, and the others
+            // merged the fleet's cycles without its sends. Each process
+            // searches from its share of what the fleet was accepted
+            // (every send up to the refused one) over a second instead.
+            let taken = log.iter().filter(|&&t| t <= 0.0).count() as f64;
+            let guess = (taken * share.min(1.0 / processes.max(1) as f64)).max(self.min_rate);
+            if guess > self.estimate {
+                self.estimate = guess;
+                self.pace = guess;
+            }
+        }
         if alone || self.quota.active(now) {
             // Alone, its own cycles are the fleet's, and its own fit
             // (which knows its probes) stands. Quota headers set the pace.
@@ -1953,6 +1969,31 @@ mod tests {
             (estimate - 125.0).abs() < 1.5,
             "a quarter of the fit: {estimate}/s"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_flood_starts_each_process_search_from_its_share_of_it() {
+        let t0 = Instant::now();
+        // Four processes' flood: 55 sends up to the refused one, 25 after.
+        let flood: Vec<f32> = (0..80).map(|i| (i as f32 - 54.0) * 1e-4).collect();
+        let flooded = |own: f64| {
+            let mut c = RateControl::new(1.0, t0);
+            c.set_share(0.25);
+            (c.estimate, c.pace, c.basis) = (own, own, Basis::Guess);
+            c.on_fleet_cycle(
+                t0,
+                MergedCycle {
+                    fits: false,
+                    ..merged(1, 1_000_000, &flood)
+                },
+                0.25,
+            );
+            (c.estimate, c.pace)
+        };
+        // A process that got one request of it searches from a quarter.
+        assert_eq!(flooded(1.0), (13.75, 13.75));
+        // One that got more keeps its own guess.
+        assert_eq!(flooded(42.0), (42.0, 42.0));
     }
 
     #[tokio::test(start_paused = true)]
