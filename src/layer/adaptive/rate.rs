@@ -1014,9 +1014,12 @@ impl RateControl {
             // pause at its next send, up to a second late, and the others
             // merged the fleet's cycles without its sends. Each process
             // searches from its share of what the fleet was accepted
-            // (every send up to the refused one) over a second instead.
+            // (every send up to the refused one) over its sending time,
+            // a second at least, instead.
             let taken = log.iter().filter(|&&t| t <= 0.0).count() as f64;
-            let guess = (taken * share.min(1.0 / processes.max(1) as f64)).max(self.min_rate);
+            let secs = f64::from(-log.first().copied().unwrap_or(0.0)).max(1.0);
+            let share = share.min(1.0 / processes.max(1) as f64);
+            let guess = (taken / secs * share).max(self.min_rate);
             if guess > self.estimate {
                 self.estimate = guess;
                 self.pace = guess;
@@ -1976,7 +1979,7 @@ mod tests {
         let t0 = Instant::now();
         // Four processes' flood: 55 sends up to the refused one, 25 after.
         let flood: Vec<f32> = (0..80).map(|i| (i as f32 - 54.0) * 1e-4).collect();
-        let flooded = |own: f64| {
+        let flooded = |own: f64, flood: &[f32]| {
             let mut c = RateControl::new(1.0, t0);
             c.set_share(0.25);
             (c.estimate, c.pace, c.basis) = (own, own, Basis::Guess);
@@ -1984,16 +1987,21 @@ mod tests {
                 t0,
                 MergedCycle {
                     fits: false,
-                    ..merged(1, 1_000_000, &flood)
+                    ..merged(1, 1_000_000, flood)
                 },
                 0.25,
             );
             (c.estimate, c.pace)
         };
         // A process that got one request of it searches from a quarter.
-        assert_eq!(flooded(1.0), (13.75, 13.75));
+        assert_eq!(flooded(1.0, &flood), (13.75, 13.75));
         // One that got more keeps its own guess.
-        assert_eq!(flooded(42.0), (42.0, 42.0));
+        assert_eq!(flooded(42.0, &flood), (42.0, 42.0));
+        // A first cycle of ten seconds (a process that joined late) is
+        // read over its length: 1 000 sends are 25/s for a quarter.
+        let long: Vec<f32> = (0..1000).map(|i| (i as f32 - 999.0) * 0.01).collect();
+        let (estimate, _) = flooded(1.0, &long);
+        assert!((estimate - 25.0).abs() < 0.1, "{estimate}");
     }
 
     #[tokio::test(start_paused = true)]
