@@ -9,7 +9,10 @@
 //! view: one fit, the same in every process.
 //!
 //! The opening flood (unpaced: each process's part of it is whatever its
-//! requests raced to) is fitted with nothing, but it bounds the burst: a
+//! requests raced to) is fitted with nothing. Each process searches from
+//! its share of what the fleet sent up to the refusal, not from its own
+//! part (`rate.rs`), so none lags the fleet's pauses. The flood bounds
+//! the burst: a
 //! search and a pace held past the rate also fit a GCRA at half the rate
 //! with three times the burst, which a flood refused after some fifty
 //! sends rules out (`fit::crossing_within`).
