@@ -980,7 +980,8 @@ impl RateControl {
 
     /// The fleet's latest cycle: when it and the fleet's cycles before it
     /// fit a GCRA, this process paces its `share` of that rate, whatever
-    /// its own cycles fitted (see `fleet_fit.rs`).
+    /// its own cycles fitted (see `fleet_fit.rs`). The fleet's opening
+    /// flood sets where its search starts.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_fleet_cycle(&mut self, now: Instant, cycle: MergedCycle<'_>, share: f64) {
         let Some(fleet) = self.fleet.as_mut() else {
@@ -1006,6 +1007,11 @@ impl RateControl {
             0.0
         };
         let fitted = fleet.fit(end_us, fits, log, view);
+        // Every process that sent in the cycle takes a share of it: a
+        // process sending a few a second leases rarely, and the others
+        // counted it out (three processes of four took a third each of a
+        // fit, and were refused within a second).
+        let share = share.min(1.0 / processes.max(1) as f64);
         if !fits && seq == 1 && !alone && self.basis == Basis::Guess {
             // The fleet's opening flood: each process's part of it is
             // whatever its requests raced to, and so was its guess (1 to
@@ -1018,7 +1024,6 @@ impl RateControl {
             // a second at least, instead.
             let taken = log.iter().filter(|&&t| t <= 0.0).count() as f64;
             let secs = f64::from(-log.first().copied().unwrap_or(0.0)).max(1.0);
-            let share = share.min(1.0 / processes.max(1) as f64);
             let guess = (taken / secs * share).max(self.min_rate);
             if guess > self.estimate {
                 self.estimate = guess;
@@ -1067,11 +1072,6 @@ impl RateControl {
             return;
         };
         fleet.fitted = true;
-        // Every process that sent in the cycle paces a share of the fit: a
-        // process sending a few a second leases rarely, and the others
-        // counted it out (three processes of four took a third each, and
-        // were refused within a second).
-        let share = share.min(1.0 / processes.max(1) as f64);
         // What its own cycles said (their fit, the probes it planned, a
         // fall from a share it held alone) gives way.
         self.estimate = (rate * share).max(self.min_rate);
