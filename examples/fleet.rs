@@ -265,17 +265,17 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     .unwrap_or_default();
                 reports.push(report);
             }
+            let log = server.log();
             if std::env::var_os("FLEET_TRACE").is_some() {
                 // Accepted and refused at the server: per second, and over
                 // the opening per 100 ms.
-                let log = server.log();
                 let per_second = ok_refused(&log, Duration::from_secs(1), args.seconds as usize + 2);
                 eprintln!("  per second (ok/refused): {per_second:?}");
                 let per_tenth = ok_refused(&log, Duration::from_millis(100), 60);
                 eprintln!("  first 6 s per 100 ms (ok/refused): {per_tenth:?}");
             }
             let from = Duration::from_secs(5);
-            let counted: Vec<_> = server.log().into_iter().filter(|a| a.at >= from).collect();
+            let counted: Vec<_> = log.into_iter().filter(|a| a.at >= from).collect();
             let span = (args.seconds as f64 - 5.0).max(1.0);
             let accepted = counted.iter().filter(|a| a.status.is_success()).count() as f64;
             let refused = counted.len() as f64 - accepted;
