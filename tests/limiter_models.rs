@@ -437,6 +437,25 @@ async fn gcra_without_retry_after_is_measured_at_its_limit() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_burst_of_seconds_at_a_few_a_second_is_not_held_above_its_rate() {
+    // nginx `rate=10r/s burst=50`: the opening flood reads 24/s, and a
+    // hundred-millisecond slot at the limit holds one acceptance, so the
+    // slots never measure it. Refusals at the hold stepped the estimate
+    // back 2 % at a time, each step before the count since the last one
+    // meant anything: half the sends were refused for 6 s (12.7 % of the
+    // 25 counted seconds). What the host accepted since the cut, once half
+    // a second of it is counted, is its rate.
+    let spec = gcra(10.0, 50, RetryAfter::Absent);
+    let r = run(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY).await;
+    assert!(
+        r.goodput >= 0.9 && r.refused <= 0.01,
+        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+        100.0 * r.goodput,
+        100.0 * r.refused
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // nginx `limit_req` without `burst=`, with `Retry-After: 1` added: a
     // pace that restarted one timer tick back (after its queue idled) sent

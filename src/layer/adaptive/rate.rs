@@ -52,7 +52,8 @@
 //!   followed, soon, by one halfway (in ratio) to it; a loss at the hold
 //!   ends the chain. Refusals at the hold step it back to what was
 //!   accepted (from the first to the latest acceptance since the cut when
-//!   it was steady, exact at a few requests a second). Pauses at the hold
+//!   it was steady, exact at a few requests a second; counted over half a
+//!   second at least). Pauses at the hold
 //!   after cycles under 2 s, in a row, cut 2, 4, 8, 15 %; from the second,
 //!   halfway (in ratio) to what the host accepted since its last refusal.
 //! * **Capacity that fell comes back** (`recovery.rs`): after an
@@ -755,11 +756,15 @@ impl RateControl {
                 // of answers, or sooner when the host refuses as many as it
                 // accepts: at a few a second eight acceptances take seconds
                 // of such refusals (a burst of 50 at 5/s ran out into a
-                // pace of 11/s, refused half its sends for 1.5 s).
+                // pace of 11/s, refused half its sends for 1.5 s), but not
+                // before half a second is counted: sooner, the step is 2 %,
+                // and the next cut restarts the count (10/s with a burst of
+                // 50 stepped from 24/s to 10/s that way over 6 s).
                 None if was.is_some_and(|r| !self.above_hold(r))
                     && (self.since_cut.0 >= MIN_EVIDENCE
                         || (self.since_cut.0 >= MIN_EVIDENCE / 2
-                            && self.since_cut.1 >= self.since_cut.0)) =>
+                            && self.since_cut.1 >= self.since_cut.0
+                            && now.saturating_duration_since(self.cut_at) >= MIN_SPAN)) =>
                 {
                     self.step_back_at_hold(now);
                 }
