@@ -456,6 +456,23 @@ async fn a_burst_of_seconds_at_a_few_a_second_is_not_held_above_its_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_burst_of_seconds_at_a_few_a_second_is_stepped_back_to_what_it_accepted() {
+    // `rate=3r/s burst=50`: the flood runs the burst out at 8.4 s and the
+    // first guess is 8/s. What the host accepted since the count started
+    // was read over the time since the latest cut only, which the pace's
+    // own steps keep moving: 5.2/s, still refused a third of the time for
+    // seconds more. Counted from second 12, nothing is refused now.
+    let spec = gcra(3.0, 50, RetryAfter::Absent);
+    let r = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 12.0).await;
+    assert!(
+        r.goodput >= 0.85 && r.refused <= 0.01,
+        "{spec}: {:.1} % of the allowed rate, {:.2} % refused",
+        100.0 * r.goodput,
+        100.0 * r.refused
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // nginx `limit_req` without `burst=`, with `Retry-After: 1` added: a
     // pace that restarted one timer tick back (after its queue idled) sent

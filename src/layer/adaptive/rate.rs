@@ -1331,10 +1331,12 @@ impl RateControl {
     /// the intervals between its first and latest acceptance measure it
     /// exactly, whatever the count: a GCRA driven past its rate accepts one
     /// request per interval. Otherwise (acceptance in bursts, or stopped),
-    /// the count over the time since the cut.
+    /// the count over the time it was counted in (cuts with few answers
+    /// between them keep counting; over the time since the latest cut
+    /// alone, 3/s read 5.2/s).
     fn accepted_since_cut(&self, now: Instant) -> f64 {
         let a = self.since_cut.0;
-        let coarse = self.count_rate(self.cut_at, now);
+        let coarse = self.count_rate(self.counted_from, now);
         let Some((first, last)) = self.ok_span else {
             return coarse;
         };
