@@ -473,6 +473,18 @@ async fn a_burst_of_seconds_at_a_few_a_second_is_stepped_back_to_what_it_accepte
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_far_gcra_searched_past_is_not_read_as_a_window_that_counts_refusals() {
+    // 100 ms away, refusals come back at once and acceptances a round trip
+    // later. The search after the opening flood cut every 100 ms, and only
+    // answers to requests sent since the cut count: refused three to one,
+    // 15/s with a burst of 50 was drained as a counting window and held at
+    // 95 % of a low reading, 88.5 % of its rate.
+    let spec = gcra(15.0, 50, RetryAfter::Absent);
+    let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(100)).await;
+    check(spec, r);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // nginx `limit_req` without `burst=`, with `Retry-After: 1` added: a
     // pace that restarted one timer tick back (after its queue idled) sent

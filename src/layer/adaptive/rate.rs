@@ -716,7 +716,13 @@ impl RateControl {
         // accepted in a second: a GCRA or a bucket refuses at most a third
         // there, even when its burst doubled that count.
         let near = was.is_some_and(|r| r <= self.estimate * 1.5) && sent_at >= self.cut_at;
-        if in_episode && near && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a {
+        // Refusals come back at once and acceptances a round trip later,
+        // and only answers to requests sent since the cut count: within two
+        // round trips of a cut, a far GCRA's answers read three to one too
+        // (a search cut every 100 ms, 100 ms away, drained 15/s as a
+        // window and held it at 88 %).
+        let answered = now.saturating_duration_since(self.cut_at) >= 2 * self.served_rtt;
+        if in_episode && near && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a && answered {
             // Refusals keep coming although the pace is at or near what the
             // host accepted in a second (a search frozen just past it): a
             // limiter that counts them. Sending on keeps its window full;
