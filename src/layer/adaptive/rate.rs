@@ -2509,8 +2509,10 @@ mod tests {
         for &at in &sent[85..] {
             c.on_accepted(t + ms(5), at);
         }
-        // Refusals keep coming at the pace: the window counts them.
-        for _ in 0..20 {
+        // Refusals keep coming at the pace: the window counts them. Read
+        // two round trips (of those late answers) after the cut at least:
+        // sooner, a far GCRA's answers read three to one too.
+        for _ in 0..30 {
             t += ms(10);
             c.on_loss(t, t, None);
         }
