@@ -485,6 +485,21 @@ async fn a_far_gcra_searched_past_is_not_read_as_a_window_that_counts_refusals()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_far_slow_window_is_held_at_what_it_accepted_in_its_first_second() {
+    // A window of 7 a second that counts refusals, 100 ms away: its first
+    // refusal comes back before the acceptances still in flight, and reads
+    // 5/s. The search past it was refused in a window still full, and held
+    // there (6.3/s) or at that first reading (5/s): 70 % of its rate. Once
+    // the search is refused, those acceptances are answered, and what the
+    // host accepted in its first second (under eight) is the bound.
+    for rate in [5.0, 7.0] {
+        let spec = sliding(rate);
+        let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(100)).await;
+        check(spec, r);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // nginx `limit_req` without `burst=`, with `Retry-After: 1` added: a
     // pace that restarted one timer tick back (after its queue idled) sent

@@ -824,10 +824,18 @@ impl RateControl {
             // refusals, a full slot of them, measure the limit (the slot the
             // pace crossed it in does not); without a measurement it goes
             // back to the estimate, which a limiter whose window the search
-            // filled does not lower.
-            self.estimate = self.estimate.max(short);
+            // filled does not lower. At a few a second, what it accepted
+            // over the last second is a lower bound too, though under eight:
+            // read now, with the acceptances that were in flight at the
+            // first refusal answered (7/s 100 ms away read 5/s there, and
+            // held it).
+            let slow = f64::from(count) / span.as_secs_f64().max(1.0);
+            self.estimate = self.estimate.max(if short > 0.0 { short } else { slow });
             self.basis = Basis::Measured;
-            self.pace = was.unwrap_or(self.estimate).max(self.min_rate);
+            // Refused below that bound (a window still full of the opening
+            // flood): held under it, not frozen where it was refused.
+            let held = self.estimate * self.hold;
+            self.pace = was.map_or(held, |r| r.max(held)).max(self.min_rate);
             self.cut_at = now;
             self.restart_count(now);
             return;
