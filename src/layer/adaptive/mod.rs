@@ -44,8 +44,8 @@
 //!   1 s, 10 s, 60 s…, that the time it took lies just over); refusals
 //!   whose share does not follow the pace are ignored
 //!   for a while (a hostile or broken server). Quota headers set the pace
-//!   directly. A 429 moves only the rate; a 503 or an error also cuts the
-//!   concurrency limit.
+//!   directly. A 429, or a 503 with `Retry-After`, moves only the rate; a
+//!   503 without it or an error also cuts the concurrency limit.
 //! * **Pacing is a queue with one leader**: the request at its head holds
 //!   the next slot and sleeps until it; the others wait their turn. A rate
 //!   change therefore reaches the very next send (reserving a slot per
@@ -130,7 +130,9 @@ pub(crate) enum Outcome {
     /// 429 serialised a crawl into one pause per request.
     Throttled,
     /// 503, or an inner error (timeout, refused, reset): overload, which
-    /// cuts the concurrency limit as well as the rate.
+    /// cuts the concurrency limit as well as the rate, unless the answer
+    /// said when to come back (`Retry-After`): then, as a 429, the rate
+    /// only (nginx `limit_req` answers 503 by default).
     Loss,
     /// Any other answer: says nothing about load.
     Neutral,
