@@ -10,6 +10,7 @@
 #
 #   bash benches/model_ensemble.sh run OUT [B]   # 525 cells, a minute; OUT from the repository root
 #   bash benches/model_ensemble.sh matrix OUT [B] # 349 cells of other kinds, one draw each
+#   bash benches/model_ensemble.sh far OUT [B]    # 500 cells: 1-200 ms away, 429 and 503
 #   bash benches/model_ensemble.sh summary A B   # side by side
 #
 # `POLICY=adaptive` is the layer's default; the table's other switches
@@ -82,12 +83,29 @@ matrix)
     shift 2
     summary "$out" "$@"
     ;;
+far)
+    # Far servers and nginx's default status: 1-200 ms away, refusals
+    # answered 429 and 503, at 3-500/s, 30 s counted from second 5 (250
+    # cells a status). `BIN=` runs another build's table binary.
+    out=${2:?usage: model_ensemble.sh far OUT}
+    bin=${BIN:-$(cargo test --release --test limiter_models --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)}
+    [ -x "$bin" ] || { echo "could not build tests/limiter_models.rs" >&2; exit 1; }
+    : >"$out"
+    for l in 1 20 50 100 200; do
+        for status in 429 503; do
+            env POLICY=${POLICY:-adaptive} REFUSE_WITH=$status LATENCY_MS=$l RATES=${RATES:-3,10,50,200,500} SECS=30 \
+                "$bin" --ignored --nocapture table 2>&1 | grep -E '% refused' | grep -v '^concurrency' | sed "s|^|L$l-$status |" >>"$out"
+        done
+    done
+    shift 2
+    summary "$out" "$@"
+    ;;
 summary)
     shift
     summary "$@"
     ;;
 *)
-    echo "usage: model_ensemble.sh run|matrix OUT [B ...] | summary A [B ...]" >&2
+    echo "usage: model_ensemble.sh run|matrix|far OUT [B ...] | summary A [B ...]" >&2
     exit 1
     ;;
 esac
