@@ -541,6 +541,21 @@ async fn a_far_limiter_answering_503_with_retry_after_is_paced_not_cut() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_far_window_that_counts_refusals_is_read_over_the_second_it_filled_in() {
+    // 200 ms away, the concurrency limit's slow start fills a window of 50
+    // a second in its second second, and the refusal past it comes back a
+    // round trip before the last acceptances. Counted over the last second
+    // then (by answer or by send), it read 37: held at 72 % of its rate.
+    // The second that ended at the first refusal, read once its answers
+    // are in, holds the window's count.
+    for (rate, ms) in [(50.0, 200), (200.0, 100)] {
+        let spec = sliding(rate);
+        let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(ms)).await;
+        check(spec, r);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
     // nginx `limit_req` without `burst=`, with `Retry-After: 1` added: a
     // pace that restarted one timer tick back (after its queue idled) sent

@@ -1,6 +1,8 @@
-//! What a host accepted lately: answers and losses counted in eight slots
-//! of 125 ms over the last second, by when their requests were sent, and
-//! accepted answers in four slots of one second over the last four.
+//! What a host accepted lately: answers and losses counted in slots of
+//! 125 ms over the last two seconds, by when their requests were sent (the
+//! reads cover the last second; the second before it is for reading, a
+//! round trip late, a second that ended at a refusal), and accepted answers
+//! in four slots of one second over the last four.
 
 use std::time::Duration;
 
@@ -8,16 +10,21 @@ use tokio::time::Instant;
 
 /// The window the fine slots cover.
 const WINDOW: Duration = Duration::from_secs(1);
-const SLOTS: usize = 8;
+/// Fine slots per [`WINDOW`].
+const PER_WINDOW: usize = 8;
+/// Fine slots kept: two windows.
+const SLOTS: usize = 2 * PER_WINDOW;
 /// The coarse slots: one second each, four of them.
 const LONG_SLOT: Duration = Duration::from_secs(1);
 const LONG_SLOTS: usize = 4;
 
-/// Accepted and refused answers per slot over the last [`WINDOW`].
+/// Accepted answers per slot over the last two [`WINDOW`]s, refused ones
+/// over the last (slot `i` of the first is slot `i % PER_WINDOW` of the
+/// second).
 #[derive(Debug, Clone)]
 pub(crate) struct Meter {
-    accepted: [u32; SLOTS],
-    refused: [u32; SLOTS],
+    accepted: [u16; SLOTS],
+    refused: [u16; PER_WINDOW],
     slot_start: Instant,
     head: u8,
     long: [u32; LONG_SLOTS],
@@ -34,7 +41,7 @@ impl Meter {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             accepted: [0; SLOTS],
-            refused: [0; SLOTS],
+            refused: [0; PER_WINDOW],
             slot_start: now,
             head: 0,
             long: [0; LONG_SLOTS],
@@ -51,7 +58,7 @@ impl Meter {
     }
 
     fn slot_len() -> Duration {
-        WINDOW / SLOTS as u32
+        WINDOW / PER_WINDOW as u32
     }
 
     fn advance(&mut self, now: Instant) {
@@ -62,7 +69,7 @@ impl Meter {
         while now.saturating_duration_since(self.slot_start) >= Self::slot_len() && steps <= SLOTS {
             self.head = (self.head + 1) % SLOTS as u8;
             self.accepted[self.head()] = 0;
-            self.refused[self.head()] = 0;
+            self.refused[self.head() % PER_WINDOW] = 0;
             self.slot_start += Self::slot_len();
             steps += 1;
         }
@@ -100,14 +107,14 @@ impl Meter {
             let behind = self.slot_start.saturating_duration_since(sent_at);
             (behind.as_nanos() / Self::slot_len().as_nanos()) as usize + 1
         };
-        if back >= SLOTS {
+        if back >= if accepted { SLOTS } else { PER_WINDOW } {
             return;
         }
         let i = (self.head() + SLOTS - back) % SLOTS;
         let slot = if accepted {
             &mut self.accepted[i]
         } else {
-            &mut self.refused[i]
+            &mut self.refused[i % PER_WINDOW]
         };
         *slot = slot.saturating_add(1);
     }
@@ -123,17 +130,38 @@ impl Meter {
     /// most over the last second, and the span they were counted over.
     pub(crate) fn accepted_since(&mut self, now: Instant, since: Instant) -> (u32, Duration) {
         self.advance(now);
-        let mut sum = self.accepted[self.head()];
+        let mut sum = u32::from(self.accepted[self.head()]);
         let mut start = self.slot_start;
-        for back in 1..SLOTS {
+        for back in 1..PER_WINDOW {
             if start <= since {
                 break;
             }
             let i = (self.head() + SLOTS - back) % SLOTS;
-            sum += self.accepted[i];
+            sum += u32::from(self.accepted[i]);
             start = start.checked_sub(Self::slot_len()).unwrap_or(start);
         }
         (sum, now.saturating_duration_since(start.max(since)))
+    }
+
+    /// Requests sent in the second that ended with the slot `at` falls in,
+    /// and accepted: read a round trip after `at`, every answer is in.
+    /// `None` once that second is older than the slots kept.
+    pub(crate) fn accepted_in_second_to(&mut self, now: Instant, at: Instant) -> Option<u32> {
+        self.advance(now);
+        let back = if at >= self.slot_start {
+            0
+        } else {
+            let behind = self.slot_start.saturating_duration_since(at);
+            (behind.as_nanos() / Self::slot_len().as_nanos()) as usize + 1
+        };
+        if back + PER_WINDOW > SLOTS {
+            return None;
+        }
+        Some(
+            (back..back + PER_WINDOW)
+                .map(|b| u32::from(self.accepted[(self.head() + SLOTS - b) % SLOTS]))
+                .sum(),
+        )
     }
 
     /// The accepted rate of the latest complete slots in which the host
@@ -151,7 +179,7 @@ impl Meter {
         self.advance(now);
         let (mut sum, mut n) = (0u32, 0u32);
         let mut start = self.slot_start;
-        for i in (1..SLOTS).map(|back| (self.head() + SLOTS - back) % SLOTS) {
+        for i in (1..PER_WINDOW).map(|back| (self.head() + SLOTS - back) % SLOTS) {
             let end = start;
             start = start.checked_sub(Self::slot_len()).unwrap_or(start);
             if start < since {
@@ -162,8 +190,12 @@ impl Meter {
             }
             // At the limit for the whole slot: refusals throughout it, not
             // one at its end as the pace crossed the limit.
-            if self.accepted[i] > 0 && self.refused[i] > 0 && self.refused[i] * 20 >= self.accepted[i] {
-                sum += self.accepted[i];
+            let (accepted, refused) = (
+                u32::from(self.accepted[i]),
+                u32::from(self.refused[i % PER_WINDOW]),
+            );
+            if accepted > 0 && refused > 0 && refused * 20 >= accepted {
+                sum += accepted;
                 n += 1;
                 if sum >= min_accepted && n >= 3 {
                     return Some(f64::from(sum) / f64::from(n) / Self::slot_len().as_secs_f64());
@@ -196,6 +228,32 @@ mod tests {
         }
         let at = m.at_limit(t, 8, t0, Duration::ZERO).expect("slots at the limit");
         assert!((at - 500.0).abs() < 20.0, "{at}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_that_ended_at_a_refusal_is_read_a_round_trip_later() {
+        // 50 accepted, sent evenly over a second, the first of them at
+        // 200 ms; the refused request after them; all answered 200 ms later.
+        let t0 = Instant::now();
+        let mut m = Meter::new(t0);
+        let sent = |i: u64| t0 + Duration::from_millis(200 + 20 * i);
+        for i in 0..50 {
+            m.add(sent(i) + Duration::from_millis(200), sent(i), true);
+        }
+        let refused = sent(50);
+        m.add(refused, refused, false);
+        let now = refused + Duration::from_millis(400);
+        // Over the last second, by send time, the first fifth is missing.
+        let (last_second, _) = m.accepted_since(now, t0);
+        assert!(last_second < 45, "{last_second}");
+        // The second that ended at the refusal has them all, to a slot.
+        let window = m.accepted_in_second_to(now, refused).expect("kept");
+        assert!((44..=50).contains(&window), "{window}");
+        // Two seconds on, that second is no longer kept.
+        assert_eq!(
+            m.accepted_in_second_to(now + Duration::from_secs(2), refused),
+            None
+        );
     }
 
     #[tokio::test(start_paused = true)]

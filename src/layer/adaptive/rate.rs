@@ -250,6 +250,8 @@ pub(crate) struct RateControl {
     starve_cycle: (Instant, u64),
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
+    /// When the first refused request of the latest episode was sent.
+    episode_sent: Option<Instant>,
     /// The quota the server announces, if any: a pace cap and a reset
     /// (boxed: it keeps the controller under its 1 KiB bound).
     quota: Box<QuotaWindows>,
@@ -297,6 +299,7 @@ impl RateControl {
             starving: false,
             starve_cycle: (now, 0),
             last_loss: None,
+            episode_sent: None,
             quota: Box::default(),
             recovery: Recovery::default(),
             fleet: None,
@@ -663,6 +666,9 @@ impl RateControl {
             .last_loss
             .is_some_and(|at| now.saturating_duration_since(at) < episode);
         self.last_loss = Some(now);
+        if !in_episode {
+            self.episode_sent = Some(sent_at);
+        }
         if self.starved(now, was) {
             return;
         }
@@ -730,7 +736,21 @@ impl RateControl {
             // the first refusal's acceptances all answered (that refusal
             // came back before the acceptances still in flight and read
             // 85 % of a window's count).
-            self.estimate = self.estimate.max(short);
+            // And what the host accepted of the requests sent in the
+            // second before the episode's first refusal: all of them are
+            // answered now, and such a window refused the first request
+            // past its count (200 ms away, the count over the last second
+            // by answer or by send read 37 of a window of 50: either the
+            // last acceptances or the first were missing). At most what
+            // four round trips of acceptances make up over the last
+            // second's: a window longer than a second accepted a whole
+            // flood in that second.
+            let in_flight = short * (1.0 + 4.0 * self.served_rtt.as_secs_f64());
+            let window = self
+                .episode_sent
+                .and_then(|at| self.meter.accepted_in_second_to(now, at))
+                .map_or(0.0, |n| f64::from(n).min(in_flight));
+            self.estimate = self.estimate.max(short).max(window);
             self.drain_until = Some(now + DRAIN);
             self.basis = Basis::Measured;
             self.hold = COUNTING_HOLD;
