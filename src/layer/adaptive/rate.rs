@@ -66,7 +66,11 @@
 //!   search frozen just past it), sending on keeps its window full: the
 //!   pace drains at half the estimate, then holds at 95 % of it (such a
 //!   window holds the pace's jitter). The estimate is read again then,
-//!   with every acceptance of the first second answered. A window longer
+//!   with every acceptance of the first second answered, and over the
+//!   second that ended at the first refusal (far away, the last second
+//!   misses the first acceptances; not within two round trips of a cut,
+//!   when a far GCRA's refusals come back before its acceptances and read
+//!   three to one too). A window longer
 //!   than a second stays full at any pace over its average, and every
 //!   refusal stays in it for a window: refusals with nothing accepted for
 //!   a second cut the pace to a trickle (a thirty-second, then halves
