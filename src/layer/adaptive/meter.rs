@@ -89,6 +89,16 @@ impl Meter {
         self.next_turn = (self.slot_start + Self::slot_len()).min(self.long_start + LONG_SLOT);
     }
 
+    /// How many fine slots back from the current one `at` falls in.
+    fn slots_back(&self, at: Instant) -> usize {
+        if at >= self.slot_start {
+            0
+        } else {
+            let behind = self.slot_start.saturating_duration_since(at);
+            (behind.as_nanos() / Self::slot_len().as_nanos()) as usize + 1
+        }
+    }
+
     /// Counts one answer, received `now`, to a request sent at `sent_at`:
     /// `accepted` (2xx, 3xx) or refused (a loss). The fine slots count by
     /// send time: a limiter refuses before the work and serves after it,
@@ -101,12 +111,7 @@ impl Meter {
             let slot = &mut self.long[usize::from(self.long_head)];
             *slot = slot.saturating_add(1);
         }
-        let back = if sent_at >= self.slot_start {
-            0
-        } else {
-            let behind = self.slot_start.saturating_duration_since(sent_at);
-            (behind.as_nanos() / Self::slot_len().as_nanos()) as usize + 1
-        };
+        let back = self.slots_back(sent_at);
         if back >= if accepted { SLOTS } else { PER_WINDOW } {
             return;
         }
@@ -148,12 +153,7 @@ impl Meter {
     /// `None` once that second is older than the slots kept.
     pub(crate) fn accepted_in_second_to(&mut self, now: Instant, at: Instant) -> Option<u32> {
         self.advance(now);
-        let back = if at >= self.slot_start {
-            0
-        } else {
-            let behind = self.slot_start.saturating_duration_since(at);
-            (behind.as_nanos() / Self::slot_len().as_nanos()) as usize + 1
-        };
+        let back = self.slots_back(at);
         if back + PER_WINDOW > SLOTS {
             return None;
         }

@@ -678,9 +678,12 @@ impl RateControl {
         }
         // What the host accepted over the last second of sending (not of
         // pause), if enough to be a rate.
+        // `last_second` is that whatever the count, a lower bound still at
+        // a few a second.
         let (count, span) = self.meter.accepted_since(now, self.resumed_at);
+        let last_second = f64::from(count) / span.as_secs_f64().max(1.0);
         let short = if count >= MIN_EVIDENCE && span >= Duration::from_millis(250) {
-            f64::from(count) / span.as_secs_f64().max(1.0)
+            last_second
         } else {
             0.0
         };
@@ -749,11 +752,11 @@ impl RateControl {
             // four round trips of acceptances make up over the last
             // second's: a window longer than a second accepted a whole
             // flood in that second.
-            let in_flight = short * (1.0 + 4.0 * self.served_rtt.as_secs_f64());
+            let cap = short * (1.0 + 4.0 * self.served_rtt.as_secs_f64());
             let window = self
                 .episode_sent
                 .and_then(|at| self.meter.accepted_in_second_to(now, at))
-                .map_or(0.0, |n| f64::from(n).min(in_flight));
+                .map_or(0.0, |n| f64::from(n).min(cap));
             self.estimate = self.estimate.max(short).max(window);
             self.drain_until = Some(now + DRAIN);
             self.basis = Basis::Measured;
@@ -853,8 +856,7 @@ impl RateControl {
             // read now, with the acceptances that were in flight at the
             // first refusal answered (7/s 100 ms away read 5/s there, and
             // held it).
-            let slow = f64::from(count) / span.as_secs_f64().max(1.0);
-            self.estimate = self.estimate.max(if short > 0.0 { short } else { slow });
+            self.estimate = self.estimate.max(last_second);
             self.basis = Basis::Measured;
             // Refused below that bound (a window still full of the opening
             // flood): held under it, not frozen where it was refused.
@@ -904,7 +906,7 @@ impl RateControl {
                 // answers: what it accepted over the last second is a lower
                 // bound still, and no pace at all would send at the whole
                 // demand into its refusals for ever.
-                self.estimate = (f64::from(count) / span.as_secs_f64().max(1.0)).max(self.min_rate);
+                self.estimate = last_second.max(self.min_rate);
                 self.basis = Basis::Guess;
             }
             None => {
