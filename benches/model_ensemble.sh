@@ -13,6 +13,7 @@
 #   bash benches/model_ensemble.sh far OUT [B]    # 500 cells: 1-200 ms away, 429 and 503
 #   bash benches/model_ensemble.sh summary A B   # side by side
 #
+# `BIN=` runs another build's table binary (any mode).
 # `POLICY=adaptive` is the layer's default; the table's other switches
 # (`RATES`, `MODELS`, `SECS`, `FROM_S`, ...) pass through.
 set -eu
@@ -50,11 +51,16 @@ summary() {
         }' "$@" | { IFS= read -r header; printf '%s\n' "$header"; sort -t' ' -k1,1 -k2,2n; }
 }
 
+# The table's test binary, built here, or `BIN=` (another build's).
+table_bin() {
+    bin=${BIN:-$(cargo test --release --test limiter_models --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)}
+    [ -x "$bin" ] || { echo "could not build tests/limiter_models.rs" >&2; exit 1; }
+}
+
 case "${1:-}" in
 run)
     out=${2:?usage: model_ensemble.sh run OUT}
-    bin=$(cargo test --release --test limiter_models --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)
-    [ -x "$bin" ] || { echo "could not build tests/limiter_models.rs" >&2; exit 1; }
+    table_bin
     : >"$out"
     for l in 2 5 10 20 30; do
         POLICY=${POLICY:-adaptive} NO_BURST=1 DELAYED=1 RATES=${RATES:-5,20,50,100,500,1000,2000} LATENCY_MS=$l \
@@ -68,8 +74,7 @@ matrix)
     # at the issue's rates 50, 100 and 200 ms away; windows of 10 s that
     # count refusals (seconds 20-60); refusals answered 503 as nginx does.
     out=${2:?usage: model_ensemble.sh matrix OUT}
-    bin=$(cargo test --release --test limiter_models --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)
-    [ -x "$bin" ] || { echo "could not build tests/limiter_models.rs" >&2; exit 1; }
+    table_bin
     : >"$out"
     table() {
         tag=$1
@@ -86,10 +91,9 @@ matrix)
 far)
     # Far servers and nginx's default status: 1-200 ms away, refusals
     # answered 429 and 503, at 3-500/s, 30 s counted from second 5 (250
-    # cells a status). `BIN=` runs another build's table binary.
+    # cells a status).
     out=${2:?usage: model_ensemble.sh far OUT}
-    bin=${BIN:-$(cargo test --release --test limiter_models --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)}
-    [ -x "$bin" ] || { echo "could not build tests/limiter_models.rs" >&2; exit 1; }
+    table_bin
     : >"$out"
     for l in 1 20 50 100 200; do
         for status in 429 503; do
