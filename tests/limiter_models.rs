@@ -531,6 +531,38 @@ async fn a_far_limiter_answering_503_with_retry_after_is_paced_not_cut() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_limiter_answering_503_without_retry_after_is_paced_where_it_accepts() {
+    // nginx `limit_req` as shipped: 503, no `Retry-After`, a one-request
+    // burst. Each 503 also cut the concurrency limit as an overload, and a
+    // host 20-50 ms away settled at three in flight: 12-30 % of 500/s.
+    // Refused at the depths it also accepts at, it is a limiter of rate.
+    for latency in [20, 50] {
+        let spec = gcra(500.0, 1, RetryAfter::Absent);
+        let r = run_refusing(
+            spec,
+            Some(GatePolicy::Adaptive),
+            SECS,
+            Duration::from_millis(latency),
+            FROM,
+            Some(http::StatusCode::SERVICE_UNAVAILABLE),
+        )
+        .await;
+        check(spec, r);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_back_at_the_hold_is_no_lower_than_the_episode_accepted() {
+    // `rate=10r/s burst=50`, 100 ms away: refused at the hold, the pace
+    // stepped back to four acceptances counted over half a second, 9.1/s,
+    // and held there for the half minute a costly probe waits. What the
+    // host accepted over the episode's last second is the floor.
+    let spec = gcra(10.0, 50, RetryAfter::Absent);
+    let r = run(spec, Some(GatePolicy::Adaptive), SECS, Duration::from_millis(100)).await;
+    check(spec, r);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_far_window_that_counts_refusals_is_read_over_the_second_it_filled_in() {
     // 200 ms away, the concurrency limit's slow start fills a window of 50
     // a second in its second second, and the refusal past it comes back a

@@ -89,7 +89,7 @@ impl Report {
                     .metrics
                     .answered(AnswerClass::InnerError, self.host.as_str());
                 if let Some(p) = permit {
-                    p.finish(Outcome::Loss, None, None, |_, _, _| {});
+                    p.finish(Outcome::Failed, None, None, |_, _, _| {});
                 }
             }
         }

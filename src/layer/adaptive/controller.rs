@@ -41,12 +41,17 @@ impl Depths {
         *mean = Some(mean.map_or(d, |m| m + weight * (d - m)));
     }
 
-    /// Whether losses come from deeper than successes: past one request
-    /// and a tenth, beyond the jitter of counting in-flight requests at
-    /// the client.
-    fn losses_follow_depth(&self) -> bool {
+    /// Whether losses come from deeper than successes, and this one at
+    /// `depth` too: past one request and a tenth, beyond the jitter of
+    /// counting in-flight requests at the client. A refusal at a depth
+    /// that succeeds is not a limit on requests in flight, whatever the
+    /// average of the refusals before it says.
+    fn losses_follow_depth(&self, depth: usize) -> bool {
         match (self.ok, self.lost) {
-            (Some(ok), Some(lost)) => lost > ok + (0.1 * ok).max(1.0),
+            (Some(ok), Some(lost)) => {
+                let past = ok + (0.1 * ok).max(1.0);
+                lost > past && depth as f64 > past
+            }
             _ => false,
         }
     }
@@ -264,14 +269,19 @@ impl Controller {
                 // pause: a limit on requests in flight, which the
                 // concurrency limit finds. A rate limiter answering 503
                 // (nginx `limit_req`'s default) refuses at the depths it
-                // also accepts at.
+                // also accepts at: a refusal for rate, as a 429 is. Cut as
+                // an overload too, a host 50 ms away with a one-request
+                // burst settled at three in flight, 12 % of its rate.
                 Depths::add(&mut self.depths.lost, depth, 0.2);
-                if pause.is_none() && self.depths.losses_follow_depth() {
+                if pause.is_none() && self.depths.losses_follow_depth(depth) {
                     self.concurrency.on_depth_loss(now, sent_at, depth);
                 } else {
-                    self.pace.on_loss(now, sent_at, pause);
-                    self.concurrency.on_loss(now, sent_at);
+                    self.refused_for_rate(now, sent_at, pause);
                 }
+            }
+            Outcome::Failed => {
+                self.pace.on_loss(now, sent_at, None);
+                self.concurrency.on_loss(now, sent_at);
             }
             Outcome::Neutral => self.concurrency.forget(sent_at),
         }
@@ -320,7 +330,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_429_moves_the_rate_and_a_503_the_concurrency_too() {
+    async fn a_429_or_a_503_at_depths_that_succeed_moves_the_rate_not_the_concurrency() {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
         for _ in 0..4 {
@@ -331,11 +341,37 @@ mod tests {
         c.on_answer(now, t0, 1, Outcome::Throttled, None);
         c.release();
         assert_eq!(c.snapshot(now).concurrency, 4, "a 429 cuts no concurrency");
-        c.on_answer(now, t0, 2, Outcome::Loss, None);
-        c.release();
-        assert_eq!(c.snapshot(now).concurrency, 3, "a 503 does: 4 × 0.8");
         // Too few answers accepted to guess a rate from: no pacing yet.
         assert_eq!(c.snapshot(now).rate, None);
+        c.on_answer(now, t0, 2, Outcome::Success, None);
+        c.release();
+        // A 503 from deeper than successes (nginx `limit_conn`) cuts it.
+        c.on_answer(now, t0, 4, Outcome::Loss, None);
+        c.release();
+        assert_eq!(c.snapshot(now).concurrency, 3, "back below the depth refused");
+        // A 503 at a depth that succeeds (nginx `limit_req`, answering
+        // 503 by default) is a refusal for rate, whatever came before.
+        c.on_answer(now, now, 2, Outcome::Loss, None);
+        assert_eq!(c.snapshot(now).concurrency, 3, "no cut for a refusal at depth 2");
+        assert!(
+            c.snapshot(now).rate.is_some(),
+            "the refusal at depth 2 paces the host"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inner_error_cuts_the_concurrency_by_the_decrease_ratio() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default().initial_concurrency(10), t0);
+        assert_eq!(c.admit(t0, None), Admit::Now);
+        let now = t0 + ms(10);
+        c.on_answer(now, t0, 1, Outcome::Failed, None);
+        c.release();
+        assert_eq!(
+            c.snapshot(now).concurrency,
+            8,
+            "10 × 0.8: a timeout or a reset is overload"
+        );
     }
 
     #[tokio::test(start_paused = true)]

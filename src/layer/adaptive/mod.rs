@@ -129,11 +129,14 @@ pub(crate) enum Outcome {
     /// limiter refuses whatever the concurrency, and cutting it on every
     /// 429 serialised a crawl into one pause per request.
     Throttled,
-    /// 503, or an inner error (timeout, refused, reset): overload, which
-    /// cuts the concurrency limit as well as the rate, unless the answer
-    /// said when to come back (`Retry-After`): then, as a 429, the rate
-    /// only (nginx `limit_req` answers 503 by default).
+    /// 503: a refusal. From deeper than successes are sent, a limit on
+    /// requests in flight (nginx `limit_conn`), which moves the
+    /// concurrency limit; otherwise, as a 429, the rate only (nginx
+    /// `limit_req` answers 503 by default).
     Loss,
+    /// An inner error (timeout, refused, reset): overload, which cuts the
+    /// concurrency limit by `decrease_ratio` as well as the rate.
+    Failed,
     /// Any other answer: says nothing about load.
     Neutral,
 }
@@ -144,7 +147,7 @@ impl Outcome {
     pub(crate) fn accepted(self) -> Option<bool> {
         match self {
             Outcome::Success => Some(true),
-            Outcome::Throttled | Outcome::Loss => Some(false),
+            Outcome::Throttled | Outcome::Loss | Outcome::Failed => Some(false),
             Outcome::Neutral => None,
         }
     }

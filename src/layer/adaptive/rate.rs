@@ -1362,8 +1362,29 @@ impl RateControl {
         } else {
             f64::MAX
         };
-        self.estimate = accepted.min(self.estimate * self.hold).max(self.min_rate);
+        // A count of a few acceptances since the cut reads up to one
+        // interval low (50 ms away, four in 0.46 s held 10/s at 8.5/s for
+        // the half minute a costly probe waits); what the host accepted
+        // over the episode, once it is long enough to count, is a floor.
+        let floor = self.accepted_in_episode(now).unwrap_or(0.0);
+        self.estimate = accepted
+            .min(self.estimate * self.hold)
+            .max(floor.min(self.estimate))
+            .max(self.min_rate);
         self.costly_probe();
+    }
+
+    /// The rate the host accepted the requests sent since the current
+    /// refusal episode began at (so with no burst left), over the last
+    /// second the meter keeps, once three quarters of a second of them is
+    /// answered and enough were accepted to be a rate; `None` before.
+    fn accepted_in_episode(&mut self, now: Instant) -> Option<f64> {
+        let since = self.episode_sent?.max(self.resumed_at);
+        let (count, span) = self.meter.accepted_since(now, since);
+        // Requests sent in the last round trip are not answered yet.
+        let answered = span.checked_sub(self.served_rtt)?;
+        (answered >= Duration::from_millis(750) && count >= MIN_EVIDENCE)
+            .then(|| f64::from(count) / answered.as_secs_f64())
     }
 
     /// The rate the host accepted requests sent since the latest cut at.
@@ -1473,8 +1494,12 @@ impl RateControl {
         let Some((share_before, pace_before, accepted_before)) = self.before_cut else {
             return false;
         };
-        // Only a real cut tests whether the refusals follow the pace.
-        if self.pace > 0.7 * pace_before {
+        // Only a real cut tests whether the refusals follow the pace, and
+        // only once its answers are in: refusals come back at once and
+        // acceptances a round trip later (100 ms away, a GCRA with a burst
+        // of 50 answering 503 read as refusing whatever the pace, and went
+        // unpaced for ten seconds, refusing two sends in three).
+        if self.pace > 0.7 * pace_before || now.saturating_duration_since(self.cut_at) < 2 * self.served_rtt {
             return false;
         }
         let share = f64::from(r) / f64::from(a + r);
