@@ -891,8 +891,17 @@ impl RateControl {
                 // A refusal at a known rate, with nothing to measure: the
                 // limit is a little lower (or a probe that seemed to hold
                 // filled a window that counts refusals). Step back and
-                // probe later.
-                self.estimate = (self.estimate * self.hold).max(self.min_rate);
+                // probe later. But a search frozen above the estimate
+                // (the concurrency limit set the sends, in waves) and
+                // refused again after a lull is bound by what it accepted
+                // since the cut: 50 ms away, a one-request burst at
+                // 200/s refused a wave's tail while accepting 200/s, and
+                // stepped back from a ramp's reading to 57 % of its rate.
+                self.estimate = if was.is_some_and(|r| self.above_hold(r)) {
+                    self.estimate.max(self.accepted_since_cut(now))
+                } else {
+                    (self.estimate * self.hold).max(self.min_rate)
+                };
                 self.costly_probe();
             }
             None if short == 0.0 && (self.basis != Basis::None || count == 0) => {
