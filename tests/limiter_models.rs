@@ -555,6 +555,28 @@ async fn a_limiter_answering_503_without_retry_after_is_paced_where_it_accepts()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_far_limiter_answering_503_is_found_past_the_ceiling_its_waves_set() {
+    // The same nginx 100 ms away: the opening wave's tail refused at depth
+    // reads as a limit on requests in flight, and the concurrency limit
+    // then grew one request per round once a probe past it held: ten
+    // seconds to the fifty in flight 500/s needs, 6-27 % of the rate. A
+    // probe that holds past a ceiling refusals set starts slow start
+    // again. (85-96 % over eight runs: the opening's probes wait a jittered
+    // quiet time.)
+    let spec = gcra(500.0, 1, RetryAfter::Absent);
+    let r = run_refusing(
+        spec,
+        Some(GatePolicy::Adaptive),
+        30.0,
+        Duration::from_millis(100),
+        FROM,
+        Some(http::StatusCode::SERVICE_UNAVAILABLE),
+    )
+    .await;
+    check_at_least(spec, r, 0.75, 0.01);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_step_back_at_the_hold_is_no_lower_than_the_episode_accepted() {
     // `rate=10r/s burst=50`, 100 ms away: refused at the hold, the pace
     // stepped back to four acceptances counted over half a second, 9.1/s,

@@ -45,6 +45,8 @@ pub(crate) struct Concurrency {
     probe_after: Instant,
     /// Probes that failed at the same limit in a row.
     failed_probes: u32,
+    /// The ceiling was set by refusals past a depth, not by queueing.
+    refused_ceiling: bool,
     delay: DelaySignal,
     last_decrease: Option<Instant>,
     grow_after: Instant,
@@ -66,6 +68,7 @@ impl Concurrency {
             probe_ceiling: f64::MAX,
             probe_after: now,
             failed_probes: 0,
+            refused_ceiling: false,
             delay: DelaySignal::new(cfg.rtt_tolerance, now),
             last_decrease: None,
             grow_after: now,
@@ -147,6 +150,7 @@ impl Concurrency {
                 self.limit = self.limit.max(depth as f64);
             }
             self.on_queueing(now, depth.saturating_sub(1));
+            self.refused_ceiling = true;
         }
     }
 
@@ -183,7 +187,16 @@ impl Concurrency {
             Verdict::Clear => {
                 if self.probing && self.limit.floor() >= self.probe_ceiling {
                     // A probe at or above the known ceiling held: the
-                    // ceiling is gone.
+                    // ceiling is gone. Refusals set it, so it was no limit
+                    // on requests in flight (a rate limiter with a small
+                    // burst refusing the tail of a wave): slow start again,
+                    // not one step per round (100 ms away, 500/s took
+                    // ten seconds to reach its fifty in flight).
+                    if std::mem::take(&mut self.refused_ceiling) {
+                        self.slow_start = true;
+                        self.slow_start_good = self.limit.floor() as usize;
+                        self.frontier = None;
+                    }
                     self.failed_probes = 0;
                     self.probe_ceiling = f64::MAX;
                 }
@@ -299,6 +312,7 @@ impl Concurrency {
         // 8×), so a host at its knee sees rare probes. Queueing at a limit
         // that held (noise, or a real drop) leaves the count alone: growing
         // back below the ceiling only waits the short quiet time.
+        self.refused_ceiling = false;
         if self.probing {
             let at = self.limit.floor();
             if at == self.probe_ceiling {
@@ -430,6 +444,41 @@ mod tests {
         c.on_answer(t1 + ms(9), t1 + ms(5), 2);
         assert!(!c.slow_start);
         assert_eq!(c.limit(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_holds_past_a_ceiling_refusals_set_starts_slow_start_again() {
+        for refused in [true, false] {
+            let t0 = Instant::now();
+            let mut c = fresh(t0);
+            c.slow_start = false;
+            let mut now = t0 + ms(10);
+            if refused {
+                // A 503 at depth 9 with a limit of 8: a ceiling at 9.
+                c.limit = 8.0;
+                c.on_depth_loss(now, now, 9);
+            } else {
+                // A probe to 9 that queued: the same ceiling.
+                c.limit = 9.0;
+                c.probing = true;
+                c.on_queueing(now, 8);
+            }
+            assert_eq!((c.limit(), c.probe_ceiling), (8, 9.0));
+            // Every answer on time from now on: the probe to 9 holds.
+            for _ in 0..500 {
+                fill(&mut c, now);
+                now += ms(10);
+                for depth in 1..=c.in_flight() {
+                    c.on_answer(now, now - ms(10), depth);
+                    c.release();
+                }
+            }
+            assert_eq!(c.probe_ceiling, f64::MAX, "the probe held");
+            assert_eq!(
+                c.slow_start, refused,
+                "slow start again only where refusals, not queueing, set the ceiling"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
