@@ -25,10 +25,10 @@ crate::config::limiter_table::limiter_settings! {
         initial_concurrency: usize = (4) in (1 ..= max_concurrency) by hand;
         /// Highest concurrency limit per host.
         max_concurrency: usize = (500) in (1 ..= 1_000_000);
-        /// Factor applied to the concurrency limit on loss, and to the rate when
-        /// the loss gives only a guess of the host's capacity. A capacity
-        /// measured at the limit cuts the rate to 95 % of it, or to this factor
-        /// if it is higher.
+        /// Factor applied to the concurrency limit on an inner error (a
+        /// timeout, a reset): at most once per round trip. Refusals move the
+        /// rate (429, 503 at depths that succeed) or go just below the depth
+        /// refused (503 from deeper than successes), not by this factor.
         decrease_ratio: f64 = (0.8) in (0 < x < 1);
         /// Round-trip time, as a multiple of the recent minimum, above which an
         /// answer counts as late; a round trip with more than one late answer

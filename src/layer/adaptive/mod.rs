@@ -44,8 +44,10 @@
 //!   1 s, 10 s, 60 s…, that the time it took lies just over); refusals
 //!   whose share does not follow the pace are ignored
 //!   for a while (a hostile or broken server). Quota headers set the pace
-//!   directly. A 429, or a 503 with `Retry-After`, moves only the rate; a
-//!   503 without it or an error also cuts the concurrency limit.
+//!   directly. A 429, or a 503 with `Retry-After` or at a depth that
+//!   also succeeds (nginx `limit_req`), moves only the rate; a 503 from
+//!   deeper than any success lately (nginx `limit_conn`) moves only the
+//!   concurrency limit; an inner error cuts both.
 //! * **Pacing is a queue with one leader**: the request at its head holds
 //!   the next slot and sleeps until it; the others wait their turn. A rate
 //!   change therefore reaches the very next send (reserving a slot per
@@ -65,8 +67,8 @@
 //!   time of 0.5–1.5 s following any decrease (many clients do not probe in
 //!   lockstep). A probe that queues goes back one step at its first late
 //!   answer; failing at the same limit again doubles the quiet time (up to
-//!   8×), so a host held at its knee sees a probe every few seconds. A loss
-//!   multiplies the limit by `decrease_ratio`. Delay while the limit does
+//!   8×), so a host held at its knee sees a probe every few seconds. An
+//!   inner error multiplies the limit by `decrease_ratio`. Delay while the limit does
 //!   not bind (the rate does) is not this limit's doing and cuts nothing.
 //! * **At most one decrease per round trip**: an answer counts as loss only
 //!   when its request was sent after the previous decrease, so the answers
