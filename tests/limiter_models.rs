@@ -45,6 +45,13 @@ async fn run_from(spec: Spec, policy: Option<GatePolicy>, secs: f64, latency: Du
     run_refusing(spec, policy, secs, latency, from, None).await
 }
 
+/// The adaptive policy against `spec` with refusals answered 503 (nginx's
+/// `limit_req_status` default), counted from [`FROM`].
+async fn run_503(spec: Spec, secs: f64, latency: Duration) -> Run {
+    let status = Some(http::StatusCode::SERVICE_UNAVAILABLE);
+    run_refusing(spec, Some(GatePolicy::Adaptive), secs, latency, FROM, status).await
+}
+
 /// [`run_from`], with refusals answered `refuse_with` (429 if `None`).
 async fn run_refusing(
     spec: Spec,
@@ -517,15 +524,7 @@ async fn a_far_limiter_answering_503_with_retry_after_is_paced_not_cut() {
     // with a burst of 10. Paced as a 429 is, both are held at their rate.
     for burst in [1, 10] {
         let spec = gcra(500.0, burst, RetryAfter::Static(1));
-        let r = run_refusing(
-            spec,
-            Some(GatePolicy::Adaptive),
-            SECS,
-            Duration::from_millis(100),
-            FROM,
-            Some(http::StatusCode::SERVICE_UNAVAILABLE),
-        )
-        .await;
+        let r = run_503(spec, SECS, Duration::from_millis(100)).await;
         check(spec, r);
     }
 }
@@ -541,15 +540,7 @@ async fn a_limiter_answering_503_without_retry_after_is_paced_where_it_accepts()
     // a reading taken while it ramped: 57 %.
     for (rate, latency) in [(500.0, 20), (500.0, 50), (200.0, 50)] {
         let spec = gcra(rate, 1, RetryAfter::Absent);
-        let r = run_refusing(
-            spec,
-            Some(GatePolicy::Adaptive),
-            SECS,
-            Duration::from_millis(latency),
-            FROM,
-            Some(http::StatusCode::SERVICE_UNAVAILABLE),
-        )
-        .await;
+        let r = run_503(spec, SECS, Duration::from_millis(latency)).await;
         check(spec, r);
     }
 }
@@ -564,15 +555,7 @@ async fn a_far_limiter_answering_503_is_found_past_the_ceiling_its_waves_set() {
     // again. (85-96 % over eight runs: the opening's probes wait a jittered
     // quiet time.)
     let spec = gcra(500.0, 1, RetryAfter::Absent);
-    let r = run_refusing(
-        spec,
-        Some(GatePolicy::Adaptive),
-        30.0,
-        Duration::from_millis(100),
-        FROM,
-        Some(http::StatusCode::SERVICE_UNAVAILABLE),
-    )
-    .await;
+    let r = run_503(spec, 30.0, Duration::from_millis(100)).await;
     check_at_least(spec, r, 0.75, 0.01);
 }
 
