@@ -46,7 +46,7 @@
 //!   for a while (a hostile or broken server). Quota headers set the pace
 //!   directly. A 429, or a 503 with `Retry-After` or at a depth that
 //!   also succeeds (nginx `limit_req`), moves only the rate; a 503 from
-//!   deeper than any success lately (nginx `limit_conn`) moves only the
+//!   deeper than successes are sent (nginx `limit_conn`) moves only the
 //!   concurrency limit; an inner error cuts both.
 //! * **Pacing is a queue with one leader**: the request at its head holds
 //!   the next slot and sleeps until it; the others wait their turn. A rate
@@ -68,8 +68,9 @@
 //!   lockstep). A probe that queues goes back one step at its first late
 //!   answer; failing at the same limit again doubles the quiet time (up to
 //!   8×), so a host held at its knee sees a probe every few seconds. An
-//!   inner error multiplies the limit by `decrease_ratio`. Delay while the limit does
-//!   not bind (the rate does) is not this limit's doing and cuts nothing.
+//!   inner error multiplies the limit by `decrease_ratio`. Delay while the
+//!   limit does not bind (the rate does) is not this limit's doing and cuts
+//!   nothing.
 //! * **At most one decrease per round trip**: an answer counts as loss only
 //!   when its request was sent after the previous decrease, so the answers
 //!   of requests already in flight do not cut twice.
