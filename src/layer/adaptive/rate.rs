@@ -734,7 +734,7 @@ impl RateControl {
         // round trips of a cut, a far GCRA's answers read three to one too
         // (a search cut every 100 ms, 100 ms away, drained 15/s as a
         // window and held it at 88 %).
-        let answered = now.saturating_duration_since(self.cut_at) >= 2 * self.served_rtt;
+        let answered = self.cut_answered(now);
         if in_episode && near && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a && answered {
             // Refusals keep coming although the pace is at or near what the
             // host accepted in a second (a search frozen just past it): a
@@ -1508,7 +1508,7 @@ impl RateControl {
         // acceptances a round trip later (100 ms away, a GCRA with a burst
         // of 50 answering 503 read as refusing whatever the pace, and went
         // unpaced for ten seconds, refusing two sends in three).
-        if self.pace > 0.7 * pace_before || now.saturating_duration_since(self.cut_at) < 2 * self.served_rtt {
+        if self.pace > 0.7 * pace_before || !self.cut_answered(now) {
             return false;
         }
         let share = f64::from(r) / f64::from(a + r);
@@ -1595,6 +1595,13 @@ impl RateControl {
     /// beyond float rounding.
     fn above_hold(&self, pace: f64) -> bool {
         pace > self.estimate * self.hold * 1.001
+    }
+
+    /// Two round trips have passed since the latest cut: the answers to
+    /// what was sent since it are in, acceptances too, not only the
+    /// refusals that come back first.
+    fn cut_answered(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.cut_at) >= 2 * self.served_rtt
     }
 
     /// Sends before this have their answers in, served ones too.
