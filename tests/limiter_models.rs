@@ -516,6 +516,19 @@ async fn a_far_slow_window_is_held_at_what_it_accepted_in_its_first_second() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_window_200_ms_away_is_read_again_once_its_acceptances_are_in() {
+    // 200 ms away, the search's first refusal comes back a round trip
+    // before the acceptances sent just before it: the second it read held
+    // 2 of a window of 3 a second (held at 65 %) and 9 of 10 (88 %). That
+    // second is read again once they are in.
+    for rate in [3.0, 10.0] {
+        let spec = sliding(rate);
+        let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(200)).await;
+        check(spec, r);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_far_limiter_answering_503_with_retry_after_is_paced_not_cut() {
     // nginx `limit_req` answers 503 by default; with `Retry-After` added
     // the host is paused, and the refusal is one of rate. Each such 503

@@ -40,7 +40,11 @@
 //!   process sends at half its pace or more, since requests released
 //!   together by leased slots bind it too), until it is refused, in its
 //!   first second too (a window that counts refusals is filled by every
-//!   step past it).
+//!   step past it). The second before that refusal is read again two
+//!   round trips later: refusals come back at once and acceptances a
+//!   served round trip later, so far away the first reading missed the
+//!   last ones (unless the host both accepts and refuses since: at its
+//!   limit, the meter measures it).
 //! * **Hold below a known rate; probe rarely.** Once measured, the pace is
 //!   98 % of the estimate. It probes 3 % higher after a quiet spell (4 s
 //!   when losses are cheap; after a loss that paused the host, 30 s or ten
@@ -180,8 +184,10 @@ pub(crate) enum Basis {
 #[derive(Debug)]
 pub(crate) struct RateControl {
     min_rate: f64,
-    /// The pace as a share of a measured rate.
-    hold: f64,
+    /// The host counts refusals in a window: the pace holds at
+    /// [`COUNTING_HOLD`] of a measured rate, not [`HOLD`] (see
+    /// [`hold`](Self::hold)).
+    counting_window: bool,
     basis: Basis,
     estimate: f64,
     pace: f64,
@@ -256,6 +262,12 @@ pub(crate) struct RateControl {
     last_loss: Option<Instant>,
     /// When the first refused request of the latest episode was sent.
     episode_sent: Option<Instant>,
+    /// What a search's first refusal read over the second before it (that
+    /// second ended at `cut_at`), with the acceptances still in flight
+    /// missing; 0 when there is nothing to read again (see
+    /// [`reread_second`](Self::reread_second)). A bare `f32` keeps the
+    /// controller under its 1 KiB bound.
+    reread: f32,
     /// The quota the server announces, if any: a pace cap and a reset
     /// (boxed: it keeps the controller under its 1 KiB bound).
     quota: Box<QuotaWindows>,
@@ -270,7 +282,7 @@ impl RateControl {
     pub(crate) fn new(min_rate: f64, now: Instant) -> Self {
         Self {
             min_rate,
-            hold: HOLD,
+            counting_window: false,
             basis: Basis::None,
             estimate: 0.0,
             pace: 0.0,
@@ -304,6 +316,7 @@ impl RateControl {
             starve_cycle: (now, 0),
             last_loss: None,
             episode_sent: None,
+            reread: 0.0,
             quota: Box::default(),
             recovery: Recovery::default(),
             fleet: None,
@@ -365,7 +378,7 @@ impl RateControl {
         self.stepped_at = now;
         if measured {
             self.basis = Basis::Measured;
-            self.pace = rate * self.hold;
+            self.pace = rate * self.hold();
             self.probe_after = now + self.probe_wait;
         } else {
             self.basis = Basis::Guess;
@@ -384,7 +397,7 @@ impl RateControl {
     #[cfg(test)]
     pub(crate) fn force_rate(&mut self, now: Instant, rate: f64) {
         self.basis = Basis::Measured;
-        self.estimate = rate / self.hold;
+        self.estimate = rate / self.hold();
         self.pace = rate;
         self.probe_after = now + Duration::from_secs(3600);
         self.cut_at = now;
@@ -415,10 +428,10 @@ impl RateControl {
                 let ceiling = self.ceiling.map_or(self.estimate, f64::from);
                 self.probing = true;
                 self.stepped_at = now;
-                self.probe_step = (ceiling / (self.estimate * self.hold))
+                self.probe_step = (ceiling / (self.estimate * self.hold()))
                     .sqrt()
                     .clamp(1.0, TOP_PROBE_MAX);
-                self.pace = self.estimate * self.hold * self.probe_step;
+                self.pace = self.estimate * self.hold() * self.probe_step;
             }
             Basis::Measured if binding && !self.probing && now >= self.probe_after => {
                 if self.above_hold(self.pace) && !self.shared() {
@@ -433,7 +446,7 @@ impl RateControl {
                 if let Some(step) = self.recovery.step(self.estimate) {
                     self.probe_step = step;
                 }
-                self.pace = self.estimate * self.hold * self.probe_step;
+                self.pace = self.estimate * self.hold() * self.probe_step;
             }
             Basis::Measured
                 if self.probing && now.saturating_duration_since(self.stepped_at) > self.probe_holds() =>
@@ -445,7 +458,7 @@ impl RateControl {
                 self.probing = false;
                 let top = std::mem::take(&mut self.top_probe);
                 self.estimate *= self.probe_step;
-                self.pace = self.estimate * self.hold;
+                self.pace = self.estimate * self.hold();
                 if let Some(ceiling) = self.ceiling {
                     // Toward the ceiling: the next probe at once, halfway
                     // again, until the two are close.
@@ -465,12 +478,12 @@ impl RateControl {
                         // fall), which was measured: probing as after a
                         // loss from here.
                         self.probe_wait = PROBE_WAIT_COSTLY;
-                        self.hold = HOLD;
-                        self.pace = self.estimate * self.hold;
+                        self.counting_window = false;
+                        self.pace = self.estimate * self.hold();
                         self.probe_step = PROBE_GROWTH;
                         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
                     }
-                } else if self.hold < HOLD || self.shared() || top {
+                } else if self.counting_window || self.shared() || top {
                     // Under a window that counts refusals, one step at a
                     // time, and rarely. In a fleet too: a probe of one
                     // process's share is a fraction of what the host sees,
@@ -564,6 +577,9 @@ impl RateControl {
     /// An answer accepted.
     pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
         self.meter.add(now, sent_at, true);
+        if self.reread > 0.0 {
+            self.reread_second(now);
+        }
         self.spacing.record(sent_at, true);
         // The round trip of a served request, for the meter's slots to be
         // complete: the latest, or a slowly fading maximum.
@@ -583,8 +599,9 @@ impl RateControl {
     /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
     /// `pause` is the `Retry-After` pause it began for the host, if any.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>) {
-        let held = (self.basis == Basis::Measured && !self.probing && self.hold >= HOLD && !self.starving)
-            .then_some(self.estimate);
+        let held =
+            (self.basis == Basis::Measured && !self.probing && !self.counting_window && !self.starving)
+                .then_some(self.estimate);
         let (probing, step) = (self.probing, self.probe_step);
         self.learn_from_loss(now, sent_at, pause.is_some());
         if !probing {
@@ -630,6 +647,7 @@ impl RateControl {
     /// What a loss teaches (see [`RateControl::on_loss`]).
     fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
         self.meter.add(now, sent_at, false);
+        self.reread_second(now);
         self.spacing.record(sent_at, false);
         if self.quota.active(now) || self.quota.read_too_early(now) {
             // The quota explains the refusal and already sets the pace; it
@@ -760,11 +778,11 @@ impl RateControl {
             self.estimate = self.estimate.max(short).max(window);
             self.drain_until = Some(now + DRAIN);
             self.basis = Basis::Measured;
-            self.hold = COUNTING_HOLD;
+            self.counting_window = true;
             self.probing = false;
             self.costly_probe();
             // The pace after the drain; the evidence since the cut stays.
-            self.pace = (self.estimate * self.hold).max(self.min_rate);
+            self.pace = (self.estimate * self.hold()).max(self.min_rate);
             return;
         }
         if holding && in_episode {
@@ -858,9 +876,13 @@ impl RateControl {
             // held it).
             self.estimate = self.estimate.max(last_second);
             self.basis = Basis::Measured;
+            // Refusals come back at once, acceptances a served round trip
+            // later: read the same second again once they are in, and
+            // the answers to a round trip of sends since.
+            self.reread = last_second as f32;
             // Refused below that bound (a window still full of the opening
             // flood): held under it, not frozen where it was refused.
-            let held = self.estimate * self.hold;
+            let held = self.estimate * self.hold();
             self.pace = was.map_or(held, |r| r.max(held)).max(self.min_rate);
             self.cut_at = now;
             self.restart_count(now);
@@ -900,7 +922,7 @@ impl RateControl {
                 self.estimate = if was.is_some_and(|r| self.above_hold(r)) {
                     self.estimate.max(self.accepted_since_cut(now))
                 } else {
-                    (self.estimate * self.hold).max(self.min_rate)
+                    (self.estimate * self.hold()).max(self.min_rate)
                 };
                 self.costly_probe();
             }
@@ -1130,7 +1152,7 @@ impl RateControl {
         // fall from a share it held alone) gives way.
         self.estimate = (rate * share).max(self.min_rate);
         self.basis = Basis::Measured;
-        self.pace = (self.estimate * self.hold).max(self.min_rate);
+        self.pace = (self.estimate * self.hold()).max(self.min_rate);
         self.probing = false;
         self.chained = false;
         self.probe_step = PROBE_GROWTH;
@@ -1141,7 +1163,7 @@ impl RateControl {
             // a probe at its top now narrows it (every process at once: the
             // fleet's pace goes to the top).
             self.probe_after = now;
-            self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
+            self.probe_step = (f.top / (f.rate * self.hold())).min(TOP_PROBE_MAX);
             self.top_probe = true;
         }
     }
@@ -1288,7 +1310,7 @@ impl RateControl {
                 } else {
                     0
                 };
-                self.estimate *= self.hold.powi(1 << streak.min(3));
+                self.estimate *= self.hold().powi(1 << streak.min(3));
                 if (accepted < f64::from(MIN_EVIDENCE) || streak >= 1) && floor > 0.0 {
                     // A handful of sends, and refused, or a second short
                     // cycle in a row (a one-second bucket refilled by each
@@ -1355,7 +1377,7 @@ impl RateControl {
             // settles, not a hold up to half the range too high or low;
             // once, not again for each fit after it.
             self.probe_after = now;
-            self.probe_step = (f.top / (f.rate * self.hold)).min(TOP_PROBE_MAX);
+            self.probe_step = (f.top / (f.rate * self.hold())).min(TOP_PROBE_MAX);
             self.top_probe = true;
         }
     }
@@ -1377,7 +1399,7 @@ impl RateControl {
         // over the episode, once it is long enough to count, is a floor.
         let floor = self.accepted_in_episode(now).unwrap_or(0.0);
         self.estimate = accepted
-            .min(self.estimate * self.hold)
+            .min(self.estimate * self.hold())
             .max(floor.min(self.estimate))
             .max(self.min_rate);
         self.costly_probe();
@@ -1450,7 +1472,7 @@ impl RateControl {
             return false;
         }
         self.basis = Basis::Measured;
-        self.hold = COUNTING_HOLD;
+        self.counting_window = true;
         self.probing = false;
         self.drain_until = None;
         self.ceiling = None;
@@ -1458,8 +1480,8 @@ impl RateControl {
         // tells its rate (see `fed`), and a trickle wastes little meanwhile.
         let cut = if self.starving { 0.5 } else { TRICKLE };
         self.starving = true;
-        self.estimate = (pace * cut / self.hold).max(self.min_rate);
-        self.pace = (self.estimate * self.hold).max(self.min_rate);
+        self.estimate = (pace * cut / self.hold()).max(self.min_rate);
+        self.pace = (self.estimate * self.hold()).max(self.min_rate);
         self.costly_probe();
         // Nothing to judge later cuts by: a window still draining refuses
         // whatever the pace for a while.
@@ -1467,6 +1489,7 @@ impl RateControl {
         self.restart_count(now);
         self.stepped_at = now;
         self.cut_at = now;
+        self.reread = 0.0;
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         true
     }
@@ -1482,12 +1505,13 @@ impl RateControl {
         self.starve_cycle = (now, self.meter.total());
         let secs = round_window(now.saturating_duration_since(from).as_secs_f64().max(1.0));
         let rate = accepted as f64 / secs;
-        if rate * self.hold > self.pace {
+        if rate * self.hold() > self.pace {
             self.estimate = rate;
-            self.pace = rate * self.hold;
+            self.pace = rate * self.hold();
             self.restart_count(now);
             self.stepped_at = now;
             self.cut_at = now;
+            self.reread = 0.0;
             // The next probe as after any cut: the wait a trickle set counted
             // its answers at the trickle's rate (400 at 2.7/s: 150 s, and
             // a window of 10 s was held at 88 % of its rate for as long).
@@ -1594,7 +1618,7 @@ impl RateControl {
     /// Whether `pace` is over the hold (a search frozen past it, a probe),
     /// beyond float rounding.
     fn above_hold(&self, pace: f64) -> bool {
-        pace > self.estimate * self.hold * 1.001
+        pace > self.estimate * self.hold() * 1.001
     }
 
     /// Two round trips have passed since the latest cut: the answers to
@@ -1631,12 +1655,43 @@ impl RateControl {
         self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
     }
 
+    /// Reads again, once its acceptances are all answered, the second a
+    /// search's first refusal read, and raises the estimate to it: a
+    /// limiter refuses before the work and serves after it, so far away
+    /// that reading missed what the host accepted in the last round trip
+    /// before the refusal (200 ms away, a sliding window of 10/s read 9
+    /// and held 8.8/s; of 3/s, read 2). At most what four round trips of
+    /// acceptances add to the first reading; and not when the host has
+    /// since both accepted and refused: it is at its limit, which the
+    /// meter measures, and a second before the refusal held a burst too
+    /// (a GCRA of 50/s with a burst of 50 read 96/s there).
+    fn reread_second(&mut self, now: Instant) {
+        if self.reread <= 0.0 || !self.cut_answered(now) {
+            return;
+        }
+        let first = std::mem::take(&mut self.reread);
+        let (accepted, refused) = self.since_cut;
+        if self.basis != Basis::Measured || self.probing || (accepted > 0 && refused > 0) {
+            return;
+        }
+        let Some(count) = self.meter.accepted_in_second_to(now, self.cut_at) else {
+            return;
+        };
+        let cap = f64::from(first) * (1.0 + 4.0 * self.served_rtt.as_secs_f64());
+        let again = f64::from(count).min(cap);
+        if again > self.estimate {
+            self.estimate = again;
+            self.pace = self.pace.max(again * self.hold());
+        }
+    }
+
     /// Sets the pace from the estimate after a loss.
     fn settle(&mut self, now: Instant) {
+        self.reread = 0.0;
         let pace_before = self.pace;
         self.pace = match self.basis {
             Basis::Guess => self.estimate,
-            _ => self.estimate * self.hold,
+            _ => self.estimate * self.hold(),
         }
         .max(self.min_rate);
         self.stepped_at = now;
@@ -1671,6 +1726,15 @@ impl RateControl {
     /// answers that may have come before this one out of order.
     pub(crate) fn on_quota(&mut self, now: Instant, sent_at: Instant, quota: &QuotaWindow, overtaken: u64) {
         self.quota.on_headers(now, sent_at, quota, overtaken);
+    }
+
+    /// The pace as a share of a measured rate.
+    fn hold(&self) -> f64 {
+        if self.counting_window {
+            COUNTING_HOLD
+        } else {
+            HOLD
+        }
     }
 
     /// The estimate and its basis, for stats.
@@ -2594,6 +2658,64 @@ mod tests {
         let (estimate, basis) = c.estimate();
         assert_eq!(basis, Basis::Measured);
         assert!((estimate - 100.0).abs() < 1.0, "read again: {estimate}/s");
+    }
+
+    /// A host 200 ms away accepts `n` requests sent over half a second;
+    /// the search from the first reading is refused, and the acceptances
+    /// sent in the round trip before come back after the refusal. Then,
+    /// every 100 ms for half a second, a refusal, and if `accepting` an
+    /// acceptance too (of what was sent a round trip before). Returns the
+    /// estimate after the search's refusal and at the end.
+    fn far_search(n: u32, accepting: bool) -> (f64, f64) {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        let rtt = ms(200);
+        let gap = ms(500) / n;
+        let sent: Vec<Instant> = (1..=n).map(|i| t0 + gap * i).collect();
+        let answered = sent
+            .iter()
+            .filter(|&&at| at + rtt <= sent[sent.len() - 1] + gap)
+            .count();
+        for &at in &sent[..answered] {
+            c.on_accepted(at + rtt, at);
+        }
+        let first = sent[answered - 1] + rtt;
+        c.on_loss(first, first, None);
+        let mut t = first + SEARCH_STEP;
+        c.bound_at = Some(t);
+        c.rate(t);
+        c.on_loss(t, t, None);
+        let read = c.estimate().0;
+        for &at in &sent[answered..] {
+            c.on_accepted(at + rtt, at);
+        }
+        let cut = t;
+        for _ in 0..5 {
+            t += ms(100);
+            c.on_loss(t, t, None);
+            if accepting && t - rtt >= cut {
+                c.on_accepted(t, t - rtt);
+            }
+        }
+        (read, c.estimate().0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_far_searchs_second_is_read_again_once_its_acceptances_are_in() {
+        // A window of 10 a second that counts refusals: full, it refuses
+        // everything.
+        let (read, again) = far_search(10, false);
+        assert!(read < 9.0, "the first reading misses what was in flight: {read}");
+        assert!(again >= 10.0, "read again: {again}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_far_searchs_second_is_not_read_again_at_the_limit() {
+        // A GCRA of 10/s spent a burst of 10 in that second, and accepts
+        // its rate since: the meter measures that, and the second before
+        // the refusal is no rate.
+        let (read, again) = far_search(20, true);
+        assert!(again <= read, "{read} then {again}");
     }
 
     #[tokio::test(start_paused = true)]
