@@ -686,6 +686,20 @@ async fn a_ten_second_window_that_counts_refusals_does_not_lock_the_client_out()
 }
 
 #[tokio::test(start_paused = true)]
+async fn shorter_windows_that_count_refusals_are_read_as_their_length() {
+    // Windows of 2 and 5 s reopen up to a second past their length (the
+    // trickle's refusals of the last second stay counted), more than a
+    // tenth of it: read as they measured, a window of 2 s held 72 % of
+    // 20/s, and one of 5 s 86 % of 100/s. A tenth and a second over a
+    // round length is that length.
+    for (rate, secs) in [(20.0, 2), (100.0, 2), (100.0, 5)] {
+        let spec = sliding(rate).with_window(Duration::from_secs(secs));
+        let r = run_from(spec, Some(GatePolicy::Adaptive), 90.0, LATENCY, 30.0).await;
+        check(spec, r);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn quota_headers_set_the_pace() {
     // The server's wall clock starts half a second past a whole second, so
     // its epoch `Reset` (rounded up) and `Date` (rounded down) round the

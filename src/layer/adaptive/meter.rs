@@ -57,7 +57,9 @@ impl Meter {
         usize::from(self.head)
     }
 
-    fn slot_len() -> Duration {
+    /// The length of a fine slot: a second read from them starts up to
+    /// one slot late.
+    pub(crate) fn slot_len() -> Duration {
         WINDOW / PER_WINDOW as u32
     }
 

@@ -767,10 +767,13 @@ impl RateControl {
             // past its count (200 ms away, the count over the last second
             // by answer or by send read 37 of a window of 50: either the
             // last acceptances or the first were missing). At most what
-            // four round trips of acceptances make up over the last
-            // second's: a window longer than a second accepted a whole
-            // flood in that second.
-            let cap = short * (1.0 + 4.0 * self.served_rtt.as_secs_f64());
+            // four round trips of acceptances (and one) make up over the
+            // last second's: a window longer than a second accepted a
+            // whole flood in that second.
+            let since = self
+                .episode_sent
+                .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+            let cap = self.read_again_at_most(short, since);
             let window = self
                 .episode_sent
                 .and_then(|at| self.meter.accepted_in_second_to(now, at))
@@ -1660,8 +1663,8 @@ impl RateControl {
     /// limiter refuses before the work and serves after it, so far away
     /// that reading missed what the host accepted in the last round trip
     /// before the refusal (200 ms away, a sliding window of 10/s read 9
-    /// and held 8.8/s; of 3/s, read 2). At most what four round trips of
-    /// acceptances add to the first reading; and not when the host has
+    /// and held 8.8/s; of 3/s, read 2). At most
+    /// [`read_again_at_most`](Self::read_again_at_most); and not when the host has
     /// since both accepted and refused: it is at its limit, which the
     /// meter measures, and a second before the refusal held a burst too
     /// (a GCRA of 50/s with a burst of 50 read 96/s there).
@@ -1677,12 +1680,27 @@ impl RateControl {
         let Some(count) = self.meter.accepted_in_second_to(now, self.cut_at) else {
             return;
         };
-        let cap = f64::from(first) * (1.0 + 4.0 * self.served_rtt.as_secs_f64());
+        let cap = self.read_again_at_most(f64::from(first), Duration::ZERO);
         let again = f64::from(count).min(cap);
         if again > self.estimate {
             self.estimate = again;
             self.pace = self.pace.max(again * self.hold());
         }
+    }
+
+    /// The most a second may read once its late acceptances are in, when
+    /// a second that ended `since` later read `last`: what four round
+    /// trips of acceptances add, what slid out of the later second
+    /// meanwhile (counted in the meter's slots, a second at most), and one
+    /// more, which a count of a few a second misses at its edge (a window
+    /// of 20 a second nearby read 19 and then 20, and a bound of four
+    /// round trips of 2 ms kept 19). A window longer than a second that
+    /// accepted a whole flood in one second reads far more.
+    fn read_again_at_most(&self, last: f64, since: Duration) -> f64 {
+        let slid = (since + Meter::slot_len())
+            .min(Duration::from_secs(1))
+            .as_secs_f64();
+        last * (1.0 + 4.0 * self.served_rtt.as_secs_f64() + slid) + 1.0
     }
 
     /// Sets the pace from the estimate after a loss.
@@ -1763,14 +1781,16 @@ const ROUND_WINDOWS: [f64; 12] = [
 /// reopen after filling: that time is the window's length and a little
 /// more (the refusals sent meanwhile stay counted and hold it shut a while
 /// longer), and limiters count over round lengths (HAProxy's
-/// `http_req_rate(10s)`). Within a tenth over a round length it is that
-/// length; otherwise as measured. A window of 10 s read as 10.6 held the
-/// pace at 89 % of its rate.
+/// `http_req_rate(10s)`). Within a tenth and a second over a round
+/// length (the refusals that hold it shut come from the trickle's last
+/// second) it is that length; otherwise as measured. A window of 10 s
+/// read as 10.6 held the pace at 89 % of its rate, as 11.2 (sent to
+/// faster before it filled) at 86 %, and of 5 s read as 5.9, at 84 %.
 fn round_window(secs: f64) -> f64 {
     ROUND_WINDOWS
         .into_iter()
         .rev()
-        .find(|&w| w <= secs && secs <= 1.1 * w)
+        .find(|&w| w <= secs && secs <= 1.1 * w + 1.0)
         .unwrap_or(secs)
 }
 
@@ -2028,7 +2048,13 @@ mod tests {
         assert_eq!(round_window(10.58), 10.0);
         assert_eq!(round_window(1.05), 1.0);
         assert_eq!(round_window(63.0), 60.0);
-        assert_eq!(round_window(12.0), 12.0, "not within a tenth of 10 s");
+        assert_eq!(round_window(11.2), 10.0);
+        assert_eq!(round_window(5.9), 5.0);
+        assert_eq!(
+            round_window(12.5),
+            12.5,
+            "not within a tenth and a second of 10 s"
+        );
         assert_eq!(round_window(9.9), 9.9, "never longer than measured");
     }
 
@@ -2618,6 +2644,39 @@ mod tests {
             held <= past * 1.001,
             "grew from {past} to {held}/s past its refusals"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_counting_window_nearby_is_read_whole() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        // A window of 20 a second, 20 ms away: 20 sent 50 ms apart from
+        // 130 ms, accepted; the 21st, 10 ms after the last, refused at
+        // once, before the last acceptance comes back: the first reading
+        // is 19.
+        let rtt = ms(20);
+        let sent: Vec<Instant> = (0..20).map(|i| t0 + ms(130 + 50 * i)).collect();
+        for &at in &sent[..19] {
+            c.on_accepted(at + rtt, at);
+        }
+        let mut t = sent[19] + ms(10);
+        c.on_loss(t, t, None);
+        c.on_accepted(sent[19] + rtt, sent[19]);
+        // The search past it is refused at once, and on: the window counts
+        // the refusals.
+        t += SEARCH_STEP;
+        c.bound_at = Some(t);
+        c.rate(t);
+        for _ in 0..12 {
+            c.on_loss(t, t, None);
+            t += ms(10);
+        }
+        // Drained: the second that ended at the first refusal holds 20
+        // acceptances. The last second, read at the drain, held fewer (it
+        // slid on since, by whole slots of the meter): no bound on that.
+        let (estimate, basis) = c.estimate();
+        assert_eq!(basis, Basis::Measured);
+        assert!((estimate - 20.0).abs() < 0.5, "read whole: {estimate}/s");
     }
 
     #[tokio::test(start_paused = true)]
