@@ -784,6 +784,23 @@ async fn a_one_second_bucket_is_held_at_its_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_one_second_bucket_at_tens_a_second_is_fitted_from_its_first_cycles() {
+    // Each pause refills a bucket of a second's worth: cycles of one
+    // shape, whose fit's middle fell under what the host provably accepted
+    // between refusals (16/s, allowing up to 22.5, against 18.75 at 20/s).
+    // Rejected, the fit came two pauses later, inside the counted seconds
+    // (93 % of 20/s and 94 % of 100/s); the middle of what the fit and that
+    // floor both allow is the rate.
+    for rate in [20.0, 100.0] {
+        holds(Spec::Bucket {
+            rate,
+            retry_after: RetryAfter::Static(1),
+        })
+        .await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_limit_on_requests_in_flight_moves_the_concurrency_not_the_pace() {
     // nginx `limit_conn`: 503 past C in flight, no `Retry-After`. Its
     // refusals follow the depth, not the rate: the concurrency limit finds

@@ -27,7 +27,9 @@
 //!   believed only at or above what the host accepted since the previous
 //!   refusal over the time since (no limiter refills faster than its
 //!   rate): cycles that a one-request burst ended on requests the network
-//!   bunched fit nothing real.
+//!   bunched fit nothing real. A fit whose middle is under that bound but
+//!   whose range reaches over it is the middle of what both allow (a
+//!   bucket of a second, refilled by each pause, ends cycles of one shape).
 //! * **Resume paced.** After a pause the host is paced, never released at
 //!   once: a small-burst limiter refuses everything past its burst.
 //! * **Search while the estimate is a lower bound.** Until one of the two
@@ -1254,7 +1256,19 @@ impl RateControl {
             }
             fleet.flood_kept = unpaced;
         }
+        // A fit whose middle is under the floor but whose range reaches
+        // over it: the middle of what both allow (a bucket of a second
+        // refilled by each pause fitted 16/s, allowing up to 22.5, with a
+        // floor of 18.75: rejected, two more pauses came before a fit).
         let fitted = fit_cycles(&self.previous, &log, self.estimate)
+            .map(|f| Fit {
+                rate: if f.rate < floor && floor <= f.top {
+                    0.5 * (floor + f.top)
+                } else {
+                    f.rate
+                },
+                ..f
+            })
             .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak))
             .filter(|_| !search_in_waves);
         let accepted = log.len().saturating_sub(1) as f64;
