@@ -1260,9 +1260,13 @@ impl RateControl {
         // over it: the middle of what both allow (a bucket of a second
         // refilled by each pause fitted 16/s, allowing up to 22.5, with a
         // floor of 18.75: rejected, two more pauses came before a fit).
+        // Not in a fleet: a process's cycles are its share of a race (from
+        // the opening flood on, before it knows of the others), and the
+        // fleet fits the merged ones.
+        let in_fleet = self.fleet.is_some();
         let fitted = fit_cycles(&self.previous, &log, self.estimate)
             .map(|f| Fit {
-                rate: if f.rate < floor && floor <= f.top {
+                rate: if f.rate < floor && floor <= f.top && !in_fleet {
                     0.5 * (floor + f.top)
                 } else {
                     f.rate
