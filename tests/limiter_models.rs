@@ -508,9 +508,15 @@ async fn a_far_slow_window_is_held_at_what_it_accepted_in_its_first_second() {
     // there (6.3/s) or at that first reading (5/s): 70 % of its rate. Once
     // the search is refused, those acceptances are answered, and what the
     // host accepted in its first second (under eight) is the bound.
-    for rate in [5.0, 7.0] {
+    windows_held(&[5.0, 7.0], 100).await;
+}
+
+/// Sliding windows of each of `rates` a second that count refusals, `ms`
+/// away: each held at its rate for 30 s.
+async fn windows_held(rates: &[f64], ms: u64) {
+    for &rate in rates {
         let spec = sliding(rate);
-        let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(100)).await;
+        let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(ms)).await;
         check(spec, r);
     }
 }
@@ -521,11 +527,7 @@ async fn a_window_200_ms_away_is_read_again_once_its_acceptances_are_in() {
     // before the acceptances sent just before it: the second it read held
     // 2 of a window of 3 a second (held at 65 %) and 9 of 10 (88 %). That
     // second is read again once they are in.
-    for rate in [3.0, 10.0] {
-        let spec = sliding(rate);
-        let r = run(spec, Some(GatePolicy::Adaptive), 30.0, Duration::from_millis(200)).await;
-        check(spec, r);
-    }
+    windows_held(&[3.0, 10.0], 200).await;
 }
 
 #[tokio::test(start_paused = true)]
