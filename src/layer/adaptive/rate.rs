@@ -402,7 +402,7 @@ impl RateControl {
         self.estimate = rate / self.hold();
         self.pace = rate;
         self.probe_after = now + Duration::from_secs(3600);
-        self.cut_at = now;
+        self.cut(now);
         self.restart_count(now);
     }
 
@@ -579,9 +579,7 @@ impl RateControl {
     /// An answer accepted.
     pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
         self.meter.add(now, sent_at, true);
-        if self.reread > 0.0 {
-            self.reread_second(now);
-        }
+        self.reread_second(now);
         self.spacing.record(sent_at, true);
         // The round trip of a served request, for the meter's slots to be
         // complete: the latest, or a slowly fading maximum.
@@ -881,15 +879,15 @@ impl RateControl {
             // held it).
             self.estimate = self.estimate.max(last_second);
             self.basis = Basis::Measured;
-            // Refusals come back at once, acceptances a served round trip
-            // later: read the same second again once they are in, and
-            // the answers to a round trip of sends since.
-            self.reread = last_second as f32;
             // Refused below that bound (a window still full of the opening
             // flood): held under it, not frozen where it was refused.
             let held = self.estimate * self.hold();
             self.pace = was.map_or(held, |r| r.max(held)).max(self.min_rate);
-            self.cut_at = now;
+            self.cut(now);
+            // Refusals come back at once, acceptances a served round trip
+            // later: read the same second again once they are in, and
+            // the answers to a round trip of sends since.
+            self.reread = last_second as f32;
             self.restart_count(now);
             return;
         }
@@ -1509,8 +1507,7 @@ impl RateControl {
         self.before_cut = None;
         self.restart_count(now);
         self.stepped_at = now;
-        self.cut_at = now;
-        self.reread = 0.0;
+        self.cut(now);
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         true
     }
@@ -1531,8 +1528,7 @@ impl RateControl {
             self.pace = rate * self.hold();
             self.restart_count(now);
             self.stepped_at = now;
-            self.cut_at = now;
-            self.reread = 0.0;
+            self.cut(now);
             // The next probe as after any cut: the wait a trickle set counted
             // its answers at the trickle's rate (400 at 2.7/s: 150 s, and
             // a window of 10 s was held at 88 % of its rate for as long).
@@ -1723,7 +1719,6 @@ impl RateControl {
 
     /// Sets the pace from the estimate after a loss.
     fn settle(&mut self, now: Instant) {
-        self.reread = 0.0;
         let pace_before = self.pace;
         self.pace = match self.basis {
             Basis::Guess => self.estimate,
@@ -1746,8 +1741,15 @@ impl RateControl {
             self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before, accepted));
             self.restart_count(now);
         }
-        self.cut_at = now;
+        self.cut(now);
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+    }
+
+    /// The pace was set at `now`: answers count toward it from here, and a
+    /// second an earlier cut read is not read again.
+    fn cut(&mut self, now: Instant) {
+        self.cut_at = now;
+        self.reread = 0.0;
     }
 
     /// A failed probe costs a refusal or a few: at a slow pace, probes are
