@@ -170,6 +170,9 @@ const STARVED: Duration = Duration::from_secs(1);
 const TRICKLE: f64 = 1.0 / 32.0;
 /// How long refusals below the estimate drain at half the pace.
 const DRAIN: Duration = Duration::from_millis(500);
+/// Sends under this share of the pace over a second were set by something
+/// else (the concurrency limit): the pace was not in charge.
+const WAVES_SHARE: f64 = 0.8;
 
 /// Where the estimate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,10 +253,14 @@ pub(crate) struct RateControl {
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
     /// The highest rate a limiter without a burst may have, by the gaps
-    /// it refused (see [`Spacing::no_burst_rates`]): while set, probes go
-    /// halfway to it, one after another. Single precision keeps the
-    /// controller under its 1 KiB bound.
+    /// it refused (see [`Spacing::no_burst_rates`]), or the pace a search
+    /// froze at that never bound: while set, probes go halfway to it, one
+    /// after another. Single precision keeps the controller under its
+    /// 1 KiB bound.
     ceiling: Option<f32>,
+    /// The ceiling is a frozen search's, and a burst may hide a probe
+    /// toward it, which then holds as long as a chain's.
+    ceiling_frozen: bool,
     /// Nothing accepted for a while: the pace trickles until the host
     /// accepts again.
     starving: bool,
@@ -314,6 +321,7 @@ impl RateControl {
             top_probe: false,
             drain_until: None,
             ceiling: None,
+            ceiling_frozen: false,
             starving: false,
             starve_cycle: (now, 0),
             last_loss: None,
@@ -539,13 +547,20 @@ impl RateControl {
     /// Whether this cycle's sends came at half the pace or more lately:
     /// over the last `over`, or four intervals of a slower pace.
     fn sending_at_pace(&self, now: Instant, over: Duration) -> bool {
+        self.sent_share(now, over) >= 0.5
+    }
+
+    /// The share of the pace this cycle's sends came at lately: over the
+    /// last `over`, or four intervals of a slower pace (counted as sent
+    /// nothing before the cycle began).
+    fn sent_share(&self, now: Instant, over: Duration) -> f64 {
         let Some((start, log)) = &self.cycle else {
-            return false;
+            return 0.0;
         };
         let span = over.as_secs_f64().max(4.0 / self.pace.max(1e-3));
         let from = now.saturating_duration_since(*start).as_secs_f64() - span;
         let sent = log.iter().rev().take_while(|&&t| f64::from(t) >= from).count();
-        sent as f64 >= 0.5 * self.pace * span
+        sent as f64 / (self.pace * span).max(1e-9)
     }
 
     /// Whether a search is sent in waves: a far server's answers come
@@ -802,8 +817,7 @@ impl RateControl {
                 {
                     // What it accepted while frozen above it: a GCRA's rate,
                     // or nothing from a window that counts refusals.
-                    let accepted = self.accepted_since_cut(now);
-                    self.estimate = self.estimate.max(accepted);
+                    self.frozen_search_refused(now, was);
                 }
                 // Refusals keep coming at the hold, too few to measure: the
                 // hold is a little high. Step back once per episode's worth
@@ -922,11 +936,11 @@ impl RateControl {
                 // since the cut: 50 ms away, a one-request burst at
                 // 200/s refused a wave's tail while accepting 200/s, and
                 // stepped back from a ramp's reading to 57 % of its rate.
-                self.estimate = if was.is_some_and(|r| self.above_hold(r)) {
-                    self.estimate.max(self.accepted_since_cut(now))
+                if was.is_some_and(|r| self.above_hold(r)) {
+                    self.frozen_search_refused(now, was);
                 } else {
-                    (self.estimate * self.hold()).max(self.min_rate)
-                };
+                    self.estimate = (self.estimate * self.hold()).max(self.min_rate);
+                }
                 self.costly_probe();
             }
             None if short == 0.0 && (self.basis != Basis::None || count == 0) => {
@@ -1401,6 +1415,25 @@ impl RateControl {
         }
     }
 
+    /// A search frozen above the estimate was refused again: what the
+    /// host accepted since the cut is a lower bound. When the sends fell
+    /// well short of the frozen pace (`was`) over the last second, the
+    /// concurrency limit set them, in waves, and that pace, never in
+    /// charge, is a ceiling to probe toward. 50 ms away, a one-request
+    /// burst at 500/s refused a wave's tail at 400/s under a pace of
+    /// 689/s in one run of four, and was held there for the half minute a
+    /// costly probe waits: 79 % of its rate.
+    fn frozen_search_refused(&mut self, now: Instant, was: Option<f64>) {
+        self.estimate = self.estimate.max(self.accepted_since_cut(now));
+        let second = Duration::from_secs(1);
+        let waves = now.saturating_duration_since(self.resumed_at) >= second
+            && self.sent_share(now, second) < WAVES_SHARE;
+        if let Some(ceiling) = was.filter(|&r| waves && r > TOP_PROBE_OVER * self.estimate) {
+            self.ceiling = Some(ceiling as f32);
+            self.ceiling_frozen = true;
+        }
+    }
+
     /// Refusals at the hold, too few to measure: what the host accepted
     /// since the cut, if the pace was above it all along; a small step back
     /// otherwise, and when the cut is too recent for its count to be a rate
@@ -1591,16 +1624,17 @@ impl RateControl {
     }
 
     /// How long the probe under way must meet no loss to count as held:
-    /// [`PROBE_HOLDS`], or less for a larger probe of a chain or a recovery
-    /// (its overshoot spends a burst that much sooner), as long as its
+    /// [`PROBE_HOLDS`], or less for a larger probe of a chain, a recovery
+    /// or toward a ceiling (its overshoot spends a burst that much sooner;
+    /// a second for a limiter without a burst), as long as its
     /// overshoot would spend a burst of [`BURST_HIDDEN`] requests, and a
     /// second at the least.
     fn probe_holds(&self) -> Duration {
-        if self.ceiling.is_some() {
+        if self.ceiling.is_some() && !self.ceiling_frozen {
             // A limiter without a burst: nothing hides a probe past it.
             return Duration::from_secs(1);
         }
-        if !(self.recovery.active() || self.chained) {
+        if !(self.recovery.active() || self.chained || self.ceiling.is_some()) {
             return PROBE_HOLDS;
         }
         let over = (self.probe_step - 1.0).max(1e-6);
@@ -1656,6 +1690,7 @@ impl RateControl {
     ///
     /// [`gap_rates`]: RateControl::gap_rates
     fn bound_by_gaps(&mut self, gaps: Option<(f64, f64)>) {
+        self.ceiling_frozen = false;
         self.ceiling = gaps
             .map(|(_, top)| top)
             .filter(|&top| top > TOP_PROBE_OVER * self.estimate)
@@ -2795,6 +2830,55 @@ mod tests {
         // the refusal is no rate.
         let (read, again) = far_search(20, true);
         assert!(again <= read, "{read} then {again}");
+    }
+
+    /// A search frozen at `pace` over an estimate of 109/s, its sends set
+    /// by a concurrency limit of 20 at 50 ms (400/s in waves), is refused
+    /// once after 1.5 s: the estimate then, and the highest pace of the
+    /// two seconds after.
+    fn frozen_search_refused_in_waves(pace: f64) -> (f64, f64) {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.basis = Basis::Measured;
+        c.estimate = 109.0;
+        c.pace = pace;
+        let rtt = ms(50);
+        let mut t = t0;
+        for wave in 0..30 {
+            t = t0 + rtt * wave;
+            for _ in 0..20 {
+                c.on_send(t);
+                if wave > 0 {
+                    c.on_accepted(t, t - rtt);
+                }
+            }
+        }
+        // The pace held nothing back: the concurrency limit set the sends.
+        c.on_loss(t, t - rtt, None);
+        let held = c.estimate().0;
+        let mut top: f64 = 0.0;
+        for step in 1..=40 {
+            let now = t + ms(50) * step;
+            c.bound_at = Some(now);
+            top = top.max(c.rate(now).unwrap_or(0.0));
+        }
+        (held, top)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_search_its_waves_kept_under_its_pace_is_probed_toward_that_pace() {
+        let (held, top) = frozen_search_refused_in_waves(689.0);
+        assert!((390.0..=420.0).contains(&held), "what it accepted: {held}");
+        assert!(top > 1.2 * held, "probed toward 689/s at once: {top}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_search_sent_at_its_pace_is_not_probed_at_once() {
+        // The same sends under a pace of 450/s came at nine tenths of it:
+        // the pace was in charge, and its refusal a limit.
+        let (held, top) = frozen_search_refused_in_waves(450.0);
+        assert!((390.0..=420.0).contains(&held), "what it accepted: {held}");
+        assert!(top <= held, "held at the estimate: {top}");
     }
 
     #[tokio::test(start_paused = true)]
