@@ -25,35 +25,20 @@ pub(crate) struct Controller {
     depths: Depths,
 }
 
-/// The weight of each success in the depths' moving averages.
-const OK_WEIGHT: f32 = 0.02;
-
 /// The depths (requests in flight at send) that successes and losses were
 /// sent at, as moving averages. A rate limiter refuses whatever the depth,
 /// so both average alike; a limit on requests in flight (nginx's
-/// `limit_conn`, a server out of workers) refuses only past it. Single
-/// precision keeps the controller under its 1 KiB bound.
+/// `limit_conn`, a server out of workers) refuses only past it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Depths {
-    ok: Option<f32>,
-    /// The deepest success lately: the largest depth, fading toward `ok`
-    /// at the mean's pace.
-    ok_deepest: f32,
-    lost: Option<f32>,
+    ok: Option<f64>,
+    lost: Option<f64>,
 }
 
 impl Depths {
-    fn add(mean: &mut Option<f32>, depth: usize, weight: f32) {
-        let d = depth as f32;
+    fn add(mean: &mut Option<f64>, depth: usize, weight: f64) {
+        let d = depth as f64;
         *mean = Some(mean.map_or(d, |m| m + weight * (d - m)));
-    }
-
-    /// A success sent at `depth`.
-    fn add_ok(&mut self, depth: usize) {
-        Self::add(&mut self.ok, depth, OK_WEIGHT);
-        let mean = self.ok.unwrap_or(0.0);
-        let faded = self.ok_deepest + OK_WEIGHT * (mean - self.ok_deepest);
-        self.ok_deepest = faded.max(depth as f32);
     }
 
     /// Whether losses come from deeper than successes, and this one at
@@ -61,20 +46,11 @@ impl Depths {
     /// counting in-flight requests at the client. A refusal at a depth
     /// that succeeds is not a limit on requests in flight, whatever the
     /// average of the refusals before it says.
-    ///
-    /// Nor is one less than a request deeper than the deepest success
-    /// lately (that depth fades toward the mean as successes come): a rate
-    /// limiter with a small burst refuses the tail of each wave of requests
-    /// sent together, deeper than the mean success, but it accepts that
-    /// deep in the waves that spread (200 ms away, a one-request burst at
-    /// 500/s refused the fourth of a wave of four once in a few seconds:
-    /// read as a limit of three in flight, ten seconds passed before the
-    /// concurrency limit grew past four).
     fn losses_follow_depth(&self, depth: usize) -> bool {
         match (self.ok, self.lost) {
             (Some(ok), Some(lost)) => {
-                let (depth, past) = (depth as f32, ok + (0.1 * ok).max(1.0));
-                lost > past && depth > past && depth >= self.ok_deepest + 1.0
+                let past = ok + (0.1 * ok).max(1.0);
+                lost > past && depth as f64 > past
             }
             _ => false,
         }
@@ -271,7 +247,7 @@ impl Controller {
     ) {
         match outcome {
             Outcome::Success => {
-                self.depths.add_ok(depth);
+                Depths::add(&mut self.depths.ok, depth, 0.02);
                 self.pace.on_accepted(now, sent_at);
                 self.concurrency.on_answer(now, sent_at, depth);
             }
@@ -351,32 +327,6 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    #[test]
-    fn a_refusal_at_a_depth_that_succeeds_lately_follows_no_depth() {
-        // Waves of four sent together: the first wave's tail refused (a
-        // one-request burst), later waves spread and accepted whole, with
-        // most successes shallower than four.
-        let mut d = Depths::default();
-        for wave in 0..20 {
-            for depth in 1..=4 {
-                if wave % 4 == 0 || depth < 4 {
-                    d.add_ok(depth);
-                }
-            }
-        }
-        Depths::add(&mut d.lost, 4, 0.2);
-        assert!(!d.losses_follow_depth(4), "successes at four lately: {d:?}");
-        // A limit of three in flight: nothing deeper succeeds.
-        let mut d = Depths::default();
-        for _ in 0..20 {
-            for depth in 1..=3 {
-                d.add_ok(depth);
-            }
-        }
-        Depths::add(&mut d.lost, 4, 0.2);
-        assert!(d.losses_follow_depth(4), "nothing succeeds at four: {d:?}");
     }
 
     #[tokio::test(start_paused = true)]
