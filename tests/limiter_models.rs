@@ -315,6 +315,21 @@ fn models(rate: f64) -> Vec<Spec> {
         specs.push(gcra(rate, 0, RetryAfter::Absent));
         specs.push(gcra(rate, 0, RetryAfter::Static(1)));
     }
+    // `BURSTS=5,20` with `RETRY_AFTERS=none,1,exact,5` adds GCRAs the
+    // issue does not list: every burst with every `Retry-After`.
+    if let Ok(bursts) = std::env::var("BURSTS") {
+        let retry_afters = std::env::var("RETRY_AFTERS").unwrap_or_else(|_| "none,1".into());
+        for burst in bursts.split(',').filter_map(|b| b.parse().ok()) {
+            for ra in retry_afters.split(',') {
+                let retry_after = match ra {
+                    "none" => RetryAfter::Absent,
+                    "exact" => RetryAfter::Exact,
+                    n => RetryAfter::Static(n.parse().unwrap_or(1)),
+                };
+                specs.push(gcra(rate, burst, retry_after));
+            }
+        }
+    }
     // `DELAYED=1` adds nginx `limit_req` without `nodelay`: the burst is a
     // queue served at the rate.
     if std::env::var_os("DELAYED").is_some() {
