@@ -46,7 +46,7 @@
 //! | `http_parts.rs` | [`HttpRequest`], [`HttpResponse`]: the traits the layer reads requests and answers through (`http` types, and reqwest's with feature `reqwest`) |
 //! | `stats.rs` | [`LayerStats`] and its per-host parts: a read-only view for dashboards |
 //! | `error.rs` | [`Overloaded`](error::Overloaded): a request refused at once |
-//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs`, `fit.rs`, `fleet_fit.rs`, `meter.rs`, `pacer.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
+//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs` (and `rate/`, its rules), `fit.rs`, `fleet_fit.rs`, `meter.rs`, `pacer.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
 
 pub mod adaptive;
 pub mod error;

@@ -94,7 +94,13 @@
 //! | `controller.rs` | a host's `Controller`: admission and answers, joining the parts below |
 //! | `concurrency.rs` | the concurrency limit: slow start, probes, cuts |
 //! | `delay.rs` | the delay signal: is the host queueing? |
-//! | `rate.rs` | the send rate: measured, fitted between pauses, searched, probed; quotas |
+//! | `rate.rs` | the send rate of one host: its rules, its state, sends and answers |
+//! | `rate/loss.rs` | a refusal without `Retry-After`: measured at the limit, a frozen search, a step back |
+//! | `rate/counts.rs` | what the host accepted since the cut, the episode, the reference; a second read again |
+//! | `rate/window.rs` | a window that counts refusals: the trickle until it drains, its length |
+//! | `rate/cycles.rs` | a `Retry-After` pause ends a cycle: fitted (`fit.rs`) or held where refused |
+//! | `rate/probe.rs` | search steps, probes past the estimate, how long they hold |
+//! | `rate/fleet.rs` | in a fleet: its pauses, share, answers and merged cycles |
 //! | `fit.rs` | the GCRA fit of the cycles between `Retry-After` pauses: the rates they allow, their middle and top |
 //! | `fleet_fit.rs` | in a fleet (feature `redis`), the fleet's merged cycles fitted as one limiter's: each process paces its share |
 //! | `meter.rs` | accepted and refused answers per slot |

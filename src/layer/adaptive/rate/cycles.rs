@@ -1,0 +1,240 @@
+//! The cycles between `Retry-After` pauses: each pause ends one, and
+//! their GCRA fit (`fit.rs`) or the search's peak sets the estimate.
+
+use tokio::time::Instant;
+
+use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PROBE_MAX, TOP_PROBE_OVER};
+use crate::layer::adaptive::fit::{fit_cycles, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
+use crate::layer::adaptive::fleet_fit::Finished;
+
+impl RateControl {
+    /// A loss with `Retry-After`: the cycle since the last pause ends with
+    /// the refused request, sent at `sent_at`.
+    /// `told`: the refusal was this process's own (not a fleet's pause).
+    pub(super) fn on_told(&mut self, now: Instant, sent_at: Instant, told: bool) {
+        if self.resume_pending {
+            // A refusal of a request sent before the pause began.
+            return;
+        }
+        self.resume_pending = true;
+        self.top_probe = false;
+        // Pauses cost too much for probes one after another.
+        self.ceiling = None;
+        // A search sent in waves: its cycle's shape and peak are the
+        // waves', not the limiter's.
+        let search_in_waves = self.searching_in_waves(now);
+        let previous_refusal = self.told_at.replace(sent_at);
+        let Some((start, mut log)) = self.cycle.take() else {
+            return;
+        };
+        let end = sent_at.saturating_duration_since(start).as_secs_f32();
+        // Rebase so the cycle ends at 0.
+        log.iter_mut().for_each(|t| *t -= end);
+        let fits = std::mem::take(&mut self.cycle_refused) == 0;
+        let unpaced = self.basis == Basis::None;
+        // An unpaced flood (the first cycle, before any pace) keeps, for
+        // the fleet, the sends after the refused one: the server may have
+        // taken them first, and the flood's count bounds the burst.
+        let flood = (unpaced && self.fleet.is_some()).then(|| log.clone());
+        log.retain(|&t| t <= 0.0);
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.own_sends = log.len();
+            fleet.finished = Some(Finished {
+                end: sent_at,
+                told,
+                // A flood is no shape to fit a fleet's rate to: each
+                // process's share of it is whatever its requests raced to.
+                fits: fits && !unpaced,
+                log: flood.unwrap_or_else(|| log.clone()),
+            });
+        }
+        if !fits {
+            // Refusals without `Retry-After` came before this one: not the
+            // cycle of a GCRA, nothing to fit or guess from. The pause alone.
+            self.previous.clear();
+            return;
+        }
+        // The host was refused at the previous pause and accepted this
+        // cycle's sends since: whatever its burst, it refills no faster than
+        // its rate, so that count over that time bounds the rate from below.
+        // A fit under it is the jitter of two cycles both sent below the
+        // rate (a one-request burst refuses requests bunched by the network
+        // or the scheduler), not the limiter's rate.
+        let floor = previous_refusal.map_or(0.0, |t0| {
+            let span = sent_at.saturating_duration_since(t0).as_secs_f64();
+            let sends = log.len().saturating_sub(2) as f64;
+            if span > 0.0 {
+                sends / span
+            } else {
+                0.0
+            }
+        });
+        // Nor is a fit believed far above the rate the cycle was sent at
+        // near its end: the host refused it, so it was sending past the
+        // rate. A fit far above reads the boundary of a limiter without a
+        // burst, which refuses two requests a millisecond apart whatever
+        // its rate under a thousand a second.
+        let peak = peak_rate(&log);
+        // At a few a second no trailing window holds four intervals: the
+        // last two are the rate it was sending at when refused.
+        let peak_few = peak_rate_over(&log, 2);
+        if let Some(fleet) = self.fleet.as_mut() {
+            // In a fleet, this process's part of the unpaced opening flood
+            // is whatever its requests raced to: no shape to fit its share
+            // of the rate to (fitted with the search, the four shares
+            // summed to 83-105 % of the rate). The search cycle alone fits
+            // nothing, so the pace holds where it was refused, as one
+            // process's does: a second cycle ends within a second, and
+            // the fleet fits the two merged (`fleet_fit.rs`).
+            if std::mem::take(&mut fleet.flood_kept) && fleet.shared() {
+                self.previous.clear();
+            }
+            fleet.flood_kept = unpaced;
+        }
+        // A fit whose middle is under the floor but whose range reaches
+        // over it: the middle of what both allow (a bucket of a second
+        // refilled by each pause fitted 16/s, allowing up to 22.5, with a
+        // floor of 18.75: rejected, two more pauses came before a fit).
+        // Not in a fleet: a process's cycles are its share of a race (from
+        // the opening flood on, before it knows of the others), and the
+        // fleet fits the merged ones.
+        let in_fleet = self.fleet.is_some();
+        let fitted = fit_cycles(&self.previous, &log, self.estimate)
+            .map(|f| Fit {
+                rate: if f.rate < floor && floor <= f.top && !in_fleet {
+                    0.5 * (floor + f.top)
+                } else {
+                    f.rate
+                },
+                ..f
+            })
+            .filter(|f| f.rate >= floor && (peak == 0.0 || f.rate <= FIT_OVER_PEAK * peak))
+            .filter(|_| !search_in_waves);
+        let accepted = log.len().saturating_sub(1) as f64;
+        let secs = f64::from(-log.first().copied().unwrap_or(0.0));
+        let paced = match self.basis {
+            Basis::None => None,
+            _ => Some(self.pace),
+        };
+        if self.previous.len() >= CYCLES_KEPT {
+            self.previous.remove(0);
+        }
+        self.previous.push(log);
+        self.costly_probe();
+        let probed = std::mem::take(&mut self.probing);
+        if probed {
+            self.probe_refused();
+            self.probe_step = PROBE_GROWTH;
+        }
+        match fitted {
+            Some(f) if !(probed && self.chained && f.rate < self.estimate) => {
+                self.estimate = f.rate;
+                self.basis = Basis::Measured;
+            }
+            Some(_) => {
+                // A probe of a chain was refused after the one before it
+                // held: the rate lies between them, and a fit under the
+                // hold is the chain's changes of pace read as a limiter's
+                // shape.
+            }
+            None if accepted < 1.0 => {
+                // Refused at the first send after a pause: the host's own
+                // pause did not restore a single request. No rate limiter
+                // does that at a rate above one a second; it says nothing
+                // of a rate (a server that refuses whatever the pace).
+                return;
+            }
+            None if self.basis == Basis::None && accepted < f64::from(MIN_EVIDENCE) && secs >= 0.25 => {
+                // Unpaced, and nothing accepted, or a few over a long time:
+                // nothing to say (a small-burst GCRA's cycle is its burst,
+                // sent at once). A paced host goes on below: a slow host
+                // (a few requests a second) only ever shows a few.
+                return;
+            }
+            None if self.basis == Basis::Measured && probed => {
+                // A probe over the hold was refused: the estimate under it
+                // stands.
+            }
+            None if self.basis == Basis::Measured => {
+                // Paused while holding: the estimate was high. A cycle over
+                // in under two seconds was high by more than the hold's
+                // margin (a small-burst GCRA at a few requests a second):
+                // each such pause in a row cuts twice as deep.
+                let streak = if secs < SHORT_CYCLE { self.short_cycles } else { 0 };
+                self.short_cycles = if secs < SHORT_CYCLE {
+                    streak.saturating_add(1)
+                } else {
+                    0
+                };
+                self.estimate *= self.hold().powi(1 << streak.min(3));
+                if (accepted < f64::from(MIN_EVIDENCE) || streak >= 1) && floor > 0.0 {
+                    // A handful of sends, and refused, or a second short
+                    // cycle in a row (a one-second bucket refilled by each
+                    // pause, whose cycles of one shape fit nothing): far
+                    // too high, by more than cuts of a few percent make up
+                    // soon. The rate lies between what the host accepted
+                    // since its last refusal and the estimate: halfway, in
+                    // ratio.
+                    self.estimate = self.estimate.min((floor * self.estimate).sqrt());
+                }
+            }
+            None if paced.is_some() && search_in_waves => {
+                // A search refused in waves a round trip apart (a slow
+                // backend, the concurrency limit releasing its answers'
+                // permits together): what it accepted over its sending
+                // time (a second at least) is a lower bound, searched upward
+                // from with the pace in charge. Held at its peak as if past
+                // the limit, it got 27 % of 500/s 200 ms away; and a wave's
+                // peak is no bound (a wave of 270 read 2 430/s at 2 000/s).
+                self.estimate = self.estimate.max(accepted / secs.max(1.0));
+            }
+            None if paced.is_some() => {
+                // A search refused at this pace, with nothing to fit yet.
+                // Its average rate is far below where it was refused (it
+                // grew all along): hold at the rate it was sending when
+                // refused, which is past the limit, so that the next cycle
+                // ends in a refusal too and the two fit the rate. Read
+                // over its last two intervals where its sends are too few
+                // for four: nginx without `burst=` at 10/s was held at the
+                // average of a search that spent its first second at 1/s
+                // (30 % of the rate).
+                let peak = if peak == 0.0 { peak_few } else { peak };
+                self.estimate = paced
+                    .unwrap_or(self.min_rate)
+                    .min(peak.max(accepted / secs.max(0.001)));
+                self.basis = Basis::Measured;
+            }
+            None => {
+                // A lower bound: what the cycle accepted in its sending time,
+                // counted over a second at least (a burst spent in a few
+                // milliseconds is not a rate). Time paused never counts.
+                self.estimate = (accepted / secs.max(1.0)).max(self.min_rate);
+                self.basis = Basis::Guess;
+            }
+        }
+        if self.estimate < floor {
+            // Below what the host provably allows: a lower bound to search
+            // upward from.
+            self.estimate = floor;
+            self.basis = Basis::Guess;
+        }
+        if let Some(r) = self.gap_rates(now).map(|(r, _)| r).filter(|&r| r > self.estimate) {
+            // A limiter without a burst: its gaps measure it.
+            self.estimate = r;
+            self.basis = Basis::Measured;
+        }
+        self.settle(now);
+        let wide = |f: &Fit| f.cycles == 2 && f.rate == self.estimate && f.top > TOP_PROBE_OVER * f.rate;
+        if let Some(f) = fitted.filter(wide) {
+            // Two cycles allow a wide range of rates (a few sends apiece
+            // at a few tens a second), and the fit is its middle: a
+            // third cycle, sent at the range's top at once, narrows it
+            // to what all three allow. One pause now, before the crawl
+            // settles, not a hold up to half the range too high or low;
+            // once, not again for each fit after it.
+            self.probe_after = now;
+            self.probe_step = (f.top / (f.rate * self.hold())).min(TOP_PROBE_MAX);
+            self.top_probe = true;
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! What a refusal without `Retry-After` teaches: a measurement at the
+//! limit, a search frozen past it, a step back at the hold, or a window
+//! that counts refusals.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, TOP_PROBE_OVER};
+
+/// Answers needed in slots at the limit for a measurement.
+const MIN_AT_LIMIT: u32 = 8;
+/// How long a search frozen at its first loss waits for a measurement.
+const FREEZE: Duration = Duration::from_millis(600);
+/// The least time a count of answers is read as a rate over.
+const MIN_SPAN: Duration = Duration::from_millis(500);
+/// How long refusals that ignore the pace are ignored in turn.
+const INDIFFERENT: Duration = Duration::from_secs(10);
+/// Sends under this share of the pace over a second were set by something
+/// else (the concurrency limit): the pace was not in charge.
+const WAVES_SHARE: f64 = 0.8;
+/// How long refusals below the estimate drain at half the pace.
+pub(super) const DRAIN: Duration = Duration::from_millis(500);
+
+impl RateControl {
+    /// What a loss teaches (see [`RateControl::on_loss`]).
+    pub(super) fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
+        self.meter.add(now, sent_at, false);
+        self.reread_second(now);
+        self.spacing.record(sent_at, false);
+        if self.quota.active(now) || self.quota.read_too_early(now) {
+            // The quota explains the refusal and already sets the pace; it
+            // was read as resetting too early, if anything.
+            self.quota.on_refused();
+            return;
+        }
+        // A refusal here is this process's own finding: a fleet's seed no
+        // longer replaces what it does to the pace.
+        if let Some(f) = self.fleet.as_mut() {
+            f.seeded = None;
+        }
+        if told {
+            self.on_told(now, sent_at, true);
+            return;
+        }
+        if sent_at >= self.cut_at {
+            self.since_cut.1 = self.since_cut.1.saturating_add(1);
+        }
+        self.cycle_refused = self.cycle_refused.saturating_add(1);
+        // A loss of a request sent before the pace last changed was answered
+        // by that change.
+        if sent_at < self.cut_at
+            || self.drain_until.is_some_and(|until| now < until)
+            || self.indifferent_until.is_some_and(|until| now < until)
+        {
+            return;
+        }
+        let was = self.rate(now);
+        let holding = self.basis == Basis::Measured && !self.probing;
+        // Losses within a second, or within a few sends at a slow pace,
+        // are one episode.
+        let episode = match was {
+            Some(r) if r > 0.0 => Duration::from_secs_f64((4.0 / r).clamp(1.0, 30.0)),
+            _ => Duration::from_secs(1),
+        };
+        let in_episode = self
+            .last_loss
+            .is_some_and(|at| now.saturating_duration_since(at) < episode);
+        self.last_loss = Some(now);
+        if !in_episode {
+            self.episode_sent = Some(sent_at);
+        }
+        if self.starved(now, was) {
+            return;
+        }
+        // What the host accepted over the last second of sending (not of
+        // pause), if enough to be a rate.
+        // `last_second` is that whatever the count, a lower bound still at
+        // a few a second.
+        let (count, span) = self.meter.accepted_since(now, self.resumed_at);
+        let last_second = f64::from(count) / span.as_secs_f64().max(1.0);
+        let short = if count >= MIN_EVIDENCE && span >= Duration::from_millis(250) {
+            last_second
+        } else {
+            0.0
+        };
+        // At the limit a GCRA accepts its rate; a limiter that accepts in
+        // bursts (a sliding window) reads higher there than over the
+        // second, and its second is the better measure.
+        let at_limit = self
+            .meter
+            .at_limit(now, MIN_AT_LIMIT, self.cut_at, self.served_rtt)
+            .filter(|&m| m <= short * 1.1);
+        // A limiter without a burst accepts well under its rate at the
+        // limit; the gaps of what it accepted and refused measure it.
+        let gaps = self.gap_rates(now);
+        let at_limit = match gaps {
+            Some((r, _)) => Some(at_limit.map_or(r, |m| m.max(r))),
+            None => at_limit,
+        };
+        // Only requests sent at the current pace say anything about it.
+        let at_or_below = was.is_some_and(|r| r <= self.estimate * 1.001) && sent_at >= self.cut_at;
+        // Slots at the limit measure it: a GCRA whose estimate was high
+        // shows its rate there, and that wins over the guesses below.
+        if let (Some(m), true) = (at_limit, in_episode && at_or_below) {
+            self.estimate = m.max(self.min_rate);
+            self.basis = Basis::Measured;
+            self.bound_by_gaps(gaps);
+            self.settle(now);
+            return;
+        }
+        if in_episode && at_or_below && self.refusals_ignore_the_pace(now) {
+            // Cut below what the host accepted, and it refuses as large a
+            // share as before, while accepting plenty: its refusals do not
+            // follow the pace (a server that refuses some requests whatever
+            // the rate). They say nothing about its rate, and cutting on
+            // them would only stall the crawl: no pace from them for a
+            // while (the concurrency limit still holds the host).
+            self.basis = Basis::None;
+            self.before_cut = None;
+            self.indifferent_until = Some(now + INDIFFERENT);
+            return;
+        }
+        let (a, r) = self.since_cut;
+        // Refused three to one at a pace within 1.5× of what the host
+        // accepted in a second: a GCRA or a bucket refuses at most a third
+        // there, even when its burst doubled that count.
+        let near = was.is_some_and(|r| r <= self.estimate * 1.5) && sent_at >= self.cut_at;
+        // Refusals come back at once and acceptances a round trip later,
+        // and only answers to requests sent since the cut count: within two
+        // round trips of a cut, a far GCRA's answers read three to one too
+        // (a search cut every 100 ms, 100 ms away, drained 15/s as a
+        // window and held it at 88 %).
+        let answered = self.cut_answered(now);
+        if in_episode && near && short > 0.0 && a + r >= MIN_EVIDENCE && r > 3 * a && answered {
+            // Refusals keep coming although the pace is at or near what the
+            // host accepted in a second (a search frozen just past it): a
+            // limiter that counts them. Sending on keeps its window full;
+            // drain, and keep that count as its rate: read again now, with
+            // the first refusal's acceptances all answered (that refusal
+            // came back before the acceptances still in flight and read
+            // 85 % of a window's count).
+            // And what the host accepted of the requests sent in the
+            // second before the episode's first refusal: all of them are
+            // answered now, and such a window refused the first request
+            // past its count (200 ms away, the count over the last second
+            // by answer or by send read 37 of a window of 50: either the
+            // last acceptances or the first were missing). At most what
+            // four round trips of acceptances (and one) make up over the
+            // last second's: a window longer than a second accepted a
+            // whole flood in that second.
+            let since = self
+                .episode_sent
+                .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+            let cap = self.read_again_at_most(short, since);
+            let window = self
+                .episode_sent
+                .and_then(|at| self.meter.accepted_in_second_to(now, at))
+                .map_or(0.0, |n| f64::from(n).min(cap));
+            self.estimate = self.estimate.max(short).max(window);
+            self.drain_until = Some(now + DRAIN);
+            self.basis = Basis::Measured;
+            self.counting_window = true;
+            self.probing = false;
+            self.costly_probe();
+            // The pace after the drain; the evidence since the cut stays.
+            self.pace = (self.estimate * self.hold()).max(self.min_rate);
+            return;
+        }
+        if holding && in_episode {
+            match at_limit {
+                // The slots at the limit measure it, up or down.
+                Some(m) => {
+                    self.estimate = m.max(self.min_rate);
+                    self.bound_by_gaps(gaps);
+                }
+                // Sending above the estimate (a search frozen at its first
+                // loss) without a measurement yet: back to the estimate.
+                None if was.is_some_and(|r| self.above_hold(r))
+                    && now.saturating_duration_since(self.cut_at) >= FREEZE =>
+                {
+                    // What it accepted while frozen above it: a GCRA's rate,
+                    // or nothing from a window that counts refusals.
+                    self.frozen_search_refused(now, was);
+                }
+                // Refusals keep coming at the hold, too few to measure: the
+                // hold is a little high. Step back once per episode's worth
+                // of answers, or sooner when the host refuses as many as it
+                // accepts: at a few a second eight acceptances take seconds
+                // of such refusals (a burst of 50 at 5/s ran out into a
+                // pace of 11/s, refused half its sends for 1.5 s), but not
+                // before half a second is counted: sooner, the step is 2 %,
+                // and the next cut restarts the count (10/s with a burst of
+                // 50 stepped from 24/s to 10/s that way over 6 s).
+                None if was.is_some_and(|r| !self.above_hold(r))
+                    && (self.since_cut.0 >= MIN_EVIDENCE
+                        || (self.since_cut.0 >= MIN_EVIDENCE / 2
+                            && self.since_cut.1 >= self.since_cut.0
+                            && now.saturating_duration_since(self.cut_at) >= MIN_SPAN)) =>
+                {
+                    self.step_back_at_hold(now);
+                }
+                None => return,
+            }
+            self.settle(now);
+            return;
+        }
+        if self.probing {
+            self.top_probe = false;
+            // The probe found the limit: back to the hold, probe later. A
+            // probe toward a ceiling refused lowers it to the probe's pace.
+            self.probing = false;
+            self.probe_refused();
+            self.probe_step = PROBE_GROWTH;
+            if self.ceiling.is_some() {
+                self.ceiling = was
+                    .filter(|&c| c > TOP_PROBE_OVER * self.estimate)
+                    .map(|c| c as f32);
+            }
+            self.settle(now);
+            return;
+        }
+        let before = (self.estimate, self.basis);
+        // Less than a second of sending: what was accepted is a lower bound
+        // (counted over a second), to be searched upward from.
+        let young = now.saturating_duration_since(self.resumed_at) < Duration::from_secs(1);
+        if self.basis == Basis::Guess && !self.binding(now) && short > 0.0 {
+            // Refused while the pace held nothing back: the concurrency
+            // limit (a far server, requests answered in waves) set the
+            // sends, and what was accepted is a lower bound still. The
+            // search goes on from it; the next refusal with the pace in
+            // charge tells the limit.
+            self.estimate = self.estimate.max(short);
+            self.pace = self.pace.max(self.estimate);
+            return;
+        }
+        // Sent in waves, a slot accepted a wave's share: a lower bound (a
+        // GCRA with a one-request burst 200 ms away read 34 % of its rate
+        // there, and held it). The search starts again from that bound: a
+        // pace under the rate spreads the waves, and the next refusal comes
+        // with the pace in charge.
+        if short > self.estimate && self.searching_in_waves(now) {
+            self.estimate = short;
+            self.settle(now);
+            return;
+        }
+        if self.basis == Basis::Guess && was.is_some_and(|r| r > self.estimate * 1.001) {
+            // The search went past the limit: it lies between the estimate
+            // and the pace. The pace stops growing where it is, so the next
+            // refusals, a full slot of them, measure the limit (the slot the
+            // pace crossed it in does not); without a measurement it goes
+            // back to the estimate, which a limiter whose window the search
+            // filled does not lower. At a few a second, what it accepted
+            // over the last second is a lower bound too, though under eight:
+            // read now, with the acceptances that were in flight at the
+            // first refusal answered (7/s 100 ms away read 5/s there, and
+            // held it).
+            self.estimate = self.estimate.max(last_second);
+            self.basis = Basis::Measured;
+            // Refused below that bound (a window still full of the opening
+            // flood): held under it, not frozen where it was refused.
+            let held = self.estimate * self.hold();
+            self.pace = was.map_or(held, |r| r.max(held)).max(self.min_rate);
+            self.cut(now);
+            // Refusals come back at once, acceptances a served round trip
+            // later: read the same second again once they are in, and
+            // the answers to a round trip of sends since.
+            self.reread = last_second as f32;
+            self.restart_count(now);
+            return;
+        }
+        match at_limit {
+            Some(m) if young => {
+                self.estimate = m.max(short);
+                self.basis = Basis::Guess;
+            }
+            Some(m) => {
+                self.estimate = m;
+                self.basis = Basis::Measured;
+                self.bound_by_gaps(gaps);
+            }
+            // At a few requests a second no second holds eight answers:
+            // the answers since the cut are the evidence there (a pace 6 %
+            // over a one-request burst at 5/s was refused every three
+            // seconds, and never stepped back).
+            None if self.basis == Basis::Measured
+                && short == 0.0
+                && self.since_cut.0 >= MIN_EVIDENCE
+                && was.is_some_and(|r| !self.above_hold(r)) =>
+            {
+                self.step_back_at_hold(now);
+            }
+            None if self.basis == Basis::Measured && short > 0.0 => {
+                // A refusal at a known rate, with nothing to measure: the
+                // limit is a little lower (or a probe that seemed to hold
+                // filled a window that counts refusals). Step back and
+                // probe later. But a search frozen above the estimate
+                // (the concurrency limit set the sends, in waves) and
+                // refused again after a lull is bound by what it accepted
+                // since the cut: 50 ms away, a one-request burst at
+                // 200/s refused a wave's tail while accepting 200/s, and
+                // stepped back from a ramp's reading to 57 % of its rate.
+                if was.is_some_and(|r| self.above_hold(r)) {
+                    self.frozen_search_refused(now, was);
+                } else {
+                    self.estimate = (self.estimate * self.hold()).max(self.min_rate);
+                }
+                self.costly_probe();
+            }
+            None if short == 0.0 && (self.basis != Basis::None || count == 0) => {
+                // Too little accepted lately to guess a rate from: the pace
+                // stays as it is (none before anything was accepted: the
+                // concurrency limit holds the host).
+                return;
+            }
+            None if short == 0.0 => {
+                // A slow host (a few requests a second) refuses before eight
+                // answers: what it accepted over the last second is a lower
+                // bound still, and no pace at all would send at the whole
+                // demand into its refusals for ever.
+                self.estimate = last_second.max(self.min_rate);
+                self.basis = Basis::Guess;
+            }
+            None => {
+                self.estimate = short.max(self.min_rate);
+                self.basis = Basis::Guess;
+            }
+        }
+        if (self.basis, self.basis == Basis::Guess) == (before.1, true)
+            && (self.estimate - before.0).abs() <= 0.02 * before.0
+        {
+            // The same guess again: the cut already made stands, and the
+            // answers since it keep counting.
+            return;
+        }
+        self.settle(now);
+    }
+
+    /// A search frozen above the estimate was refused again: what the
+    /// host accepted since the cut is a lower bound. When the sends fell
+    /// well short of the frozen pace (`was`) over the last second, the
+    /// concurrency limit set them, in waves, and that pace, never in
+    /// charge, is a ceiling to probe toward. 50 ms away, a one-request
+    /// burst at 500/s refused a wave's tail at 400/s under a pace of
+    /// 689/s in one run of four, and was held there for the half minute a
+    /// costly probe waits: 79 % of its rate.
+    pub(super) fn frozen_search_refused(&mut self, now: Instant, was: Option<f64>) {
+        self.estimate = self.estimate.max(self.accepted_since_cut(now));
+        let second = Duration::from_secs(1);
+        let waves = now.saturating_duration_since(self.resumed_at) >= second
+            && self.sent_share(now, second) < WAVES_SHARE;
+        if let Some(ceiling) = was.filter(|&r| waves && r > TOP_PROBE_OVER * self.estimate) {
+            self.ceiling = Some(ceiling as f32);
+            self.ceiling_frozen = true;
+        }
+    }
+
+    /// Refusals at the hold, too few to measure: what the host accepted
+    /// since the cut, if the pace was above it all along; a small step back
+    /// otherwise, and when the cut is too recent for its count to be a rate
+    /// (a window that counts refusals accepts in bursts).
+    pub(super) fn step_back_at_hold(&mut self, now: Instant) {
+        let counted = now.saturating_duration_since(self.cut_at) >= MIN_SPAN;
+        let accepted = if counted {
+            self.accepted_since_cut(now)
+        } else {
+            f64::MAX
+        };
+        // A count of a few acceptances since the cut reads up to one
+        // interval low (50 ms away, four in 0.46 s held 10/s at 8.5/s for
+        // the half minute a costly probe waits); what the host accepted
+        // over the episode, once it is long enough to count, is a floor.
+        let floor = self.accepted_in_episode(now).unwrap_or(0.0);
+        self.estimate = accepted
+            .min(self.estimate * self.hold())
+            .max(floor.min(self.estimate))
+            .max(self.min_rate);
+        self.costly_probe();
+    }
+}

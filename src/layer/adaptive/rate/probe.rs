@@ -1,0 +1,213 @@
+//! Probing past a measured rate: when a probe is due, how far it goes,
+//! how long it must hold, and what a held or refused one teaches.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Basis, RateControl, PROBE_GROWTH, PROBE_WAIT_CHEAP, TOP_PROBE_MAX, TOP_PROBE_OVER};
+use crate::layer::adaptive::fit::SEARCH_STEP;
+
+/// Growth per search step while the estimate is a guess.
+const SEARCH_GROWTH: f64 = 1.25;
+/// A burst a larger probe's overshoot must outlast before it counts as
+/// held (nginx's `burst=50`, common in its documentation's examples).
+const BURST_HIDDEN: f64 = 50.0;
+/// Quiet time before a probe after a pause or refusals that persisted.
+const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
+const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
+/// Answers at the hold between probes, at the least.
+const PROBE_ANSWERS: f64 = 400.0;
+/// A probe that met no loss for this long held: a GCRA's burst hides a
+/// probe above its rate until it runs out (50 at 500/s lasts 3 s at 3 %
+/// over); a larger burst still hides it, and the refusals at the hold that
+/// follow step the estimate back.
+pub(super) const PROBE_HOLDS: Duration = Duration::from_secs(5);
+
+impl RateControl {
+    /// Search steps and probes, driven by time while the pace binds.
+    pub(super) fn step(&mut self, now: Instant) {
+        let binding = self.binding(now);
+        match self.basis {
+            Basis::Guess if binding => {
+                while now.saturating_duration_since(self.stepped_at) >= SEARCH_STEP {
+                    self.stepped_at += SEARCH_STEP;
+                    // In a fleet, requests that waited for leased slots
+                    // reach the pacer together, and the pace binds while
+                    // the process sends far below it: searches grew to
+                    // 1 000–1 400/s in processes sending a few a second,
+                    // which then held at hundreds a second after the next
+                    // pause. A step grows only while the sends keep up.
+                    if self.shared() && !self.sending_at_pace(now, SEARCH_STEP) {
+                        continue;
+                    }
+                    self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
+                }
+            }
+            Basis::Measured if binding && !self.probing && self.ceiling_probe_due(now) => {
+                // Halfway (in ratio) between the hold and the ceiling.
+                let ceiling = self.ceiling.map_or(self.estimate, f64::from);
+                self.probing = true;
+                self.stepped_at = now;
+                self.probe_step = (ceiling / (self.estimate * self.hold()))
+                    .sqrt()
+                    .clamp(1.0, TOP_PROBE_MAX);
+                self.pace = self.estimate * self.hold() * self.probe_step;
+            }
+            Basis::Measured if binding && !self.probing && now >= self.probe_after => {
+                if self.above_hold(self.pace) && !self.shared() {
+                    // A search frozen at its first loss above the estimate,
+                    // and nothing refused since: what the host accepted at
+                    // that pace is the better estimate (probed from the
+                    // estimate, a search frozen at 1 900/s fell to 400/s).
+                    self.estimate = self.estimate.max(self.accepted_since_cut(now));
+                }
+                self.probing = true;
+                self.stepped_at = now;
+                if let Some(step) = self.recovery.step(self.estimate) {
+                    self.probe_step = step;
+                }
+                self.pace = self.estimate * self.hold() * self.probe_step;
+            }
+            Basis::Measured
+                if self.probing && now.saturating_duration_since(self.stepped_at) > self.probe_holds() =>
+            {
+                // The probe held: the host allows more, and the next probe
+                // comes soon and goes twice as far; under a window that
+                // counts refusals, where a probe past the rate costs a
+                // window of them, one step at a time and rarely.
+                self.probing = false;
+                let top = std::mem::take(&mut self.top_probe);
+                self.estimate *= self.probe_step;
+                self.pace = self.estimate * self.hold();
+                if let Some(ceiling) = self.ceiling {
+                    // Toward the ceiling: the next probe at once, halfway
+                    // again, until the two are close.
+                    if f64::from(ceiling) < self.estimate * TOP_PROBE_OVER {
+                        self.ceiling = None;
+                    }
+                    self.probe_step = PROBE_GROWTH;
+                    self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+                } else if self.recovery.active() {
+                    if self.recovery.step(self.estimate).is_some() {
+                        // Still short of the rate held before a fall: on
+                        // at once.
+                        self.probe_after = now;
+                    } else {
+                        // Back at the rate held before the fall (refusals
+                        // read then as a window that counts them were the
+                        // fall), which was measured: probing as after a
+                        // loss from here.
+                        self.probe_wait = PROBE_WAIT_COSTLY;
+                        self.counting_window = false;
+                        self.pace = self.estimate * self.hold();
+                        self.probe_step = PROBE_GROWTH;
+                        self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+                    }
+                } else if self.counting_window || self.shared() || top {
+                    // Under a window that counts refusals, one step at a
+                    // time, and rarely. In a fleet too: a probe of one
+                    // process's share is a fraction of what the host sees,
+                    // which a shared burst hides for longer than the probe
+                    // holds, so probes that hold say little, and a chain on
+                    // them doubled a small share to twice the host's room
+                    // (a quarter share went 57, 74, 118, 236 a second)
+                    // until a refusal paused every process and the others
+                    // refit their shares from it. And after the top of a
+                    // wide fit's range: its cycles allow nothing above it,
+                    // and a burst may have hidden the probe (10 at 50/s
+                    // hides 3 % over for 6 s; the chain's next probe,
+                    // refused, left that false hold as the estimate, and
+                    // the host was held at 88 % of its rate).
+                    if top {
+                        self.probe_step = PROBE_GROWTH;
+                    }
+                    self.probe_after = now + self.probe_wait;
+                } else {
+                    // A chain: each probe that holds is followed at once by
+                    // one twice as far (3, 6, 12, 24, 48, 100 %), held for
+                    // less time in proportion (its overshoot spends a burst
+                    // that much sooner): a limit raised fivefold is found
+                    // in about 15 s, not minutes.
+                    self.probe_step = 1.0 + 2.0 * (self.probe_step - 1.0).min(0.5);
+                    self.probe_wait = PROBE_WAIT_CHEAP;
+                    self.probe_after = now;
+                    self.chained = true;
+                }
+            }
+            _ => {
+                if !binding {
+                    self.stepped_at = now;
+                }
+            }
+        }
+    }
+
+    /// How long the probe under way must meet no loss to count as held:
+    /// [`PROBE_HOLDS`], or less for a larger probe of a chain, a recovery
+    /// or toward a ceiling (its overshoot spends a burst that much sooner;
+    /// a second for a limiter without a burst), as long as its
+    /// overshoot would spend a burst of [`BURST_HIDDEN`] requests, and a
+    /// second at the least.
+    pub(super) fn probe_holds(&self) -> Duration {
+        if self.ceiling.is_some() && !self.ceiling_frozen {
+            // A limiter without a burst: nothing hides a probe past it.
+            return Duration::from_secs(1);
+        }
+        if !(self.recovery.active() || self.chained || self.ceiling.is_some()) {
+            return PROBE_HOLDS;
+        }
+        let over = (self.probe_step - 1.0).max(1e-6);
+        let by_share = PROBE_HOLDS.as_secs_f64() * (PROBE_GROWTH - 1.0) / over;
+        let by_burst = BURST_HIDDEN / (self.estimate.max(1e-3) * over);
+        Duration::from_secs_f64(by_share.max(by_burst).clamp(1.0, PROBE_HOLDS.as_secs_f64()))
+    }
+
+    /// Whether a probe toward the ceiling is due: a round trip or two
+    /// after the latest cut, so that the refusals of the pace before it
+    /// are in. (The gaps' lower end is where such a limiter is measured
+    /// from: sent to at 125/s, a limiter of 100/s refuses every other
+    /// request, and the gaps say 62.5–125/s; held at 61/s, it was probed
+    /// 3 % at a time.)
+    pub(super) fn ceiling_probe_due(&self, now: Instant) -> bool {
+        self.ceiling.is_some()
+            && now.saturating_duration_since(self.cut_at) >= SEARCH_STEP.max(2 * self.served_rtt)
+    }
+
+    /// Whether `pace` is over the hold (a search frozen past it, a probe),
+    /// beyond float rounding.
+    pub(super) fn above_hold(&self, pace: f64) -> bool {
+        pace > self.estimate * self.hold() * 1.001
+    }
+
+    /// After a measurement from the gaps of a limiter without a burst
+    /// (`gaps`: the rates they allow, from [`gap_rates`], so never in a
+    /// fleet), the top of them is a ceiling.
+    ///
+    /// [`gap_rates`]: RateControl::gap_rates
+    pub(super) fn bound_by_gaps(&mut self, gaps: Option<(f64, f64)>) {
+        self.ceiling_frozen = false;
+        self.ceiling = gaps
+            .map(|(_, top)| top)
+            .filter(|&top| top > TOP_PROBE_OVER * self.estimate)
+            .map(|top| top as f32);
+    }
+
+    pub(super) fn costly_probe(&mut self) {
+        self.probe_wait = self.probe_wait.max(PROBE_WAIT_COSTLY);
+    }
+
+    /// A probe was refused: the next waits twice as long, up to
+    /// [`PROBE_WAIT_MAX`] (or the wait already set, after a long pause).
+    pub(super) fn probe_refused(&mut self) {
+        self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
+    }
+
+    /// A failed probe costs a refusal or a few: at a slow pace, probes are
+    /// spaced by answers rather than by time, so that they cost a fraction
+    /// of a percent of them.
+    pub(super) fn answers_between_probes(&self) -> Duration {
+        let rate = self.estimate.max(self.min_rate).max(1e-3);
+        Duration::from_secs_f64((PROBE_ANSWERS / rate).min(PROBE_WAIT_MAX.as_secs_f64()))
+    }
+}

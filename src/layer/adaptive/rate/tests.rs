@@ -1,0 +1,49 @@
+//! Tests of the rate controller, replayed on tokio's paused clock, by
+//! the file of the rules they test; the helpers here send and answer.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::layer::adaptive::rate::RateControl;
+
+/// Sends from `start` at the controller's own pace (at `flood` per
+/// second while it has none) to a GCRA of `rate` and `burst`, full at
+/// the start, until it refuses one with `Retry-After`.
+pub(super) fn gcra_cycle(c: &mut RateControl, start: Instant, rate: f64, burst: f64, flood: f64) -> Instant {
+    let (mut now, mut excess, mut last) = (start, 0.0f64, start);
+    loop {
+        c.bound_at = Some(now);
+        let pace = c.rate(now).unwrap_or(flood);
+        c.on_send(now);
+        let e = (excess - rate * now.saturating_duration_since(last).as_secs_f64()).max(0.0) + 1.0;
+        if e > burst + 1.0 {
+            c.on_loss(now + Duration::from_millis(1), now, Some(Duration::from_secs(1)));
+            return now + Duration::from_millis(1);
+        }
+        (excess, last) = (e, now);
+        c.on_accepted(now + Duration::from_millis(1), now);
+        now += Duration::from_secs_f64(1.0 / pace);
+    }
+}
+
+pub(super) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `n` requests sent `gap` apart after `from`, each accepted at once;
+/// returns the last one's time.
+pub(super) fn accept_every(c: &mut RateControl, from: Instant, n: u32, gap: Duration) -> Instant {
+    let mut t = from;
+    for _ in 0..n {
+        t += gap;
+        c.on_accepted(t, t);
+    }
+    t
+}
+
+mod cycles;
+mod fleet;
+mod loss;
+mod probes;
+mod window;

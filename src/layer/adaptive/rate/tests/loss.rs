@@ -1,0 +1,220 @@
+//! Refusals without `Retry-After`: holds stepped back, searches frozen
+//! and read again.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{accept_every, ms};
+use crate::layer::adaptive::fit::SEARCH_STEP;
+use crate::layer::adaptive::rate::{Basis, RateControl, HOLD};
+use crate::retry_after::QuotaWindow;
+
+/// Held at `estimate`, cut at `t0`.
+fn held(t0: Instant, estimate: f64) -> RateControl {
+    let mut c = RateControl::new(1.0, t0);
+    c.basis = Basis::Measured;
+    c.estimate = estimate;
+    c.pace = estimate * HOLD;
+    c.cut_at = t0;
+    c.restart_count(t0);
+    c.probe_after = t0 + Duration::from_secs(60);
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_hold_refused_steps_back() {
+    // Held at 5.4/s over a one-request burst at 5/s: a refusal every
+    // three seconds, none within the second of another, and no second
+    // holds eight answers to measure: it never stepped back.
+    let t0 = Instant::now();
+    let mut c = held(t0, 5.5);
+    let t = accept_every(&mut c, t0, 12, Duration::from_secs_f64(1.0 / 5.39));
+    c.bound_at = Some(t);
+    c.on_loss(t + ms(1), t, None);
+    let (estimate, _) = c.estimate();
+    assert!(estimate < 5.5 * HOLD + 0.01, "still {estimate}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hold_refused_as_often_as_accepted_steps_back_before_eight_acceptances() {
+    // Held at 10/s where a host takes 5/s: half the sends refused, as
+    // a burst's tolerance lets them through (no clean gaps). Eight
+    // acceptances took 1.6 s of such refusals; a few and as many
+    // refused are enough to read what it accepts.
+    let t0 = Instant::now();
+    let mut c = held(t0, 10.2);
+    let mut t = t0;
+    for accepted in [true, false, false, true].repeat(3) {
+        t += ms(100);
+        c.bound_at = Some(t);
+        if accepted {
+            c.on_accepted(t + ms(1), t);
+        } else {
+            c.on_loss(t + ms(1), t, None);
+        }
+    }
+    let (estimate, _) = c.estimate();
+    assert!(estimate < 6.0, "after 1.2 s still {estimate}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_an_epoch_reset_read_early_undoes_the_lateness() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let said = |remaining, lo: u64, hi: u64| QuotaWindow {
+        remaining,
+        reset_lo: Duration::from_millis(lo),
+        reset_hi: Duration::from_millis(hi),
+        epoch: true,
+    };
+    let mut c = RateControl::new(1.0, t0);
+    // A window the headers put at (4 s, 5.6 s] resets at 5 s: later
+    // windows are read 550 ms early (590 ms less two 20 ms spacings).
+    c.on_quota(t0, t0, &said(10, 4000, 5600), 0);
+    c.on_quota(at(4990), at(4989), &said(1, 0, 610), 0);
+    c.on_quota(at(5010), at(5009), &said(99, 3590, 5590), 0);
+    c.on_quota(at(9000), at(8999), &said(0, 0, 1600), 0);
+    assert_eq!(c.not_before(at(10_000)), Some(at(10_050)));
+    // Refused at 10.1 s, with `Retry-After`: the reset was read too
+    // early. The quota waits for its headers' reset again; the refusal
+    // is no cycle of a limiter that pauses.
+    c.on_loss(at(10_100), at(10_099), Some(Duration::from_secs(1)));
+    assert_eq!(c.not_before(at(10_100)), Some(at(10_600)));
+    assert_eq!(c.estimate().1, Basis::None, "no rate learned from it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_search_stops_growing_at_refusals_in_its_first_second_too() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // 50 accepted in 200 ms, then a refusal: a guess to search from.
+    let mut t = accept_every(&mut c, t0, 50, ms(4));
+    c.on_loss(t, t, None);
+    // The search grows while the pace binds, then meets refusals.
+    for _ in 0..3 {
+        t += SEARCH_STEP;
+        c.bound_at = Some(t);
+        c.rate(t);
+    }
+    let past = c.rate(t).expect("paced");
+    assert!(past > 50.0, "the search grew: {past}");
+    c.on_loss(t + ms(1), t, None);
+    // Half a second later, binding throughout: it did not grow on.
+    for _ in 0..5 {
+        t += SEARCH_STEP;
+        c.bound_at = Some(t);
+    }
+    let held = c.rate(t).expect("paced");
+    assert!(
+        held <= past * 1.001,
+        "grew from {past} to {held}/s past its refusals"
+    );
+}
+
+/// A host 200 ms away accepts `n` requests sent over half a second;
+/// the search from the first reading is refused, and the acceptances
+/// sent in the round trip before come back after the refusal. Then,
+/// every 100 ms for half a second, a refusal, and if `accepting` an
+/// acceptance too (of what was sent a round trip before). Returns the
+/// estimate after the search's refusal and at the end.
+fn far_search(n: u32, accepting: bool) -> (f64, f64) {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    let rtt = ms(200);
+    let gap = ms(500) / n;
+    let sent: Vec<Instant> = (1..=n).map(|i| t0 + gap * i).collect();
+    let answered = sent
+        .iter()
+        .filter(|&&at| at + rtt <= sent[sent.len() - 1] + gap)
+        .count();
+    for &at in &sent[..answered] {
+        c.on_accepted(at + rtt, at);
+    }
+    let first = sent[answered - 1] + rtt;
+    c.on_loss(first, first, None);
+    let mut t = first + SEARCH_STEP;
+    c.bound_at = Some(t);
+    c.rate(t);
+    c.on_loss(t, t, None);
+    let read = c.estimate().0;
+    for &at in &sent[answered..] {
+        c.on_accepted(at + rtt, at);
+    }
+    let cut = t;
+    for _ in 0..5 {
+        t += ms(100);
+        c.on_loss(t, t, None);
+        if accepting && t - rtt >= cut {
+            c.on_accepted(t, t - rtt);
+        }
+    }
+    (read, c.estimate().0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_far_searchs_second_is_read_again_once_its_acceptances_are_in() {
+    // A window of 10 a second that counts refusals: full, it refuses
+    // everything.
+    let (read, again) = far_search(10, false);
+    assert!(read < 9.0, "the first reading misses what was in flight: {read}");
+    assert!(again >= 10.0, "read again: {again}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_far_searchs_second_is_not_read_again_at_the_limit() {
+    // A GCRA of 10/s spent a burst of 10 in that second, and accepts
+    // its rate since: the meter measures that, and the second before
+    // the refusal is no rate.
+    let (read, again) = far_search(20, true);
+    assert!(again <= read, "{read} then {again}");
+}
+
+/// A search frozen at `pace` over an estimate of 109/s, its sends set
+/// by a concurrency limit of 20 at 50 ms (400/s in waves), is refused
+/// once after 1.5 s: the estimate then, and the highest pace of the
+/// two seconds after.
+fn frozen_search_refused_in_waves(pace: f64) -> (f64, f64) {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.basis = Basis::Measured;
+    c.estimate = 109.0;
+    c.pace = pace;
+    let rtt = ms(50);
+    let mut t = t0;
+    for wave in 0..30 {
+        t = t0 + rtt * wave;
+        for _ in 0..20 {
+            c.on_send(t);
+            if wave > 0 {
+                c.on_accepted(t, t - rtt);
+            }
+        }
+    }
+    // The pace held nothing back: the concurrency limit set the sends.
+    c.on_loss(t, t - rtt, None);
+    let held = c.estimate().0;
+    let mut top: f64 = 0.0;
+    for step in 1..=40 {
+        let now = t + ms(50) * step;
+        c.bound_at = Some(now);
+        top = top.max(c.rate(now).unwrap_or(0.0));
+    }
+    (held, top)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_search_its_waves_kept_under_its_pace_is_probed_toward_that_pace() {
+    let (held, top) = frozen_search_refused_in_waves(689.0);
+    assert!((390.0..=420.0).contains(&held), "what it accepted: {held}");
+    assert!(top > 1.2 * held, "probed toward 689/s at once: {top}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_search_sent_at_its_pace_is_not_probed_at_once() {
+    // The same sends under a pace of 450/s came at nine tenths of it:
+    // the pace was in charge, and its refusal a limit.
+    let (held, top) = frozen_search_refused_in_waves(450.0);
+    assert!((390.0..=420.0).contains(&held), "what it accepted: {held}");
+    assert!(top <= held, "held at the estimate: {top}");
+}

@@ -1,0 +1,187 @@
+//! Windows that count refusals: drained, read whole, read again.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{accept_every, ms};
+use crate::layer::adaptive::fit::SEARCH_STEP;
+use crate::layer::adaptive::rate::loss::DRAIN;
+use crate::layer::adaptive::rate::window::round_window;
+use crate::layer::adaptive::rate::{Basis, RateControl};
+
+#[test]
+fn a_window_reopening_a_little_after_a_round_length_is_that_long() {
+    assert_eq!(round_window(10.58), 10.0);
+    assert_eq!(round_window(1.05), 1.0);
+    assert_eq!(round_window(63.0), 60.0);
+    assert_eq!(round_window(11.2), 10.0);
+    assert_eq!(round_window(5.9), 5.0);
+    assert_eq!(
+        round_window(12.5),
+        12.5,
+        "not within a tenth and a second of 10 s"
+    );
+    assert_eq!(round_window(9.9), 9.9, "never longer than measured");
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // 100 accepted within the first second, then refusals (a sliding
+    // window at 100/s that counts them).
+    let mut t = accept_every(&mut c, t0, 100, ms(5));
+    c.on_loss(t, t, None);
+    let first = c.rate(t).expect("paced");
+    assert!((first - 100.0).abs() < 1.0, "{first}");
+    // Refusals keep coming at that pace: drain at half, keep the count.
+    for _ in 0..20 {
+        t += Duration::from_millis(10);
+        c.on_loss(t, t, None);
+    }
+    let drained = c.rate(t).expect("paced");
+    assert!(drained <= 51.0, "{drained}");
+    assert_eq!(c.estimate(), (100.0, Basis::Measured));
+    // After the drain: the hold below it, with the room a counting
+    // window needs.
+    let after = c.rate(t + DRAIN).expect("paced");
+    assert!(
+        (after - 95.0).abs() < 1.0,
+        "under a counting limiter the hold is 95 %: {after}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_counting_window_nearby_is_read_whole() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // A window of 20 a second, 20 ms away: 20 sent 50 ms apart from
+    // 130 ms, accepted; the 21st, 10 ms after the last, refused at
+    // once, before the last acceptance comes back: the first reading
+    // is 19.
+    let rtt = ms(20);
+    let sent: Vec<Instant> = (0..20).map(|i| t0 + ms(130 + 50 * i)).collect();
+    for &at in &sent[..19] {
+        c.on_accepted(at + rtt, at);
+    }
+    let mut t = sent[19] + ms(10);
+    c.on_loss(t, t, None);
+    c.on_accepted(sent[19] + rtt, sent[19]);
+    // The search past it is refused at once, and on: the window counts
+    // the refusals.
+    t += SEARCH_STEP;
+    c.bound_at = Some(t);
+    c.rate(t);
+    for _ in 0..12 {
+        c.on_loss(t, t, None);
+        t += ms(10);
+    }
+    // Drained: the second that ended at the first refusal holds 20
+    // acceptances. The last second, read at the drain, held fewer (it
+    // slid on since, by whole slots of the meter): no bound on that.
+    let (estimate, basis) = c.estimate();
+    assert_eq!(basis, Basis::Measured);
+    assert!((estimate - 20.0).abs() < 0.5, "read whole: {estimate}/s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_counting_window_is_read_again_once_its_acceptances_are_answered() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // A window of 100 a second filled in 200 ms; the refusal of the
+    // 101st comes back before the last 15 acceptances.
+    let sent: Vec<Instant> = (1..=100).map(|i| t0 + ms(2 * i)).collect();
+    for &at in &sent[..85] {
+        c.on_accepted(at + ms(1), at);
+    }
+    let refused_at = t0 + ms(201);
+    c.on_loss(refused_at, refused_at, None);
+    assert!(
+        c.estimate().0 < 90.0,
+        "the first read is short: {:?}",
+        c.estimate()
+    );
+    // The search steps past it and is refused there: frozen.
+    let mut t = refused_at + SEARCH_STEP;
+    c.bound_at = Some(t);
+    c.rate(t);
+    c.on_loss(t + ms(1), t, None);
+    assert_eq!(c.estimate().1, Basis::Measured);
+    assert!(c.estimate().0 < 90.0, "{:?}", c.estimate());
+    // The last acceptances come in late.
+    for &at in &sent[85..] {
+        c.on_accepted(t + ms(5), at);
+    }
+    // Refusals keep coming at the pace: the window counts them. Read
+    // two round trips (of those late answers) after the cut at least:
+    // sooner, a far GCRA's answers read three to one too.
+    for _ in 0..30 {
+        t += ms(10);
+        c.on_loss(t, t, None);
+    }
+    let (estimate, basis) = c.estimate();
+    assert_eq!(basis, Basis::Measured);
+    assert!((estimate - 100.0).abs() < 1.0, "read again: {estimate}/s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_with_nothing_accepted_trickle_until_the_window_drains_and_it_sets_the_pace() {
+    // A window of 10 s at 20/s that counts refusals: 200 accepted in
+    // the first second, then full; nothing is accepted at any pace over
+    // its average until it drains.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(0.5, t0);
+    for i in 0..200 {
+        let t = t0 + ms(5 * i);
+        c.on_accepted(t, t);
+    }
+    // Held at 48/s from second 2 (after a second of nothing accepted,
+    // nothing reads as a rate to step back to).
+    c.force_rate(t0 + ms(2000), 48.0);
+    // Refused at the pace until `until`; when the pace last changed.
+    let refuse_until = |c: &mut RateControl, mut t: Instant, until: Instant| {
+        let mut changed = None;
+        while t < until {
+            let rate = c.rate(t).expect("paced");
+            t += Duration::from_secs_f64(1.0 / rate);
+            c.on_loss(t, t, None);
+            if c.rate(t) != Some(rate) {
+                changed = Some(t);
+            }
+        }
+        (t, changed)
+    };
+    let (t, cut_at) = refuse_until(&mut c, t0 + ms(2000), t0 + ms(3500));
+    let cut_at = cut_at.expect("cut");
+    assert!(cut_at >= t0 + ms(3000), "not before a second of refusals");
+    let trickle = c.rate(t).expect("paced");
+    assert!(
+        (trickle - 1.5).abs() < 0.01,
+        "a trickle, a thirty-second: {trickle}/s"
+    );
+    // The next cut waits for a second and eight refusals more (5.3 s
+    // at this trickle), and halves.
+    let (t, changed) = refuse_until(&mut c, t, cut_at + ms(4500));
+    assert_eq!(
+        changed.map(|c| c - cut_at),
+        None,
+        "no second cut before eight refusals"
+    );
+    let (t, _) = refuse_until(&mut c, t, cut_at + ms(6000));
+    let halved = c.rate(t).expect("paced");
+    assert!((halved - 0.75).abs() < 0.01, "{trickle} -> {halved}/s");
+    // Drained, about 10 s after the first send: the window's 200 over
+    // the cycle is its rate, held.
+    let (t, _) = refuse_until(&mut c, t, t0 + ms(10_000));
+    c.on_accepted(t, t);
+    let held = c.rate(t).expect("paced");
+    assert!(
+        (17.0..=20.0).contains(&held),
+        "the cycle's rate, held: {held}/s (the trickle was {halved}/s)"
+    );
+    // Probed as after any cut (400 answers at the held rate, 30 s at
+    // the least), not after 400 answers at the trickle's rate.
+    let wait = c.probe_after.saturating_duration_since(t);
+    assert!(wait <= Duration::from_secs(31), "next probe in {wait:?}");
+}
