@@ -44,6 +44,7 @@ pub(super) fn accept_every(c: &mut RateControl, from: Instant, n: u32, gap: Dura
 
 mod cycles;
 mod fleet;
+mod fleet_cycles;
 mod loss;
 mod probes;
 mod window;
