@@ -108,6 +108,7 @@
 //! | `recovery.rs` | capacity that fell: probed back to the rate held before |
 //! | `quota.rs` | a quota from the headers: what is left, when it resets |
 //! | `spacing.rs` | the gaps of recent sends: a limiter without a burst |
+//! | `*_tests.rs`, `rate/tests/` | the tests of the file they name, beside it |
 
 use tokio::time::Instant;
 

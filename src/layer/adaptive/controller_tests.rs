@@ -1,0 +1,150 @@
+//! Tests of `controller.rs`: they drive both limits through the one
+//! controller.
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_or_a_503_at_depths_that_succeed_moves_the_rate_not_the_concurrency() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default(), t0);
+    for _ in 0..4 {
+        assert_eq!(c.admit(t0, None), Admit::Now);
+    }
+    assert_eq!(c.admit(t0, None), Admit::Full, "4 permits to start with");
+    let now = t0 + ms(10);
+    c.on_answer(now, t0, 1, Outcome::Throttled, None);
+    c.release();
+    assert_eq!(c.snapshot(now).concurrency, 4, "a 429 cuts no concurrency");
+    // Too few answers accepted to guess a rate from: no pacing yet.
+    assert_eq!(c.snapshot(now).rate, None);
+    c.on_answer(now, t0, 2, Outcome::Success, None);
+    c.release();
+    // A 503 from deeper than successes (nginx `limit_conn`) cuts it.
+    c.on_answer(now, t0, 4, Outcome::Loss, None);
+    c.release();
+    assert_eq!(c.snapshot(now).concurrency, 3, "back below the depth refused");
+    // A 503 at a depth that succeeds (nginx `limit_req`, answering
+    // 503 by default) is a refusal for rate, whatever came before.
+    c.on_answer(now, now, 2, Outcome::Loss, None);
+    assert_eq!(c.snapshot(now).concurrency, 3, "no cut for a refusal at depth 2");
+    assert!(
+        c.snapshot(now).rate.is_some(),
+        "the refusal at depth 2 paces the host"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_error_cuts_the_concurrency_by_the_decrease_ratio() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default().initial_concurrency(10), t0);
+    assert_eq!(c.admit(t0, None), Admit::Now);
+    let now = t0 + ms(10);
+    c.on_answer(now, t0, 1, Outcome::Failed, None);
+    c.release();
+    assert_eq!(
+        c.snapshot(now).concurrency,
+        8,
+        "10 × 0.8: a timeout or a reset is overload"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_admit_now_changes_nothing_when_it_must_wait() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default().initial_concurrency(1), t0);
+    assert!(c.try_admit_now(t0));
+    assert!(!c.try_admit_now(t0), "the one permit is in use");
+    assert_eq!(c.in_flight(), 1);
+    c.release();
+    assert!(c.try_admit_now(t0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn would_admit_says_what_admit_does_and_takes_nothing() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default(), t0);
+    c.pace.force_rate(t0, 10.0);
+    assert!(c.would_admit(t0, None));
+    assert!(c.would_admit(t0, None), "asking took nothing");
+    assert_eq!(c.admit(t0, None), Admit::Now);
+    assert!(!c.would_admit(t0, None), "the pace holds the second back");
+    let Admit::At(slot, lead) = c.admit(t0, None) else {
+        panic!("paced");
+    };
+    assert!(!c.would_admit(slot, None), "another request leads");
+    assert!(c.would_admit(slot, Some(lead)));
+    assert_eq!(c.admit(slot, Some(lead)), Admit::Now);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_requests_wait_for_the_leader() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default(), t0);
+    c.pace.force_rate(t0, 10.0);
+    // An idle pace starts now: one send now, and the next slot is an
+    // interval after it.
+    assert_eq!(c.admit(t0, None), Admit::Now);
+    let Admit::At(slot, lead) = c.admit(t0, None) else {
+        panic!("paced: the second request leads, for a later slot");
+    };
+    assert_eq!(slot, t0 + ms(100));
+    assert_eq!(c.admit(t0, None), Admit::Queued, "one leader at a time");
+    assert!(!c.try_admit_now(t0));
+    assert_eq!(c.admit(slot, Some(lead)), Admit::Now);
+    let Admit::At(next, _) = c.admit(slot, None) else {
+        panic!("the lead passed on, to the next slot");
+    };
+    assert_eq!(next, slot + ms(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_503_past_the_depths_that_succeed_moves_the_concurrency_not_the_rate() {
+    // A limit of 4 in flight answered with 503 (nginx `limit_conn`):
+    // requests at depths 1–4 succeed, the fifth in flight is refused,
+    // many times a second.
+    let t0 = Instant::now();
+    let cfg = AdaptiveConfig::default().initial_concurrency(8);
+    let mut c = Controller::new(cfg, t0);
+    let mut t = t0;
+    for _ in 0..50 {
+        t += ms(20);
+        for depth in 1..=4 {
+            c.on_answer(t, t - ms(20), depth, Outcome::Success, None);
+        }
+        c.on_answer(t, t - ms(1), 5, Outcome::Loss, None);
+    }
+    assert_eq!(
+        c.snapshot(t).rate,
+        None,
+        "no pace from refusals that follow the depth"
+    );
+    assert!(c.snapshot(t).concurrency < 8, "the concurrency limit was cut");
+
+    // A rate limiter answering 503 (nginx `limit_req`'s default status)
+    // refuses at the depths it accepts at: the pace moves.
+    let mut c = Controller::new(cfg, t0);
+    let mut t = t0;
+    for i in 0..200u32 {
+        t += ms(5);
+        let outcome = if i % 3 == 0 {
+            Outcome::Loss
+        } else {
+            Outcome::Success
+        };
+        c.on_answer(t, t - ms(1), 1, outcome, None);
+    }
+    assert!(
+        c.snapshot(t).rate.is_some(),
+        "a rate limiter's 503s pace the host"
+    );
+}
+
+#[test]
+fn state_per_host_is_small_and_fixed() {
+    let size = std::mem::size_of::<Controller>();
+    assert!(size <= 1024, "{size} bytes");
+}
