@@ -147,6 +147,19 @@ pub(crate) enum Basis {
     Measured,
 }
 
+/// A rate over the estimate that probes go toward. Single precision keeps
+/// the controller under its 1 KiB bound.
+#[derive(Debug, Clone, Copy)]
+struct Ceiling {
+    rate: f32,
+    /// Where it came from: the pace a search froze at that never bound
+    /// (a burst may hide a probe toward it, which then holds as long as a
+    /// chain's), or the highest rate a limiter without a burst may have,
+    /// by the gaps it refused (see [`Spacing::no_burst_rates`]; nothing
+    /// hides a probe there).
+    frozen: bool,
+}
+
 /// One host's rate estimate and pace.
 #[derive(Debug)]
 pub(crate) struct RateControl {
@@ -214,15 +227,9 @@ pub(crate) struct RateControl {
     top_probe: bool,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
-    /// The highest rate a limiter without a burst may have, by the gaps
-    /// it refused (see [`Spacing::no_burst_rates`]), or the pace a search
-    /// froze at that never bound: while set, probes go halfway to it, one
-    /// after another. Single precision keeps the controller under its
-    /// 1 KiB bound.
-    ceiling: Option<f32>,
-    /// The ceiling is a frozen search's, and a burst may hide a probe
-    /// toward it, which then holds as long as a chain's.
-    ceiling_frozen: bool,
+    /// A rate over the estimate that probes go halfway to, one after
+    /// another, while set.
+    ceiling: Option<Ceiling>,
     /// Nothing accepted for a while: the pace trickles until the host
     /// accepts again.
     starving: bool,
@@ -283,7 +290,6 @@ impl RateControl {
             top_probe: false,
             drain_until: None,
             ceiling: None,
-            ceiling_frozen: false,
             starving: false,
             starve_cycle: (now, 0),
             last_loss: None,

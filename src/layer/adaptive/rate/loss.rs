@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, TOP_PROBE_OVER};
+use super::{Basis, Ceiling, RateControl, MIN_EVIDENCE, PROBE_GROWTH, TOP_PROBE_OVER};
 
 /// Answers needed in slots at the limit for a measurement.
 const MIN_AT_LIMIT: u32 = 8;
@@ -212,11 +212,13 @@ impl RateControl {
             self.probing = false;
             self.probe_refused();
             self.probe_step = PROBE_GROWTH;
-            if self.ceiling.is_some() {
-                self.ceiling = was
-                    .filter(|&c| c > TOP_PROBE_OVER * self.estimate)
-                    .map(|c| c as f32);
-            }
+            self.ceiling = self.ceiling.and_then(|ceiling| {
+                was.filter(|&c| c > TOP_PROBE_OVER * self.estimate)
+                    .map(|c| Ceiling {
+                        rate: c as f32,
+                        ..ceiling
+                    })
+            });
             self.settle(now);
             return;
         }
@@ -350,8 +352,10 @@ impl RateControl {
         let waves = now.saturating_duration_since(self.resumed_at) >= second
             && self.sent_share(now, second) < WAVES_SHARE;
         if let Some(ceiling) = was.filter(|&r| waves && r > TOP_PROBE_OVER * self.estimate) {
-            self.ceiling = Some(ceiling as f32);
-            self.ceiling_frozen = true;
+            self.ceiling = Some(Ceiling {
+                rate: ceiling as f32,
+                frozen: true,
+            });
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Basis, RateControl, PROBE_GROWTH, PROBE_WAIT_CHEAP, TOP_PROBE_MAX, TOP_PROBE_OVER};
+use super::{Basis, Ceiling, RateControl, PROBE_GROWTH, PROBE_WAIT_CHEAP, TOP_PROBE_MAX, TOP_PROBE_OVER};
 use crate::layer::adaptive::fit::SEARCH_STEP;
 
 /// Growth per search step while the estimate is a guess.
@@ -46,7 +46,7 @@ impl RateControl {
             }
             Basis::Measured if binding && !self.probing && self.ceiling_probe_due(now) => {
                 // Halfway (in ratio) between the hold and the ceiling.
-                let ceiling = self.ceiling.map_or(self.estimate, f64::from);
+                let ceiling = self.ceiling.map_or(self.estimate, |c| f64::from(c.rate));
                 self.probing = true;
                 self.stepped_at = now;
                 self.probe_step = (ceiling / (self.estimate * self.hold()))
@@ -83,7 +83,7 @@ impl RateControl {
                 if let Some(ceiling) = self.ceiling {
                     // Toward the ceiling: the next probe at once, halfway
                     // again, until the two are close.
-                    if f64::from(ceiling) < self.estimate * TOP_PROBE_OVER {
+                    if f64::from(ceiling.rate) < self.estimate * TOP_PROBE_OVER {
                         self.ceiling = None;
                     }
                     self.probe_step = PROBE_GROWTH;
@@ -150,7 +150,7 @@ impl RateControl {
     /// overshoot would spend a burst of [`BURST_HIDDEN`] requests, and a
     /// second at the least.
     pub(super) fn probe_holds(&self) -> Duration {
-        if self.ceiling.is_some() && !self.ceiling_frozen {
+        if self.ceiling.is_some_and(|c| !c.frozen) {
             // A limiter without a burst: nothing hides a probe past it.
             return Duration::from_secs(1);
         }
@@ -186,11 +186,13 @@ impl RateControl {
     ///
     /// [`gap_rates`]: RateControl::gap_rates
     pub(super) fn bound_by_gaps(&mut self, gaps: Option<(f64, f64)>) {
-        self.ceiling_frozen = false;
         self.ceiling = gaps
             .map(|(_, top)| top)
             .filter(|&top| top > TOP_PROBE_OVER * self.estimate)
-            .map(|top| top as f32);
+            .map(|top| Ceiling {
+                rate: top as f32,
+                frozen: false,
+            });
     }
 
     pub(super) fn costly_probe(&mut self) {
