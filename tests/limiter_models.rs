@@ -315,6 +315,17 @@ fn models(rate: f64) -> Vec<Spec> {
         specs.push(gcra(rate, 0, RetryAfter::Absent));
         specs.push(gcra(rate, 0, RetryAfter::Static(1)));
     }
+    // `FIXED=1` adds fixed windows (of `WINDOW_S`) that send no quota
+    // headers: `Retry-After` to the reset alone, or a bare 429.
+    if std::env::var_os("FIXED").is_some() {
+        for headers in [QuotaHeaders::RetryAfter, QuotaHeaders::Bare] {
+            specs.push(Spec::Window {
+                rate,
+                window,
+                headers,
+            });
+        }
+    }
     // `BURSTS=5,20` with `RETRY_AFTERS=none,1,exact,5` adds GCRAs the
     // issue does not list: every burst with every `Retry-After`.
     if let Ok(bursts) = std::env::var("BURSTS") {

@@ -231,12 +231,18 @@ pub enum QuotaHeaders {
     /// GitHub's: `X-RateLimit-Limit`, `-Remaining`, `-Used`, and `-Reset` in
     /// UTC epoch seconds, with a `Date` header.
     GitHub,
+    /// No quota headers, and `Retry-After` (to the reset) on a refusal
+    /// only: a counter a server keeps itself (`INCR` and `EXPIRE` in Redis)
+    /// that says when to come back.
+    RetryAfter,
+    /// Nothing at all: a bare 429 until the window resets.
+    Bare,
 }
 
 /// A fixed window of `quota` requests every `window`, aligned to the
 /// server's start, with quota headers on every answer and a 429 with
-/// `Retry-After` (to the reset) once the quota is spent. Refusals do not
-/// count.
+/// `Retry-After` (to the reset) once the quota is spent, or less (see
+/// [`QuotaHeaders`]). Refusals do not count.
 #[derive(Debug)]
 pub struct FixedWindow {
     quota: u64,
@@ -280,6 +286,8 @@ impl Limiter for FixedWindow {
         let remaining = self.quota - self.used;
         let mut d = if served {
             Decision::ok()
+        } else if self.headers == QuotaHeaders::Bare {
+            Decision::refused(StatusCode::TOO_MANY_REQUESTS)
         } else {
             let secs = to_reset.as_secs_f64().ceil().max(1.0) as u64;
             Decision::refused(StatusCode::TOO_MANY_REQUESTS).header("retry-after", secs.to_string())
@@ -308,6 +316,7 @@ impl Limiter for FixedWindow {
                     .header("x-ratelimit-reset", reset_epoch.to_string())
                     .header("date", httpdate::fmt_http_date(wall_now));
             }
+            QuotaHeaders::RetryAfter | QuotaHeaders::Bare => {}
         }
         d
     }
