@@ -76,3 +76,29 @@ async fn probes_wait_ten_pauses_after_a_long_retry_after() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_quota_accepted_in_a_moment_is_no_capacity_to_recover() {
+    // A fixed window of 500 a second, refused with `Retry-After: 1`: each
+    // pause refills it, and its 500 answers come back in 0.4 s at 1 350/s,
+    // as many as a held pace's, in no time. The estimate sinks toward the
+    // quota; recovery must not probe back toward 1 350/s, each probe a
+    // refusal and a pause.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.force_rate(t0, 1350.0);
+    let mut t = t0;
+    for _ in 0..8 {
+        for _ in 0..500 {
+            t += Duration::from_micros(740);
+            c.on_send(t);
+            c.on_accepted(t, t);
+        }
+        c.on_send(t);
+        c.on_loss(t, t, Some(Duration::from_secs(1)));
+        t += Duration::from_secs(1);
+    }
+    let (estimate, _) = c.estimate();
+    assert!(estimate < 0.6 * 1350.0, "the estimate sank: {estimate}");
+    assert!(!c.recovery.active(), "recovering from a rate never held");
+}
