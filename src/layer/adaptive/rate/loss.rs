@@ -22,6 +22,11 @@ const WAVES_SHARE: f64 = 0.8;
 /// How long refusals below the estimate drain at half the pace.
 pub(super) const DRAIN: Duration = Duration::from_millis(500);
 
+/// How far over what the host accepted in the last second its gaps may
+/// put a limiter without a burst (sent to at 125 % of its rate, such a
+/// limiter accepts half of it, and its gaps say up to twice that).
+const GAPS_OVER_ACCEPTED: f64 = 4.0;
+
 impl RateControl {
     /// What a loss teaches (see [`RateControl::on_loss`]).
     pub(super) fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
@@ -92,8 +97,14 @@ impl RateControl {
             .at_limit(now, MIN_AT_LIMIT, self.cut_at, self.served_rtt)
             .filter(|&m| m <= short * 1.1);
         // A limiter without a burst accepts well under its rate at the
-        // limit; the gaps of what it accepted and refused measure it.
-        let gaps = self.gap_rates(now);
+        // limit; the gaps of what it accepted and refused measure it. Not
+        // far over what the host accepted over the last second, though:
+        // nginx counts whole milliseconds, and at 2 000/s with a burst of
+        // one it accepted two sends 7 µs apart, which read 135 300/s and
+        // left the host unpaced, refusing half its sends.
+        let gaps = self
+            .gap_rates(now)
+            .filter(|&(r, _)| last_second == 0.0 || r <= GAPS_OVER_ACCEPTED * last_second);
         let at_limit = match gaps {
             Some((r, _)) => Some(at_limit.map_or(r, |m| m.max(r))),
             None => at_limit,

@@ -218,3 +218,27 @@ async fn a_frozen_search_sent_at_its_pace_is_not_probed_at_once() {
     assert!((390.0..=420.0).contains(&held), "what it accepted: {held}");
     assert!(top <= held, "held at the estimate: {top}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn gaps_of_microseconds_are_no_rate_far_over_what_was_accepted() {
+    // nginx counts whole milliseconds: at 2 000/s with a burst of one it
+    // accepts two sends a few microseconds apart in a millisecond, and
+    // refuses the third. Read as a limiter without a burst, those gaps
+    // say 143 000/s; the host accepted 2 000/s.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.force_rate(t0, 2000.0);
+    let mut t = t0;
+    for _ in 0..1000 {
+        t += Duration::from_millis(1);
+        let (second, third) = (t + Duration::from_micros(7), t + Duration::from_micros(10));
+        for at in [t, second] {
+            c.on_send(at);
+            c.on_accepted(at, at);
+        }
+        c.on_send(third);
+        c.on_loss(third, third, None);
+    }
+    let (estimate, _) = c.estimate();
+    assert!(estimate < 8000.0, "estimate {estimate}");
+}
