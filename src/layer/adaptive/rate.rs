@@ -111,14 +111,6 @@ use crate::retry_after::QuotaWindow;
 
 /// The pace as a share of a measured rate.
 pub(crate) const HOLD: f64 = 0.98;
-/// A loss ends a spell at the estimate that counts as held (the rate a
-/// fall in capacity is measured from, `recovery.rs`) when the spell lasted
-/// this long without a loss. A fixed window refilled by each pause (a
-/// quota of 500 a second, refused with `Retry-After: 1`) accepts its whole
-/// quota at any pace: 500 answers in 0.4 s at 1 350/s were a held rate,
-/// and recovery probes doubled back toward it, each refused, while the
-/// hold sank to 66 % of the quota.
-const HELD_FOR: Duration = Duration::from_secs(5);
 /// The pace under a limiter that counts refusals: its window holds the
 /// jitter of the pace, so it needs more room.
 const COUNTING_HOLD: f64 = 0.95;
@@ -472,15 +464,14 @@ impl RateControl {
     /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
     /// `pause` is the `Retry-After` pause it began for the host, if any.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>) {
+        let held =
+            (self.basis == Basis::Measured && !self.probing && !self.counting_window && !self.starving)
+                .then_some(self.estimate);
+        // Since the latest loss, or the latest pause's end.
         let quiet_since = self
             .last_loss
             .map_or(self.resumed_at, |at| at.max(self.resumed_at));
-        let held = (self.basis == Basis::Measured
-            && !self.probing
-            && !self.counting_window
-            && !self.starving
-            && now.saturating_duration_since(quiet_since) >= HELD_FOR)
-            .then_some(self.estimate);
+        let quiet_for = now.saturating_duration_since(quiet_since);
         let (probing, step) = (self.probing, self.probe_step);
         self.learn_from_loss(now, sent_at, pause.is_some());
         if !probing {
@@ -512,7 +503,7 @@ impl RateControl {
         if probing && !self.probing && self.recovery.active() {
             self.recovery.on_probe_refused();
         }
-        let fell = self.recovery.on_loss(held, self.estimate);
+        let fell = self.recovery.on_loss(held, quiet_for, self.estimate);
         if fell || (self.recovery.active() && !self.probing) {
             // Capacity fell: probe back soon, not after the half minute a
             // lasting refusal waits (see `recovery.rs` for what a refused

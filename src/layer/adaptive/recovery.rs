@@ -14,9 +14,16 @@
 
 use std::time::Duration;
 
-/// Answers accepted without a loss before a held rate counts as the
-/// host's capacity (a guess a burst inflated rarely lasts as long).
+/// Answers accepted without a loss, over [`ESTABLISHED_FOR`] at least,
+/// before a held rate counts as the host's capacity (a guess a burst
+/// inflated rarely lasts as long).
 const ESTABLISHED: u8 = 200;
+/// The answers alone are not enough: a fixed window refilled by each pause
+/// (a quota of 500 a second, refused with `Retry-After: 1`) accepts its
+/// whole quota at any pace. 500 answers in 0.4 s at 1 350/s were a held
+/// rate, and recovery probes doubled back toward it, each refused, while
+/// the hold sank to 66 % of the quota.
+const ESTABLISHED_FOR: Duration = Duration::from_secs(5);
 /// A fall to under this share of the held rate is a drop in capacity, not
 /// the estimate settling.
 const FALL: f64 = 2.0 / 3.0;
@@ -58,16 +65,17 @@ impl Recovery {
 
     /// A loss moved the estimate to `estimate`, from `held` if it was held
     /// (measured, not probing, under a limiter that does not count
-    /// refusals). The first loss after an established spell marks the rate
-    /// held through it; a fall under [`FALL`] of that rate, in one step or
-    /// over the losses that follow, is a fall in capacity. Returns whether
-    /// this loss completed one.
-    pub(crate) fn on_loss(&mut self, held: Option<f64>, estimate: f64) -> bool {
+    /// refusals), after `quiet_for` without a loss. The first loss after an
+    /// established spell marks the rate held through it; a fall under
+    /// [`FALL`] of that rate, in one step or over the losses that follow,
+    /// is a fall in capacity. Returns whether this loss completed one.
+    pub(crate) fn on_loss(&mut self, held: Option<f64>, quiet_for: Duration, estimate: f64) -> bool {
         let quiet = std::mem::take(&mut self.quiet);
         if self.fallen {
             return false;
         }
-        if let Some(was) = held.filter(|_| quiet >= ESTABLISHED) {
+        let established = quiet >= ESTABLISHED && quiet_for >= ESTABLISHED_FOR;
+        if let Some(was) = held.filter(|_| established) {
             self.ceiling = was as f32;
         }
         if self.ceiling > 0.0 && estimate < FALL * f64::from(self.ceiling) {
@@ -136,7 +144,7 @@ mod tests {
     fn a_fall_after_a_held_rate_is_probed_back_in_doublings_to_it() {
         let mut r = Recovery::default();
         established(&mut r);
-        assert!(r.on_loss(Some(500.0), 100.0));
+        assert!(r.on_loss(Some(500.0), ESTABLISHED_FOR, 100.0));
         assert_eq!(r.step(100.0), Some(2.0));
         assert_eq!(r.step(400.0), Some(1.25));
         assert_eq!(r.step(460.0), None, "within 10 % of the ceiling: recovered");
@@ -146,17 +154,33 @@ mod tests {
     #[test]
     fn settling_or_an_unestablished_rate_is_not_a_fall() {
         let mut r = Recovery::default();
-        assert!(!r.on_loss(Some(500.0), 100.0), "nothing held for long");
+        assert!(
+            !r.on_loss(Some(500.0), ESTABLISHED_FOR, 100.0),
+            "nothing held for long"
+        );
         for _ in 0..ESTABLISHED - 1 {
             r.on_accepted();
         }
-        assert!(!r.on_loss(Some(500.0), 100.0), "held, but not long enough");
-        established(&mut r);
-        assert!(!r.on_loss(None, 100.0), "not held (probing, or a guess)");
+        assert!(
+            !r.on_loss(Some(500.0), ESTABLISHED_FOR, 100.0),
+            "held, but not long enough"
+        );
         established(&mut r);
         assert!(
-            !r.on_loss(Some(500.0), 400.0),
+            !r.on_loss(None, ESTABLISHED_FOR, 100.0),
+            "not held (probing, or a guess)"
+        );
+        established(&mut r);
+        assert!(
+            !r.on_loss(Some(500.0), ESTABLISHED_FOR, 400.0),
             "a fifth down: the estimate settling"
+        );
+        assert!(!r.active());
+        let mut r = Recovery::default();
+        established(&mut r);
+        assert!(
+            !r.on_loss(Some(500.0), ESTABLISHED_FOR / 10, 100.0),
+            "answers enough, but over too short a time (a quota spent at once)"
         );
         assert!(!r.active());
     }
@@ -170,7 +194,7 @@ mod tests {
         while !fell {
             let held = estimate;
             estimate *= 0.98;
-            fell = r.on_loss(Some(held), estimate);
+            fell = r.on_loss(Some(held), ESTABLISHED_FOR, estimate);
         }
         assert!(estimate < FALL * 500.0 && estimate > FALL * 0.97 * 500.0);
         assert_eq!(r.step(estimate), Some(500.0 / estimate));
@@ -180,7 +204,7 @@ mod tests {
     fn refused_recovery_probes_wait_longer_and_end_the_recovery() {
         let mut r = Recovery::default();
         established(&mut r);
-        assert!(r.on_loss(Some(500.0), 100.0));
+        assert!(r.on_loss(Some(500.0), ESTABLISHED_FOR, 100.0));
         assert_eq!(r.wait(None), FIRST_WAIT);
         let second = Duration::from_secs(1);
         assert_eq!(r.wait(Some(second)), second * PAUSES_APART);
