@@ -177,10 +177,11 @@ mod linked {
             let Some(fleet) = &self.0 else {
                 return;
             };
-            let Some(f) = c.rate_control().take_finished_cycle() else {
+            let now = Instant::now();
+            let Some(f) = c.rate_control().take_finished_cycle(now) else {
                 return;
             };
-            let ago = Instant::now().saturating_duration_since(f.end);
+            let ago = now.saturating_duration_since(f.end);
             let end = SystemTime::now()
                 .checked_sub(ago)
                 .unwrap_or(SystemTime::UNIX_EPOCH);

@@ -218,6 +218,7 @@ impl Controller {
     /// A request sent at `sent_at` was dropped before its answer.
     pub(crate) fn cancelled(&mut self, sent_at: Instant) {
         self.concurrency.cancelled(sent_at);
+        self.pace.on_fleet_flood_answer(false);
     }
 
     /// Gives back a permit taken by [`admit`](Self::admit).
@@ -282,6 +283,8 @@ impl Controller {
             }
             Outcome::Neutral => self.concurrency.forget(sent_at),
         }
+        let refused = matches!(outcome, Outcome::Throttled) || (outcome == Outcome::Loss && pause.is_some());
+        self.pace.on_fleet_flood_answer(refused);
     }
 
     /// A refusal that spends the rate, not the server (see `on_answer`).

@@ -50,6 +50,48 @@ pub(crate) struct Finished {
     /// Send times, seconds before `end` (ascending, at most 0; an unpaced
     /// flood's go on past it).
     pub(crate) log: Vec<f32>,
+    /// An unpaced flood's answers still to come (none for a paced cycle).
+    pub(crate) flood: Option<FloodAnswers>,
+}
+
+/// The answers an opening flood's record waits for before the fleet gets
+/// it (up to [`FLOOD_SETTLE`]). The record keeps the sends the server
+/// took, and the refused one that ended it. When the record is made, only
+/// the first refusal is in: the rest of the flood is still in flight, and
+/// the server took it in any order. Handed on at once with every send
+/// (65-85 for four processes, where the server took 53-56), the flood bounded
+/// the burst so loosely that a crossing implying a burst of 86 held a
+/// fleet at 76 % of its rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FloodAnswers {
+    /// The flood's sends not yet answered.
+    pub(crate) unanswered: usize,
+    /// Refusals among the answers since the record was made (the
+    /// refusal that ended it, when this process's own, included).
+    pub(crate) refused: usize,
+}
+
+/// The longest a flood's record waits for its answers.
+pub(crate) const FLOOD_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Finished {
+    /// Whether the fleet may have this record at `now`: a flood's once its
+    /// answers are in, or [`FLOOD_SETTLE`] after its end.
+    pub(crate) fn ready(&self, now: Instant) -> bool {
+        self.flood
+            .is_none_or(|f| f.unanswered == 0 || now >= self.end + FLOOD_SETTLE)
+    }
+
+    /// Leaves out of a flood's sends one for each refusal but the one
+    /// that ended it: the rest are what the server took, or may have.
+    pub(crate) fn without_refused(mut self) -> Self {
+        if let Some(f) = self.flood.take() {
+            let late = f.refused.saturating_sub(usize::from(self.told));
+            let keep = self.log.len().saturating_sub(late).max(1);
+            self.log.truncate(keep);
+        }
+        self
+    }
 }
 
 /// The fleet's latest merged cycle (see `fleet::cycle`), as a host's rate
@@ -104,6 +146,9 @@ pub(crate) struct FleetCycles {
     pub(crate) load_cut_ms: u64,
     /// This process's answers from the host not yet handed to the fleet.
     pub(crate) answers: Tally,
+    /// Answers while unpaced, before the opening flood's record: the
+    /// flood's sends answered before its refusal.
+    pub(crate) flood_answered: usize,
     /// An instant and the Unix ms it was, to date answers without reading
     /// the wall clock for each (taken again each minute: the two clocks
     /// drift apart).
@@ -111,6 +156,20 @@ pub(crate) struct FleetCycles {
 }
 
 impl FleetCycles {
+    /// One more answer (`refused`: a refusal for rate) while `unpaced`:
+    /// a part of the opening flood, counted before its record is made and
+    /// against it after.
+    pub(crate) fn flood_answer(&mut self, unpaced: bool, refused: bool) {
+        match self.finished.as_mut().and_then(|f| f.flood.as_mut()) {
+            Some(f) => {
+                f.unanswered = f.unanswered.saturating_sub(1);
+                f.refused += usize::from(refused);
+            }
+            None if unpaced => self.flood_answered = self.flood_answered.saturating_add(1),
+            None => {}
+        }
+    }
+
     /// Counts an answer at `now` for the fleet's answers: accepted, or
     /// refused for rate.
     pub(crate) fn count_answer(&mut self, now: Instant, accepted: bool) {
@@ -164,12 +223,12 @@ impl FleetCycles {
             log.len().saturating_sub(2) as f64 / ((end_us - e) as f64 / 1e6)
         });
         let peak = peak_rate(log);
-        // The burst a fit implies is under what refused the flood: its
-        // sends, those after the first refused one included (the server
-        // may have taken them first; cut there, floods held 17-59 sends
-        // where the server took 55), over-count it by the refused.
+        // The burst a fit implies is under what refused the flood: the
+        // flood's sends the server took, and each process's refused one
+        // (see `FloodAnswers`), a GCRA's burst and one more. A few sends
+        // of room: a merged cycle's end may read a send or two high.
         let flood = self.flood.as_deref();
-        let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| FLOOD_ROOM * (excess(f, r) - 1.0) + 5.0);
+        let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| excess(f, r) - 1.0 + FLOOD_ROOM);
         let fitted = fit_cycles_within(&self.previous, log, estimate, max_burst, REACH)
             .or_else(|| {
                 let all: Vec<&[f32]> = self.previous.iter().map(Vec::as_slice).chain([log]).collect();
@@ -189,8 +248,8 @@ impl FleetCycles {
 /// against a limiter of 500/s).
 const REACH: f64 = 2.0;
 
-/// How far over the flood's excess a fit's burst may lie.
-const FLOOD_ROOM: f64 = 1.25;
+/// How many sends over the flood's excess a fit's burst may lie.
+const FLOOD_ROOM: f64 = 5.0;
 
 /// A fleet's cycle against a GCRA of `rate` and `burst`: sends at
 /// `pace(t)` per second from a full burst until the first refusal; the log
@@ -266,8 +325,14 @@ mod tests {
             None,
             "no crossing fits them"
         );
+        // The trace's flood was cut at its refusal (45 sends) where the
+        // server took 55; a flood's record now holds what the server took
+        // and each process's refused send (see `FloodAnswers`): ten more
+        // at its end, and one refused for each of three processes.
+        let mut flood = flood.clone();
+        flood.extend([0.0; 13]);
         let mut f = FleetCycles::default();
-        assert_eq!(f.fit(*flood_end, false, flood, 0.0), None);
+        assert_eq!(f.fit(*flood_end, false, &flood, 0.0), None);
         assert_eq!(f.fit(*search_end, true, search, 0.0), None);
         let r = f.fit(*held_end, true, held, 0.0).expect("a fit").rate;
         assert!((r - 500.0).abs() < 10.0, "fitted {r}/s");

@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PROBE_MAX, TOP_PROBE_OVER};
 use crate::layer::adaptive::fit::{fit_cycles, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
-use crate::layer::adaptive::fleet_fit::Finished;
+use crate::layer::adaptive::fleet_fit::{Finished, FloodAnswers};
 
 impl RateControl {
     /// A loss with `Retry-After`: the cycle since the last pause ends with
@@ -39,13 +39,21 @@ impl RateControl {
         log.retain(|&t| t <= 0.0);
         if let Some(fleet) = self.fleet.as_mut() {
             fleet.own_sends = log.len();
+            let flood = flood.map(|f| {
+                let answers = FloodAnswers {
+                    unanswered: f.len().saturating_sub(fleet.flood_answered),
+                    refused: 0,
+                };
+                (f, answers)
+            });
             fleet.finished = Some(Finished {
                 end: sent_at,
                 told,
                 // A flood is no shape to fit a fleet's rate to: each
                 // process's share of it is whatever its requests raced to.
                 fits: fits && !unpaced,
-                log: flood.unwrap_or_else(|| log.clone()),
+                flood: flood.as_ref().map(|(_, a)| *a),
+                log: flood.map_or_else(|| log.clone(), |(f, _)| f),
             });
         }
         if !fits {

@@ -81,10 +81,24 @@ impl RateControl {
     }
 
     /// In a fleet, the cycle that ended last, for the fleet to merge
-    /// (once).
+    /// (once): an opening flood's once its answers are in (see
+    /// `fleet_fit::FloodAnswers`).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn take_finished_cycle(&mut self) -> Option<Finished> {
-        self.fleet.as_mut()?.finished.take()
+    pub(crate) fn take_finished_cycle(&mut self, now: Instant) -> Option<Finished> {
+        let fleet = self.fleet.as_mut()?;
+        if !fleet.finished.as_ref()?.ready(now) {
+            return None;
+        }
+        fleet.finished.take().map(Finished::without_refused)
+    }
+
+    /// In a fleet, an answer came (`refused`: a refusal for rate), or a
+    /// request sent was dropped: counted for the opening flood's record.
+    pub(crate) fn on_fleet_flood_answer(&mut self, refused: bool) {
+        let unpaced = self.basis == Basis::None;
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.flood_answer(unpaced, refused);
+        }
     }
 
     /// In a fleet, the sequence number of the latest fleet cycle this

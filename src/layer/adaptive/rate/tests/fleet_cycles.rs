@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{gcra_cycle, ms};
-use crate::layer::adaptive::fleet_fit::MergedCycle;
+use crate::layer::adaptive::fleet_fit::{MergedCycle, FLOOD_SETTLE};
 use crate::layer::adaptive::rate::fleet::OPENING_PROBE;
 use crate::layer::adaptive::rate::{Basis, RateControl, HOLD, PROBE_GROWTH};
 
@@ -83,11 +83,13 @@ async fn in_a_fleet_a_search_grows_only_while_its_sends_keep_up() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn in_a_fleet_the_flood_hands_on_the_sends_after_its_refusal() {
-    // Ten requests a millisecond apart, the sixth refused, its answer
-    // back after the tenth was sent: the server may have taken the
-    // last four before it, and the flood's count bounds the burst.
-    // A paced cycle ends at its refused send.
+async fn in_a_fleet_the_flood_hands_on_what_the_server_took_once_answered() {
+    // Ten requests a millisecond apart: three accepted, then the sixth
+    // refused, its answer back after the tenth was sent. The record waits
+    // for the six still in flight: the server may have taken them before
+    // the refused one, or refused them too. Two are refused: the fleet
+    // gets eight sends, the two after the refused one that were taken
+    // among them, and the flood's count bounds the burst.
     let t0 = Instant::now();
     let mut c = RateControl::new(1.0, t0);
     c.set_share(0.25);
@@ -95,11 +97,27 @@ async fn in_a_fleet_the_flood_hands_on_the_sends_after_its_refusal() {
     for k in 0..10 {
         c.on_send(ms(k));
     }
-    c.on_loss(ms(10), ms(5), Some(Duration::from_secs(1)));
-    let flood = c.take_finished_cycle().expect("a flood");
+    for k in 0..3 {
+        c.on_accepted(ms(8), ms(k));
+        c.on_fleet_flood_answer(false);
+    }
+    let pause = Some(Duration::from_secs(1));
+    c.on_loss(ms(10), ms(5), pause);
+    c.on_fleet_flood_answer(true);
+    assert_eq!(c.take_finished_cycle(ms(10)), None, "six answers to come");
+    for k in [3, 4, 6, 7, 8, 9] {
+        let refused = k == 4 || k == 8;
+        if refused {
+            c.on_loss(ms(11), ms(k), pause);
+        } else {
+            c.on_accepted(ms(11), ms(k));
+        }
+        c.on_fleet_flood_answer(refused);
+    }
+    let flood = c.take_finished_cycle(ms(11)).expect("a flood");
     assert!(!flood.fits);
-    assert_eq!(flood.log.len(), 10);
-    assert_eq!(flood.log.iter().filter(|&&t| t > 0.0).count(), 4);
+    assert_eq!(flood.log.len(), 8, "{:?}", flood.log);
+    assert_eq!(flood.log.iter().filter(|&&t| t > 0.0).count(), 2);
     let resumed = ms(1_100);
     c.force_rate(resumed, 100.0);
     for k in 0..10 {
@@ -108,10 +126,34 @@ async fn in_a_fleet_the_flood_hands_on_the_sends_after_its_refusal() {
     c.on_loss(
         resumed + Duration::from_millis(100),
         resumed + Duration::from_millis(50),
-        Some(Duration::from_secs(1)),
+        pause,
     );
-    let paced = c.take_finished_cycle().expect("a paced cycle");
+    c.on_fleet_flood_answer(true);
+    let paced = c
+        .take_finished_cycle(resumed + Duration::from_millis(100))
+        .expect("a paced cycle, at once");
     assert_eq!(paced.log.len(), 6, "{:?}", paced.log);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_whose_answers_never_come_is_handed_on_all_the_same() {
+    // Answers lost (requests dropped unreported): after a quarter of a
+    // second the record goes with every send, the unanswered counted as
+    // taken.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.set_share(0.25);
+    for k in 0..10 {
+        c.on_send(t0 + Duration::from_millis(k));
+    }
+    let end = t0 + Duration::from_millis(5);
+    c.on_loss(t0 + Duration::from_millis(10), end, Some(Duration::from_secs(1)));
+    c.on_fleet_flood_answer(true);
+    assert_eq!(c.take_finished_cycle(end + Duration::from_millis(200)), None);
+    let flood = c
+        .take_finished_cycle(end + FLOOD_SETTLE)
+        .expect("handed on after the wait");
+    assert_eq!(flood.log.len(), 10);
 }
 
 #[tokio::test(start_paused = true)]
