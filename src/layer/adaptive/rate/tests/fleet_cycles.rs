@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{gcra_cycle, ms};
+use crate::layer::adaptive::fit::Fit;
 use crate::layer::adaptive::fleet_fit::{MergedCycle, FLOOD_SETTLE};
-use crate::layer::adaptive::rate::fleet::OPENING_PROBE;
+use crate::layer::adaptive::rate::fleet::{probed_at_top, OPENING_PROBE};
 use crate::layer::adaptive::rate::{Basis, RateControl, HOLD, PROBE_GROWTH};
 
 /// A fleet's merged cycle that may miss a process's sends.
@@ -361,4 +362,19 @@ async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
     alone.on_fleet_cycle(t0, merged(1, end_a, &a), 1.0);
     alone.on_fleet_cycle(t0, merged(2, end_b, &b), 1.0);
     assert_eq!(alone.estimate().0, 550.0);
+}
+
+#[test]
+fn a_fleet_fit_is_probed_at_its_top_only_when_its_range_is_far_wider_than_jitter() {
+    // Merged cycles' first fits allowed 3.5-8 % over them whatever
+    // their error; a range twice that wide still goes to its top.
+    let fit = |top: f64, cycles: usize| Fit {
+        rate: 500.0,
+        top,
+        cycles,
+    };
+    assert!(!probed_at_top(&fit(527.0, 2)));
+    assert!(!probed_at_top(&fit(540.0, 2)));
+    assert!(probed_at_top(&fit(560.0, 2)));
+    assert!(!probed_at_top(&fit(560.0, 3)), "three cycles narrowed it");
 }
