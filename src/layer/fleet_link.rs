@@ -81,8 +81,9 @@ mod linked {
                 // cycle since the last pause ends here too.
                 if let Some(host) = pause_here(now_ms + left) {
                     if let Some(mut c) = host.existing_controller() {
-                        c.on_fleet_pause(Instant::now());
-                        self.publish_cycle(name, &mut c);
+                        let now = Instant::now();
+                        c.on_fleet_pause(now);
+                        self.publish_cycle(name, &mut c, now);
                     }
                 }
                 left
@@ -171,13 +172,13 @@ mod linked {
             }
         }
 
-        /// Hands the cycle this host's controller ended last (if any, once) to
-        /// the fleet, which merges every process's into the fleet's.
-        fn publish_cycle(&self, name: &HostName, c: &mut Controller) {
+        /// Hands the cycle this host's controller ended last (if any, once,
+        /// and a flood's once answered by `now`) to the fleet, which merges
+        /// every process's into the fleet's.
+        fn publish_cycle(&self, name: &HostName, c: &mut Controller, now: Instant) {
             let Some(fleet) = &self.0 else {
                 return;
             };
-            let now = Instant::now();
             let Some(f) = c.rate_control().take_finished_cycle(now) else {
                 return;
             };
@@ -212,7 +213,7 @@ mod linked {
             if let Some(accepted) = accepted {
                 c.rate_control().count_fleet_answer(now, accepted);
             }
-            self.publish_cycle(name, c);
+            self.publish_cycle(name, c, now);
             // A seed is the fleet's own knowledge: nothing new to tell it.
             if !c.estimate_is_own() {
                 return;
