@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example fleet --features redis
 //! cargo run --release --example fleet --features redis -- --processes 4 --seconds 25
+//! cargo run --release --example fleet --features redis -- --limiter gcra:200:10:none --variant redis
 //! ```
 //!
 //! It starts a limited server on 127.0.0.1 (`testkit`: nginx-like GCRA at
@@ -21,7 +22,9 @@
 //!
 //! What the host accepted and refused is counted at the server from second
 //! 5 to the end, and printed as a table with the Redis commands per request
-//! the workers report.
+//! the workers report. `--limiter KIND:RATE:BURST:RETRY_AFTER` runs other
+//! limiters instead (`crawl`'s kinds; `RETRY_AFTER` is `none`, `exact` or
+//! whole seconds).
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +64,11 @@ struct Args {
     /// Only this variant: local, redis or outage
     #[arg(long, value_name = "V")]
     variant: Option<String>,
+    /// Run this limiter instead of the two default ones (repeatable):
+    /// `KIND:RATE:BURST:RETRY_AFTER`, as the `crawl` example's flags
+    /// (e.g. `gcra:200:10:2`, `sliding:300:0:none`)
+    #[arg(long, value_name = "SPEC")]
+    limiter: Vec<String>,
     /// Internal: run as one worker crawling BASE
     #[arg(long, value_name = "BASE", hide = true)]
     worker: Option<String>,
@@ -188,6 +196,8 @@ async fn worker(args: Args, base: String) -> Result<(), Box<dyn std::error::Erro
 struct Row {
     model: String,
     variant: &'static str,
+    /// The limiter's rate, requests per second.
+    allowed: f64,
     goodput: f64,
     refused: f64,
     commands_per_request: Option<f64>,
@@ -197,10 +207,18 @@ struct Row {
 async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let me = std::env::current_exe()?;
     let mut rows = Vec::new();
-    for spec in [
-        Spec::parse("gcra", 500.0, 50, "1")?,
-        Spec::parse("sliding", 500.0, 0, "none")?,
-    ] {
+    let specs = if args.limiter.is_empty() {
+        vec![
+            Spec::parse("gcra", 500.0, 50, "1")?,
+            Spec::parse("sliding", 500.0, 0, "none")?,
+        ]
+    } else {
+        args.limiter
+            .iter()
+            .map(|s| parse_limiter(s))
+            .collect::<Result<_, _>>()?
+    };
+    for spec in specs {
         if args
             .models
             .as_ref()
@@ -284,6 +302,7 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let local_ms: u64 = reports.iter().map(|r| r.local_ms).sum();
             rows.push(Row {
                 model: spec.to_string(),
+                allowed: spec.rate().unwrap_or(f64::NAN),
                 variant,
                 goodput: accepted / span,
                 refused: refused / (counted.len() as f64).max(1.0),
@@ -294,7 +313,7 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             });
         }
     }
-    println!("\n| model | variant | goodput (of 500/s) | 429s | Redis commands per request | time local per process |");
+    println!("\n| model | variant | goodput (of the allowed rate) | 429s | Redis commands per request | time local per process |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for r in rows {
         let cpr = r
@@ -310,11 +329,26 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             r.model,
             r.variant,
             r.goodput,
-            r.goodput / 5.0,
+            100.0 * r.goodput / r.allowed,
             r.refused * 100.0
         );
     }
     Ok(())
+}
+
+/// A limiter named as `KIND:RATE:BURST:RETRY_AFTER`.
+fn parse_limiter(text: &str) -> Result<Spec, Box<dyn std::error::Error>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [kind, rate, burst, retry_after] = parts[..] else {
+        return Err(format!("--limiter: expected KIND:RATE:BURST:RETRY_AFTER, got {text:?}").into());
+    };
+    let rate: f64 = rate
+        .parse()
+        .map_err(|_| format!("--limiter: bad rate {rate:?}"))?;
+    let burst: u32 = burst
+        .parse()
+        .map_err(|_| format!("--limiter: bad burst {burst:?}"))?;
+    Ok(Spec::parse(kind, rate, burst, retry_after).map_err(|e| e.0)?)
 }
 
 /// Accepted and refused arrivals at the server in each of the first `n`

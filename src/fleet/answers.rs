@@ -12,9 +12,18 @@
 //! window of a second accepts more than its count, and no GCRA more than
 //! its rate and burst. So while the host refuses, the paces together need
 //! not go over the most the fleet saw accepted in a second (see
-//! [`FleetLoad::cap`]). The bound only ever cuts: for a limiter with a
-//! burst the peak is the rate and the burst, so a fleet whose readings
-//! sum under the rate (424/s in one run) is left to its probes.
+//! [`FleetLoad::cap`]).
+//!
+//! Nor far under it. Where refusals pause nobody (`Retry-After: 0` or
+//! none), no fleet cycle measures the host, and each process read its own
+//! part of it when refused: four parts summed to 42-85 % of a GCRA's rate
+//! (one part at 2/s), held for the half minute a probe waits after a loss.
+//! So the most the fleet was accepted in a second that also held refusals
+//! ([`FleetLoad::at_limit`]) is a reading of the host, and a process whose
+//! pace is far under its share of it starts from that share. For a limiter
+//! with a burst such a second may hold the burst too (a tenth more, at
+//! 500/s with 50): refusals cut a share raised past the rate back, each
+//! process's own and the cap alike.
 
 use crate::tally::{Span, SPAN_MS};
 
@@ -37,6 +46,11 @@ pub(crate) struct FleetLoad {
     pub(crate) peak: f64,
     /// The fleet's refusals in their last [`RECENT`] spans.
     pub(crate) refused: u64,
+    /// The most the fleet had accepted in a second of them that also
+    /// refused: a reading at the host's limit (0 for none).
+    pub(crate) peak_refusing: f64,
+    /// The fleet's refusals in all of them.
+    pub(crate) refused_kept: u64,
     /// The live processes' paces summed, requests per second.
     pub(crate) paces: f64,
 }
@@ -58,14 +72,23 @@ impl FleetLoad {
         if !any {
             return None;
         }
-        let peak = counts
-            .windows(PER_SECOND)
-            .map(|w| w.iter().map(|c| u64::from(c.0)).sum::<u64>())
+        let seconds = || {
+            counts.windows(PER_SECOND).map(|w| {
+                w.iter()
+                    .fold((0u64, 0u64), |(a, r), c| (a + u64::from(c.0), r + u64::from(c.1)))
+            })
+        };
+        let peak = seconds().map(|(a, _)| a).max().unwrap_or(0);
+        let peak_refusing = seconds()
+            .filter(|&(_, r)| r > 0)
+            .map(|(a, _)| a)
             .max()
             .unwrap_or(0);
         Some(Self {
             through_ms: through * SPAN_MS,
             peak: peak as f64,
+            peak_refusing: peak_refusing as f64,
+            refused_kept: counts.iter().map(|c| u64::from(c.1)).sum(),
             refused: counts[KEPT as usize - RECENT..]
                 .iter()
                 .map(|c| u64::from(c.1))
@@ -79,18 +102,28 @@ impl FleetLoad {
     /// while the host refused: the paces together to 97 % of that, at most
     /// halved at once. `None` when nothing says the paces are too high.
     pub(crate) fn cap(&self) -> Option<f64> {
-        /// Refusals in the span that say the host is at its limit, not a
-        /// stray one.
-        const MIN_REFUSED: u64 = 8;
-        /// Where the paces together go: a little under the peak, which the
-        /// limiter's jitter reaches.
-        const UNDER_PEAK: f64 = 0.97;
         if self.refused < MIN_REFUSED || self.peak <= 0.0 || self.paces <= self.peak {
             return None;
         }
         Some((UNDER_PEAK * self.peak / self.paces).clamp(0.5, 1.0))
     }
+
+    /// What the fleet's answers show the host takes at its limit: 97 % of
+    /// the most the fleet saw accepted in a second that also held
+    /// refusals (a second without any may show a rate the host has since
+    /// dropped). `None` without refusals enough to call it the limit.
+    pub(crate) fn at_limit(&self) -> Option<f64> {
+        (self.refused_kept >= MIN_REFUSED && self.peak_refusing > 0.0)
+            .then_some(UNDER_PEAK * self.peak_refusing)
+    }
 }
+
+/// Refusals in the span that say the host is at its limit, not a stray
+/// one.
+const MIN_REFUSED: u64 = 8;
+/// Where the paces together go: a little under the peak, which the
+/// limiter's jitter reaches.
+const UNDER_PEAK: f64 = 0.97;
 
 #[cfg(test)]
 mod tests {
@@ -144,5 +177,36 @@ mod tests {
         );
         assert_eq!(FleetLoad::from_buckets(&[], 120, 600.0), None);
         assert_eq!(FleetLoad::from_buckets(&buckets, 10, 600.0), None);
+    }
+
+    #[test]
+    fn the_limit_is_read_only_from_seconds_that_held_refusals() {
+        // 600 a second accepted without a refusal, then 300 a second with
+        // refusals (the host's limit fell): the limit is 300, not 600.
+        let mut buckets: Vec<Span> = (100..110).map(|i| bucket(i, 60, 0)).collect();
+        buckets.extend((110..120).map(|i| bucket(i, 30, 0)));
+        buckets.extend((150..160).map(|i| bucket(i, 30, 2)));
+        let load = FleetLoad::from_buckets(&buckets, 160, 150.0).unwrap();
+        assert_eq!(load.peak, 600.0);
+        assert_eq!(load.peak_refusing, 300.0);
+        assert_eq!(load.at_limit(), Some(0.97 * 300.0));
+        // Refused a while ago, not in the last two seconds: still a reading.
+        assert_eq!(FleetLoad { refused: 0, ..load }.at_limit(), Some(0.97 * 300.0));
+        // A stray refusal or two: not the limit.
+        assert_eq!(
+            FleetLoad {
+                refused_kept: 2,
+                ..load
+            }
+            .at_limit(),
+            None
+        );
+        let unrefused: Vec<Span> = (100..120).map(|i| bucket(i, 60, 0)).collect();
+        assert_eq!(
+            FleetLoad::from_buckets(&unrefused, 120, 150.0)
+                .unwrap()
+                .at_limit(),
+            None
+        );
     }
 }

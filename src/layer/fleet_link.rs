@@ -7,7 +7,8 @@
 //! of the fleet's requests, so its cycles fit its share of a GCRA's rate.
 //! Every answer is counted for the fleet's answers, and a host's pace is
 //! cut when the fleet's paces together ran over what it was accepted in a
-//! second while refused (`fleet::answers`).
+//! second while refused, or raised to its share of that when far under it
+//! (`fleet::answers`).
 //! `FleetLink` is what the layer holds: without a fleet (or without the
 //! feature) each of its methods is a no-op the compiler removes.
 //!
@@ -57,6 +58,11 @@ mod linked {
         /// A link to `fleet`, or none.
         pub(crate) fn new(fleet: Option<Fleet>) -> Self {
             Self(fleet)
+        }
+
+        /// Whether the layer shares its hosts with a fleet.
+        pub(crate) fn linked(&self) -> bool {
+            self.0.is_some()
         }
 
         /// The fleet's state, for [`LayerStats`](crate::LayerStats).
@@ -121,6 +127,10 @@ mod linked {
             if let Some(load) = view.load {
                 if let Some(factor) = load.cap() {
                     c.rate_control().on_fleet_load(now, load.through_ms, factor);
+                }
+                if let Some(limit) = load.at_limit() {
+                    c.rate_control()
+                        .on_fleet_limit(now, load.through_ms, limit * share);
                 }
             }
             if let Some(cy) = view.cycle {
@@ -256,6 +266,12 @@ mod unlinked {
     pub(crate) struct FleetLink;
 
     impl FleetLink {
+        /// Without the `redis` feature: never in a fleet.
+        #[inline(always)]
+        pub(crate) fn linked(&self) -> bool {
+            false
+        }
+
         /// Without the `redis` feature: never paused by others.
         #[inline(always)]
         pub(crate) fn paused_ms(

@@ -95,7 +95,11 @@
 //!   fleet was refused lately, with no `Retry-After` pause in its answers'
 //!   span, and the live processes' paces summed to more than the most the
 //!   fleet was accepted in a second, each measured estimate is cut by the
-//!   same factor (`on_fleet_load`, `fleet::answers`).
+//!   same factor (`on_fleet_load`, `fleet::answers`). A measured estimate
+//!   far under its share of the most the fleet was accepted in a second
+//!   that held refusals starts from that share (`on_fleet_limit`): where
+//!   refusals pause nobody, no fleet cycle measures the host. Probes
+//!   chain in a fleet only while its host has paused none of it.
 
 use std::time::Duration;
 

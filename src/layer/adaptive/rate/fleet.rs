@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Basis, RateControl, PROBE_GROWTH, TOP_PROBE_MAX};
+use super::{Basis, RateControl, PROBE_GROWTH, PROBE_WAIT_CHEAP, TOP_PROBE_MAX};
 use crate::layer::adaptive::fit::Fit;
 use crate::layer::adaptive::fleet_fit::{Finished, MergedCycle};
 use crate::layer::adaptive::recovery::Recovery;
@@ -14,6 +14,10 @@ use crate::tally::Tally;
 /// The fleet's answers cut the pace at most once per this much of them
 /// (ms): the paces they are compared with are a lease old.
 pub(super) const LOAD_CUTS_APART_MS: u64 = 2000;
+
+/// A process's estimate under this share of its share of the host's
+/// limit, as the fleet's answers read it, starts from that share.
+pub(super) const FAR_UNDER_LIMIT: f64 = 0.8;
 
 /// The span of the fleet's answers a cut reads (`fleet::answers::KEPT`),
 /// and a little more: they lag a lease.
@@ -98,6 +102,13 @@ impl RateControl {
         self.fleet.as_ref().is_some_and(|f| f.shared())
     }
 
+    /// Other processes send to the host too, and its refusals paused
+    /// this process (its own `Retry-After`, or another's): a refused
+    /// probe pauses every process.
+    pub(super) fn paused_fleet(&self) -> bool {
+        self.shared() && self.told_at.is_some()
+    }
+
     /// In a fleet, the cycle that ended last, for the fleet to merge
     /// (once): an opening flood's once its answers are in (see
     /// `fleet_fit::FloodAnswers`).
@@ -134,34 +145,58 @@ impl RateControl {
     /// of its own: refusals of requests sent before it are no new loss. At
     /// most once per [`LOAD_CUTS_APART_MS`] of the fleet's answers (`through_ms`
     /// is where they end): the paces summed are a lease old, and the next
-    /// reading must show this cut. Only a measured estimate is cut: a
-    /// search is stopped by its own refusals. Not while the pace trickles
-    /// for a window to drain, which is lower already; nor within the fleet's
-    /// answers' span of a `Retry-After` pause: a second of sending cut
-    /// short by a pause holds less than the rate, and the fleet's cycles
-    /// measure such a limiter (`fleet_fit.rs`).
+    /// reading must show this cut.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_fleet_load(&mut self, now: Instant, through_ms: u64, factor: f64) {
-        let paused_lately = self.resume_pending
-            || (self.told_at.is_some() && now.saturating_duration_since(self.resumed_at) < LOAD_SPAN);
-        let Some(fleet) = self.fleet.as_mut() else {
-            return;
-        };
-        let recent = through_ms < fleet.load_cut_ms.saturating_add(LOAD_CUTS_APART_MS);
-        if !fleet.shared()
-            || recent
-            || paused_lately
-            || self.basis != Basis::Measured
-            || self.starving
-            || factor.is_nan()
-            || factor >= 1.0
-        {
+        if factor.is_nan() || factor >= 1.0 || !self.fleet_reading_applies(now, through_ms) {
             return;
         }
-        fleet.load_cut_ms = through_ms;
         self.estimate = (self.estimate * factor.max(0.5)).max(self.min_rate);
         self.probing = false;
         self.settle(now);
+    }
+
+    /// In a fleet: `share` is this process's share of what the fleet's
+    /// answers show the host takes at its limit (`FleetLoad::at_limit`).
+    /// A pace far under it was this process's reading of its own part of
+    /// a race: it starts from its share instead, and probes soon (the
+    /// reading is a floor; the second it was read in was not all at the
+    /// limit). Under the same conditions and at most as often as a cut.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_fleet_limit(&mut self, now: Instant, through_ms: u64, share: f64) {
+        if share.is_nan() || self.estimate >= FAR_UNDER_LIMIT * share {
+            return;
+        }
+        if !self.fleet_reading_applies(now, through_ms) {
+            return;
+        }
+        self.estimate = share.max(self.min_rate);
+        self.probing = false;
+        self.settle(now);
+        self.probe_after = self.probe_after.min(now + PROBE_WAIT_CHEAP);
+    }
+
+    /// Whether a reading of the fleet's answers through `through_ms` may
+    /// move this process's estimate now, and if so, records that it does.
+    /// Only a measured estimate moves: a search is stopped by its own
+    /// refusals. Not while the pace trickles for a window to drain, which
+    /// is lower already; nor within the fleet's answers' span of a
+    /// `Retry-After` pause: a second of sending cut short by a pause holds
+    /// less than the rate, and the fleet's cycles measure such a limiter
+    /// (`fleet_fit.rs`). At most once per [`LOAD_CUTS_APART_MS`] of them.
+    fn fleet_reading_applies(&mut self, now: Instant, through_ms: u64) -> bool {
+        let paused_lately = self.resume_pending
+            || (self.told_at.is_some() && now.saturating_duration_since(self.resumed_at) < LOAD_SPAN);
+        let measured = self.basis == Basis::Measured && !self.starving;
+        let Some(fleet) = self.fleet.as_mut() else {
+            return false;
+        };
+        let recent = through_ms < fleet.load_cut_ms.saturating_add(LOAD_CUTS_APART_MS);
+        if !fleet.shared() || recent || paused_lately || !measured {
+            return false;
+        }
+        fleet.load_cut_ms = through_ms;
+        true
     }
 
     /// The fleet's latest cycle: when it and the fleet's cycles before it

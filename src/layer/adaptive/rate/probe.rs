@@ -104,9 +104,12 @@ impl RateControl {
                         self.probe_step = PROBE_GROWTH;
                         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
                     }
-                } else if self.counting_window || self.shared() || top {
+                } else if self.counting_window || self.paused_fleet() || top {
                     // Under a window that counts refusals, one step at a
-                    // time, and rarely. In a fleet too: a probe of one
+                    // time, and rarely. In a fleet whose host pauses it
+                    // too (without pauses, a chain's refusals cost what
+                    // they cost one process, and four parts held at 73 %
+                    // of a GCRA's rate for want of one): a probe of one
                     // process's share is a fraction of what the host sees,
                     // which a shared burst hides for longer than the probe
                     // holds, so probes that hold say little, and a chain on

@@ -111,12 +111,54 @@ async fn the_fleets_answers_cut_a_shared_pace_once_per_span_and_never_after_a_pa
 }
 
 #[tokio::test(start_paused = true)]
-async fn in_a_fleet_a_probe_that_holds_starts_no_chain() {
-    for (share, chain) in [(1.0, true), (0.25, false)] {
+async fn a_share_far_under_the_fleets_reading_of_the_limit_starts_from_it() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // Refused at 2/s, its own part of a race.
+    c.force_rate(t0, 2.0 * HOLD);
+    assert_eq!(c.estimate(), (2.0, Basis::Measured));
+    // Alone, its answers are the fleet's: nothing to read.
+    c.set_share(1.0);
+    c.on_fleet_limit(t0, 10_000, 48.0);
+    assert_eq!(c.estimate().0, 2.0);
+    // One of four, under its share of what the fleet was accepted at the
+    // host's limit: starts from that share, and probes within seconds,
+    // not the hour `force_rate` set.
+    c.set_share(0.25);
+    c.on_fleet_limit(t0, 10_000, 48.0);
+    assert_eq!(c.estimate(), (48.0, Basis::Measured));
+    assert!((c.rate(t0).expect("paced") - 48.0 * HOLD).abs() < 1e-9);
+    assert!(c.probe_after <= t0 + PROBE_WAIT_CHEAP);
+    // Not again within two seconds of the fleet's answers, and never
+    // down: within 80 % of its share it is left to its probes and cuts.
+    c.on_fleet_limit(t0, 11_000, 100.0);
+    assert_eq!(c.estimate().0, 48.0);
+    c.on_fleet_limit(t0, 13_000, 55.0);
+    assert_eq!(c.estimate().0, 48.0);
+    c.on_fleet_limit(t0, 15_000, 10.0);
+    assert_eq!(c.estimate().0, 48.0);
+    c.on_fleet_limit(t0, 17_000, 100.0);
+    assert_eq!(c.estimate().0, 100.0);
+    // A search is not moved: its own refusals stop it.
+    let mut search = RateControl::new(1.0, t0);
+    search.set_share(0.25);
+    search.seed(t0, 10.0, false);
+    search.on_fleet_limit(t0, 10_000, 48.0);
+    assert_eq!(search.estimate(), (10.0, Basis::Guess));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_fleet_whose_host_pauses_a_probe_that_holds_starts_no_chain() {
+    // Alone; in a fleet whose host never paused it (its refusals cost
+    // what one process's do); in a fleet paused by `Retry-After`.
+    for (share, paused, chain) in [(1.0, false, true), (0.25, false, true), (0.25, true, false)] {
         let t0 = Instant::now();
         let mut c = RateControl::new(1.0, t0);
         c.set_share(share);
         c.force_rate(t0, 98.0);
+        if paused {
+            c.told_at = Some(t0);
+        }
         c.probe_after = t0;
         c.bound_at = Some(t0);
         let probe = c.rate(t0).unwrap();
@@ -128,7 +170,7 @@ async fn in_a_fleet_a_probe_that_holds_starts_no_chain() {
         c.bound_at = Some(t);
         let held = c.rate(t).unwrap();
         assert!((held - probe).abs() < 1e-6, "the probe held: {held}");
-        assert_eq!(c.chained, chain, "share {share}");
+        assert_eq!(c.chained, chain, "share {share}, paused {paused}");
         if chain {
             assert_eq!(c.probe_after, t, "alone, the next probe goes at once");
             assert!(c.probe_step > PROBE_GROWTH, "and twice as far");
