@@ -20,10 +20,10 @@
 //! (one part at 2/s), held for the half minute a probe waits after a loss.
 //! So the most the fleet was accepted in a second that also held refusals
 //! ([`FleetLoad::at_limit`]) is a reading of the host, and a process whose
-//! pace is far under its share of it starts from that share. For a limiter
-//! with a burst such a second may hold the burst too (a tenth more, at
-//! 500/s with 50): refusals cut a share raised past the rate back, each
-//! process's own and the cap alike.
+//! pace is far under its share of it starts from that share. Not a second
+//! that holds the first refusal kept: it may hold a burst spent at once.
+//! Refusals cut a share raised past the rate back, each process's own and
+//! the cap alike.
 
 use crate::tally::{Span, SPAN_MS};
 
@@ -47,7 +47,8 @@ pub(crate) struct FleetLoad {
     /// The fleet's refusals in their last [`RECENT`] spans.
     pub(crate) refused: u64,
     /// The most the fleet had accepted in a second of them that also
-    /// refused: a reading at the host's limit (0 for none).
+    /// refused, after their first refusal: a reading at the host's limit
+    /// (0 for none).
     pub(crate) peak_refusing: f64,
     /// The fleet's refusals in all of them.
     pub(crate) refused_kept: u64,
@@ -79,9 +80,15 @@ impl FleetLoad {
             })
         };
         let peak = seconds().map(|(a, _)| a).max().unwrap_or(0);
+        // Seconds after the first refusal kept: the second that holds it
+        // may hold a burst spent at once (a token bucket's first second
+        // took twice its rate), read as the rate it raised four processes
+        // to twice the host's room.
+        let first_refusal = counts.iter().position(|c| c.1 > 0).unwrap_or(counts.len());
         let peak_refusing = seconds()
-            .filter(|&(_, r)| r > 0)
-            .map(|(a, _)| a)
+            .enumerate()
+            .filter(|&(i, (_, r))| i > first_refusal && r > 0)
+            .map(|(_, (a, _))| a)
             .max()
             .unwrap_or(0);
         Some(Self {
@@ -110,8 +117,9 @@ impl FleetLoad {
 
     /// What the fleet's answers show the host takes at its limit: 97 % of
     /// the most the fleet saw accepted in a second that also held
-    /// refusals (a second without any may show a rate the host has since
-    /// dropped). `None` without refusals enough to call it the limit.
+    /// refusals, after the first refusal kept (a second without refusals
+    /// may show a rate the host has since dropped; the second of the first
+    /// one, a burst). `None` without refusals enough to call it the limit.
     pub(crate) fn at_limit(&self) -> Option<f64> {
         (self.refused_kept >= MIN_REFUSED && self.peak_refusing > 0.0)
             .then_some(UNDER_PEAK * self.peak_refusing)
@@ -185,7 +193,7 @@ mod tests {
         // refusals (the host's limit fell): the limit is 300, not 600.
         let mut buckets: Vec<Span> = (100..110).map(|i| bucket(i, 60, 0)).collect();
         buckets.extend((110..120).map(|i| bucket(i, 30, 0)));
-        buckets.extend((150..160).map(|i| bucket(i, 30, 2)));
+        buckets.extend((145..160).map(|i| bucket(i, 30, 2)));
         let load = FleetLoad::from_buckets(&buckets, 160, 150.0).unwrap();
         assert_eq!(load.peak, 600.0);
         assert_eq!(load.peak_refusing, 300.0);
@@ -201,6 +209,15 @@ mod tests {
             .at_limit(),
             None
         );
+        // A token bucket's first second: its burst and its rate taken at
+        // once, then refused; the seconds after it hold the rate.
+        let mut opening: Vec<Span> = (100..110)
+            .map(|i| bucket(i, 60, u32::from(i == 109) * 20))
+            .collect();
+        opening.extend((110..130).map(|i| bucket(i, 30, u32::from(i % 5 == 0))));
+        let load = FleetLoad::from_buckets(&opening, 130, 150.0).unwrap();
+        assert_eq!(load.peak, 600.0);
+        assert_eq!(load.peak_refusing, 300.0);
         let unrefused: Vec<Span> = (100..120).map(|i| bucket(i, 60, 0)).collect();
         assert_eq!(
             FleetLoad::from_buckets(&unrefused, 120, 150.0)
