@@ -32,7 +32,9 @@
 //! * **The fleet's answers.** Each lease reports this process's answers
 //!   from the host, per 100 ms, and reads everybody's: when the paces
 //!   together run over what the fleet was ever accepted in a second while
-//!   it is refused, every process cuts its share (see below).
+//!   it is refused, every process cuts its share; where refusals pause
+//!   nobody, a share far under what the fleet was accepted at the limit
+//!   is raised to it (see below).
 //!
 //! # Use
 //!
@@ -171,8 +173,21 @@
 //! over that span (a second cut short by a pause holds less than the
 //! rate), cuts its pace by one factor (at most halved, at most once per
 //! two seconds), bringing the sum to 97 % of that peak (see `answers.rs`
-//! and the layer's `adaptive/rate.rs`). A report whose call fails (Redis
-//! away) goes back, and is sent with the first lease after the rejoin.
+//! and the layer's `adaptive/rate.rs`).
+//!
+//! The same counts read the host's limit where no fleet cycle does: a
+//! refusal with `Retry-After: 0`, or none (nginx's default), pauses no
+//! process, so no cycle ends in all of them at once, and each process
+//! read only its own part of the host when refused. The most the fleet
+//! was accepted in a second that held refusals, after the first refusal
+//! kept (whose second may hold a burst spent at once), is a reading at the
+//! limit; a process whose measured estimate is under 80 % of its share
+//! of 97 % of it starts from that share and probes soon, under the same
+//! conditions as a cut and at most as often. Four processes against a
+//! GCRA whose refusals paused nobody held 37-85 % of its rate before, in
+//! half the runs (BENCHMARKS.md, section 5). A report whose call fails
+//! (Redis away) goes back, and is sent with the first lease after the
+//! rejoin.
 //!
 //! A lease asks for `lease × rate / live processes` slots (scaled down by
 //! how many of the previous lease's slots went unused), once fewer than
