@@ -64,6 +64,14 @@ async fn answers_for_the_fleet_are_counted_per_span_held_bounded_and_taken_once(
     assert_eq!(triples(&mut c).len(), 64);
 }
 
+/// One of four processes' controller, searching from `rate`.
+fn searching_quarter(t0: Instant, rate: f64) -> RateControl {
+    let mut search = RateControl::new(1.0, t0);
+    search.set_share(0.25);
+    search.seed(t0, rate, false);
+    search
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_fleets_answers_cut_a_shared_pace_once_per_span_and_never_after_a_pause() {
     let t0 = Instant::now();
@@ -91,9 +99,7 @@ async fn the_fleets_answers_cut_a_shared_pace_once_per_span_and_never_after_a_pa
     c.on_fleet_load(t0, 16_000, 0.1);
     assert_eq!(c.estimate().0, 40.0);
     // A search is not cut: its own refusals stop it.
-    let mut search = RateControl::new(1.0, t0);
-    search.set_share(0.25);
-    search.seed(t0, 100.0, false);
+    let mut search = searching_quarter(t0, 100.0);
     search.on_fleet_load(t0, 10_000, 0.8);
     assert_eq!(search.estimate(), (100.0, Basis::Guess));
     // Within its span of a `Retry-After` pause, a second of the fleet's
@@ -129,20 +135,24 @@ async fn a_share_far_under_the_fleets_reading_of_the_limit_starts_from_it() {
     assert_eq!(c.estimate(), (48.0, Basis::Measured));
     assert!((c.rate(t0).expect("paced") - 48.0 * HOLD).abs() < 1e-9);
     assert!(c.probe_after <= t0 + PROBE_WAIT_CHEAP);
-    // Not again within two seconds of the fleet's answers, and never
-    // down: within 80 % of its share it is left to its probes and cuts.
-    c.on_fleet_limit(t0, 11_000, 100.0);
-    assert_eq!(c.estimate().0, 48.0);
-    c.on_fleet_limit(t0, 13_000, 55.0);
-    assert_eq!(c.estimate().0, 48.0);
-    c.on_fleet_limit(t0, 15_000, 10.0);
-    assert_eq!(c.estimate().0, 48.0);
-    c.on_fleet_limit(t0, 17_000, 100.0);
-    assert_eq!(c.estimate().0, 100.0);
+    // Not again within two seconds of the fleet's answers (11 s), never
+    // down (15 s), and within 80 % of its share it is left to its probes
+    // and cuts (13 s).
+    for (through_ms, share, estimate) in [
+        (11_000, 100.0, 48.0),
+        (13_000, 55.0, 48.0),
+        (15_000, 10.0, 48.0),
+        (17_000, 100.0, 100.0),
+    ] {
+        c.on_fleet_limit(t0, through_ms, share);
+        assert_eq!(
+            c.estimate().0,
+            estimate,
+            "a share of {share} read through {through_ms} ms"
+        );
+    }
     // A search is not moved: its own refusals stop it.
-    let mut search = RateControl::new(1.0, t0);
-    search.set_share(0.25);
-    search.seed(t0, 10.0, false);
+    let mut search = searching_quarter(t0, 10.0);
     search.on_fleet_limit(t0, 10_000, 48.0);
     assert_eq!(search.estimate(), (10.0, Basis::Guess));
 }
