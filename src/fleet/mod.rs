@@ -184,7 +184,7 @@
 //! limit; a process whose measured estimate is under 80 % of its share
 //! of 97 % of it starts from that share and probes soon, under the same
 //! conditions as a cut and at most as often. Four processes against a
-//! GCRA whose refusals paused nobody held 37-85 % of its rate before, in
+//! GCRA whose refusals paused nobody held 36-85 % of its rate before, in
 //! half the runs (BENCHMARKS.md, section 5). A report whose call fails
 //! (Redis away) goes back, and is sent with the first lease after the
 //! rejoin.
