@@ -16,7 +16,7 @@
 //!
 //! Nor far under it. Where refusals pause nobody (`Retry-After: 0` or
 //! none), no fleet cycle measures the host, and each process read its own
-//! part of it when refused: four parts summed to 42-85 % of a GCRA's rate
+//! part of it when refused: four parts summed to 36-85 % of a GCRA's rate
 //! (one part at 2/s), held for the half minute a probe waits after a loss.
 //! So the most the fleet was accepted in a second that also held refusals
 //! ([`FleetLoad::at_limit`]) is a reading of the host, and a process whose
@@ -73,24 +73,21 @@ impl FleetLoad {
         if !any {
             return None;
         }
-        let seconds = || {
-            counts.windows(PER_SECOND).map(|w| {
-                w.iter()
-                    .fold((0u64, 0u64), |(a, r), c| (a + u64::from(c.0), r + u64::from(c.1)))
-            })
-        };
-        let peak = seconds().map(|(a, _)| a).max().unwrap_or(0);
         // Seconds after the first refusal kept: the second that holds it
         // may hold a burst spent at once (a token bucket's first second
         // took twice its rate), read as the rate it raised four processes
         // to twice the host's room.
         let first_refusal = counts.iter().position(|c| c.1 > 0).unwrap_or(counts.len());
-        let peak_refusing = seconds()
-            .enumerate()
-            .filter(|&(i, (_, r))| i > first_refusal && r > 0)
-            .map(|(_, (a, _))| a)
-            .max()
-            .unwrap_or(0);
+        let (mut peak, mut peak_refusing) = (0u64, 0u64);
+        for (i, second) in counts.windows(PER_SECOND).enumerate() {
+            let (accepted, refused) = second
+                .iter()
+                .fold((0u64, 0u64), |(a, r), c| (a + u64::from(c.0), r + u64::from(c.1)));
+            peak = peak.max(accepted);
+            if i > first_refusal && refused > 0 {
+                peak_refusing = peak_refusing.max(accepted);
+            }
+        }
         Some(Self {
             through_ms: through * SPAN_MS,
             peak: peak as f64,

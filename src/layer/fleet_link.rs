@@ -60,9 +60,15 @@ mod linked {
             Self(fleet)
         }
 
-        /// Whether the layer shares its hosts with a fleet.
-        pub(crate) fn linked(&self) -> bool {
-            self.0.is_some()
+        /// The pause a refusal's `Retry-After` asks of the host (`asked`),
+        /// as the layer takes it. In a fleet, `Retry-After: 0` pauses no
+        /// process, so it ends no fleet cycle (`fleet::cycle`) and the
+        /// processes fitted their own parts of the host: four held 77-85 %
+        /// of a GCRA that four processes without Redis got 99.9 % of. There
+        /// it is a refusal without `Retry-After`, which the fleet's answers
+        /// measure (`fleet::answers`).
+        pub(crate) fn pause_asked(&self, asked: Option<Duration>) -> Option<Duration> {
+            asked.filter(|d| self.0.is_none() || !d.is_zero())
         }
 
         /// The fleet's state, for [`LayerStats`](crate::LayerStats).
@@ -266,10 +272,10 @@ mod unlinked {
     pub(crate) struct FleetLink;
 
     impl FleetLink {
-        /// Without the `redis` feature: never in a fleet.
+        /// Without the `redis` feature: the pause asked, as asked.
         #[inline(always)]
-        pub(crate) fn linked(&self) -> bool {
-            false
+        pub(crate) fn pause_asked(&self, asked: Option<Duration>) -> Option<Duration> {
+            asked
         }
 
         /// Without the `redis` feature: never paused by others.
@@ -309,3 +315,27 @@ mod unlinked {
 
 #[cfg(not(feature = "redis"))]
 pub(crate) use unlinked::*;
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::FleetLink;
+    use crate::fleet::{Fleet, FleetConfig};
+
+    #[tokio::test]
+    async fn a_retry_after_of_zero_asks_no_pause_only_in_a_fleet() {
+        // Nothing listens on port 1: the fleet stays local, and is a fleet
+        // all the same.
+        let config = FleetConfig::builder("redis://127.0.0.1:1/", "zero")
+            .build()
+            .expect("valid config");
+        let linked = FleetLink::new(Some(Fleet::start(config).expect("inside a runtime")));
+        let alone = FleetLink::new(None);
+        let (zero, one) = (Some(Duration::ZERO), Some(Duration::from_secs(1)));
+        assert_eq!(alone.pause_asked(zero), zero);
+        assert_eq!(linked.pause_asked(zero), None);
+        assert_eq!(linked.pause_asked(one), one);
+        assert_eq!(linked.pause_asked(None), None);
+    }
+}

@@ -341,7 +341,7 @@ impl Shared {
         }
         let hint = if hinted && !self.settings.max_retry_after.is_zero() {
             let asked = retry_after(headers, SystemTime::now()).map(|d| d.min(self.settings.max_retry_after));
-            pause_asked(asked, self.fleet.linked())
+            self.fleet.pause_asked(asked)
         } else {
             None
         };
@@ -417,29 +417,5 @@ impl Shared {
         // host for the full `max_retry_after`.
         let factor = 1u32 << level.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
         Some(base.saturating_mul(factor).min(cap))
-    }
-}
-
-/// The pause a refusal's `Retry-After` asks of the host (`asked`), as the
-/// layer takes it. In a fleet, `Retry-After: 0` pauses no process, so it
-/// ends no fleet cycle (`fleet::cycle`) and the processes fitted their own
-/// parts of the host: four held 77-85 % of a GCRA that four processes
-/// without Redis got 99.9 % of. There it is a refusal without
-/// `Retry-After`, which the fleet's answers measure (`fleet::answers`).
-fn pause_asked(asked: Option<Duration>, in_fleet: bool) -> Option<Duration> {
-    asked.filter(|d| !(in_fleet && d.is_zero()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_retry_after_of_zero_asks_no_pause_only_in_a_fleet() {
-        let (zero, one) = (Some(Duration::ZERO), Some(Duration::from_secs(1)));
-        assert_eq!(pause_asked(zero, false), zero);
-        assert_eq!(pause_asked(zero, true), None);
-        assert_eq!(pause_asked(one, true), one);
-        assert_eq!(pause_asked(None, true), None);
     }
 }
