@@ -196,8 +196,9 @@ async fn worker(args: Args, base: String) -> Result<(), Box<dyn std::error::Erro
 struct Row {
     model: String,
     variant: &'static str,
-    /// The limiter's rate, requests per second.
-    allowed: f64,
+    /// The limiter's rate, requests per second (none for a concurrency
+    /// limit).
+    allowed: Option<f64>,
     goodput: f64,
     refused: f64,
     commands_per_request: Option<f64>,
@@ -302,7 +303,7 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let local_ms: u64 = reports.iter().map(|r| r.local_ms).sum();
             rows.push(Row {
                 model: spec.to_string(),
-                allowed: spec.rate().unwrap_or(f64::NAN),
+                allowed: spec.rate(),
                 variant,
                 goodput: accepted / span,
                 refused: refused / (counted.len() as f64).max(1.0),
@@ -324,12 +325,14 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             format!("{:.1} s", r.local_s)
         };
+        let share = r.allowed.map_or("no rate limit".to_owned(), |a| {
+            format!("{:.1} %", 100.0 * r.goodput / a)
+        });
         println!(
-            "| {} | {} | {:.0}/s ({:.1} %) | {:.2} % | {cpr} | {local} |",
+            "| {} | {} | {:.0}/s ({share}) | {:.2} % | {cpr} | {local} |",
             r.model,
             r.variant,
             r.goodput,
-            100.0 * r.goodput / r.allowed,
             r.refused * 100.0
         );
     }
