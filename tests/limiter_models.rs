@@ -120,9 +120,20 @@ async fn run_model(
             .and_then(|v| v.parse::<u16>().ok())
             .and_then(|v| http::StatusCode::from_u16(v).ok())
     });
+    // `JITTER_MS=5` delays each request on its way in by up to that much,
+    // drawn anew for each: the network's jitter, which reorders sends.
+    let jitter_us = std::env::var("JITTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |ms| (ms * 1000.0) as u64);
+    let rng = Arc::new(Mutex::new(fastrand::Rng::with_seed(1)));
     let server = tower::service_fn(move |_req: http::Request<()>| {
         let (model, log) = (Arc::clone(&m), Arc::clone(&l));
+        let on_the_way = Duration::from_micros(rng.lock().unwrap().u64(0..=jitter_us));
         async move {
+            if !on_the_way.is_zero() {
+                tokio::time::sleep(on_the_way).await;
+            }
             let now = Instant::now();
             let d = model.lock().unwrap().arrive(now);
             log.lock()
