@@ -323,9 +323,9 @@ fn consistent_rates(cycles: &[&[f32]], crossing: f64) -> Fit {
 /// Whether a GCRA at `rate` refusing only the last send of `log` is
 /// possible: no earlier send may have found it fuller than the last did
 /// (beyond the slack of [`SEND_JITTER`]), or it would have been refused
-/// then. Sends bunched in waves (a far
-/// server's answers come back together, and so go the next requests) fit
-/// a low rate whose excess peaks inside the cycle, not at its end.
+/// then. Sends bunched in waves (a far server's answers come back
+/// together, and so go the next requests) fit a low rate whose excess
+/// peaks inside the cycle, not at its end.
 fn ends_at_its_peak(log: &[f32], rate: f64) -> bool {
     let (peak, end) = peak_and_end(log, rate);
     // The sends that can swap places are those sent within the jitter of
