@@ -368,13 +368,6 @@ impl RateControl {
         }
     }
 
-    /// Whether the pace is a search that a `Retry-After` pause came
-    /// before: the pause let a window that counts requests drain, and the
-    /// search may go as fast as it grows.
-    pub(crate) fn searching_after_pause(&self) -> bool {
-        self.basis == Basis::Guess && self.told_at.is_some()
-    }
-
     /// Whether the estimate is this host's own finding, not a seed.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn estimate_is_own(&self) -> bool {
@@ -531,15 +524,10 @@ impl RateControl {
     /// refusals enough to tell, the interleaved sends of others could
     /// pass for a clean separation.
     fn gap_rates(&self, now: Instant) -> Option<(f64, f64)> {
-        self.gap_rates_of_sends_before(self.answered_before(now))
-    }
-
-    /// [`gap_rates`](Self::gap_rates) of the sends before `before`.
-    pub(super) fn gap_rates_of_sends_before(&self, before: Instant) -> Option<(f64, f64)> {
         if self.shared() {
             return None;
         }
-        self.spacing.no_burst_rates(before)
+        self.spacing.no_burst_rates(self.answered_before(now))
     }
 
     /// Two round trips have passed since the latest cut: the answers to

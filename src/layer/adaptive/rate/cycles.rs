@@ -7,14 +7,6 @@ use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PRO
 use crate::layer::adaptive::fit::{fit_cycles, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
 use crate::layer::adaptive::fleet_fit::{Finished, FloodAnswers};
 
-/// How far over the estimate the gaps of a limiter without a burst,
-/// counted to the refused send, must put its rate to replace it. Less,
-/// and the estimate stands: the shortest gap accepted is a search step's
-/// pace, under the rate by up to a step (held there, 30/s was held at
-/// 93 % and 50/s at 89 %, where the search's cycle's estimate got
-/// 96-98 %).
-const GAPS_OVER_ESTIMATE: f64 = 1.1;
-
 impl RateControl {
     /// A loss with `Retry-After`: the cycle since the last pause ends with
     /// the refused request, sent at `sent_at`.
@@ -234,23 +226,7 @@ impl RateControl {
             self.estimate = floor;
             self.basis = Basis::Guess;
         }
-        // The gaps of the sends answered a round trip ago, or with the
-        // refused one counted too (a pause stops the sending, and a
-        // search's refusal is the gap that tells most) when they tell far
-        // more than the estimate: nginx without `burst=` at 10/s, searched
-        // at 9.4/s then refused at 11.6/s, was held at the 7.6/s of the
-        // search's last four intervals, its refusal too recent for gaps
-        // that need two refusals.
-        let gap_rate = self
-            .gap_rates(now)
-            .map(|(r, _)| r)
-            .filter(|&r| r > self.estimate)
-            .or_else(|| {
-                self.gap_rates_of_sends_before(sent_at + std::time::Duration::from_micros(1))
-                    .map(|(r, _)| r)
-                    .filter(|&r| r > GAPS_OVER_ESTIMATE * self.estimate)
-            });
-        if let Some(r) = gap_rate {
+        if let Some(r) = self.gap_rates(now).map(|(r, _)| r).filter(|&r| r > self.estimate) {
             // A limiter without a burst: its gaps measure it.
             self.estimate = r;
             self.basis = Basis::Measured;
