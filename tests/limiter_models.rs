@@ -659,10 +659,24 @@ async fn a_limiter_without_a_burst_is_not_refused_where_the_pace_resumes() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_search_is_held_where_it_was_refused_not_at_its_average() {
     // nginx without `burst=` at 10/s, `Retry-After: 1`: the search after
-    // the opening pause spends a second at 1/s, then grows to 11/s within
-    // three sends and is refused. Too few sends for a peak over four
+    // the opening pause spent a second at 1/s, then grew to 11/s within
+    // three sends and was refused. Too few sends for a peak over four
     // intervals, it was held at its cycle's average, 3/s, for minutes.
+    // Sent as fast as it grows, its last four intervals span its growth
+    // (7.6/s), and the gaps up to its refusal measure the limiter.
     holds_at_least(gcra(10.0, 0, RetryAfter::Static(1)), 0.85).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_search_after_a_pause_sends_as_fast_as_it_grows() {
+    // nginx without `burst=` at a few a second, `Retry-After: 1`: the
+    // search after the opening pause starts at 1/s. Its leader waited out
+    // that first second while the pace grew ninefold, its next send came
+    // 135 ms later and was refused, and the cycle (1 s, then 135 ms) read
+    // 1.8/s: held there, 24-58 % of 3-7/s.
+    for rate in [3.0, 5.0, 7.0] {
+        holds_at_least(gcra(rate, 0, RetryAfter::Static(1)), 0.75).await;
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -148,3 +148,51 @@ fn state_per_host_is_small_and_fixed() {
     let size = std::mem::size_of::<Controller>();
     assert!(size <= 1024, "{size} bytes");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_looks_again_each_search_step_while_a_search_after_a_pause_grows() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default(), t0);
+    for _ in 0..4 {
+        assert_eq!(c.admit(t0, None), Admit::Now);
+    }
+    let now = t0 + ms(10);
+    for _ in 0..3 {
+        c.on_answer(now, t0, 4, Outcome::Success, None);
+        c.release();
+    }
+    // The fourth is refused with `Retry-After: 1`: a guess of 3/s after
+    // the pause, searched upward from.
+    c.on_answer(now, t0, 4, Outcome::Throttled, Some(Duration::from_secs(1)));
+    c.release();
+    assert_eq!(c.pace.estimate(), (3.0, Basis::Guess));
+    let t1 = now + Duration::from_secs(1);
+    assert_eq!(c.admit(t1, None), Admit::Now);
+    let Admit::At(mut at, mut lead) = c.admit(t1, None) else {
+        panic!("paced");
+    };
+    assert_eq!(
+        at,
+        t1 + SEARCH_STEP,
+        "a slot 333 ms on, looked at again a step on"
+    );
+    // Each look finds the pace grown, until a slot at the grown pace is due.
+    let sent = loop {
+        match c.admit(at, Some(lead)) {
+            Admit::Now => break at,
+            Admit::At(next, l) => {
+                assert!(next <= at + 2 * SEARCH_STEP, "at most two steps between looks");
+                (at, lead) = (next, l);
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(sent - t1 < ms(333), "sent {:?} after the first", sent - t1);
+    // A measured pace is not searched: the leader waits for its slot.
+    c.pace.force_rate(sent, 1.0);
+    c.release();
+    let Admit::At(slot, _) = c.admit(sent, None) else {
+        panic!("paced");
+    };
+    assert_eq!(slot, sent + Duration::from_secs(1));
+}

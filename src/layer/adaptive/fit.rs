@@ -51,6 +51,7 @@ pub(super) struct Fit {
 /// refused after a few sends) still narrow the rates around `estimate`;
 /// a crossing that all the cycles refute gives way to the nearest rate
 /// they allow.
+#[cfg(test)]
 pub(super) fn fit_cycles(earlier: &[Vec<f32>], latest: &[f32], estimate: f64) -> Option<Fit> {
     fit_cycles_within(earlier, latest, estimate, |_| f64::INFINITY, 1.0)
 }

@@ -32,6 +32,10 @@
 //!   bunched fit nothing real. A fit whose middle is under that bound but
 //!   whose range reaches over it is the middle of what both allow (a
 //!   bucket of a second, refilled by each pause, ends cycles of one shape).
+//!   Nor is a fit whose burst passes what refused the opening flood, and
+//!   a few sends: two cycles can also cross far below the rate. The gaps
+//!   of a limiter without a burst, counted up to the refused send,
+//!   measure it when they read well over the estimate.
 //! * **Resume paced.** After a pause the host is paced, never released at
 //!   once: a small-burst limiter refuses everything past its burst.
 //! * **Search while the estimate is a lower bound.** Until one of the two
@@ -44,7 +48,10 @@
 //!   process sends at half its pace or more, since requests released
 //!   together by leased slots bind it too), until it is refused, in its
 //!   first second too (a window that counts refusals is filled by every
-//!   step past it). The second before that refusal is read again two
+//!   step past it). After a `Retry-After` pause, a request waiting for a
+//!   slot more than two steps off looks again each step, so the sends
+//!   keep up with the pace (`Controller::look_again_at`). The second
+//!   before that refusal is read again two
 //!   round trips later: refusals come back at once and acceptances a
 //!   served round trip later, so far away the first reading missed the
 //!   last ones (unless the host both accepts and refuses since: at its
@@ -164,6 +171,17 @@ struct Ceiling {
     frozen: bool,
 }
 
+/// The cycles between `Retry-After` pauses that a fit reads (`cycles.rs`).
+#[derive(Debug, Default)]
+struct CycleLogs {
+    /// The previous cycles' send times, each up to its refusal, the
+    /// latest last (at most `CYCLES_KEPT`).
+    previous: Vec<Vec<f32>>,
+    /// The opening flood's sends up to its refusal (unpaced, alone): the
+    /// excess it was refused at bounds the burst of every fit after it.
+    flood: Option<Vec<f32>>,
+}
+
 /// One host's rate estimate and pace.
 #[derive(Debug)]
 pub(crate) struct RateControl {
@@ -201,9 +219,9 @@ pub(crate) struct RateControl {
     served_rtt: Duration,
     /// The current cycle: when sending resumed, and its send times.
     cycle: Option<(Instant, Vec<f32>)>,
-    /// The previous cycles' send times, each up to its refusal, the
-    /// latest last (at most `CYCLES_KEPT`).
-    previous: Vec<Vec<f32>>,
+    /// The cycles a fit reads: the latest ones, and the opening flood
+    /// (boxed: a host's state stays small).
+    logs: Box<CycleLogs>,
     /// When the request whose refusal began the latest pause was sent.
     told_at: Option<Instant>,
     /// Pauses in a row that ended a cycle held at the estimate within
@@ -280,7 +298,7 @@ impl RateControl {
             spacing: Spacing::new(now),
             served_rtt: Duration::ZERO,
             cycle: Some((now, Vec::new())),
-            previous: Vec::new(),
+            logs: Box::default(),
             told_at: None,
             short_cycles: 0,
             resume_pending: false,
@@ -366,6 +384,13 @@ impl RateControl {
             self.basis = Basis::Guess;
             self.pace = rate;
         }
+    }
+
+    /// Whether the pace is a search that a `Retry-After` pause came
+    /// before: the pause let a window that counts requests drain, and the
+    /// search may go as fast as it grows.
+    pub(crate) fn searching_after_pause(&self) -> bool {
+        self.basis == Basis::Guess && self.told_at.is_some()
     }
 
     /// Whether the estimate is this host's own finding, not a seed.
@@ -524,10 +549,15 @@ impl RateControl {
     /// refusals enough to tell, the interleaved sends of others could
     /// pass for a clean separation.
     fn gap_rates(&self, now: Instant) -> Option<(f64, f64)> {
+        self.gap_rates_of_sends_before(self.answered_before(now))
+    }
+
+    /// [`gap_rates`](Self::gap_rates) of the sends before `before`.
+    pub(super) fn gap_rates_of_sends_before(&self, before: Instant) -> Option<(f64, f64)> {
         if self.shared() {
             return None;
         }
-        self.spacing.no_burst_rates(self.answered_before(now))
+        self.spacing.no_burst_rates(before)
     }
 
     /// Two round trips have passed since the latest cut: the answers to

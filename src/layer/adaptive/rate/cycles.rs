@@ -4,8 +4,21 @@
 use tokio::time::Instant;
 
 use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PROBE_MAX, TOP_PROBE_OVER};
-use crate::layer::adaptive::fit::{fit_cycles, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
+use crate::layer::adaptive::fit::{
+    excess, fit_cycles_within, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK,
+};
 use crate::layer::adaptive::fleet_fit::{Finished, FloodAnswers};
+
+/// How many sends over the opening flood's excess a fit's burst may lie.
+const FLOOD_ROOM: f64 = 5.0;
+
+/// How far over the estimate the gaps of a limiter without a burst,
+/// counted to the refused send, must put its rate to replace it. Less,
+/// and the estimate stands: the shortest gap accepted is a search step's
+/// pace, under the rate by up to a step (held there, 30/s was held at
+/// 93 % and 50/s at 89 %, where the search's cycle's estimate got
+/// 96-98 %).
+const GAPS_OVER_ESTIMATE: f64 = 1.1;
 
 impl RateControl {
     /// A loss with `Retry-After`: the cycle since the last pause ends with
@@ -59,7 +72,7 @@ impl RateControl {
         if !fits {
             // Refusals without `Retry-After` came before this one: not the
             // cycle of a GCRA, nothing to fit or guess from. The pause alone.
-            self.previous.clear();
+            self.logs.previous.clear();
             return;
         }
         // The host was refused at the previous pause and accepted this
@@ -95,7 +108,7 @@ impl RateControl {
             // process's does: a second cycle ends within a second, and
             // the fleet fits the two merged (`fleet_fit.rs`).
             if std::mem::take(&mut fleet.flood_kept) && fleet.shared() {
-                self.previous.clear();
+                self.logs.previous.clear();
             }
             fleet.flood_kept = unpaced;
         }
@@ -107,7 +120,15 @@ impl RateControl {
         // the opening flood on, before it knows of the others), and the
         // fleet fits the merged ones.
         let in_fleet = self.fleet.is_some();
-        let fitted = fit_cycles(&self.previous, &log, self.estimate)
+        // A fit's burst is under what refused the opening flood, and a few
+        // sends of room (the server may have taken some sent after the
+        // refused one): two cycles can also cross far below the rate, at
+        // a burst the flood rules out (a probe's cycle and a search at
+        // 500/s with a burst of one crossed at 155/s, and the host was
+        // held there). As the fleet's fits are bounded (`fleet_fit.rs`).
+        let flood = self.logs.flood.as_deref();
+        let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| excess(f, r) - 1.0 + FLOOD_ROOM);
+        let fitted = fit_cycles_within(&self.logs.previous, &log, self.estimate, max_burst, 1.0)
             .map(|f| Fit {
                 rate: if f.rate < floor && floor <= f.top && !in_fleet {
                     0.5 * (floor + f.top)
@@ -124,10 +145,13 @@ impl RateControl {
             Basis::None => None,
             _ => Some(self.pace),
         };
-        if self.previous.len() >= CYCLES_KEPT {
-            self.previous.remove(0);
+        if unpaced && !in_fleet && self.logs.flood.is_none() && log.len() >= 2 {
+            self.logs.flood = Some(log.clone());
         }
-        self.previous.push(log);
+        if self.logs.previous.len() >= CYCLES_KEPT {
+            self.logs.previous.remove(0);
+        }
+        self.logs.previous.push(log);
         self.costly_probe();
         let probed = std::mem::take(&mut self.probing);
         if probed {
@@ -226,7 +250,23 @@ impl RateControl {
             self.estimate = floor;
             self.basis = Basis::Guess;
         }
-        if let Some(r) = self.gap_rates(now).map(|(r, _)| r).filter(|&r| r > self.estimate) {
+        // The gaps of the sends answered a round trip ago, or with the
+        // refused one counted too (a pause stops the sending, and a
+        // search's refusal is the gap that tells most) when they tell far
+        // more than the estimate: nginx without `burst=` at 10/s, searched
+        // at 9.4/s then refused at 11.6/s, was held at the 7.6/s of the
+        // search's last four intervals, its refusal too recent for gaps
+        // that need two refusals.
+        let gap_rate = self
+            .gap_rates(now)
+            .map(|(r, _)| r)
+            .filter(|&r| r > self.estimate)
+            .or_else(|| {
+                self.gap_rates_of_sends_before(sent_at + std::time::Duration::from_micros(1))
+                    .map(|(r, _)| r)
+                    .filter(|&r| r > GAPS_OVER_ESTIMATE * self.estimate)
+            });
+        if let Some(r) = gap_rate {
             // A limiter without a burst: its gaps measure it.
             self.estimate = r;
             self.basis = Basis::Measured;

@@ -92,14 +92,14 @@ async fn no_fit_goes_below_what_the_host_accepted_since_its_last_refusal() {
     let t0 = Instant::now();
     let mut c = RateControl::new(1.0, t0);
     let end = bunched_cycle(&mut c, t0, 3.2, |t| (2.0 * 1.25f64.powf(t / 0.1)).min(1500.0));
-    let first = c.previous.last().cloned().expect("a cycle");
+    let first = c.logs.previous.last().cloned().expect("a cycle");
     let start = end + Duration::from_secs(1);
     let end = bunched_cycle(&mut c, start, 0.5, |_| 1500.0);
     let floor = 750.0
         / end
             .saturating_duration_since(start - Duration::from_secs(1))
             .as_secs_f64();
-    let second = c.previous.last().cloned().expect("a cycle");
+    let second = c.logs.previous.last().cloned().expect("a cycle");
     if let Some(r) = crate::layer::adaptive::fit::fit(&first, &second) {
         assert!(r < floor, "the cycles alone fit {r}/s: this test tests nothing");
     }
@@ -161,4 +161,35 @@ async fn short_cycles_at_a_high_hold_step_halfway_to_what_was_accepted() {
         estimate >= 95.0,
         "never below what the host allows: {estimate:.1}/s"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fit_at_a_burst_the_opening_flood_rules_out_is_not_taken() {
+    use crate::layer::adaptive::fleet_fit::gcra_cycle_log;
+    // A search, then a pace held past the rate, at 500/s with a burst of
+    // 50: their curves also cross far below the rate, at a burst some
+    // three times as large, which the opening flood (refused after 51
+    // sends in a few milliseconds) rules out.
+    let (flood, _) = gcra_cycle_log(500.0, 50.0, |_| 20_000.0);
+    let (ramp, _) = gcra_cycle_log(500.0, 50.0, |t| 50.0 * 1.25f64.powf(t / 0.1));
+    let (held, held_len) = gcra_cycle_log(500.0, 50.0, |_| 625.0);
+    let fit = |with_flood: bool| {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        c.logs.flood = with_flood.then(|| flood.clone());
+        c.logs.previous = vec![ramp.clone()];
+        c.basis = Basis::Measured;
+        c.estimate = 600.0;
+        c.pace = 600.0;
+        let start = t0 + Duration::from_secs(5);
+        let first = held[0];
+        c.cycle = Some((start, held.iter().map(|&t| t - first).collect()));
+        let sent_at = start + Duration::from_secs_f64(held_len);
+        c.on_loss(sent_at + ms(1), sent_at, Some(Duration::from_secs(1)));
+        c.estimate().0
+    };
+    let bounded = fit(true);
+    assert!((bounded - 500.0).abs() < 10.0, "fitted {bounded}/s");
+    let unbounded = fit(false);
+    assert!(unbounded < 350.0, "without the flood, {unbounded}/s");
 }
