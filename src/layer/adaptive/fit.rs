@@ -23,6 +23,18 @@ pub(super) fn excess(log: &[f32], rate: f64) -> f64 {
         .fold(f64::MIN, f64::max)
 }
 
+/// How many sends over an opening flood's excess a fit's burst may lie:
+/// the server may have taken some sent after the refused one.
+const FLOOD_ROOM: f64 = 5.0;
+
+/// The largest burst a fit at `rate` may imply after an opening flood
+/// (send times up to its refusal): the excess the flood was refused at,
+/// and [`FLOOD_ROOM`]. Two cycles can also cross far below a limiter's
+/// rate, at a burst the flood rules out. Unbounded without a flood.
+pub(super) fn burst_under_flood(flood: Option<&[f32]>, rate: f64) -> f64 {
+    flood.map_or(f64::INFINITY, |f| excess(f, rate) - 1.0 + FLOOD_ROOM)
+}
+
 /// The fit of two cycles alone (see [`fit_cycles`]).
 #[cfg(test)]
 pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {

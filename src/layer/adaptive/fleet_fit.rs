@@ -35,7 +35,9 @@ use tokio::time::Instant;
 
 use crate::tally::Tally;
 
-use super::fit::{excess, fit_cycles_within, narrow_consistent, peak_rate, Fit, CYCLES_KEPT, FIT_OVER_PEAK};
+use super::fit::{
+    burst_under_flood, fit_cycles_within, narrow_consistent, peak_rate, Fit, CYCLES_KEPT, FIT_OVER_PEAK,
+};
 
 /// This process's latest cycle, for the fleet.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,7 +230,7 @@ impl FleetCycles {
         // (see `FloodAnswers`), a GCRA's burst and one more. A few sends
         // of room: a merged cycle's end may read a send or two high.
         let flood = self.flood.as_deref();
-        let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| excess(f, r) - 1.0 + FLOOD_ROOM);
+        let max_burst = |r: f64| burst_under_flood(flood, r);
         let fitted = fit_cycles_within(&self.previous, log, estimate, max_burst, REACH)
             .or_else(|| {
                 let all: Vec<&[f32]> = self.previous.iter().map(Vec::as_slice).chain([log]).collect();
@@ -247,9 +249,6 @@ impl FleetCycles {
 /// cycle's first sends may straggle (one held 165 sends over 0.37 s
 /// against a limiter of 500/s).
 const REACH: f64 = 2.0;
-
-/// How many sends over the flood's excess a fit's burst may lie.
-const FLOOD_ROOM: f64 = 5.0;
 
 /// A fleet's cycle against a GCRA of `rate` and `burst`: sends at
 /// `pace(t)` per second from a full burst until the first refusal; the log

@@ -5,12 +5,9 @@ use tokio::time::Instant;
 
 use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PROBE_MAX, TOP_PROBE_OVER};
 use crate::layer::adaptive::fit::{
-    excess, fit_cycles_within, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK,
+    burst_under_flood, fit_cycles_within, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK,
 };
 use crate::layer::adaptive::fleet_fit::{Finished, FloodAnswers};
-
-/// How many sends over the opening flood's excess a fit's burst may lie.
-const FLOOD_ROOM: f64 = 5.0;
 
 /// How far over the estimate the gaps of a limiter without a burst,
 /// counted to the refused send, must put its rate to replace it. Less,
@@ -127,7 +124,7 @@ impl RateControl {
         // 500/s with a burst of one crossed at 155/s, and the host was
         // held there). As the fleet's fits are bounded (`fleet_fit.rs`).
         let flood = self.logs.flood.as_deref();
-        let max_burst = |r: f64| flood.map_or(f64::INFINITY, |f| excess(f, r) - 1.0 + FLOOD_ROOM);
+        let max_burst = |r: f64| burst_under_flood(flood, r);
         let fitted = fit_cycles_within(&self.logs.previous, &log, self.estimate, max_burst, 1.0)
             .map(|f| Fit {
                 rate: if f.rate < floor && floor <= f.top && !in_fleet {
