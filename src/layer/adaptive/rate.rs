@@ -51,11 +51,10 @@
 //!   step past it). After a `Retry-After` pause, a request waiting for a
 //!   slot more than two steps off looks again each step, so the sends
 //!   keep up with the pace (`Controller::look_again_at`). The second
-//!   before that refusal is read again two
-//!   round trips later: refusals come back at once and acceptances a
-//!   served round trip later, so far away the first reading missed the
-//!   last ones (unless the host both accepts and refuses since: at its
-//!   limit, the meter measures it).
+//!   before that refusal is read again two round trips later: refusals
+//!   come back at once and acceptances a served round trip later, so far
+//!   away the first reading missed the last ones (unless the host both
+//!   accepts and refuses since: at its limit, the meter measures it).
 //! * **Hold below a known rate; probe rarely.** Once measured, the pace is
 //!   98 % of the estimate. It probes 3 % higher after a quiet spell (4 s
 //!   when losses are cheap; after a loss that paused the host, 30 s or ten
