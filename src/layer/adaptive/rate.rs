@@ -179,6 +179,10 @@ struct CycleLogs {
     /// The opening flood's sends up to its refusal (unpaced, alone): the
     /// excess it was refused at bounds the burst of every fit after it.
     flood: Option<Vec<f32>>,
+    /// The send a `Retry-After` refusal ended the last cycle at, while the
+    /// acceptances sent before it may still be unanswered: its gaps are
+    /// read again as they come in (see `RateControl::read_gaps_again`).
+    refused_send: Option<Instant>,
 }
 
 /// One host's rate estimate and pace.
@@ -474,6 +478,7 @@ impl RateControl {
         self.meter.add(now, sent_at, true);
         self.reread_second(now);
         self.spacing.record(sent_at, true);
+        self.read_gaps_again(sent_at);
         // The round trip of a served request, for the meter's slots to be
         // complete: the latest, or a slowly fading maximum.
         let rtt = now.saturating_duration_since(sent_at);

@@ -26,6 +26,12 @@ const MIN_ACCEPTED: usize = 4;
 /// opening flood tells a limiter with a burst apart: it accepts requests
 /// sent together, so its accepted gaps never clear its refused ones.
 const MIN_REFUSED: usize = 2;
+/// How long the gaps of sends that left the latest [`KEPT`] still count,
+/// in seconds: at a few hundred a second the opening flood's refusal
+/// leaves them before the search's first refusal comes, and a search at
+/// 500/s refused once was held at 84 % for want of a second refusal.
+/// Longer, and a rate that changed since would be read by stale gaps.
+const OLDER_FOR: f32 = 30.0;
 
 /// Recent sends in the order they were sent, with their outcome.
 #[derive(Debug)]
@@ -33,6 +39,58 @@ pub(crate) struct Spacing {
     base: Instant,
     /// Seconds since `base` at send, accepted.
     sends: VecDeque<(f32, bool)>,
+    /// The gaps of sends that left `sends`, lately.
+    older: Older,
+}
+
+/// The gaps of sends that left the latest [`KEPT`], for [`OLDER_FOR`]:
+/// folded as they leave, in the order they were sent.
+#[derive(Debug, Clone, Copy)]
+struct Older {
+    /// When the first folded send was sent.
+    since: f32,
+    /// The latest folded accepted send.
+    last_accepted: Option<f32>,
+    gaps: Gaps,
+}
+
+/// The gaps after the last accepted send, of accepted and refused sends.
+#[derive(Debug, Clone, Copy)]
+struct Gaps {
+    shortest_accepted: f32,
+    longest_refused: f32,
+    accepted: usize,
+    refused: usize,
+}
+
+impl Gaps {
+    const NONE: Self = Self {
+        shortest_accepted: f32::MAX,
+        longest_refused: 0.0,
+        accepted: 0,
+        refused: 0,
+    };
+
+    /// Counts a send at `t` with `accepted`, after the accepted one at
+    /// `last` (none: its gap is unknown, and only an acceptance counts, as
+    /// the next one's start).
+    fn add(&mut self, last: &mut Option<f32>, t: f32, accepted: bool) {
+        let Some(from) = *last else {
+            if accepted {
+                *last = Some(t);
+            }
+            return;
+        };
+        let gap = t - from;
+        if accepted {
+            self.shortest_accepted = self.shortest_accepted.min(gap);
+            self.accepted += 1;
+            *last = Some(t);
+        } else {
+            self.longest_refused = self.longest_refused.max(gap);
+            self.refused += 1;
+        }
+    }
 }
 
 impl Spacing {
@@ -40,6 +98,11 @@ impl Spacing {
         Self {
             base: now,
             sends: VecDeque::with_capacity(KEPT),
+            older: Older {
+                since: 0.0,
+                last_accepted: None,
+                gaps: Gaps::NONE,
+            },
         }
     }
 
@@ -47,7 +110,14 @@ impl Spacing {
     pub(crate) fn record(&mut self, sent_at: Instant, accepted: bool) {
         let t = sent_at.saturating_duration_since(self.base).as_secs_f32();
         if self.sends.len() >= KEPT {
-            self.sends.pop_front();
+            if let Some((left, ok)) = self.sends.pop_front() {
+                let o = &mut self.older;
+                if left - o.since > OLDER_FOR {
+                    o.since = left;
+                    o.gaps = Gaps::NONE;
+                }
+                o.gaps.add(&mut o.last_accepted, left, ok);
+            }
         }
         // Answers come nearly in the order of their sends: mostly at the
         // back, otherwise inserted from the back.
@@ -68,34 +138,19 @@ impl Spacing {
     /// yet (a slow backend refuses at once and serves a round trip later).
     pub(crate) fn no_burst_rates(&self, answered_before: Instant) -> Option<(f64, f64)> {
         let until = answered_before.saturating_duration_since(self.base).as_secs_f32();
-        let mut last_accepted: Option<f32> = None;
-        let (mut shortest_accepted, mut longest_refused) = (f32::MAX, 0.0f32);
-        let (mut accepted, mut refused) = (0, 0);
+        let mut last_accepted = self.older.last_accepted;
+        let mut g = self.older.gaps;
         for &(t, ok) in self.sends.iter().take_while(|&&(t, _)| t <= until) {
-            let Some(last) = last_accepted else {
-                if ok {
-                    last_accepted = Some(t);
-                }
-                continue;
-            };
-            let gap = t - last;
-            if ok {
-                shortest_accepted = shortest_accepted.min(gap);
-                accepted += 1;
-                last_accepted = Some(t);
-            } else {
-                longest_refused = longest_refused.max(gap);
-                refused += 1;
-            }
+            g.add(&mut last_accepted, t, ok);
         }
-        (accepted >= MIN_ACCEPTED
-            && refused >= MIN_REFUSED
-            && longest_refused < shortest_accepted
-            && longest_refused > 0.0)
+        (g.accepted >= MIN_ACCEPTED
+            && g.refused >= MIN_REFUSED
+            && g.longest_refused < g.shortest_accepted
+            && g.longest_refused > 0.0)
             .then(|| {
                 (
-                    1.0 / f64::from(shortest_accepted),
-                    1.0 / f64::from(longest_refused),
+                    1.0 / f64::from(g.shortest_accepted),
+                    1.0 / f64::from(g.longest_refused),
                 )
             })
     }
@@ -206,5 +261,37 @@ mod tests {
         }
         let order: Vec<f32> = s.sends.iter().map(|&(t, _)| t).collect();
         assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gaps_that_left_the_latest_sends_still_count_for_a_while() {
+        // 500/s without a burst: the flood's second request refused 1 ms
+        // after its first; a search 2 and 3 ms apart, more sends than
+        // are kept; then one refused 1 ms after an acceptance.
+        let now = Instant::now();
+        let mut outcomes = vec![(0, true), (1, false)];
+        let mut t = 1000;
+        for i in 0..100 {
+            outcomes.push((t, true));
+            t += if i % 2 == 0 { 2 } else { 3 };
+        }
+        outcomes.push((t - 2, false));
+        let s = run(now, &outcomes);
+        let (low, top) = s
+            .no_burst_rates(now + Duration::from_secs(2))
+            .expect("the flood's refusal counts");
+        assert!((low - 500.0).abs() < 1.0 && (top - 1000.0).abs() < 1.0, "{low}–{top}");
+        // A burst the flood showed (two accepted at once) still rules a
+        // limiter without one out.
+        outcomes[1] = (0, true);
+        outcomes.insert(2, (1, false));
+        outcomes.insert(3, (1, false));
+        assert_eq!(run(now, &outcomes).no_burst_rates(now + Duration::from_secs(2)), None);
+        // Not after [`OLDER_FOR`].
+        let late: Vec<(u64, bool)> = [(0, true), (1, false)]
+            .into_iter()
+            .chain(outcomes[4..].iter().map(|&(t, ok)| (t + 40_000, ok)))
+            .collect();
+        assert_eq!(run(now, &late).no_burst_rates(now + Duration::from_secs(50)), None);
     }
 }

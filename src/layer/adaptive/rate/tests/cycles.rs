@@ -193,3 +193,54 @@ async fn a_fit_at_a_burst_the_opening_flood_rules_out_is_not_taken() {
     let unbounded = fit(false);
     assert!(unbounded < 350.0, "without the flood, {unbounded}/s");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_limiter_without_a_burst_is_read_by_its_gaps_once_the_acceptances_before_its_refusal_are_in() {
+    // nginx without `burst=` at 500/s, `Retry-After: 1`, 5 ms away: it
+    // refuses a request sent sooner than 2 ms after the last one it
+    // accepted. The flood's second request is refused; then a search
+    // sends 2 and 3 ms apart, 300 requests (the flood leaves the latest
+    // sends kept), and one 1 ms after the last, refused. The refusal
+    // comes back at once, the acceptances before it 5 ms later.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    let rtt = Duration::from_millis(5);
+    let mut sends = vec![t0, t0 + Duration::from_millis(1)];
+    let mut t = t0 + Duration::from_secs(1);
+    for i in 0..300 {
+        sends.push(t);
+        t += Duration::from_millis(if i % 2 == 0 { 2 } else { 3 });
+    }
+    sends.push(*sends.last().expect("sent") + Duration::from_millis(1));
+    // Each send's answer: refused at once, accepted a round trip later.
+    let mut last_accepted: Option<Instant> = None;
+    let mut events: Vec<(Instant, u8, Instant, bool)> = Vec::new();
+    for &s in &sends {
+        let ok = last_accepted.is_none_or(|l| s - l >= Duration::from_millis(2));
+        if ok {
+            last_accepted = Some(s);
+        }
+        events.push((s, 0, s, ok));
+        events.push((if ok { s + rtt } else { s }, 1, s, ok));
+    }
+    events.sort_by_key(|&(at, kind, ..)| (at, kind));
+    let refused_at = *sends.last().expect("sent");
+    let mut at_refusal = None;
+    for (at, kind, sent, ok) in events {
+        match (kind, ok) {
+            (0, _) => c.on_send(at),
+            (_, true) => c.on_accepted(at, sent),
+            (_, false) => {
+                c.on_loss(at, sent, Some(Duration::from_secs(1)));
+                if sent == refused_at {
+                    at_refusal = Some(c.estimate().0);
+                }
+            }
+        }
+    }
+    let at_refusal = at_refusal.expect("refused");
+    let (estimate, basis) = c.estimate();
+    assert!(at_refusal < 450.0, "at the refusal, the gaps are not all in: {at_refusal}");
+    assert_eq!(basis, Basis::Measured);
+    assert!((estimate - 500.0).abs() < 1.0, "the 2 ms gaps measure 500/s: {estimate}");
+}
