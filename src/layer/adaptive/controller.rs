@@ -29,13 +29,13 @@ pub(crate) struct Controller {
 /// `limit_conn`, a server out of workers) refuses only past it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Depths {
-    ok: Option<f64>,
-    lost: Option<f64>,
+    ok: Option<f32>,
+    lost: Option<f32>,
 }
 
 impl Depths {
-    fn add(mean: &mut Option<f64>, depth: usize, weight: f64) {
-        let d = depth as f64;
+    fn add(mean: &mut Option<f32>, depth: usize, weight: f32) {
+        let d = depth as f32;
         *mean = Some(mean.map_or(d, |m| m + weight * (d - m)));
     }
 
@@ -48,7 +48,7 @@ impl Depths {
         match (self.ok, self.lost) {
             (Some(ok), Some(lost)) => {
                 let past = ok + (0.1 * ok).max(1.0);
-                lost > past && depth as f64 > past
+                lost > past && depth as f32 > past
             }
             _ => false,
         }
@@ -151,10 +151,8 @@ impl Controller {
             return Some((at, Duration::ZERO));
         };
         let interval = Duration::from_secs_f64(1.0 / rate.max(self.pace.min_rate()));
-        Some((
-            self.pacer.next_slot(now, interval, self.pace.not_before(now)),
-            interval,
-        ))
+        let slot = self.pacer.next_slot(now, interval, self.pace.not_before(now));
+        Some((self.pacer.apart(slot, self.pace.min_gap()), interval))
     }
 
     fn send(&mut self, now: Instant) {

@@ -27,6 +27,8 @@ const SUB_TICK_LATE: Duration = Duration::from_millis(2);
 pub(crate) struct Pacer {
     /// The latest send slot taken.
     last_slot: Instant,
+    /// When the latest send went: at its slot or after it.
+    last_sent: Instant,
     /// The slot the leader was told to wait for.
     promised: Option<Instant>,
     /// A leader woke late for its promised slot and the slots taken since
@@ -43,6 +45,7 @@ impl Pacer {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             last_slot: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            last_sent: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
             promised: None,
             catching_up: false,
             leader: None,
@@ -98,6 +101,14 @@ impl Pacer {
         not_before.map_or(slot, |at| slot.max(at))
     }
 
+    /// `slot`, or later to keep `min_gap` after the latest send: a
+    /// limiter without a burst refuses a request sent sooner than one
+    /// interval of its rate after the last it accepted, so catching up a
+    /// late wake-up by sending sooner is refused there.
+    pub(crate) fn apart(&self, slot: Instant, min_gap: Option<Duration>) -> Instant {
+        min_gap.map_or(slot, |gap| slot.max(self.last_sent + gap))
+    }
+
     /// The leader is told to wait for `slot`.
     pub(crate) fn promise(&mut self, slot: Instant) {
         self.promised = Some(slot);
@@ -109,6 +120,7 @@ impl Pacer {
         let late_wake = self.promised == Some(slot) || self.catching_up;
         self.catching_up = late_wake && slot + interval < now;
         self.last_slot = slot;
+        self.last_sent = now.max(slot);
         self.promised = None;
     }
 

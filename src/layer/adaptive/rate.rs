@@ -547,6 +547,21 @@ impl RateControl {
         }
     }
 
+    /// The shortest gap between two sends, for a limiter without a burst
+    /// (see [`Spacing::opened_without_burst`]): one interval of the
+    /// estimate once measured, of the pace while searching. It refuses a
+    /// send sooner than that after the last it accepted, and a pace that
+    /// caught up a late wake-up by sending sooner was refused at two
+    /// thirds of its rate (real time, nginx without `burst=` at 100/s).
+    /// None in a fleet: the others' sends come between.
+    pub(crate) fn min_gap(&self) -> Option<Duration> {
+        if !self.spacing.opened_without_burst() || self.fleet.is_some() {
+            return None;
+        }
+        let rate = self.estimate.max(self.pace).max(self.min_rate);
+        Some(Duration::from_secs_f64(1.0 / rate))
+    }
+
     /// The rates a limiter without a burst may have, by the gaps of this
     /// process's sends (see [`Spacing::no_burst_rates`]). None in a fleet:
     /// one process's gaps are not what the limiter sees, and with two

@@ -26,6 +26,10 @@ const MIN_ACCEPTED: usize = 4;
 /// opening flood tells a limiter with a burst apart: it accepts requests
 /// sent together, so its accepted gaps never clear its refused ones.
 const MIN_REFUSED: usize = 2;
+/// Sends this soon after the host's first (seconds since it) went with
+/// it: the opening flood's requests leave within a millisecond or two.
+/// Under a limiter's interval up to 200/s.
+const TOGETHER: f32 = 0.005;
 /// How long the gaps of sends that left the latest [`KEPT`] still count,
 /// in seconds: at a few hundred a second the opening flood's refusal
 /// leaves them before the search's first refusal comes, and a search at
@@ -39,8 +43,12 @@ pub(crate) struct Spacing {
     base: Instant,
     /// Seconds since `base` at send, accepted.
     sends: VecDeque<(f32, bool)>,
-    /// The gaps of sends that left `sends`, lately.
-    older: Older,
+    /// Of the sends that went together first, the host accepted one and
+    /// refused the others: a limiter without a burst.
+    opened_without_burst: bool,
+    /// The gaps of sends that left `sends`, lately (boxed: read and
+    /// changed only as sends leave and at a refusal).
+    older: Box<Older>,
 }
 
 /// The gaps of sends that left the latest [`KEPT`], for [`OLDER_FOR`]:
@@ -98,11 +106,12 @@ impl Spacing {
         Self {
             base: now,
             sends: VecDeque::with_capacity(KEPT),
-            older: Older {
+            opened_without_burst: false,
+            older: Box::new(Older {
                 since: 0.0,
                 last_accepted: None,
                 gaps: Gaps::NONE,
-            },
+            }),
         }
     }
 
@@ -111,7 +120,7 @@ impl Spacing {
         let t = sent_at.saturating_duration_since(self.base).as_secs_f32();
         if self.sends.len() >= KEPT {
             if let Some((left, ok)) = self.sends.pop_front() {
-                let o = &mut self.older;
+                let o = &mut *self.older;
                 if left - o.since > OLDER_FOR {
                     o.since = left;
                     o.gaps = Gaps::NONE;
@@ -123,10 +132,24 @@ impl Spacing {
         // back, otherwise inserted from the back.
         if self.sends.back().is_none_or(|&(s, _)| s <= t) {
             self.sends.push_back((t, accepted));
-            return;
+        } else {
+            let at = self.sends.iter().rposition(|&(s, _)| s <= t).map_or(0, |i| i + 1);
+            self.sends.insert(at, (t, accepted));
         }
-        let at = self.sends.iter().rposition(|&(s, _)| s <= t).map_or(0, |i| i + 1);
-        self.sends.insert(at, (t, accepted));
+        if t <= TOGETHER {
+            // Read again as the opening's answers come, in any order.
+            let opening = self.sends.iter().take_while(|&&(s, _)| s <= TOGETHER);
+            let (accepted, refused) = opening.fold((0, 0), |(a, r), &(_, ok)| if ok { (a + 1, r) } else { (a, r + 1) });
+            self.opened_without_burst = accepted == 1 && refused > 0;
+        }
+    }
+
+    /// Whether the host accepted one of the sends that went together
+    /// first and refused the others: a limiter without a burst (nginx
+    /// `limit_req` without `burst=` at up to a few hundred a second).
+    /// A limiter with a burst accepts two or more.
+    pub(crate) fn opened_without_burst(&self) -> bool {
+        self.opened_without_burst
     }
 
     /// The rates a limiter without a burst may have, if the recent gaps
