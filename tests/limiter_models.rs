@@ -702,6 +702,14 @@ async fn a_limiter_without_a_burst_is_measured_by_its_gaps() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_limiter_without_a_burst_gets_no_send_sooner_than_its_interval() {
+    // nginx without `burst=` at 500/s, `Retry-After: 1`: the pace's
+    // catch-up of a late slot sent two requests 1 ms apart, the second
+    // refused at 83 % of the rate, and the host was held at 84 % there.
+    holds(gcra(500.0, 0, RetryAfter::Static(1))).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_window_that_counts_refusals_is_drained_not_probed() {
     holds(sliding(20.0)).await;
     holds(sliding(100.0)).await;

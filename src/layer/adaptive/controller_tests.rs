@@ -196,3 +196,42 @@ async fn a_leader_looks_again_each_search_step_while_a_search_after_a_pause_grow
     };
     assert_eq!(slot, sent + Duration::from_secs(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_opened_without_a_burst_gets_no_send_sooner_than_its_interval() {
+    // Four requests at once; a limiter without a burst accepts one, a
+    // burst of one two. Then paced at 100/s: sent 1.5 ms late once, the
+    // pace catches up by sending the next 9 ms after it, which only the
+    // one with a burst takes.
+    for (accepted, apart) in [(1, true), (2, false)] {
+        let t0 = Instant::now();
+        let mut c = Controller::new(AdaptiveConfig::default(), t0);
+        for _ in 0..4 {
+            assert_eq!(c.admit(t0, None), Admit::Now);
+        }
+        for i in 0..4 {
+            let outcome = if i < accepted {
+                Outcome::Success
+            } else {
+                Outcome::Throttled
+            };
+            c.on_answer(t0 + ms(5), t0, 4, outcome, None);
+            c.release();
+        }
+        let t1 = t0 + ms(1000);
+        c.pace.force_rate(t1, 100.0);
+        assert_eq!(c.admit(t1, None), Admit::Now);
+        let late = t1 + Duration::from_micros(11_500);
+        assert_eq!(c.admit(late, None), Admit::Now, "a late wake-up sends");
+        let next = t1 + Duration::from_micros(20_500);
+        match c.admit(next, None) {
+            Admit::At(slot, _) if apart => assert!(
+                slot >= late + Duration::from_micros(9_800),
+                "one interval of the estimate after the late send: {:?}",
+                slot - late
+            ),
+            Admit::Now if !apart => {}
+            other => panic!("accepted {accepted} at once: {other:?}"),
+        }
+    }
+}

@@ -224,4 +224,19 @@ mod tests {
             .await
             .expect("the next in the queue is woken");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_kept_apart_come_a_gap_after_the_latest_send() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let mut p = Pacer::new(t0);
+        p.take(t0, t0 + ms(3), ms(10));
+        let slot = p.next_slot(t0 + ms(12), ms(10), None);
+        assert_eq!(slot, t0 + ms(11), "caught up a tick");
+        assert_eq!(p.apart(slot, None), slot);
+        assert_eq!(
+            p.apart(slot, Some(ms(10))),
+            t0 + ms(13),
+            "10 ms after the send at 3 ms"
+        );
+    }
 }

@@ -38,6 +38,12 @@
 //!   measure it when they read well over the estimate.
 //! * **Resume paced.** After a pause the host is paced, never released at
 //!   once: a small-burst limiter refuses everything past its burst.
+//! * **Keep a limiter without a burst's sends apart.** A host that
+//!   accepted one of the requests sent together first and refused the
+//!   others gets no send sooner than one interval of its estimate (of the
+//!   pace, if faster) after the last one (`min_gap`): the pacer otherwise
+//!   catches up a late wake-up by sending the next one sooner, which such
+//!   a limiter refuses.
 //! * **Search while the estimate is a lower bound.** Until one of the two
 //!   measurements above exists, the estimate is a guess (what the host
 //!   accepted over the last second of sending, from eight answers up; from
@@ -179,10 +185,6 @@ struct CycleLogs {
     /// The opening flood's sends up to its refusal (unpaced, alone): the
     /// excess it was refused at bounds the burst of every fit after it.
     flood: Option<Vec<f32>>,
-    /// The send a `Retry-After` refusal ended the last cycle at, while the
-    /// acceptances sent before it may still be unanswered: its gaps are
-    /// read again as they come in (see `RateControl::read_gaps_again`).
-    refused_send: Option<Instant>,
 }
 
 /// One host's rate estimate and pace.
@@ -478,7 +480,6 @@ impl RateControl {
         self.meter.add(now, sent_at, true);
         self.reread_second(now);
         self.spacing.record(sent_at, true);
-        self.read_gaps_again(sent_at);
         // The round trip of a served request, for the meter's slots to be
         // complete: the latest, or a slowly fading maximum.
         let rtt = now.saturating_duration_since(sent_at);

@@ -30,12 +30,6 @@ const MIN_REFUSED: usize = 2;
 /// it: the opening flood's requests leave within a millisecond or two.
 /// Under a limiter's interval up to 200/s.
 const TOGETHER: f32 = 0.005;
-/// How long the gaps of sends that left the latest [`KEPT`] still count,
-/// in seconds: at a few hundred a second the opening flood's refusal
-/// leaves them before the search's first refusal comes, and a search at
-/// 500/s refused once was held at 84 % for want of a second refusal.
-/// Longer, and a rate that changed since would be read by stale gaps.
-const OLDER_FOR: f32 = 30.0;
 
 /// Recent sends in the order they were sent, with their outcome.
 #[derive(Debug)]
@@ -46,59 +40,6 @@ pub(crate) struct Spacing {
     /// Of the sends that went together first, the host accepted one and
     /// refused the others: a limiter without a burst.
     opened_without_burst: bool,
-    /// The gaps of sends that left `sends`, lately (boxed: read and
-    /// changed only as sends leave and at a refusal).
-    older: Box<Older>,
-}
-
-/// The gaps of sends that left the latest [`KEPT`], for [`OLDER_FOR`]:
-/// folded as they leave, in the order they were sent.
-#[derive(Debug, Clone, Copy)]
-struct Older {
-    /// When the first folded send was sent.
-    since: f32,
-    /// The latest folded accepted send.
-    last_accepted: Option<f32>,
-    gaps: Gaps,
-}
-
-/// The gaps after the last accepted send, of accepted and refused sends.
-#[derive(Debug, Clone, Copy)]
-struct Gaps {
-    shortest_accepted: f32,
-    longest_refused: f32,
-    accepted: usize,
-    refused: usize,
-}
-
-impl Gaps {
-    const NONE: Self = Self {
-        shortest_accepted: f32::MAX,
-        longest_refused: 0.0,
-        accepted: 0,
-        refused: 0,
-    };
-
-    /// Counts a send at `t` with `accepted`, after the accepted one at
-    /// `last` (none: its gap is unknown, and only an acceptance counts, as
-    /// the next one's start).
-    fn add(&mut self, last: &mut Option<f32>, t: f32, accepted: bool) {
-        let Some(from) = *last else {
-            if accepted {
-                *last = Some(t);
-            }
-            return;
-        };
-        let gap = t - from;
-        if accepted {
-            self.shortest_accepted = self.shortest_accepted.min(gap);
-            self.accepted += 1;
-            *last = Some(t);
-        } else {
-            self.longest_refused = self.longest_refused.max(gap);
-            self.refused += 1;
-        }
-    }
 }
 
 impl Spacing {
@@ -107,11 +48,6 @@ impl Spacing {
             base: now,
             sends: VecDeque::with_capacity(KEPT),
             opened_without_burst: false,
-            older: Box::new(Older {
-                since: 0.0,
-                last_accepted: None,
-                gaps: Gaps::NONE,
-            }),
         }
     }
 
@@ -119,14 +55,7 @@ impl Spacing {
     pub(crate) fn record(&mut self, sent_at: Instant, accepted: bool) {
         let t = sent_at.saturating_duration_since(self.base).as_secs_f32();
         if self.sends.len() >= KEPT {
-            if let Some((left, ok)) = self.sends.pop_front() {
-                let o = &mut *self.older;
-                if left - o.since > OLDER_FOR {
-                    o.since = left;
-                    o.gaps = Gaps::NONE;
-                }
-                o.gaps.add(&mut o.last_accepted, left, ok);
-            }
+            self.sends.pop_front();
         }
         // Answers come nearly in the order of their sends: mostly at the
         // back, otherwise inserted from the back.
@@ -139,7 +68,10 @@ impl Spacing {
         if t <= TOGETHER {
             // Read again as the opening's answers come, in any order.
             let opening = self.sends.iter().take_while(|&&(s, _)| s <= TOGETHER);
-            let (accepted, refused) = opening.fold((0, 0), |(a, r), &(_, ok)| if ok { (a + 1, r) } else { (a, r + 1) });
+            let (accepted, refused) = opening.fold(
+                (0, 0),
+                |(a, r), &(_, ok)| if ok { (a + 1, r) } else { (a, r + 1) },
+            );
             self.opened_without_burst = accepted == 1 && refused > 0;
         }
     }
@@ -161,19 +93,34 @@ impl Spacing {
     /// yet (a slow backend refuses at once and serves a round trip later).
     pub(crate) fn no_burst_rates(&self, answered_before: Instant) -> Option<(f64, f64)> {
         let until = answered_before.saturating_duration_since(self.base).as_secs_f32();
-        let mut last_accepted = self.older.last_accepted;
-        let mut g = self.older.gaps;
+        let mut last_accepted: Option<f32> = None;
+        let (mut shortest_accepted, mut longest_refused) = (f32::MAX, 0.0f32);
+        let (mut accepted, mut refused) = (0, 0);
         for &(t, ok) in self.sends.iter().take_while(|&&(t, _)| t <= until) {
-            g.add(&mut last_accepted, t, ok);
+            let Some(last) = last_accepted else {
+                if ok {
+                    last_accepted = Some(t);
+                }
+                continue;
+            };
+            let gap = t - last;
+            if ok {
+                shortest_accepted = shortest_accepted.min(gap);
+                accepted += 1;
+                last_accepted = Some(t);
+            } else {
+                longest_refused = longest_refused.max(gap);
+                refused += 1;
+            }
         }
-        (g.accepted >= MIN_ACCEPTED
-            && g.refused >= MIN_REFUSED
-            && g.longest_refused < g.shortest_accepted
-            && g.longest_refused > 0.0)
+        (accepted >= MIN_ACCEPTED
+            && refused >= MIN_REFUSED
+            && longest_refused < shortest_accepted
+            && longest_refused > 0.0)
             .then(|| {
                 (
-                    1.0 / f64::from(g.shortest_accepted),
-                    1.0 / f64::from(g.longest_refused),
+                    1.0 / f64::from(shortest_accepted),
+                    1.0 / f64::from(longest_refused),
                 )
             })
     }
@@ -287,34 +234,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn gaps_that_left_the_latest_sends_still_count_for_a_while() {
-        // 500/s without a burst: the flood's second request refused 1 ms
-        // after its first; a search 2 and 3 ms apart, more sends than
-        // are kept; then one refused 1 ms after an acceptance.
+    async fn an_opening_that_accepts_one_of_the_sends_together_has_no_burst() {
+        // Four sent together; the refusals come back first, the
+        // acceptances a round trip later.
         let now = Instant::now();
-        let mut outcomes = vec![(0, true), (1, false)];
-        let mut t = 1000;
-        for i in 0..100 {
-            outcomes.push((t, true));
-            t += if i % 2 == 0 { 2 } else { 3 };
-        }
-        outcomes.push((t - 2, false));
-        let s = run(now, &outcomes);
-        let (low, top) = s
-            .no_burst_rates(now + Duration::from_secs(2))
-            .expect("the flood's refusal counts");
-        assert!((low - 500.0).abs() < 1.0 && (top - 1000.0).abs() < 1.0, "{low}–{top}");
-        // A burst the flood showed (two accepted at once) still rules a
-        // limiter without one out.
-        outcomes[1] = (0, true);
-        outcomes.insert(2, (1, false));
-        outcomes.insert(3, (1, false));
-        assert_eq!(run(now, &outcomes).no_burst_rates(now + Duration::from_secs(2)), None);
-        // Not after [`OLDER_FOR`].
-        let late: Vec<(u64, bool)> = [(0, true), (1, false)]
-            .into_iter()
-            .chain(outcomes[4..].iter().map(|&(t, ok)| (t + 40_000, ok)))
-            .collect();
-        assert_eq!(run(now, &late).no_burst_rates(now + Duration::from_secs(50)), None);
+        let opened = |outcomes: &[(u64, bool)]| run(now, outcomes).opened_without_burst();
+        assert!(opened(&[(1, false), (1, false), (1, false), (0, true)]));
+        assert!(
+            !opened(&[(1, false), (1, false), (1, true), (0, true)]),
+            "a burst of one"
+        );
+        assert!(
+            !opened(&[(0, true), (1, true), (1, true), (1, true)]),
+            "none refused"
+        );
+        // Sent a request at a time, 10 ms apart: nothing went together.
+        assert!(!opened(&[(0, true), (10, false), (20, true)]));
     }
 }

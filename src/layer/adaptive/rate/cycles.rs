@@ -268,7 +268,6 @@ impl RateControl {
             self.estimate = r;
             self.basis = Basis::Measured;
         }
-        self.logs.refused_send = gap_rate.is_none().then_some(sent_at);
         self.settle(now);
         let wide = |f: &Fit| f.cycles == 2 && f.rate == self.estimate && f.top > TOP_PROBE_OVER * f.rate;
         if let Some(f) = fitted.filter(wide) {
@@ -281,33 +280,6 @@ impl RateControl {
             self.probe_after = now;
             self.probe_step = (f.top / (f.rate * self.hold())).min(TOP_PROBE_MAX);
             self.top_probe = true;
-        }
-    }
-
-    /// Reads the gaps to the cycle's refused send again as the answers to
-    /// the sends before it come in, until one sent after it is answered.
-    /// A refusal comes back at once and an acceptance a served round trip
-    /// later: at the refusal, the sends accepted just before it were
-    /// unanswered, its gap read as the one from an earlier send, and
-    /// nginx without `burst=` at 500/s, its search refused 1 ms after an
-    /// acceptance, was held at 84 % by the search's peak.
-    pub(super) fn read_gaps_again(&mut self, sent_at: Instant) {
-        let Some(refused) = self.logs.refused_send else {
-            return;
-        };
-        if sent_at > refused {
-            self.logs.refused_send = None;
-            return;
-        }
-        let read = self
-            .gap_rates_of_sends_before(refused + std::time::Duration::from_micros(1))
-            .map(|(r, _)| r)
-            .filter(|&r| r > GAPS_OVER_ESTIMATE * self.estimate);
-        if let Some(r) = read {
-            self.logs.refused_send = None;
-            self.estimate = r;
-            self.basis = Basis::Measured;
-            self.pace = self.pace.max(r * self.hold());
         }
     }
 }
