@@ -43,9 +43,10 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     pub(crate) fn new(now: Instant) -> Self {
+        let long_ago = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
         Self {
-            last_slot: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
-            last_sent: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            last_slot: long_ago,
+            last_sent: long_ago,
             promised: None,
             catching_up: false,
             leader: None,

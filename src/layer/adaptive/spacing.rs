@@ -68,11 +68,11 @@ impl Spacing {
         if t <= TOGETHER {
             // Read again as the opening's answers come, in any order.
             let opening = self.sends.iter().take_while(|&&(s, _)| s <= TOGETHER);
-            let (accepted, refused) = opening.fold(
+            let (taken, refused) = opening.fold(
                 (0, 0),
                 |(a, r), &(_, ok)| if ok { (a + 1, r) } else { (a, r + 1) },
             );
-            self.opened_without_burst = accepted == 1 && refused > 0;
+            self.opened_without_burst = taken == 1 && refused > 0;
         }
     }
 
