@@ -92,10 +92,20 @@ impl HostState {
         self.paused_total_ms.load(Ordering::Relaxed)
     }
 
-    /// This host's adaptive controller, locked.
-    pub(crate) fn controller(&self, cfg: &AdaptiveConfig) -> MutexGuard<'_, Controller> {
+    /// This host's adaptive controller, locked; made at `now` if the host
+    /// has none yet. `now` is the caller's reading, taken before the lock:
+    /// a controller made later than the send it admits counted that send
+    /// before its own start, so the first acceptance was not counted, and
+    /// refusals without `Retry-After` that found nothing accepted set no
+    /// pace (a client sending one request at a time had 24 % of its
+    /// requests refused by nginx without `burst=` at 100/s, in real time).
+    pub(crate) fn controller(
+        &self,
+        cfg: &AdaptiveConfig,
+        now: tokio::time::Instant,
+    ) -> MutexGuard<'_, Controller> {
         self.adaptive
-            .get_or_init(|| Box::new(Mutex::new(Controller::new(*cfg, tokio::time::Instant::now()))))
+            .get_or_init(|| Box::new(Mutex::new(Controller::new(*cfg, now))))
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }

@@ -40,7 +40,7 @@ impl AdaptivePermit {
         now: Instant,
         budget: impl FnOnce(&mut Controller) -> Budget,
     ) -> Option<Self> {
-        let mut c = host.controller(cfg);
+        let mut c = host.controller(cfg, now);
         if budget(&mut c) != Budget::Go {
             return None;
         }
@@ -129,5 +129,31 @@ impl Drop for Lead {
                 c.abandon(self.id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The lock is taken a little after the caller read the clock, as in
+    /// real time: the controller made there must count the send it
+    /// admits. Made at the lock's time, it left the first acceptance out,
+    /// and a refusal that found nothing accepted set no pace.
+    #[tokio::test(start_paused = true)]
+    async fn a_controller_made_for_a_send_counts_that_send() {
+        let (host, cfg) = (Arc::new(HostState::default()), AdaptiveConfig::default());
+        let go = |_: &mut Controller| Budget::Go;
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_micros(200)).await;
+        let first = AdaptivePermit::try_now(&host, &cfg, sent, go).expect("a new host admits");
+        first.finish(Outcome::Success, None, None, |_, _, _| {});
+        let second = AdaptivePermit::try_now(&host, &cfg, Instant::now(), go).expect("unpaced");
+        second.finish(Outcome::Throttled, None, None, |_, _, _| {});
+        let now = Instant::now();
+        let rate = host.existing_controller().and_then(|mut c| c.rate(now));
+        assert!(rate.is_some(), "a refusal after an acceptance paces the host");
     }
 }

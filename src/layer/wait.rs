@@ -196,7 +196,7 @@ impl<S, Req> Wait<S, Req> {
         let at = Instant::now();
         let lead = self.lead.as_ref().map(|l| l.id);
         let (admit, depth) = {
-            let mut c = self.host.controller(cfg);
+            let mut c = self.host.controller(cfg, at);
             if let Budget::WaitUntil(slot) = self.shared.fleet.budget(report_host, &mut c, at, lead) {
                 drop(c);
                 self.sleep.as_mut().reset(slot);
