@@ -37,9 +37,11 @@ pub(crate) struct Spacing {
     base: Instant,
     /// Seconds since `base` at send, accepted.
     sends: VecDeque<(f32, bool)>,
-    /// Of the sends that went together first, the host accepted one and
-    /// refused the others: a limiter without a burst.
-    opened_without_burst: bool,
+    /// Of the sends that went together first, how many the host accepted
+    /// and whether it refused any, counted as the answers come: a long
+    /// opening (a fast host answers a slow start's hundreds of sends within
+    /// it) outgrows the log, which kept only its refusals.
+    opening: (u16, bool),
 }
 
 impl Spacing {
@@ -47,7 +49,7 @@ impl Spacing {
         Self {
             base: now,
             sends: VecDeque::with_capacity(KEPT),
-            opened_without_burst: false,
+            opening: (0, false),
         }
     }
 
@@ -66,13 +68,12 @@ impl Spacing {
             self.sends.insert(at, (t, accepted));
         }
         if t <= TOGETHER {
-            // Read again as the opening's answers come, in any order.
-            let opening = self.sends.iter().take_while(|&&(s, _)| s <= TOGETHER);
-            let (taken, refused) = opening.fold(
-                (0, 0),
-                |(a, r), &(_, ok)| if ok { (a + 1, r) } else { (a, r + 1) },
-            );
-            self.opened_without_burst = taken == 1 && refused > 0;
+            let (taken, refused) = &mut self.opening;
+            if accepted {
+                *taken = taken.saturating_add(1);
+            } else {
+                *refused = true;
+            }
         }
     }
 
@@ -81,7 +82,7 @@ impl Spacing {
     /// `limit_req` without `burst=` at up to a few hundred a second).
     /// A limiter with a burst accepts two or more.
     pub(crate) fn opened_without_burst(&self) -> bool {
-        self.opened_without_burst
+        self.opening == (1, true)
     }
 
     /// The rates a limiter without a burst may have, if the recent gaps
@@ -250,5 +251,12 @@ mod tests {
         );
         // Sent a request at a time, 10 ms apart: nothing went together.
         assert!(!opened(&[(0, true), (10, false), (20, true)]));
+        // More answers within the opening than the log keeps: its one
+        // acceptance is still counted.
+        let mut long = vec![(0, true)];
+        long.extend(std::iter::repeat_n((1, false), 2 * KEPT));
+        assert!(opened(&long), "a long opening");
+        long.push((2, true));
+        assert!(!opened(&long), "two accepted, however far apart in the log");
     }
 }
