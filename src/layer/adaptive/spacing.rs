@@ -38,9 +38,9 @@ pub(crate) struct Spacing {
     /// Seconds since `base` at send, accepted.
     sends: VecDeque<(f32, bool)>,
     /// Of the sends that went together first, how many the host accepted
-    /// and whether it refused any, counted as the answers come: a long
-    /// opening (a fast host answers a slow start's hundreds of sends within
-    /// it) outgrows the log, which kept only its refusals.
+    /// and whether it refused any, counted as the answers come: an
+    /// opening of more sends than the log keeps (a fast host answers many
+    /// within 5 ms) would leave only its latest there.
     opening: (u16, bool),
 }
 
