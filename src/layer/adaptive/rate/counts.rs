@@ -32,25 +32,27 @@ impl RateControl {
     /// between them keep counting; over the time since the latest cut
     /// alone, 3/s read 5.2/s).
     pub(super) fn accepted_since_cut(&self, now: Instant) -> f64 {
+        self.accepted_steadily_since_cut(now)
+            .unwrap_or_else(|| self.count_rate(self.counted_from, now))
+    }
+
+    /// The intervals between the host's first and latest acceptance of
+    /// requests sent since the cut, if it accepted steadily (see
+    /// [`accepted_since_cut`](Self::accepted_since_cut)) and at least
+    /// [`MIN_EVIDENCE`] of them: a rate however recent the cut.
+    pub(super) fn accepted_steadily_since_cut(&self, now: Instant) -> Option<f64> {
         let a = self.since_cut.0;
-        let coarse = self.count_rate(self.counted_from, now);
-        let Some((first, last)) = self.ok_span else {
-            return coarse;
-        };
+        let (first, last) = self.ok_span?;
         let span = last.saturating_duration_since(first).as_secs_f64();
         if a < MIN_EVIDENCE || span <= 0.0 {
-            return coarse;
+            return None;
         }
         let exact = f64::from(a - 1) / span;
         let gap = 2.0 / exact;
         // Requests sent in the last round trip are not answered yet.
         let lead = first.saturating_duration_since(self.cut_at).as_secs_f64() - self.served_rtt.as_secs_f64();
         let tail = now.saturating_duration_since(last).as_secs_f64();
-        if lead <= gap && tail <= gap {
-            exact
-        } else {
-            coarse
-        }
+        (lead <= gap && tail <= gap).then_some(exact)
     }
 
     /// Since the latest cut, at or below the accepted rate, the host

@@ -59,6 +59,28 @@ async fn a_hold_refused_as_often_as_accepted_steps_back_before_eight_acceptances
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hold_twice_the_rate_accepted_steadily_comes_down_to_it_at_once() {
+    // Held at 204/s where a GCRA takes 100/s: it accepts every other
+    // send, one every 10 ms, and refuses the rest. Stepped back 2 % a
+    // cut, every eight acceptances, the hold came down over 3 s with
+    // every other request refused; the steady acceptances measure it.
+    let t0 = Instant::now();
+    let mut c = held(t0, 204.0);
+    let mut t = t0;
+    for accepted in [true, false].repeat(12) {
+        t += ms(5);
+        c.bound_at = Some(t);
+        if accepted {
+            c.on_accepted(t + ms(1), t);
+        } else {
+            c.on_loss(t + ms(1), t, None);
+        }
+    }
+    let (estimate, _) = c.estimate();
+    assert!((95.0..=110.0).contains(&estimate), "after 120 ms {estimate}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refusal_after_an_epoch_reset_read_early_undoes_the_lateness() {
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
@@ -110,6 +132,48 @@ async fn a_search_stops_growing_at_refusals_in_its_first_second_too() {
         held <= past * 1.001,
         "grew from {past} to {held}/s past its refusals"
     );
+}
+
+/// Sends one request at a time, at the controller's pace, to a GCRA of
+/// `rate` per second whose burst of `burst` is full at `from`, answered
+/// after a millisecond, until `until`; returns (accepted, refused).
+fn one_at_a_time(c: &mut RateControl, from: Instant, until: Instant, rate: f64, burst: f64) -> (u32, u32) {
+    let (mut now, mut excess, mut last) = (from, 0.0f64, from);
+    let (mut accepted, mut refused) = (0, 0);
+    while now < until {
+        c.bound_at = Some(now);
+        let pace = c.rate(now).unwrap_or(1000.0);
+        c.on_send(now);
+        let e = (excess - rate * now.saturating_duration_since(last).as_secs_f64()).max(0.0) + 1.0;
+        if e > burst + 1.0 {
+            c.on_loss(now + ms(1), now, None);
+            refused += 1;
+        } else {
+            (excess, last) = (e, now);
+            c.on_accepted(now + ms(1), now);
+            accepted += 1;
+        }
+        now += Duration::from_secs_f64(1.0 / pace).max(ms(1));
+    }
+    (accepted, refused)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_search_past_a_burst_is_measured_by_its_steady_acceptances() {
+    // A search from 12/s against nginx at 100/s with `burst=10`: the
+    // burst hides the rate until the pace is near twice it, and there
+    // the GCRA accepts one send per interval. Frozen for the 600 ms a
+    // measurement had to wait, it refused 35 sends; the steady
+    // acceptances measure the rate after eight of them.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    let t = accept_every(&mut c, t0, 12, ms(1));
+    c.on_loss(t, t, None);
+    let (accepted, refused) = one_at_a_time(&mut c, t, t + Duration::from_secs(4), 100.0, 10.0);
+    let (estimate, basis) = c.estimate();
+    assert_eq!(basis, Basis::Measured);
+    assert!((97.0..=103.0).contains(&estimate), "measured {estimate}/s");
+    assert!(refused <= 15, "{refused} refused, {accepted} accepted");
 }
 
 /// A host 200 ms away accepts `n` requests sent over half a second;
