@@ -183,9 +183,11 @@ impl RateControl {
             // request per interval there, and those steady acceptances
             // measure the rate long before the freeze ends. Not under what
             // the last second accepted: a sliding window accepts as its old
-            // entries leave, at the pace of a window ago. (A burst of ten
-            // hid a rate of 100/s until the search reached 175/s; frozen
-            // there 600 ms, one request at a time, it refused 35 sends.)
+            // entries leave, at the pace of a window ago. They replace the
+            // first reading, which the opening's flood can put over the
+            // rate (30/s for 20/s with a burst of 20). (A burst of ten hid
+            // a rate of 100/s until the search reached 175/s; frozen there
+            // 600 ms, one request at a time, it refused 35 sends.)
             let steady = was.filter(|&r| self.above_hold(r)).and_then(|r| {
                 self.accepted_steadily_since_cut(now)
                     .filter(|&s| short > 0.0 && s >= short && s < r)
@@ -197,7 +199,7 @@ impl RateControl {
                     self.bound_by_gaps(gaps);
                 }
                 None if steady.is_some() => {
-                    self.estimate = steady.map_or(self.estimate, |s| s.max(self.estimate));
+                    self.estimate = steady.map_or(self.estimate, |s| s.max(self.min_rate));
                 }
                 // Sending above the estimate (a search frozen at its first
                 // loss) without a measurement yet: back to the estimate.
