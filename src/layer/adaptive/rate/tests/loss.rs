@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{accept_every, ms};
+use super::{accept_every, ms, Gcra};
 use crate::layer::adaptive::fit::SEARCH_STEP;
 use crate::layer::adaptive::rate::{Basis, RateControl, HOLD};
 use crate::retry_after::QuotaWindow;
@@ -138,20 +138,18 @@ async fn a_search_stops_growing_at_refusals_in_its_first_second_too() {
 /// `rate` per second whose burst of `burst` is full at `from`, answered
 /// after a millisecond, until `until`; returns (accepted, refused).
 fn one_at_a_time(c: &mut RateControl, from: Instant, until: Instant, rate: f64, burst: f64) -> (u32, u32) {
-    let (mut now, mut excess, mut last) = (from, 0.0f64, from);
+    let (mut now, mut gcra) = (from, Gcra::new(rate, burst, from));
     let (mut accepted, mut refused) = (0, 0);
     while now < until {
         c.bound_at = Some(now);
         let pace = c.rate(now).unwrap_or(1000.0);
         c.on_send(now);
-        let e = (excess - rate * now.saturating_duration_since(last).as_secs_f64()).max(0.0) + 1.0;
-        if e > burst + 1.0 {
-            c.on_loss(now + ms(1), now, None);
-            refused += 1;
-        } else {
-            (excess, last) = (e, now);
+        if gcra.accepts(now) {
             c.on_accepted(now + ms(1), now);
             accepted += 1;
+        } else {
+            c.on_loss(now + ms(1), now, None);
+            refused += 1;
         }
         now += Duration::from_secs_f64(1.0 / pace).max(ms(1));
     }
