@@ -22,6 +22,22 @@ fn held(t0: Instant, estimate: f64) -> RateControl {
     c
 }
 
+/// Sends `gap` apart after `from`, each bound by the pace and answered a
+/// millisecond later: accepted or refused (without `Retry-After`) in
+/// the order `answers` gives.
+fn answer_in_turn(c: &mut RateControl, from: Instant, gap: Duration, answers: &[bool]) {
+    let mut t = from;
+    for &accepted in answers {
+        t += gap;
+        c.bound_at = Some(t);
+        if accepted {
+            c.on_accepted(t + ms(1), t);
+        } else {
+            c.on_loss(t + ms(1), t, None);
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_hold_refused_steps_back() {
     // Held at 5.4/s over a one-request burst at 5/s: a refusal every
@@ -44,16 +60,7 @@ async fn a_hold_refused_as_often_as_accepted_steps_back_before_eight_acceptances
     // refused are enough to read what it accepts.
     let t0 = Instant::now();
     let mut c = held(t0, 10.2);
-    let mut t = t0;
-    for accepted in [true, false, false, true].repeat(3) {
-        t += ms(100);
-        c.bound_at = Some(t);
-        if accepted {
-            c.on_accepted(t + ms(1), t);
-        } else {
-            c.on_loss(t + ms(1), t, None);
-        }
-    }
+    answer_in_turn(&mut c, t0, ms(100), &[true, false, false, true].repeat(3));
     let (estimate, _) = c.estimate();
     assert!(estimate < 6.0, "after 1.2 s still {estimate}");
 }
@@ -66,16 +73,7 @@ async fn a_hold_twice_the_rate_accepted_steadily_comes_down_to_it_at_once() {
     // every other request refused; the steady acceptances measure it.
     let t0 = Instant::now();
     let mut c = held(t0, 204.0);
-    let mut t = t0;
-    for accepted in [true, false].repeat(12) {
-        t += ms(5);
-        c.bound_at = Some(t);
-        if accepted {
-            c.on_accepted(t + ms(1), t);
-        } else {
-            c.on_loss(t + ms(1), t, None);
-        }
-    }
+    answer_in_turn(&mut c, t0, ms(5), &[true, false].repeat(12));
     let (estimate, _) = c.estimate();
     assert!((95.0..=110.0).contains(&estimate), "after 120 ms {estimate}");
 }
