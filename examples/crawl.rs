@@ -19,6 +19,9 @@
 //!   with `--retry-after` past that;
 //! - `sliding`: a sliding one-second window that counts refused requests
 //!   too, 429 without `Retry-After`;
+//! - `haproxy`: HAProxy's `http_req_rate` counter (`--window`, 1 s), the
+//!   previous period weighed by the time left in this one, counting refused
+//!   requests too, 429 without `Retry-After`;
 //! - `window` / `window-github`: a fixed window of `5 × --rate` requests per
 //!   5 s with IETF `RateLimit` or GitHub `X-RateLimit-*` headers, 429 with
 //!   `Retry-After` to the reset;
@@ -136,7 +139,7 @@ struct Args {
     burst: u32,
     /// Retry-After on a gcra, gcra-delay or bucket refusal: none, exact (seconds to the
     /// next one served, rounded) or whole SECONDS, 0 meaning none; window
-    /// always sends the seconds to its reset, sliding none
+    /// always sends the seconds to its reset, sliding and haproxy none
     #[arg(
         long,
         value_name = "RA",
@@ -148,7 +151,7 @@ struct Args {
     /// [default: 0; 20 for concurrency]
     #[arg(long, value_name = "N", help_heading = "Own server on 127.0.0.1 (testkit)")]
     latency_ms: Option<u64>,
-    /// The window of sliding (default 1, HAProxy's examples use 10) or of
+    /// The window of sliding and haproxy (default 1, HAProxy's examples use 10) or of
     /// window and window-github (default 5), in seconds; R a second over it
     #[arg(long, value_name = "SECS", help_heading = "Own server on 127.0.0.1 (testkit)")]
     window: Option<u64>,
@@ -182,6 +185,8 @@ fn limiters() -> PossibleValuesParser {
             .help("nginx limit_req without nodelay: B queued and served at R/s, past B 429"),
         PossibleValue::new("sliding")
             .help("sliding window (--window, 1 s) of R a second counting refusals; 429, no Retry-After"),
+        PossibleValue::new("haproxy")
+            .help("HAProxy's http_req_rate (--window, 1 s) of R a second, previous period weighed; 429, no Retry-After"),
         PossibleValue::new("window")
             .help("fixed window (--window, 5 s) of R a second, IETF RateLimit headers; 429"),
         PossibleValue::new("window-github").help("the same with GitHub's X-RateLimit-* headers; 429"),

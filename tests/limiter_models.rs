@@ -326,6 +326,16 @@ fn models(rate: f64) -> Vec<Spec> {
         specs.push(gcra(rate, 0, RetryAfter::Absent));
         specs.push(gcra(rate, 0, RetryAfter::Static(1)));
     }
+    // `HAPROXY=1` adds HAProxy's `http_req_rate` counter at one second
+    // and at ten (its examples' window).
+    if std::env::var_os("HAPROXY").is_some() {
+        for secs in [1, 10] {
+            specs.push(Spec::Haproxy {
+                rate,
+                window: Duration::from_secs(secs),
+            });
+        }
+    }
     // `FIXED=1` adds fixed windows (of `WINDOW_S`) that send no quota
     // headers: `Retry-After` to the reset alone, or a bare 429.
     if std::env::var_os("FIXED").is_some() {

@@ -6,7 +6,8 @@
 //! | --- | --- | --- |
 //! | [`Gcra`](model::Gcra) | nginx `limit_req … nodelay`, Envoy, gateways | a small burst, then one request per `1/rate`; refusals are free on the server's books |
 //! | [`Gcra::delaying`](model::Gcra::delaying) | nginx `limit_req … burst=N` without `nodelay` (its default) | the burst is a queue: what comes too fast is served late, at the rate; refused past N |
-//! | [`SlidingWindow`](model::SlidingWindow) | HAProxy `http_req_rate`, sliding logs in Redis | refused requests count too: only sending below the rate gets out |
+//! | [`SlidingWindow`](model::SlidingWindow) | sliding logs in Redis (scrapy-cluster), HAProxy's rate taken as exact | refused requests count too: only sending below the rate gets out |
+//! | [`FreqCounter`](model::FreqCounter) | HAProxy's `http_req_rate` counter as it really reads | two periods, the previous one weighed by the time left: refusals count too and fade over a period |
 //! | [`FixedWindow`](model::FixedWindow) | public APIs with quota headers | `RateLimit` or GitHub's `X-RateLimit-*` say what is left |
 //! | [`TokenBucket`](model::TokenBucket) | a bucket with a one-second burst | a pause refills a whole second |
 //! | [`Concurrency`](model::Concurrency) | nginx `limit_conn`, worker pools | 503 past C in flight |

@@ -222,6 +222,70 @@ impl Limiter for SlidingWindow {
     }
 }
 
+/// HAProxy's stick-table rate, `http_req_rate(period)` tracked before a
+/// `deny` rule: not a log but two counters, the current period's and the
+/// previous one's, read as `current + previous × (time left in the
+/// current period) / period` (HAProxy's `freq_ctr`, `read_freq_ctr_period`
+/// in `src/freq_ctr.c`). Periods follow one another from the first
+/// request; a period with no request forgets the one before. Every request
+/// counts, refused ones too, and one is refused when the reading,
+/// itself included, passes the limit. Unlike an exact sliding log, a
+/// refusal late in a period weighs less and less through the next one,
+/// and the counter never holds more than two periods. No `Retry-After`.
+#[derive(Debug)]
+pub struct FreqCounter {
+    limit: u64,
+    period: Duration,
+    /// The current period's start, once a request came.
+    started: Option<Instant>,
+    current: u64,
+    previous: u64,
+}
+
+impl FreqCounter {
+    /// More than `limit` requests, refused ones included, over a `period`
+    /// (as HAProxy weighs it) are refused.
+    pub fn new(limit: usize, period: Duration) -> Self {
+        Self {
+            limit: limit.max(1) as u64,
+            period: period.max(Duration::from_millis(1)),
+            started: None,
+            current: 0,
+            previous: 0,
+        }
+    }
+
+    /// Moves the periods on to the one holding `now`.
+    fn rotate(&mut self, now: Instant) -> Duration {
+        let start = *self.started.get_or_insert(now);
+        let since = now.saturating_duration_since(start);
+        let periods = (since.as_nanos() / self.period.as_nanos()) as u32;
+        if periods >= 1 {
+            self.previous = if periods == 1 { self.current } else { 0 };
+            self.current = 0;
+            let moved = self.period * periods;
+            self.started = Some(start + moved);
+            since - moved
+        } else {
+            since
+        }
+    }
+}
+
+impl Limiter for FreqCounter {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let into = self.rotate(now);
+        self.current += 1;
+        let left = self.period.saturating_sub(into).as_nanos();
+        let weighed = u128::from(self.previous) * left / self.period.as_nanos();
+        if u128::from(self.current) + weighed > u128::from(self.limit) {
+            Decision::refused(StatusCode::TOO_MANY_REQUESTS)
+        } else {
+            Decision::ok()
+        }
+    }
+}
+
 /// Which quota headers a fixed window sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaHeaders {

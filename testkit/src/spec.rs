@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::model::{
-    Concurrency, FixedWindow, Gcra, Limiter, QuotaHeaders, RetryAfter, SlidingWindow, TokenBucket,
+    Concurrency, FixedWindow, FreqCounter, Gcra, Limiter, QuotaHeaders, RetryAfter, SlidingWindow,
+    TokenBucket,
 };
 
 /// One limiter model with its parameters.
@@ -39,6 +40,15 @@ pub enum Spec {
         /// Requests per second over a window.
         rate: f64,
         /// The window.
+        window: Duration,
+    },
+    /// HAProxy's `http_req_rate(window)` counter as it reads: the previous
+    /// period weighed by the time left in the current one, refused
+    /// requests counted too.
+    Haproxy {
+        /// Requests per second over a window.
+        rate: f64,
+        /// The counter's period.
         window: Duration,
     },
     /// (c) a fixed window of `rate × window` requests with quota headers.
@@ -94,6 +104,10 @@ impl Spec {
                 let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
                 Box::new(SlidingWindow::new(limit, window))
             }
+            Spec::Haproxy { rate, window } => {
+                let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
+                Box::new(FreqCounter::new(limit, window))
+            }
             Spec::Window {
                 rate,
                 window,
@@ -108,7 +122,7 @@ impl Spec {
     }
 
     /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
-    /// `gcra-delay`, `sliding`, `window`, `window-github`, `bucket`, `concurrency`;
+    /// `gcra-delay`, `sliding`, `haproxy`, `window`, `window-github`, `bucket`, `concurrency`;
     /// `retry_after` is `none`, `exact` or a whole number of seconds.
     pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
         let ra = match retry_after {
@@ -138,6 +152,10 @@ impl Spec {
                 rate,
                 window: Duration::from_secs(1),
             },
+            "haproxy" => Spec::Haproxy {
+                rate,
+                window: Duration::from_secs(1),
+            },
             "window" => Spec::Window {
                 rate,
                 window: Duration::from_secs(5),
@@ -154,7 +172,7 @@ impl Spec {
             },
             other => {
                 return Err(SpecError(format!(
-                    "--limiter: expected gcra, gcra-delay, sliding, window, window-github, bucket or concurrency, got {other:?}"
+                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, window, window-github, bucket or concurrency, got {other:?}"
                 )))
             }
         })
@@ -165,6 +183,7 @@ impl Spec {
     pub fn with_window(self, length: Duration) -> Self {
         match self {
             Spec::Sliding { rate, .. } => Spec::Sliding { rate, window: length },
+            Spec::Haproxy { rate, .. } => Spec::Haproxy { rate, window: length },
             Spec::Window { rate, headers, .. } => Spec::Window {
                 rate,
                 window: length,
@@ -180,6 +199,7 @@ impl Spec {
             Spec::Gcra { rate, .. }
             | Spec::GcraDelayed { rate, .. }
             | Spec::Sliding { rate, .. }
+            | Spec::Haproxy { rate, .. }
             | Spec::Window { rate, .. }
             | Spec::Bucket { rate, .. } => Some(rate),
             Spec::Concurrency { .. } => None,
@@ -209,6 +229,7 @@ impl fmt::Display for Spec {
                 write!(f, "sliding {rate}/s")
             }
             Spec::Sliding { rate, window } => write!(f, "sliding {rate}/s w{}s", window.as_secs_f64()),
+            Spec::Haproxy { rate, window } => write!(f, "haproxy {rate}/s w{}s", window.as_secs_f64()),
             Spec::Window {
                 rate,
                 window,

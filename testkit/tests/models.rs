@@ -5,7 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
-use testkit::model::{Concurrency, FixedWindow, Gcra, Phases, SlidingWindow, TokenBucket, Unlimited};
+use testkit::model::{
+    Concurrency, FixedWindow, FreqCounter, Gcra, Phases, SlidingWindow, TokenBucket, Unlimited,
+};
 use testkit::{Decision, Limiter, QuotaHeaders, RetryAfter, Spec};
 use tokio::time::{advance, Instant};
 
@@ -269,6 +271,48 @@ async fn sliding_just_under_the_rate_is_served_just_over_is_not() {
     let (served, sent) = steady(&mut s, Duration::from_micros(9_900), Duration::from_secs(5)).await;
     assert!(sent >= 500);
     assert_eq!(served, 100);
+}
+
+// ---------------------------------------------------------------- FreqCounter
+
+#[tokio::test(start_paused = true)]
+async fn freq_counter_serves_its_limit_in_a_period_then_refuses() {
+    let mut c = FreqCounter::new(100, Duration::from_secs(1));
+    assert_eq!(burst(&mut c, 100), 100);
+    assert_eq!(arrive(&mut c).status, StatusCode::TOO_MANY_REQUESTS, "the 101st");
+}
+
+#[tokio::test(start_paused = true)]
+async fn freq_counter_weighs_the_previous_period_by_the_time_left() {
+    let mut c = FreqCounter::new(100, Duration::from_secs(1));
+    // 100 served and 20 refused in the first period: 120 counted.
+    assert_eq!(burst(&mut c, 120), 100);
+    // A quarter into the next, three quarters of 120 (90) still weigh:
+    // ten more fit, where an exact sliding log would still refuse all.
+    advance(Duration::from_millis(1250)).await;
+    assert_eq!(burst(&mut c, 30), 10);
+    // Half-way, 60 of the previous period's 120 weigh, and this one's
+    // 30 (refusals too): ten more fit.
+    advance(Duration::from_millis(250)).await;
+    assert_eq!(burst(&mut c, 30), 10);
+    // Two periods on, with a period without a request between, nothing
+    // weighs any more.
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(burst(&mut c, 100), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn freq_counter_holds_a_client_over_its_rate_below_it() {
+    let mut c = FreqCounter::new(100, Duration::from_secs(1));
+    // 150/s for 5 s: refusals count, so the steady state serves less
+    // than the limit (the counter holds each period's 150 arrivals).
+    let (served, sent) = steady(&mut c, Duration::from_nanos(6_666_667), Duration::from_secs(5)).await;
+    assert_eq!(sent, 750);
+    assert!(served < 300, "{served} served of 500 allowed");
+    // 95/s afterwards, once a quiet period has passed, is all served.
+    advance(Duration::from_secs(2)).await;
+    let (served, sent) = steady(&mut c, Duration::from_nanos(10_526_316), Duration::from_secs(5)).await;
+    assert_eq!(served, sent);
 }
 
 // ---------------------------------------------------------------- FixedWindow
