@@ -254,6 +254,9 @@ pub(crate) struct RateControl {
     top_probe: bool,
     /// Refusals below the estimate: half the pace until this.
     drain_until: Option<Instant>,
+    /// When that drain began (it is drawn out while the window still
+    /// refuses, up to [`STARVED`](window::STARVED) in all).
+    drained_from: Instant,
     /// A rate over the estimate that probes go halfway to, one after
     /// another, while set.
     ceiling: Option<Ceiling>,
@@ -267,6 +270,9 @@ pub(crate) struct RateControl {
     last_loss: Option<Instant>,
     /// When the first refused request of the latest episode was sent.
     episode_sent: Option<Instant>,
+    /// What the host accepted of the requests sent in the second before
+    /// that one, read while the meter still holds that second.
+    episode_took: u32,
     /// What a search's first refusal read over the second before it (that
     /// second ended at `cut_at`), with the acceptances still in flight
     /// missing; 0 when there is nothing to read again (see
@@ -316,11 +322,13 @@ impl RateControl {
             chained: false,
             top_probe: false,
             drain_until: None,
+            drained_from: now,
             ceiling: None,
             starving: false,
             starve_cycle: (now, 0),
             last_loss: None,
             episode_sent: None,
+            episode_took: 0,
             reread: 0.0,
             quota: Box::default(),
             recovery: Recovery::default(),

@@ -57,6 +57,7 @@ impl RateControl {
         if sent_at < self.cut_at
             || self.drain_until.is_some_and(|until| now < until)
             || self.indifferent_until.is_some_and(|until| now < until)
+            || self.drawn_out(now)
         {
             return;
         }
@@ -74,6 +75,10 @@ impl RateControl {
         self.last_loss = Some(now);
         if !in_episode {
             self.episode_sent = Some(sent_at);
+            self.episode_took = 0;
+        }
+        if let Some(n) = self.episode_sent.and_then(|at| self.meter.accepted_in_second_to(now, at)) {
+            self.episode_took = self.episode_took.max(n);
         }
         if self.starved(now, was) {
             return;
@@ -168,14 +173,7 @@ impl RateControl {
                 .episode_sent
                 .and_then(|at| self.meter.accepted_in_second_to(now, at))
                 .map_or(0.0, |n| f64::from(n).min(cap));
-            self.estimate = self.estimate.max(short).max(window);
-            self.drain_until = Some(now + DRAIN);
-            self.basis = Basis::Measured;
-            self.counting_window = true;
-            self.probing = false;
-            self.costly_probe();
-            // The pace after the drain; the evidence since the cut stays.
-            self.pace = (self.estimate * self.hold()).max(self.min_rate);
+            self.drain(now, short.max(window));
             return;
         }
         if holding && in_episode {

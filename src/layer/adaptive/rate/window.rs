@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::loss::DRAIN;
 use super::{Basis, RateControl, MIN_EVIDENCE};
 
 /// How long refusals with nothing accepted at a pace last before it is cut.
-const STARVED: Duration = Duration::from_secs(1);
+pub(super) const STARVED: Duration = Duration::from_secs(1);
 /// The trickle a pace starved by such refusals is cut to, at first.
 const TRICKLE: f64 = 1.0 / 32.0;
 
@@ -58,6 +59,9 @@ impl RateControl {
         if r < MIN_EVIDENCE || r < 8 * a || now.saturating_duration_since(quiet_from) < STARVED {
             return false;
         }
+        if self.drain_first(now) {
+            return true;
+        }
         self.basis = Basis::Measured;
         self.counting_window = true;
         self.probing = false;
@@ -77,6 +81,66 @@ impl RateControl {
         self.stepped_at = now;
         self.cut(now);
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+        true
+    }
+
+    /// A window that counts refusals: the pace drains at half the
+    /// estimate (raised to `counted`, what the host took in a second),
+    /// then holds at [`COUNTING_HOLD`](super::COUNTING_HOLD) of it.
+    pub(super) fn drain(&mut self, now: Instant, counted: f64) {
+        self.estimate = self.estimate.max(counted);
+        self.drain_until = Some(now + DRAIN);
+        self.drained_from = now;
+        self.basis = Basis::Measured;
+        self.counting_window = true;
+        self.probing = false;
+        self.costly_probe();
+        // The pace after the drain; the evidence since the cut stays.
+        self.pace = (self.estimate * self.hold()).max(self.min_rate);
+    }
+
+    /// Starved within an episode that has not drained yet, after a window
+    /// of a second or so took a count of requests at once and refused the
+    /// next: a drain first (returns whether it began), and the trickle
+    /// only if the window refuses through it. At a few a second no second
+    /// at the hold holds the eight answers that tell such a window from a
+    /// GCRA before it starves the pace (HAProxy's counter at 8/s, refused
+    /// from a frozen search's overshoot on: the trickle's cycle read a
+    /// third of its rate, and held it for minutes). The count is what the
+    /// host accepted of the requests sent in the second before the
+    /// episode's first refusal (`episode_took`), half of eight at least.
+    fn drain_first(&mut self, now: Instant) -> bool {
+        let Some(first) = self.episode_sent else {
+            return false;
+        };
+        if self.drain_until.is_some() && self.drained_from >= first {
+            return false;
+        }
+        if self.episode_took < MIN_EVIDENCE / 2 {
+            return false;
+        }
+        self.drain(now, f64::from(self.episode_took));
+        true
+    }
+
+    /// A refusal just after a drain, with nothing accepted since it began:
+    /// the window still counts what the overshoot sent, and the drain goes
+    /// on (returns whether it does), up to [`STARVED`] in all; a window
+    /// that refuses longer starves the pace (see [`starved`](Self::starved)).
+    /// HAProxy's `http_req_rate` weighs the previous period by the time
+    /// left in the current one, so an overshoot's refusals hold it shut
+    /// well into the next period: at the hold after a half-second drain it
+    /// still refused, the pace starved, and the cycle that followed read
+    /// half the rate of windows of a second at 8-30/s, held for minutes.
+    pub(super) fn drawn_out(&mut self, now: Instant) -> bool {
+        let Some(until) = self.drain_until else {
+            return false;
+        };
+        let accepted_since = self.ok_span.is_some_and(|(_, last)| last >= self.drained_from);
+        if accepted_since || now >= self.drained_from + STARVED {
+            return false;
+        }
+        self.drain_until = Some(until.max(now + DRAIN).min(self.drained_from + STARVED));
         true
     }
 
