@@ -476,6 +476,19 @@ async fn holds(spec: Spec) {
     check(spec, r);
 }
 
+/// HAProxy's `http_req_rate` counter of a second: the previous period
+/// weighs by the time left in the current one and refusals count, so an
+/// overshoot's refusals hold it shut well into the next period. The pace
+/// starved there, and the cycle after it read a third (8/s) to a half
+/// (20-30/s) of the rate, held for minutes.
+#[tokio::test(start_paused = true)]
+async fn haproxys_counter_of_a_second_is_held_near_its_rate() {
+    for rate in [8.0, 20.0, 30.0] {
+        let window = Duration::from_secs(1);
+        holds_at_least(Spec::Haproxy { rate, window }, 0.9).await;
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn nginx_gcra_with_a_static_retry_after_is_held_at_its_rate() {
     holds(gcra(500.0, 50, RetryAfter::Static(1))).await;

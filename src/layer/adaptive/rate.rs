@@ -84,8 +84,11 @@
 //!   since the cut, refused three to one: a GCRA driven past its rate by a
 //!   guess its burst inflated still accepts its rate; or near it, a
 //!   search frozen just past it), sending on keeps its window full: the
-//!   pace drains at half the estimate, then holds at 95 % of it (such a
-//!   window holds the pace's jitter). The estimate is read again then,
+//!   pace drains at half the estimate, for half a second or on while the
+//!   window refuses through it with nothing accepted, up to a second
+//!   (HAProxy's counter weighs the previous period by the time left in
+//!   the current one), then holds at 95 % of it (such a window holds the
+//!   pace's jitter). The estimate is read again then,
 //!   with every acceptance of the first second answered, and over the
 //!   second that ended at the first refusal (far away, the last second
 //!   misses the first acceptances; not within two round trips of a cut,
@@ -93,7 +96,10 @@
 //!   three to one too). A window longer
 //!   than a second stays full at any pace over its average, and every
 //!   refusal stays in it for a window: refusals with nothing accepted for
-//!   a second cut the pace to a trickle (a thirty-second, then halves
+//!   a second drain as above first (when the second before the episode's
+//!   first refusal was accepted at four or more: at a few a second no
+//!   second at the hold holds eight answers), then cut the pace to a
+//!   trickle (a thirty-second, then halves
 //!   after each second with eight refusals more) until the window drains;
 //!   what it accepted over the cycle until then, about a window's worth
 //!   over a window's length, is the rate held.
@@ -252,11 +258,8 @@ pub(crate) struct RateControl {
     chained: bool,
     /// The probe under way goes to the top of a wide fit's range.
     top_probe: bool,
-    /// Refusals below the estimate: half the pace until this.
-    drain_until: Option<Instant>,
-    /// When that drain began (it is drawn out while the window still
-    /// refuses, up to [`STARVED`](window::STARVED) in all).
-    drained_from: Instant,
+    /// Refusals below the estimate: half the pace for a while.
+    drain: Option<window::Drain>,
     /// A rate over the estimate that probes go halfway to, one after
     /// another, while set.
     ceiling: Option<Ceiling>,
@@ -272,7 +275,7 @@ pub(crate) struct RateControl {
     episode_sent: Option<Instant>,
     /// What the host accepted of the requests sent in the second before
     /// that one, read while the meter still holds that second.
-    episode_took: u32,
+    episode_took: u16,
     /// What a search's first refusal read over the second before it (that
     /// second ended at `cut_at`), with the acceptances still in flight
     /// missing; 0 when there is nothing to read again (see
@@ -321,8 +324,7 @@ impl RateControl {
             probe_step: PROBE_GROWTH,
             chained: false,
             top_probe: false,
-            drain_until: None,
-            drained_from: now,
+            drain: None,
             ceiling: None,
             starving: false,
             starve_cycle: (now, 0),
@@ -352,8 +354,8 @@ impl RateControl {
     pub(crate) fn peek_rate(&self, now: Instant) -> Option<f64> {
         let own = match self.basis {
             Basis::None => None,
-            _ => Some(match self.drain_until {
-                Some(until) if now < until => (self.estimate * 0.5).max(self.min_rate),
+            _ => Some(match self.drain {
+                Some(d) if d.draining(now) => (self.estimate * 0.5).max(self.min_rate),
                 _ => self.pace,
             }),
         };

@@ -55,7 +55,7 @@ impl RateControl {
         // A loss of a request sent before the pace last changed was answered
         // by that change.
         if sent_at < self.cut_at
-            || self.drain_until.is_some_and(|until| now < until)
+            || self.drain.is_some_and(|d| d.draining(now))
             || self.indifferent_until.is_some_and(|until| now < until)
             || self.drawn_out(now)
         {
@@ -77,8 +77,11 @@ impl RateControl {
             self.episode_sent = Some(sent_at);
             self.episode_took = 0;
         }
-        if let Some(n) = self.episode_sent.and_then(|at| self.meter.accepted_in_second_to(now, at)) {
-            self.episode_took = self.episode_took.max(n);
+        if let Some(n) = self
+            .episode_sent
+            .and_then(|at| self.meter.accepted_in_second_to(now, at))
+        {
+            self.episode_took = self.episode_took.max(u16::try_from(n).unwrap_or(u16::MAX));
         }
         if self.starved(now, was) {
             return;

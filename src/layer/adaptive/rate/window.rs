@@ -18,6 +18,21 @@ pub(super) const ROUND_WINDOWS: [f64; 12] = [
     1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0,
 ];
 
+/// Half the pace for a while, from `from`: a window that counts refusals
+/// drains (single precision keeps the controller under its 1 KiB bound).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Drain {
+    from: Instant,
+    secs: f32,
+}
+
+impl Drain {
+    /// Whether the pace is still halved at `now`.
+    pub(super) fn draining(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.from).as_secs_f32() < self.secs
+    }
+}
+
 /// The length of a window that counts refusals, from the time it took to
 /// reopen after filling: that time is the window's length and a little
 /// more (the refusals sent meanwhile stay counted and hold it shut a while
@@ -65,7 +80,7 @@ impl RateControl {
         self.basis = Basis::Measured;
         self.counting_window = true;
         self.probing = false;
-        self.drain_until = None;
+        self.drain = None;
         self.ceiling = None;
         // A trickle at first: what the window lets through once it drains
         // tells its rate (see `fed`), and a trickle wastes little meanwhile.
@@ -89,8 +104,10 @@ impl RateControl {
     /// then holds at [`COUNTING_HOLD`](super::COUNTING_HOLD) of it.
     pub(super) fn drain(&mut self, now: Instant, counted: f64) {
         self.estimate = self.estimate.max(counted);
-        self.drain_until = Some(now + DRAIN);
-        self.drained_from = now;
+        self.drain = Some(Drain {
+            from: now,
+            secs: DRAIN.as_secs_f32(),
+        });
         self.basis = Basis::Measured;
         self.counting_window = true;
         self.probing = false;
@@ -113,10 +130,10 @@ impl RateControl {
         let Some(first) = self.episode_sent else {
             return false;
         };
-        if self.drain_until.is_some() && self.drained_from >= first {
+        if self.drain.is_some_and(|d| d.from >= first) {
             return false;
         }
-        if self.episode_took < MIN_EVIDENCE / 2 {
+        if u32::from(self.episode_took) < MIN_EVIDENCE / 2 {
             return false;
         }
         self.drain(now, f64::from(self.episode_took));
@@ -133,14 +150,17 @@ impl RateControl {
     /// still refused, the pace starved, and the cycle that followed read
     /// half the rate of windows of a second at 8-30/s, held for minutes.
     pub(super) fn drawn_out(&mut self, now: Instant) -> bool {
-        let Some(until) = self.drain_until else {
+        let Some(drain) = self.drain.as_mut() else {
             return false;
         };
-        let accepted_since = self.ok_span.is_some_and(|(_, last)| last >= self.drained_from);
-        if accepted_since || now >= self.drained_from + STARVED {
+        let accepted_since = self.ok_span.is_some_and(|(_, last)| last >= drain.from);
+        if accepted_since || now >= drain.from + STARVED {
             return false;
         }
-        self.drain_until = Some(until.max(now + DRAIN).min(self.drained_from + STARVED));
+        let until = (now + DRAIN).min(drain.from + STARVED);
+        drain.secs = drain
+            .secs
+            .max(until.saturating_duration_since(drain.from).as_secs_f32());
         true
     }
 

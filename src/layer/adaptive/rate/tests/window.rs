@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use super::{accept_every, ms};
 use crate::layer::adaptive::fit::SEARCH_STEP;
 use crate::layer::adaptive::rate::loss::DRAIN;
-use crate::layer::adaptive::rate::window::round_window;
+use crate::layer::adaptive::rate::window::{round_window, STARVED};
 use crate::layer::adaptive::rate::{Basis, RateControl};
 
 #[test]
@@ -50,6 +50,58 @@ async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
         (after - 95.0).abs() < 1.0,
         "under a counting limiter the hold is 95 %: {after}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_goes_on_while_the_window_still_refuses_up_to_a_second() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    let mut t = accept_every(&mut c, t0, 100, ms(5));
+    c.on_loss(t, t, None);
+    for _ in 0..20 {
+        t += Duration::from_millis(10);
+        c.on_loss(t, t, None);
+    }
+    let drained_from = t;
+    // Past the half second, the window (HAProxy's counter, still weighing
+    // the overshoot's period) refuses on and nothing was accepted: the
+    // drain goes on.
+    t = drained_from + DRAIN + ms(10);
+    c.on_loss(t, t, None);
+    let still = c.rate(t).expect("paced");
+    assert!(still <= 51.0, "drawn out: {still}");
+    assert_eq!(c.estimate(), (100.0, Basis::Measured));
+    // Never past a second from its start in all.
+    let after = c.rate(drained_from + STARVED + ms(1)).expect("paced");
+    assert!((after - 95.0).abs() < 1.0, "the hold after a second: {after}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_of_a_second_that_starves_the_pace_drains_before_it_trickles() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // Eight accepted within a third of a second (a window of 8/s), then a
+    // search's refusals and the hold's, nothing accepted for over a second.
+    let mut t = accept_every(&mut c, t0, 8, ms(40));
+    let mut refused_every_80_ms = |c: &mut RateControl, n: usize| {
+        for _ in 0..n {
+            t += ms(80);
+            c.on_send(t);
+            c.on_loss(t, t, None);
+        }
+        t
+    };
+    let t1 = refused_every_80_ms(&mut c, 14);
+    let pace = c.rate(t1).expect("paced");
+    assert!(
+        (3.5..=4.5).contains(&pace),
+        "half the eight the window took, not a trickle: {pace}"
+    );
+    assert_eq!(c.estimate(), (8.0, Basis::Measured));
+    // Refused through a second of that drain: a longer window, trickled.
+    let t2 = refused_every_80_ms(&mut c, 14);
+    let pace = c.rate(t2).expect("paced");
+    assert!(pace <= 1.0, "the trickle: {pace}");
 }
 
 #[tokio::test(start_paused = true)]
