@@ -25,6 +25,17 @@ fn a_window_reopening_a_little_after_a_round_length_is_that_long() {
     assert_eq!(round_window(9.9), 9.9, "never longer than measured");
 }
 
+/// `n` refusals of requests sent 10 ms apart after `from`; returns the
+/// last one's time.
+fn refused_every_10_ms(c: &mut RateControl, from: Instant, n: u32) -> Instant {
+    let mut t = from;
+    for _ in 0..n {
+        t += ms(10);
+        c.on_loss(t, t, None);
+    }
+    t
+}
+
 #[tokio::test(start_paused = true)]
 async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
     let t0 = Instant::now();
@@ -36,10 +47,7 @@ async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
     let first = c.rate(t).expect("paced");
     assert!((first - 100.0).abs() < 1.0, "{first}");
     // Refusals keep coming at that pace: drain at half, keep the count.
-    for _ in 0..20 {
-        t += Duration::from_millis(10);
-        c.on_loss(t, t, None);
-    }
+    t = refused_every_10_ms(&mut c, t, 20);
     let drained = c.rate(t).expect("paced");
     assert!(drained <= 51.0, "{drained}");
     assert_eq!(c.estimate(), (100.0, Basis::Measured));
@@ -56,17 +64,13 @@ async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
 async fn a_drain_goes_on_while_the_window_still_refuses_up_to_a_second() {
     let t0 = Instant::now();
     let mut c = RateControl::new(1.0, t0);
-    let mut t = accept_every(&mut c, t0, 100, ms(5));
+    let t = accept_every(&mut c, t0, 100, ms(5));
     c.on_loss(t, t, None);
-    for _ in 0..20 {
-        t += Duration::from_millis(10);
-        c.on_loss(t, t, None);
-    }
-    let drained_from = t;
+    let drained_from = refused_every_10_ms(&mut c, t, 20);
     // Past the half second, the window (HAProxy's counter, still weighing
     // the overshoot's period) refuses on and nothing was accepted: the
     // drain goes on.
-    t = drained_from + DRAIN + ms(10);
+    let t = drained_from + DRAIN + ms(10);
     c.on_loss(t, t, None);
     let still = c.rate(t).expect("paced");
     assert!(still <= 51.0, "drawn out: {still}");
