@@ -77,10 +77,12 @@ impl RateControl {
             self.episode_sent = Some(sent_at);
             self.episode_took = 0;
         }
-        if let Some(n) = self
+        // What the host accepted of the requests sent in the second before
+        // the episode's first refusal, as far as answered now.
+        let took = self
             .episode_sent
-            .and_then(|at| self.meter.accepted_in_second_to(now, at))
-        {
+            .and_then(|at| self.meter.accepted_in_second_to(now, at));
+        if let Some(n) = took {
             self.episode_took = self.episode_took.max(u16::try_from(n).unwrap_or(u16::MAX));
         }
         if self.starved(now, was) {
@@ -172,10 +174,7 @@ impl RateControl {
                 .episode_sent
                 .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
             let cap = self.read_again_at_most(short, since);
-            let window = self
-                .episode_sent
-                .and_then(|at| self.meter.accepted_in_second_to(now, at))
-                .map_or(0.0, |n| f64::from(n).min(cap));
+            let window = took.map_or(0.0, |n| f64::from(n).min(cap));
             self.drain(now, short.max(window));
             return;
         }
