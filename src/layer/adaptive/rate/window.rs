@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::loss::DRAIN;
-use super::{Basis, RateControl, MIN_EVIDENCE};
+use super::{Basis, Ceiling, RateControl, MIN_EVIDENCE, TOP_PROBE_OVER};
 
 /// How long refusals with nothing accepted at a pace last before it is cut.
 pub(super) const STARVED: Duration = Duration::from_secs(1);
@@ -111,6 +111,7 @@ impl RateControl {
         self.basis = Basis::Measured;
         self.counting_window = true;
         self.probing = false;
+        self.ceiling = None;
         self.costly_probe();
         // The pace after the drain; the evidence since the cut stays.
         self.pace = (self.estimate * self.hold()).max(self.min_rate);
@@ -178,6 +179,7 @@ impl RateControl {
         if rate * self.hold() > self.pace {
             self.estimate = rate;
             self.pace = rate * self.hold();
+            self.ceiling = self.shorter_window(from, accepted, secs);
             self.restart_count(now);
             self.stepped_at = now;
             self.cut(now);
@@ -186,5 +188,32 @@ impl RateControl {
             // a window of 10 s was held at 88 % of its rate for as long).
             self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         }
+    }
+
+    /// The window may be shorter than the cycle read: it reopened between
+    /// the latest refusal and the acceptance that ended the trickle, and
+    /// a trickle a second apart leaves a second's doubt. Where the latest
+    /// refusal falls on a shorter round length, the rate that length
+    /// gives is a ceiling to probe toward (see
+    /// [`ceiling_probe_due`](Self::ceiling_probe_due)). HAProxy's counter
+    /// of a second, refused from the opening's flood on under a closed
+    /// loop of 64, reopened 1.6 s after the first send; the trickle's next
+    /// send, 2.6 s after it, read a window of 2 s, and the host was held at
+    /// half its rate for minutes. Under a longer window, the probe's
+    /// refusals drain the pace and forget the ceiling (see
+    /// [`drain`](Self::drain)).
+    fn shorter_window(&self, from: Instant, accepted: u64, secs: f64) -> Option<Ceiling> {
+        let last_refused = self.last_loss.filter(|&at| at > from)?;
+        let shortest = round_window(
+            last_refused
+                .saturating_duration_since(from)
+                .as_secs_f64()
+                .max(1.0),
+        );
+        let rate = accepted as f64 / shortest;
+        (shortest < secs && rate > TOP_PROBE_OVER * self.estimate).then_some(Ceiling {
+            rate: rate as f32,
+            frozen: true,
+        })
     }
 }
