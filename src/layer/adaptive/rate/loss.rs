@@ -352,8 +352,9 @@ impl RateControl {
             }
             None if short == 0.0 && (self.basis != Basis::None || count == 0) => {
                 // Too little accepted lately to guess a rate from: the pace
-                // stays as it is (none before anything was accepted: the
-                // concurrency limit holds the host).
+                // stays as it is (none before anything was accepted, up to
+                // the eight refusals above: the concurrency limit holds the
+                // host).
                 return;
             }
             None if short == 0.0 => {

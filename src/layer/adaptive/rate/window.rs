@@ -50,6 +50,12 @@ pub(super) fn round_window(secs: f64) -> f64 {
         .unwrap_or(secs)
 }
 
+/// The window a cycle from `from` that reopened at `to` reads: its
+/// length, a second at the least, as [`round_window`] rounds it.
+fn window_to(from: Instant, to: Instant) -> f64 {
+    round_window(to.saturating_duration_since(from).as_secs_f64().max(1.0))
+}
+
 impl RateControl {
     /// Refused for a second with nothing accepted, eight to one since the
     /// cut: a window that counts refusals and is longer than a second
@@ -174,7 +180,7 @@ impl RateControl {
         let (from, accepted_before) = self.starve_cycle;
         let accepted = self.meter.total().saturating_sub(accepted_before);
         self.starve_cycle = (now, self.meter.total());
-        let secs = round_window(now.saturating_duration_since(from).as_secs_f64().max(1.0));
+        let secs = window_to(from, now);
         let rate = accepted as f64 / secs;
         if rate * self.hold() > self.pace {
             self.estimate = rate;
@@ -204,12 +210,7 @@ impl RateControl {
     /// [`drain`](Self::drain)).
     fn shorter_window(&self, from: Instant, accepted: u64, secs: f64) -> Option<Ceiling> {
         let last_refused = self.last_loss.filter(|&at| at > from)?;
-        let shortest = round_window(
-            last_refused
-                .saturating_duration_since(from)
-                .as_secs_f64()
-                .max(1.0),
-        );
+        let shortest = window_to(from, last_refused);
         let rate = accepted as f64 / shortest;
         (shortest < secs && rate > TOP_PROBE_OVER * self.estimate).then_some(Ceiling {
             rate: rate as f32,
