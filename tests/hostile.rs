@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -228,4 +230,54 @@ async fn a_server_that_resets_connections_gives_the_caller_an_error() {
     }
     assert_eq!(s.client_recorder().error_count(), 0, "resets are not 429s");
     resets.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_refuses_everything_at_once_is_not_flooded_by_a_closed_loop() {
+    // 429 without `Retry-After`, a millisecond away, before anything was
+    // ever accepted: each refusal frees a worker's slot for its next send
+    // at once. Left unpaced until an acceptance, 64 workers sent 100 000
+    // requests while the paused clock barely moved; the refusals start a
+    // search from the slowest pace instead.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&sent);
+    let inner = tower::service_fn(move |_req: http::Request<()>| {
+        count.fetch_add(1, Ordering::Relaxed);
+        async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let r = http::Response::builder().status(429).body(()).unwrap();
+            Ok::<_, std::convert::Infallible>(r)
+        }
+    });
+    let layer = SnapshotLayer::builder(snapshotter())
+        .policy(GatePolicy::Adaptive)
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Bounded by a count as well: a flood ends there instead of running
+    // for hours of paused time.
+    let cap = 5_000;
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (svc, sent) = (svc.clone(), Arc::clone(&sent));
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < end && sent.load(Ordering::Relaxed) < cap {
+                    let req = http::Request::get("http://refuses.test/").body(()).unwrap();
+                    let _ = svc.clone().oneshot(req).await;
+                }
+            })
+        })
+        .collect();
+    bounded(async {
+        for w in workers {
+            w.await.unwrap();
+        }
+    })
+    .await;
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(
+        sent < 500,
+        "{sent} requests to a host that refused them all in 10 s"
+    );
 }

@@ -241,3 +241,55 @@ async fn refusals_with_nothing_accepted_trickle_until_the_window_drains_and_it_s
     let wait = c.probe_after.saturating_duration_since(t);
     assert!(wait <= Duration::from_secs(31), "next probe in {wait:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_trickle_that_read_the_window_long_probes_toward_the_window_its_last_refusal_reads() {
+    // A window of a second at 20/s that counts refusals (HAProxy's
+    // counter): 20 accepted in the first 100 ms, then refused on, the
+    // trickle's last refusal within the second after that window, the
+    // acceptance that ends it only past two seconds: the cycle reads a
+    // window of 2 s, 10/s. The window reopened somewhere between the two.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(0.5, t0);
+    let mut t = accept_every(&mut c, t0, 20, ms(5)) + ms(5);
+    c.on_send(t);
+    c.on_loss(t, t, None);
+    let mut last_refused = t;
+    while t < t0 + ms(1900) {
+        let rate = c.rate(t).expect("paced");
+        let next = t + Duration::from_secs_f64(1.0 / rate);
+        if next >= t0 + ms(1900) {
+            break;
+        }
+        t = next;
+        c.on_send(t);
+        c.on_loss(t, t, None);
+        last_refused = t;
+    }
+    let trickle = c.rate(t).expect("paced");
+    assert!(trickle < 1.0, "starved to a trickle: {trickle}/s");
+    assert!(last_refused < t0 + ms(2000), "{:?}", last_refused - t0);
+    let t = t0 + ms(2600);
+    c.on_send(t);
+    c.on_accepted(t, t);
+    let held = c.rate(t).expect("paced");
+    assert!(
+        (9.0..=10.0).contains(&held),
+        "the cycle's 20 over 2 s, held: {held}/s"
+    );
+    // Accepted at the pace: the probes climb toward the 20/s a window of
+    // a second gives, each a quarter at most, each held a while.
+    let mut t = t;
+    while t < t0 + Duration::from_secs(40) {
+        c.bound_at = Some(t);
+        let rate = c.rate(t).expect("paced");
+        t += Duration::from_secs_f64(1.0 / rate);
+        c.on_send(t);
+        c.on_accepted(t, t);
+    }
+    let climbed = c.rate(t).expect("paced");
+    assert!(
+        climbed >= 17.0,
+        "toward the window of a second: {held} -> {climbed}/s"
+    );
+}
