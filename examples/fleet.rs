@@ -83,11 +83,13 @@ struct WorkerReport {
     requests: u64,
     commands: u64,
     local_ms: u64,
+    /// Fleet cycles merged again with records that came late.
+    remerged: u64,
 }
 
 impl WorkerReport {
     fn to_json(&self) -> String {
-        serde_json::json!({"requests": self.requests, "commands": self.commands, "local_ms": self.local_ms})
+        serde_json::json!({"requests": self.requests, "commands": self.commands, "local_ms": self.local_ms, "remerged": self.remerged})
             .to_string()
     }
 
@@ -97,6 +99,7 @@ impl WorkerReport {
             requests: v["requests"].as_u64()?,
             commands: v["commands"].as_u64()?,
             local_ms: v["local_ms"].as_u64()?,
+            remerged: v["remerged"].as_u64().unwrap_or(0),
         })
     }
 }
@@ -187,6 +190,7 @@ async fn worker(args: Args, base: String) -> Result<(), Box<dyn std::error::Erro
         requests: requests.load(Ordering::Relaxed),
         commands: fleet.as_ref().map_or(0, |f| f.commands),
         local_ms: fleet.as_ref().map_or(0, |f| f.local_total.as_millis() as u64),
+        remerged: fleet.as_ref().map_or(0, |f| f.cycles_remerged),
     };
     println!("{}", report.to_json());
     Ok(())
@@ -301,6 +305,10 @@ async fn coordinator(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let requests: u64 = reports.iter().map(|r| r.requests).sum();
             let commands: u64 = reports.iter().map(|r| r.commands).sum();
             let local_ms: u64 = reports.iter().map(|r| r.local_ms).sum();
+            let remerged: u64 = reports.iter().map(|r| r.remerged).sum();
+            if remerged > 0 {
+                eprintln!("{spec} {variant}: {remerged} fleet cycles merged again with late records");
+            }
             rows.push(Row {
                 model: spec.to_string(),
                 allowed: spec.rate(),

@@ -107,6 +107,9 @@ pub(crate) struct FleetCycle {
     /// It merges a record of every process live when it was read: no
     /// process's sends are missing from it.
     pub(crate) complete: bool,
+    /// It merges the cycle of the one before it again, with records that
+    /// came after that was merged: a fit of that cycle is replaced.
+    pub(crate) replaces: bool,
     /// Send times, seconds before the end (ascending, at most 0; the
     /// latest [`MAX_SENDS`]).
     pub(crate) log: Arc<[f32]>,
@@ -117,7 +120,9 @@ pub(crate) struct FleetCycle {
 /// to `window_us` after it (a process paused by another's refusal stopped
 /// later: a round trip, or until its next request, which its pace may
 /// have held back), and holds the records that ended from `window_us`
-/// before that to `window_us` after this process's end. Sends after the
+/// before that to `window_us` after this process's end, and those the
+/// pause ended (not their own refusal) up to `late_us` after it, so that
+/// every process merges the same records. Sends after the
 /// refusal are not part of the cycle, but for a record no GCRA could have
 /// ended (the opening flood), whose later sends count at the end: the
 /// flood's count bounds the burst. `None` when there is no record.
@@ -138,11 +143,17 @@ pub(crate) fn merge(
         .map(|r| r.end_us)
         .min()
         .unwrap_or(own_end_us);
+    // A record this pause ended, told of it up to `late_us` after its
+    // refusal, is in the cycle whoever merges it: bounded by this
+    // process's own end, a process that heard early left out the sends
+    // of one that heard late, which merged them, and the two fitted
+    // rates 6 % apart.
     let near: Vec<&CycleRecord> = records
         .iter()
         .filter(|r| {
+            let heard_by = if r.told { 0 } else { end_us.saturating_add(late_us) };
             r.end_us.saturating_add(window_us) >= end_us
-                && r.end_us <= own_end_us.max(end_us).saturating_add(window_us)
+                && r.end_us <= own_end_us.max(end_us).saturating_add(window_us).max(heard_by)
         })
         .collect();
     if near.is_empty() {
@@ -171,6 +182,7 @@ pub(crate) fn merge(
         fits: near.iter().all(|r| r.fits),
         processes: near.len(),
         complete: false,
+        replaces: false,
         log: log.into(),
     })
 }
@@ -265,11 +277,22 @@ mod tests {
             late.end_us,
             250_000,
             1_000_000,
-            &[a.clone(), b.clone(), c, late],
+            &[a.clone(), b.clone(), c, late.clone()],
         )
         .unwrap();
         assert_eq!((m.end_us, m.processes), (10 * s, 3));
         assert_eq!(m.log.len(), 4);
+        // And so does the process refused first: the late record is in
+        // its merge too.
+        let m = merge(
+            7,
+            a.end_us,
+            250_000,
+            1_000_000,
+            &[a.clone(), b.clone(), late.clone()],
+        )
+        .unwrap();
+        assert_eq!((m.end_us, m.processes), (10 * s, 3));
         // One record that a GCRA could not have ended spoils the merge.
         let spoilt = CycleRecord { fits: false, ..b };
         assert!(!merge(8, a.end_us, 250_000, 1_000_000, &[a, spoilt]).unwrap().fits);

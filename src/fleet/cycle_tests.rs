@@ -120,3 +120,59 @@ async fn a_cycles_key_of_another_type_is_replaced_and_expires_with_its_ttl() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_published_after_the_merge_merges_the_cycle_again() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (fleet(&server), fleet(&server));
+    let host = "late.example";
+    for f in [&a, &b] {
+        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
+    }
+    eventually("two live processes", Duration::from_secs(5), || {
+        for f in [&a, &b] {
+            f.try_send(host, 100.0, tokio::time::Instant::now());
+        }
+        a.share(host) == 0.5 && b.share(host) == 0.5
+    })
+    .await;
+    let now_us = super::unix_us(std::time::SystemTime::now());
+    a.publish_cycle(
+        host,
+        CycleRecord::from_log(now_us, true, true, &[-0.4, -0.2, 0.0]),
+    );
+    // B hears of the pause late: A merges without it, after its reads.
+    eventually("A's first merge", Duration::from_secs(5), || {
+        a.stats().cycles_merged == 1
+    })
+    .await;
+    let first = a.view(host, 0, &mut Tally::default()).cycle.expect("merged");
+    assert_eq!(
+        (first.processes, first.complete, first.replaces),
+        (1, false, false)
+    );
+    b.publish_cycle(
+        host,
+        CycleRecord::from_log(now_us + 300_000, false, true, &[-0.63, -0.43, -0.31]),
+    );
+    // A second after its merge, A reads again and finds B's record.
+    eventually("A's merge again", Duration::from_secs(5), || {
+        a.stats().cycles_remerged == 1
+    })
+    .await;
+    let again = a
+        .view(host, first.seq, &mut Tally::default())
+        .cycle
+        .expect("handed out: a new merge");
+    assert_eq!((again.processes, again.replaces), (2, true));
+    assert!(again.complete, "both live processes' records");
+    assert_eq!(again.end_us, first.end_us, "the same cycle");
+    // B heard of the pause 300 ms after A's refusal: its record is in
+    // A's merge, with its three sends before that refusal.
+    assert_eq!(again.log.len(), 6, "{:?}", again.log);
+    // Read once more: nothing came since, no merge again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(a.stats().cycles_remerged, 1);
+}

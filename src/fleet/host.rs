@@ -89,7 +89,8 @@ pub(crate) struct HostState {
     /// This process's latest cycle, still to publish.
     pub(crate) cycle_pending: Option<CycleRecord>,
     /// Read the fleet's cycles then, to merge those that ended near this
-    /// end (Unix µs); reads left before merging what there is.
+    /// end (Unix µs); reads left before merging what there is (0: the
+    /// late read after the merge, see `CYCLE_LATE_READ`).
     pub(crate) cycle_read: Option<(Instant, u64, u8)>,
     /// The fleet's latest merged cycle.
     pub(crate) cycle: Option<Arc<FleetCycle>>,

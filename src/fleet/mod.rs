@@ -145,12 +145,18 @@
 //! The merged cycle ends at the earliest refusal among the records that
 //! ended from 1 s before this process's end (a process whose requests
 //! waited on its pace hears of a pause late) to two refresh periods and
-//! 50 ms after it, and holds every send of those records up to that
+//! 50 ms after it, and holds every send of those records, and of the
+//! records the pause ended up to 1 s after that refusal, up to the
 //! refusal (a flood's record, which no GCRA could have ended, keeps its
 //! later sends too, at the end: the server may have taken them first, and
 //! the flood's count bounds the burst). Every process merges the same records, so every controller
 //! fits the same rate and paces its share of it (see the layer's
-//! `adaptive/fleet_fit.rs`). The read deletes fields that ended longer
+//! `adaptive/fleet_fit.rs`). A second after each merge the hash is read
+//! once more: a process sending a few a second hears of a pause at its
+//! next send, up to a second late, and publishes its record only then.
+//! If more records of the same cycle are there, it is merged again and
+//! its fit replaces the first (`FleetStats::cycles_remerged` counts them).
+//! The read deletes fields that ended longer
 //! than `key_ttl` ago or hold no end time (the cycles of processes gone).
 //! The first cycle, sent before any pace, fits nothing: each process's
 //! part of a flood is whatever its requests raced to.

@@ -43,6 +43,9 @@ pub struct FleetStats {
     /// pause some process's refusal began, each process's sends in it
     /// read from Redis and fitted as one limiter's (see the module docs).
     pub cycles_merged: u64,
+    /// Of those, merges of a cycle merged before, again, with the records
+    /// of processes that published theirs late (see the module docs).
+    pub cycles_remerged: u64,
     /// Hosts in the local cache.
     pub hosts: usize,
 }
@@ -57,6 +60,7 @@ pub(crate) struct Counters {
     pub(crate) leased: AtomicU64,
     pub(crate) wasted: AtomicU64,
     pub(crate) cycles_merged: AtomicU64,
+    pub(crate) cycles_remerged: AtomicU64,
     /// ms since `base` of the last success, plus one; 0 for never.
     last_ok: AtomicU64,
     /// ms since `base` when the current local stretch began.
@@ -79,6 +83,7 @@ impl Counters {
             leased: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
             cycles_merged: AtomicU64::new(0),
+            cycles_remerged: AtomicU64::new(0),
             last_ok: AtomicU64::new(0),
             local_since: AtomicU64::new(0),
             local_total: AtomicU64::new(0),
@@ -163,6 +168,7 @@ impl Counters {
             leased: self.leased.load(Ordering::Relaxed),
             wasted: self.wasted.load(Ordering::Relaxed),
             cycles_merged: self.cycles_merged.load(Ordering::Relaxed),
+            cycles_remerged: self.cycles_remerged.load(Ordering::Relaxed),
             hosts,
         }
     }

@@ -41,6 +41,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Reads of the fleet's cycles, a refresh period apart, before what there
 /// is gets merged without the records of every live process.
 pub(crate) const CYCLE_READS: u8 = 3;
+/// After a merge, the cycles are read once more this much later: a
+/// process sending a few a second hears of a pause at its next send, up
+/// to a second late, and publishes its record only then.
+pub(crate) const CYCLE_LATE_READ: Duration = Duration::from_secs(1);
 /// A process that heard of a pause late (its requests waited on its pace)
 /// ended its cycle up to this long after the refusal that began it.
 const CYCLE_LATE_US: u64 = 1_000_000;
@@ -125,7 +129,8 @@ enum Job {
     /// Publish this process's latest cycle.
     CyclePut(CycleRecord),
     /// Read the fleet's cycles and merge those that ended near this end
-    /// (Unix µs); `reads` left.
+    /// (Unix µs); `reads` left (0: the late read after a merge, which
+    /// merges that cycle again only if records came since).
     CycleGet {
         own_end_us: u64,
         reads: u8,

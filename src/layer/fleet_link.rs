@@ -146,6 +146,7 @@ mod linked {
                     fits: cy.fits,
                     processes: cy.processes,
                     complete: cy.complete,
+                    replaces: cy.replaces,
                     log: &cy.log,
                 };
                 c.rate_control().on_fleet_cycle(now, merged, share);

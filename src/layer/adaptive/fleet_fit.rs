@@ -110,6 +110,9 @@ pub(crate) struct MergedCycle<'a> {
     pub(crate) processes: usize,
     /// It holds a record of every process live when it was merged.
     pub(crate) complete: bool,
+    /// It is the previous merged cycle again, with more processes'
+    /// records: its fit replaces that one's.
+    pub(crate) replaces: bool,
     /// Send times, seconds before the end (ascending).
     pub(crate) log: &'a [f32],
 }
@@ -130,6 +133,9 @@ pub(crate) struct FleetCycles {
     previous: Vec<Vec<f32>>,
     /// When the latest fleet cycle ended, Unix µs.
     last_end_us: Option<u64>,
+    /// When the fleet cycle before it ended: where a cycle merged again
+    /// takes the fit back to.
+    end_before_us: Option<u64>,
     /// The sequence number of the latest fleet cycle read.
     pub(crate) seen: u64,
     /// This process's sends in its latest cycle.
@@ -205,12 +211,30 @@ impl FleetCycles {
         self.previous.len() >= 2
     }
 
+    /// Takes back the latest cycle, which ended at `end_us`, before its
+    /// merge again (with more processes' records) is fitted in its place;
+    /// whether it was the latest.
+    pub(crate) fn take_back(&mut self, end_us: u64) -> bool {
+        if self.last_end_us != Some(end_us) {
+            return false;
+        }
+        self.last_end_us = self.end_before_us.take();
+        if self.last_end_us.is_none() {
+            // It was the opening flood (or the first cycle after none).
+            self.flood = None;
+        }
+        // Only a cycle a GCRA could end was kept (see `fit`).
+        self.previous.pop();
+        true
+    }
+
     /// The whole host's rate that the fleet's cycle (ended at `end_us`,
     /// send times `log`) and those before it fit, if any: the same checks
     /// as a process's own fit (see `rate.rs`). `estimate` is this
     /// process's view of the whole host's rate (0 for none).
     pub(crate) fn fit(&mut self, end_us: u64, fits: bool, log: &[f32], estimate: f64) -> Option<Fit> {
         let previous_end = self.last_end_us.replace(end_us);
+        self.end_before_us = previous_end;
         if previous_end.is_none() && !fits && log.len() >= 2 {
             self.flood = Some(log.to_vec());
         }
@@ -285,6 +309,33 @@ mod tests {
         let end_b = 1_000_000 + ((a_len + 1.0) * 1e6) as u64;
         let r = f.fit(end_b, true, &b, 520.0).expect("two cycles fit").rate;
         assert!((r - 500.0).abs() < 5.0, "fitted {r}/s");
+    }
+
+    #[test]
+    fn a_cycle_merged_again_with_a_late_record_is_fitted_in_place_of_the_first_merge() {
+        let mut f = FleetCycles::default();
+        let (a, a_len) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
+        let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
+        let end_b = 1_000_000 + ((a_len + 1.0) * 1e6) as u64;
+        // Merged before one process of four published: a quarter of its
+        // sends missing (but the refused one, which ended it).
+        let without: Vec<f32> = b
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i % 4 != 1 || i + 1 == b.len())
+            .map(|(_, &t)| t)
+            .collect();
+        f.fit(1_000_000, true, &a, 0.0);
+        let first = f.fit(end_b, true, &without, 520.0);
+        assert!(
+            first.is_none_or(|r| (r.rate - 500.0).abs() > 15.0),
+            "the merge without a process's sends fits far off: {first:?}"
+        );
+        assert!(!f.take_back(end_b + 1), "only the latest cycle is taken back");
+        assert!(f.take_back(end_b));
+        let r = f.fit(end_b, true, &b, 520.0).expect("fitted again").rate;
+        assert!((r - 500.0).abs() < 5.0, "fitted again {r}/s");
+        assert_eq!(f.previous.len(), 2, "the first merge is gone");
     }
 
     #[test]

@@ -214,9 +214,15 @@ impl RateControl {
             fits,
             processes,
             complete,
+            replaces,
             log,
         } = cycle;
         fleet.seen = seq;
+        // The cycle merged again with records that came late: fitted in
+        // place of the merge without them (a merge again is never the
+        // first, so the opening flood's guess below stands, and a fit
+        // that fails again probes no more than the first did).
+        let again = replaces && fleet.take_back(end_us);
         let alone = !fleet.shared();
         // This process's view of the host: its estimate over the part of
         // the fleet's sends it sent (not its share: after a search, one
@@ -272,6 +278,7 @@ impl RateControl {
             .filter(|&r| !credible || r >= FLEET_FIT_UNDER_VIEW * view)
         else {
             if fits
+                && !again
                 && fitted.is_none()
                 && fleet.paired()
                 && !fleet.fitted

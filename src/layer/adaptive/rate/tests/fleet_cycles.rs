@@ -19,6 +19,7 @@ fn merged(seq: u64, end_us: u64, log: &[f32]) -> MergedCycle<'_> {
         fits: true,
         processes: 4,
         complete: false,
+        replaces: false,
         log,
     }
 }
@@ -377,4 +378,43 @@ fn a_fleet_fit_is_probed_at_its_top_only_when_its_range_is_far_wider_than_jitter
     assert!(!probed_at_top(&fit(540.0, 2)));
     assert!(probed_at_top(&fit(560.0, 2)));
     assert!(!probed_at_top(&fit(560.0, 3)), "three cycles narrowed it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_cycle_merged_again_with_a_late_record_sets_the_pace_from_its_fit() {
+    let t0 = Instant::now();
+    let ((a, end_a), (b, end_b)) = two_fleet_cycles();
+    // The second cycle merged before one process of four published: a
+    // quarter of its sends missing (but the refused one).
+    let without: Vec<f32> = b
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i % 4 != 1 || i + 1 == b.len())
+        .map(|(_, &t)| t)
+        .collect();
+    let mut c = RateControl::new(1.0, t0);
+    c.set_share(0.25);
+    c.force_rate(t0, 150.0);
+    c.on_fleet_cycle(t0, merged(1, end_a, &a), 0.25);
+    c.on_fleet_cycle(t0, merged(2, end_b, &without), 0.25);
+    let first = c.estimate().0;
+    assert!(
+        (first - 125.0).abs() > 3.5,
+        "the merge without a process's sends: {first}/s"
+    );
+    // A second later, merged again with the late record.
+    let t1 = t0 + Duration::from_secs(1);
+    let again = MergedCycle {
+        replaces: true,
+        complete: true,
+        ..merged(3, end_b, &b)
+    };
+    c.on_fleet_cycle(t1, again, 0.25);
+    let (estimate, basis) = c.estimate();
+    assert!(
+        (estimate - 125.0).abs() < 1.5,
+        "a quarter of the fit of the whole cycle: {estimate}/s (was {first}/s)"
+    );
+    assert_eq!(basis, Basis::Measured);
+    assert_eq!(c.fleet_cycles_seen(), 3);
 }
