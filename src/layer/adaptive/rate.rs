@@ -102,7 +102,11 @@
 //!   trickle (a thirty-second, then halves
 //!   after each second with eight refusals more) until the window drains;
 //!   what it accepted over the cycle until then, about a window's worth
-//!   over a window's length, is the rate held.
+//!   over a window's length, is the rate held. The window may be shorter
+//!   than the cycle: read to the latest refusal, or weighed as HAProxy's
+//!   counter weighs its periods (a cycle refused as often as accepted
+//!   reopens half a period late), a round length shorter than the
+//!   cycle gives a ceiling that probes climb toward (`window.rs`).
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
 //!   more) say nothing about a rate: no pace from them for 10 s.
@@ -267,8 +271,10 @@ pub(crate) struct RateControl {
     /// accepts again.
     starving: bool,
     /// Since when, and from which of the meter's accepted answers, the
-    /// current cycle of a window that starves the pace is counted.
-    starve_cycle: (Instant, u64),
+    /// current cycle of a window that starves the pace is counted, and
+    /// its refusals and errors so far (`u32`s, modulo 2³² for the first:
+    /// they keep the controller under its 1 KiB bound).
+    starve_cycle: (Instant, u32, u32),
     /// The latest fresh loss not told to pause.
     last_loss: Option<Instant>,
     /// When the first refused request of the latest episode was sent.
@@ -327,7 +333,7 @@ impl RateControl {
             drain: None,
             ceiling: None,
             starving: false,
-            starve_cycle: (now, 0),
+            starve_cycle: (now, 0, 0),
             last_loss: None,
             episode_sent: None,
             episode_took: 0,
@@ -508,6 +514,7 @@ impl RateControl {
     /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
     /// `pause` is the `Retry-After` pause it began for the host, if any.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>) {
+        self.starve_cycle.2 = self.starve_cycle.2.saturating_add(1);
         let held =
             (self.basis == Basis::Measured && !self.probing && !self.counting_window && !self.starving)
                 .then_some(self.estimate);

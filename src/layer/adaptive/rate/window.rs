@@ -177,15 +177,18 @@ impl RateControl {
     /// rate to hold at, if it is above the trickle.
     pub(super) fn fed(&mut self, now: Instant) {
         self.starving = false;
-        let (from, accepted_before) = self.starve_cycle;
-        let accepted = self.meter.total().saturating_sub(accepted_before);
-        self.starve_cycle = (now, self.meter.total());
+        let (from, accepted_before, refused) = self.starve_cycle;
+        let total = self.meter.total() as u32;
+        let accepted = u64::from(total.wrapping_sub(accepted_before));
+        self.starve_cycle = (now, total, 0);
         let secs = window_to(from, now);
         let rate = accepted as f64 / secs;
         if rate * self.hold() > self.pace {
             self.estimate = rate;
             self.pace = rate * self.hold();
-            self.ceiling = self.shorter_window(from, accepted, secs);
+            self.ceiling = self
+                .weighted_window(now.saturating_duration_since(from), accepted, refused, secs)
+                .or_else(|| self.shorter_window(from, accepted, secs));
             self.restart_count(now);
             self.stepped_at = now;
             self.cut(now);
@@ -211,8 +214,42 @@ impl RateControl {
     fn shorter_window(&self, from: Instant, accepted: u64, secs: f64) -> Option<Ceiling> {
         let last_refused = self.last_loss.filter(|&at| at > from)?;
         let shortest = window_to(from, last_refused);
-        let rate = accepted as f64 / shortest;
-        (shortest < secs && rate > TOP_PROBE_OVER * self.estimate).then_some(Ceiling {
+        self.ceiling_at(accepted, shortest, secs)
+    }
+
+    /// The window read as HAProxy's `http_req_rate` counts it: the
+    /// previous period weighs into the current one by the share of it
+    /// still to run. A cycle that took its count `accepted` and was
+    /// refused `refused` times in the first period reopens once that
+    /// period's weight falls under the count, a share `accepted / all` of
+    /// the period into the next: `took` is `window × (2 − accepted / all)`.
+    /// A closed loop of 64 against a window of 10 s, refused as often as
+    /// accepted in its first period, read 15 s and held 60 % of the rate.
+    /// Believed only where it is a round length (a log of requests that
+    /// reopens a window after its length reads no such thing, but for a
+    /// coincidence the ceiling's probe pays for), and only as a ceiling.
+    fn weighted_window(&self, took: Duration, accepted: u64, refused: u32, secs: f64) -> Option<Ceiling> {
+        let all = accepted + u64::from(refused);
+        if accepted == 0 || all == 0 {
+            return None;
+        }
+        let weighted = took.as_secs_f64() / (2.0 - accepted as f64 / all as f64);
+        // The nearest round length, within a tenth under it (the
+        // trickle's refusals count in the weight too) or a tenth and a
+        // second over, as `round_window` reads.
+        let window = ROUND_WINDOWS
+            .into_iter()
+            .filter(|&w| 0.9 * w <= weighted && weighted <= 1.1 * w + 1.0)
+            .min_by(|a, b| (weighted / a).ln().abs().total_cmp(&(weighted / b).ln().abs()))?;
+        self.ceiling_at(accepted, window, secs)
+    }
+
+    /// A ceiling at `accepted` over `window`, if that window is shorter
+    /// than the cycle read (`secs`) and its rate above the estimate by
+    /// more than a probe's margin.
+    fn ceiling_at(&self, accepted: u64, window: f64, secs: f64) -> Option<Ceiling> {
+        let rate = accepted as f64 / window;
+        (window < secs && rate > TOP_PROBE_OVER * self.estimate).then_some(Ceiling {
             rate: rate as f32,
             frozen: true,
         })

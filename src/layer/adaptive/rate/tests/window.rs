@@ -293,3 +293,42 @@ async fn a_trickle_that_read_the_window_long_probes_toward_the_window_its_last_r
         "toward the window of a second: {held} -> {climbed}/s"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_refused_as_often_as_accepted_reads_a_window_as_haproxy_weighs_it() {
+    // HAProxy's `http_req_rate(10s)` at 20/s under a closed loop: 200
+    // accepted in the first second, 200 refused in the next (each
+    // counted), then the trickle. The previous period weighs into the
+    // next by the share of it still to run: 400 counted fall under 200
+    // half a period in, and the cycle reads 15 s.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(0.5, t0);
+    let mut t = accept_every(&mut c, t0, 200, ms(5));
+    for _ in 0..200 {
+        t += ms(5);
+        c.on_send(t);
+        c.on_loss(t, t, None);
+    }
+    while t < t0 + ms(14_500) {
+        let rate = c.rate(t).expect("paced");
+        t += Duration::from_secs_f64(1.0 / rate).min(t0 + ms(14_500) - t + ms(1));
+        c.on_send(t);
+        c.on_loss(t, t, None);
+    }
+    let t = t0 + ms(15_000);
+    c.on_send(t);
+    c.on_accepted(t, t);
+    let held = c.rate(t).expect("paced");
+    assert!(held < 14.0, "the cycle's 200 over 15 s, held: {held}/s");
+    // Accepted at the pace: probes climb toward 200 over 10 s.
+    let mut t = t;
+    while t < t0 + Duration::from_secs(90) {
+        c.bound_at = Some(t);
+        let rate = c.rate(t).expect("paced");
+        t += Duration::from_secs_f64(1.0 / rate);
+        c.on_send(t);
+        c.on_accepted(t, t);
+    }
+    let climbed = c.rate(t).expect("paced");
+    assert!(climbed >= 17.0, "toward a window of 10 s: {held} -> {climbed}/s");
+}
