@@ -572,10 +572,12 @@ impl RateControl {
     /// caught up late wake-ups by sending sooner got 58-61 % of nginx
     /// without `burst=` at 100/s with `Retry-After: 1` in real time, and
     /// without it had up to 17 % of its requests refused. Kept for the
-    /// host's life, as the opening that tells it. None in a fleet: the
-    /// others' sends come between.
+    /// host's life, as the opening that tells it. None while other
+    /// processes of a fleet send to the host too (their sends come
+    /// between), as for [`gap_rates`](Self::gap_rates); a process alone in
+    /// its fleet keeps its gaps.
     pub(crate) fn min_gap(&self) -> Option<Duration> {
-        if !self.spacing.opened_without_burst() || self.fleet.is_some() {
+        if !self.spacing.opened_without_burst() || self.shared() {
             return None;
         }
         let rate = self.estimate.max(self.pace).max(self.min_rate);

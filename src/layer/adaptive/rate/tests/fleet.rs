@@ -194,3 +194,21 @@ async fn in_a_fleet_whose_host_pauses_a_probe_that_holds_starts_no_chain() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn sends_are_kept_apart_for_a_limiter_without_a_burst_unless_others_send_between() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    // nginx without `burst=`: of four sent together, one accepted.
+    for _ in 0..3 {
+        c.on_loss(t0 + ms(1), t0, None);
+    }
+    c.on_accepted(t0 + ms(2), t0);
+    assert!(c.min_gap().is_some(), "alone, sends keep one interval apart");
+    // Alone in its fleet: its sends are still the only ones.
+    c.set_share(1.0);
+    assert!(c.min_gap().is_some(), "alone in its fleet");
+    // Another process sends to the host: its sends come between.
+    c.set_share(0.5);
+    assert_eq!(c.min_gap(), None);
+}
