@@ -85,9 +85,9 @@
 //!   guess its burst inflated still accepts its rate; or near it, a
 //!   search frozen just past it), sending on keeps its window full: the
 //!   pace drains at half the estimate, for half a second or on while the
-//!   window refuses through it with nothing accepted, up to a second
-//!   (HAProxy's counter weighs the previous period by the time left in
-//!   the current one), then holds at 95 % of it (such a window holds the
+//!   window refuses through it with nothing accepted, at a quarter then,
+//!   up to a second (HAProxy's counter weighs the previous period by the
+//!   time left in the current one), then holds at 95 % of it (such a window holds the
 //!   pace's jitter). The estimate is read again then,
 //!   with every acceptance of the first second answered, and over the
 //!   second that ended at the first refusal (far away, the last second
@@ -361,7 +361,7 @@ impl RateControl {
         let own = match self.basis {
             Basis::None => None,
             _ => Some(match self.drain {
-                Some(d) if d.draining(now) => (self.estimate * 0.5).max(self.min_rate),
+                Some(d) if d.draining(now) => (self.estimate * d.share(now)).max(self.min_rate),
                 _ => self.pace,
             }),
         };
