@@ -20,17 +20,13 @@ fn fleet(server: &RedisServer) -> Fleet {
     Fleet::start(config).expect("inside a runtime")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    let (a, b) = (fleet(&server), fleet(&server));
-    let host = "example.com";
+/// Two processes, connected, each of which has leased `host`: its two
+/// live processes.
+async fn two_live_processes(server: &RedisServer, host: &str) -> (Fleet, Fleet) {
+    let (a, b) = (fleet(server), fleet(server));
     for f in [&a, &b] {
         eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
     }
-    // Both send to the host: two live processes.
     eventually("two live processes", Duration::from_secs(5), || {
         for f in [&a, &b] {
             f.try_send(host, 100.0, tokio::time::Instant::now());
@@ -38,6 +34,17 @@ async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
         a.share(host) == 0.5 && b.share(host) == 0.5
     })
     .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_merge_the_same_cycle_and_bad_fields_are_deleted() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let host = "example.com";
+    // Both send to the host: two live processes.
+    let (a, b) = two_live_processes(&server, host).await;
     // A stranger's garbage in the hash: not a record.
     let key = "cycles:{example.com}:cycles";
     let _: i64 = server.cmd(&["HSET", key, "stranger", "not a record"]);
@@ -126,18 +133,8 @@ async fn a_record_published_after_the_merge_merges_the_cycle_again() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (fleet(&server), fleet(&server));
     let host = "late.example";
-    for f in [&a, &b] {
-        eventually("connected", Duration::from_secs(5), || f.stats().connected).await;
-    }
-    eventually("two live processes", Duration::from_secs(5), || {
-        for f in [&a, &b] {
-            f.try_send(host, 100.0, tokio::time::Instant::now());
-        }
-        a.share(host) == 0.5 && b.share(host) == 0.5
-    })
-    .await;
+    let (a, b) = two_live_processes(&server, host).await;
     let now_us = super::unix_us(std::time::SystemTime::now());
     a.publish_cycle(
         host,

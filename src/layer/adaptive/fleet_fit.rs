@@ -296,6 +296,17 @@ pub(super) fn gcra_cycle_log(rate: f64, burst: f64, pace: impl Fn(f64) -> f64) -
     (log.iter().map(|&s| (s - end) as f32).collect(), end)
 }
 
+/// A merged cycle's `log` without one process of four: a quarter of its
+/// sends missing, but the refused one that ended it.
+#[cfg(test)]
+pub(super) fn without_one_process_of_four(log: &[f32]) -> Vec<f32> {
+    log.iter()
+        .enumerate()
+        .filter(|&(i, _)| i % 4 != 1 || i + 1 == log.len())
+        .map(|(_, &t)| t)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,14 +328,8 @@ mod tests {
         let (a, a_len) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
         let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
         let end_b = 1_000_000 + ((a_len + 1.0) * 1e6) as u64;
-        // Merged before one process of four published: a quarter of its
-        // sends missing (but the refused one, which ended it).
-        let without: Vec<f32> = b
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i % 4 != 1 || i + 1 == b.len())
-            .map(|(_, &t)| t)
-            .collect();
+        // Merged before one process of four published.
+        let without = without_one_process_of_four(&b);
         f.fit(1_000_000, true, &a, 0.0);
         let first = f.fit(end_b, true, &without, 520.0);
         assert!(

@@ -384,14 +384,8 @@ fn a_fleet_fit_is_probed_at_its_top_only_when_its_range_is_far_wider_than_jitter
 async fn a_fleet_cycle_merged_again_with_a_late_record_sets_the_pace_from_its_fit() {
     let t0 = Instant::now();
     let ((a, end_a), (b, end_b)) = two_fleet_cycles();
-    // The second cycle merged before one process of four published: a
-    // quarter of its sends missing (but the refused one).
-    let without: Vec<f32> = b
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i % 4 != 1 || i + 1 == b.len())
-        .map(|(_, &t)| t)
-        .collect();
+    // The second cycle merged before one process of four published.
+    let without = crate::layer::adaptive::fleet_fit::without_one_process_of_four(&b);
     let mut c = RateControl::new(1.0, t0);
     c.set_share(0.25);
     c.force_rate(t0, 150.0);

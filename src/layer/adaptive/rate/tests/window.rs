@@ -25,6 +25,20 @@ fn a_window_reopening_a_little_after_a_round_length_is_that_long() {
     assert_eq!(round_window(9.9), 9.9, "never longer than measured");
 }
 
+/// Every request sent at the pace (which binds) from `from` to `until`
+/// accepted at once; the pace then.
+fn accepted_at_pace(c: &mut RateControl, from: Instant, until: Instant) -> f64 {
+    let mut t = from;
+    while t < until {
+        c.bound_at = Some(t);
+        let rate = c.rate(t).expect("paced");
+        t += Duration::from_secs_f64(1.0 / rate);
+        c.on_send(t);
+        c.on_accepted(t, t);
+    }
+    c.rate(t).expect("paced")
+}
+
 /// `n` refusals of requests sent 10 ms apart after `from`; returns the
 /// last one's time.
 fn refused_every_10_ms(c: &mut RateControl, from: Instant, n: u32) -> Instant {
@@ -282,15 +296,7 @@ async fn a_trickle_that_read_the_window_long_probes_toward_the_window_its_last_r
     );
     // Accepted at the pace: the probes climb toward the 20/s a window of
     // a second gives, each a quarter at most, each held a while.
-    let mut t = t;
-    while t < t0 + Duration::from_secs(40) {
-        c.bound_at = Some(t);
-        let rate = c.rate(t).expect("paced");
-        t += Duration::from_secs_f64(1.0 / rate);
-        c.on_send(t);
-        c.on_accepted(t, t);
-    }
-    let climbed = c.rate(t).expect("paced");
+    let climbed = accepted_at_pace(&mut c, t, t0 + Duration::from_secs(40));
     assert!(
         climbed >= 17.0,
         "toward the window of a second: {held} -> {climbed}/s"
@@ -324,14 +330,6 @@ async fn a_cycle_refused_as_often_as_accepted_reads_a_window_as_haproxy_weighs_i
     let held = c.rate(t).expect("paced");
     assert!(held < 14.0, "the cycle's 200 over 15 s, held: {held}/s");
     // Accepted at the pace: probes climb toward 200 over 10 s.
-    let mut t = t;
-    while t < t0 + Duration::from_secs(90) {
-        c.bound_at = Some(t);
-        let rate = c.rate(t).expect("paced");
-        t += Duration::from_secs_f64(1.0 / rate);
-        c.on_send(t);
-        c.on_accepted(t, t);
-    }
-    let climbed = c.rate(t).expect("paced");
+    let climbed = accepted_at_pace(&mut c, t, t0 + Duration::from_secs(90));
     assert!(climbed >= 17.0, "toward a window of 10 s: {held} -> {climbed}/s");
 }
