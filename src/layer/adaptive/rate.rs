@@ -87,8 +87,8 @@
 //!   pace drains at half the estimate, for half a second or on while the
 //!   window refuses through it with nothing accepted, at a quarter then,
 //!   up to a second (HAProxy's counter weighs the previous period by the
-//!   time left in the current one), then holds at 95 % of it (such a window holds the
-//!   pace's jitter). The estimate is read again then,
+//!   time left in the current one), then holds at 95 % of it (such a
+//!   window holds the pace's jitter). The estimate is read again then,
 //!   with every acceptance of the first second answered, and over the
 //!   second that ended at the first refusal (far away, the last second
 //!   misses the first acceptances; not within two round trips of a cut,

@@ -28,7 +28,7 @@ pub(super) struct Drain {
 }
 
 impl Drain {
-    /// Whether the pace is still halved at `now`.
+    /// Whether the pace is still drained at `now`.
     pub(super) fn draining(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.from).as_secs_f32() < self.secs
     }
@@ -121,7 +121,8 @@ impl RateControl {
 
     /// A window that counts refusals: the pace drains at half the
     /// estimate (raised to `counted`, what the host took in a second; a
-    /// quarter once drawn out, see [`Drain::share`]), then holds at [`COUNTING_HOLD`](super::COUNTING_HOLD) of it.
+    /// quarter once drawn out, see [`Drain::share`]), then holds at
+    /// [`COUNTING_HOLD`](super::COUNTING_HOLD) of it.
     pub(super) fn drain(&mut self, now: Instant, counted: f64) {
         self.estimate = self.estimate.max(counted);
         self.drain = Some(Drain {
