@@ -115,36 +115,35 @@ impl Task {
                 let window = self.inner.cycle_window().as_micros() as u64;
                 let seq = st.cycles_merged + 1;
                 let merged = merge(seq, own_end_us, window, CYCLE_LATE_US, &records);
-                if reads == 0 {
-                    // The late read: the cycle merged a second ago again,
-                    // if records came since (the fits of the merges
-                    // without them lay up to 6 % apart in one fleet).
-                    let late = merged.filter(|c| {
-                        st.cycle
+                // The late read (no reads left): the cycle merged a second
+                // ago, again, only if records came since (the fits of the
+                // merges without them lay up to 6 % apart in one fleet).
+                let again = reads == 0;
+                let merged = merged.filter(|c| {
+                    !again
+                        || st
+                            .cycle
                             .as_ref()
                             .is_some_and(|was| was.end_us == c.end_us && c.processes > was.processes)
-                    });
-                    if let Some(mut cycle) = late {
-                        cycle.complete = st.procs > 0 && cycle.processes >= st.procs as usize;
-                        cycle.replaces = true;
-                        st.cycles_merged = seq;
-                        st.cycle = Some(Arc::new(cycle));
-                        self.inner.counters.cycles_merged.fetch_add(1, Ordering::Relaxed);
-                        self.inner
-                            .counters
-                            .cycles_remerged
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                } else if merged.as_ref().is_some_and(|c| c.processes < st.procs as usize) && reads > 1 {
+                });
+                if !again && merged.as_ref().is_some_and(|c| c.processes < st.procs as usize) && reads > 1 {
                     // A live process has not published its cycle yet: it
                     // heard of the pause late, or its task is slow.
                     st.cycle_read = Some((got + self.inner.config.refresh(), own_end_us, reads - 1));
                 } else if let Some(mut cycle) = merged {
                     cycle.complete = st.procs > 0 && cycle.processes >= st.procs as usize;
+                    cycle.replaces = again;
                     st.cycles_merged = seq;
                     st.cycle = Some(Arc::new(cycle));
                     self.inner.counters.cycles_merged.fetch_add(1, Ordering::Relaxed);
-                    st.cycle_read = Some((got + CYCLE_LATE_READ, own_end_us, 0));
+                    if again {
+                        self.inner
+                            .counters
+                            .cycles_remerged
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        st.cycle_read = Some((got + CYCLE_LATE_READ, own_end_us, 0));
+                    }
                 }
             }
         }

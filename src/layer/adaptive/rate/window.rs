@@ -13,6 +13,13 @@ pub(super) const STARVED: Duration = Duration::from_secs(1);
 /// The trickle a pace starved by such refusals is cut to, at first.
 const TRICKLE: f64 = 1.0 / 32.0;
 
+/// Whether a window of `secs` may read as the round length `w`: within
+/// a tenth and a second over it (the refusals that hold a window shut
+/// come from the trickle's last second).
+fn over_by_at_most_a_tenth_and_a_second(w: f64, secs: f64) -> bool {
+    secs <= 1.1 * w + 1.0
+}
+
 /// Window lengths limiters are configured with, seconds.
 pub(super) const ROUND_WINDOWS: [f64; 12] = [
     1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0,
@@ -60,7 +67,7 @@ pub(super) fn round_window(secs: f64) -> f64 {
     ROUND_WINDOWS
         .into_iter()
         .rev()
-        .find(|&w| w <= secs && secs <= 1.1 * w + 1.0)
+        .find(|&w| w <= secs && over_by_at_most_a_tenth_and_a_second(w, secs))
         .unwrap_or(secs)
 }
 
@@ -244,17 +251,17 @@ impl RateControl {
     /// reopens a window after its length reads no such thing, but for a
     /// coincidence the ceiling's probe pays for), and only as a ceiling.
     fn weighted_window(&self, took: Duration, accepted: u64, refused: u32, secs: f64) -> Option<Ceiling> {
-        let all = accepted + u64::from(refused);
-        if accepted == 0 || all == 0 {
+        if accepted == 0 {
             return None;
         }
+        let all = accepted + u64::from(refused);
         let weighted = took.as_secs_f64() / (2.0 - accepted as f64 / all as f64);
         // The nearest round length, within a tenth under it (the
         // trickle's refusals count in the weight too) or a tenth and a
         // second over, as `round_window` reads.
         let window = ROUND_WINDOWS
             .into_iter()
-            .filter(|&w| 0.9 * w <= weighted && weighted <= 1.1 * w + 1.0)
+            .filter(|&w| 0.9 * w <= weighted && over_by_at_most_a_tenth_and_a_second(w, weighted))
             .min_by(|a, b| (weighted / a).ln().abs().total_cmp(&(weighted / b).ln().abs()))?;
         self.ceiling_at(accepted, window, secs)
     }
