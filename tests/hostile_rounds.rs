@@ -29,7 +29,7 @@
 //!
 //! Under `Adaptive` a round is what the controller's concurrency limit lets
 //! out, so the bound is that of 16 workers. Before the fix the pace fell to
-//! `min_rate` (1/s) at the first refusal (the host's accepted rate, a third
+//! `min_rate` (then 1/s) at the first refusal (the host's accepted rate, a third
 //! of whatever is sent, read as its capacity) and 150 requests took 230 s.
 //!
 //! Time is tokio's paused clock; a 1 ms heartbeat keeps the auto-advance

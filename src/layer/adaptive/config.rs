@@ -34,8 +34,12 @@ crate::config::limiter_table::limiter_settings! {
         /// answer counts as late; a round trip with more than one late answer
         /// in eight counts as queueing.
         rtt_tolerance: f64 = (1.5) in (1.0 ..= 100.0);
-        /// Lowest paced rate, requests per second.
-        min_rate: f64 = (1.0) in (0 < x <= 1e6);
+        /// Lowest paced rate, requests per second: the pace never goes
+        /// under it. A rate measured under one a second (nginx's
+        /// `rate=30r/m`, a window of 30 a minute) is held down to it; a
+        /// search (a guess, grown while it binds) starts at one a second
+        /// at the least.
+        min_rate: f64 = (0.01) in (0 < x <= 1e6);
     }
 
     /// Checks every setting against its range, in table order, then that
@@ -75,13 +79,14 @@ mod tests {
     }
 
     #[test]
-    fn defaults_as_before_the_table() {
+    fn defaults_as_before_the_table_but_min_rate() {
         let before = AdaptiveConfig {
             initial_concurrency: 4,
             max_concurrency: 500,
             decrease_ratio: 0.8,
             rtt_tolerance: 1.5,
-            min_rate: 1.0,
+            // 1.0 before rates per minute were read (`rate/slow.rs`).
+            min_rate: 0.01,
         };
         assert_eq!(AdaptiveConfig::default(), before);
     }

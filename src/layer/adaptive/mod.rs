@@ -44,7 +44,10 @@
 //!   1 s, 10 s, 60 s…, that the time it took lies just over); refusals
 //!   whose share does not follow the pace are ignored
 //!   for a while (a hostile or broken server). Quota headers set the pace
-//!   directly. A 429, or a 503 with `Retry-After` or at a depth that
+//!   directly. Rates per minute are held too (`min_rate` is 0.01/s): a
+//!   search starts at a request a second at the least, and `Retry-After`
+//!   cycles of a request or two are counted over their streak
+//!   (`rate/slow.rs`). A 429, or a 503 with `Retry-After` or at a depth that
 //!   also succeeds (nginx `limit_req`), moves only the rate; a 503 from
 //!   deeper than successes are sent (nginx `limit_conn`) moves only the
 //!   concurrency limit; an inner error cuts both.
@@ -99,6 +102,7 @@
 //! | `rate/counts.rs` | what the host accepted since the cut, the episode, the reference; a second read again |
 //! | `rate/window.rs` | a window that counts refusals: the trickle until it drains, its length |
 //! | `rate/cycles.rs` | a `Retry-After` pause ends a cycle: fitted (`fit.rs`) or held where refused |
+//! | `rate/slow.rs` | a host slower than a request a pause: its rate counted over a streak of pauses |
 //! | `rate/probe.rs` | search steps, probes past the estimate, how long they hold |
 //! | `rate/fleet.rs` | in a fleet: its pauses, share, answers and merged cycles |
 //! | `fit.rs` | the GCRA fit of the cycles between `Retry-After` pauses: the rates they allow, their middle and top |

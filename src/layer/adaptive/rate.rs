@@ -137,6 +137,10 @@ use crate::retry_after::QuotaWindow;
 
 /// The pace as a share of a measured rate.
 pub(crate) const HOLD: f64 = 0.98;
+/// The slowest pace a search (a guess, grown while the pace binds) starts
+/// from. A search steps as answers come, and under one a second it has too
+/// few to grow on; a rate measured below it (nginx's `rate=30r/m`) is held.
+const SEARCH_FLOOR: f64 = 1.0;
 /// The pace under a limiter that counts refusals: its window holds the
 /// jitter of the pace, so it needs more room.
 const COUNTING_HOLD: f64 = 0.95;
@@ -195,6 +199,8 @@ struct CycleLogs {
     /// The opening flood's sends up to its refusal (unpaced, alone): the
     /// excess it was refused at bounds the burst of every fit after it.
     flood: Option<Vec<f32>>,
+    /// Short cycles in a row (see `slow.rs`).
+    slow: Option<slow::SlowStreak>,
 }
 
 /// One host's rate estimate and pace.
@@ -347,6 +353,12 @@ impl RateControl {
     /// The slowest pace (`AdaptiveConfig::min_rate`).
     pub(crate) fn min_rate(&self) -> f64 {
         self.min_rate
+    }
+
+    /// The slowest a search starts from: [`SEARCH_FLOOR`], or `min_rate`
+    /// if higher. A measured rate may lie below it; a guess may not.
+    pub(super) fn search_floor(&self) -> f64 {
+        self.min_rate.max(SEARCH_FLOOR)
     }
 
     /// The pace now, requests per second, if pacing; steps the search and
@@ -674,6 +686,7 @@ mod cycles;
 mod fleet;
 mod loss;
 mod probe;
+mod slow;
 mod window;
 
 #[cfg(test)]

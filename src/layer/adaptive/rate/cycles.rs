@@ -70,6 +70,10 @@ impl RateControl {
             // Refusals without `Retry-After` came before this one: not the
             // cycle of a GCRA, nothing to fit or guess from. The pause alone.
             self.logs.previous.clear();
+            self.logs.slow = None;
+            return;
+        }
+        if self.slow_cycle(now, sent_at, previous_refusal, &log) {
             return;
         }
         // The host was refused at the previous pause and accepted this
@@ -237,7 +241,7 @@ impl RateControl {
                 // A lower bound: what the cycle accepted in its sending time,
                 // counted over a second at least (a burst spent in a few
                 // milliseconds is not a rate). Time paused never counts.
-                self.estimate = (accepted / secs.max(1.0)).max(self.min_rate);
+                self.estimate = (accepted / secs.max(1.0)).max(self.search_floor());
                 self.basis = Basis::Guess;
             }
         }

@@ -205,6 +205,7 @@ impl RateControl {
     /// flood sets where its search starts.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_fleet_cycle(&mut self, now: Instant, cycle: MergedCycle<'_>, share: f64) {
+        let search_floor = self.search_floor();
         let Some(fleet) = self.fleet.as_mut() else {
             return;
         };
@@ -251,7 +252,7 @@ impl RateControl {
             // a second at least, instead.
             let taken = log.iter().filter(|&&t| t <= 0.0).count() as f64;
             let secs = f64::from(-log.first().copied().unwrap_or(0.0)).max(1.0);
-            let guess = (taken / secs * share).max(self.min_rate);
+            let guess = (taken / secs * share).max(search_floor);
             if guess > self.estimate {
                 self.estimate = guess;
                 self.pace = guess;

@@ -347,7 +347,7 @@ impl RateControl {
                 // freed a slot for the next send at once: against HAProxy's
                 // counter at 3/s, a closed loop of 64 sent 100 000 requests
                 // in a millisecond. A search from the slowest pace.
-                self.estimate = self.min_rate;
+                self.estimate = self.search_floor();
                 self.basis = Basis::Guess;
             }
             None if short == 0.0 && (self.basis != Basis::None || count == 0) => {
@@ -362,11 +362,11 @@ impl RateControl {
                 // answers: what it accepted over the last second is a lower
                 // bound still, and no pace at all would send at the whole
                 // demand into its refusals for ever.
-                self.estimate = last_second.max(self.min_rate);
+                self.estimate = last_second.max(self.search_floor());
                 self.basis = Basis::Guess;
             }
             None => {
-                self.estimate = short.max(self.min_rate);
+                self.estimate = short.max(self.search_floor());
                 self.basis = Basis::Guess;
             }
         }

@@ -76,4 +76,5 @@ mod fleet;
 mod fleet_cycles;
 mod loss;
 mod probes;
+mod slow;
 mod window;

@@ -12,6 +12,22 @@ use super::{Basis, Ceiling, RateControl, MIN_EVIDENCE, TOP_PROBE_OVER};
 pub(super) const STARVED: Duration = Duration::from_secs(1);
 /// The trickle a pace starved by such refusals is cut to, at first.
 const TRICKLE: f64 = 1.0 / 32.0;
+/// The slowest trickle at first: a send a second, or half the pace
+/// starved when that is slower. Slower, it reads the window's length too
+/// late (a window of 10 s at 3/s, trickled into every 4 s, was read as
+/// 14 s and held at 70 % of its rate).
+const TRICKLE_FLOOR: f64 = 1.0;
+/// How long into its cycle a trickle stays at [`TRICKLE_FLOOR`] at the
+/// least: a window of up to ten seconds reopens within it. Later, each
+/// halving (after eight refusals more) may go below it, down to
+/// [`TRICKLE_SLOW_SECS`]: a send a second never reopens a window of a
+/// minute that takes 30 (it counts sixty refusals a minute). A host that
+/// took nothing in the cycle is no window that filled: it stays there.
+const TRICKLE_FLOOR_FOR: Duration = Duration::from_secs(16);
+/// Past [`TRICKLE_FLOOR_FOR`], the trickle goes down to a request per this
+/// many seconds for each request the cycle took: half the rate of a window
+/// of a minute that it filled, so that any window up to a minute drains.
+const TRICKLE_SLOW_SECS: f64 = 120.0;
 
 /// Whether a window of `secs` may read as the round length `w`: within
 /// a tenth and a second over it (the refusals that hold a window shut
@@ -111,10 +127,19 @@ impl RateControl {
         self.ceiling = None;
         // A trickle at first: what the window lets through once it drains
         // tells its rate (see `fed`), and a trickle wastes little meanwhile.
+        let took = (self.meter.total() as u32).wrapping_sub(self.starve_cycle.1);
+        let floor = if !self.starving {
+            TRICKLE_FLOOR.min(0.5 * pace)
+        } else if took == 0 || now.saturating_duration_since(self.starve_cycle.0) < TRICKLE_FLOOR_FOR {
+            TRICKLE_FLOOR.min(pace)
+        } else {
+            f64::from(took) / TRICKLE_SLOW_SECS
+        };
         let cut = if self.starving { 0.5 } else { TRICKLE };
         self.starving = true;
-        self.estimate = (pace * cut / self.hold()).max(self.min_rate);
-        self.pace = (self.estimate * self.hold()).max(self.min_rate);
+        let floor = floor.max(self.min_rate);
+        self.estimate = (pace * cut / self.hold()).max(floor);
+        self.pace = (self.estimate * self.hold()).max(floor);
         self.costly_probe();
         // Nothing to judge later cuts by: a window still draining refuses
         // whatever the pace for a while.
@@ -203,7 +228,7 @@ impl RateControl {
         let total = self.meter.total() as u32;
         let accepted = u64::from(total.wrapping_sub(accepted_before));
         self.starve_cycle = (now, total, 0);
-        let secs = window_to(from, now);
+        let secs = self.window_between(from, now);
         let rate = accepted as f64 / secs;
         if rate * self.hold() > self.pace {
             self.estimate = rate;
@@ -219,6 +244,25 @@ impl RateControl {
             // a window of 10 s was held at 88 % of its rate for as long).
             self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         }
+    }
+
+    /// The window a cycle from `from` read when the host accepted again at
+    /// `now`: it reopened after the trickle's latest refusal, if that came
+    /// in the cycle, so the longest round length from there up to `now`
+    /// within [`over_by_at_most_a_tenth_and_a_second`] of that refusal;
+    /// otherwise as [`window_to`] reads it.
+    fn window_between(&self, from: Instant, now: Instant) -> f64 {
+        let took = now.saturating_duration_since(from).as_secs_f64();
+        self.last_loss
+            .filter(|&at| at > from)
+            .map(|at| at.saturating_duration_since(from).as_secs_f64())
+            .and_then(|refused| {
+                ROUND_WINDOWS
+                    .into_iter()
+                    .rev()
+                    .find(|&w| w <= took && over_by_at_most_a_tenth_and_a_second(w, refused))
+            })
+            .unwrap_or_else(|| window_to(from, now))
     }
 
     /// The window may be shorter than the cycle read: it reopened between

@@ -243,7 +243,10 @@ async fn refusals_with_nothing_accepted_trickle_until_the_window_drains_and_it_s
     );
     let (t, _) = refuse_until(&mut c, t, cut_at + ms(6000));
     let halved = c.rate(t).expect("paced");
-    assert!((halved - 0.75).abs() < 0.01, "{trickle} -> {halved}/s");
+    assert!(
+        (0.95..=1.0).contains(&halved),
+        "halved, but not under a send a second this early in the cycle: {trickle} -> {halved}/s"
+    );
     // Drained, about 10 s after the first send: the window's 200 over
     // the cycle is its rate, held.
     let (t, _) = refuse_until(&mut c, t, t0 + ms(10_000));
@@ -284,7 +287,7 @@ async fn a_trickle_that_read_the_window_long_probes_toward_the_window_its_last_r
         last_refused = t;
     }
     let trickle = c.rate(t).expect("paced");
-    assert!(trickle < 1.0, "starved to a trickle: {trickle}/s");
+    assert!(trickle <= 1.0, "starved to a trickle: {trickle}/s");
     assert!(last_refused < t0 + ms(2000), "{:?}", last_refused - t0);
     let t = t0 + ms(2600);
     c.on_send(t);

@@ -1,0 +1,147 @@
+//! Hosts slower than a request a second: rates per minute, read over
+//! streaks of pauses, and windows that a trickle must let drain.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Gcra;
+use crate::layer::adaptive::rate::RateControl;
+
+/// The lowest pace of these tests, as `AdaptiveConfig::min_rate`'s default.
+const MIN_RATE: f64 = 0.01;
+
+/// What a run of `secs` sent and the server refused: all of it, and from
+/// `steady` seconds on.
+#[derive(Debug, Default)]
+struct Tally {
+    accepted: u32,
+    refused: u32,
+    refused_steady: u32,
+}
+
+/// Sends at the controller's pace (50/s while it has none) for `secs`
+/// to `accepts`, pausing `Retry-After` seconds after a refusal if `told`
+/// names it, and counts the answers.
+fn run(
+    c: &mut RateControl,
+    t0: Instant,
+    secs: f64,
+    steady: f64,
+    told: Option<Duration>,
+    mut accepts: impl FnMut(Instant) -> bool,
+) -> Tally {
+    let (mut now, mut tally) = (t0, Tally::default());
+    let end = t0 + Duration::from_secs_f64(secs);
+    while now < end {
+        c.bound_at = Some(now);
+        let pace = c.rate(now).unwrap_or(50.0);
+        c.on_send(now);
+        let answered = now + Duration::from_millis(1);
+        let mut next = now + Duration::from_secs_f64(1.0 / pace);
+        if accepts(now) {
+            tally.accepted += 1;
+            c.on_accepted(answered, now);
+        } else {
+            tally.refused += 1;
+            if now.saturating_duration_since(t0).as_secs_f64() >= steady {
+                tally.refused_steady += 1;
+            }
+            c.on_loss(answered, now, told);
+            if let Some(pause) = told {
+                next = next.max(answered + pause);
+            }
+        }
+        now = next;
+    }
+    tally
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gcra_under_one_a_pause_is_read_over_the_streak_of_its_pauses() {
+    // nginx `rate=12r/m burst=10` answering `Retry-After: 1`: each pause
+    // restores a fifth of a request, so each cycle after it is a refusal
+    // or one acceptance and a refusal. Read cycle by cycle, the pace
+    // stayed at the opening's 51/s and four sends in five were refused.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(MIN_RATE, t0);
+    let mut gcra = Gcra::new(0.2, 10.0, t0);
+    let tally = run(&mut c, t0, 300.0, 60.0, Some(Duration::from_secs(1)), |t| {
+        gcra.accepts(t)
+    });
+    let (estimate, _) = c.estimate();
+    assert!(
+        (0.15..=0.25).contains(&estimate),
+        "estimate {estimate}/s against 0.2/s"
+    );
+    assert!(
+        tally.refused_steady <= 3,
+        "{} refused after the first minute ({tally:?})",
+        tally.refused_steady
+    );
+    assert!(tally.accepted >= 65, "{tally:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_that_refills_a_bucket_without_burst_is_not_read_as_a_rate() {
+    // nginx without `burst=` at 3/s and `Retry-After: 1`: each pause
+    // refills the bucket's one request, and what it took in more time
+    // is lost, so the cycles' count (one a pause) is no bound on the
+    // rate: read as one, it held the host at a third of its rate.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(MIN_RATE, t0);
+    let mut gcra = Gcra::new(3.0, 0.0, t0);
+    run(&mut c, t0, 60.0, 60.0, Some(Duration::from_secs(1)), |t| {
+        gcra.accepts(t)
+    });
+    let (estimate, _) = c.estimate();
+    assert!(estimate >= 2.0, "estimate {estimate}/s against 3/s");
+}
+
+/// A log of every request of the last `window`, refused ones too (as
+/// HAProxy's and many gateways' counters count them), refusing past `limit`.
+struct SlidingLog {
+    window: Duration,
+    limit: usize,
+    sent: VecDeque<Instant>,
+}
+
+impl SlidingLog {
+    fn accepts(&mut self, now: Instant) -> bool {
+        while self
+            .sent
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
+        {
+            self.sent.pop_front();
+        }
+        let ok = self.sent.len() < self.limit;
+        self.sent.push_back(now);
+        ok
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_under_a_request_a_second_drains_under_the_trickle() {
+    // 30 a minute, refusals counted: a trickle of a request a second
+    // keeps sixty in the log and the window never reopens (the pace was
+    // held at a send a second at the least).
+    let t0 = Instant::now();
+    let mut c = RateControl::new(MIN_RATE, t0);
+    let mut log = SlidingLog {
+        window: Duration::from_secs(60),
+        limit: 30,
+        sent: VecDeque::new(),
+    };
+    let tally = run(&mut c, t0, 400.0, 150.0, None, |t| log.accepts(t));
+    assert!(
+        tally.accepted >= 160,
+        "{} accepted in 400 s of 0.5/s ({tally:?})",
+        tally.accepted
+    );
+    // A probe past 30 a minute is refused some 64 s later, and the
+    // window it overfilled refuses the hold's sends until eight refusals
+    // starve the pace: some ten refusals a probe, and one probe here.
+    assert!(tally.refused_steady <= 12, "{tally:?}");
+}
