@@ -23,8 +23,6 @@ const PROBE_ANSWERS: f64 = 400.0;
 /// over); a larger burst still hides it, and the refusals at the hold that
 /// follow step the estimate back.
 pub(super) const PROBE_HOLDS: Duration = Duration::from_secs(5);
-/// A probe holds over this many of its sends at the least.
-const PROBE_SENDS: f64 = 32.0;
 
 impl RateControl {
     /// Search steps and probes, driven by time while the pace binds.
@@ -160,12 +158,7 @@ impl RateControl {
             return Duration::from_secs(1);
         }
         if !(self.recovery.active() || self.chained || self.ceiling.is_some()) {
-            // At a few a second, five seconds are a handful of sends: a
-            // window of a minute at 30 overshot 3 % refuses none of them.
-            if self.pace <= 0.0 {
-                return PROBE_HOLDS;
-            }
-            return PROBE_HOLDS.max(Duration::from_secs_f64(PROBE_SENDS / self.pace));
+            return PROBE_HOLDS;
         }
         let over = (self.probe_step - 1.0).max(1e-6);
         let by_share = PROBE_HOLDS.as_secs_f64() * (PROBE_GROWTH - 1.0) / over;

@@ -17,13 +17,14 @@ const TRICKLE: f64 = 1.0 / 32.0;
 /// late (a window of 10 s at 3/s, trickled into every 4 s, was read as
 /// 14 s and held at 70 % of its rate).
 const TRICKLE_FLOOR: f64 = 1.0;
-/// How long into its cycle a trickle stays at [`TRICKLE_FLOOR`] at the
-/// least: a window of up to ten seconds reopens within it. Later, each
+/// How long after the episode's first refusal a trickle stays at
+/// [`TRICKLE_FLOOR`] at the least: a window of up to ten seconds reopens
+/// within it. Later, each
 /// halving (after eight refusals more) may go below it, down to
 /// [`TRICKLE_SLOW_SECS`]: a send a second never reopens a window of a
 /// minute that takes 30 (it counts sixty refusals a minute). A host that
 /// took nothing in the cycle is no window that filled: it stays there.
-const TRICKLE_FLOOR_FOR: Duration = Duration::from_secs(16);
+const TRICKLE_FLOOR_FOR: Duration = Duration::from_secs(24);
 /// Past [`TRICKLE_FLOOR_FOR`], the trickle goes down to a request per this
 /// many seconds for each request the cycle took: half the rate of a window
 /// of a minute that it filled, so that any window up to a minute drains.
@@ -130,7 +131,9 @@ impl RateControl {
         let took = (self.meter.total() as u32).wrapping_sub(self.starve_cycle.1);
         let floor = if !self.starving {
             TRICKLE_FLOOR.min(0.5 * pace)
-        } else if took == 0 || now.saturating_duration_since(self.starve_cycle.0) < TRICKLE_FLOOR_FOR {
+        } else if took == 0
+            || now.saturating_duration_since(self.episode_sent.unwrap_or(now)) < TRICKLE_FLOOR_FOR
+        {
             TRICKLE_FLOOR.min(pace)
         } else {
             f64::from(took) / TRICKLE_SLOW_SECS
