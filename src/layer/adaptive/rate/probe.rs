@@ -23,6 +23,8 @@ const PROBE_ANSWERS: f64 = 400.0;
 /// over); a larger burst still hides it, and the refusals at the hold that
 /// follow step the estimate back.
 pub(super) const PROBE_HOLDS: Duration = Duration::from_secs(5);
+/// An ordinary probe holds over this many of its sends at the least.
+const PROBE_SENDS: f64 = 32.0;
 
 impl RateControl {
     /// Search steps and probes, driven by time while the pace binds.
@@ -158,6 +160,14 @@ impl RateControl {
             return Duration::from_secs(1);
         }
         if !(self.recovery.active() || self.chained || self.ceiling.is_some()) {
+            // At a few a second, five seconds are a send or two: a GCRA's
+            // burst hides a probe for longer (held after five seconds at
+            // 0.2/s, probes crept up 3 % at a time until refused). Not
+            // under a window that counts refusals, whose probe refused late
+            // overfills it (a window of 10 s at 3/s was then held at 72 %).
+            if self.pace > 0.0 && !self.counting_window {
+                return PROBE_HOLDS.max(Duration::from_secs_f64(PROBE_SENDS / self.pace));
+            }
             return PROBE_HOLDS;
         }
         let over = (self.probe_step - 1.0).max(1e-6);

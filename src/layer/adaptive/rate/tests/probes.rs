@@ -12,6 +12,17 @@ use crate::layer::adaptive::rate::{Basis, RateControl};
 async fn a_larger_probe_of_a_chain_holds_less_but_outlasts_a_burst() {
     let mut c = RateControl::new(1.0, Instant::now());
     assert_eq!(c.probe_holds(), PROBE_HOLDS, "an ordinary probe");
+    c.pace = 0.5;
+    assert_eq!(
+        c.probe_holds(),
+        Duration::from_secs(64),
+        "an ordinary probe at a send every two seconds: 32 sends"
+    );
+    c.counting_window = true;
+    assert_eq!(c.probe_holds(), PROBE_HOLDS, "a window that counts refusals");
+    c.counting_window = false;
+    c.pace = 100.0;
+    assert_eq!(c.probe_holds(), PROBE_HOLDS);
     c.chained = true;
     let holds = |c: &mut RateControl, estimate: f64, step: f64| {
         c.estimate = estimate;
