@@ -134,8 +134,8 @@ impl Spec {
                 ))
             })?),
         };
-        if !(1.0..=1e6).contains(&rate) {
-            return Err(SpecError(format!("--rate: expected 1 ..= 1000000, got {rate}")));
+        if !(0.01..=1e6).contains(&rate) {
+            return Err(SpecError(format!("--rate: expected 0.01 ..= 1000000, got {rate}")));
         }
         Ok(match kind {
             "gcra" => Spec::Gcra {
