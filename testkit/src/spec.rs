@@ -135,7 +135,9 @@ impl Spec {
             })?),
         };
         if !(0.01..=1e6).contains(&rate) {
-            return Err(SpecError(format!("--rate: expected 0.01 ..= 1000000, got {rate}")));
+            return Err(SpecError(format!(
+                "--rate: expected 0.01 ..= 1000000, got {rate}"
+            )));
         }
         Ok(match kind {
             "gcra" => Spec::Gcra {

@@ -622,10 +622,11 @@ fn spec_parse_errors_name_the_flag() {
         let e = err("gcra", 500.0, bad);
         assert!(e.starts_with("--retry-after:"), "{bad:?}: {e}");
     }
-    for bad in [0.0, 0.5, -3.0, 2e6, f64::NAN, f64::INFINITY] {
+    for bad in [0.0, 0.005, -3.0, 2e6, f64::NAN, f64::INFINITY] {
         let e = err("gcra", bad, "1");
         assert!(e.starts_with("--rate:"), "{bad}: {e}");
     }
+    assert!(Spec::parse("gcra", 0.01, 0, "0").is_ok(), "a rate per minute");
     assert!(Spec::parse("gcra", 1.0, 0, "0").is_ok());
     assert!(Spec::parse("gcra", 1e6, 0, "0").is_ok());
 }
