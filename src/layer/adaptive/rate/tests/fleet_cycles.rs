@@ -1,5 +1,8 @@
 //! A process's part in a fleet's cycles: the fleet's pauses end its own,
 //! its floods and searches, and the merged cycles' fits.
+//!
+//! Over 400 lines: one scenario a test, each building the merged cycles
+//! it needs.
 
 use std::time::Duration;
 
