@@ -95,6 +95,15 @@ impl RateControl {
         } else {
             return false;
         };
+        // Nothing accepted yet: a bound, but a host that refuses whatever
+        // the pace (down, or hostile) shows one too, and read as a rate
+        // per minute its pace fell to `min_rate` and stayed there after it
+        // came back. No lower than a search starts, until it takes one.
+        let bound = if streak.took == 0 {
+            bound.max(self.search_floor())
+        } else {
+            bound
+        };
         if bound >= self.estimate {
             return false;
         }

@@ -145,3 +145,40 @@ async fn a_window_under_a_request_a_second_drains_under_the_trickle() {
     // starve the pace: some ten refusals a probe, and one probe here.
     assert!(tally.refused_steady <= 12, "{tally:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_refuses_everything_after_its_pauses_is_no_rate_per_minute() {
+    // `Retry-After: 1` on every request, none ever accepted after the
+    // opening: a server down, or refusing whatever the pace, not a rate.
+    // Counted as a rate per minute, the streak's one request over its
+    // length drove the pace to `min_rate`, a send every 100 s, long after
+    // the server came back.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(MIN_RATE, t0);
+    let mut sent = 0;
+    run(&mut c, t0, 120.0, 0.0, Some(Duration::from_secs(1)), |_| {
+        sent += 1;
+        sent <= 10
+    });
+    let pace = c.rate(t0 + Duration::from_secs(120)).unwrap_or(f64::INFINITY);
+    assert!(pace >= 0.5, "paced at {pace}/s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_stops_taking_any_does_not_drag_its_rate_down_with_it() {
+    // nginx at 12 a minute, `Retry-After: 1`, then down for five minutes
+    // (every request refused, `Retry-After: 1` still): the streak's count
+    // over its length would go on falling with the outage, to `min_rate`.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(MIN_RATE, t0);
+    let mut gcra = Gcra::new(0.2, 10.0, t0);
+    let down = t0 + Duration::from_secs(120);
+    run(&mut c, t0, 420.0, 0.0, Some(Duration::from_secs(1)), |t| {
+        t < down && gcra.accepts(t)
+    });
+    let (estimate, _) = c.estimate();
+    assert!(
+        estimate >= 0.1,
+        "estimate {estimate}/s after the outage, against 0.2/s before"
+    );
+}
