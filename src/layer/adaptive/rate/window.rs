@@ -81,11 +81,17 @@ impl Drain {
 /// read as 10.6 held the pace at 89 % of its rate, as 11.2 (sent to
 /// faster before it filled) at 86 %, and of 5 s read as 5.9, at 84 %.
 pub(super) fn round_window(secs: f64) -> f64 {
+    round_between(secs, secs).unwrap_or(secs)
+}
+
+/// The longest round length a window that reopened between `after` and
+/// `by` seconds may have: at most `by`, and `after` within a tenth and a
+/// second over it.
+fn round_between(after: f64, by: f64) -> Option<f64> {
     ROUND_WINDOWS
         .into_iter()
         .rev()
-        .find(|&w| w <= secs && over_by_at_most_a_tenth_and_a_second(w, secs))
-        .unwrap_or(secs)
+        .find(|&w| w <= by && over_by_at_most_a_tenth_and_a_second(w, after))
 }
 
 /// The window a cycle from `from` that reopened at `to` reads: its
@@ -251,20 +257,13 @@ impl RateControl {
 
     /// The window a cycle from `from` read when the host accepted again at
     /// `now`: it reopened after the trickle's latest refusal, if that came
-    /// in the cycle, so the longest round length from there up to `now`
-    /// within [`over_by_at_most_a_tenth_and_a_second`] of that refusal;
-    /// otherwise as [`window_to`] reads it.
+    /// in the cycle, so the longest round length between the two
+    /// ([`round_between`]); otherwise as [`window_to`] reads it.
     fn window_between(&self, from: Instant, now: Instant) -> f64 {
         let took = now.saturating_duration_since(from).as_secs_f64();
         self.last_loss
             .filter(|&at| at > from)
-            .map(|at| at.saturating_duration_since(from).as_secs_f64())
-            .and_then(|refused| {
-                ROUND_WINDOWS
-                    .into_iter()
-                    .rev()
-                    .find(|&w| w <= took && over_by_at_most_a_tenth_and_a_second(w, refused))
-            })
+            .and_then(|at| round_between(at.saturating_duration_since(from).as_secs_f64(), took))
             .unwrap_or_else(|| window_to(from, now))
     }
 
