@@ -13,7 +13,14 @@
 //! restored. A send refused after a gap of `g` seconds proves the host
 //! restores under a request in `g` (whatever its burst); so while no gap
 //! of the streak is wider than the widest before a refusal, the bucket
-//! never filled, and the count bounds the rate from above.
+//! never filled, and the count bounds the rate from above. Nor did it
+//! when the opening flood showed a bucket larger than a short cycle
+//! takes: a pause that filled it would have been followed by that many
+//! acceptances. nginx without `burst=` behind a static `Retry-After`
+//! refills its one request in every pause, and shows neither: its count
+//! is no bound. Until the streak takes a request, the bound goes no lower
+//! than a search starts: a host that refuses whatever the pace shows a
+//! falling count too.
 
 use tokio::time::Instant;
 
