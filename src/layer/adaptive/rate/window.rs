@@ -134,7 +134,7 @@ impl RateControl {
         self.ceiling = None;
         // A trickle at first: what the window lets through once it drains
         // tells its rate (see `fed`), and a trickle wastes little meanwhile.
-        let took = (self.meter.total() as u32).wrapping_sub(self.starve_cycle.1);
+        let took = self.cycle_took();
         let floor = if !self.starving {
             TRICKLE_FLOOR.min(0.5 * pace)
         } else if took == 0
@@ -233,10 +233,9 @@ impl RateControl {
     /// rate to hold at, if it is above the trickle.
     pub(super) fn fed(&mut self, now: Instant) {
         self.starving = false;
-        let (from, accepted_before, refused) = self.starve_cycle;
-        let total = self.meter.total() as u32;
-        let accepted = u64::from(total.wrapping_sub(accepted_before));
-        self.starve_cycle = (now, total, 0);
+        let (from, _, refused) = self.starve_cycle;
+        let accepted = u64::from(self.cycle_took());
+        self.starve_cycle = (now, self.meter.total() as u32, 0);
         let secs = self.window_between(from, now);
         let rate = accepted as f64 / secs;
         if rate * self.hold() > self.pace {
@@ -253,6 +252,12 @@ impl RateControl {
             // a window of 10 s was held at 88 % of its rate for as long).
             self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         }
+    }
+
+    /// What the host accepted since the cycle of a window that starves
+    /// the pace began (see `starve_cycle`).
+    fn cycle_took(&self) -> u32 {
+        (self.meter.total() as u32).wrapping_sub(self.starve_cycle.1)
     }
 
     /// The window a cycle from `from` read when the host accepted again at
