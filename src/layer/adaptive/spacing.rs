@@ -125,6 +125,22 @@ impl Spacing {
                 )
             })
     }
+
+    /// The refusals in a row since the latest accepted send, of the sends
+    /// before `answered_before` (a later acceptance may be in flight), and
+    /// the seconds from the first of them to the last. `None` without one.
+    pub(crate) fn refused_in_a_row(&self, answered_before: Instant) -> Option<(usize, f64)> {
+        let until = answered_before.saturating_duration_since(self.base).as_secs_f32();
+        let mut answered = self.sends.iter().rev().skip_while(|&&(t, _)| t > until);
+        let &(last, ok) = answered.next()?;
+        if ok {
+            return None;
+        }
+        let (n, first) = answered
+            .take_while(|&&(_, ok)| !ok)
+            .fold((1, last), |(n, _), &(t, _)| (n + 1, t));
+        Some((n, f64::from(last - first)))
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +248,22 @@ mod tests {
         }
         let order: Vec<f32> = s.sends.iter().map(|&(t, _)| t).collect();
         assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_in_a_row_are_counted_from_the_latest_acceptance() {
+        let now = Instant::now();
+        let s = run(
+            now,
+            &[(0, false), (10, true), (20, false), (520, false), (1020, false)],
+        );
+        let ms = |n| now + Duration::from_millis(n);
+        let (n, secs) = s.refused_in_a_row(ms(2000)).expect("refused last");
+        assert_eq!(n, 3);
+        assert!((secs - 1.0).abs() < 1e-3, "{secs}");
+        // The latest send unanswered yet: it may be accepted.
+        assert_eq!(s.refused_in_a_row(ms(600)).map(|(n, _)| n), Some(2));
+        assert_eq!(s.refused_in_a_row(ms(15)), None, "accepted last");
     }
 
     #[tokio::test(start_paused = true)]

@@ -98,6 +98,9 @@ impl RateControl {
         // a few a second.
         let (count, span) = self.meter.accepted_since(now, self.resumed_at);
         let last_second = f64::from(count) / span.as_secs_f64().max(1.0);
+        if was.is_none() && self.starved_unpaced(now, count == 0) {
+            return;
+        }
         let short = if count >= MIN_EVIDENCE && span >= Duration::from_millis(250) {
             last_second
         } else {

@@ -124,9 +124,38 @@ impl RateControl {
         if r < MIN_EVIDENCE || r < 8 * a || now.saturating_duration_since(quiet_from) < STARVED {
             return false;
         }
-        if self.drain_first(now) {
-            return true;
+        if !self.drain_first(now) {
+            self.starve(now, pace);
         }
+        true
+    }
+
+    /// A host never paced, refused [`MIN_EVIDENCE`] times in a row over a
+    /// second or more with nothing accepted lately (`quiet`): the demand
+    /// alone keeps a window that counts refusals full, and starves like a
+    /// pace at the rate it was sent to. A scheduler sending 0.6 requests
+    /// a second into a window of 12 a minute was never paced, and every
+    /// request was refused for good: each refusal came alone, 1.7 s after
+    /// the last, too slow for any rule that reads a second. Not in a fleet
+    /// (others' sends fill the window too, and the fleet's cycles read
+    /// it), nor once refusals were found not to follow the pace.
+    pub(super) fn starved_unpaced(&mut self, now: Instant, quiet: bool) -> bool {
+        if !quiet || self.basis != Basis::None || self.indifferent_until.is_some() || self.shared() {
+            return false;
+        }
+        let Some((n, span)) = self.spacing.refused_in_a_row(self.answered_before(now)) else {
+            return false;
+        };
+        if n < MIN_EVIDENCE as usize || span < STARVED.as_secs_f64() {
+            return false;
+        }
+        self.starve(now, (n - 1) as f64 / span);
+        true
+    }
+
+    /// The pace `pace` starved: a trickle, cut further each time it
+    /// starves again.
+    fn starve(&mut self, now: Instant, pace: f64) {
         self.basis = Basis::Measured;
         self.counting_window = true;
         self.probing = false;
@@ -157,7 +186,6 @@ impl RateControl {
         self.stepped_at = now;
         self.cut(now);
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
-        true
     }
 
     /// A window that counts refusals: the pace drains at half the

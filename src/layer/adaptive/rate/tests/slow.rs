@@ -30,13 +30,36 @@ fn run(
     secs: f64,
     steady: f64,
     told: Option<Duration>,
+    accepts: impl FnMut(Instant) -> bool,
+) -> Tally {
+    run_open(c, t0, secs, steady, told, None, accepts)
+}
+
+/// [`run`], but with `demand` requests a second to send, if set: an open
+/// loop, which the pace holds back only where it is slower.
+fn run_open(
+    c: &mut RateControl,
+    t0: Instant,
+    secs: f64,
+    steady: f64,
+    told: Option<Duration>,
+    demand: Option<f64>,
     mut accepts: impl FnMut(Instant) -> bool,
 ) -> Tally {
     let (mut now, mut tally) = (t0, Tally::default());
     let end = t0 + Duration::from_secs_f64(secs);
     while now < end {
-        c.bound_at = Some(now);
-        let pace = c.rate(now).unwrap_or(50.0);
+        if demand.is_none() {
+            c.bound_at = Some(now);
+        }
+        let pace = match (c.rate(now), demand) {
+            (pace, None) => pace.unwrap_or(50.0),
+            (Some(p), Some(d)) if p < d => {
+                c.bound_at = Some(now);
+                p
+            }
+            (_, Some(d)) => d,
+        };
         c.on_send(now);
         let answered = now + Duration::from_millis(1);
         let mut next = now + Duration::from_secs_f64(1.0 / pace);
@@ -181,4 +204,27 @@ async fn a_host_that_stops_taking_any_does_not_drag_its_rate_down_with_it() {
         estimate >= 0.1,
         "estimate {estimate}/s after the outage, against 0.2/s before"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_open_loop_never_paced_starves_into_a_window_of_a_minute() {
+    // A scheduler sends 0.6 requests a second into a log of 12 a minute
+    // that counts refusals. Each refusal comes alone, 1.7 s after the
+    // last: no rule that reads a second ever paced the host, and every
+    // request after the first twelve was refused for good.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(MIN_RATE, t0);
+    let mut log = SlidingLog {
+        window: Duration::from_secs(60),
+        limit: 12,
+        sent: VecDeque::new(),
+    };
+    let tally = run_open(&mut c, t0, 400.0, 150.0, None, Some(0.6), |t| log.accepts(t));
+    assert!(c.rate(t0 + Duration::from_secs(400)).is_some(), "paced");
+    assert!(
+        tally.accepted >= 50,
+        "{} accepted in 400 s of 0.2/s ({tally:?})",
+        tally.accepted
+    );
+    assert!(tally.refused_steady <= 12, "{tally:?}");
 }
