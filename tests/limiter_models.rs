@@ -205,7 +205,12 @@ async fn run_model(
                     h.map(|h| (h.concurrency, h.in_flight)),
                     st.paused_hosts.first().map(|p| p.remaining),
                 );
-                if t > 120.0 {
+                // `TRACE_UNTIL=400` traces longer than the first two minutes.
+                let until = std::env::var("TRACE_UNTIL")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(120.0);
+                if t > until {
                     break;
                 }
             }
