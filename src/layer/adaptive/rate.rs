@@ -373,7 +373,7 @@ impl RateControl {
         let own = match self.basis {
             Basis::None => None,
             _ => Some(match self.drain {
-                Some(d) if d.draining(now) => (self.estimate * d.share(now)).max(self.min_rate),
+                Some(d) if d.draining(now) => d.pace(now, self.estimate).max(self.min_rate),
                 _ => self.pace,
             }),
         };

@@ -56,6 +56,10 @@ impl RateControl {
             self.since_cut.1 = self.since_cut.1.saturating_add(1);
         }
         self.cycle_refused = self.cycle_refused.saturating_add(1);
+        let last_ok = self.ok_span.map(|(_, last)| last);
+        if let Some(d) = self.drain.as_mut().filter(|d| d.draining(now)) {
+            d.on_refused(last_ok);
+        }
         // A loss of a request sent before the pace last changed was answered
         // by that change.
         if sent_at < self.cut_at

@@ -42,13 +42,20 @@ pub(super) const ROUND_WINDOWS: [f64; 12] = [
     1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0,
 ];
 
-/// Half the pace for a while, from `from`, and a quarter once drawn out:
-/// a window that counts refusals drains (single precision keeps the
+/// Refusals with nothing accepted that end a drain's half pace early.
+const DRAIN_REFUSED: u16 = 8;
+/// The share of the estimate a drain sends once drawn out.
+const DRAWN_OUT_SHARE: f64 = 1.0 / 16.0;
+
+/// Half the pace for a while, from `from`, and a sixteenth once drawn
+/// out: a window that counts refusals drains (single precision keeps the
 /// controller under its 1 KiB bound).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Drain {
     from: Instant,
     secs: f32,
+    /// Refusals since `from` while nothing was accepted since.
+    refused: u16,
 }
 
 impl Drain {
@@ -57,16 +64,30 @@ impl Drain {
         now.saturating_duration_since(self.from).as_secs_f32() < self.secs
     }
 
-    /// The share of the estimate sent while draining at `now`: half, and
-    /// a quarter once the drain is drawn out past [`DRAIN`] (the window
-    /// still refuses everything, and each refusal stays counted in it: a
-    /// crawl's 64 workers against HAProxy's counter of 10 s at 50/s were
-    /// refused 491 times at half, 385-403 at a quarter).
-    pub(super) fn share(&self, now: Instant) -> f64 {
-        if now.saturating_duration_since(self.from) < DRAIN {
-            0.5
+    /// The pace while draining at `now` a host estimated at `estimate`:
+    /// half, and a sixteenth once the drain is drawn out past [`DRAIN`]
+    /// or refused [`DRAIN_REFUSED`] times with nothing accepted, but no
+    /// less than a quarter would be under [`TRICKLE_FLOOR`] (at a request
+    /// a second, a sixteenth is a send in 16 s, and the trickle that
+    /// follows starts from it). A window full of the opening's flood
+    /// refuses everything until it reopens, and each refusal stays
+    /// counted in it: against HAProxy's counter of 10 s, a crawl's 64
+    /// workers were refused 491 times at 50/s with half the pace for a
+    /// second, 385-403 with a quarter after the first half second; at
+    /// 10/s, 75 times in its first 14 s with half and a quarter, 53 this
+    /// way.
+    pub(super) fn pace(&self, now: Instant, estimate: f64) -> f64 {
+        if now.saturating_duration_since(self.from) < DRAIN && self.refused < DRAIN_REFUSED {
+            0.5 * estimate
         } else {
-            0.25
+            (estimate * DRAWN_OUT_SHARE).max((0.25 * estimate).min(TRICKLE_FLOOR))
+        }
+    }
+
+    /// A refusal while draining; `last_ok` is when the host last accepted.
+    pub(super) fn on_refused(&mut self, last_ok: Option<Instant>) {
+        if last_ok.is_none_or(|at| at < self.from) {
+            self.refused = self.refused.saturating_add(1);
         }
     }
 }
@@ -197,6 +218,7 @@ impl RateControl {
         self.drain = Some(Drain {
             from: now,
             secs: DRAIN.as_secs_f32(),
+            refused: 0,
         });
         self.basis = Basis::Measured;
         self.counting_window = true;

@@ -75,6 +75,33 @@ async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_drain_refused_eight_times_with_nothing_accepted_sends_a_sixteenth() {
+    // A window full of the opening's flood refuses the drain's half pace
+    // as it refuses everything, and counts each refusal.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    let t = accept_every(&mut c, t0, 100, ms(5));
+    c.on_loss(t, t, None);
+    // Refused every 10 ms until the drain begins.
+    let mut t = t;
+    while c.rate(t).is_some_and(|r| r > 51.0) {
+        t = refused_every_10_ms(&mut c, t, 1);
+    }
+    let from = t;
+    for _ in 0..7 {
+        t += ms(20);
+        c.on_loss(t, t, None);
+    }
+    let half = c.rate(t).expect("paced");
+    assert!((half - 50.0).abs() < 0.5, "seven refusals: half still, {half}");
+    t += ms(20);
+    c.on_loss(t, t, None);
+    let drawn_out = c.rate(t).expect("paced");
+    assert!(t < from + DRAIN, "within the half second");
+    assert!((drawn_out - 6.25).abs() < 0.1, "eight: a sixteenth, {drawn_out}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_drain_goes_on_while_the_window_still_refuses_up_to_a_second() {
     let t0 = Instant::now();
     let mut c = RateControl::new(1.0, t0);
@@ -88,8 +115,8 @@ async fn a_drain_goes_on_while_the_window_still_refuses_up_to_a_second() {
     c.on_loss(t, t, None);
     let still = c.rate(t).expect("paced");
     assert!(
-        (still - 25.0).abs() < 0.5,
-        "drawn out, at a quarter (each refusal stays counted): {still}"
+        (still - 6.25).abs() < 0.1,
+        "drawn out, at a sixteenth (each refusal stays counted): {still}"
     );
     assert_eq!(c.estimate(), (100.0, Basis::Measured));
     // Never past a second from its start in all.

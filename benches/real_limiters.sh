@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Crawls the real limiters servers run, not our models of them: nginx's
+# `limit_req` and HAProxy's `http_req_rate` stick table, each started here
+# on 127.0.0.1 (an ephemeral port, a temporary directory) and stopped at
+# the end. Each line is one crawl by `examples/crawl.rs --url`, with the
+# library's default policy: what it got of the configured rate and what
+# share of its requests were refused.
+#
+#   bash benches/real_limiters.sh            # every case, ~10 minutes
+#   CASES='nginx:20:5:1' bash benches/real_limiters.sh
+#
+# A case is `nginx:RATE:BURST:RA[:delay|:503]` (RA: `1` adds
+# `Retry-After: 1` to refusals, `none` adds nothing; `delay` drops
+# `nodelay`; `503` keeps nginx's default status) or
+# `haproxy:LIMIT:PERIOD_S` (deny 429 when `sc_http_req_rate(0) gt LIMIT`,
+# the rate counted over PERIOD_S seconds, refused requests included).
+# SECS (30) sets how long each crawl should take at the allowed rate.
+# Installs nginx-light and haproxy (Debian packages) when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for pkg in nginx:nginx-light haproxy:haproxy; do
+    if ! command -v "${pkg%%:*}" >/dev/null && ! [ -x "/usr/sbin/${pkg%%:*}" ]; then
+        apt-get install -y "${pkg#*:}" >/dev/null
+    fi
+done
+export PATH="$PATH:/usr/sbin"
+
+SECS=${SECS:-30}
+CASES=${CASES:-"nginx:5:0:1 nginx:5:5:1 nginx:20:0:none nginx:20:5:1 nginx:20:20:none:503
+nginx:100:0:1 nginx:100:10:none nginx:100:10:1:delay nginx:300:30:1
+haproxy:10:1 haproxy:50:1 haproxy:200:1 haproxy:20:10 haproxy:100:10 haproxy:30:60"}
+
+# CRAWL=path/to/crawl compares another build (an older commit's).
+if [ -z "${CRAWL:-}" ]; then
+    cargo build --release --quiet --example crawl
+    CRAWL=target/release/examples/crawl
+fi
+DIR=$(mktemp -d)
+PID=
+stop() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    PID=
+}
+trap 'stop; rm -rf "$DIR"' EXIT
+chmod 755 "$DIR"
+echo ok > "$DIR/ok.txt"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+nginx_conf() { # port rate burst ra mode
+    local nodelay=nodelay status=429
+    [ "${5:-}" = delay ] && nodelay=
+    [ "${5:-}" = 503 ] && status=503
+    local burst=
+    [ "$3" != 0 ] && burst="burst=$3"
+    local ra='""'
+    [ "$4" = 1 ] && ra=1
+    cat <<EOF
+worker_processes 1;
+pid $DIR/nginx.pid;
+error_log $DIR/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $DIR/body;
+    proxy_temp_path $DIR/proxy;
+    fastcgi_temp_path $DIR/fastcgi;
+    map \$status \$retry_after { $status $ra; default ""; }
+    limit_req_zone \$server_name zone=one:1m rate=$2r/s;
+    limit_req_status $status;
+    server {
+        listen 127.0.0.1:$1;
+        server_name limited;
+        root $DIR;
+        keepalive_requests 1000000;
+        location / {
+            limit_req zone=one $burst $nodelay;
+            add_header Retry-After \$retry_after always;
+            try_files /ok.txt =404;
+        }
+    }
+}
+EOF
+}
+
+haproxy_conf() { # port limit period
+    cat <<EOF
+global
+    maxconn 8192
+defaults
+    mode http
+    timeout client 30s
+    timeout server 30s
+    timeout connect 1s
+frontend limited
+    bind 127.0.0.1:$1
+    stick-table type integer size 1k expire 10m store http_req_rate(${3}s)
+    http-request track-sc0 int(1)
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt $2 }
+    http-request return status 200 content-type text/plain string ok
+EOF
+}
+
+printf '%-28s %9s %9s %8s %9s %8s\n' case allowed ok/s "of rate" refused share
+for case in $CASES; do
+    IFS=: read -r kind a b c d <<<"$case"
+    p=$(port)
+    if [ "$kind" = nginx ]; then
+        nginx_conf "$p" "$a" "$b" "$c" "${d:-}" > "$DIR/nginx.conf"
+        nginx -p "$DIR" -c "$DIR/nginx.conf" -g 'daemon off;' 2>>"$DIR/error.log" &
+        PID=$!
+        allowed=$a
+        extra=$b
+    else
+        haproxy_conf "$p" "$a" "$b" > "$DIR/haproxy.cfg"
+        haproxy -f "$DIR/haproxy.cfg" -db 2>>"$DIR/error.log" &
+        PID=$!
+        allowed=$(python3 -c "print($a / $b)")
+        extra=$a
+    fi
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+        sleep 0.1
+    done
+    # SECS at the rate, and what the limiter lets through at once.
+    n=$(python3 -c "print(int($allowed * $SECS) + $extra)")
+    out=$("$CRAWL" --quiet --url "http://127.0.0.1:$p/page/" --requests "$n" 2>/dev/null)
+    stop
+    python3 - "$case" "$allowed" "$out" <<'EOF'
+import json, sys
+case, allowed, out = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+ok, thr = out["ok"], out["throttled"]
+print(f"{case:28} {allowed:8.2f}/s {out['ok_per_s']:8.2f} {100 * out['ok_per_s'] / allowed:7.1f} % {thr:9} {100 * thr / max(1, ok + thr):7.2f} %")
+EOF
+done
