@@ -84,9 +84,15 @@ impl Drain {
         }
     }
 
+    /// Whether the host accepted since the drain began, if it last
+    /// accepted at `last_ok`.
+    fn fed(&self, last_ok: Option<Instant>) -> bool {
+        last_ok.is_some_and(|at| at >= self.from)
+    }
+
     /// A refusal while draining; `last_ok` is when the host last accepted.
     pub(super) fn on_refused(&mut self, last_ok: Option<Instant>) {
-        if last_ok.is_none_or(|at| at < self.from) {
+        if !self.fed(last_ok) {
             self.refused = self.refused.saturating_add(1);
         }
     }
@@ -266,8 +272,7 @@ impl RateControl {
         let Some(drain) = self.drain.as_mut() else {
             return false;
         };
-        let accepted_since = self.ok_span.is_some_and(|(_, last)| last >= drain.from);
-        if accepted_since || now >= drain.from + STARVED {
+        if drain.fed(self.ok_span.map(|(_, last)| last)) || now >= drain.from + STARVED {
             return false;
         }
         let until = (now + DRAIN).min(drain.from + STARVED);
