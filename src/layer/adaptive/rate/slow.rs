@@ -119,9 +119,7 @@ impl RateControl {
         self.settle(now);
         true
     }
-}
 
-impl RateControl {
     /// How many requests the host took at once at the opening: the
     /// flood's sends within [`AT_ONCE`] of its first, before its refusal,
     /// one less (what its bucket refilled meanwhile, at a rate under
