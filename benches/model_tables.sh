@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The paused-clock limiter tables BENCHMARKS.md §4 quotes, by name, and a
+# cell-by-cell comparison of two runs.
+#
+#   bash benches/model_tables.sh openings > A     # this checkout's build
+#   BIN=/path/to/limiter_models-… bash benches/model_tables.sh openings > B
+#   bash benches/model_tables.sh diff A B
+#
+# Tables:
+#   openings    counted from the first second over 30 s: HAProxy and sliding
+#               logs of 1 s and 10 s and the GCRAs at 3-500/s, 1 and 20 ms
+#               away, a closed loop of 64 and the open loop (320 cells)
+#   steady      HAProxy and sliding logs at 3-2 000/s from second 10, 1-150 ms
+#               away, open loop, and a closed loop of 64 10 ms away
+#   per-minute  0.1-2/s over 400 s, counted from 0 and from second 100,
+#               GCRAs, sliding logs, HAProxy counters and quota windows, a
+#               closed loop of 64 10 ms away (`OPEN=1`: the open loop, 1 ms)
+# `diff` prints the cells that moved 2 points or 0.5 % refused, and the means.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+table() {
+    timeout 1200 "$BIN" table --exact --ignored --nocapture 2>&1 | grep -E "%.*refused" | grep -v concurrency || true
+}
+
+case "${1:-}" in
+diff)
+    python3 - "$2" "$3" <<'EOF'
+import re, sys
+rx = re.compile(r'(.*?\S)\s{2,}([\d.]+) %\s+([\d.]+)/s\s+([\d.]+) % refused')
+def load(path):
+    cells = {}
+    for line in open(path):
+        m = rx.match(line.strip())
+        if m:
+            cells[m.group(1)] = (float(m.group(2)), float(m.group(4)), 'MISS' in line)
+    return cells
+a, b = load(sys.argv[1]), load(sys.argv[2])
+keys = [k for k in a if k in b]
+for k in keys:
+    (g1, r1, _), (g2, r2, _) = a[k], b[k]
+    if abs(g1 - g2) >= 2 or abs(r1 - r2) >= 0.5:
+        print(f"{k:45} {g1:6.1f} -> {g2:6.1f} %   refused {r1:6.2f} -> {r2:6.2f} %")
+n = max(1, len(keys))
+mean = lambda c, i: sum(c[k][i] for k in keys) / n
+print(f"cells {len(keys)}: mean {mean(a, 0):.1f} -> {mean(b, 0):.1f} %; refused {mean(a, 1):.2f} -> {mean(b, 1):.2f} %; "
+      f"misses {sum(a[k][2] for k in keys)} -> {sum(b[k][2] for k in keys)}")
+EOF
+    exit 0
+    ;;
+openings | steady | per-minute) ;;
+*)
+    sed -n '2,21p' "$0"
+    exit 2
+    ;;
+esac
+
+if [ -z "${BIN:-}" ]; then
+    BIN=$(cargo test --release --test limiter_models --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("executable") and m.get("target", {}).get("name") == "limiter_models":
+        print(m["executable"])')
+fi
+export HAPROXY=1
+
+case "$1" in
+openings)
+    for l in 1 20; do for s in 1 10; do
+        models=sliding,gcra
+        [ "$s" = 10 ] && models=haproxy,sliding,gcra
+        for loop in 64 open; do
+            if [ "$loop" = open ]; then unset CLOSED; else export CLOSED=64; fi
+            SECS=30 FROM_S=0 LATENCY_MS=$l SLIDING_S=$s MODELS=$models RATES=3,10,30,100,500 table |
+                sed "s/^/L$l C$loop S$s /"
+        done
+    done; done
+    ;;
+steady)
+    for l in 1 10 50 150; do for s in 1 10; do
+        models=sliding
+        [ "$s" = 10 ] && models=haproxy,sliding
+        (unset CLOSED; SECS=60 FROM_S=10 LATENCY_MS=$l SLIDING_S=$s MODELS=$models \
+            RATES=3,8,20,30,100,500,2000 table) | sed "s/^/L$l /"
+    done; done
+    CLOSED=64 SECS=60 FROM_S=10 LATENCY_MS=10 SLIDING_S=10 MODELS=haproxy,sliding \
+        RATES=3,8,20,30,100,500 table | sed "s/^/C64 /"
+    ;;
+per-minute)
+    if [ -n "${OPEN:-}" ]; then unset CLOSED; export LATENCY_MS=1; else export CLOSED=64 LATENCY_MS=10; fi
+    for from in 0 100; do for s in 10 60; do
+        models=sliding,haproxy
+        [ "$s" = 10 ] && models=gcra,sliding,haproxy,window
+        NO_BURST=1 SECS=400 FROM_S=$from SLIDING_S=$s WINDOW_S=60 MODELS=$models \
+            RATES=0.1,0.2,0.5,1,2 table | grep -v " w1s" | sed "s/^/F$from /"
+    done; done
+    ;;
+esac
