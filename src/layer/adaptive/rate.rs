@@ -4,8 +4,8 @@
 //! Over 400 lines: the rules below in one place, and the state they all
 //! read and set (the struct's documented fields). Each rule's code is a
 //! child module's `impl` block, which sees those fields: `loss.rs`,
-//! `counts.rs`, `window.rs`, `cycles.rs`, `probe.rs`, `fleet.rs`; their
-//! tests are in `tests/`, by the same rules.
+//! `counts.rs`, `window.rs`, `cycles.rs`, `slow.rs`, `probe.rs`,
+//! `fleet.rs`; their tests are in `tests/`, by the same rules.
 //!
 //! Built for the limiters servers run (`testkit`'s models):
 //!
@@ -84,10 +84,11 @@
 //!   since the cut, refused three to one: a GCRA driven past its rate by a
 //!   guess its burst inflated still accepts its rate; or near it, a
 //!   search frozen just past it), sending on keeps its window full: the
-//!   pace drains at half the estimate, for half a second or on while the
-//!   window refuses through it with nothing accepted, at a quarter then,
-//!   up to a second (HAProxy's counter weighs the previous period by the
-//!   time left in the current one), then holds at 95 % of it (such a
+//!   pace drains at half the estimate, for half a second or until eight
+//!   refusals with nothing accepted, then at a sixteenth while the window
+//!   refuses through it with nothing accepted, up to a second (HAProxy's
+//!   counter weighs the previous period by the time left in the current
+//!   one; each refusal stays counted), then holds at 95 % of it (such a
 //!   window holds the pace's jitter). The estimate is read again then,
 //!   with every acceptance of the first second answered, and over the
 //!   second that ended at the first refusal (far away, the last second
@@ -106,7 +107,14 @@
 //!   than the cycle: read to the latest refusal, or weighed as HAProxy's
 //!   counter weighs its periods (a cycle refused as often as accepted
 //!   reopens half a period late), a round length shorter than the
-//!   cycle gives a ceiling that probes climb toward (`window.rs`).
+//!   cycle gives a ceiling that probes climb toward (`window.rs`). A host
+//!   never paced, refused eight times in a row over a second with
+//!   nothing accepted lately, starves the same way from the rate it was
+//!   sent to: a slow scheduler's demand alone keeps such a window full.
+//! * **Rates per minute** (`slow.rs`): `Retry-After` cycles of fewer than
+//!   eight requests in a row are one streak, whose count over its span
+//!   bounds a GCRA's rate when no pause in it could have filled the
+//!   bucket.
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
 //!   more) say nothing about a rate: no pace from them for 10 s.
