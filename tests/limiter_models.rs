@@ -337,9 +337,14 @@ fn models(rate: f64) -> Vec<Spec> {
         specs.push(gcra(rate, 0, RetryAfter::Static(1)));
     }
     // `HAPROXY=1` adds HAProxy's `http_req_rate` counter at one second
-    // and at ten (its examples' window).
+    // and at ten (its examples' window); `HAPROXY_S=10,60` chooses the
+    // periods.
     if std::env::var_os("HAPROXY").is_some() {
-        for secs in [1, 10] {
+        let periods: Vec<u64> = std::env::var("HAPROXY_S").map_or_else(
+            |_| vec![1, 10],
+            |v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        );
+        for secs in periods {
             specs.push(Spec::Haproxy {
                 rate,
                 window: Duration::from_secs(secs),

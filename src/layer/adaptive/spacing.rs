@@ -141,6 +141,34 @@ impl Spacing {
             .fold((1, last), |(n, _), &(t, _)| (n + 1, t));
         Some((n, f64::from(last - first)))
     }
+
+    /// How a log of `window` seconds that counts every request, refused
+    /// ones too, would have read the logged sends: the most requests it
+    /// held before one it accepted and the fewest before one it refused,
+    /// if the first is the fewer (the limit lies between them). Only sends
+    /// whose window the log covers count.
+    pub(crate) fn counted_in(&self, window: f32) -> Option<(u32, u32)> {
+        let full = self.sends.len() >= KEPT;
+        let oldest = self.sends.front()?.0;
+        let (mut most_accepted, mut fewest_refused) = (None::<u32>, None::<u32>);
+        let mut from = 0;
+        for (i, &(t, ok)) in self.sends.iter().enumerate() {
+            while self.sends[from].0 < t - window {
+                from += 1;
+            }
+            if full && oldest > t - window {
+                continue;
+            }
+            let held = (i - from) as u32;
+            if ok {
+                most_accepted = Some(most_accepted.map_or(held, |m| m.max(held)));
+            } else {
+                fewest_refused = Some(fewest_refused.map_or(held, |f| f.min(held)));
+            }
+        }
+        let (most, fewest) = (most_accepted?, fewest_refused?);
+        (most < fewest).then_some((most, fewest))
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +182,30 @@ mod tests {
             s.record(now + Duration::from_millis(ms), ok);
         }
         s
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_log_that_counts_refusals_is_read_from_what_it_held_before_each_send() {
+        // Five per 10 s, refusals counted: a flood of ten (five taken),
+        // a trickle refused a second apart, then two and four apart, and
+        // the send at 21 s accepted: the log then held three.
+        let now = Instant::now();
+        let mut outcomes: Vec<(u64, bool)> = (0..10).map(|i| (i, i < 5)).collect();
+        outcomes.extend((1..=9).map(|s| (s * 1000, false)));
+        outcomes.extend([(11_000, false), (13_000, false), (17_000, false), (21_000, true)]);
+        let s = run(now, &outcomes);
+        assert_eq!(
+            s.counted_in(10.0),
+            Some((4, 5)),
+            "at most four held before an acceptance, five before every refusal"
+        );
+        assert_eq!(s.counted_in(5.0), None, "the refusal at 17 s held one in 5 s");
+        assert_eq!(s.counted_in(20.0), None, "the acceptance at 21 s held 12 in 20 s");
+        // A flood of a hundred overfills the log, which keeps its last
+        // 51 sends: those held more than the log shows, and do not count.
+        let mut long: Vec<(u64, bool)> = (0..100).map(|i| (i, i < 5)).collect();
+        long.extend(outcomes[10..].iter().copied());
+        assert_eq!(run(now, &long).counted_in(10.0), Some((3, 5)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -289,16 +289,25 @@ impl RateControl {
     pub(super) fn fed(&mut self, now: Instant) {
         self.starving = false;
         let (from, _, refused) = self.starve_cycle;
-        let accepted = u64::from(self.cycle_took());
-        self.starve_cycle = (now, self.meter.total() as u32, 0);
+        // The acceptance that ends the cycle is the next window's first.
+        let accepted = u64::from(self.cycle_took().saturating_sub(1));
+        self.starve_cycle = (now, (self.meter.total() as u32).wrapping_sub(1), 0);
         let secs = self.window_between(from, now);
-        let rate = accepted as f64 / secs;
+        let counted = self.counted_fit(accepted, secs);
+        let rate = (accepted as f64 / secs).max(counted.map_or(0.0, |(low, _)| low));
+        let counted_ceiling = counted
+            .filter(|&(_, top)| top > TOP_PROBE_OVER * rate)
+            .map(|(_, top)| Ceiling {
+                rate: top as f32,
+                frozen: true,
+            });
         if rate * self.hold() > self.pace {
             self.estimate = rate;
             self.pace = rate * self.hold();
             self.ceiling = self
                 .weighted_window(now.saturating_duration_since(from), accepted, refused, secs)
-                .or_else(|| self.shorter_window(from, accepted, secs));
+                .or_else(|| self.shorter_window(from, accepted, secs))
+                .or(counted_ceiling);
             self.restart_count(now);
             self.stepped_at = now;
             self.cut(now);
@@ -306,7 +315,34 @@ impl RateControl {
             // its answers at the trickle's rate (400 at 2.7/s: 150 s, and
             // a window of 10 s was held at 88 % of its rate for as long).
             self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+        } else if counted_ceiling.is_some() {
+            self.ceiling = counted_ceiling;
         }
+    }
+
+    /// The rates a log that counts every request, refused ones too, may
+    /// allow, read from the latest sends when the host accepts again after
+    /// a trickle. The cycle took its count at once (the opening's flood):
+    /// a log that held fewer than that before each send it accepted, and
+    /// that many or more before each it refused, over a round length
+    /// shorter than the cycle, allows that count over that length. The
+    /// rates of the longest and the shortest such length, if any. The
+    /// cycle's own reading counts the time the trickle's refusals held
+    /// the window shut: 30 a minute, trickled into until it reopened 72 s
+    /// after the flood, read 0.42/s.
+    fn counted_fit(&self, accepted: u64, secs: f64) -> Option<(f64, f64)> {
+        let fits = |w: &f64| {
+            self.spacing
+                .counted_in(*w as f32)
+                .is_some_and(|(most, fewest)| u64::from(most) < accepted && accepted <= u64::from(fewest))
+        };
+        let mut lengths = ROUND_WINDOWS
+            .into_iter()
+            .filter(|&w| w >= 2.0 && w < secs)
+            .filter(fits);
+        let shortest = lengths.next()?;
+        let longest = lengths.next_back().unwrap_or(shortest);
+        Some((accepted as f64 / longest, accepted as f64 / shortest))
     }
 
     /// What the host accepted since the cycle of a window that starves
