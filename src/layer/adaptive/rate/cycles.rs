@@ -17,7 +17,68 @@ use crate::layer::adaptive::fleet_fit::{Finished, FloodAnswers};
 /// 96-98 %).
 const GAPS_OVER_ESTIMATE: f64 = 1.1;
 
+/// How close to a cycle's refused send a send went with it: the server
+/// may have taken it first or refused it too.
+const TIED: f32 = 0.001;
+
+/// The latest cycle a pause ended, while the answers to its sends come
+/// in: the refused send's last millisecond often held several sends (an
+/// opening flood's), and which of them the host took is known only once
+/// all are answered.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answering {
+    /// When the cycle began, and when its refused request was sent.
+    sent: (Instant, Instant),
+    /// Its sends up to the refused one that the host accepted, so far.
+    accepted: u16,
+    /// It is the opening flood, kept as such.
+    flood: bool,
+}
+
+/// Drops the sends tied with `log`'s refused one (the last, at 0) past
+/// what the host `accepted` of the cycle and the refused one: the host
+/// refused those too. A flood of nine sent within two milliseconds, six
+/// taken, kept all nine as taken but the last: fitted with the search
+/// that followed, a GCRA of 20/s with a burst of five read 14/s, and was
+/// held there for 40 s (a millisecond of network jitter is enough).
+fn drop_refused_ties(log: &mut Vec<f32>, accepted: usize) {
+    let tied_from = log.iter().position(|&t| t >= -TIED).unwrap_or(log.len());
+    log.truncate((accepted + 1).max(tied_from + 1));
+}
+
 impl RateControl {
+    /// An acceptance of a request sent at `sent_at`: counted for the
+    /// current cycle, or for the finished one it was sent in.
+    pub(super) fn cycle_accepted_at(&mut self, sent_at: Instant) {
+        if let Some(f) = self.logs.answering.as_mut() {
+            if f.sent.0 <= sent_at && sent_at <= f.sent.1 {
+                f.accepted = f.accepted.saturating_add(1);
+                return;
+            }
+        }
+        if self.cycle.as_ref().is_some_and(|&(start, _)| sent_at >= start) {
+            self.logs.accepted = self.logs.accepted.saturating_add(1);
+        }
+    }
+
+    /// Sending resumes after a pause: the finished cycle's answers are
+    /// in, and the sends tied with its refused one that the host did not
+    /// take leave its log (see [`drop_refused_ties`]).
+    pub(super) fn trim_finished(&mut self) {
+        let Some(f) = self.logs.answering.take() else {
+            return;
+        };
+        let accepted = usize::from(f.accepted);
+        if let Some(log) = self.logs.previous.last_mut() {
+            drop_refused_ties(log, accepted);
+        }
+        if f.flood {
+            if let Some(log) = self.logs.flood.as_mut() {
+                drop_refused_ties(log, accepted);
+            }
+        }
+    }
+
     /// A loss with `Retry-After`: the cycle since the last pause ends with
     /// the refused request, sent at `sent_at`.
     /// `told`: the refusal was this process's own (not a fleet's pause).
@@ -38,6 +99,7 @@ impl RateControl {
             return;
         };
         let end = sent_at.saturating_duration_since(start).as_secs_f32();
+        let took = std::mem::take(&mut self.logs.accepted);
         // Rebase so the cycle ends at 0.
         log.iter_mut().for_each(|t| *t -= end);
         let fits = std::mem::take(&mut self.cycle_refused) == 0;
@@ -146,9 +208,15 @@ impl RateControl {
             Basis::None => None,
             _ => Some(self.pace),
         };
-        if unpaced && !in_fleet && self.logs.flood.is_none() && log.len() >= 2 {
+        let is_flood = unpaced && !in_fleet && self.logs.flood.is_none() && log.len() >= 2;
+        if is_flood {
             self.logs.flood = Some(log.clone());
         }
+        self.logs.answering = (!in_fleet).then_some(Answering {
+            sent: (start, sent_at),
+            accepted: took,
+            flood: is_flood,
+        });
         if self.logs.previous.len() >= CYCLES_KEPT {
             self.logs.previous.remove(0);
         }

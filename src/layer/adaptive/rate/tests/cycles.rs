@@ -193,3 +193,47 @@ async fn a_fit_at_a_burst_the_opening_flood_rules_out_is_not_taken() {
     let unbounded = fit(false);
     assert!(unbounded < 350.0, "without the flood, {unbounded}/s");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_floods_sends_refused_with_the_one_that_paused_leave_its_cycle_once_answered() {
+    // A GCRA with a burst of five takes six of a flood of nine sent in
+    // one millisecond. The refusal that pauses comes back first, and
+    // three acceptances after it. Kept as sent, the flood's cycle said
+    // the limiter took eight together: fitted with a search after the
+    // pause, a GCRA of 20/s read 14/s (`JITTER_MS=1` in the model table).
+    let t0 = Instant::now();
+    let mut c = RateControl::new(0.5, t0);
+    c.on_send(t0);
+    c.on_send(t0);
+    for _ in 0..7 {
+        c.on_send(t0 + Duration::from_micros(800));
+    }
+    for _ in 0..3 {
+        c.on_accepted(t0 + ms(2), t0);
+    }
+    c.on_loss(
+        t0 + ms(2),
+        t0 + Duration::from_micros(800),
+        Some(Duration::from_secs(1)),
+    );
+    for _ in 0..3 {
+        c.on_accepted(t0 + ms(3), t0 + Duration::from_micros(800));
+    }
+    for _ in 0..2 {
+        c.on_loss(
+            t0 + ms(3),
+            t0 + Duration::from_micros(800),
+            Some(Duration::from_secs(1)),
+        );
+    }
+    let kept = |c: &RateControl| {
+        (
+            c.logs.previous.last().map(Vec::len),
+            c.logs.flood.as_ref().map(Vec::len),
+        )
+    };
+    assert_eq!(kept(&c), (Some(9), Some(9)), "answers still to come");
+    // The pause ends: every answer is in, and six were taken.
+    c.on_send(t0 + Duration::from_secs(1));
+    assert_eq!(kept(&c), (Some(7), Some(7)), "six taken, and the refused one");
+}
