@@ -1,5 +1,7 @@
 //! The cycles between `Retry-After` pauses: each pause ends one, and
-//! their GCRA fit (`fit.rs`) or the search's peak sets the estimate.
+//! their GCRA fit (`fit.rs`) or the search's peak sets the estimate. The
+//! sends that went with a cycle's refused one stay in its log until the
+//! pause ends, when the host's answers say which of them it took.
 
 use tokio::time::Instant;
 
