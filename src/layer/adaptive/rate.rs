@@ -510,7 +510,7 @@ impl RateControl {
     pub(crate) fn on_send(&mut self, now: Instant) {
         if self.resume_pending {
             self.resume_pending = false;
-            self.trim_finished();
+            self.trim_answered();
             self.cycle = Some((now, Vec::new()));
             self.cycle_refused = 0;
             self.logs.accepted = 0;

@@ -50,7 +50,7 @@ fn drop_refused_ties(log: &mut Vec<f32>, accepted: usize) {
 
 impl RateControl {
     /// An acceptance of a request sent at `sent_at`: counted for the
-    /// current cycle, or for the finished one it was sent in.
+    /// current cycle, or for the one a pause ended that it was sent in.
     pub(super) fn cycle_accepted_at(&mut self, sent_at: Instant) {
         if let Some(f) = self.logs.answering.as_mut() {
             if f.sent.0 <= sent_at && sent_at <= f.sent.1 {
@@ -66,7 +66,7 @@ impl RateControl {
     /// Sending resumes after a pause: the finished cycle's answers are
     /// in, and the sends tied with its refused one that the host did not
     /// take leave its log (see [`drop_refused_ties`]).
-    pub(super) fn trim_finished(&mut self) {
+    pub(super) fn trim_answered(&mut self) {
         let Some(f) = self.logs.answering.take() else {
             return;
         };

@@ -370,17 +370,16 @@ async fn a_log_of_a_minute_trickled_into_past_its_length_is_read_from_what_it_he
     // (thirty taken), then the pace and its trickle, answered at once.
     // The trickle's refusals hold the log shut well past a minute, so the
     // cycle alone reads 30 over some 75 s.
+    use testkit::model::SlidingWindow;
+    use testkit::Limiter;
     let t0 = Instant::now();
     let mut c = RateControl::new(0.01, t0);
-    let mut log: std::collections::VecDeque<Instant> = Default::default();
+    let mut log = SlidingWindow::new(30, Duration::from_secs(60));
     let (mut t, mut reopened) = (t0, None);
     while t < t0 + Duration::from_secs(150) {
         c.bound_at = Some(t);
         c.on_send(t);
-        while log.front().is_some_and(|&s| s + Duration::from_secs(60) <= t) {
-            log.pop_front();
-        }
-        if log.len() < 30 {
+        if log.arrive(t).served() {
             c.on_accepted(t, t);
             if t > t0 + Duration::from_secs(1) {
                 reopened.get_or_insert(t);
@@ -388,7 +387,6 @@ async fn a_log_of_a_minute_trickled_into_past_its_length_is_read_from_what_it_he
         } else {
             c.on_loss(t, t, None);
         }
-        log.push_back(t);
         t += c.rate(t).map_or(ms(1), |r| Duration::from_secs_f64(1.0 / r));
     }
     let reopened = reopened.expect("the log reopened") - t0;
