@@ -215,8 +215,8 @@ struct CycleLogs {
     flood: Option<Vec<f32>>,
     /// Short cycles in a row (see `slow.rs`).
     slow: Option<slow::SlowStreak>,
-    /// Sends of the current cycle the host accepted, so far.
-    accepted: u16,
+    /// The meter's count of acceptances when the current cycle began.
+    from_total: u32,
     /// The latest cycle ended by a pause, while its answers come in (see
     /// `cycles.rs`).
     answering: Option<cycles::Answering>,
@@ -511,9 +511,9 @@ impl RateControl {
         if self.resume_pending {
             self.resume_pending = false;
             self.trim_answered();
+            self.logs.from_total = self.meter.total() as u32;
             self.cycle = Some((now, Vec::new()));
             self.cycle_refused = 0;
-            self.logs.accepted = 0;
             self.resumed_at = now;
         }
         if let Some((start, log)) = &mut self.cycle {
@@ -535,7 +535,6 @@ impl RateControl {
         // 0.95 of it, in whole nanoseconds (no float round trip).
         self.served_rtt = rtt.max(self.served_rtt - self.served_rtt / 20);
         self.recovery.on_accepted();
-        self.cycle_accepted_at(sent_at);
         if sent_at >= self.cut_at {
             if self.starving {
                 self.fed(now);

@@ -29,10 +29,11 @@ const TIED: f32 = 0.001;
 /// all are answered.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Answering {
-    /// When the cycle began, and when its refused request was sent.
-    sent: (Instant, Instant),
-    /// Its sends up to the refused one that the host accepted, so far.
-    accepted: u16,
+    /// The meter's count of acceptances when the cycle began: every
+    /// acceptance since, until sending resumes, is of its sends (nothing
+    /// is sent during the pause; a straggler of an earlier cycle counts
+    /// too, and keeps a send more).
+    from_total: u32,
     /// It is the opening flood, kept as such.
     flood: bool,
 }
@@ -49,32 +50,18 @@ fn drop_refused_ties(log: &mut Vec<f32>, accepted: usize) {
 }
 
 impl RateControl {
-    /// An acceptance of a request sent at `sent_at`: counted for the
-    /// current cycle, or for the one a pause ended that it was sent in.
-    pub(super) fn cycle_accepted_at(&mut self, sent_at: Instant) {
-        if let Some(f) = self.logs.answering.as_mut() {
-            if f.sent.0 <= sent_at && sent_at <= f.sent.1 {
-                f.accepted = f.accepted.saturating_add(1);
-                return;
-            }
-        }
-        if self.cycle.as_ref().is_some_and(|&(start, _)| sent_at >= start) {
-            self.logs.accepted = self.logs.accepted.saturating_add(1);
-        }
-    }
-
     /// Sending resumes after a pause: the finished cycle's answers are
     /// in, and the sends tied with its refused one that the host did not
     /// take leave its log (see [`drop_refused_ties`]).
     pub(super) fn trim_answered(&mut self) {
-        let Some(f) = self.logs.answering.take() else {
+        let Some(a) = self.logs.answering.take() else {
             return;
         };
-        let accepted = usize::from(f.accepted);
+        let accepted = (self.meter.total() as u32).wrapping_sub(a.from_total) as usize;
         if let Some(log) = self.logs.previous.last_mut() {
             drop_refused_ties(log, accepted);
         }
-        if f.flood {
+        if a.flood {
             if let Some(log) = self.logs.flood.as_mut() {
                 drop_refused_ties(log, accepted);
             }
@@ -101,7 +88,6 @@ impl RateControl {
             return;
         };
         let end = sent_at.saturating_duration_since(start).as_secs_f32();
-        let took = std::mem::take(&mut self.logs.accepted);
         // Rebase so the cycle ends at 0.
         log.iter_mut().for_each(|t| *t -= end);
         let fits = std::mem::take(&mut self.cycle_refused) == 0;
@@ -215,8 +201,7 @@ impl RateControl {
             self.logs.flood = Some(log.clone());
         }
         self.logs.answering = (!in_fleet).then_some(Answering {
-            sent: (start, sent_at),
-            accepted: took,
+            from_total: self.logs.from_total,
             flood: is_flood,
         });
         if self.logs.previous.len() >= CYCLES_KEPT {
