@@ -1,9 +1,10 @@
 //! Hosts slower than a request a second: rates per minute, read over
 //! streaks of pauses, and windows that a trickle must let drain.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
+use testkit::model::SlidingWindow;
+use testkit::Limiter;
 use tokio::time::Instant;
 
 use super::Gcra;
@@ -122,29 +123,6 @@ async fn a_pause_that_refills_a_bucket_without_burst_is_not_read_as_a_rate() {
     assert!(estimate >= 2.0, "estimate {estimate}/s against 3/s");
 }
 
-/// A log of every request of the last `window`, refused ones too (as
-/// HAProxy's and many gateways' counters count them), refusing past `limit`.
-struct SlidingLog {
-    window: Duration,
-    limit: usize,
-    sent: VecDeque<Instant>,
-}
-
-impl SlidingLog {
-    fn accepts(&mut self, now: Instant) -> bool {
-        while self
-            .sent
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
-        {
-            self.sent.pop_front();
-        }
-        let ok = self.sent.len() < self.limit;
-        self.sent.push_back(now);
-        ok
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_window_under_a_request_a_second_drains_under_the_trickle() {
     // 30 a minute, refusals counted: a trickle of a request a second
@@ -152,12 +130,8 @@ async fn a_window_under_a_request_a_second_drains_under_the_trickle() {
     // held at a send a second at the least).
     let t0 = Instant::now();
     let mut c = RateControl::new(MIN_RATE, t0);
-    let mut log = SlidingLog {
-        window: Duration::from_secs(60),
-        limit: 30,
-        sent: VecDeque::new(),
-    };
-    let tally = run(&mut c, t0, 400.0, 150.0, None, |t| log.accepts(t));
+    let mut log = SlidingWindow::new(30, Duration::from_secs(60));
+    let tally = run(&mut c, t0, 400.0, 150.0, None, |t| log.arrive(t).served());
     assert!(
         tally.accepted >= 160,
         "{} accepted in 400 s of 0.5/s ({tally:?})",
@@ -214,12 +188,10 @@ async fn a_slow_open_loop_never_paced_starves_into_a_window_of_a_minute() {
     // request after the first twelve was refused for good.
     let t0 = Instant::now();
     let mut c = RateControl::new(MIN_RATE, t0);
-    let mut log = SlidingLog {
-        window: Duration::from_secs(60),
-        limit: 12,
-        sent: VecDeque::new(),
-    };
-    let tally = run_open(&mut c, t0, 400.0, 150.0, None, Some(0.6), |t| log.accepts(t));
+    let mut log = SlidingWindow::new(12, Duration::from_secs(60));
+    let tally = run_open(&mut c, t0, 400.0, 150.0, None, Some(0.6), |t| {
+        log.arrive(t).served()
+    });
     assert!(c.rate(t0 + Duration::from_secs(400)).is_some(), "paced");
     assert!(
         tally.accepted >= 50,

@@ -39,6 +39,15 @@ fn accepted_at_pace(c: &mut RateControl, from: Instant, until: Instant) -> f64 {
     c.rate(t).expect("paced")
 }
 
+/// A host that accepted 100 within its first second and then refused
+/// one (a window at 100/s that counts refusals); returns when.
+fn full_at_100_then_refused(t0: Instant) -> (RateControl, Instant) {
+    let mut c = RateControl::new(1.0, t0);
+    let t = accept_every(&mut c, t0, 100, ms(5));
+    c.on_loss(t, t, None);
+    (c, t)
+}
+
 /// `n` refusals of requests sent 10 ms apart after `from`; returns the
 /// last one's time.
 fn refused_every_10_ms(c: &mut RateControl, from: Instant, n: u32) -> Instant {
@@ -52,12 +61,9 @@ fn refused_every_10_ms(c: &mut RateControl, from: Instant, n: u32) -> Instant {
 
 #[tokio::test(start_paused = true)]
 async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
-    let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
     // 100 accepted within the first second, then refusals (a sliding
     // window at 100/s that counts them).
-    let mut t = accept_every(&mut c, t0, 100, ms(5));
-    c.on_loss(t, t, None);
+    let (mut c, mut t) = full_at_100_then_refused(Instant::now());
     let first = c.rate(t).expect("paced");
     assert!((first - 100.0).abs() < 1.0, "{first}");
     // Refusals keep coming at that pace: drain at half, keep the count.
@@ -78,12 +84,8 @@ async fn refusals_below_what_the_host_accepted_drain_instead_of_cutting() {
 async fn a_drain_refused_eight_times_with_nothing_accepted_sends_a_sixteenth() {
     // A window full of the opening's flood refuses the drain's half pace
     // as it refuses everything, and counts each refusal.
-    let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    let t = accept_every(&mut c, t0, 100, ms(5));
-    c.on_loss(t, t, None);
+    let (mut c, mut t) = full_at_100_then_refused(Instant::now());
     // Refused every 10 ms until the drain begins.
-    let mut t = t;
     while c.rate(t).is_some_and(|r| r > 51.0) {
         t = refused_every_10_ms(&mut c, t, 1);
     }
@@ -103,10 +105,7 @@ async fn a_drain_refused_eight_times_with_nothing_accepted_sends_a_sixteenth() {
 
 #[tokio::test(start_paused = true)]
 async fn a_drain_goes_on_while_the_window_still_refuses_up_to_a_second() {
-    let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    let t = accept_every(&mut c, t0, 100, ms(5));
-    c.on_loss(t, t, None);
+    let (mut c, t) = full_at_100_then_refused(Instant::now());
     let drained_from = refused_every_10_ms(&mut c, t, 20);
     // Past the half second, the window (HAProxy's counter, still weighing
     // the overshoot's period) refuses on and nothing was accepted: the
