@@ -514,6 +514,19 @@ async fn nginx_gcra_with_a_static_retry_after_is_held_at_its_rate() {
     holds(gcra(2000.0, 1, RetryAfter::Static(1))).await;
 }
 
+/// nginx at 1 500/s with a burst of one and `Retry-After: 1`: the search
+/// and the opening flood allow 1 340-1 995/s, and their middle, held,
+/// was refused at each resume by four sends in two milliseconds. Each
+/// such cycle fitted the same range again, and the cut that followed
+/// them held 3.6 % of the rate. A fit over the pace just refused now
+/// halves the range below that pace.
+#[tokio::test(start_paused = true)]
+async fn a_fit_over_the_pace_it_held_when_refused_is_halved_below_it() {
+    let spec = gcra(1500.0, 1, RetryAfter::Static(1));
+    let r = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 10.0).await;
+    check_at_least(spec, r, 0.9, 0.01);
+}
+
 #[tokio::test(start_paused = true)]
 async fn nginx_without_nodelay_queues_and_is_held_at_its_rate() {
     // nginx `limit_req … burst=N` without `nodelay` (its default) serves

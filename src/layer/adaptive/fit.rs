@@ -47,11 +47,13 @@ pub(super) fn fit(a: &[f32], b: &[f32]) -> Option<f64> {
 /// The resolution of the rates cycles allow.
 const STEP: f64 = 1.005;
 
-/// A fitted rate, and the highest rate the cycles allow.
+/// A fitted rate, and the lowest and highest rates the cycles allow.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Fit {
     /// The middle of the rates the cycles allow.
     pub(super) rate: f64,
+    /// The lowest of them (`rate` when unbounded).
+    pub(super) bottom: f64,
     /// The highest of them (`rate` when unbounded).
     pub(super) top: f64,
     /// How many cycles allow them.
@@ -151,6 +153,7 @@ pub(super) fn narrow_consistent(cycles: &[&[f32]], max_burst: impl Fn(f64) -> f6
     let gaps = allowed.windows(2).any(|w| w[1] / w[0] > FINE * FINE);
     (!gaps && hi / lo <= NARROW).then_some(Fit {
         rate: 0.5 * (lo + hi),
+        bottom: lo,
         top: hi,
         cycles: cycles.len(),
     })
@@ -309,6 +312,7 @@ fn average_rate(log: &[f32]) -> f64 {
 fn consistent_rates(cycles: &[&[f32]], crossing: f64) -> Fit {
     let alone = Fit {
         rate: crossing,
+        bottom: crossing,
         top: crossing,
         cycles: cycles.len(),
     };
@@ -331,6 +335,7 @@ fn consistent_rates(cycles: &[&[f32]], crossing: f64) -> Fit {
     }
     Fit {
         rate: 0.5 * (lo + hi),
+        bottom: lo,
         top: hi,
         cycles: cycles.len(),
     }

@@ -374,6 +374,7 @@ fn a_fleet_fit_is_probed_at_its_top_only_when_its_range_is_far_wider_than_jitter
     // their error; a range twice that wide still goes to its top.
     let fit = |top: f64, cycles: usize| Fit {
         rate: 500.0,
+        bottom: 500.0,
         top,
         cycles,
     };
