@@ -22,6 +22,13 @@
 #               and less than the rate at some rates over 1 000/s (1 167/s
 #               at 1 200/s, 1 500/s at 1 800/s): cells there read under
 #               95 % at best
+#   served-windows  windows that count the requests they served, without
+#               quota headers: moving windows (Flask-Limiter's and slowapi's
+#               moving window, Caddy's `rate_limit`) with `Retry-After` until
+#               the oldest leaves or none, and fixed windows with `Retry-After`
+#               to the reset or none; of 1 s and 10 s at 3-500/s over 60 s
+#               from second 10 (open loop 1 ms away, closed loop of 64 10 ms
+#               away), and of 60 s at 0.2-30/s over 400 s from second 100
 # `diff` prints the cells that moved 2 points or 0.5 % refused, and the means.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +62,9 @@ print(f"cells {len(keys)}: mean {mean(a, 0):.1f} -> {mean(b, 0):.1f} %; refused 
 EOF
     exit 0
     ;;
-openings | steady | per-minute | small-bursts) ;;
+openings | steady | per-minute | small-bursts | served-windows) ;;
 *)
-    sed -n '2,25p' "$0"
+    sed -n '2,32p' "$0"
     exit 2
     ;;
 esac
@@ -102,6 +109,19 @@ per-minute)
         NO_BURST=1 SECS=400 FROM_S=$from SLIDING_S=$s WINDOW_S=60 MODELS=$models \
             RATES=0.1,0.2,0.5,1,2 table | grep -v " w1s" | sed "s/^/F$from /"
     done; done
+    ;;
+served-windows)
+    export FIXED=1
+    for loop in open 64; do
+        if [ "$loop" = open ]; then unset CLOSED; l=1; else export CLOSED=64; l=10; fi
+        for w in 1 10; do
+            SECS=60 FROM_S=10 LATENCY_MS=$l WINDOW_S=$w MOVING_S=$w MODELS=moving,RetryAfter,Bare \
+                RATES=3,10,30,100,500 table | sed "s/^/C$loop /"
+        done
+    done
+    unset CLOSED
+    SECS=400 FROM_S=100 WINDOW_S=60 MOVING_S=60 MODELS=moving,RetryAfter,Bare \
+        RATES=0.2,1,3,10,30 table | sed "s/^/Copen /"
     ;;
 small-bursts)
     for l in 1 20; do

@@ -22,6 +22,10 @@
 //! - `haproxy`: HAProxy's `http_req_rate` counter (`--window`, 1 s), the
 //!   previous period weighed by the time left in this one, counting refused
 //!   requests too, 429 without `Retry-After`;
+//! - `moving`: a moving window (`--window`, 1 s) of the requests it served
+//!   (Flask-Limiter's and slowapi's moving window, Caddy's `rate_limit`),
+//!   429 with `--retry-after` (`exact`: until the oldest served one leaves,
+//!   rounded up);
 //! - `window` / `window-github`: a fixed window of `5 × --rate` requests per
 //!   5 s with IETF `RateLimit` or GitHub `X-RateLimit-*` headers, 429 with
 //!   `Retry-After` to the reset;
@@ -151,7 +155,7 @@ struct Args {
     /// [default: 0; 20 for concurrency]
     #[arg(long, value_name = "N", help_heading = "Own server on 127.0.0.1 (testkit)")]
     latency_ms: Option<u64>,
-    /// The window of sliding and haproxy (default 1, HAProxy's examples use 10) or of
+    /// The window of sliding, haproxy and moving (default 1, HAProxy's examples use 10) or of
     /// window and window-github (default 5), in seconds; R a second over it
     #[arg(long, value_name = "SECS", help_heading = "Own server on 127.0.0.1 (testkit)")]
     window: Option<u64>,
@@ -187,6 +191,8 @@ fn limiters() -> PossibleValuesParser {
             .help("sliding window (--window, 1 s) of R a second counting refusals; 429, no Retry-After"),
         PossibleValue::new("haproxy")
             .help("HAProxy's http_req_rate (--window, 1 s) of R a second, previous period weighed; 429, no Retry-After"),
+        PossibleValue::new("moving")
+            .help("moving window (--window, 1 s) of R a second counting served requests; 429"),
         PossibleValue::new("window")
             .help("fixed window (--window, 5 s) of R a second, IETF RateLimit headers; 429"),
         PossibleValue::new("window-github").help("the same with GitHub's X-RateLimit-* headers; 429"),

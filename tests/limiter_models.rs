@@ -351,6 +351,19 @@ fn models(rate: f64) -> Vec<Spec> {
             });
         }
     }
+    // `MOVING_S=1,60` adds moving windows of served requests of those
+    // lengths, answering `Retry-After` until the oldest leaves, or nothing.
+    if let Ok(lengths) = std::env::var("MOVING_S") {
+        for secs in lengths.split(',').filter_map(|s| s.trim().parse::<u64>().ok()) {
+            for retry_after in [RetryAfter::Exact, RetryAfter::Absent] {
+                specs.push(Spec::Moving {
+                    rate,
+                    window: Duration::from_secs(secs),
+                    retry_after,
+                });
+            }
+        }
+    }
     // `FIXED=1` adds fixed windows (of `WINDOW_S`) that send no quota
     // headers: `Retry-After` to the reset alone, or a bare 429.
     if std::env::var_os("FIXED").is_some() {
@@ -525,6 +538,23 @@ async fn a_fit_over_the_pace_it_held_when_refused_is_halved_below_it() {
     let spec = gcra(1500.0, 1, RetryAfter::Static(1));
     let r = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 10.0).await;
     check_at_least(spec, r, 0.9, 0.01);
+}
+
+/// A moving window of a second that counts what it served (Flask-Limiter's
+/// moving window, Caddy's `rate_limit`), answering `Retry-After: 1`: each
+/// pause lets a whole window through, the cycles are cut halfway down to
+/// what the host accepted over cycle and pause, and nothing refuses the
+/// pace there. It was held at 82 % of 500/s, probed 3 % every half
+/// minute; a halved estimate is now probed once a probe's hold has passed.
+#[tokio::test(start_paused = true)]
+async fn a_window_refilled_by_each_pause_is_probed_past_its_halving() {
+    let spec = Spec::Moving {
+        rate: 500.0,
+        window: Duration::from_secs(1),
+        retry_after: RetryAfter::Exact,
+    };
+    let r = run_from(spec, Some(GatePolicy::Adaptive), 60.0, LATENCY, 10.0).await;
+    check_at_least(spec, r, 0.87, 0.01);
 }
 
 #[tokio::test(start_paused = true)]

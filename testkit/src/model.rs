@@ -222,6 +222,60 @@ impl Limiter for SlidingWindow {
     }
 }
 
+/// A moving window of the requests it served: at most `limit` served in
+/// any `window`, refusals not counted, and a refusal's `Retry-After` the
+/// time until the oldest served one leaves the window, in whole seconds
+/// rounded up. The `limits`
+/// library's moving-window strategy (Flask-Limiter, slowapi) and Caddy's
+/// `rate_limit` keep one so. A client sending past the rate is refused
+/// until the window slides, then served again at once.
+#[derive(Debug)]
+pub struct MovingWindow {
+    limit: usize,
+    window: Duration,
+    retry_after: RetryAfter,
+    served: VecDeque<Instant>,
+}
+
+impl MovingWindow {
+    /// At most `limit` requests served in any `window`.
+    pub fn new(limit: usize, window: Duration, retry_after: RetryAfter) -> Self {
+        Self {
+            limit: limit.clamp(1, MAX_LOG),
+            window,
+            retry_after,
+            served: VecDeque::new(),
+        }
+    }
+}
+
+impl Limiter for MovingWindow {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        while self
+            .served
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
+        {
+            self.served.pop_front();
+        }
+        match self.served.front() {
+            Some(&oldest) if self.served.len() >= self.limit => {
+                // Whole seconds rounded up, as these servers send them
+                // (Flask-Limiter adds a second and truncates; Caddy rounds
+                // up): never `0` while the window is full.
+                let wait = (oldest + self.window).saturating_duration_since(now);
+                let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+                self.retry_after
+                    .apply(Decision::refused(StatusCode::TOO_MANY_REQUESTS), wait)
+            }
+            _ => {
+                self.served.push_back(now);
+                Decision::ok()
+            }
+        }
+    }
+}
+
 /// HAProxy's stick-table rate, `http_req_rate(period)` tracked before a
 /// `deny` rule: not a log but two counters, the current period's and the
 /// previous one's, read as `current + previous × (time left in the

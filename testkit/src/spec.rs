@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::model::{
-    Concurrency, FixedWindow, FreqCounter, Gcra, Limiter, QuotaHeaders, RetryAfter, SlidingWindow,
-    TokenBucket,
+    Concurrency, FixedWindow, FreqCounter, Gcra, Limiter, MovingWindow, QuotaHeaders, RetryAfter,
+    SlidingWindow, TokenBucket,
 };
 
 /// One limiter model with its parameters.
@@ -50,6 +50,18 @@ pub enum Spec {
         rate: f64,
         /// The counter's period.
         window: Duration,
+    },
+    /// A moving window of served requests (refusals not counted), as the
+    /// `limits` library (Flask-Limiter, slowapi) and Caddy's `rate_limit`
+    /// keep one.
+    Moving {
+        /// Requests per second over a window.
+        rate: f64,
+        /// The window.
+        window: Duration,
+        /// `Retry-After` on a refusal (`exact`: until the oldest served
+        /// request leaves the window).
+        retry_after: RetryAfter,
     },
     /// (c) a fixed window of `rate × window` requests with quota headers.
     Window {
@@ -108,6 +120,14 @@ impl Spec {
                 let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
                 Box::new(FreqCounter::new(limit, window))
             }
+            Spec::Moving {
+                rate,
+                window,
+                retry_after,
+            } => {
+                let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
+                Box::new(MovingWindow::new(limit, window, retry_after))
+            }
             Spec::Window {
                 rate,
                 window,
@@ -122,7 +142,7 @@ impl Spec {
     }
 
     /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
-    /// `gcra-delay`, `sliding`, `haproxy`, `window`, `window-github`, `bucket`, `concurrency`;
+    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `window`, `window-github`, `bucket`, `concurrency`;
     /// `retry_after` is `none`, `exact` or a whole number of seconds.
     pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
         let ra = match retry_after {
@@ -158,6 +178,11 @@ impl Spec {
                 rate,
                 window: Duration::from_secs(1),
             },
+            "moving" => Spec::Moving {
+                rate,
+                window: Duration::from_secs(1),
+                retry_after: ra,
+            },
             "window" => Spec::Window {
                 rate,
                 window: Duration::from_secs(5),
@@ -174,7 +199,7 @@ impl Spec {
             },
             other => {
                 return Err(SpecError(format!(
-                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, window, window-github, bucket or concurrency, got {other:?}"
+                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, window, window-github, bucket or concurrency, got {other:?}"
                 )))
             }
         })
@@ -186,6 +211,13 @@ impl Spec {
         match self {
             Spec::Sliding { rate, .. } => Spec::Sliding { rate, window: length },
             Spec::Haproxy { rate, .. } => Spec::Haproxy { rate, window: length },
+            Spec::Moving {
+                rate, retry_after, ..
+            } => Spec::Moving {
+                rate,
+                window: length,
+                retry_after,
+            },
             Spec::Window { rate, headers, .. } => Spec::Window {
                 rate,
                 window: length,
@@ -202,6 +234,7 @@ impl Spec {
             | Spec::GcraDelayed { rate, .. }
             | Spec::Sliding { rate, .. }
             | Spec::Haproxy { rate, .. }
+            | Spec::Moving { rate, .. }
             | Spec::Window { rate, .. }
             | Spec::Bucket { rate, .. } => Some(rate),
             Spec::Concurrency { .. } => None,
@@ -232,6 +265,16 @@ impl fmt::Display for Spec {
             }
             Spec::Sliding { rate, window } => write!(f, "sliding {rate}/s w{}s", window.as_secs_f64()),
             Spec::Haproxy { rate, window } => write!(f, "haproxy {rate}/s w{}s", window.as_secs_f64()),
+            Spec::Moving {
+                rate,
+                window,
+                retry_after,
+            } => write!(
+                f,
+                "moving {rate}/s w{}s {}",
+                window.as_secs_f64(),
+                ra(retry_after)
+            ),
             Spec::Window {
                 rate,
                 window,

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use testkit::model::{
-    Concurrency, FixedWindow, FreqCounter, Gcra, Phases, SlidingWindow, TokenBucket, Unlimited,
+    Concurrency, FixedWindow, FreqCounter, Gcra, MovingWindow, Phases, SlidingWindow, TokenBucket, Unlimited,
 };
 use testkit::{Decision, Limiter, QuotaHeaders, RetryAfter, Spec};
 use tokio::time::{advance, Instant};
@@ -271,6 +271,39 @@ async fn sliding_just_under_the_rate_is_served_just_over_is_not() {
     let (served, sent) = steady(&mut s, Duration::from_micros(9_900), Duration::from_secs(5)).await;
     assert!(sent >= 500);
     assert_eq!(served, 100);
+}
+
+// ---------------------------------------------------------------- MovingWindow
+
+#[tokio::test(start_paused = true)]
+async fn moving_window_refuses_until_its_oldest_served_request_leaves() {
+    let mut m = MovingWindow::new(100, Duration::from_secs(10), RetryAfter::Exact);
+    assert_eq!(burst(&mut m, 60), 60);
+    advance(Duration::from_millis(2500)).await;
+    assert_eq!(burst(&mut m, 60), 40, "100 in any ten seconds");
+    let d = arrive(&mut m);
+    assert_eq!(d.status, StatusCode::TOO_MANY_REQUESTS);
+    // The first 60 leave at 10 s, 7.5 s from now: rounded up to 8.
+    assert_eq!(d.get("retry-after"), Some("8"));
+    advance(Duration::from_millis(7499)).await;
+    let d = arrive(&mut m);
+    assert_eq!(d.get("retry-after"), Some("1"), "never 0 while full");
+    advance(Duration::from_millis(1)).await;
+    // Refusals were not counted: the 60 that left make room for 60.
+    assert_eq!(burst(&mut m, 100), 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn moving_window_at_its_rate_is_served_whole() {
+    // 10 per second over ten seconds, one every 100 ms: never more than
+    // 100 in any ten seconds, so nothing is refused.
+    let mut m = MovingWindow::new(100, Duration::from_secs(10), RetryAfter::Absent);
+    let (served, sent) = steady(&mut m, Duration::from_millis(100), Duration::from_secs(30)).await;
+    assert_eq!((served, sent), (300, 300));
+    // Faster, and the refusals carry no header.
+    let d = (0..10).map(|_| arrive(&mut m)).last().expect("ten arrivals");
+    assert_eq!(d.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(d.headers.is_empty(), "{d:?}");
 }
 
 // ---------------------------------------------------------------- FreqCounter
@@ -580,6 +613,15 @@ fn spec_parse_every_kind() {
         p("sliding", "1").with_window(Duration::from_secs(10)).to_string(),
         "sliding 500/s w10s"
     );
+    assert_eq!(
+        p("moving", "exact").with_window(Duration::from_secs(60)),
+        Spec::Moving {
+            rate: 500.0,
+            window: Duration::from_secs(60),
+            retry_after: RetryAfter::Exact
+        }
+    );
+    assert_eq!(p("moving", "none").to_string(), "moving 500/s w1s no RA");
     assert_eq!(
         p("window", "1"),
         Spec::Window {

@@ -114,6 +114,12 @@ impl Recovery {
         self.fallen
     }
 
+    /// Whether a rate was held through an established spell: a loss
+    /// under it may be a fall in capacity, which this recovers from.
+    pub(crate) fn held_a_rate(&self) -> bool {
+        self.ceiling > 0.0
+    }
+
     fn forget(&mut self) {
         self.fallen = false;
         self.ceiling = 0.0;

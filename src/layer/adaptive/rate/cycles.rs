@@ -5,6 +5,7 @@
 
 use tokio::time::Instant;
 
+use super::probe::PROBE_HOLDS;
 use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PROBE_MAX, TOP_PROBE_OVER};
 use crate::layer::adaptive::fit::{
     burst_under_flood, fit_cycles_within, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK,
@@ -217,6 +218,7 @@ impl RateControl {
         // The pace held under a measured estimate, refused within a short
         // cycle: the rates the cycles allow from there up are ruled out.
         let held = (self.basis == Basis::Measured && !probed && secs < SHORT_CYCLE).then_some(self.pace);
+        let mut halved = false;
         match fitted {
             Some(f) if !(probed && self.chained && f.rate < self.estimate) => {
                 self.estimate = match held {
@@ -279,6 +281,7 @@ impl RateControl {
                     // since its last refusal and the estimate: halfway, in
                     // ratio.
                     self.estimate = self.estimate.min((floor * self.estimate).sqrt());
+                    halved = true;
                 }
             }
             None if paced.is_some() && search_in_waves => {
@@ -343,6 +346,20 @@ impl RateControl {
             self.basis = Basis::Measured;
         }
         self.settle(now);
+        if halved && !self.recovery.held_a_rate() {
+            // Halfway down to what the host accepted since its last
+            // refusal: unrefused there, the rate lies between the two, and
+            // probes find it. A window of a second refilled by each pause
+            // ends its cycles at what the pause let through, and their cuts
+            // land under its rate with nothing left to refuse the pace (a
+            // fixed window of 500/s answering `Retry-After: 1` was held at
+            // 72 % for half a minute, then probed 3 % at a time). Probed
+            // after a probe's hold, or ten pauses (`on_loss`). Not below a
+            // rate held for long: a fall in capacity, which `recovery.rs`
+            // probes back toward, and these probes, refused while it
+            // lasts, would use up its attempts.
+            self.probe_after = now + PROBE_HOLDS;
+        }
         let wide = |f: &Fit| f.cycles == 2 && f.rate == self.estimate && f.top > TOP_PROBE_OVER * f.rate;
         if let Some(f) = fitted.filter(wide) {
             // Two cycles allow a wide range of rates (a few sends apiece
