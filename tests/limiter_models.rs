@@ -557,6 +557,23 @@ async fn a_window_refilled_by_each_pause_is_probed_past_its_halving() {
     check_at_least(spec, r, 0.87, 0.01);
 }
 
+/// A fixed window of a second answering `Retry-After` to its reset (the
+/// whole seconds, rounded up: always one), as Flask-Limiter and
+/// express-rate-limit run "500 per second": each pause restores the whole
+/// quota, which every cycle takes at whatever pace. Fitted as a GCRA and
+/// cut from there, it was held at 74 %; two cycles that took the same
+/// count at different paces now read it as that count a second.
+#[tokio::test(start_paused = true)]
+async fn a_window_of_a_second_restored_by_each_pause_is_read_as_its_quota() {
+    let spec = Spec::Window {
+        rate: 500.0,
+        window: Duration::from_secs(1),
+        headers: QuotaHeaders::RetryAfter,
+    };
+    let r = run_from(spec, Some(GatePolicy::Adaptive), 60.0, LATENCY, 10.0).await;
+    check_at_least(spec, r, 0.9, 0.01);
+}
+
 #[tokio::test(start_paused = true)]
 async fn nginx_without_nodelay_queues_and_is_held_at_its_rate() {
     // nginx `limit_req … burst=N` without `nodelay` (its default) serves

@@ -557,7 +557,7 @@ impl RateControl {
             .map_or(self.resumed_at, |at| at.max(self.resumed_at));
         let quiet_for = now.saturating_duration_since(quiet_since);
         let (probing, step) = (self.probing, self.probe_step);
-        self.learn_from_loss(now, sent_at, pause.is_some());
+        self.learn_from_loss(now, sent_at, pause);
         if !probing {
             // A loss at the hold ends a chain.
             self.chained = false;

@@ -64,7 +64,7 @@ impl RateControl {
         if self.quota.active(now) {
             return;
         }
-        self.on_told(now, now, false);
+        self.on_told(now, now, None);
     }
 
     /// In a fleet, this process's share of the host (one over the live

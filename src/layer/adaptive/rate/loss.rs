@@ -33,7 +33,7 @@ const GAPS_OVER_ACCEPTED: f64 = 4.0;
 
 impl RateControl {
     /// What a loss teaches (see [`RateControl::on_loss`]).
-    pub(super) fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: bool) {
+    pub(super) fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: Option<Duration>) {
         self.meter.add(now, sent_at, false);
         self.reread_second(now);
         self.spacing.record(sent_at, false);
@@ -48,8 +48,8 @@ impl RateControl {
         if let Some(f) = self.fleet.as_mut() {
             f.seeded = None;
         }
-        if told {
-            self.on_told(now, sent_at, true);
+        if told.is_some() {
+            self.on_told(now, sent_at, told);
             return;
         }
         if sent_at >= self.cut_at {

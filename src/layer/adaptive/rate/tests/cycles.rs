@@ -237,3 +237,33 @@ async fn a_floods_sends_refused_with_the_one_that_paused_leave_its_cycle_once_an
     c.on_send(t0 + Duration::from_secs(1));
     assert_eq!(kept(&c), (Some(7), Some(7)), "six taken, and the refused one");
 }
+
+/// A cycle of `n` sends `1/pace` apart, the last at 0 (the refused one).
+fn cycle_at(n: usize, pace: f64) -> Vec<f32> {
+    (0..n).rev().map(|i| -(i as f64 / pace) as f32).collect()
+}
+
+#[test]
+fn a_window_restored_whole_by_each_pause_is_read_as_its_quota_a_second() {
+    use crate::layer::adaptive::rate::cycles::quota_per_pause;
+    let second = Duration::from_secs(1);
+    // A window of 500 a second: 500 taken and the next refused, whether
+    // the cycle went at 5 000/s or at 1 250/s.
+    let (flood, search) = (cycle_at(501, 5000.0), cycle_at(501, 1250.0));
+    assert_eq!(quota_per_pause(&flood, &search, second), Some(500.0));
+    // A GCRA of 500/s with a burst of 50 refills while a cycle lasts: the
+    // slower cycle takes more.
+    assert_eq!(
+        quota_per_pause(&cycle_at(52, 5000.0), &cycle_at(170, 700.0), second),
+        None
+    );
+    // One pace twice tells a quota from a rate by nothing.
+    assert_eq!(quota_per_pause(&search, &cycle_at(501, 1260.0), second), None);
+    // Nor does a longer pause, whose length follows the reset's phase.
+    assert_eq!(quota_per_pause(&flood, &search, 2 * second), None);
+    // A count a second over what both cycles were sent at is no quota.
+    assert_eq!(
+        quota_per_pause(&cycle_at(9, 4.0), &cycle_at(9, 6.0), second),
+        None
+    );
+}
