@@ -13,9 +13,16 @@
 # `Retry-After: 1` to refusals, `none` adds nothing; `delay` drops
 # `nodelay`; `503` keeps nginx's default status) or
 # `haproxy:LIMIT:PERIOD_S` (deny 429 when `sc_http_req_rate(0) gt LIMIT`,
-# the rate counted over PERIOD_S seconds, refused requests included).
+# the rate counted over PERIOD_S seconds, refused requests included) or
+# `flask:LIMIT:PERIOD_S:STRATEGY[:headers]` (Flask-Limiter, the Python
+# library, served by waitress: LIMIT per PERIOD_S seconds, STRATEGY
+# `fixed-window`, its default, or `moving-window`; `headers` turns on its
+# `X-RateLimit-*` and `Retry-After` headers, rounded up to whole seconds;
+# without them a bare 429).
 # SECS (30) sets how long each crawl should take at the allowed rate.
-# Installs nginx-light and haproxy (Debian packages) when they are missing.
+# Installs nginx-light and haproxy (Debian packages) when they are missing,
+# and Flask-Limiter with waitress (PyPI) into a virtual environment under
+# target/ for the flask cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +37,12 @@ SECS=${SECS:-30}
 CASES=${CASES:-"nginx:5:0:1 nginx:5:5:1 nginx:20:0:none nginx:20:5:1 nginx:20:20:none:503
 nginx:100:0:1 nginx:100:10:none nginx:100:10:1:delay nginx:300:30:1
 haproxy:10:1 haproxy:50:1 haproxy:200:1 haproxy:20:10 haproxy:100:10 haproxy:30:60"}
+
+VENV=target/flask-limiter-venv
+if [[ "$CASES" == *flask:* ]] && ! [ -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet flask flask-limiter waitress
+fi
 
 # CRAWL=path/to/crawl compares another build (an older commit's).
 if [ -z "${CRAWL:-}" ]; then
@@ -102,6 +115,26 @@ frontend limited
 EOF
 }
 
+flask_app() { # port limit period strategy headers
+    local headers=False
+    [ "${5:-}" = headers ] && headers=True
+    cat <<EOF
+import waitress
+from flask import Flask
+from flask_limiter import Limiter
+
+app = Flask(__name__)
+Limiter(lambda: "one", app=app, default_limits=["$2 per $3 second"], strategy="$4",
+        storage_uri="memory://", headers_enabled=$headers)
+
+@app.route("/page/<path:p>")
+def page(p):
+    return "ok"
+
+waitress.serve(app, host="127.0.0.1", port=$1, threads=16, connection_limit=256, _quiet=True)
+EOF
+}
+
 printf '%-28s %9s %9s %8s %9s %8s\n' case allowed ok/s "of rate" refused share
 for case in $CASES; do
     IFS=: read -r kind a b c d <<<"$case"
@@ -112,6 +145,12 @@ for case in $CASES; do
         PID=$!
         allowed=$a
         extra=$b
+    elif [ "$kind" = flask ]; then
+        flask_app "$p" "$a" "$b" "$c" "${d:-}" > "$DIR/app.py"
+        "$VENV/bin/python" "$DIR/app.py" 2>>"$DIR/error.log" &
+        PID=$!
+        allowed=$(python3 -c "print($a / $b)")
+        extra=$a
     else
         haproxy_conf "$p" "$a" "$b" > "$DIR/haproxy.cfg"
         haproxy -f "$DIR/haproxy.cfg" -db 2>>"$DIR/error.log" &

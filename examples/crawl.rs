@@ -25,7 +25,8 @@
 //! - `moving`: a moving window (`--window`, 1 s) of the requests it served
 //!   (Flask-Limiter's and slowapi's moving window, Caddy's `rate_limit`),
 //!   429 with `--retry-after` (`exact`: until the oldest served one leaves,
-//!   rounded up);
+//!   rounded up); `moving-flask`: the same with Flask-Limiter's
+//!   `X-RateLimit-*` headers and `Retry-After` on every answer;
 //! - `window` / `window-github`: a fixed window of `5 × --rate` requests per
 //!   5 s with IETF `RateLimit` or GitHub `X-RateLimit-*` headers, 429 with
 //!   `Retry-After` to the reset;
@@ -193,6 +194,8 @@ fn limiters() -> PossibleValuesParser {
             .help("HAProxy's http_req_rate (--window, 1 s) of R a second, previous period weighed; 429, no Retry-After"),
         PossibleValue::new("moving")
             .help("moving window (--window, 1 s) of R a second counting served requests; 429"),
+        PossibleValue::new("moving-flask")
+            .help("the same with Flask-Limiter's X-RateLimit-* headers and Retry-After on every answer"),
         PossibleValue::new("window")
             .help("fixed window (--window, 5 s) of R a second, IETF RateLimit headers; 429"),
         PossibleValue::new("window-github").help("the same with GitHub's X-RateLimit-* headers; 429"),

@@ -235,6 +235,8 @@ pub struct MovingWindow {
     window: Duration,
     retry_after: RetryAfter,
     served: VecDeque<Instant>,
+    /// Flask-Limiter's headers (see [`MovingWindow::with_headers`]).
+    headers: Option<(Instant, SystemTime)>,
 }
 
 impl MovingWindow {
@@ -245,7 +247,19 @@ impl MovingWindow {
             window,
             retry_after,
             served: VecDeque::new(),
+            headers: None,
         }
+    }
+
+    /// Flask-Limiter's headers (`headers_enabled=True`) on every answer,
+    /// served or refused: `X-RateLimit-Limit`, `-Remaining` (what the
+    /// window has room for), `-Reset` (the epoch second after the one in
+    /// which the oldest served request leaves), a `Date`, and
+    /// `Retry-After` the whole seconds from now to that reset, rounded
+    /// down: `0` within its last second. `retry_after` is then unused.
+    pub fn with_headers(mut self, now: Instant) -> Self {
+        self.headers = Some((now, wall_epoch()));
+        self
     }
 }
 
@@ -258,21 +272,44 @@ impl Limiter for MovingWindow {
         {
             self.served.pop_front();
         }
-        match self.served.front() {
-            Some(&oldest) if self.served.len() >= self.limit => {
-                // Whole seconds rounded up, as these servers send them
-                // (Flask-Limiter adds a second and truncates; Caddy rounds
-                // up): never `0` while the window is full.
+        let full = self.served.len() >= self.limit;
+        let d = match self.served.front() {
+            Some(&oldest) if full && self.headers.is_none() => {
+                // Whole seconds rounded up, as Caddy sends them: never `0`
+                // while the window is full.
                 let wait = (oldest + self.window).saturating_duration_since(now);
                 let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-                self.retry_after
-                    .apply(Decision::refused(StatusCode::TOO_MANY_REQUESTS), wait)
+                return self
+                    .retry_after
+                    .apply(Decision::refused(StatusCode::TOO_MANY_REQUESTS), wait);
             }
+            _ if full => Decision::refused(StatusCode::TOO_MANY_REQUESTS),
             _ => {
                 self.served.push_back(now);
                 Decision::ok()
             }
-        }
+        };
+        let (Some((epoch, wall)), Some(&oldest)) = (self.headers, self.served.front()) else {
+            return d;
+        };
+        // `limits`' window stats: the oldest entry's expiry; Flask-Limiter
+        // sends `int(1 + expiry)` and `int(reset - time())`.
+        let wall_now = wall + now.saturating_duration_since(epoch);
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let expiry = secs(wall + (oldest + self.window).saturating_duration_since(epoch));
+        let reset = (1.0 + expiry) as u64;
+        let retry = (reset as f64 - secs(wall_now)).max(0.0) as u64;
+        d.header("x-ratelimit-limit", self.limit.to_string())
+            .header(
+                "x-ratelimit-remaining",
+                (self.limit - self.served.len().min(self.limit)).to_string(),
+            )
+            .header("x-ratelimit-reset", reset.to_string())
+            .header("retry-after", retry.to_string())
+            .header("date", httpdate::fmt_http_date(wall_now))
     }
 }
 

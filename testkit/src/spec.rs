@@ -62,6 +62,9 @@ pub enum Spec {
         /// `Retry-After` on a refusal (`exact`: until the oldest served
         /// request leaves the window).
         retry_after: RetryAfter,
+        /// Flask-Limiter's `X-RateLimit-*` headers and its `Retry-After`
+        /// on every answer instead.
+        headers: bool,
     },
     /// (c) a fixed window of `rate × window` requests with quota headers.
     Window {
@@ -124,9 +127,11 @@ impl Spec {
                 rate,
                 window,
                 retry_after,
+                headers,
             } => {
                 let limit = (rate * window.as_secs_f64()).round().max(1.0) as usize;
-                Box::new(MovingWindow::new(limit, window, retry_after))
+                let moving = MovingWindow::new(limit, window, retry_after);
+                Box::new(if headers { moving.with_headers(now) } else { moving })
             }
             Spec::Window {
                 rate,
@@ -142,7 +147,7 @@ impl Spec {
     }
 
     /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
-    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `window`, `window-github`, `bucket`, `concurrency`;
+    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `moving-flask`, `window`, `window-github`, `bucket`, `concurrency`;
     /// `retry_after` is `none`, `exact` or a whole number of seconds.
     pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
         let ra = match retry_after {
@@ -182,6 +187,13 @@ impl Spec {
                 rate,
                 window: Duration::from_secs(1),
                 retry_after: ra,
+                headers: false,
+            },
+            "moving-flask" => Spec::Moving {
+                rate,
+                window: Duration::from_secs(1),
+                retry_after: ra,
+                headers: true,
             },
             "window" => Spec::Window {
                 rate,
@@ -199,7 +211,7 @@ impl Spec {
             },
             other => {
                 return Err(SpecError(format!(
-                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, window, window-github, bucket or concurrency, got {other:?}"
+                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, moving-flask, window, window-github, bucket or concurrency, got {other:?}"
                 )))
             }
         })
@@ -212,11 +224,15 @@ impl Spec {
             Spec::Sliding { rate, .. } => Spec::Sliding { rate, window: length },
             Spec::Haproxy { rate, .. } => Spec::Haproxy { rate, window: length },
             Spec::Moving {
-                rate, retry_after, ..
+                rate,
+                retry_after,
+                headers,
+                ..
             } => Spec::Moving {
                 rate,
                 window: length,
                 retry_after,
+                headers,
             },
             Spec::Window { rate, headers, .. } => Spec::Window {
                 rate,
@@ -268,7 +284,14 @@ impl fmt::Display for Spec {
             Spec::Moving {
                 rate,
                 window,
+                headers: true,
+                ..
+            } => write!(f, "moving {rate}/s w{}s Flask", window.as_secs_f64()),
+            Spec::Moving {
+                rate,
+                window,
                 retry_after,
+                ..
             } => write!(
                 f,
                 "moving {rate}/s w{}s {}",

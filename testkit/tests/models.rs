@@ -306,6 +306,32 @@ async fn moving_window_at_its_rate_is_served_whole() {
     assert!(d.headers.is_empty(), "{d:?}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn moving_window_sends_flask_limiters_headers_on_every_answer() {
+    testkit::model::set_wall_phase_ms(Some(400));
+    let mut m = MovingWindow::new(5, Duration::from_secs(2), RetryAfter::Absent).with_headers(Instant::now());
+    testkit::model::set_wall_phase_ms(None);
+    let d = arrive(&mut m);
+    assert!(d.served());
+    assert_eq!(d.get("x-ratelimit-limit"), Some("5"));
+    assert_eq!(d.get("x-ratelimit-remaining"), Some("4"));
+    // The oldest leaves at x.4 + 2 s: the reset is the second after, and
+    // `Retry-After` its whole seconds from now, on a served answer too.
+    let reset: u64 = d
+        .get("x-ratelimit-reset")
+        .and_then(|r| r.parse().ok())
+        .expect("a reset");
+    assert_eq!(reset, 1_700_000_003);
+    assert_eq!(d.get("retry-after"), Some("2"));
+    assert!(d.get("date").is_some());
+    advance(Duration::from_millis(1700)).await;
+    assert_eq!(burst(&mut m, 10), 4);
+    let d = arrive(&mut m);
+    assert_eq!(d.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(d.get("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(d.get("retry-after"), Some("0"), "within the reset's last second");
+}
+
 // ---------------------------------------------------------------- FreqCounter
 
 #[tokio::test(start_paused = true)]
@@ -618,10 +644,12 @@ fn spec_parse_every_kind() {
         Spec::Moving {
             rate: 500.0,
             window: Duration::from_secs(60),
-            retry_after: RetryAfter::Exact
+            retry_after: RetryAfter::Exact,
+            headers: false
         }
     );
     assert_eq!(p("moving", "none").to_string(), "moving 500/s w1s no RA");
+    assert_eq!(p("moving-flask", "none").to_string(), "moving 500/s w1s Flask");
     assert_eq!(
         p("window", "1"),
         Spec::Window {

@@ -22,6 +22,10 @@ use tokio::time::Instant;
 
 use crate::retry_after::QuotaWindow;
 
+/// A window whose resets are never announced farther than this is short
+/// enough to be told a moving one by what comes back at its reset.
+const SHORT_WINDOW: Duration = Duration::from_secs(2);
+
 /// The quota of the current window, and what earlier windows taught.
 #[derive(Debug, Default)]
 pub(crate) struct QuotaWindows {
@@ -29,6 +33,11 @@ pub(crate) struct QuotaWindows {
     /// How much later than the real reset the headers put it, as the last
     /// window that reset early showed.
     late_by: Duration,
+    /// The quota came back only in part at its reset: a moving window,
+    /// whose headers are not followed.
+    slides: bool,
+    /// The farthest reset any answer announced, in milliseconds.
+    farthest_ms: u32,
 }
 
 /// One window as its answers describe it.
@@ -58,6 +67,11 @@ impl QuotaWindows {
     /// `overtaken` bounds how many answers to requests the server saw
     /// later may have come first (the requests in flight with this one).
     pub(crate) fn on_headers(&mut self, now: Instant, sent_at: Instant, quota: &QuotaWindow, overtaken: u64) {
+        if self.slides {
+            return;
+        }
+        let ahead = u32::try_from(quota.reset_hi.as_millis()).unwrap_or(u32::MAX);
+        self.farthest_ms = self.farthest_ms.max(ahead);
         if self.current.is_some_and(|w| sent_at < w.opened_by) {
             // Sent before the request that showed the current window: it
             // may tell of the window before, and would spend this one.
@@ -93,6 +107,28 @@ impl QuotaWindows {
                 ..w
             },
             Some(w) => {
+                let short = u128::from(self.farthest_ms) <= SHORT_WINDOW.as_millis();
+                if short && remaining.saturating_add(overtaken) < w.first_remaining / 2 {
+                    // Past the reset of a window of a second or two (no
+                    // answer ever put it farther), less
+                    // than half the quota back: a moving window
+                    // (Flask-Limiter's, the `limits` library's), whose
+                    // reset is when its oldest request leaves, and which
+                    // gives back only what left then. Spending what is
+                    // left by that reset, the pace fell to a few a second
+                    // and climbed again each time the remaining count did:
+                    // 55 % of 50 a second. Its refusals pace it instead. A
+                    // longer one is still best read as a fixed window: its
+                    // refusals say to come back in whole seconds rounded
+                    // down, often 0, and 12 a minute had a fifth of its
+                    // requests refused. Nothing it says is read again,
+                    // nor does it explain a refusal: its headers on every
+                    // refusal, read as new windows, each explained the
+                    // next, and a closed loop refused at once never paced.
+                    self.slides = true;
+                    self.current = None;
+                    return;
+                }
                 // A new window: the last one reset by now. Earlier than its
                 // headers said means they run late by at least that much,
                 // less twice the spacing of answers: the window reset some
@@ -244,6 +280,32 @@ mod tests {
         q.on_headers(at(500), at(499), &said(2, Duration::ZERO, S, false), 0);
         let rate = q.rate(at(900), 1.0).expect("a quota");
         assert!((rate - 2.0).abs() < 0.01, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_that_comes_back_only_in_part_at_its_reset_is_not_followed() {
+        // A moving window of 10 a second: its reset is when its oldest
+        // request leaves, and then only that one comes back.
+        let t0 = Instant::now();
+        let mut q = QuotaWindows::default();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        q.on_headers(at(0), at(0), &said(9, Duration::ZERO, S, false), 0);
+        q.on_headers(
+            at(900),
+            at(900),
+            &said(0, Duration::ZERO, Duration::from_millis(100), false),
+            0,
+        );
+        assert!(q.active(at(900)), "a fixed window, for all it showed yet");
+        q.on_headers(
+            at(1010),
+            at(1010),
+            &said(1, Duration::ZERO, Duration::from_millis(90), false),
+            0,
+        );
+        assert!(!q.active(at(1010)));
+        assert_eq!(q.rate(at(1010), 1.0), None);
+        assert_eq!(q.not_before(at(1010)), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -32,6 +32,20 @@ pub(super) const DRAIN: Duration = Duration::from_millis(500);
 const GAPS_OVER_ACCEPTED: f64 = 4.0;
 
 impl RateControl {
+    /// Whether refusals are ignored as not following the pace (see
+    /// [`refusals_ignore_the_pace`](Self::refusals_ignore_the_pace)): for
+    /// [`INDIFFERENT`] after that was found, unless the host refuses nine
+    /// in ten since. Such a host is not refusing some requests whatever
+    /// the pace but nearly all of them, and an unpaced host refused at
+    /// once is sent to as fast as answers come back: a moving window of
+    /// 30 a second, its quota headers dropped, was sent thousands of
+    /// requests in one paused instant.
+    fn indifferent(&self, now: Instant) -> bool {
+        let (a, r) = self.since_cut;
+        let all_refused = a + r >= 2 * MIN_EVIDENCE && r > 9 * a;
+        self.indifferent_until.is_some_and(|until| now < until) && !all_refused
+    }
+
     /// What a loss teaches (see [`RateControl::on_loss`]).
     pub(super) fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: Option<Duration>) {
         self.meter.add(now, sent_at, false);
@@ -64,7 +78,7 @@ impl RateControl {
         // by that change.
         if sent_at < self.cut_at
             || self.drain.is_some_and(|d| d.draining(now))
-            || self.indifferent_until.is_some_and(|until| now < until)
+            || self.indifferent(now)
             || self.drawn_out(now)
         {
             return;

@@ -302,3 +302,27 @@ async fn gaps_of_microseconds_are_no_rate_far_over_what_was_accepted() {
     let (estimate, _) = c.estimate();
     assert!(estimate < 8000.0, "estimate {estimate}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn refusals_ignored_as_not_following_the_pace_count_again_once_nearly_all_are_refused() {
+    // Unpaced while refusals were read as ignoring the pace, then refused
+    // nine in ten: going on unpaced sends as fast as refusals come back.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.cut_at = t0;
+    c.restart_count(t0);
+    c.indifferent_until = Some(t0 + Duration::from_secs(10));
+    let mostly_refused: Vec<bool> = (0..200).map(|i| i % 20 == 0).collect();
+    answer_in_turn(&mut c, t0, ms(2), &mostly_refused);
+    let t = t0 + ms(410);
+    assert!(c.rate(t).is_some(), "paced again");
+    // Refusing a share it refused before, and accepting plenty: still
+    // ignored, and unpaced.
+    let mut c = RateControl::new(1.0, t0);
+    c.cut_at = t0;
+    c.restart_count(t0);
+    c.indifferent_until = Some(t0 + Duration::from_secs(10));
+    let some_refused: Vec<bool> = (0..200).map(|i| i % 3 != 0).collect();
+    answer_in_turn(&mut c, t0, ms(2), &some_refused);
+    assert_eq!(c.rate(t), None);
+}
