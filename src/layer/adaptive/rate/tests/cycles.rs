@@ -247,23 +247,30 @@ fn cycle_at(n: usize, pace: f64) -> Vec<f32> {
 fn a_window_restored_whole_by_each_pause_is_read_as_its_quota_a_second() {
     use crate::layer::adaptive::rate::cycles::quota_per_pause;
     let second = Duration::from_secs(1);
-    // A window of 500 a second: 500 taken and the next refused, whether
-    // the cycle went at 5 000/s or at 1 250/s.
-    let (flood, search) = (cycle_at(501, 5000.0), cycle_at(501, 1250.0));
-    assert_eq!(quota_per_pause(&flood, &search, second), Some(500.0));
+    // A window of 500 a second: 500 taken and the next refused, by the
+    // opening flood at 5 000/s and by cycles at 1 250/s and 700/s.
+    let (flood, search, held) = (cycle_at(501, 5000.0), cycle_at(501, 1250.0), cycle_at(501, 700.0));
+    assert_eq!(quota_per_pause(&flood, &flood, &search, second), Some(500.0));
+    assert_eq!(quota_per_pause(&flood, &search, &held, second), Some(500.0));
     // A GCRA of 500/s with a burst of 50 refills while a cycle lasts: the
     // slower cycle takes more.
+    let gcra_flood = cycle_at(52, 5000.0);
     assert_eq!(
-        quota_per_pause(&cycle_at(52, 5000.0), &cycle_at(170, 700.0), second),
+        quota_per_pause(&gcra_flood, &gcra_flood, &cycle_at(170, 700.0), second),
         None
     );
+    // Two cycles that the network's bunching ended after the same count,
+    // where the flood took a burst of two: no quota.
+    let (one, other) = (cycle_at(45, 480.0), cycle_at(45, 540.0));
+    assert_eq!(quota_per_pause(&cycle_at(3, 5000.0), &one, &other, second), None);
     // One pace twice tells a quota from a rate by nothing.
-    assert_eq!(quota_per_pause(&search, &cycle_at(501, 1260.0), second), None);
-    // Nor does a longer pause, whose length follows the reset's phase.
-    assert_eq!(quota_per_pause(&flood, &search, 2 * second), None);
-    // A count a second over what both cycles were sent at is no quota.
     assert_eq!(
-        quota_per_pause(&cycle_at(9, 4.0), &cycle_at(9, 6.0), second),
+        quota_per_pause(&flood, &search, &cycle_at(501, 1260.0), second),
         None
     );
+    // Nor does a longer pause, whose length follows the reset's phase.
+    assert_eq!(quota_per_pause(&flood, &flood, &search, 2 * second), None);
+    // A count a second over what both cycles were sent at is no quota.
+    let slow = cycle_at(9, 4.0);
+    assert_eq!(quota_per_pause(&slow, &slow, &cycle_at(9, 6.0), second), None);
 }
