@@ -581,21 +581,37 @@ async fn a_window_of_a_second_restored_by_each_pause_is_read_as_its_quota() {
     check_at_least(spec, r, 0.9, 0.01);
 }
 
+/// The wall clock's phase that fixed and moving windows with epoch
+/// headers start at is one setting for the whole process: tests that pin
+/// it take turns.
+static WALL_PHASE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Flask-Limiter's moving window of 50 a second with its headers on: the
 /// reset it announces is when the oldest served request leaves, and only
 /// that one comes back then. Read as a fixed window's, the pace spent what
 /// was left by that reset and fell to a few a second: 55 % of the rate,
-/// as against the real Flask-Limiter. Its refusals pace it now.
+/// as against the real Flask-Limiter. Its refusals pace it now. Where the
+/// wall clock's second begins moves when the epoch resets round: at every
+/// twentieth of a second, 78-99 % (before, 35-59 % in the table).
 #[tokio::test(start_paused = true)]
 async fn a_moving_windows_quota_headers_are_not_read_as_a_fixed_windows() {
+    let _wall = WALL_PHASE.lock().await;
     let spec = Spec::Moving {
         rate: 50.0,
         window: Duration::from_secs(1),
         retry_after: RetryAfter::Absent,
         headers: true,
     };
-    let r = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 10.0).await;
-    check_at_least(spec, r, 0.9, 0.01);
+    let mut shares = Vec::new();
+    for phase in (0..1000).step_by(50) {
+        testkit::model::set_wall_phase_ms(Some(phase));
+        let r = run_from(spec, Some(GatePolicy::Adaptive), 30.0, LATENCY, 10.0).await;
+        check_at_least(spec, r, 0.75, 0.01);
+        shares.push(r.goodput);
+    }
+    testkit::model::set_wall_phase_ms(None);
+    let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+    assert!(mean >= 0.9, "{:.1} % over the phases", 100.0 * mean);
 }
 
 #[tokio::test(start_paused = true)]
@@ -904,6 +920,7 @@ async fn shorter_windows_that_count_refusals_are_read_as_their_length() {
 
 #[tokio::test(start_paused = true)]
 async fn quota_headers_set_the_pace() {
+    let _wall = WALL_PHASE.lock().await;
     // The server's wall clock starts half a second past a whole second, so
     // its epoch `Reset` (rounded up) and `Date` (rounded down) round the
     // same way on every run. At the real clock's phase, which varies run to
@@ -943,6 +960,7 @@ async fn quota_headers_set_the_pace() {
 #[tokio::test(start_paused = true)]
 #[ignore = "a sweep; run alone with --ignored --nocapture"]
 async fn quota_phases() {
+    let _wall = WALL_PHASE.lock().await;
     let step: u64 = std::env::var("PHASE_STEP_MS")
         .ok()
         .and_then(|v| v.parse().ok())

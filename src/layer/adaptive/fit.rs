@@ -294,7 +294,7 @@ fn peaks_and_ends(cycles: &[&[f32]], rate: f64) -> (f64, f64) {
 }
 
 /// A cycle's sends over its length (at least 0.1 ms).
-fn average_rate(log: &[f32]) -> f64 {
+pub(super) fn average_rate(log: &[f32]) -> f64 {
     log.len() as f64 / f64::from(-log.first().copied().unwrap_or(0.0)).max(1e-4)
 }
 

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 use super::probe::PROBE_HOLDS;
 use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_GROWTH, SHORT_CYCLE, TOP_PROBE_MAX, TOP_PROBE_OVER};
 use crate::layer::adaptive::fit::{
-    burst_under_flood, fit_cycles_within, peak_rate, peak_rate_over, Fit, CYCLES_KEPT, FIT_OVER_PEAK,
+    average_rate, burst_under_flood, fit_cycles_within, peak_rate, peak_rate_over, Fit, CYCLES_KEPT,
+    FIT_OVER_PEAK,
 };
 use crate::layer::adaptive::fleet_fit::{Finished, FloodAnswers};
 
@@ -82,8 +83,7 @@ pub(super) fn quota_per_pause(
     if a.min(b) < MIN_EVIDENCE as usize || !same(a, b) || !same(taken(flood), b) || secs != 1.0 {
         return None;
     }
-    let pace = |log: &[f32]| taken(log) as f64 / f64::from(-log.first().copied().unwrap_or(0.0)).max(1e-4);
-    let (p, q) = (pace(previous), pace(latest));
+    let (p, q) = (average_rate(previous), average_rate(latest));
     let rate = b as f64 / secs;
     (p.max(q) >= 1.1 * p.min(q) && rate < p.min(q)).then_some(rate)
 }
