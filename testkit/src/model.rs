@@ -201,15 +201,20 @@ impl SlidingWindow {
     }
 }
 
+/// Drops the instants of `log` (oldest first) that `window` no longer
+/// holds at `now`.
+fn forget_older(log: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while log
+        .front()
+        .is_some_and(|&t| now.saturating_duration_since(t) >= window)
+    {
+        log.pop_front();
+    }
+}
+
 impl Limiter for SlidingWindow {
     fn arrive(&mut self, now: Instant) -> Decision {
-        while self
-            .log
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
-        {
-            self.log.pop_front();
-        }
+        forget_older(&mut self.log, now, self.window);
         if self.log.len() >= MAX_LOG {
             self.log.pop_front();
         }
@@ -263,37 +268,17 @@ impl MovingWindow {
     }
 }
 
-impl Limiter for MovingWindow {
-    fn arrive(&mut self, now: Instant) -> Decision {
-        while self
-            .served
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
-        {
-            self.served.pop_front();
-        }
-        let full = self.served.len() >= self.limit;
-        let d = match self.served.front() {
-            Some(&oldest) if full && self.headers.is_none() => {
-                // Whole seconds rounded up, as Caddy sends them: never `0`
-                // while the window is full.
-                let wait = (oldest + self.window).saturating_duration_since(now);
-                let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-                return self
-                    .retry_after
-                    .apply(Decision::refused(StatusCode::TOO_MANY_REQUESTS), wait);
-            }
-            _ if full => Decision::refused(StatusCode::TOO_MANY_REQUESTS),
-            _ => {
-                self.served.push_back(now);
-                Decision::ok()
-            }
-        };
-        let (Some((epoch, wall)), Some(&oldest)) = (self.headers, self.served.front()) else {
-            return d;
-        };
-        // `limits`' window stats: the oldest entry's expiry; Flask-Limiter
-        // sends `int(1 + expiry)` and `int(reset - time())`.
+impl MovingWindow {
+    /// Flask-Limiter's headers on `d`: `limits`' window stats give the
+    /// oldest entry's expiry, and Flask-Limiter sends `int(1 + expiry)`
+    /// and `int(reset - time())`.
+    fn flask_headers(
+        &self,
+        d: Decision,
+        (epoch, wall): (Instant, SystemTime),
+        oldest: Instant,
+        now: Instant,
+    ) -> Decision {
         let wall_now = wall + now.saturating_duration_since(epoch);
         let secs = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
@@ -310,6 +295,30 @@ impl Limiter for MovingWindow {
             .header("x-ratelimit-reset", reset.to_string())
             .header("retry-after", retry.to_string())
             .header("date", httpdate::fmt_http_date(wall_now))
+    }
+}
+
+impl Limiter for MovingWindow {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        forget_older(&mut self.served, now, self.window);
+        let full = self.served.len() >= self.limit;
+        let d = if full {
+            Decision::refused(StatusCode::TOO_MANY_REQUESTS)
+        } else {
+            self.served.push_back(now);
+            Decision::ok()
+        };
+        match (self.headers, self.served.front()) {
+            (Some(clock), Some(&oldest)) => self.flask_headers(d, clock, oldest, now),
+            (None, Some(&oldest)) if full => {
+                // Whole seconds rounded up, as Caddy sends them: never `0`
+                // while the window is full.
+                let wait = (oldest + self.window).saturating_duration_since(now);
+                let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+                self.retry_after.apply(d, wait)
+            }
+            _ => d,
+        }
     }
 }
 
