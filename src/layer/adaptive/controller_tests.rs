@@ -235,3 +235,47 @@ async fn a_host_that_opened_without_a_burst_gets_no_send_sooner_than_its_interva
         }
     }
 }
+
+/// Flask-Limiter's "1 per second" with its headers: of four requests
+/// sent together one is taken, its answer says none is left until a reset
+/// 2 s off, and the other three are refused with `Retry-After: 1`. The
+/// host has no rate of its own then, only the quota's: the next send is
+/// held to the reset and the quota's pace after it, never to `min_rate`'s
+/// interval (100 s) for keeping a limiter without a burst's sends apart.
+#[tokio::test(start_paused = true)]
+async fn a_quota_paced_host_is_never_held_to_the_slowest_rates_interval() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default(), t0);
+    for _ in 0..4 {
+        assert_eq!(c.admit(t0, None), Admit::Now);
+    }
+    let spent = crate::retry_after::QuotaWindow {
+        remaining: 0,
+        reset_lo: Duration::ZERO,
+        reset_hi: Duration::from_secs(2),
+        epoch: true,
+    };
+    let now = t0 + ms(3);
+    c.on_answer(now, t0, 1, Outcome::Success, None);
+    c.on_quota(now, t0, &spent, 1);
+    c.release();
+    for depth in 2..=4 {
+        c.on_answer(now, t0, depth, Outcome::Throttled, Some(Duration::from_secs(1)));
+        c.on_quota(now, t0, &spent, depth as usize);
+        c.release();
+    }
+    // The pause is over; the quota's reset is 2 s after its answer.
+    let mut at = now + Duration::from_secs(1);
+    let (mut waited, mut lead) = (Duration::ZERO, None);
+    loop {
+        match c.admit(at, lead) {
+            Admit::Now => break,
+            Admit::At(slot, id) => {
+                waited += slot.saturating_duration_since(at);
+                (at, lead) = (slot, Some(id));
+            }
+            other => panic!("{other:?}: nothing else holds the host"),
+        }
+        assert!(waited <= Duration::from_secs(5), "held {waited:?}");
+    }
+}

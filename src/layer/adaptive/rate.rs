@@ -608,13 +608,18 @@ impl RateControl {
     /// host's life, as the opening that tells it. None while other
     /// processes of a fleet send to the host too (their sends come
     /// between), as for [`gap_rates`](Self::gap_rates); a process alone in
-    /// its fleet keeps its gaps.
+    /// its fleet keeps its gaps. None either before the host has a rate of
+    /// its own: a quota's headers pace it then, and a gap of `min_rate`'s
+    /// interval held a request 100 s where Flask-Limiter's "1 per second"
+    /// asked for 2 (the headers, not a refusal, set the pace; the one
+    /// request it took of the four sent together read as a limiter without
+    /// a burst).
     pub(crate) fn min_gap(&self) -> Option<Duration> {
-        if !self.spacing.opened_without_burst() || self.shared() {
+        let own = self.estimate.max(self.pace);
+        if !self.spacing.opened_without_burst() || self.shared() || own <= 0.0 {
             return None;
         }
-        let rate = self.estimate.max(self.pace).max(self.min_rate);
-        Some(Duration::from_secs_f64(1.0 / rate))
+        Some(Duration::from_secs_f64(1.0 / own.max(self.min_rate)))
     }
 
     /// The rates a limiter without a burst may have, by the gaps of this
