@@ -261,7 +261,7 @@ async fn a_quota_paced_host_is_never_held_to_the_slowest_rates_interval() {
     c.release();
     for depth in 2..=4 {
         c.on_answer(now, t0, depth, Outcome::Throttled, Some(Duration::from_secs(1)));
-        c.on_quota(now, t0, &spent, depth as usize);
+        c.on_quota(now, t0, &spent, depth);
         c.release();
     }
     // The pause is over; the quota's reset is 2 s after its answer.
