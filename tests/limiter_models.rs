@@ -435,6 +435,12 @@ fn check_at_least(spec: Spec, r: Run, share: f64, refused: f64) {
 #[tokio::test(start_paused = true)]
 #[ignore = "prints the whole matrix; run with --ignored --nocapture"]
 async fn table() {
+    // `WALL_PHASE_MS=250` starts the epoch headers' wall clocks at that
+    // phase of a second, the same in every run (by default, the real
+    // clock's: Flask-Limiter's and GitHub's cells move with it).
+    if let Some(ms) = std::env::var("WALL_PHASE_MS").ok().and_then(|v| v.parse().ok()) {
+        testkit::model::set_wall_phase_ms(Some(ms));
+    }
     let only = std::env::var("MODELS").unwrap_or_default();
     let policy = match std::env::var("POLICY").as_deref() {
         Ok("adaptive") => Some(GatePolicy::Adaptive),
