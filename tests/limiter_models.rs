@@ -437,10 +437,11 @@ fn check_at_least(spec: Spec, r: Run, share: f64, refused: f64) {
 async fn table() {
     // `WALL_PHASE_MS=250` starts the epoch headers' wall clocks at that
     // phase of a second, the same in every run (by default, the real
-    // clock's: Flask-Limiter's and GitHub's cells move with it).
-    if let Some(ms) = std::env::var("WALL_PHASE_MS").ok().and_then(|v| v.parse().ok()) {
-        testkit::model::set_wall_phase_ms(Some(ms));
-    }
+    // clock's: Flask-Limiter's and GitHub's cells move with it). The
+    // tests that pin the phase wait for the table.
+    let _wall = WALL_PHASE.lock().await;
+    let phase = std::env::var("WALL_PHASE_MS").ok().and_then(|v| v.parse().ok());
+    testkit::model::set_wall_phase_ms(phase);
     let only = std::env::var("MODELS").unwrap_or_default();
     let policy = match std::env::var("POLICY").as_deref() {
         Ok("adaptive") => Some(GatePolicy::Adaptive),

@@ -7,13 +7,18 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// `n` requests admitted at `t`, each at once.
+fn admit_now(c: &mut Controller, t: Instant, n: usize) {
+    for _ in 0..n {
+        assert_eq!(c.admit(t, None), Admit::Now);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_429_or_a_503_at_depths_that_succeed_moves_the_rate_not_the_concurrency() {
     let t0 = Instant::now();
     let mut c = Controller::new(AdaptiveConfig::default(), t0);
-    for _ in 0..4 {
-        assert_eq!(c.admit(t0, None), Admit::Now);
-    }
+    admit_now(&mut c, t0, 4);
     assert_eq!(c.admit(t0, None), Admit::Full, "4 permits to start with");
     let now = t0 + ms(10);
     c.on_answer(now, t0, 1, Outcome::Throttled, None);
@@ -153,9 +158,7 @@ fn state_per_host_is_small_and_fixed() {
 async fn a_leader_looks_again_each_search_step_while_a_search_after_a_pause_grows() {
     let t0 = Instant::now();
     let mut c = Controller::new(AdaptiveConfig::default(), t0);
-    for _ in 0..4 {
-        assert_eq!(c.admit(t0, None), Admit::Now);
-    }
+    admit_now(&mut c, t0, 4);
     let now = t0 + ms(10);
     for _ in 0..3 {
         c.on_answer(now, t0, 4, Outcome::Success, None);
@@ -206,9 +209,7 @@ async fn a_host_that_opened_without_a_burst_gets_no_send_sooner_than_its_interva
     for (accepted, apart) in [(1, true), (2, false)] {
         let t0 = Instant::now();
         let mut c = Controller::new(AdaptiveConfig::default(), t0);
-        for _ in 0..4 {
-            assert_eq!(c.admit(t0, None), Admit::Now);
-        }
+        admit_now(&mut c, t0, 4);
         for i in 0..4 {
             let outcome = if i < accepted {
                 Outcome::Success
@@ -246,9 +247,7 @@ async fn a_host_that_opened_without_a_burst_gets_no_send_sooner_than_its_interva
 async fn a_quota_paced_host_is_never_held_to_the_slowest_rates_interval() {
     let t0 = Instant::now();
     let mut c = Controller::new(AdaptiveConfig::default(), t0);
-    for _ in 0..4 {
-        assert_eq!(c.admit(t0, None), Admit::Now);
-    }
+    admit_now(&mut c, t0, 4);
     let spent = crate::retry_after::QuotaWindow {
         remaining: 0,
         reset_lo: Duration::ZERO,
