@@ -204,7 +204,10 @@ async fn sends_are_kept_apart_for_a_limiter_without_a_burst_unless_others_send_b
         c.on_loss(t0 + ms(1), t0, None);
     }
     c.on_accepted(t0 + ms(2), t0);
-    assert!(c.min_gap().is_some(), "alone, sends keep one interval apart");
+    assert_eq!(c.min_gap(), None, "no rate of its own yet: no interval to keep");
+    // Measured at 5 a second since.
+    (c.basis, c.estimate, c.pace) = (Basis::Measured, 5.0, 4.9);
+    assert_eq!(c.min_gap(), Some(ms(200)), "alone, sends keep one interval apart");
     // Alone in its fleet: its sends are still the only ones.
     c.set_share(1.0);
     assert!(c.min_gap().is_some(), "alone in its fleet");
