@@ -79,12 +79,13 @@ pub(super) fn quota_per_pause(
     let taken = |log: &[f32]| log.len().saturating_sub(1);
     let (a, b) = (taken(previous), taken(latest));
     let same = |x: usize, y: usize| x.abs_diff(y) <= (x.max(y) / 50).max(1);
-    let secs = pause.as_secs_f64();
-    if a.min(b) < MIN_EVIDENCE as usize || !same(a, b) || !same(taken(flood), b) || secs != 1.0 {
+    let one_second = pause == Duration::from_secs(1);
+    if a.min(b) < MIN_EVIDENCE as usize || !same(a, b) || !same(taken(flood), b) || !one_second {
         return None;
     }
     let (p, q) = (average_rate(previous), average_rate(latest));
-    let rate = b as f64 / secs;
+    // What one pause of a second restored, a second.
+    let rate = b as f64;
     (p.max(q) >= 1.1 * p.min(q) && rate < p.min(q)).then_some(rate)
 }
 
