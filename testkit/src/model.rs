@@ -266,9 +266,7 @@ impl MovingWindow {
         self.headers = Some((now, wall_epoch()));
         self
     }
-}
 
-impl MovingWindow {
     /// Flask-Limiter's headers on `d`: `limits`' window stats give the
     /// oldest entry's expiry, and Flask-Limiter sends `int(1 + expiry)`
     /// and `int(reset - time())`.
