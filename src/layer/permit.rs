@@ -15,6 +15,7 @@ use super::adaptive::Admit;
 use super::adaptive::{AdaptiveConfig, Controller, Outcome};
 use super::fleet_link::Budget;
 use super::hosts::HostState;
+use crate::retry_after::QuotaWindow;
 
 /// A permit of a host's controller, held while the request is in flight;
 /// given back with what the answer taught, or on drop.
@@ -60,21 +61,17 @@ impl AdaptivePermit {
 
     /// Gives the permit back with the answer's `outcome`; `pause` is what
     /// its `Retry-After` asked (the layer read it already, to pause the
-    /// host), and its quota headers, if any, move the pace. `learned`
-    /// sees the host and its controller afterwards, under the lock.
+    /// host), and its `quota`, if it announced one, moves the pace.
+    /// `learned` sees the host and its controller afterwards, under the
+    /// lock.
     pub(crate) fn finish(
         mut self,
         outcome: Outcome,
-        headers: Option<&http::HeaderMap>,
+        quota: Option<QuotaWindow>,
         pause: Option<Duration>,
         learned: impl FnOnce(&HostState, &mut Controller, Instant),
     ) {
         self.released = true;
-        // Read before taking the lock; most answers name no quota (and
-        // the clock is read only for one that does).
-        let quota = headers
-            .filter(|h| crate::retry_after::names_a_quota(h))
-            .and_then(|h| crate::retry_after::quota(h, std::time::SystemTime::now()));
         let Some(mut c) = self.host.existing_controller() else {
             return;
         };

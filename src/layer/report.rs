@@ -10,7 +10,7 @@ use super::permit::AdaptivePermit;
 use super::shard::Shard;
 use super::shared::{Ticket, WATCH_MS};
 use crate::integrations::metrics::AnswerClass;
-use crate::retry_after::is_throttled;
+use crate::retry_after::{is_throttled, quota_held_at_most};
 
 /// Carried by every response future: where the request went, when, and the
 /// admission it holds (given back when the report is).
@@ -78,7 +78,9 @@ impl Report {
                     let (shared, host) = (&self.shard.shared, &self.host);
                     let outcome = outcome_of(status);
                     let accepted = outcome.accepted();
-                    p.finish(outcome, Some(response.headers()), pause, |state, c, now| {
+                    let cap = shared.settings.max_retry_after;
+                    let quota = quota_held_at_most(response.headers(), cap);
+                    p.finish(outcome, quota, pause, |state, c, now| {
                         shared.fleet.on_answer(host, state, c, now, accepted)
                     });
                 }

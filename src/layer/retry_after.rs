@@ -189,16 +189,24 @@ pub(crate) fn names_a_quota(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Values of `X-RateLimit-Reset` above this are UTC epoch seconds, below it
-/// seconds from now (2001-09-09: no delta is that long).
+/// Reset values at or above this are UTC epoch seconds, below it seconds
+/// from now (2001-09-09: no delta is that long).
 const EPOCH_THRESHOLD: f64 = 1e9;
+
+/// Resets farther than this (115 days) are garbage, and the quota with
+/// them is ignored: no window of a real quota is that long.
+const MAX_RESET_S: f64 = 1e7;
 
 /// The tightest quota the headers announce, in any of the forms servers
 /// send: the IETF `RateLimit` fields (see [`rate_limit`]), GitHub's and
-/// X's `X-RateLimit-Remaining` / `X-Rate-Limit-Remaining` with a `-Reset`
-/// that is an epoch (told from a delta by its size, and measured against
-/// the `Date` header when there is one, else `now`), and Discord's
-/// fractional `X-RateLimit-Reset-After`. Malformed fields are ignored.
+/// X's `X-RateLimit-Remaining` / `X-Rate-Limit-Remaining` with a `-Reset`,
+/// and Discord's fractional `X-RateLimit-Reset-After`. A reset in either
+/// form that is as large as an epoch is one (Twitch names its
+/// `Ratelimit-Reset` so), told from a delta by its size and measured
+/// against the `Date` header when there is one, else `now`. A remaining
+/// count written as a decimal (Reddit's `598.0`) counts its whole
+/// requests. Malformed fields, and resets farther than 115 days, are
+/// ignored.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -217,54 +225,95 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
     if !names_a_quota(headers) {
         return None;
     }
-    let ietf = rate_limit(headers).map(|q| QuotaWindow {
-        remaining: q.remaining,
-        reset_lo: q.reset.saturating_sub(Duration::from_secs(1)),
-        reset_hi: q.reset,
-        epoch: false,
-    });
     let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let reset = Reset {
+        date: text("date"),
+        now,
+    };
+    let ietf = rate_limit(headers).and_then(|q| reset.window(q.remaining, q.reset.as_secs_f64()));
     let remaining = text("x-ratelimit-remaining")
         .or_else(|| text("x-rate-limit-remaining"))
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(count);
     let seconds = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
-    let reset = if let Some(after) = text("x-ratelimit-reset-after").and_then(seconds) {
-        Some((after, after, false))
-    } else {
-        text("x-ratelimit-reset")
+    let x = remaining.and_then(|remaining| {
+        if let Some(after) = text("x-ratelimit-reset-after").and_then(seconds) {
+            return reset.exact(remaining, after);
+        }
+        let v = text("x-ratelimit-reset")
             .or_else(|| text("x-rate-limit-reset"))
-            .and_then(seconds)
-            .map(|v| {
-                if v < EPOCH_THRESHOLD {
-                    return ((v - 1.0).max(0.0), v, false);
-                }
-                // An epoch: against the server's own `Date` (whole seconds,
-                // so up to one more second of doubt), else our clock.
-                let date = text("date")
-                    .and_then(|d| httpdate::parse_http_date(d).ok())
-                    .map(|d| (d, 1.0));
-                let (base, doubt) = date.unwrap_or((now, 0.0));
-                let base = base
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                let left = (v - base).max(0.0);
-                ((left - 1.0 - doubt).max(0.0), left, true)
-            })
-    };
-    let x = match (remaining, reset) {
-        (Some(remaining), Some((lo, hi, epoch))) if hi < 1e7 => Some(QuotaWindow {
-            remaining,
-            reset_lo: Duration::from_secs_f64(lo),
-            reset_hi: Duration::from_secs_f64(hi),
-            epoch,
-        }),
-        _ => None,
-    };
+            .and_then(seconds)?;
+        reset.window(remaining, v)
+    });
     let rate = |q: &QuotaWindow| q.remaining as f64 / q.reset_hi.as_secs_f64().max(1.0);
     match (ietf, x) {
         (Some(a), Some(b)) => Some(if rate(&b) < rate(&a) { b } else { a }),
         (a, b) => a.or(b),
     }
+}
+
+/// A count of requests: a whole number, or a decimal whose whole part
+/// counts.
+fn count(v: &str) -> Option<u64> {
+    v.parse::<u64>().ok().or_else(|| {
+        let x = v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)?;
+        Some(x as u64)
+    })
+}
+
+/// Reads a reset named in seconds, for one answer.
+struct Reset<'a> {
+    /// The answer's `Date` (whole seconds), read only for an epoch.
+    date: Option<&'a str>,
+    now: SystemTime,
+}
+
+impl Reset<'_> {
+    /// `remaining` until a reset of `v` whole seconds: from now, or an
+    /// epoch when it is that large (against `Date`, which adds up to one
+    /// more second of doubt, else `now`).
+    fn window(&self, remaining: u64, v: f64) -> Option<QuotaWindow> {
+        if v < EPOCH_THRESHOLD {
+            return self.within(remaining, (v - 1.0).max(0.0), v, false);
+        }
+        let date = self.date.and_then(|d| httpdate::parse_http_date(d).ok());
+        let (base, doubt) = date.map_or((self.now, 0.0), |d| (d, 1.0));
+        let base = base
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let left = (v - base).max(0.0);
+        self.within(remaining, (left - 1.0 - doubt).max(0.0), left, true)
+    }
+
+    /// `remaining` until a reset of exactly `after` seconds from now.
+    fn exact(&self, remaining: u64, after: f64) -> Option<QuotaWindow> {
+        self.within(remaining, after, after, false)
+    }
+
+    fn within(&self, remaining: u64, lo: f64, hi: f64, epoch: bool) -> Option<QuotaWindow> {
+        (hi < MAX_RESET_S).then(|| QuotaWindow {
+            remaining,
+            reset_lo: Duration::from_secs_f64(lo),
+            reset_hi: Duration::from_secs_f64(hi),
+            epoch,
+        })
+    }
+}
+
+/// The quota an answer announces, as the layer follows it: a spent
+/// quota holds the host until its reset, but no longer than `cap` (the
+/// layer's `max_retry_after`, which bounds a `Retry-After` pause too),
+/// after which one request finds out whether it is spent still.
+/// Most answers name no quota, and cost no clock reading here.
+pub(crate) fn quota_held_at_most(headers: &HeaderMap, cap: Duration) -> Option<QuotaWindow> {
+    if !names_a_quota(headers) {
+        return None;
+    }
+    let mut q = quota(headers, SystemTime::now())?;
+    if q.remaining == 0 {
+        q.reset_lo = q.reset_lo.min(cap);
+        q.reset_hi = q.reset_hi.min(cap);
+    }
+    Some(q)
 }
 
 /// `"name";r=50;t=30` (the item may be a token or a quoted string). A

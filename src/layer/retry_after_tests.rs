@@ -164,3 +164,105 @@ fn rate_limit_forms() {
         assert_eq!(rate_limit(&h(&[("ratelimit", junk)])), None, "{junk:?}");
     }
 }
+
+fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, v.parse().unwrap());
+    }
+    h
+}
+
+/// Twitch names an epoch in `Ratelimit-Reset`. Read as seconds from now,
+/// its 799 requests were spread over 48 years, and the pace fell to the
+/// slowest the controller allows: 100 s a request.
+#[test]
+fn a_reset_as_large_as_an_epoch_is_an_instant_in_every_form() {
+    let now = at();
+    let epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let twitch = headers(&[
+        ("ratelimit-limit", "800".into()),
+        ("ratelimit-remaining", "799".into()),
+        ("ratelimit-reset", (epoch + 60).to_string()),
+    ]);
+    let q = quota(&twitch, now).expect("a quota");
+    assert_eq!(
+        (q.remaining, q.reset_hi, q.epoch),
+        (799, Duration::from_secs(60), true)
+    );
+    assert_eq!(q.reset_lo, Duration::from_secs(59));
+    // Against the answer's `Date`, with its second of doubt.
+    let mut dated = headers(&[("ratelimit", format!("\"d\";r=5;t={}", epoch + 10))]);
+    dated.insert("date", "Wed, 21 Oct 2015 07:28:02 GMT".parse().unwrap());
+    let q = quota(&dated, now).expect("a quota");
+    assert_eq!(
+        (q.remaining, q.reset_hi, q.reset_lo),
+        (5, Duration::from_secs(8), Duration::from_secs(6))
+    );
+    // A delta stays a delta.
+    let delta = headers(&[
+        ("ratelimit-remaining", "4".into()),
+        ("ratelimit-reset", "2".into()),
+    ]);
+    let q = quota(&delta, now).expect("a quota");
+    assert_eq!((q.reset_hi, q.epoch), (Duration::from_secs(2), false));
+}
+
+#[test]
+fn a_decimal_remaining_counts_its_whole_requests() {
+    // Reddit's form.
+    let reddit = headers(&[
+        ("x-ratelimit-used", "2".into()),
+        ("x-ratelimit-remaining", "598.0".into()),
+        ("x-ratelimit-reset", "412".into()),
+    ]);
+    let q = quota(&reddit, at()).expect("a quota");
+    assert_eq!((q.remaining, q.reset_hi), (598, Duration::from_secs(412)));
+    for junk in ["-1.0", "NaN", "inf", "1e400", "x"] {
+        let h = headers(&[
+            ("x-ratelimit-remaining", junk.into()),
+            ("x-ratelimit-reset", "5".into()),
+        ]);
+        assert_eq!(quota(&h, at()), None, "{junk}");
+    }
+}
+
+#[test]
+fn resets_farther_than_any_quota_window_are_ignored_in_every_form() {
+    let now = at();
+    for h in [
+        headers(&[("ratelimit", "\"d\";r=5;t=99999999999".into())]),
+        headers(&[("ratelimit", "\"d\";r=5;t=20000000".into())]),
+        headers(&[
+            ("ratelimit-remaining", "0".into()),
+            ("ratelimit-reset", "20000000".into()),
+        ]),
+        headers(&[
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset", "99999999999".into()),
+        ]),
+    ] {
+        assert_eq!(quota(&h, now), None, "{h:?}");
+    }
+    // A day's quota is a quota.
+    let daily = headers(&[("ratelimit", "\"daily\";r=100;t=86400".into())]);
+    assert!(quota(&daily, now).is_some());
+}
+
+#[test]
+fn a_spent_quota_holds_no_longer_than_the_cap_and_a_live_one_is_paced_as_named() {
+    let cap = Duration::from_secs(60);
+    let spent = headers(&[
+        ("ratelimit-remaining", "0".into()),
+        ("ratelimit-reset", "3600".into()),
+    ]);
+    let q = quota_held_at_most(&spent, cap).expect("a quota");
+    assert_eq!((q.reset_lo, q.reset_hi), (cap, cap));
+    let live = headers(&[
+        ("ratelimit-remaining", "10".into()),
+        ("ratelimit-reset", "3600".into()),
+    ]);
+    let q = quota_held_at_most(&live, cap).expect("a quota");
+    assert_eq!(q.reset_hi, Duration::from_secs(3600));
+    assert_eq!(quota_held_at_most(&HeaderMap::new(), cap), None);
+}
