@@ -114,7 +114,17 @@ async fn run_model(
     // at 3/s read 84.0 and 100.0 % in two runs of one binary).
     fastrand::seed(1);
     let start = Instant::now();
-    let model = Arc::new(Mutex::new(build(start)));
+    // `NOISE_EVERY=50` refuses one served request in fifty besides,
+    // whatever the rate (see `testkit::model::Noisy`); goodput is still
+    // counted against the limiter's rate.
+    let noise_every = std::env::var("NOISE_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let model: Arc<Mutex<Box<dyn Limiter>>> = Arc::new(Mutex::new(Box::new(testkit::model::Noisy::new(
+        build(start),
+        noise_every,
+    ))));
     let log: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
     let (m, l) = (Arc::clone(&model), Arc::clone(&log));
     // `REFUSE_WITH=503` answers refusals as nginx's `limit_req` does by

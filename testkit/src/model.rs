@@ -589,6 +589,47 @@ impl Limiter for Unlimited {
     }
 }
 
+/// A limiter that also refuses one request in `every` of those it
+/// serves, whatever the rate, with a 429 and no `Retry-After`: one bad
+/// backend among many behind a balancer, a bot check, a limiter other
+/// clients fill. Slowing down removes none of these refusals.
+pub struct Noisy {
+    inner: Box<dyn Limiter>,
+    every: u64,
+    served: u64,
+}
+
+impl Noisy {
+    /// `inner`, with one served request in `every` refused (none for 0).
+    pub fn new(inner: Box<dyn Limiter>, every: u64) -> Self {
+        Self {
+            inner,
+            every,
+            served: 0,
+        }
+    }
+}
+
+impl Limiter for Noisy {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let d = self.inner.arrive(now);
+        if !d.served() || self.every == 0 {
+            return d;
+        }
+        self.served += 1;
+        if self.served.is_multiple_of(self.every) {
+            // Spent at the limiter, refused behind it.
+            self.inner.depart(now);
+            return Decision::refused(StatusCode::TOO_MANY_REQUESTS);
+        }
+        d
+    }
+
+    fn depart(&mut self, now: Instant) {
+        self.inner.depart(now);
+    }
+}
+
 /// Capacity that changes on a schedule: each phase's limiter decides from
 /// its start on (another client takes a share of a limit and leaves, a
 /// backend degrades and heals, an operator lowers a rate for an incident).

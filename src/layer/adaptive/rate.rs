@@ -146,6 +146,7 @@ use super::quota::QuotaWindows;
 use super::recovery::{Recovery, PAUSES_APART};
 use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
+use noise::Noise;
 
 /// The pace as a share of a measured rate.
 pub(crate) const HOLD: f64 = 0.98;
@@ -247,9 +248,9 @@ pub(crate) struct RateControl {
     /// The refused share before the latest cut, the pace before it, and
     /// the rate the host accepted then.
     before_cut: Option<(f64, f64, f64)>,
-    /// Refusals that did not follow the pace: untold losses are ignored
-    /// until then.
-    indifferent_until: Option<Instant>,
+    /// Refusals that do not follow the pace (boxed: it keeps the
+    /// controller under its 1 KiB bound).
+    noise: Box<Noise>,
     /// The pace last held requests back at this time.
     pub(crate) bound_at: Option<Instant>,
     pub(crate) meter: Meter,
@@ -337,7 +338,7 @@ impl RateControl {
             ok_span: None,
             counted_from: now,
             before_cut: None,
-            indifferent_until: None,
+            noise: Box::default(),
             bound_at: None,
             meter: Meter::new(now),
             spacing: Spacing::new(now),
@@ -527,6 +528,9 @@ impl RateControl {
     /// An answer accepted.
     pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
         self.meter.add(now, sent_at, true);
+        if let Some(top) = self.noise.count(false, self.estimate) {
+            self.refusals_are_noise(now, top);
+        }
         self.reread_second(now);
         self.spacing.record(sent_at, true);
         // The round trip of a served request, for the meter's slots to be
@@ -547,6 +551,9 @@ impl RateControl {
     /// A refusal (429, 503) or an error, of a request sent at `sent_at`;
     /// `pause` is the `Retry-After` pause it began for the host, if any.
     pub(crate) fn on_loss(&mut self, now: Instant, sent_at: Instant, pause: Option<Duration>) {
+        if pause.is_none() && self.is_noise(now) {
+            return;
+        }
         self.starve_cycle.2 = self.starve_cycle.2.saturating_add(1);
         let held =
             (self.basis == Basis::Measured && !self.probing && !self.counting_window && !self.starving)
@@ -557,7 +564,11 @@ impl RateControl {
             .map_or(self.resumed_at, |at| at.max(self.resumed_at));
         let quiet_for = now.saturating_duration_since(quiet_since);
         let (probing, step) = (self.probing, self.probe_step);
+        let before = (self.basis, self.estimate);
         self.learn_from_loss(now, sent_at, pause);
+        if (before.0, self.basis) == (Basis::Measured, Basis::Measured) {
+            self.noise.on_fall(before.1, self.estimate);
+        }
         if !probing {
             // A loss at the hold ends a chain.
             self.chained = false;
@@ -711,6 +722,7 @@ mod counts;
 mod cycles;
 mod fleet;
 mod loss;
+mod noise;
 mod probe;
 mod slow;
 mod window;

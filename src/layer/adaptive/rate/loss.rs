@@ -43,7 +43,7 @@ impl RateControl {
     fn indifferent(&self, now: Instant) -> bool {
         let (a, r) = self.since_cut;
         let all_refused = a + r >= 2 * MIN_EVIDENCE && r > 9 * a;
-        self.indifferent_until.is_some_and(|until| now < until) && !all_refused
+        self.noise.indifferent_until.is_some_and(|until| now < until) && !all_refused
     }
 
     /// What a loss teaches (see [`RateControl::on_loss`]).
@@ -164,7 +164,7 @@ impl RateControl {
             // while (the concurrency limit still holds the host).
             self.basis = Basis::None;
             self.before_cut = None;
-            self.indifferent_until = Some(now + INDIFFERENT);
+            self.noise.indifferent_until = Some(now + INDIFFERENT);
             return;
         }
         let (a, r) = self.since_cut;

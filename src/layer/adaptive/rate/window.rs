@@ -167,7 +167,7 @@ impl RateControl {
     /// (others' sends fill the window too, and the fleet's cycles read
     /// it), nor once refusals were found not to follow the pace.
     pub(super) fn starved_unpaced(&mut self, now: Instant, quiet: bool) -> bool {
-        if !quiet || self.basis != Basis::None || self.indifferent_until.is_some() || self.shared() {
+        if !quiet || self.basis != Basis::None || self.noise.indifferent_until.is_some() || self.shared() {
             return false;
         }
         let Some((n, span)) = self.spacing.refused_in_a_row(self.answered_before(now)) else {

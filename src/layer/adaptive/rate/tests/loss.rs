@@ -311,7 +311,7 @@ async fn refusals_ignored_as_not_following_the_pace_count_again_once_nearly_all_
     let mut c = RateControl::new(1.0, t0);
     c.cut_at = t0;
     c.restart_count(t0);
-    c.indifferent_until = Some(t0 + Duration::from_secs(10));
+    c.noise.indifferent_until = Some(t0 + Duration::from_secs(10));
     let mostly_refused: Vec<bool> = (0..200).map(|i| i % 20 == 0).collect();
     answer_in_turn(&mut c, t0, ms(2), &mostly_refused);
     let t = t0 + ms(410);
@@ -321,7 +321,7 @@ async fn refusals_ignored_as_not_following_the_pace_count_again_once_nearly_all_
     let mut c = RateControl::new(1.0, t0);
     c.cut_at = t0;
     c.restart_count(t0);
-    c.indifferent_until = Some(t0 + Duration::from_secs(10));
+    c.noise.indifferent_until = Some(t0 + Duration::from_secs(10));
     let some_refused: Vec<bool> = (0..200).map(|i| i % 3 != 0).collect();
     answer_in_turn(&mut c, t0, ms(2), &some_refused);
     assert_eq!(c.rate(t), None);
