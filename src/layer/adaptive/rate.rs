@@ -4,8 +4,9 @@
 //! Over 400 lines: the rules below in one place, and the state they all
 //! read and set (the struct's documented fields). Each rule's code is a
 //! child module's `impl` block, which sees those fields: `loss.rs`,
-//! `counts.rs`, `window.rs`, `cycles.rs`, `slow.rs`, `probe.rs`,
-//! `fleet.rs`; their tests are in `tests/`, by the same rules.
+//! `counts.rs`, `noise.rs`, `window.rs`, `cycles.rs`, `slow.rs`,
+//! `probe.rs`, `fleet.rs`; their tests are in `tests/`, by the same
+//! rules (`noise.rs` keeps its own).
 //!
 //! Built for the limiters servers run (`testkit`'s models):
 //!
@@ -121,7 +122,13 @@
 //!   bucket.
 //! * **Refusals that do not follow the pace** (a server that refuses some
 //!   requests whatever the rate: their share stays after a cut of 30 % or
-//!   more) say nothing about a rate: no pace from them for 10 s.
+//!   more) say nothing about a rate: no pace from them for 10 s. A small
+//!   share (a refusal in fifty) steps the estimate down a little at a
+//!   time instead; a decline whose share comes back as large well under
+//!   where it began is noise (`noise.rs`): the estimate goes back there,
+//!   probes climb from it, and each answer then earns a little more than
+//!   the noise's share of a refusal, which an untold refusal spends
+//!   instead of teaching.
 //! * **Quotas set the pace directly**: `remaining / time to reset`, and no
 //!   send before the reset once the quota is spent (`quota.rs`).
 //! * **In a fleet, the fleet's answers bound the paces together**: a
@@ -528,8 +535,12 @@ impl RateControl {
     /// An answer accepted.
     pub(crate) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
         self.meter.add(now, sent_at, true);
-        if let Some(top) = self.noise.count(false, self.estimate) {
-            self.refusals_are_noise(now, top);
+        // Declines and the noise's credit are a measured estimate's: an
+        // unpaced host's answers do not reach the boxed state.
+        if self.basis == Basis::Measured {
+            if let Some(top) = self.noise.count(false, self.estimate) {
+                self.refusals_are_noise(now, top);
+            }
         }
         self.reread_second(now);
         self.spacing.record(sent_at, true);

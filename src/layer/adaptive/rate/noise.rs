@@ -171,9 +171,11 @@ impl RateControl {
     /// it is noise, which teaches nothing: not the meter's slots, not the
     /// gaps, not the pace (recorded there, the noise's refusals marked
     /// slots as at the limit, and each later reading of them cut the
-    /// estimate to the pace). A quota explains its own refusals.
+    /// estimate to the pace). A quota explains its own refusals. Only a
+    /// measured estimate declines, or holds with noise: a guess searches,
+    /// and an unpaced host has nothing to cut.
     pub(super) fn is_noise(&mut self, now: Instant) -> bool {
-        if self.quota.active(now) || self.quota.read_too_early(now) {
+        if self.basis != Basis::Measured || self.quota.active(now) || self.quota.read_too_early(now) {
             return false;
         }
         if let Some(top) = self.noise.count(true, self.estimate) {

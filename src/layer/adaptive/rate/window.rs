@@ -1,5 +1,9 @@
 //! Windows that count refusals: a trickle while nothing is accepted,
 //! until the window drains, and the window's length from that time.
+//!
+//! Over 400 lines, two fifths of them comments: the drain, the trickle
+//! and the window read from it are one sequence of one window's life,
+//! and each reading needs the others' state.
 
 use std::time::Duration;
 
