@@ -55,6 +55,12 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// valid value is present. Several `Retry-After` fields that disagree are
 /// ambiguous and ignored, as a malformed field must be.
 ///
+/// A wait in milliseconds wins when the answer names one: `retry-after-ms`
+/// (OpenAI's and Azure OpenAI's) or `x-ms-retry-after-ms` (Azure's), a
+/// non-negative number. They say what `Retry-After` rounds to whole
+/// seconds: `Retry-After: 1` beside `retry-after-ms: 150` asks for 150 ms.
+/// A malformed or zero one leaves `Retry-After` to answer.
+///
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use http::HeaderMap;
@@ -63,8 +69,13 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// let mut h = HeaderMap::new();
 /// h.insert("retry-after", "3".parse().unwrap());
 /// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(3)));
+/// h.insert("retry-after-ms", "150".parse().unwrap());
+/// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_millis(150)));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(wait) = retry_after_ms(headers) {
+        return Some(wait);
+    }
     let mut values = headers.get_all(RETRY_AFTER).iter();
     let first = values.next()?;
     if values.any(|v| v != first) {
@@ -72,6 +83,23 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     parse_retry_after(first.as_bytes(), now)
 }
+
+/// The wait in `retry-after-ms` or `x-ms-retry-after-ms`, if one holds a
+/// positive number of milliseconds (at most a year: larger saturates
+/// there, and the layer caps it anyway).
+fn retry_after_ms(headers: &HeaderMap) -> Option<Duration> {
+    ["retry-after-ms", "x-ms-retry-after-ms"].iter().find_map(|name| {
+        let text = headers.get(*name)?.to_str().ok()?.trim();
+        let ms = text
+            .parse::<f64>()
+            .ok()
+            .filter(|ms| ms.is_finite() && *ms > 0.0)?;
+        Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_MS_WAIT_S)))
+    })
+}
+
+/// The longest wait a millisecond header is read as: a year.
+const MAX_MS_WAIT_S: f64 = 365.0 * 86_400.0;
 
 /// Whether an answer refuses a request for its rate: `429 Too Many
 /// Requests`, `503 Service Unavailable`, and a `403 Forbidden` that says so

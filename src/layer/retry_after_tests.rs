@@ -266,3 +266,34 @@ fn a_spent_quota_holds_no_longer_than_the_cap_and_a_live_one_is_paced_as_named()
     assert_eq!(q.reset_hi, Duration::from_secs(3600));
     assert_eq!(quota_held_at_most(&HeaderMap::new(), cap), None);
 }
+
+#[test]
+fn a_wait_in_milliseconds_wins_over_whole_seconds() {
+    let ms = |pairs: &[(&'static str, &str)]| {
+        let h = headers(&pairs.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>());
+        retry_after(&h, at())
+    };
+    // OpenAI's and Azure's: the seconds rounded, the milliseconds exact.
+    assert_eq!(
+        ms(&[("retry-after", "1"), ("retry-after-ms", "150")]),
+        Some(Duration::from_millis(150))
+    );
+    assert_eq!(
+        ms(&[("x-ms-retry-after-ms", "2500.5")]),
+        Some(Duration::from_micros(2_500_500))
+    );
+    // Garbage, zero or negative: `Retry-After` answers.
+    for junk in ["soon", "0", "-5", "NaN", "inf", ""] {
+        assert_eq!(
+            ms(&[("retry-after", "2"), ("retry-after-ms", junk)]),
+            Some(Duration::from_secs(2)),
+            "{junk:?}"
+        );
+    }
+    assert_eq!(ms(&[("retry-after-ms", "0")]), None);
+    // Absurd: saturates at a year (the layer caps it at `max_retry_after`).
+    assert_eq!(
+        ms(&[("retry-after-ms", "1e300")]),
+        Some(Duration::from_secs(365 * 86_400))
+    );
+}
