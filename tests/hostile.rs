@@ -1,8 +1,9 @@
 //! Hostile and broken servers, for real, on loopback: absurd and garbled
-//! `Retry-After` values, several of them, non-UTF-8 bytes, endless 429s,
-//! servers that never answer or reset the connection. The client must not
-//! panic, must not wait longer than `max_retry_after`, must not grow its
-//! state, and errors must reach the caller.
+//! `Retry-After` values, several of them, non-UTF-8 bytes, a wait in
+//! milliseconds beside it, endless 429s, servers that never answer or
+//! reset the connection. The client must not panic, must not wait longer
+//! than `max_retry_after`, must not grow its state, and errors must reach
+//! the caller.
 
 mod common;
 
@@ -22,18 +23,18 @@ fn snapshotter() -> Snapshotter {
     Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory)
 }
 
-/// A server answering 429 with the raw `Retry-After` bytes given for each
+/// A server answering 429 with the raw header values given for each
 /// request's path (by index), 200 once the list is used up.
-async fn hinting(values: Vec<Vec<Vec<u8>>>) -> TestServer {
+async fn hinting(values: Vec<Vec<(&'static str, Vec<u8>)>>) -> TestServer {
     TestServer::start(move |hit| {
         let i: usize = hit.path.trim_start_matches('/').parse().unwrap_or(usize::MAX);
         match values.get(i) {
             Some(list) if hit.nth == 0 => {
                 let mut r = Reply::new(Full::new(Bytes::from_static(b"no")));
                 *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
-                for v in list {
+                for (name, v) in list {
                     if let Ok(v) = HeaderValue::from_bytes(v) {
-                        r.headers_mut().append("retry-after", v);
+                        r.headers_mut().append(*name, v);
                     }
                 }
                 r
@@ -44,10 +45,20 @@ async fn hinting(values: Vec<Vec<Vec<u8>>>) -> TestServer {
     .await
 }
 
+/// `Retry-After` fields with these raw values.
+fn retry_afters(values: Vec<&[u8]>) -> Vec<(&'static str, Vec<u8>)> {
+    values.into_iter().map(|v| ("retry-after", v.to_vec())).collect()
+}
+
 /// The pause a hostile value imposes, as `Reject` reports it (`None`: no
 /// pause, the next request is sent).
 async fn pause_after(values: Vec<&[u8]>) -> Option<Duration> {
-    let server = hinting(vec![values.into_iter().map(<[u8]>::to_vec).collect()]).await;
+    pause_after_headers(retry_afters(values)).await
+}
+
+/// The pause a refusal with these headers imposes (see [`pause_after`]).
+async fn pause_after_headers(headers: Vec<(&'static str, Vec<u8>)>) -> Option<Duration> {
+    let server = hinting(vec![headers]).await;
     let layer = SnapshotLayer::builder(snapshotter())
         .policy(GatePolicy::Reject)
         .max_retry_after(Duration::from_secs(2))
@@ -67,6 +78,29 @@ async fn pause_after(values: Vec<&[u8]>) -> Option<Duration> {
             Some(o.retry_after().expect("a host pause"))
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_in_milliseconds_is_followed_to_the_millisecond() {
+    // OpenAI's and Azure OpenAI's refusals: `Retry-After` in whole
+    // seconds, `retry-after-ms` exact. Read from `Retry-After` alone, the
+    // host was paused 1 s where 150 ms was asked.
+    let paused = pause_after_headers(vec![
+        ("retry-after", b"1".to_vec()),
+        ("retry-after-ms", b"150".to_vec()),
+    ])
+    .await
+    .expect("a pause");
+    assert!(paused <= Duration::from_millis(150), "{paused:?}");
+    assert!(paused >= Duration::from_millis(100), "{paused:?}");
+    // Garbage there leaves `Retry-After` to answer.
+    let paused = pause_after_headers(vec![
+        ("retry-after", b"1".to_vec()),
+        ("retry-after-ms", b"soon".to_vec()),
+    ])
+    .await
+    .expect("a pause");
+    assert!(paused > Duration::from_millis(500), "{paused:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,7 +153,7 @@ async fn garbage_negative_fractional_and_past_values_mean_no_wait() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_request_goes_out_once_the_capped_pause_ends() {
     bounded(async {
-        let server = hinting(vec![vec![b"99999999999".to_vec()]]).await;
+        let server = hinting(vec![retry_afters(vec![b"99999999999"])]).await;
         let layer = SnapshotLayer::builder(snapshotter())
             .max_retry_after(Duration::from_secs(2))
             .build()
