@@ -221,6 +221,10 @@ pub(crate) fn names_a_quota(headers: &HeaderMap) -> bool {
 /// from now (2001-09-09: no delta is that long).
 const EPOCH_THRESHOLD: f64 = 1e9;
 
+/// Reset values at or above this are epochs in milliseconds (2001-09-09
+/// again): no epoch in seconds is that large for thirty thousand years.
+const EPOCH_MS_THRESHOLD: f64 = 1e12;
+
 /// Resets farther than this (115 days) are garbage, and the quota with
 /// them is ignored: no window of a real quota is that long.
 const MAX_RESET_S: f64 = 1e7;
@@ -230,7 +234,8 @@ const MAX_RESET_S: f64 = 1e7;
 /// X's `X-RateLimit-Remaining` / `X-Rate-Limit-Remaining` with a `-Reset`,
 /// and Discord's fractional `X-RateLimit-Reset-After`. A reset in either
 /// form that is as large as an epoch is one (Twitch names its
-/// `Ratelimit-Reset` so), told from a delta by its size and measured
+/// `Ratelimit-Reset` so), in seconds or, larger still, in milliseconds
+/// (JavaScript's clock), told from a delta by its size and measured
 /// against the `Date` header when there is one, else `now`. A remaining
 /// count written as a decimal (Reddit's `598.0`) counts its whole
 /// requests. Malformed fields, and resets farther than 115 days, are
@@ -303,6 +308,8 @@ impl Reset<'_> {
         if v < EPOCH_THRESHOLD {
             return self.within(remaining, (v - 1.0).max(0.0), v, false);
         }
+        // An epoch in milliseconds, as JavaScript's `Date.now()` gives.
+        let v = if v >= EPOCH_MS_THRESHOLD { v / 1000.0 } else { v };
         let date = self.date.and_then(|d| httpdate::parse_http_date(d).ok());
         let (base, doubt) = date.map_or((self.now, 0.0), |d| (d, 1.0));
         let base = base

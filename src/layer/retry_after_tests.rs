@@ -297,3 +297,18 @@ fn a_wait_in_milliseconds_wins_over_whole_seconds() {
         Some(Duration::from_secs(365 * 86_400))
     );
 }
+
+#[test]
+fn an_epoch_in_milliseconds_is_an_instant_too() {
+    let now = at();
+    let epoch_ms = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() + 30_000;
+    let h = headers(&[
+        ("x-ratelimit-remaining", "7".into()),
+        ("x-ratelimit-reset", epoch_ms.to_string()),
+    ]);
+    let q = quota(&h, now).expect("a quota");
+    assert_eq!(
+        (q.remaining, q.reset_hi, q.epoch),
+        (7, Duration::from_secs(30), true)
+    );
+}
