@@ -148,7 +148,10 @@ impl SnapshotLayerBuilder {
         /// a client never freezes (1; 0 allows a full stop).
         pub min_concurrency: usize => settings.min_concurrency;
         /// Longest pause a `Retry-After` can impose (60 s); 0 ignores the
-        /// header.
+        /// header. A spent quota (`X-RateLimit-Remaining: 0`, `RateLimit`
+        /// with `r=0`) holds its host until its reset, but no longer than
+        /// this either: then one request finds out whether it is spent
+        /// still. Raise it to wait out hourly quotas in one hold.
         pub max_retry_after: Duration => settings.max_retry_after;
         /// Whether 429s and `Retry-After` slow only their own host (true).
         /// When off, the client window gates every request and a
