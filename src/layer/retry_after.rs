@@ -90,10 +90,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 fn retry_after_ms(headers: &HeaderMap) -> Option<Duration> {
     ["retry-after-ms", "x-ms-retry-after-ms"].iter().find_map(|name| {
         let text = headers.get(*name)?.to_str().ok()?.trim();
-        let ms = text
-            .parse::<f64>()
-            .ok()
-            .filter(|ms| ms.is_finite() && *ms > 0.0)?;
+        let ms = non_negative(text).filter(|ms| *ms > 0.0)?;
         Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_MS_WAIT_S)))
     })
 }
@@ -267,14 +264,13 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
     let remaining = text("x-ratelimit-remaining")
         .or_else(|| text("x-rate-limit-remaining"))
         .and_then(count);
-    let seconds = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
     let x = remaining.and_then(|remaining| {
-        if let Some(after) = text("x-ratelimit-reset-after").and_then(seconds) {
+        if let Some(after) = text("x-ratelimit-reset-after").and_then(non_negative) {
             return reset.exact(remaining, after);
         }
         let v = text("x-ratelimit-reset")
             .or_else(|| text("x-rate-limit-reset"))
-            .and_then(seconds)?;
+            .and_then(non_negative)?;
         reset.window(remaining, v)
     });
     let rate = |q: &QuotaWindow| q.remaining as f64 / q.reset_hi.as_secs_f64().max(1.0);
@@ -287,10 +283,14 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<QuotaWindow> {
 /// A count of requests: a whole number, or a decimal whose whole part
 /// counts.
 fn count(v: &str) -> Option<u64> {
-    v.parse::<u64>().ok().or_else(|| {
-        let x = v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)?;
-        Some(x as u64)
-    })
+    v.parse::<u64>()
+        .ok()
+        .or_else(|| non_negative(v).map(|x| x as u64))
+}
+
+/// A finite number, zero or more (seconds, milliseconds, a count).
+fn non_negative(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)
 }
 
 /// Reads a reset named in seconds, for one answer.

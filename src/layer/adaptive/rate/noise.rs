@@ -163,9 +163,9 @@ impl Noise {
     }
 
     /// Whether a refusal now is the noise found: one it earned, which
-    /// this spends.
+    /// this spends (nothing is earned before noise is found).
     pub(super) fn explains(&mut self) -> bool {
-        let earned = self.share.is_some() && self.credit >= 1.0;
+        let earned = self.credit >= 1.0;
         if earned {
             self.credit -= 1.0;
         }
