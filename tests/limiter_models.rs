@@ -121,10 +121,21 @@ async fn run_model(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let model: Arc<Mutex<Box<dyn Limiter>>> = Arc::new(Mutex::new(Box::new(testkit::model::Noisy::new(
-        build(start),
-        noise_every,
-    ))));
+    let mut limiter: Box<dyn Limiter> = Box::new(testkit::model::Noisy::new(build(start), noise_every));
+    // `BAN_S=10` bans every request for ten seconds after each refusal
+    // (see `testkit::model::PenaltyBox`), `BAN_STICKY=1` renews the ban
+    // with each request refused during it.
+    if let Some(ban) = std::env::var("BAN_S").ok().and_then(|v| v.parse::<f64>().ok()) {
+        // `BAN_RA=1`: each refusal tells the seconds left, as Cloudflare's.
+        let sticky = std::env::var_os("BAN_STICKY").is_some();
+        let ban = testkit::model::PenaltyBox::new(limiter, Duration::from_secs_f64(ban), sticky);
+        limiter = Box::new(if std::env::var_os("BAN_RA").is_some() {
+            ban.telling()
+        } else {
+            ban
+        });
+    }
+    let model: Arc<Mutex<Box<dyn Limiter>>> = Arc::new(Mutex::new(limiter));
     let log: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
     let (m, l) = (Arc::clone(&model), Arc::clone(&log));
     // `REFUSE_WITH=503` answers refusals as nginx's `limit_req` does by

@@ -630,6 +630,76 @@ impl Limiter for Noisy {
     }
 }
 
+/// A ban after a refusal: once `inner` refuses a request, every request
+/// is refused for `ban`, whatever the rate (Cloudflare's rate-limiting
+/// rules block for a "mitigation timeout"; fail2ban's `bantime`). When
+/// `sticky`, each request refused during the ban starts it again: HAProxy's
+/// documented abuse pattern (a `gpc0` flag in a stick table whose entry's
+/// `expire` each tracked request renews) lets a client out only after it
+/// kept quiet for the whole `ban`. Refusals carry no `Retry-After`, or,
+/// with [`PenaltyBox::telling`], the whole seconds left in the ban, as
+/// Cloudflare's rate limiting sends.
+pub struct PenaltyBox {
+    inner: Box<dyn Limiter>,
+    ban: Duration,
+    sticky: bool,
+    tells: bool,
+    banned_until: Option<Instant>,
+}
+
+impl PenaltyBox {
+    /// `inner`, whose refusals ban every request for `ban` (renewed by each
+    /// request refused during it when `sticky`).
+    pub fn new(inner: Box<dyn Limiter>, ban: Duration, sticky: bool) -> Self {
+        Self {
+            inner,
+            ban,
+            sticky,
+            tells: false,
+            banned_until: None,
+        }
+    }
+
+    /// Each refusal says, in `Retry-After`, the whole seconds left in the
+    /// ban, rounded up.
+    pub fn telling(mut self) -> Self {
+        self.tells = true;
+        self
+    }
+
+    fn refused(&self, now: Instant, status: StatusCode) -> Decision {
+        let d = Decision::refused(status);
+        match self.banned_until {
+            Some(until) if self.tells => {
+                let left = until.saturating_duration_since(now).as_secs_f64().ceil() as u64;
+                d.header("retry-after", left.max(1).to_string())
+            }
+            _ => d,
+        }
+    }
+}
+
+impl Limiter for PenaltyBox {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        if self.banned_until.is_some_and(|until| now < until) {
+            if self.sticky {
+                self.banned_until = Some(now + self.ban);
+            }
+            return self.refused(now, StatusCode::TOO_MANY_REQUESTS);
+        }
+        let d = self.inner.arrive(now);
+        if !d.served() {
+            self.banned_until = Some(now + self.ban);
+            return self.refused(now, d.status);
+        }
+        d
+    }
+
+    fn depart(&mut self, now: Instant) {
+        self.inner.depart(now);
+    }
+}
+
 /// Capacity that changes on a schedule: each phase's limiter decides from
 /// its start on (another client takes a share of a limit and leaves, a
 /// backend degrades and heals, an operator lowers a rate for an incident).

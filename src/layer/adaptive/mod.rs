@@ -101,6 +101,7 @@
 //! | `rate/loss.rs` | a refusal without `Retry-After`: measured at the limit, a frozen search, a step back |
 //! | `rate/counts.rs` | what the host accepted since the cut, the episode, the reference; a second read again |
 //! | `rate/noise.rs` | refusals that do not follow the pace: a decline judged whole, the noise's earned share |
+//! | `rate/ban.rs` | bans: the estimate held before a stretch of refusals returned to, a ban each refusal renews ended |
 //! | `rate/window.rs` | a window that counts refusals: the trickle until it drains, its length |
 //! | `rate/cycles.rs` | a `Retry-After` pause ends a cycle: fitted (`fit.rs`) or held where refused |
 //! | `rate/slow.rs` | a host slower than a request a pause: its rate counted over a streak of pauses |

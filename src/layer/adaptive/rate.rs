@@ -4,7 +4,7 @@
 //! Over 400 lines: the rules below in one place, and the state they all
 //! read and set (the struct's documented fields). Each rule's code is a
 //! child module's `impl` block, which sees those fields: `loss.rs`,
-//! `counts.rs`, `noise.rs`, `window.rs`, `cycles.rs`, `slow.rs`,
+//! `counts.rs`, `noise.rs`, `window.rs`, `ban.rs`, `cycles.rs`, `slow.rs`,
 //! `probe.rs`, `fleet.rs`; their tests are in `tests/`, by the same
 //! rules (`noise.rs` keeps its own).
 //!
@@ -129,6 +129,17 @@
 //!   probes climb from it, and each answer then earns a little more than
 //!   the noise's share of a refusal, which an untold refusal spends
 //!   instead of teaching.
+//! * **Bans** (`ban.rs`): a limiter that, once passed, refuses everything
+//!   for a while whatever the pace (fail2ban; HAProxy's abuse flag,
+//!   renewed by each refused request) reads as a window that counts
+//!   refusals. When the host accepts again, the estimate held before the
+//!   stretch of refusals, for longer than the stretch lasted, is held
+//!   again if the cycle reads well under it (half of it if the stretch
+//!   began soon after such a return). The trickle never rises to its
+//!   floor, halves on down to `min_rate` once nothing accepted outlasts
+//!   any window of a minute, and starts there the next time. A ban the
+//!   opening sets off reads as a window of the opening's few requests,
+//!   and is held so.
 //! * **Quotas set the pace directly**: `remaining / time to reset`, and no
 //!   send before the reset once the quota is spent (`quota.rs`).
 //! * **In a fleet, the fleet's answers bound the paces together**: a
@@ -315,6 +326,9 @@ pub(crate) struct RateControl {
     /// What the host accepted of the requests sent in the second before
     /// that one, read while the meter still holds that second.
     episode_took: u16,
+    /// What the latest stretch of refusals began from, and how the latest
+    /// ban ended (boxed: it keeps the controller under its 1 KiB bound).
+    ban: Box<ban::Ban>,
     /// What a search's first refusal read over the second before it (that
     /// second ended at `cut_at`), with the acceptances still in flight
     /// missing; 0 when there is nothing to read again (see
@@ -370,6 +384,7 @@ impl RateControl {
             last_loss: None,
             episode_sent: None,
             episode_took: 0,
+            ban: Box::default(),
             reread: 0.0,
             quota: Box::default(),
             recovery: Recovery::default(),
@@ -550,6 +565,9 @@ impl RateControl {
         // 0.95 of it, in whole nanoseconds (no float round trip).
         self.served_rtt = rtt.max(self.served_rtt - self.served_rtt / 20);
         self.recovery.on_accepted();
+        if self.last_loss.is_some() {
+            self.stretch_ended(now, sent_at);
+        }
         if sent_at >= self.cut_at {
             if self.starving {
                 self.fed(now);
@@ -729,6 +747,7 @@ impl RateControl {
     }
 }
 
+mod ban;
 mod counts;
 mod cycles;
 mod fleet;

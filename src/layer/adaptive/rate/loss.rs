@@ -94,11 +94,12 @@ impl RateControl {
         let in_episode = self
             .last_loss
             .is_some_and(|at| now.saturating_duration_since(at) < episode);
-        self.last_loss = Some(now);
         if !in_episode {
             self.episode_sent = Some(sent_at);
             self.episode_took = 0;
+            self.note_held(now);
         }
+        self.last_loss = Some(now);
         // What the host accepted of the requests sent in the second before
         // the episode's first refusal, as far as answered now.
         let took = self

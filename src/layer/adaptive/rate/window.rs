@@ -26,13 +26,21 @@ const TRICKLE_FLOOR: f64 = 1.0;
 /// within it. Later, each
 /// halving (after eight refusals more) may go below it, down to
 /// [`TRICKLE_SLOW_SECS`]: a send a second never reopens a window of a
-/// minute that takes 30 (it counts sixty refusals a minute). A host that
-/// took nothing in the cycle is no window that filled: it stays there.
+/// minute that takes 30 (it counts sixty refusals a minute).
 const TRICKLE_FLOOR_FOR: Duration = Duration::from_secs(24);
 /// Past [`TRICKLE_FLOOR_FOR`], the trickle goes down to a request per this
 /// many seconds for each request the cycle took: half the rate of a window
 /// of a minute that it filled, so that any window up to a minute drains.
 const TRICKLE_SLOW_SECS: f64 = 120.0;
+/// How long the trickle stays at that floor at the most: any window of up
+/// to a minute that the cycle filled has drained by then (its refusals
+/// of the first [`TRICKLE_FLOOR_FOR`] too). Past it, and at
+/// once past [`TRICKLE_FLOOR_FOR`] for a host that took nothing in the
+/// cycle, the trickle halves on down to `min_rate`: a ban that each
+/// refusal renews (HAProxy's abuse pattern, `ban.rs`) ends only after a
+/// gap as long as the ban. A ban of 10 s renewed so, trickled into every
+/// 9 s at a cycle's floor, never ended.
+const TRICKLE_SLOW_FOR: Duration = Duration::from_secs(120);
 
 /// Whether a window of `secs` may read as the round length `w`: within
 /// a tenth and a second over it (the refusals that hold a window shut
@@ -152,7 +160,13 @@ impl RateControl {
         let quiet_from = self
             .ok_span
             .map_or(self.cut_at, |(_, last)| last.max(self.cut_at));
-        if r < MIN_EVIDENCE || r < 8 * a || now.saturating_duration_since(quiet_from) < STARVED {
+        // Past any window, a trickle far apart halves after fewer refusals.
+        let evidence = if self.starving && self.beyond_any_window(now) {
+            MIN_EVIDENCE / 2
+        } else {
+            MIN_EVIDENCE
+        };
+        if r < evidence || r < 8 * a || now.saturating_duration_since(quiet_from) < STARVED {
             return false;
         }
         if !self.drain_first(now) {
@@ -197,18 +211,28 @@ impl RateControl {
         let took = self.cycle_took();
         let floor = if !self.starving {
             TRICKLE_FLOOR.min(0.5 * pace)
-        } else if took == 0
-            || now.saturating_duration_since(self.episode_sent.unwrap_or(now)) < TRICKLE_FLOOR_FOR
-        {
+        } else if self.beyond_any_window(now) {
+            // Nothing accepted long past any window of a minute: a ban
+            // that each refusal renews (see `ban.rs`), or an outage. Only
+            // a gap longer than its renewal ends such a ban.
+            self.min_rate
+        } else if self.refused_for(now) < TRICKLE_FLOOR_FOR.as_secs_f64() {
             TRICKLE_FLOOR.min(pace)
         } else {
-            f64::from(took) / TRICKLE_SLOW_SECS
+            // A window of a minute holds at most what the cycle took over
+            // a minute of it, and the floor never raises the trickle: a
+            // cycle of 80 s at 50/s set a floor of 31/s, and the trickle
+            // went from 1/s to 31/s into a ban that each refusal renewed.
+            let cycle = now.saturating_duration_since(self.starve_cycle.0).as_secs_f64();
+            let minute = (60.0 / cycle.max(1.0)).min(1.0);
+            (f64::from(took) / TRICKLE_SLOW_SECS * minute).min(pace)
         };
         let cut = if self.starving { 0.5 } else { TRICKLE };
         self.starving = true;
         let floor = floor.max(self.min_rate);
         self.estimate = (pace * cut / self.hold()).max(floor);
         self.pace = (self.estimate * self.hold()).max(floor);
+        self.trickle_as_the_last_ban_ended();
         self.costly_probe();
         // Nothing to judge later cuts by: a window still draining refuses
         // whatever the pace for a while.
@@ -291,6 +315,10 @@ impl RateControl {
     /// it accepted a window's worth, about, in about a window's length: a
     /// rate to hold at, if it is above the trickle.
     pub(super) fn fed(&mut self, now: Instant) {
+        let beyond = self.beyond_any_window(now);
+        if beyond {
+            self.note_ban_ended();
+        }
         self.starving = false;
         let (from, _, refused) = self.starve_cycle;
         // The acceptance that ends the cycle is the next window's first.
@@ -305,6 +333,9 @@ impl RateControl {
                 rate: top as f32,
                 frozen: true,
             });
+        if self.ban_lifted(now, rate, beyond) {
+            return;
+        }
         if rate * self.hold() > self.pace {
             self.estimate = rate;
             self.pace = rate * self.hold();
@@ -347,6 +378,19 @@ impl RateControl {
         let shortest = lengths.next()?;
         let longest = lengths.next_back().unwrap_or(shortest);
         Some((accepted as f64 / longest, accepted as f64 / shortest))
+    }
+
+    /// Whether the host refused everything for longer than any window of
+    /// up to a minute explains at `now`: past [`TRICKLE_FLOOR_FOR`], and
+    /// [`TRICKLE_SLOW_FOR`] more if the cycle took anything (that long at
+    /// half the rate of a window of a minute that it filled drains it).
+    pub(super) fn beyond_any_window(&self, now: Instant) -> bool {
+        let slow = if self.cycle_took() > 0 {
+            TRICKLE_SLOW_FOR
+        } else {
+            Duration::ZERO
+        };
+        self.refused_for(now) >= (TRICKLE_FLOOR_FOR + slow).as_secs_f64()
     }
 
     /// What the host accepted since the cycle of a window that starves

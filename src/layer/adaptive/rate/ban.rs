@@ -1,0 +1,201 @@
+//! Bans: a limiter that, once passed, refuses every request for a while
+//! whatever the pace, and says nothing of how long (fail2ban's `bantime`
+//! answered with a 429; HAProxy's documented abuse pattern flags a client
+//! in a stick table whose entry each request renews, so the ban lasts
+//! until the client keeps quiet for the table's whole `expire`).
+//! Cloudflare's rate limiting sends `Retry-After` with its ban, which
+//! pauses the host as any `Retry-After` does.
+//!
+//! While it lasts, such a ban reads as a window that counts refusals
+//! (`window.rs`): nothing accepted, the pace trickles. What the cycle
+//! reads when it ends is no window's count, though: the host's rate
+//! averaged with the ban's silence. And a ban that each refusal renews
+//! never ended: the trickle's floor sent a request every 9 s into one of
+//! 10 s. So:
+//! - When the host accepts again, an estimate that held (without a loss)
+//!   for longer than the stretch of refusals lasted, and is well over
+//!   what the cycle reads, is held again (`ban_lifted`): a window that
+//!   counts refusals, refused for that long, reads about what it took at
+//!   such a pace; a ban reads less. A stretch that begins soon after such
+//!   a return returns to half of it: that estimate never held.
+//! - The trickle never rises, halves on down to `min_rate` once nothing
+//!   accepted outlasts any window of a minute (`window.rs`'s floor), and
+//!   a host whose stretch outlasted them once trickles at once, the next
+//!   time, at the pace that ended it.
+//!
+//! Not built: a ban that the opening's flood sets off reads as a window
+//! of the few requests the opening took, over the ban's length (a GCRA of
+//! 100/s behind a ban of 10 s read 5.7/s), and nothing tells it from a
+//! window that counts refusals but a probe past that count. A climb from
+//! every such reading, one probe of 10 % held a window, then a chain,
+//! took such bans from 2-27 % of their rate to 41-68 %, and cost
+//! HAProxy's counters of 10 s up to 17 points (the steady table's mean
+//! 94.5 → 91.8 %): its counter, driven past its rate, refuses for most of
+//! the next period whatever the pace. BENCHMARKS.md §4 has the tables.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Basis, RateControl};
+
+/// A held estimate this far over the cycle's reading was no window's
+/// count (a window that counts refusals reads about what it took).
+const HELD_OVER_READ: f64 = 1.25;
+/// A stretch that began soon after a return to a held estimate returns
+/// to this share of it: the estimate went past the ban's limit (a chain's
+/// probe held a second while a burst of 50 hid it).
+const RESTORED_AGAIN: f32 = 0.5;
+/// A stretch of refusals shorter than this is a limiter's ordinary
+/// answer to a pace over it, not a ban.
+const STRETCH: Duration = Duration::from_secs(1);
+/// An estimate held for less than this before a stretch held for
+/// nothing (a far window's flood read 3 086/s at its limit, a second
+/// before a drain's short stretch: held again, 10 % were refused), as a
+/// probe holds only after as long.
+const HELD_AT_LEAST: Duration = super::probe::PROBE_HOLDS;
+/// An estimate that held this many seconds before a stretch outlasting
+/// every window of a minute held longer than any of them.
+const LONGEST_WINDOW_S: f32 = 60.0;
+
+/// What the latest stretch of refusals began from.
+#[derive(Debug, Default)]
+pub(super) struct Ban {
+    /// When the stretch began, the measured estimate then (0 when none),
+    /// and for how many seconds it had held without a loss.
+    began: Option<Instant>,
+    held: f32,
+    quiet: f32,
+    /// Nothing sent since the stretch began was accepted yet.
+    open: bool,
+    /// The estimate the latest stretch's end held again (0 when the
+    /// reading stood instead), and when.
+    restored: f32,
+    restored_at: Option<Instant>,
+    /// The trickle's pace when a stretch longer than any window of a
+    /// minute ended; 0 when none did.
+    ended_at_pace: f32,
+}
+
+impl RateControl {
+    /// A new episode of refusals begins at `now`. It begins a new
+    /// stretch of them unless nothing sent since the latest stretch began
+    /// was accepted yet (the opening's episodes, a drain's, a trickle's
+    /// far apart are one stretch): the estimate then, if measured, and
+    /// how long it had held without a loss (since the latest loss,
+    /// `Retry-After` pause or cut of the pace) are kept.
+    pub(super) fn note_held(&mut self, now: Instant) {
+        if self.ban.open {
+            return;
+        }
+        // Held since the latest loss, pause or cut, whichever came last: an
+        // estimate a refusal had just measured (a far window's flood read
+        // 3 086/s at its limit) held for nothing yet.
+        let since = self
+            .last_loss
+            .map_or(self.resumed_at, |at| at.max(self.resumed_at))
+            .max(self.cut_at);
+        let quiet = now.saturating_duration_since(since).as_secs_f32();
+        let measured = self.basis == Basis::Measured && !self.starving;
+        self.ban.began = Some(now);
+        self.ban.held = if measured { self.estimate as f32 } else { 0.0 };
+        self.ban.quiet = quiet;
+        self.ban.open = true;
+    }
+
+    /// A request sent at `sent_at` was accepted at `now`: the first sent
+    /// since a stretch of refusals began ends it. One that lasted a
+    /// second or more without starving the pace (the cuts at the hold
+    /// took it down instead) is read as the trickle's end is (see
+    /// [`ban_lifted`](Self::ban_lifted)); a starved pace's end is read by
+    /// `fed`.
+    pub(super) fn stretch_ended(&mut self, now: Instant, sent_at: Instant) {
+        if !self.ban.open || self.ban.began.is_none_or(|at| sent_at < at) {
+            return;
+        }
+        self.ban.open = false;
+        if !self.starving && self.refused_for(now) >= STRETCH.as_secs_f64() {
+            let beyond = self.beyond_any_window(now);
+            if beyond {
+                self.note_ban_ended();
+            }
+            self.ban_lifted(now, self.estimate, beyond);
+        }
+    }
+
+    /// How long the host refused everything, from the stretch's first
+    /// refusal to `now`, when it accepts again.
+    pub(super) fn refused_for(&self, now: Instant) -> f64 {
+        self.ban
+            .began
+            .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64())
+    }
+
+    /// The host accepts again at `now` after a trickle, the cycle reading
+    /// `read`, after a stretch of refusals `beyond` any window of a
+    /// minute or not: the estimate held before the stretch is held again
+    /// if it held longer than the stretch lasted (than any window, when
+    /// `beyond`) and is well over the reading; after a stretch that began
+    /// soon after such a return, half the estimate returned to (see the
+    /// module docs). Returns whether the estimate was so set.
+    pub(super) fn ban_lifted(&mut self, now: Instant, read: f64, beyond: bool) -> bool {
+        self.ban.open = false;
+        let lasted = self.refused_for(now);
+        let quiet = f64::from(self.ban.quiet);
+        let held_longer = self.ban.held > 0.0
+            && quiet >= HELD_AT_LEAST.as_secs_f64()
+            && (quiet >= lasted || (beyond && self.ban.quiet >= LONGEST_WINDOW_S));
+        // A stretch that began within its own length of a return: the
+        // estimate returned to never held.
+        let soon_after_return = self
+            .ban
+            .restored_at
+            .zip(self.ban.began)
+            .is_some_and(|(at, began)| began.saturating_duration_since(at).as_secs_f64() < lasted);
+        let held = f64::from(if held_longer {
+            self.ban.held
+        } else if soon_after_return {
+            RESTORED_AGAIN * self.ban.restored
+        } else {
+            0.0
+        });
+        if held <= HELD_OVER_READ * read || held * self.hold() <= self.pace {
+            self.ban.restored = 0.0;
+            return false;
+        }
+        self.ban.restored = held as f32;
+        self.ban.restored_at = Some(now);
+        self.estimate = held;
+        self.pace = held * self.hold();
+        self.ceiling = None;
+        self.restart_count(now);
+        self.stepped_at = now;
+        self.cut(now);
+        // What began the stretch went past that estimate (a probe, or a
+        // burst that hid one), and cost a ban; the next probe waits longer.
+        self.probe_refused();
+        self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
+        true
+    }
+
+    /// A stretch longer than any window of a minute ends: the trickle's
+    /// pace ended it (see [`trickle_as_the_last_ban_ended`]).
+    ///
+    /// [`trickle_as_the_last_ban_ended`]: Self::trickle_as_the_last_ban_ended
+    pub(super) fn note_ban_ended(&mut self) {
+        self.ban.ended_at_pace = self.pace as f32;
+    }
+
+    /// The pace starves: a host whose earlier stretch outlasted any window
+    /// of a minute (a ban that each refusal renews) trickles at once at
+    /// the pace that ended it, not from a send a second down through
+    /// minutes of halvings (each stretch of a ban of 10 s renewed so took
+    /// two to three minutes).
+    pub(super) fn trickle_as_the_last_ban_ended(&mut self) {
+        let ended = f64::from(self.ban.ended_at_pace);
+        if ended > 0.0 && ended < self.pace {
+            self.pace = ended.max(self.min_rate);
+            self.estimate = self.pace / self.hold();
+        }
+    }
+}

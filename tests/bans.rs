@@ -1,0 +1,160 @@
+//! Limiters that ban: once passed, they refuse every request for a while,
+//! whatever the pace, and say nothing of how long (fail2ban's `bantime`;
+//! HAProxy's documented abuse pattern keeps a client banned until it has
+//! kept quiet for the stick table's `expire`, each request renewing the
+//! ban). Here a GCRA of 100/s that starts banning after two minutes (an
+//! operator turns fail2ban on; the controller has held the rate by then,
+//! and its next probe past the rate sets a ban off). Before, the cycle's
+//! reading of that ban (the rate averaged with the ban's silence) became
+//! the rate, and a ban renewed by each refusal never ended: the trickle's
+//! floor sent a request every 9 s into a ban of 10 s, and later rose to
+//! 31/s into it.
+//!
+//! The limiter is `testkit`'s `PenaltyBox` over nginx's GCRA, behind a
+//! `service_fn` (the controller is what is tested, over minutes of
+//! tokio's paused clock).
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use testkit::model::{Gcra, Limiter, PenaltyBox, Phases, RetryAfter};
+use tokio::time::Instant;
+use tower::{Layer, ServiceExt};
+use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
+
+/// Workers of the closed loop, each sending its next request when the
+/// last is answered.
+const WORKERS: usize = 32;
+/// The round trip.
+const LATENCY: Duration = Duration::from_millis(10);
+/// The GCRA's rate, requests a second.
+const RATE: f64 = 100.0;
+
+/// When the limiter starts banning.
+const BANS_FROM: Duration = Duration::from_secs(120);
+
+/// What the second half of a run saw: accepted a second, and the share
+/// of its requests refused.
+struct Half {
+    rate: f64,
+    refused: f64,
+}
+
+/// Runs the closed loop for `secs` against a GCRA of [`RATE`] with a
+/// burst of ten that, from [`BANS_FROM`] on, bans every request for `ban`
+/// after a refusal (renewed by each refused request when `sticky`).
+async fn second_half(ban: Duration, sticky: bool, secs: u64) -> Half {
+    let (sent, accepted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let now = Instant::now();
+    let gcra = || Box::new(Gcra::new(RATE, 10, RetryAfter::Absent, now));
+    let phases = Phases::new(
+        now,
+        vec![
+            (Duration::ZERO, gcra() as Box<dyn Limiter>),
+            (BANS_FROM, Box::new(PenaltyBox::new(gcra(), ban, sticky))),
+        ],
+    );
+    let limiter: Arc<Mutex<Box<dyn Limiter>>> = Arc::new(Mutex::new(Box::new(phases)));
+    let inner = {
+        let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
+        tower::service_fn(move |_req: http::Request<()>| {
+            let (sent, accepted, limiter) = (Arc::clone(&sent), Arc::clone(&accepted), Arc::clone(&limiter));
+            async move {
+                tokio::time::sleep(LATENCY / 2).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                let decision = limiter.lock().unwrap().arrive(Instant::now());
+                if decision.served() {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(LATENCY / 2).await;
+                let response = http::Response::builder()
+                    .status(decision.status)
+                    .body(())
+                    .unwrap();
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
+    let layer = SnapshotLayer::builder(snapshotter)
+        .policy(GatePolicy::Adaptive)
+        .build()
+        .unwrap();
+    let svc = layer.clone().layer(inner);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                while Instant::now() < end {
+                    let req = http::Request::get("http://banning.test/").body(()).unwrap();
+                    let _ = svc.clone().oneshot(req).await;
+                }
+            })
+        })
+        .collect();
+    if std::env::var_os("BANS_TRACE").is_some() {
+        // `BANS_TRACE=1` prints what each 30 s took and refused.
+        let (sent, accepted, layer) = (Arc::clone(&sent), Arc::clone(&accepted), layer.clone());
+        tokio::spawn(async move {
+            let (mut s0, mut a0) = (0, 0);
+            for t in (30..=secs).step_by(30) {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let (s1, a1) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
+                let host = layer.stats().adaptive_hosts.first().map(|h| (h.rate, h.estimate));
+                eprintln!(
+                    "{t:4} s: {} taken, {} refused, pace and estimate {host:?}",
+                    a1 - a0,
+                    (s1 - s0) - (a1 - a0)
+                );
+                (s0, a0) = (s1, a1);
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(secs / 2)).await;
+    let (sent_before, before) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
+    for w in workers {
+        w.await.unwrap();
+    }
+    let ok = accepted.load(Ordering::Relaxed) - before;
+    let all = sent.load(Ordering::Relaxed) - sent_before;
+    Half {
+        rate: ok as f64 / (secs - secs / 2) as f64,
+        refused: (all - ok) as f64 / all.max(1) as f64,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ban_a_probe_sets_off_returns_to_the_rate_held_before_it() {
+    // Each probe past the rate costs a ban of 10 s, after which the host
+    // is sent to at the rate it held before, and probes come more rarely.
+    let half = second_half(Duration::from_secs(10), false, 600).await;
+    eprintln!(
+        "a ban of 10 s: {:.1}/s of {RATE}/s, {:.2} % refused",
+        half.rate,
+        100.0 * half.refused
+    );
+    assert!(half.rate >= 0.7 * RATE, "{:.1}/s", half.rate);
+    assert!(half.refused <= 0.02, "{:.2} % refused", 100.0 * half.refused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ban_each_refusal_renews_ends() {
+    // Renewed by every refused request: only a gap of 10 s ends it. The
+    // trickle halves down to `min_rate` once nothing accepted is longer
+    // than any window of a minute explains, and trickles there at once
+    // the next time.
+    let half = second_half(Duration::from_secs(10), true, 900).await;
+    eprintln!(
+        "a ban of 10 s renewed by each refusal: {:.1}/s of {RATE}/s, {:.2} % refused",
+        half.rate,
+        100.0 * half.refused
+    );
+    assert!(half.rate >= 0.3 * RATE, "{:.1}/s", half.rate);
+    assert!(half.refused <= 0.02, "{:.2} % refused", 100.0 * half.refused);
+}
