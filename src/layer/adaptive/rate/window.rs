@@ -34,9 +34,8 @@ const TRICKLE_FLOOR_FOR: Duration = Duration::from_secs(24);
 const TRICKLE_SLOW_SECS: f64 = 120.0;
 /// How long the trickle stays at that floor at the most: any window of up
 /// to a minute that the cycle filled has drained by then (its refusals
-/// of the first [`TRICKLE_FLOOR_FOR`] too). Past it, and at
-/// once past [`TRICKLE_FLOOR_FOR`] for a host that took nothing in the
-/// cycle, the trickle halves on down to `min_rate`: a ban that each
+/// of the first [`TRICKLE_FLOOR_FOR`] too). Past it the trickle halves
+/// on down to `min_rate`: a ban that each
 /// refusal renews (HAProxy's abuse pattern, `ban.rs`) ends only after a
 /// gap as long as the ban. A ban of 10 s renewed so, trickled into every
 /// 9 s at a cycle's floor, never ended.
@@ -216,7 +215,9 @@ impl RateControl {
             // that each refusal renews (see `ban.rs`), or an outage. Only
             // a gap longer than its renewal ends such a ban.
             self.min_rate
-        } else if self.refused_for(now) < TRICKLE_FLOOR_FOR.as_secs_f64() {
+        } else if took == 0 || self.refused_for(now) < TRICKLE_FLOOR_FOR.as_secs_f64() {
+            // A host that took nothing in the cycle is no window that
+            // filled: it stays there until past any window.
             TRICKLE_FLOOR.min(pace)
         } else {
             // A window of a minute holds at most what the cycle took over
@@ -381,16 +382,14 @@ impl RateControl {
     }
 
     /// Whether the host refused everything for longer than any window of
-    /// up to a minute explains at `now`: past [`TRICKLE_FLOOR_FOR`], and
-    /// [`TRICKLE_SLOW_FOR`] more if the cycle took anything (that long at
-    /// half the rate of a window of a minute that it filled drains it).
+    /// up to a minute explains at `now`: past [`TRICKLE_FLOOR_FOR`] and
+    /// [`TRICKLE_SLOW_FOR`] (that long at half the rate of a window of a
+    /// minute that the cycle filled drains it). A host that took nothing
+    /// waits as long: 64 requests queued for a host that refused them
+    /// all, from its first, waited minutes each once the trickle went
+    /// under a send in 2 s.
     pub(super) fn beyond_any_window(&self, now: Instant) -> bool {
-        let slow = if self.cycle_took() > 0 {
-            TRICKLE_SLOW_FOR
-        } else {
-            Duration::ZERO
-        };
-        self.refused_for(now) >= (TRICKLE_FLOOR_FOR + slow).as_secs_f64()
+        self.refused_for(now) >= (TRICKLE_FLOOR_FOR + TRICKLE_SLOW_FOR).as_secs_f64()
     }
 
     /// What the host accepted since the cycle of a window that starves
