@@ -14,6 +14,11 @@
 # `nodelay`; `503` keeps nginx's default status) or
 # `haproxy:LIMIT:PERIOD_S` (deny 429 when `sc_http_req_rate(0) gt LIMIT`,
 # the rate counted over PERIOD_S seconds, refused requests included) or
+# `haproxy-ban:LIMIT:PERIOD_S:BAN_S` (HAProxy's documented abuse pattern:
+# past LIMIT over PERIOD_S a `gpc0` flag is set, and every request is
+# denied with 429 while it is; each request renews the stick table's
+# entry, so the flag clears only after BAN_S without a request; not among
+# the default cases: a ban the opening sets off is not yet climbed past) or
 # `flask:LIMIT:PERIOD_S:STRATEGY[:headers]` (Flask-Limiter, the Python
 # library, served by waitress: LIMIT per PERIOD_S seconds, STRATEGY
 # `fixed-window`, its default, or `moving-window`; `headers` turns on its
@@ -115,6 +120,25 @@ frontend limited
 EOF
 }
 
+haproxy_ban_conf() { # port limit period ban
+    cat <<EOF
+global
+    maxconn 8192
+defaults
+    mode http
+    timeout client 30s
+    timeout server 30s
+    timeout connect 1s
+frontend limited
+    bind 127.0.0.1:$1
+    stick-table type integer size 1k expire ${4}s store http_req_rate(${3}s),gpc0
+    http-request track-sc0 int(1)
+    http-request sc-inc-gpc0(0) if { sc_http_req_rate(0) gt $2 }
+    http-request deny deny_status 429 if { sc_get_gpc0(0) gt 0 }
+    http-request return status 200 content-type text/plain string ok
+EOF
+}
+
 flask_app() { # port limit period strategy headers
     local headers=False
     [ "${5:-}" = headers ] && headers=True
@@ -148,6 +172,12 @@ for case in $CASES; do
     elif [ "$kind" = flask ]; then
         flask_app "$p" "$a" "$b" "$c" "${d:-}" > "$DIR/app.py"
         "$VENV/bin/python" "$DIR/app.py" 2>>"$DIR/error.log" &
+        PID=$!
+        allowed=$(python3 -c "print($a / $b)")
+        extra=$a
+    elif [ "$kind" = haproxy-ban ]; then
+        haproxy_ban_conf "$p" "$a" "$b" "$c" > "$DIR/haproxy.cfg"
+        haproxy -f "$DIR/haproxy.cfg" -db 2>>"$DIR/error.log" &
         PID=$!
         allowed=$(python3 -c "print($a / $b)")
         extra=$a
