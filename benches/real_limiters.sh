@@ -102,7 +102,7 @@ http {
 EOF
 }
 
-haproxy_conf() { # port limit period
+haproxy_head() { # port
     cat <<EOF
 global
     maxconn 8192
@@ -113,6 +113,12 @@ defaults
     timeout connect 1s
 frontend limited
     bind 127.0.0.1:$1
+EOF
+}
+
+haproxy_conf() { # port limit period
+    haproxy_head "$1"
+    cat <<EOF
     stick-table type integer size 1k expire 10m store http_req_rate(${3}s)
     http-request track-sc0 int(1)
     http-request deny deny_status 429 if { sc_http_req_rate(0) gt $2 }
@@ -121,16 +127,8 @@ EOF
 }
 
 haproxy_ban_conf() { # port limit period ban
+    haproxy_head "$1"
     cat <<EOF
-global
-    maxconn 8192
-defaults
-    mode http
-    timeout client 30s
-    timeout server 30s
-    timeout connect 1s
-frontend limited
-    bind 127.0.0.1:$1
     stick-table type integer size 1k expire ${4}s store http_req_rate(${3}s),gpc0
     http-request track-sc0 int(1)
     http-request sc-inc-gpc0(0) if { sc_http_req_rate(0) gt $2 }

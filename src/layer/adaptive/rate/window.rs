@@ -34,11 +34,11 @@ const TRICKLE_FLOOR_FOR: Duration = Duration::from_secs(24);
 const TRICKLE_SLOW_SECS: f64 = 120.0;
 /// How long the trickle stays at that floor at the most: any window of up
 /// to a minute that the cycle filled has drained by then (its refusals
-/// of the first [`TRICKLE_FLOOR_FOR`] too). Past it the trickle halves
-/// on down to `min_rate`: a ban that each
-/// refusal renews (HAProxy's abuse pattern, `ban.rs`) ends only after a
-/// gap as long as the ban. A ban of 10 s renewed so, trickled into every
-/// 9 s at a cycle's floor, never ended.
+/// of the first [`TRICKLE_FLOOR_FOR`] too). Past it the trickle halves on
+/// down to `min_rate`: a ban that each refusal renews (HAProxy's abuse
+/// pattern, `ban.rs`) ends only after a gap as long as the ban. A ban of
+/// 10 s renewed so, trickled into every 9 s at a cycle's floor, never
+/// ended.
 const TRICKLE_SLOW_FOR: Duration = Duration::from_secs(120);
 
 /// Whether a window of `secs` may read as the round length `w`: within
