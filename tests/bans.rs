@@ -24,7 +24,7 @@ use std::time::Duration;
 use common::*;
 use testkit::model::{Gcra, Limiter, PenaltyBox, Phases, RetryAfter};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
 
 /// Workers of the closed loop, each sending its next request when the
@@ -87,17 +87,7 @@ async fn second_half(ban: Duration, sticky: bool, secs: u64) -> Half {
         .unwrap();
     let svc = layer.clone().layer(inner);
     let end = Instant::now() + Duration::from_secs(secs);
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                while Instant::now() < end {
-                    let req = http::Request::get("http://banning.test/").body(()).unwrap();
-                    let _ = svc.clone().oneshot(req).await;
-                }
-            })
-        })
-        .collect();
+    let workers = closed_loop(svc, WORKERS, "http://banning.test/", end);
     if std::env::var_os("BANS_TRACE").is_some() {
         // `BANS_TRACE=1` prints what each 30 s took and refused.
         let (sent, accepted, layer) = (Arc::clone(&sent), Arc::clone(&accepted), layer.clone());

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::*;
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
 
 /// One request in this many is refused, whatever the rate.
@@ -80,17 +80,7 @@ async fn accepted_rate(status: u16, limit: Option<Gcra>, secs: u64) -> (f64, f64
         .unwrap();
     let svc = layer.layer(inner);
     let end = Instant::now() + Duration::from_secs(secs);
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                while Instant::now() < end {
-                    let req = http::Request::get("http://noisy.test/").body(()).unwrap();
-                    let _ = svc.clone().oneshot(req).await;
-                }
-            })
-        })
-        .collect();
+    let workers = closed_loop(svc, WORKERS, "http://noisy.test/", end);
     tokio::time::sleep(Duration::from_secs(secs / 2)).await;
     let (sent_before, before) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
     bounded(async {

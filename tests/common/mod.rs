@@ -273,3 +273,26 @@ pub async fn bounded<F: Future>(body: F) -> F::Output {
         .await
         .expect("the test was stuck for 600 s of tokio time")
 }
+
+/// A closed loop: `workers` tasks, each sending a GET of `url` through a
+/// clone of `svc` as soon as its last request is answered, until `end`.
+pub fn closed_loop<S>(svc: S, workers: usize, url: &'static str, end: Instant) -> Vec<JoinHandle<()>>
+where
+    S: tower::Service<http::Request<()>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send,
+    S::Error: Send,
+{
+    use tower::ServiceExt;
+    (0..workers)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                while Instant::now() < end {
+                    let req = http::Request::get(url).body(()).unwrap();
+                    let _ = svc.clone().oneshot(req).await;
+                }
+            })
+        })
+        .collect()
+}
