@@ -18,10 +18,10 @@
 //!   counts refusals, refused for that long, reads about what it took at
 //!   such a pace; a ban reads less. A stretch that begins soon after such
 //!   a return returns to half of it: that estimate never held.
-//! - The trickle never rises, halves on down to `min_rate` once nothing
-//!   accepted outlasts any window of a minute (`window.rs`'s floor), and
-//!   a host whose stretch outlasted them once trickles at once, the next
-//!   time, at the pace that ended it.
+//! - The trickle never rises to its floor, halves on down to `min_rate`
+//!   once nothing accepted outlasts any window of a minute (`window.rs`'s
+//!   floor), and a host whose stretch outlasted them once trickles at
+//!   once, the next time, at the pace that ended it.
 //!
 //! Not built: a ban that the opening's flood sets off reads as a window
 //! of the few requests the opening took, over the ban's length (a GCRA of
