@@ -587,11 +587,7 @@ impl RateControl {
         let held =
             (self.basis == Basis::Measured && !self.probing && !self.counting_window && !self.starving)
                 .then_some(self.estimate);
-        // Since the latest loss, or the latest pause's end.
-        let quiet_since = self
-            .last_loss
-            .map_or(self.resumed_at, |at| at.max(self.resumed_at));
-        let quiet_for = now.saturating_duration_since(quiet_since);
+        let quiet_for = now.saturating_duration_since(self.quiet_since());
         let (probing, step) = (self.probing, self.probe_step);
         let before = (self.basis, self.estimate);
         self.learn_from_loss(now, sent_at, pause);
@@ -636,6 +632,12 @@ impl RateControl {
             let due = now + self.probe_wait.max(self.answers_between_probes());
             self.probe_after = self.probe_after.min(due);
         }
+    }
+
+    /// Since when no loss came: the latest loss, or the latest pause's end.
+    fn quiet_since(&self) -> Instant {
+        self.last_loss
+            .map_or(self.resumed_at, |at| at.max(self.resumed_at))
     }
 
     /// The shortest gap between two sends, for a limiter without a burst

@@ -91,10 +91,7 @@ impl RateControl {
         // Held since the latest loss, pause or cut, whichever came last: an
         // estimate a refusal had just measured (a far window's flood read
         // 3 086/s at its limit) held for nothing yet.
-        let since = self
-            .last_loss
-            .map_or(self.resumed_at, |at| at.max(self.resumed_at))
-            .max(self.cut_at);
+        let since = self.quiet_since().max(self.cut_at);
         let quiet = now.saturating_duration_since(since).as_secs_f32();
         let measured = self.basis == Basis::Measured && !self.starving;
         self.ban.began = Some(now);
@@ -115,11 +112,7 @@ impl RateControl {
         }
         self.ban.open = false;
         if !self.starving && self.refused_for(now) >= STRETCH.as_secs_f64() {
-            let beyond = self.beyond_any_window(now);
-            if beyond {
-                self.note_ban_ended();
-            }
-            self.ban_lifted(now, self.estimate, beyond);
+            self.ban_lifted(now, self.estimate);
         }
     }
 
@@ -131,15 +124,22 @@ impl RateControl {
             .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64())
     }
 
-    /// The host accepts again at `now` after a trickle, the cycle reading
-    /// `read`, after a stretch of refusals `beyond` any window of a
-    /// minute or not: the estimate held before the stretch is held again
-    /// if it held longer than the stretch lasted (than any window, when
-    /// `beyond`) and is well over the reading; after a stretch that began
-    /// soon after such a return, half the estimate returned to (see the
-    /// module docs). Returns whether the estimate was so set.
-    pub(super) fn ban_lifted(&mut self, now: Instant, read: f64, beyond: bool) -> bool {
+    /// The host accepts again at `now` after a stretch of refusals, the
+    /// cycle reading `read`: the estimate held before the stretch is held
+    /// again if it held longer than the stretch lasted (than any window
+    /// of a minute, when the stretch outlasted them all, which the
+    /// trickle's pace then ended: see [`note_ban_ended`]) and is well
+    /// over the reading; after a stretch that began soon after such a
+    /// return, half the estimate returned to (see the module docs).
+    /// Returns whether the estimate was so set.
+    ///
+    /// [`note_ban_ended`]: Self::note_ban_ended
+    pub(super) fn ban_lifted(&mut self, now: Instant, read: f64) -> bool {
         self.ban.open = false;
+        let beyond = self.beyond_any_window(now);
+        if beyond {
+            self.note_ban_ended();
+        }
         let lasted = self.refused_for(now);
         let quiet = f64::from(self.ban.quiet);
         let held_longer = self.ban.held > 0.0
@@ -182,7 +182,7 @@ impl RateControl {
     /// pace ended it (see [`trickle_as_the_last_ban_ended`]).
     ///
     /// [`trickle_as_the_last_ban_ended`]: Self::trickle_as_the_last_ban_ended
-    pub(super) fn note_ban_ended(&mut self) {
+    fn note_ban_ended(&mut self) {
         self.ban.ended_at_pace = self.pace as f32;
     }
 

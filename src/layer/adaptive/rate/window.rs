@@ -316,10 +316,6 @@ impl RateControl {
     /// it accepted a window's worth, about, in about a window's length: a
     /// rate to hold at, if it is above the trickle.
     pub(super) fn fed(&mut self, now: Instant) {
-        let beyond = self.beyond_any_window(now);
-        if beyond {
-            self.note_ban_ended();
-        }
         self.starving = false;
         let (from, _, refused) = self.starve_cycle;
         // The acceptance that ends the cycle is the next window's first.
@@ -334,7 +330,7 @@ impl RateControl {
                 rate: top as f32,
                 frozen: true,
             });
-        if self.ban_lifted(now, rate, beyond) {
+        if self.ban_lifted(now, rate) {
             return;
         }
         if rate * self.hold() > self.pace {
