@@ -72,7 +72,7 @@ impl RateControl {
         self.cycle_refused = self.cycle_refused.saturating_add(1);
         let last_ok = self.ok_span.map(|(_, last)| last);
         if let Some(d) = self.drain.as_mut().filter(|d| d.draining(now)) {
-            d.on_refused(last_ok);
+            d.on_refused(sent_at, last_ok);
         }
         // A loss of a request sent before the pace last changed was answered
         // by that change.
@@ -454,6 +454,14 @@ impl RateControl {
         // the half minute a costly probe waits); what the host accepted
         // over the episode, once it is long enough to count, is a floor.
         let floor = self.accepted_in_episode(now).unwrap_or(0.0);
+        // A drain since the cut that sent about what the host accepted
+        // paced the acceptances, not the host: HAProxy's counter of a
+        // second at 2 000/s, refused once past a drain of a sixteenth,
+        // was cut to the drain's 110/s and held there.
+        let drained = self
+            .drain
+            .is_some_and(|d| d.paced_since(self.cut_at, self.estimate, accepted));
+        let accepted = if drained { f64::MAX } else { accepted };
         self.estimate = accepted
             .min(self.estimate * self.hold())
             .max(floor.min(self.estimate))

@@ -33,8 +33,11 @@ const AT_TOP: f64 = 0.9;
 /// refused there is compared with the top's share.
 const BELOW: f64 = 0.85;
 /// Refusals the top's share predicts below the top, before the two are
-/// compared.
-const EXPECTED: f64 = 8.0;
+/// compared. Noise then fails the test one time in twenty-five (one
+/// refusal or none where five were due), which only ends the decline;
+/// at eight, a host at 100/s with a refusal in fifty was cut for 8 s
+/// before the verdict, and 40 s at 20/s.
+const EXPECTED: f64 = 5.0;
 /// The share under the top, as a part of the top's, from which it is
 /// noise: a rate limiter refuses nothing there, and noise of one share
 /// now and then reads half as much over a dozen refusals.
@@ -42,8 +45,12 @@ const FOUND_OVER_TOP: f64 = 0.35;
 /// The share under the top, as a multiple of the top's, past which it is
 /// no noise but a limit refusing more as the estimate falls.
 const FOUND_UNDER_TOP: f64 = 2.5;
-/// Refusals at the top needed for its share to mean anything.
-const MIN_AT_TOP: u32 = 4;
+/// Refusals at the top needed for its share to mean anything. Each
+/// refusal there steps the estimate back 3-5 %, so the top's band of a
+/// tenth holds three of them: at four, a sliding log of 100/s under a
+/// refusal in fifty was never judged, and fell to a fifth of its rate
+/// within a minute.
+const MIN_AT_TOP: u32 = 3;
 /// The first probe after a verdict goes this far over the hold, and the
 /// chain doubles it: the top was accepted with nothing but noise refused,
 /// and is often low (read while the opening grew). From the probes'
@@ -240,8 +247,8 @@ mod tests {
         // Between the bands: not counted.
         assert_eq!(answers(&mut n, 300, 50, 88.0), None);
         assert!(!n.explains());
-        // Well under: the same share, judged once it predicts eight.
-        assert_eq!(answers(&mut n, 399, 50, 78.0), None);
+        // Well under: the same share, judged once it predicts five.
+        assert_eq!(answers(&mut n, 249, 50, 78.0), None);
         assert_eq!(answers(&mut n, 1, 1, 78.0), Some(100.0));
         // A refusal in fifty is noise: each earned by the answers before.
         for _ in 0..10 {
@@ -252,6 +259,21 @@ mod tests {
         // the rest teach.
         let taught = (0..20).filter(|_| !n.explains()).count();
         assert!(taught >= 12, "{taught}");
+    }
+
+    #[test]
+    fn three_refusals_at_the_top_are_enough_to_judge() {
+        // Steps of 3-5 % leave the top's band after three refusals.
+        let mut n = Noise::default();
+        n.on_fall(100.0, 97.0);
+        assert_eq!(answers(&mut n, 50, 50, 97.0), None);
+        assert_eq!(answers(&mut n, 50, 50, 93.0), None);
+        n.on_fall(93.0, 89.0);
+        assert_eq!(answers(&mut n, 50, 50, 90.5), None);
+        // Out of the band, down to well under it, at the same share.
+        assert_eq!(answers(&mut n, 100, 50, 87.0), None, "between the bands");
+        let found = answers(&mut n, 250, 50, 82.0);
+        assert_eq!(found, Some(100.0), "noise, judged on three at the top");
     }
 
     #[test]

@@ -67,9 +67,21 @@ pub(super) struct Drain {
     secs: f32,
     /// Refusals since `from` while nothing was accepted since.
     refused: u16,
+    /// Refusals of requests sent since `from`.
+    refused_sent: u16,
 }
 
 impl Drain {
+    /// Whether the drain, begun at `at` or later, set what a host
+    /// estimated at `estimate` accepted since `at` (`accepted` a second):
+    /// the host took what the drain sent, about as much as its lowest
+    /// pace, refusing one of those sends at most (noise). A host that
+    /// refused the drain's sends took what it allows.
+    pub(super) fn paced_since(&self, at: Instant, estimate: f64, accepted: f64) -> bool {
+        let end = self.from + Duration::from_secs_f32(self.secs);
+        self.from >= at && self.refused_sent <= 1 && accepted >= 0.8 * self.pace(end, estimate)
+    }
+
     /// Whether the pace is still drained at `now`.
     pub(super) fn draining(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.from).as_secs_f32() < self.secs
@@ -101,10 +113,14 @@ impl Drain {
         last_ok.is_some_and(|at| at >= self.from)
     }
 
-    /// A refusal while draining; `last_ok` is when the host last accepted.
-    pub(super) fn on_refused(&mut self, last_ok: Option<Instant>) {
+    /// A refusal while draining of a request sent at `sent_at`; `last_ok`
+    /// is when the host last accepted.
+    pub(super) fn on_refused(&mut self, sent_at: Instant, last_ok: Option<Instant>) {
         if !self.fed(last_ok) {
             self.refused = self.refused.saturating_add(1);
+        }
+        if sent_at >= self.from {
+            self.refused_sent = self.refused_sent.saturating_add(1);
         }
     }
 }
@@ -254,6 +270,7 @@ impl RateControl {
             from: now,
             secs: DRAIN.as_secs_f32(),
             refused: 0,
+            refused_sent: 0,
         });
         self.basis = Basis::Measured;
         self.counting_window = true;

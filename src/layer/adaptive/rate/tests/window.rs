@@ -396,3 +396,32 @@ async fn a_log_of_a_minute_trickled_into_past_its_length_is_read_from_what_it_he
         "held near 30 over 60 s, not over the cycle: {pace}/s"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_a_drain_the_host_took_whole_is_no_reading_of_the_drain() {
+    // A window of 100/s that counts refusals, filled and drained: the
+    // host takes every send of the drain, then refuses once at the hold
+    // (its count still holds what the fill sent). What it accepted since
+    // the cut is what the drain sent, not its rate.
+    let (mut c, t0) = full_at_100_then_refused(Instant::now());
+    // The fill's last sends, refused as they come back: the drain.
+    let mut t = t0;
+    for i in 1..=20 {
+        t = t0 + ms(100 + 10 * i);
+        c.on_loss(t, t0 + ms(5 * i), None);
+    }
+    assert!(c.rate(t).expect("paced") <= 51.0, "draining");
+    let until = t + DRAIN + ms(200);
+    while t < until {
+        c.bound_at = Some(t);
+        t += Duration::from_secs_f64(1.0 / c.rate(t).expect("paced"));
+        c.on_send(t);
+        c.on_accepted(t, t);
+    }
+    c.on_loss(t, t, None);
+    let (estimate, _) = c.estimate();
+    assert!(
+        estimate >= 90.0,
+        "stepped back from the estimate, not cut to the drain: {estimate}"
+    );
+}
