@@ -38,6 +38,8 @@ pub(crate) struct QuotaWindows {
     slides: bool,
     /// The farthest reset any answer announced, in milliseconds.
     farthest_ms: u32,
+    /// Answers with a quota in the second under way, and in the last one.
+    answered: (Option<Instant>, u32, u32),
 }
 
 /// One window as its answers describe it.
@@ -70,6 +72,7 @@ impl QuotaWindows {
         if self.slides {
             return;
         }
+        self.count_answer(now);
         let ahead = u32::try_from(quota.reset_hi.as_millis()).unwrap_or(u32::MAX);
         self.farthest_ms = self.farthest_ms.max(ahead);
         if self.current.is_some_and(|w| sent_at < w.opened_by) {
@@ -150,6 +153,19 @@ impl QuotaWindows {
         });
     }
 
+    /// Counts an answer at `now` toward the last second's.
+    fn count_answer(&mut self, now: Instant) {
+        let (from, count, last) = &mut self.answered;
+        match *from {
+            Some(at) if now < at + Duration::from_secs(1) => {}
+            Some(at) if now < at + Duration::from_secs(2) => {
+                (*from, *last, *count) = (Some(at + Duration::from_secs(1)), *count, 0);
+            }
+            _ => (*from, *last, *count) = (Some(now), 0, 0),
+        }
+        *count += 1;
+    }
+
     /// A request was refused while the quota was thought to allow it: the
     /// reset is not as early as learned.
     pub(crate) fn on_refused(&mut self) {
@@ -196,7 +212,19 @@ impl QuotaWindows {
         }
         let from = if w.refills { w.opened_at } else { now };
         let left = at.saturating_duration_since(from).as_secs_f64().max(0.001);
-        Some((remaining as f64 / left).max(min_rate))
+        // A window of a second or two that refills as it is spent gives
+        // back the last second's sends within its reset: it allows them
+        // besides what is left. Flask-Limiter's moving window of 3 a
+        // second was held at 1/s by what was left alone, 2 over the
+        // 2 s its reset rounds to. A longer window keeps those sends
+        // until they age out, past the reset of its oldest.
+        let short = u128::from(self.farthest_ms) <= SHORT_WINDOW.as_millis();
+        let own = if w.refills && short {
+            f64::from(self.answered.2)
+        } else {
+            0.0
+        };
+        Some((own + remaining as f64 / left).max(min_rate))
     }
 
     /// No send before this: the quota is spent until the reset.
@@ -280,6 +308,34 @@ mod tests {
         q.on_headers(at(500), at(499), &said(2, Duration::ZERO, S, false), 0);
         let rate = q.rate(at(900), 1.0).expect("a quota");
         assert!((rate - 2.0).abs() < 0.01, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_window_that_refills_allows_what_is_sent_besides_what_is_left() {
+        // A moving window of 3 a second (Flask-Limiter's), sent 2.5 a
+        // second: 1 left on every answer, its oldest leaving 0.6-1.6 s
+        // on. The sends of the last second come back within that.
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let sends = |q: &mut QuotaWindows, lo, hi| {
+            for i in 0..=5 {
+                let at = t0 + ms(400 * i);
+                q.on_headers(at, at, &said(1, ms(lo), ms(hi), false), 0);
+            }
+        };
+        let mut q = QuotaWindows::default();
+        sends(&mut q, 600, 1600);
+        let rate = q.rate(t0 + ms(2000), 0.1).expect("a quota");
+        let want = 2.0 + 1.0 / 1.6;
+        assert!(
+            (rate - want).abs() < 0.01,
+            "two answered in the last second, 1 over 1.6 s: {rate}"
+        );
+        // A window of ten seconds keeps those sends past its reset.
+        let mut q = QuotaWindows::default();
+        sends(&mut q, 9600, 10_600);
+        let rate = q.rate(t0 + ms(2000), 0.1).expect("a quota");
+        assert!((rate - 1.0 / 10.6).abs() < 0.01, "what is left alone: {rate}");
     }
 
     #[tokio::test(start_paused = true)]
