@@ -212,14 +212,17 @@ impl QuotaWindows {
         }
         let from = if w.refills { w.opened_at } else { now };
         let left = at.saturating_duration_since(from).as_secs_f64().max(0.001);
-        // A window of a second or two that refills as it is spent gives
-        // back the last second's sends within its reset: it allows them
-        // besides what is left. Flask-Limiter's moving window of 3 a
-        // second was held at 1/s by what was left alone, 2 over the
-        // 2 s its reset rounds to. A longer window keeps those sends
-        // until they age out, past the reset of its oldest.
+        // A window of a second or two, named by an epoch, that refills
+        // as it is spent (a moving window's reset: when its oldest send
+        // leaves) gives back the last second's sends within its reset:
+        // it allows them besides what is left. Flask-Limiter's moving
+        // window of 3 a second was held at 1/s by what was left alone,
+        // 2 over the 2 s its reset rounds to. A longer window keeps those
+        // sends until they age out, past the reset of its oldest. A reset
+        // in seconds from now that reads the same on every answer is a
+        // limiter renewing that much at that pace ("r=2;t=1": 2/s).
         let short = u128::from(self.farthest_ms) <= SHORT_WINDOW.as_millis();
-        let own = if w.refills && short {
+        let own = if w.refills && w.epoch && short {
             f64::from(self.answered.2)
         } else {
             0.0
@@ -320,7 +323,7 @@ mod tests {
         let sends = |q: &mut QuotaWindows, lo, hi| {
             for i in 0..=5 {
                 let at = t0 + ms(400 * i);
-                q.on_headers(at, at, &said(1, ms(lo), ms(hi), false), 0);
+                q.on_headers(at, at, &said(1, ms(lo), ms(hi), true), 0);
             }
         };
         let mut q = QuotaWindows::default();

@@ -121,14 +121,16 @@
 //!   bounds a GCRA's rate when no pause in it could have filled the
 //!   bucket.
 //! * **Refusals that do not follow the pace** (a server that refuses some
-//!   requests whatever the rate: their share stays after a cut of 30 % or
-//!   more) say nothing about a rate: no pace from them for 10 s. A small
+//!   requests whatever the rate: their share, 10 % or more, stays after
+//!   a cut of 30 % or more, judged against the reference the decline
+//!   began under) say nothing about a rate. Under 60 % they are noise
+//!   (`noise.rs`): the estimate goes back to where they began cutting
+//!   it, probes climb from it, and each answer then earns a little more
+//!   than the noise's share of a refusal, which an untold refusal spends
+//!   instead of teaching; more leave the host unpaced for 10 s. A small
 //!   share (a refusal in fifty) steps the estimate down a little at a
-//!   time instead; a decline whose share comes back as large well under
-//!   where it began is noise (`noise.rs`): the estimate goes back there,
-//!   probes climb from it, and each answer then earns a little more than
-//!   the noise's share of a refusal, which an untold refusal spends
-//!   instead of teaching.
+//!   time instead, and a decline whose share comes back as large well
+//!   under where it began is noise the same way.
 //! * **Bans** (`ban.rs`): a limiter that, once passed, refuses everything
 //!   for a while whatever the pace (fail2ban; HAProxy's abuse flag,
 //!   renewed by each refused request) reads as a window that counts
@@ -713,8 +715,18 @@ impl RateControl {
         // at a time, each with too few answers to judge by itself.
         let below_reference = self.before_cut.is_some_and(|(_, p, _)| pace_before <= 0.7 * p);
         if a + r >= MIN_EVIDENCE && !below_reference {
-            let accepted = self.accepted_since_reference(now);
-            self.before_cut = Some((f64::from(r) / f64::from(a + r), pace_before, accepted));
+            // A decline refused a large share (not blocks of a counting
+            // window's) keeps judging by the reference it began under,
+            // the counts restarted: a server that refuses a fifth of all
+            // requests stepped the pace down a seventh a cut, and a
+            // reference made at each cut was never 0.7 behind it (3 200/s
+            // fell to 2/s).
+            let share = f64::from(r) / f64::from(a + r);
+            let declining = self.before_cut.is_some_and(|(_, p, _)| pace_before < p);
+            if !(declining && (0.1..0.5).contains(&share)) {
+                let accepted = self.accepted_since_reference(now);
+                self.before_cut = Some((share, pace_before, accepted));
+            }
             self.restart_count(now);
         }
         self.cut(now);

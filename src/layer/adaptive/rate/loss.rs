@@ -18,8 +18,14 @@ const MIN_AT_LIMIT: u32 = 8;
 const FREEZE: Duration = Duration::from_millis(600);
 /// The least time a count of answers is read as a rate over.
 const MIN_SPAN: Duration = Duration::from_millis(500);
-/// How long refusals that ignore the pace are ignored in turn.
+/// How long refusals that ignore the pace are ignored in turn, when they
+/// are [`NOISE_UNDER`] of the answers or more.
 const INDIFFERENT: Duration = Duration::from_secs(10);
+/// Refusals that ignore the pace under this share of the answers are
+/// held as noise; more leave the host unpaced for [`INDIFFERENT`]. Half
+/// refused at random was held at 25/s of 3 200/s unpaced, and served at
+/// full speed as noise.
+const NOISE_UNDER: f64 = 0.6;
 /// Sends under this share of the pace over a second were set by something
 /// else (the concurrency limit): the pace was not in charge.
 const WAVES_SHARE: f64 = 0.8;
@@ -161,11 +167,23 @@ impl RateControl {
             // share as before, while accepting plenty: its refusals do not
             // follow the pace (a server that refuses some requests whatever
             // the rate). They say nothing about its rate, and cutting on
-            // them would only stall the crawl: no pace from them for a
-            // while (the concurrency limit still holds the host).
-            self.basis = Basis::None;
-            self.before_cut = None;
-            self.noise.indifferent_until = Some(now + INDIFFERENT);
+            // them would only stall the crawl.
+            match self.before_cut.take() {
+                // Under 60 % refused: noise of that share, the pace back
+                // where they began cutting it (see `noise.rs`). Left
+                // unpaced instead, a window that counts refusals under a
+                // fifth of noise was flooded: 64 % refused.
+                // More: no pace from them for a while (the
+                // concurrency limit still holds the host).
+                Some((share, pace, _)) if share < NOISE_UNDER => {
+                    self.noise.found(share);
+                    self.refusals_are_noise(now, pace / self.hold());
+                }
+                _ => {
+                    self.basis = Basis::None;
+                    self.noise.indifferent_until = Some(now + INDIFFERENT);
+                }
+            }
             return;
         }
         let (a, r) = self.since_cut;

@@ -169,6 +169,14 @@ impl Noise {
         })
     }
 
+    /// Refusals found to ignore the pace, `share` of all answers: noise
+    /// of that share from now on.
+    pub(super) fn found(&mut self, share: f64) {
+        self.decline = None;
+        self.share = Some(share as f32);
+        self.credit = CREDIT_CAP;
+    }
+
     /// Whether a refusal now is the noise found: one it earned, which
     /// this spends (nothing is earned before noise is found).
     pub(super) fn explains(&mut self) -> bool {
