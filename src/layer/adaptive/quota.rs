@@ -38,8 +38,36 @@ pub(crate) struct QuotaWindows {
     slides: bool,
     /// The farthest reset any answer announced, in milliseconds.
     farthest_ms: u32,
-    /// Answers with a quota in the second under way, and in the last one.
-    answered: (Option<Instant>, u32, u32),
+    /// Answers with a quota, counted by the second.
+    answered: PerSecond,
+}
+
+/// A count of events by the second: the second under way, and the last.
+#[derive(Debug, Default)]
+struct PerSecond {
+    from: Option<Instant>,
+    count: u32,
+    last: u32,
+}
+
+impl PerSecond {
+    /// Counts an event at `now`.
+    fn count(&mut self, now: Instant) {
+        let second = Duration::from_secs(1);
+        match self.from {
+            Some(at) if now < at + second => {}
+            Some(at) if now < at + 2 * second => {
+                (self.from, self.last, self.count) = (Some(at + second), self.count, 0);
+            }
+            _ => (self.from, self.last, self.count) = (Some(now), 0, 0),
+        }
+        self.count += 1;
+    }
+
+    /// The events of the last whole second.
+    fn last_second(&self) -> f64 {
+        f64::from(self.last)
+    }
 }
 
 /// One window as its answers describe it.
@@ -72,7 +100,7 @@ impl QuotaWindows {
         if self.slides {
             return;
         }
-        self.count_answer(now);
+        self.answered.count(now);
         let ahead = u32::try_from(quota.reset_hi.as_millis()).unwrap_or(u32::MAX);
         self.farthest_ms = self.farthest_ms.max(ahead);
         if self.current.is_some_and(|w| sent_at < w.opened_by) {
@@ -153,19 +181,6 @@ impl QuotaWindows {
         });
     }
 
-    /// Counts an answer at `now` toward the last second's.
-    fn count_answer(&mut self, now: Instant) {
-        let (from, count, last) = &mut self.answered;
-        match *from {
-            Some(at) if now < at + Duration::from_secs(1) => {}
-            Some(at) if now < at + Duration::from_secs(2) => {
-                (*from, *last, *count) = (Some(at + Duration::from_secs(1)), *count, 0);
-            }
-            _ => (*from, *last, *count) = (Some(now), 0, 0),
-        }
-        *count += 1;
-    }
-
     /// A request was refused while the quota was thought to allow it: the
     /// reset is not as early as learned.
     pub(crate) fn on_refused(&mut self) {
@@ -223,7 +238,7 @@ impl QuotaWindows {
         // limiter renewing that much at that pace ("r=2;t=1": 2/s).
         let short = u128::from(self.farthest_ms) <= SHORT_WINDOW.as_millis();
         let own = if w.refills && w.epoch && short {
-            f64::from(self.answered.2)
+            self.answered.last_second()
         } else {
             0.0
         };

@@ -166,6 +166,7 @@ use super::quota::QuotaWindows;
 use super::recovery::{Recovery, PAUSES_APART};
 use super::spacing::Spacing;
 use crate::retry_after::QuotaWindow;
+use counts::{IGNORED_FROM, IN_BLOCKS_FROM};
 use noise::Noise;
 
 /// The pace as a share of a measured rate.
@@ -723,7 +724,7 @@ impl RateControl {
             // fell to 2/s).
             let share = f64::from(r) / f64::from(a + r);
             let declining = self.before_cut.is_some_and(|(_, p, _)| pace_before < p);
-            if !(declining && (0.1..0.5).contains(&share)) {
+            if !(declining && (IGNORED_FROM..IN_BLOCKS_FROM).contains(&share)) {
                 let accepted = self.accepted_since_reference(now);
                 self.before_cut = Some((share, pace_before, accepted));
             }

@@ -9,6 +9,15 @@ use tokio::time::Instant;
 use super::{Basis, RateControl, MIN_EVIDENCE};
 use crate::layer::adaptive::meter::Meter;
 
+/// The least share of refusals read as ignoring the pace: under where
+/// the noise's decline (`noise.rs`) stops, so that no share falls
+/// between the two (from 20 %, a seventh to a quarter refused was
+/// neither rule's, and stalled the crawl).
+pub(super) const IGNORED_FROM: f64 = 0.1;
+/// From this share a decline's refusals come in blocks, as a window that
+/// counts them refuses, not as noise does.
+pub(super) const IN_BLOCKS_FROM: f64 = 0.5;
+
 impl RateControl {
     /// The rate the host accepted the requests sent since the current
     /// refusal episode began at (so with no burst left), over the last
@@ -83,13 +92,10 @@ impl RateControl {
         } else {
             2 * MIN_EVIDENCE
         };
-        // From a share of 10 %, under where the noise's decline
-        // (`noise.rs`) stops: a seventh to a quarter refused was neither
-        // rule's, and stalled.
         a >= MIN_EVIDENCE / 2
             && a + r >= evidence
-            && share >= 0.1
-            && share_before >= 0.1
+            && share >= IGNORED_FROM
+            && share_before >= IGNORED_FROM
             && share >= 0.8 * share_before
     }
 
