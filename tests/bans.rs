@@ -16,107 +16,40 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use testkit::model::{Gcra, Limiter, PenaltyBox, Phases, RetryAfter};
 use tokio::time::Instant;
-use tower::Layer;
-use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
 
-/// Workers of the closed loop, each sending its next request when the
-/// last is answered.
-const WORKERS: usize = 32;
-/// The round trip.
-const LATENCY: Duration = Duration::from_millis(10);
 /// The GCRA's rate, requests a second.
 const RATE: f64 = 100.0;
 
 /// When the limiter starts banning.
 const BANS_FROM: Duration = Duration::from_secs(120);
 
-/// What the second half of a run saw: accepted a second, and the share
-/// of its requests refused.
-struct Half {
-    rate: f64,
-    refused: f64,
-}
-
 /// Runs the closed loop for `secs` against a GCRA of [`RATE`] with a
 /// burst of ten that, from [`BANS_FROM`] on, bans every request for `ban`
 /// after a refusal (renewed by each refused request when `sticky`).
+/// `BANS_TRACE=1` prints what each 30 s took and refused.
 async fn second_half(ban: Duration, sticky: bool, secs: u64) -> Half {
-    let (sent, accepted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let now = Instant::now();
     let gcra = || Box::new(Gcra::new(RATE, 10, RetryAfter::Absent, now));
-    let phases = Phases::new(
+    let mut limiter = Phases::new(
         now,
         vec![
             (Duration::ZERO, gcra() as Box<dyn Limiter>),
             (BANS_FROM, Box::new(PenaltyBox::new(gcra(), ban, sticky))),
         ],
     );
-    let limiter: Arc<Mutex<Box<dyn Limiter>>> = Arc::new(Mutex::new(Box::new(phases)));
-    let inner = {
-        let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
-        tower::service_fn(move |_req: http::Request<()>| {
-            let (sent, accepted, limiter) = (Arc::clone(&sent), Arc::clone(&accepted), Arc::clone(&limiter));
-            async move {
-                tokio::time::sleep(LATENCY / 2).await;
-                sent.fetch_add(1, Ordering::Relaxed);
-                let decision = limiter.lock().unwrap().arrive(Instant::now());
-                if decision.served() {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(LATENCY / 2).await;
-                let response = http::Response::builder()
-                    .status(decision.status)
-                    .body(())
-                    .unwrap();
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
-    let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
-    let layer = SnapshotLayer::builder(snapshotter)
-        .policy(GatePolicy::Adaptive)
-        .build()
-        .unwrap();
-    let svc = layer.clone().layer(inner);
-    let end = Instant::now() + Duration::from_secs(secs);
-    let workers = closed_loop(svc, WORKERS, "http://banning.test/", end);
-    if std::env::var_os("BANS_TRACE").is_some() {
-        // `BANS_TRACE=1` prints what each 30 s took and refused.
-        let (sent, accepted, layer) = (Arc::clone(&sent), Arc::clone(&accepted), layer.clone());
-        tokio::spawn(async move {
-            let (mut s0, mut a0) = (0, 0);
-            for t in (30..=secs).step_by(30) {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                let (s1, a1) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
-                let host = layer.stats().adaptive_hosts.first().map(|h| (h.rate, h.estimate));
-                eprintln!(
-                    "{t:4} s: {} taken, {} refused, pace and estimate {host:?}",
-                    a1 - a0,
-                    (s1 - s0) - (a1 - a0)
-                );
-                (s0, a0) = (s1, a1);
-            }
-        });
-    }
-    tokio::time::sleep(Duration::from_secs(secs / 2)).await;
-    let (sent_before, before) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
-    for w in workers {
-        w.await.unwrap();
-    }
-    let ok = accepted.load(Ordering::Relaxed) - before;
-    let all = sent.load(Ordering::Relaxed) - sent_before;
-    Half {
-        rate: ok as f64 / (secs - secs / 2) as f64,
-        refused: (all - ok) as f64 / all.max(1) as f64,
-    }
+    let trace = std::env::var_os("BANS_TRACE").is_some();
+    adaptive_second_half(
+        move |at| limiter.arrive(at).status,
+        secs,
+        "http://banning.test/",
+        trace,
+    )
+    .await
 }
 
 #[tokio::test(start_paused = true)]

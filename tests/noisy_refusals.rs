@@ -12,23 +12,13 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use tokio::time::Instant;
-use tower::Layer;
-use tower_snapshotter::{GatePolicy, SnapshotLayer, Snapshotter};
 
 /// One request in this many is refused, whatever the rate.
 const NOISE_EVERY: u64 = 50;
-/// Workers of the closed loop, each sending its next request when the
-/// last is answered.
-const WORKERS: usize = 32;
-/// The round trip.
-const LATENCY: Duration = Duration::from_millis(10);
 
 /// A limit on top of the noise: a GCRA of `rate` a second with a burst of
 /// `burst` requests, as nginx's `limit_req` keeps it.
@@ -70,52 +60,25 @@ async fn accepted_rate(status: u16, limit: Option<Limit>, secs: u64) -> (f64, f6
 }
 
 /// [`accepted_rate`], one request in `every` refused.
-async fn accepted_rate_refusing(every: u64, status: u16, limit: Option<Limit>, secs: u64) -> (f64, f64) {
-    let (sent, accepted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let limit = Arc::new(Mutex::new(limit));
-    let inner = {
-        let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
-        tower::service_fn(move |_req: http::Request<()>| {
-            let (sent, accepted, limit) = (Arc::clone(&sent), Arc::clone(&accepted), Arc::clone(&limit));
-            async move {
-                tokio::time::sleep(LATENCY / 2).await;
-                let n = sent.fetch_add(1, Ordering::Relaxed) + 1;
-                let within = limit.lock().unwrap().as_mut().is_none_or(|l| l(Instant::now()));
-                let ok = within && !n.is_multiple_of(every);
-                if ok {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(LATENCY / 2).await;
-                let status = if ok { 200 } else { status };
-                Ok::<_, Infallible>(http::Response::builder().status(status).body(()).unwrap())
-            }
-        })
-    };
-    let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
-    let layer = SnapshotLayer::builder(snapshotter)
-        .policy(GatePolicy::Adaptive)
-        .build()
-        .unwrap();
-    let svc = layer.layer(inner);
-    let end = Instant::now() + Duration::from_secs(secs);
-    let workers = closed_loop(svc, WORKERS, "http://noisy.test/", end);
-    tokio::time::sleep(Duration::from_secs(secs / 2)).await;
-    let (sent_before, before) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
-    bounded(async {
-        for w in workers {
-            w.await.unwrap();
+async fn accepted_rate_refusing(every: u64, status: u16, mut limit: Option<Limit>, secs: u64) -> (f64, f64) {
+    let status = http::StatusCode::from_u16(status).expect("a status");
+    let mut n = 0u64;
+    let decide = move |at| {
+        n += 1;
+        let within = limit.as_mut().is_none_or(|l| l(at));
+        if within && !n.is_multiple_of(every) {
+            http::StatusCode::OK
+        } else {
+            status
         }
-    })
-    .await;
-    let ok = accepted.load(Ordering::Relaxed) - before;
-    let all = sent.load(Ordering::Relaxed) - sent_before;
-    let refused = (all - ok) as f64 / all.max(1) as f64;
-    (ok as f64 / (secs - secs / 2) as f64, refused)
+    };
+    let half = adaptive_second_half(decide, secs, "http://noisy.test/", false).await;
+    (half.rate, half.refused)
 }
 
 /// What the loop gets from a server that refuses nothing: its workers'
 /// round trips, 3 200/s.
-const CLOSED_LOOP: f64 = WORKERS as f64 / 0.010;
+const CLOSED_LOOP: f64 = LOOP_WORKERS as f64 / 0.010;
 
 #[tokio::test(start_paused = true)]
 async fn a_429_in_fifty_whatever_the_rate_does_not_slow_the_host_down() {

@@ -296,3 +296,86 @@ where
         })
         .collect()
 }
+
+/// Workers of [`adaptive_second_half`]'s closed loop.
+pub const LOOP_WORKERS: usize = 32;
+/// The round trip of [`adaptive_second_half`]'s server.
+pub const LOOP_LATENCY: Duration = Duration::from_millis(10);
+
+/// What the second half of a closed-loop run saw.
+pub struct Half {
+    /// Requests accepted a second.
+    pub rate: f64,
+    /// The share of its requests refused.
+    pub refused: f64,
+}
+
+/// Runs [`LOOP_WORKERS`] workers in a closed loop for `secs` through an
+/// adaptive layer (idle fake probes) into a `service_fn` [`LOOP_LATENCY`]
+/// away, each request answered with the status `decide` gives at its
+/// arrival; what the second half saw. With `trace`, prints what each
+/// 30 s took and refused, and the host's pace and estimate.
+pub async fn adaptive_second_half<D>(decide: D, secs: u64, url: &'static str, trace: bool) -> Half
+where
+    D: FnMut(Instant) -> http::StatusCode + Send + 'static,
+{
+    use tower::Layer;
+    use tower_snapshotter::{GatePolicy, SnapshotLayer};
+
+    let (sent, accepted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let decide = Arc::new(Mutex::new(decide));
+    let inner = {
+        let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
+        tower::service_fn(move |_req: http::Request<()>| {
+            let (sent, accepted, decide) = (Arc::clone(&sent), Arc::clone(&accepted), Arc::clone(&decide));
+            async move {
+                tokio::time::sleep(LOOP_LATENCY / 2).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                let status = (decide.lock().unwrap())(Instant::now());
+                if status.is_success() {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(LOOP_LATENCY / 2).await;
+                Ok::<_, Infallible>(http::Response::builder().status(status).body(()).unwrap())
+            }
+        })
+    };
+    let snapshotter = Snapshotter::with_probes(config().build().unwrap(), FakeCpu::new(IDLE), LowMemory);
+    let layer = SnapshotLayer::builder(snapshotter)
+        .policy(GatePolicy::Adaptive)
+        .build()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let workers = closed_loop(layer.clone().layer(inner), LOOP_WORKERS, url, end);
+    if trace {
+        let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
+        tokio::spawn(async move {
+            let (mut s0, mut a0) = (0, 0);
+            for t in (30..=secs).step_by(30) {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let (s1, a1) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
+                let host = layer.stats().adaptive_hosts.first().map(|h| (h.rate, h.estimate));
+                eprintln!(
+                    "{t:4} s: {} taken, {} refused, pace and estimate {host:?}",
+                    a1 - a0,
+                    (s1 - s0) - (a1 - a0)
+                );
+                (s0, a0) = (s1, a1);
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(secs / 2)).await;
+    let (sent_before, before) = (sent.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed));
+    bounded(async {
+        for w in workers {
+            w.await.unwrap();
+        }
+    })
+    .await;
+    let ok = accepted.load(Ordering::Relaxed) - before;
+    let all = sent.load(Ordering::Relaxed) - sent_before;
+    Half {
+        rate: ok as f64 / (secs - secs / 2) as f64,
+        refused: (all - ok) as f64 / all.max(1) as f64,
+    }
+}
