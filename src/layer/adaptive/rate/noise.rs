@@ -163,14 +163,14 @@ impl Noise {
             // under the top alone it was now and then read low, and the
             // noise spent more than it earned.
             let (a, r) = d.at_top;
-            self.share = Some(share((a.saturating_add(d.below.0), r.saturating_add(d.below.1))) as f32);
-            self.credit = CREDIT_CAP;
+            self.found(share((a.saturating_add(d.below.0), r.saturating_add(d.below.1))));
             d.top
         })
     }
 
-    /// Refusals found to ignore the pace, `share` of all answers: noise
-    /// of that share from now on.
+    /// Refusals found to ignore the pace, `share` of all answers (by a
+    /// decline, or by `refusals_ignore_the_pace`): noise of that share
+    /// from now on.
     pub(super) fn found(&mut self, share: f64) {
         self.decline = None;
         self.share = Some(share as f32);
