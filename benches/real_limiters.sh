@@ -25,6 +25,11 @@
 # `X-RateLimit-*` and `Retry-After` headers, rounded up to whole seconds;
 # without them a bare 429).
 # SECS (30) sets how long each crawl should take at the allowed rate.
+# BACKEND_MS (unset) puts an application behind nginx and HAProxy that
+# takes that long to answer (Python's threaded HTTP server, started here),
+# and makes Flask's view take as long, as in a real deployment: refusals
+# come back at once, the requests let through a backend's time later.
+# Unset, nginx and HAProxy answer 200 themselves, as fast as they refuse.
 # Installs nginx-light and haproxy (Debian packages) when they are missing,
 # and Flask-Limiter with waitress (PyPI) into a virtual environment under
 # target/ for the flask cases.
@@ -66,6 +71,36 @@ echo ok > "$DIR/ok.txt"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+BACKEND=
+BACKEND_PID=
+if [ -n "${BACKEND_MS:-}" ]; then
+    BACKEND=$(port)
+    python3 - "$BACKEND" "$BACKEND_MS" <<'EOF' 2>>"$DIR/backend.log" &
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Slow(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        time.sleep(float(sys.argv[2]) / 1000)
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Slow).serve_forever()
+EOF
+    BACKEND_PID=$!
+    trap 'stop; kill "$BACKEND_PID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$BACKEND") 2>/dev/null && break
+        sleep 0.1
+    done
+fi
+
 nginx_conf() { # port rate burst ra mode
     local nodelay=nodelay status=429
     [ "${5:-}" = delay ] && nodelay=
@@ -95,7 +130,7 @@ http {
         location / {
             limit_req zone=one $burst $nodelay;
             add_header Retry-After \$retry_after always;
-            try_files /ok.txt =404;
+            $(if [ -n "$BACKEND" ]; then echo "proxy_pass http://127.0.0.1:$BACKEND;"; else echo "try_files /ok.txt =404;"; fi)
         }
     }
 }
@@ -116,14 +151,22 @@ frontend limited
 EOF
 }
 
+haproxy_serve() { # what a request the limiter lets through gets
+    if [ -n "$BACKEND" ]; then
+        printf '    default_backend app\nbackend app\n    server app 127.0.0.1:%s\n' "$BACKEND"
+    else
+        echo "    http-request return status 200 content-type text/plain string ok"
+    fi
+}
+
 haproxy_conf() { # port limit period
     haproxy_head "$1"
     cat <<EOF
     stick-table type integer size 1k expire 10m store http_req_rate(${3}s)
     http-request track-sc0 int(1)
     http-request deny deny_status 429 if { sc_http_req_rate(0) gt $2 }
-    http-request return status 200 content-type text/plain string ok
 EOF
+    haproxy_serve
 }
 
 haproxy_ban_conf() { # port limit period ban
@@ -133,14 +176,15 @@ haproxy_ban_conf() { # port limit period ban
     http-request track-sc0 int(1)
     http-request sc-inc-gpc0(0) if { sc_http_req_rate(0) gt $2 }
     http-request deny deny_status 429 if { sc_get_gpc0(0) gt 0 }
-    http-request return status 200 content-type text/plain string ok
 EOF
+    haproxy_serve
 }
 
 flask_app() { # port limit period strategy headers
     local headers=False
     [ "${5:-}" = headers ] && headers=True
     cat <<EOF
+import time
 import waitress
 from flask import Flask
 from flask_limiter import Limiter
@@ -151,6 +195,7 @@ Limiter(lambda: "one", app=app, default_limits=["$2 per $3 second"], strategy="$
 
 @app.route("/page/<path:p>")
 def page(p):
+    time.sleep(${BACKEND_MS:-0} / 1000)
     return "ok"
 
 waitress.serve(app, host="127.0.0.1", port=$1, threads=16, connection_limit=256, _quiet=True)

@@ -44,6 +44,9 @@ pub(crate) struct Concurrency {
     failed_probes: u32,
     /// The ceiling was set by refusals past a depth, not by queueing.
     refused_ceiling: bool,
+    /// No permit until the answers in flight are in (see
+    /// [`holds_for_answers`](Self::holds_for_answers)).
+    held_for_answers: bool,
     delay: DelaySignal,
     last_decrease: Option<Instant>,
     grow_after: Instant,
@@ -66,6 +69,7 @@ impl Concurrency {
             probe_after: now,
             failed_probes: 0,
             refused_ceiling: false,
+            held_for_answers: false,
             delay: DelaySignal::new(cfg.rtt_tolerance, now),
             last_decrease: None,
             grow_after: now,
@@ -87,6 +91,29 @@ impl Concurrency {
     #[inline]
     pub(crate) fn has_permit(&self) -> bool {
         self.in_flight < self.limit()
+    }
+
+    /// No permit until the requests in flight now are answered: the host
+    /// refused a round's worth before it accepted anything (see
+    /// `Controller::on_answer`).
+    pub(crate) fn hold_for_answers(&mut self) {
+        self.held_for_answers = self.in_flight > 0;
+    }
+
+    /// Whether a request waits for the answers a hold waits for (see
+    /// [`hold_for_answers`](Self::hold_for_answers)). Each answer wakes a
+    /// waiter, as for a permit, and the hold's end wakes them all.
+    #[inline]
+    pub(crate) fn holds_for_answers(&mut self) -> bool {
+        if !self.held_for_answers {
+            return false;
+        }
+        if self.in_flight > 0 {
+            return true;
+        }
+        self.held_for_answers = false;
+        self.released.notify_waiters();
+        false
     }
 
     /// A request takes a permit and goes out at `now`.

@@ -72,9 +72,10 @@ impl Controller {
         if self.pacer.has_leader() && !leading {
             return Admit::Queued;
         }
-        if !self.concurrency.has_permit() {
-            // The concurrency limit binds: the lead goes to whoever comes
-            // next, and this request waits for a permit.
+        if !self.concurrency.has_permit() || self.concurrency.holds_for_answers() {
+            // The concurrency limit binds, or a hold waits for the answers
+            // in flight: the lead goes to whoever comes next, and this
+            // request waits for a permit.
             if leading {
                 self.pacer.pass_lead();
             }
@@ -110,7 +111,7 @@ impl Controller {
     /// request leads the pacing queue; changes nothing otherwise.
     #[inline]
     pub(crate) fn try_admit_now(&mut self, now: Instant) -> bool {
-        if self.pacer.has_leader() || !self.concurrency.has_permit() {
+        if self.pacer.has_leader() || !self.concurrency.has_permit() || self.concurrency.holds_for_answers() {
             return false;
         }
         if let Some((slot, interval)) = self.next_slot(now) {
@@ -274,7 +275,28 @@ impl Controller {
             // far server's fast refusals set the minimum round trip and
             // every served request looked late (100 ms away, the limit
             // fell to one in flight).
-            Outcome::Throttled => self.refused_for_rate(now, sent_at, pause),
+            Outcome::Throttled => {
+                self.refused_for_rate(now, sent_at, pause);
+                // Refused a round's worth (as many as the limit lets go at
+                // once) before anything was accepted, with no pace yet: a
+                // limiter answers its refusals at once and its acceptances
+                // a round trip later, and each refusal freed a permit for
+                // the next send at once. Against a window of 3/s, a closed
+                // loop of 64 sent twelve requests in its first millisecond,
+                // nine refused, each one counted by a window that counts
+                // refusals, which then held the host at a third of its
+                // rate. The answers in flight tell what it accepted; no
+                // send until they are in. (Not after fewer: an open loop
+                // 200 ms away sent a few more between its refusals, which
+                // the host took, and those told the search where to start.
+                // Nor for a 503, whose depths tell a limit on requests in
+                // flight, and the round sent together once the hold ended
+                // read as one: a GCRA of 500/s 20 ms away was held at two
+                // in flight.)
+                if self.pace.refused_before_accepting() >= self.concurrency.limit() as u32 {
+                    self.concurrency.hold_for_answers();
+                }
+            }
             // A 503 that says when to come back is a refusal for rate too
             // (nginx `limit_req` answers 503 by default): the pause and the
             // pace answer it. Cut as an overload as well, a far host's

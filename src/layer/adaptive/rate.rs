@@ -406,6 +406,17 @@ impl RateControl {
         self.min_rate.max(SEARCH_FLOOR)
     }
 
+    /// How many times the host refused before it accepted anything, with
+    /// no pace: its refusals came back before any acceptance (see
+    /// `Concurrency::hold_for_answers`). Zero once it accepted.
+    pub(crate) fn refused_before_accepting(&self) -> u32 {
+        if self.basis == Basis::None && self.meter.total() == 0 {
+            self.since_cut.1
+        } else {
+            0
+        }
+    }
+
     /// The pace now, requests per second, if pacing; steps the search and
     /// the probes first.
     pub(crate) fn rate(&mut self, now: Instant) -> Option<f64> {
