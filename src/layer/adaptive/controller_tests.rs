@@ -42,6 +42,20 @@ async fn a_429_or_a_503_at_depths_that_succeed_moves_the_rate_not_the_concurrenc
     );
 }
 
+/// The answer at `now` to a request sent at `sent` with `depth` in flight,
+/// its permit given back, and what a request asking at `now` is told then.
+fn answered_then_admit(
+    c: &mut Controller,
+    now: Instant,
+    sent: Instant,
+    depth: usize,
+    outcome: Outcome,
+) -> Admit {
+    c.on_answer(now, sent, depth, outcome, None);
+    c.release();
+    c.admit(now, None)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_flight() {
     let t0 = Instant::now();
@@ -50,42 +64,26 @@ async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_f
     // The fourth comes back refused at once, and so does each request
     // sent in its place; the three others are served a round trip later.
     for refused in 1..=3 {
-        c.on_answer(t0, t0, 4, Outcome::Throttled, None);
-        c.release();
-        assert_eq!(
-            c.admit(t0, None),
-            Admit::Now,
-            "refusal {refused}: fewer than a round"
-        );
+        let admit = answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled);
+        assert_eq!(admit, Admit::Now, "refusal {refused}: fewer than a round");
     }
-    c.on_answer(t0, t0, 4, Outcome::Throttled, None);
-    c.release();
     assert_eq!(
-        c.admit(t0, None),
+        answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled),
         Admit::Full,
         "four refused, nothing accepted: a permit is free, but what the host accepts is not known yet"
     );
     let now = t0 + ms(20);
     for depth in 1..=2 {
-        c.on_answer(now, t0, depth, Outcome::Success, None);
-        c.release();
-        assert_eq!(
-            c.admit(now, None),
-            Admit::Full,
-            "until every answer in flight is in"
-        );
+        let admit = answered_then_admit(&mut c, now, t0, depth, Outcome::Success);
+        assert_eq!(admit, Admit::Full, "until every answer in flight is in");
     }
-    c.on_answer(now, t0, 3, Outcome::Success, None);
-    c.release();
-    assert_eq!(
-        c.admit(now, None),
-        Admit::Now,
-        "all answered: the host accepted three"
-    );
+    let admit = answered_then_admit(&mut c, now, t0, 3, Outcome::Success);
+    assert_eq!(admit, Admit::Now, "all answered: the host accepted three");
     // Once the host accepted, a refusal frees its permit as before.
-    c.on_answer(now, now, 1, Outcome::Throttled, None);
-    c.release();
-    assert_ne!(c.admit(now, None), Admit::Full);
+    assert_ne!(
+        answered_then_admit(&mut c, now, now, 1, Outcome::Throttled),
+        Admit::Full
+    );
 }
 
 #[tokio::test(start_paused = true)]
