@@ -679,6 +679,43 @@ async fn a_moving_windows_quota_headers_are_not_read_as_a_fixed_windows() {
     assert!(mean >= 0.9, "{:.1} % over the phases", 100.0 * mean);
 }
 
+/// Flask-Limiter's "3 per second" with its headers on, a closed loop of
+/// 64: the reset comes in whole epoch seconds, a doubt as wide as the
+/// window. Followed, the quota was sent at once and then held to the
+/// reset's latest second: half the rate at every phase of the wall clock's
+/// second (50-54 %). Its refusals pace it now: 64-98 % (its `Retry-After`
+/// of a whole second, rounded down, asks for a second's pause at some
+/// phases), 90 % over the phases.
+#[tokio::test(start_paused = true)]
+async fn a_window_of_a_second_whose_reset_is_named_in_whole_seconds_is_paced_by_its_refusals() {
+    let _wall = WALL_PHASE.lock().await;
+    let spec = Spec::Moving {
+        rate: 3.0,
+        window: Duration::from_secs(1),
+        retry_after: RetryAfter::Absent,
+        headers: true,
+    };
+    let mut shares = Vec::new();
+    for phase in (0..1000).step_by(100) {
+        testkit::model::set_wall_phase_ms(Some(phase));
+        let load = Load {
+            allowed: 3.0,
+            demand: 9.0,
+            secs: 60.0,
+            from: 10.0,
+            until: None,
+            refuse_with: None,
+            workers: Some(64),
+        };
+        let r = run_model(|now| spec.build(now), load, Some(GatePolicy::Adaptive), LATENCY).await;
+        check_at_least(spec, r, 0.6, 0.03);
+        shares.push(r.goodput);
+    }
+    testkit::model::set_wall_phase_ms(None);
+    let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+    assert!(mean >= 0.85, "{:.1} % over the phases", 100.0 * mean);
+}
+
 #[tokio::test(start_paused = true)]
 async fn nginx_without_nodelay_queues_and_is_held_at_its_rate() {
     // nginx `limit_req … burst=N` without `nodelay` (its default) serves
