@@ -14,7 +14,9 @@
 //! that much earlier (never earlier than the headers allow), until a
 //! refusal says otherwise. A reset in seconds from now is late by when
 //! the answer came, which differs from window to window: nothing is
-//! learned from it.
+//! learned from it. An epoch reset never named farther than two seconds
+//! off is not followed at all: a doubt of a second is the window's own
+//! length, and the refusals pace such a host better.
 
 use std::time::Duration;
 
