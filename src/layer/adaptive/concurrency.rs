@@ -21,6 +21,10 @@ fn quiet_time() -> Duration {
     Duration::from_millis(500 + fastrand::u64(0..=1000))
 }
 
+/// The longest a hold for the answers in flight lasts after the latest
+/// refusal (see [`Concurrency::holds_for_answers`]).
+const HOLD_AT_MOST: Duration = Duration::from_secs(2);
+
 /// A host's concurrency limit and the requests holding its permits.
 #[derive(Debug)]
 pub(crate) struct Concurrency {
@@ -100,15 +104,20 @@ impl Concurrency {
         self.held_for_answers = self.in_flight > 0;
     }
 
-    /// Whether a request waits for the answers a hold waits for (see
-    /// [`hold_for_answers`](Self::hold_for_answers)). Each answer wakes a
-    /// waiter, as for a permit, and the hold's end wakes them all.
+    /// Whether a request at `now` waits for the answers a hold waits for
+    /// (see [`hold_for_answers`](Self::hold_for_answers)), the host having
+    /// last refused at `refused_at`. Each answer wakes a waiter, as for a
+    /// permit, and the hold's end wakes them all. It ends
+    /// [`HOLD_AT_MOST`] after the latest refusal, answered or not: a
+    /// server that keeps one request unanswered and refuses the others
+    /// holds the host no longer.
     #[inline]
-    pub(crate) fn holds_for_answers(&mut self) -> bool {
+    pub(crate) fn holds_for_answers(&mut self, now: Instant, refused_at: Option<Instant>) -> bool {
         if !self.held_for_answers {
             return false;
         }
-        if self.in_flight > 0 {
+        let recent = refused_at.is_some_and(|at| now.saturating_duration_since(at) < HOLD_AT_MOST);
+        if self.in_flight > 0 && recent {
             return true;
         }
         self.held_for_answers = false;

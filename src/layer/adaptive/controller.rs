@@ -72,7 +72,8 @@ impl Controller {
         if self.pacer.has_leader() && !leading {
             return Admit::Queued;
         }
-        if !self.concurrency.has_permit() || self.concurrency.holds_for_answers() {
+        if !self.concurrency.has_permit() || self.concurrency.holds_for_answers(now, self.pace.last_refusal())
+        {
             // The concurrency limit binds, or a hold waits for the answers
             // in flight: the lead goes to whoever comes next, and this
             // request waits for a permit.
@@ -111,7 +112,10 @@ impl Controller {
     /// request leads the pacing queue; changes nothing otherwise.
     #[inline]
     pub(crate) fn try_admit_now(&mut self, now: Instant) -> bool {
-        if self.pacer.has_leader() || !self.concurrency.has_permit() || self.concurrency.holds_for_answers() {
+        if self.pacer.has_leader()
+            || !self.concurrency.has_permit()
+            || self.concurrency.holds_for_answers(now, self.pace.last_refusal())
+        {
             return false;
         }
         if let Some((slot, interval)) = self.next_slot(now) {

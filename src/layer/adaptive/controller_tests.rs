@@ -87,6 +87,23 @@ async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_f
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hold_for_answers_ends_two_seconds_after_the_latest_refusal_answered_or_not() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(AdaptiveConfig::default(), t0);
+    admit_now(&mut c, t0, 4);
+    for _ in 1..=3 {
+        answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled);
+    }
+    assert_eq!(
+        answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled),
+        Admit::Full
+    );
+    // A server that never answers the three it took.
+    assert_eq!(c.admit(t0 + ms(1999), None), Admit::Full, "still held");
+    assert_eq!(c.admit(t0 + ms(2000), None), Admit::Now, "held no longer");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_inner_error_cuts_the_concurrency_by_the_decrease_ratio() {
     let t0 = Instant::now();
     let mut c = Controller::new(AdaptiveConfig::default().initial_concurrency(10), t0);

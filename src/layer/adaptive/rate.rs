@@ -406,6 +406,11 @@ impl RateControl {
         self.min_rate.max(SEARCH_FLOOR)
     }
 
+    /// When the host last refused, if it has.
+    pub(crate) fn last_refusal(&self) -> Option<Instant> {
+        self.last_loss
+    }
+
     /// How many times the host refused before it accepted anything, with
     /// no pace: its refusals came back before any acceptance (see
     /// `Concurrency::hold_for_answers`). Zero once it accepted.
