@@ -108,9 +108,11 @@ impl Concurrency {
     /// (see [`hold_for_answers`](Self::hold_for_answers)), the host having
     /// last refused at `refused_at`. Each answer wakes a waiter, as for a
     /// permit, and the hold's end wakes them all. It ends
-    /// [`HOLD_AT_MOST`] after the latest refusal, answered or not: a
-    /// server that keeps one request unanswered and refuses the others
-    /// holds the host no longer.
+    /// [`HOLD_AT_MOST`] after the latest refusal, answered or not, for the
+    /// first request that asks then (and so for those waiting): a server
+    /// that keeps one request unanswered and refuses the others holds the
+    /// host no longer. Requests that all wait for it with nothing new
+    /// asking go when an answer, or their own timeout, ends their wait.
     #[inline]
     pub(crate) fn holds_for_answers(&mut self, now: Instant, refused_at: Option<Instant>) -> bool {
         if !self.held_for_answers {
