@@ -56,19 +56,27 @@ fn answered_then_admit(
     c.admit(now, None)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_flight() {
-    let t0 = Instant::now();
+/// A controller at `t0` whose host refused a round before it accepted
+/// anything: four sent, the fourth refused at once and each request sent
+/// in its place too, the three others in flight. What the fourth refusal
+/// leaves a request asking then.
+fn refused_a_round(t0: Instant) -> (Controller, Admit) {
     let mut c = Controller::new(AdaptiveConfig::default(), t0);
     admit_now(&mut c, t0, 4);
-    // The fourth comes back refused at once, and so does each request
-    // sent in its place; the three others are served a round trip later.
     for refused in 1..=3 {
         let admit = answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled);
         assert_eq!(admit, Admit::Now, "refusal {refused}: fewer than a round");
     }
+    let admit = answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled);
+    (c, admit)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_flight() {
+    let t0 = Instant::now();
+    let (mut c, admit) = refused_a_round(t0);
     assert_eq!(
-        answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled),
+        admit,
         Admit::Full,
         "four refused, nothing accepted: a permit is free, but what the host accepts is not known yet"
     );
@@ -89,15 +97,8 @@ async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_f
 #[tokio::test(start_paused = true)]
 async fn a_hold_for_answers_ends_two_seconds_after_the_latest_refusal_answered_or_not() {
     let t0 = Instant::now();
-    let mut c = Controller::new(AdaptiveConfig::default(), t0);
-    admit_now(&mut c, t0, 4);
-    for _ in 1..=3 {
-        answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled);
-    }
-    assert_eq!(
-        answered_then_admit(&mut c, t0, t0, 4, Outcome::Throttled),
-        Admit::Full
-    );
+    let (mut c, admit) = refused_a_round(t0);
+    assert_eq!(admit, Admit::Full);
     // A server that never answers the three it took.
     assert_eq!(c.admit(t0 + ms(1999), None), Admit::Full, "still held");
     assert_eq!(c.admit(t0 + ms(2000), None), Admit::Now, "held no longer");
