@@ -29,6 +29,12 @@
 #               to the reset or none; of 1 s and 10 s at 3-500/s over 60 s
 #               from second 10 (open loop 1 ms away, closed loop of 64 10 ms
 #               away), and of 60 s at 0.2-30/s over 400 s from second 100
+#   traefik     Traefik's `rateLimit` (a bucket that serves late within half
+#               an interval and names the exact wait in `X-Retry-In`) with
+#               bursts of 1, 10 and 50 at 1-2 000/s: over 30 s from the
+#               first second (1 and 20 ms away, a closed loop of 64 and the
+#               open loop), then over 60 s from second 10 (the open loop,
+#               1 and 50 ms away) (120 cells)
 # `diff` prints the cells that moved 2 points or 0.5 % refused, and the means.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,9 +68,9 @@ print(f"cells {len(keys)}: mean {mean(a, 0):.1f} -> {mean(b, 0):.1f} %; refused 
 EOF
     exit 0
     ;;
-openings | steady | per-minute | small-bursts | served-windows) ;;
+openings | steady | per-minute | small-bursts | served-windows | traefik) ;;
 *)
-    sed -n '2,32p' "$0"
+    sed -n '2,38p' "$0"
     exit 2
     ;;
 esac
@@ -122,6 +128,18 @@ served-windows)
     unset CLOSED
     SECS=400 FROM_S=100 WINDOW_S=60 MOVING_S=60 MODELS=moving,RetryAfter,Bare \
         RATES=0.2,1,3,10,30 table | sed "s/^/Copen /"
+    ;;
+traefik)
+    for l in 1 20; do for loop in 64 open; do
+        if [ "$loop" = open ]; then unset CLOSED; else export CLOSED=64; fi
+        TRAEFIK=1 SECS=30 FROM_S=0 LATENCY_MS=$l MODELS=traefik RATES=1,3,10,30,100,500,2000 table |
+            sed "s/^/L$l C$loop /"
+    done; done
+    unset CLOSED
+    for l in 1 50; do
+        TRAEFIK=1 SECS=60 FROM_S=10 LATENCY_MS=$l MODELS=traefik RATES=3,8,30,100,500,2000 table |
+            sed "s/^/steady L$l /"
+    done
     ;;
 small-bursts)
     for l in 1 20; do

@@ -23,7 +23,13 @@
 # library, served by waitress: LIMIT per PERIOD_S seconds, STRATEGY
 # `fixed-window`, its default, or `moving-window`; `headers` turns on its
 # `X-RateLimit-*` and `Retry-After` headers, rounded up to whole seconds;
-# without them a bare 429).
+# without them a bare 429) or `traefik:AVERAGE:BURST` (Traefik's
+# `rateLimit` middleware as it runs: a token bucket of Go's
+# `golang.org/x/time/rate`, the library Traefik uses, AVERAGE a second
+# and BURST tokens; a request whose token is due within half an interval
+# is served that late, any other refused with `Retry-After` rounded up to
+# whole seconds and `X-Retry-In` the exact wait; built here from the
+# Debian packages golang-go and golang-golang-x-time-dev).
 # SECS (30) sets how long each crawl should take at the allowed rate.
 # BACKEND_MS (unset) puts an application behind nginx and HAProxy that
 # takes that long to answer (Python's threaded HTTP server, started here),
@@ -31,8 +37,9 @@
 # come back at once, the requests let through a backend's time later.
 # Unset, nginx and HAProxy answer 200 themselves, as fast as they refuse.
 # Installs nginx-light and haproxy (Debian packages) when they are missing,
-# and Flask-Limiter with waitress (PyPI) into a virtual environment under
-# target/ for the flask cases.
+# Flask-Limiter with waitress (PyPI) into a virtual environment under
+# target/ for the flask cases, and Go with `x/time/rate` for the traefik
+# cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +59,10 @@ VENV=target/flask-limiter-venv
 if [[ "$CASES" == *flask:* ]] && ! [ -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet flask flask-limiter waitress
+fi
+
+if [[ "$CASES" == *traefik:* ]] && ! { command -v go >/dev/null && [ -d /usr/share/gocode/src/golang.org/x/time/rate ]; }; then
+    apt-get install -y golang-go golang-golang-x-time-dev >/dev/null
 fi
 
 # CRAWL=path/to/crawl compares another build (an older commit's).
@@ -202,6 +213,47 @@ waitress.serve(app, host="127.0.0.1", port=$1, threads=16, connection_limit=256,
 EOF
 }
 
+traefik_app() { # port average burst
+    cat <<EOF
+package main
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+func main() {
+	var average float64 = $2
+	bucket := rate.NewLimiter(rate.Limit(average), $3)
+	// Traefik serves late what comes within half an interval (of the
+	// whole requests a second; 500 ms under one) and refuses the rest.
+	late := 500 * time.Millisecond
+	if average >= 1 {
+		late = time.Second / time.Duration(2*int64(average))
+	}
+	backend := time.Duration(${BACKEND_MS:-0}) * time.Millisecond
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		reservation := bucket.Reserve()
+		wait := reservation.Delay()
+		if wait > late {
+			reservation.Cancel()
+			w.Header().Set("Retry-After", fmt.Sprintf("%.0f", math.Ceil(wait.Seconds())))
+			w.Header().Set("X-Retry-In", wait.String())
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		time.Sleep(wait + backend)
+		w.Write([]byte("ok\\n"))
+	})
+	http.ListenAndServe("127.0.0.1:$1", nil)
+}
+EOF
+}
+
 printf '%-28s %9s %9s %8s %9s %8s\n' case allowed ok/s "of rate" refused share
 for case in $CASES; do
     IFS=: read -r kind a b c d <<<"$case"
@@ -218,6 +270,14 @@ for case in $CASES; do
         PID=$!
         allowed=$(python3 -c "print($a / $b)")
         extra=$a
+    elif [ "$kind" = traefik ]; then
+        mkdir -p "$DIR/traefik"
+        traefik_app "$p" "$a" "$b" > "$DIR/traefik/main.go"
+        (cd "$DIR/traefik" && GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$DIR/gocache" go build -o server main.go)
+        "$DIR/traefik/server" 2>>"$DIR/error.log" &
+        PID=$!
+        allowed=$a
+        extra=$b
     elif [ "$kind" = haproxy-ban ]; then
         haproxy_ban_conf "$p" "$a" "$b" "$c" > "$DIR/haproxy.cfg"
         haproxy -f "$DIR/haproxy.cfg" -db 2>>"$DIR/error.log" &

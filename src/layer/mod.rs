@@ -40,13 +40,14 @@
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
 //! | `retry_after.rs` | the hints servers send: `Retry-After`, quota headers (public as `tower_snapshotter::retry_after`) |
+//! | `precise_wait.rs` | the exact waits some send beside `Retry-After`: milliseconds, Traefik's `X-Retry-In` |
 //! | `permit.rs` | what a request holds from its host's adaptive controller: its permit, its pacing lead |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
 //! | `fleet_link.rs` | the link to a fleet (feature `redis`): pauses, one send budget per paced host and learned rates shared with other processes; no-ops without one |
 //! | `http_parts.rs` | [`HttpRequest`], [`HttpResponse`]: the traits the layer reads requests and answers through (`http` types, and reqwest's with feature `reqwest`) |
 //! | `stats.rs` | [`LayerStats`] and its per-host parts: a read-only view for dashboards |
 //! | `error.rs` | [`Overloaded`](error::Overloaded): a request refused at once |
-//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs` (and `rate/`, its rules), `fit.rs`, `fleet_fit.rs`, `meter.rs`, `pacer.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
+//! | `adaptive/` | the adaptive limiter, by concern ([`adaptive`] maps it): `config.rs`, `controller.rs`, `concurrency.rs`, `delay.rs`, `rate.rs` (and `rate/`, its rules), `fit.rs`, `fleet_fit.rs`, `meter.rs`, `named_slots.rs`, `pacer.rs`, `quota.rs`, `recovery.rs`, `spacing.rs` |
 
 pub mod adaptive;
 pub mod error;
@@ -60,6 +61,7 @@ mod layer;
 mod limit;
 mod permit;
 mod policy;
+mod precise_wait;
 mod report;
 #[doc(hidden)] // public as `crate::retry_after`
 pub mod retry_after;

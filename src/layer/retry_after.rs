@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{HeaderMap, RETRY_AFTER};
 use http::StatusCode;
 
+use super::precise_wait::precise_wait;
+
 /// How long a `Retry-After` value asks the client to wait, measured from
 /// `now`.
 ///
@@ -55,11 +57,12 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// valid value is present. Several `Retry-After` fields that disagree are
 /// ambiguous and ignored, as a malformed field must be.
 ///
-/// A wait in milliseconds wins when the answer names one: `retry-after-ms`
+/// An exact wait wins when the answer names one: `retry-after-ms`
 /// (OpenAI's and Azure OpenAI's) or `x-ms-retry-after-ms` (Azure's), a
-/// non-negative number. They say what `Retry-After` rounds to whole
-/// seconds: `Retry-After: 1` beside `retry-after-ms: 150` asks for 150 ms.
-/// A malformed or zero one leaves `Retry-After` to answer.
+/// number of milliseconds, or `x-retry-in` (Traefik's), a Go duration
+/// such as `12.5ms`. They say what `Retry-After` rounds to whole seconds:
+/// `Retry-After: 1` beside `retry-after-ms: 150` asks for 150 ms. A
+/// malformed or zero one leaves `Retry-After` to answer.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -71,9 +74,14 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(3)));
 /// h.insert("retry-after-ms", "150".parse().unwrap());
 /// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_millis(150)));
+///
+/// let mut traefik = HeaderMap::new();
+/// traefik.insert("retry-after", "1".parse().unwrap());
+/// traefik.insert("x-retry-in", "12.5ms".parse().unwrap());
+/// assert_eq!(retry_after(&traefik, SystemTime::now()), Some(Duration::from_micros(12_500)));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(wait) = retry_after_ms(headers) {
+    if let Some(wait) = precise_wait(headers) {
         return Some(wait);
     }
     let mut values = headers.get_all(RETRY_AFTER).iter();
@@ -83,20 +91,6 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     parse_retry_after(first.as_bytes(), now)
 }
-
-/// The wait in `retry-after-ms` or `x-ms-retry-after-ms`, if one holds a
-/// positive number of milliseconds (at most a year: larger saturates
-/// there, and the layer caps it anyway).
-fn retry_after_ms(headers: &HeaderMap) -> Option<Duration> {
-    ["retry-after-ms", "x-ms-retry-after-ms"].iter().find_map(|name| {
-        let text = headers.get(*name)?.to_str().ok()?.trim();
-        let ms = non_negative(text).filter(|ms| *ms > 0.0)?;
-        Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_MS_WAIT_S)))
-    })
-}
-
-/// The longest wait a millisecond header is read as: a year.
-const MAX_MS_WAIT_S: f64 = 365.0 * 86_400.0;
 
 /// Whether an answer refuses a request for its rate: `429 Too Many
 /// Requests`, `503 Service Unavailable`, and a `403 Forbidden` that says so

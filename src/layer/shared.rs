@@ -14,6 +14,7 @@ use http::{HeaderMap, StatusCode};
 use super::fleet_link::FleetLink;
 use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
+use super::precise_wait::EXACT_BELOW;
 use super::settings::LayerSettings;
 use super::signal::Signal;
 use crate::clock::CoarseClock;
@@ -351,6 +352,15 @@ impl Shared {
         let host = self.hosts.get_or_insert(name);
         if counted {
             host.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if hint.is_some_and(|d| d < EXACT_BELOW) && self.settings.adaptive().is_some() {
+            // An exact wait under a second is the host's next slot, which
+            // its adaptive controller holds the next send to. Paused here
+            // too, the host's sends were spaced by the pause and not the
+            // pace, whose search read itself as not binding and climbed
+            // (Traefik's 3/s with a burst of 50: paced at 300/s, every
+            // other request refused).
+            return hint;
         }
         let now = self.clock.precise_ms();
         let wait = match hint {

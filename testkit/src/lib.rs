@@ -10,6 +10,7 @@
 //! | [`FreqCounter`](model::FreqCounter) | HAProxy's `http_req_rate` counter as it really reads | two periods, the previous one weighed by the time left: refusals count too and fade over a period |
 //! | [`FixedWindow`](model::FixedWindow) | public APIs with quota headers | `RateLimit` or GitHub's `X-RateLimit-*` say what is left |
 //! | [`TokenBucket`](model::TokenBucket) | a bucket with a one-second burst | a pause refills a whole second |
+//! | [`Traefik`](model::Traefik) | Traefik's `rateLimit` middleware (Go's `x/time/rate`) | a bucket of `burst`; what comes within half an interval is served late, the rest refused with `Retry-After` rounded up and the exact `X-Retry-In` |
 //! | [`Concurrency`](model::Concurrency) | nginx `limit_conn`, worker pools | 503 past C in flight |
 //! | [`Phases`](model::Phases) | capacity that falls and comes back | one of the above, then another, on a schedule |
 //!

@@ -547,6 +547,102 @@ impl Limiter for TokenBucket {
     }
 }
 
+/// Traefik's `rateLimit` middleware: a token bucket of Go's
+/// `golang.org/x/time/rate` (`average` a second, `burst` at least one,
+/// full at first). A request that finds no token reserves one ahead and
+/// is served that late if the wait is at most `maxDelay` (half an
+/// interval: `1 s / (2 × ⌊rate⌋)`, 500 ms under 1/s); past it the
+/// reservation is cancelled, so refusals cost nothing on the books, and
+/// the answer is a 429 with `Retry-After` the wait rounded up to whole
+/// seconds and `X-Retry-In` the exact wait as Go prints a duration
+/// (traefik/traefik, `pkg/middlewares/ratelimiter/rate_limiter.go`).
+#[derive(Debug)]
+pub struct Traefik {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+    max_delay: Duration,
+}
+
+impl Traefik {
+    /// `rate` a second with `burst` tokens.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        let max_delay = if rate < 1.0 {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_nanos(1_000_000_000 / (2 * rate as u64))
+        };
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: None,
+            max_delay,
+        }
+    }
+}
+
+impl Limiter for Traefik {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let tokens = match self.last {
+            Some(last) => {
+                (self.tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate).min(self.burst)
+            }
+            None => self.burst,
+        };
+        let left = tokens - 1.0;
+        let wait = Duration::from_secs_f64((-left).max(0.0) / self.rate);
+        if wait > self.max_delay {
+            return Decision::refused(StatusCode::TOO_MANY_REQUESTS)
+                .header("retry-after", format!("{:.0}", wait.as_secs_f64().ceil()))
+                .header("x-retry-in", go_duration(wait));
+        }
+        self.tokens = left;
+        self.last = Some(now);
+        let mut d = Decision::ok();
+        d.delay = wait;
+        d
+    }
+}
+
+/// A duration as Go's `time.Duration.String` writes it: `0s`, `999ns`,
+/// `850µs`, `12.345678ms`, `1.5s`, `2m3s`, `1h0m0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    // `whole` units of 10^`digits` ns, the fraction's trailing zeros cut.
+    let decimal = |v: u128, digits: u32| {
+        let unit = 10u128.pow(digits);
+        let fraction = format!("{:0w$}", v % unit, w = digits as usize);
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.is_empty() {
+            format!("{}", v / unit)
+        } else {
+            format!("{}.{fraction}", v / unit)
+        }
+    };
+    match ns {
+        0 => "0s".into(),
+        1..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{}µs", decimal(ns, 3)),
+        1_000_000..=999_999_999 => format!("{}ms", decimal(ns, 6)),
+        _ => {
+            let (h, m, s) = (
+                ns / 3_600_000_000_000,
+                ns / 60_000_000_000 % 60,
+                ns % 60_000_000_000,
+            );
+            let s = format!("{}s", decimal(s, 9));
+            match (h, m) {
+                (0, 0) => s,
+                (0, m) => format!("{m}m{s}"),
+                (h, m) => format!("{h}h{m}m{s}"),
+            }
+        }
+    }
+}
+
 /// nginx `limit_conn`: 503 past `limit` requests in flight, no
 /// `Retry-After`.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::model::{
     Concurrency, FixedWindow, FreqCounter, Gcra, Limiter, MovingWindow, QuotaHeaders, RetryAfter,
-    SlidingWindow, TokenBucket,
+    SlidingWindow, TokenBucket, Traefik,
 };
 
 /// One limiter model with its parameters.
@@ -82,6 +82,15 @@ pub enum Spec {
         /// `Retry-After` on a refusal.
         retry_after: RetryAfter,
     },
+    /// Traefik's `rateLimit`: a token bucket of `burst` that serves late
+    /// what comes within half an interval, and refuses the rest with
+    /// `Retry-After` rounded up and the exact `X-Retry-In`.
+    Traefik {
+        /// Requests per second (`average` over `period`).
+        rate: f64,
+        /// Tokens (`burst`, at least one).
+        burst: u32,
+    },
     /// (e) a concurrency limit: 503 past `limit` in flight.
     Concurrency {
         /// Requests in flight.
@@ -142,12 +151,13 @@ impl Spec {
                 Box::new(FixedWindow::new(quota, window, headers, now))
             }
             Spec::Bucket { rate, retry_after } => Box::new(TokenBucket::new(rate, rate, retry_after, now)),
+            Spec::Traefik { rate, burst } => Box::new(Traefik::new(rate, burst)),
             Spec::Concurrency { limit } => Box::new(Concurrency::new(limit)),
         }
     }
 
     /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
-    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `moving-flask`, `window`, `window-github`, `bucket`, `concurrency`;
+    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `moving-flask`, `window`, `window-github`, `bucket`, `traefik`, `concurrency`;
     /// `retry_after` is `none`, `exact` or a whole number of seconds.
     pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
         let ra = match retry_after {
@@ -206,12 +216,13 @@ impl Spec {
                 headers: QuotaHeaders::GitHub,
             },
             "bucket" => Spec::Bucket { rate, retry_after: ra },
+            "traefik" => Spec::Traefik { rate, burst },
             "concurrency" => Spec::Concurrency {
                 limit: burst.max(1) as usize,
             },
             other => {
                 return Err(SpecError(format!(
-                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, moving-flask, window, window-github, bucket or concurrency, got {other:?}"
+                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, moving-flask, window, window-github, bucket, traefik or concurrency, got {other:?}"
                 )))
             }
         })
@@ -252,7 +263,8 @@ impl Spec {
             | Spec::Haproxy { rate, .. }
             | Spec::Moving { rate, .. }
             | Spec::Window { rate, .. }
-            | Spec::Bucket { rate, .. } => Some(rate),
+            | Spec::Bucket { rate, .. }
+            | Spec::Traefik { rate, .. } => Some(rate),
             Spec::Concurrency { .. } => None,
         }
     }
@@ -306,6 +318,7 @@ impl fmt::Display for Spec {
                 write!(f, "window {rate}/s w{}s {headers:?}", window.as_secs())
             }
             Spec::Bucket { rate, retry_after } => write!(f, "bucket {rate}/s {}", ra(retry_after)),
+            Spec::Traefik { rate, burst } => write!(f, "traefik {rate}/s b{burst}"),
             Spec::Concurrency { limit } => write!(f, "concurrency {limit}"),
         }
     }

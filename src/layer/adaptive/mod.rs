@@ -110,6 +110,7 @@
 //! | `fit.rs` | the GCRA fit of the cycles between `Retry-After` pauses: the rates they allow, their middle and top |
 //! | `fleet_fit.rs` | in a fleet (feature `redis`), the fleet's merged cycles fitted as one limiter's: each process paces its share |
 //! | `meter.rs` | accepted and refused answers per slot |
+//! | `named_slots.rs` | the exact next slots refusals name (`X-Retry-In`, `retry-after-ms`): no send before them, and the rate between two |
 //! | `pacer.rs` | the pacing queue and its send slots |
 //! | `recovery.rs` | capacity that fell: probed back to the rate held before |
 //! | `quota.rs` | a quota from the headers: what is left, when it resets |
@@ -125,6 +126,7 @@ mod delay;
 mod fit;
 mod fleet_fit;
 mod meter;
+mod named_slots;
 mod pacer;
 mod quota;
 mod rate;
