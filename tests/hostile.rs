@@ -104,6 +104,62 @@ async fn a_wait_in_milliseconds_is_followed_to_the_millisecond() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn traefiks_exact_wait_is_followed_and_garbage_there_is_not() {
+    // Traefik: `Retry-After` rounded up to whole seconds, `X-Retry-In`
+    // the exact wait as Go prints a duration.
+    let traefik = |exact: &[u8]| vec![("retry-after", b"1".to_vec()), ("x-retry-in", exact.to_vec())];
+    let paused = pause_after_headers(traefik(b"150ms")).await.expect("a pause");
+    assert!(paused <= Duration::from_millis(150), "{paused:?}");
+    assert!(paused >= Duration::from_millis(100), "{paused:?}");
+    // Absurd: capped by `max_retry_after` (2 s) as `Retry-After` is.
+    let paused = pause_after_headers(traefik(b"99999h")).await.expect("a pause");
+    assert!(paused <= Duration::from_secs(2), "{paused:?}");
+    assert!(paused > Duration::from_secs(1), "{paused:?}");
+    // Garbage, negative or non-UTF-8: `Retry-After` answers.
+    for junk in [&b"soon"[..], b"-5ms", b"12", b"\xff\xfe"] {
+        let paused = pause_after_headers(traefik(junk)).await.expect("a pause");
+        assert!(
+            paused > Duration::from_millis(500),
+            "{:?}: {paused:?}",
+            String::from_utf8_lossy(junk)
+        );
+    }
+}
+
+/// Under the default (adaptive) layer an exact wait under a second is the
+/// host's next slot: the next request goes when it is due, not a second
+/// later as `Retry-After: 1` would have it, and the host is not paused.
+#[tokio::test(start_paused = true)]
+async fn an_exact_wait_holds_the_next_send_to_the_slot_it_names() {
+    let server = hinting(vec![vec![
+        ("retry-after", b"1".to_vec()),
+        ("x-retry-in", b"40ms".to_vec()),
+    ]])
+    .await;
+    let layer = SnapshotLayer::new(snapshotter());
+    let svc = layer.layer(client());
+    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let asked = tokio::time::Instant::now();
+    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(35),
+        "sent {waited:?} after the refusal"
+    );
+    assert!(
+        waited < Duration::from_millis(500),
+        "sent {waited:?} after the refusal"
+    );
+    assert!(
+        svc.stats().paused_hosts.is_empty(),
+        "{:?}",
+        svc.stats().paused_hosts
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn absurd_values_are_capped_by_max_retry_after() {
     bounded(async {
         for v in [
