@@ -297,10 +297,13 @@ impl Controller {
         outcome: Outcome,
         pause: Option<Duration>,
     ) {
-        let (pause, measured) = match pause {
-            Some(wait) if wait < EXACT_BELOW => (None, self.slot_named(now + wait)),
+        let (pause, mut measured) = match pause {
+            Some(wait) if wait < EXACT_BELOW => (None, self.slot_named(now + wait, sent_at)),
             told => (told, None),
         };
+        if outcome == Outcome::Success {
+            measured = self.named.as_mut().and_then(|named| named.on_accepted(sent_at));
+        }
         match outcome {
             Outcome::Success => {
                 Depths::add(&mut self.depths.ok, depth, 0.02);
@@ -369,15 +372,14 @@ impl Controller {
         }
     }
 
-    /// A refusal named the limiter's next slot: no send before it, and
-    /// the limiter's rate when an earlier slot was far enough back (see
-    /// `named_slots.rs`).
-    fn slot_named(&mut self, slot: Instant) -> Option<f64> {
-        let accepted = self.pace.accepted_total();
+    /// A refusal of a request sent at `sent` named the limiter's next
+    /// slot: no send before it (see `named_slots.rs`). Returns the rate an
+    /// earlier stretch between two refusals measured, if one did.
+    fn slot_named(&mut self, slot: Instant, sent: Instant) -> Option<f64> {
         match self.named.as_mut() {
-            Some(named) => named.named(slot, accepted),
+            Some(named) => named.named(slot, sent),
             None => {
-                self.named = Some(Box::new(NamedSlots::new(slot, accepted)));
+                self.named = Some(Box::new(NamedSlots::new(slot, sent)));
                 None
             }
         }

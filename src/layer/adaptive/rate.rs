@@ -422,11 +422,6 @@ impl RateControl {
         }
     }
 
-    /// Requests the host accepted, all told.
-    pub(crate) fn accepted_total(&self) -> u64 {
-        self.meter.total()
-    }
-
     /// Refusals named the limiter's next slots exactly, and `rate` is what
     /// it accepted between two of them over the time between (see
     /// `named_slots.rs`): its rate, measured, and held below. Probed
