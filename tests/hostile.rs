@@ -115,6 +115,10 @@ async fn traefiks_exact_wait_is_followed_and_garbage_there_is_not() {
     let paused = pause_after_headers(traefik(b"99999h")).await.expect("a pause");
     assert!(paused <= Duration::from_secs(2), "{paused:?}");
     assert!(paused > Duration::from_secs(1), "{paused:?}");
+    // Not the same wait rounded: the longer (capped).
+    let disagreeing = vec![("retry-after", b"60".to_vec()), ("x-retry-in", b"5ms".to_vec())];
+    let paused = pause_after_headers(disagreeing).await.expect("a pause");
+    assert!(paused > Duration::from_secs(1), "{paused:?}");
     // Garbage, negative or non-UTF-8: `Retry-After` answers.
     for junk in [&b"soon"[..], b"-5ms", b"12", b"\xff\xfe"] {
         let paused = pause_after_headers(traefik(junk)).await.expect("a pause");

@@ -62,7 +62,9 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// number of milliseconds, or `x-retry-in` (Traefik's), a Go duration
 /// such as `12.5ms`. They say what `Retry-After` rounds to whole seconds:
 /// `Retry-After: 1` beside `retry-after-ms: 150` asks for 150 ms. A
-/// malformed or zero one leaves `Retry-After` to answer.
+/// malformed or zero one leaves `Retry-After` to answer, and so does one
+/// more than a second shorter than it: that is no rounding but a
+/// disagreement, and the longer wait is the polite one.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -72,8 +74,12 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// let mut h = HeaderMap::new();
 /// h.insert("retry-after", "3".parse().unwrap());
 /// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(3)));
+/// h.insert("retry-after", "1".parse().unwrap());
 /// h.insert("retry-after-ms", "150".parse().unwrap());
 /// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_millis(150)));
+/// // Not the same wait: the longer.
+/// h.insert("retry-after", "3".parse().unwrap());
+/// assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(3)));
 ///
 /// let mut traefik = HeaderMap::new();
 /// traefik.insert("retry-after", "1".parse().unwrap());
@@ -81,9 +87,18 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 /// assert_eq!(retry_after(&traefik, SystemTime::now()), Some(Duration::from_micros(12_500)));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(wait) = precise_wait(headers) {
-        return Some(wait);
+    let whole = whole_seconds(headers, now);
+    match (precise_wait(headers), whole) {
+        // Not the same wait rounded: the two disagree, and the longer is
+        // kept (`Retry-After: 60` beside `x-retry-in: 5ms` waits 60 s).
+        (Some(exact), Some(whole)) if exact + Duration::from_secs(1) < whole => Some(whole),
+        (Some(exact), _) => Some(exact),
+        (None, whole) => whole,
     }
+}
+
+/// The wait of the `Retry-After` fields alone (see [`retry_after`]).
+fn whole_seconds(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let mut values = headers.get_all(RETRY_AFTER).iter();
     let first = values.next()?;
     if values.any(|v| v != first) {

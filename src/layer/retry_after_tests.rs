@@ -291,6 +291,19 @@ fn a_wait_in_milliseconds_wins_over_whole_seconds() {
         );
     }
     assert_eq!(ms(&[("retry-after-ms", "0")]), None);
+    // Rounded either way, the exact one; disagreeing, the longer.
+    assert_eq!(
+        ms(&[("retry-after", "1"), ("retry-after-ms", "1500")]),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(
+        ms(&[("retry-after", "2"), ("retry-after-ms", "1500")]),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(
+        ms(&[("retry-after", "60"), ("x-retry-in", "5ms")]),
+        Some(Duration::from_secs(60))
+    );
     // Absurd: saturates at a year (the layer caps it at `max_retry_after`).
     assert_eq!(
         ms(&[("retry-after-ms", "1e300")]),
