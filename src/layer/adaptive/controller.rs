@@ -297,13 +297,14 @@ impl Controller {
         outcome: Outcome,
         pause: Option<Duration>,
     ) {
-        let (pause, mut measured) = match pause {
+        let (pause, measured) = match pause {
             Some(wait) if wait < EXACT_BELOW => (None, self.slot_named(now + wait, sent_at)),
+            told if outcome == Outcome::Success => (
+                told,
+                self.named.as_mut().and_then(|named| named.on_accepted(sent_at)),
+            ),
             told => (told, None),
         };
-        if outcome == Outcome::Success {
-            measured = self.named.as_mut().and_then(|named| named.on_accepted(sent_at));
-        }
         match outcome {
             Outcome::Success => {
                 Depths::add(&mut self.depths.ok, depth, 0.02);

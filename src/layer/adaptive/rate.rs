@@ -426,10 +426,9 @@ impl RateControl {
     /// it accepted between two of them over the time between (see
     /// `named_slots.rs`): its rate, measured, and held below. Probed
     /// again within seconds, not after the usual 400 answers: such a
-    /// refusal costs one interval's wait, and the count reads a little
-    /// low when acceptances served late straddle a refusal (Traefik's
-    /// 10/s with a burst of one, 20 ms away, read 8.3/s, held 30 s).
-    /// Not while a quota sets the pace.
+    /// refusal costs one interval's wait, and the count is a lower bound
+    /// (what the bucket refilled while the client was slower than it is
+    /// not counted). Not while a quota sets the pace.
     pub(crate) fn measured_by_named_slots(&mut self, now: Instant, rate: f64) {
         if !(rate.is_finite() && rate > 0.0) || self.quota.active(now) {
             return;
