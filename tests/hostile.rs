@@ -80,6 +80,22 @@ async fn pause_after_headers(headers: Vec<(&'static str, Vec<u8>)>) -> Option<Du
     }
 }
 
+/// Sends to `/0` twice through `layer` over a real client: refused (the
+/// server's first answer there), then served. How long the second request
+/// took, its wait included, and the service.
+async fn waited_after_refusal(
+    layer: SnapshotLayer,
+    server: &TestServer,
+) -> (Duration, tower_snapshotter::SnapshotService<HttpClient>) {
+    let svc = layer.layer(client());
+    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let started = tokio::time::Instant::now();
+    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    (started.elapsed(), svc)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_wait_in_milliseconds_is_followed_to_the_millisecond() {
     // OpenAI's and Azure OpenAI's refusals: `Retry-After` in whole
@@ -140,14 +156,7 @@ async fn an_exact_wait_holds_the_next_send_to_the_slot_it_names() {
         ("x-retry-in", b"40ms".to_vec()),
     ]])
     .await;
-    let layer = SnapshotLayer::new(snapshotter());
-    let svc = layer.layer(client());
-    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
-    assert_eq!(r.status(), 429);
-    let asked = tokio::time::Instant::now();
-    let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let waited = asked.elapsed();
+    let (waited, svc) = waited_after_refusal(SnapshotLayer::new(snapshotter()), &server).await;
     assert!(
         waited >= Duration::from_millis(35),
         "sent {waited:?} after the refusal"
@@ -218,13 +227,7 @@ async fn a_waiting_request_goes_out_once_the_capped_pause_ends() {
             .max_retry_after(Duration::from_secs(2))
             .build()
             .unwrap();
-        let svc = layer.layer(client());
-        let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
-        assert_eq!(r.status(), 429);
-        let started = tokio::time::Instant::now();
-        let r = svc.clone().oneshot(get(&server.url("/0"))).await.unwrap();
-        assert_eq!(r.status(), 200);
-        let waited = started.elapsed();
+        let (waited, _) = waited_after_refusal(layer, &server).await;
         // The cap (2 s) plus at most a tenth of it in jitter, not 3 000 years.
         assert!(
             waited >= Duration::from_secs(2) - Duration::from_millis(5),
