@@ -805,6 +805,28 @@ async fn traefiks_named_slots_measure_its_rate_after_a_burst() {
     }
 }
 
+/// Traefik's default burst of one: the opening's four requests, one
+/// accepted and three refused, said nothing of the rate but the wait they
+/// named, and a search from 1/s took two seconds to reach 100/s. The
+/// named wait, an interval, is where the search starts now.
+#[tokio::test(start_paused = true)]
+async fn traefiks_named_wait_starts_the_search_near_its_rate() {
+    for rate in [100.0, 500.0] {
+        let spec = Spec::Traefik { rate, burst: 1 };
+        let load = Load {
+            allowed: rate,
+            demand: 3.0 * rate,
+            secs: 30.0,
+            from: 0.0,
+            until: None,
+            refuse_with: None,
+            workers: Some(64),
+        };
+        let r = run_model(|now| spec.build(now), load, Some(GatePolicy::Adaptive), LATENCY).await;
+        check_at_least(spec, r, 0.95, 0.01);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn gcra_without_retry_after_is_measured_at_its_limit() {
     holds(gcra(500.0, 50, RetryAfter::Absent)).await;

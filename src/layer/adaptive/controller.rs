@@ -297,6 +297,7 @@ impl Controller {
         outcome: Outcome,
         pause: Option<Duration>,
     ) {
+        let named_wait = pause.filter(|&wait| wait < EXACT_BELOW);
         let (pause, measured) = match pause {
             Some(wait) if wait < EXACT_BELOW => (None, self.slot_named(now + wait, sent_at)),
             told if outcome == Outcome::Success => (
@@ -370,6 +371,9 @@ impl Controller {
         self.pace.on_fleet_flood_answer(refused);
         if let Some(rate) = measured {
             self.pace.measured_by_named_slots(now, rate);
+        }
+        if let Some(wait) = named_wait {
+            self.pace.guess_from_named_wait(now, wait);
         }
     }
 
