@@ -298,13 +298,13 @@ impl Controller {
         pause: Option<Duration>,
     ) {
         let named_wait = pause.filter(|&wait| wait < EXACT_BELOW);
-        let (pause, measured) = match pause {
-            Some(wait) if wait < EXACT_BELOW => (None, self.slot_named(now + wait, sent_at)),
-            told if outcome == Outcome::Success => (
-                told,
+        let (pause, measured) = match named_wait {
+            Some(wait) => (None, self.slot_named(now + wait, sent_at)),
+            None if outcome == Outcome::Success => (
+                pause,
                 self.named.as_mut().and_then(|named| named.on_accepted(sent_at)),
             ),
-            told => (told, None),
+            None => (pause, None),
         };
         match outcome {
             Outcome::Success => {
