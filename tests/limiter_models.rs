@@ -538,6 +538,22 @@ async fn table() {
     }
 }
 
+/// The first 30 s of a closed loop of 64 against `spec`, `latency` away,
+/// under the adaptive policy, counted from the first second.
+async fn closed_loop_opening(spec: Spec, latency: Duration) -> Run {
+    let allowed = spec.rate().unwrap_or(1.0);
+    let load = Load {
+        allowed,
+        demand: 3.0 * allowed,
+        secs: 30.0,
+        from: 0.0,
+        until: None,
+        refuse_with: None,
+        workers: Some(64),
+    };
+    run_model(|now| spec.build(now), load, Some(GatePolicy::Adaptive), latency).await
+}
+
 /// One model under the adaptive policy: at least `share` of its rate, at
 /// most 1 % refused.
 async fn holds_at_least(spec: Spec, share: f64) {
@@ -581,16 +597,7 @@ async fn an_opening_refused_at_once_waits_for_what_it_sent_to_be_answered() {
         sliding(3.0),
         gcra(3.0, 1, RetryAfter::Absent),
     ] {
-        let load = Load {
-            allowed: 3.0,
-            demand: 9.0,
-            secs: 30.0,
-            from: 0.0,
-            until: None,
-            refuse_with: None,
-            workers: Some(64),
-        };
-        let r = run_model(|now| spec.build(now), load, Some(GatePolicy::Adaptive), LATENCY).await;
+        let r = closed_loop_opening(spec, LATENCY).await;
         check_at_least(spec, r, 0.9, 0.15);
     }
 }
@@ -785,22 +792,7 @@ async fn traefiks_exact_waits_let_the_host_go_at_its_rate() {
 async fn traefiks_named_slots_measure_its_rate_after_a_burst() {
     for rate in [1.0, 3.0] {
         let spec = Spec::Traefik { rate, burst: 50 };
-        let load = Load {
-            allowed: rate,
-            demand: 3.0 * rate,
-            secs: 30.0,
-            from: 0.0,
-            until: None,
-            refuse_with: None,
-            workers: Some(64),
-        };
-        let r = run_model(
-            |now| spec.build(now),
-            load,
-            Some(GatePolicy::Adaptive),
-            Duration::from_millis(20),
-        )
-        .await;
+        let r = closed_loop_opening(spec, Duration::from_millis(20)).await;
         check_at_least(spec, r, 1.0, 0.06);
     }
 }
@@ -813,16 +805,7 @@ async fn traefiks_named_slots_measure_its_rate_after_a_burst() {
 async fn traefiks_named_wait_starts_the_search_near_its_rate() {
     for rate in [100.0, 500.0] {
         let spec = Spec::Traefik { rate, burst: 1 };
-        let load = Load {
-            allowed: rate,
-            demand: 3.0 * rate,
-            secs: 30.0,
-            from: 0.0,
-            until: None,
-            refuse_with: None,
-            workers: Some(64),
-        };
-        let r = run_model(|now| spec.build(now), load, Some(GatePolicy::Adaptive), LATENCY).await;
+        let r = closed_loop_opening(spec, LATENCY).await;
         check_at_least(spec, r, 0.95, 0.01);
     }
 }
