@@ -81,7 +81,10 @@
 //!   `Wait`), and the IETF `RateLimit` field (`r` remaining, `t` seconds to
 //!   reset) caps the rate at `r / t` so the quota lasts its window. Without
 //!   `Retry-After` there is no pause on top of the controller's own cut
-//!   (`Wait`'s back-off would idle a host the rate already slowed).
+//!   (`Wait`'s back-off would idle a host the rate already slowed). An
+//!   exact wait under a second (Traefik's `X-Retry-In`, `retry-after-ms`)
+//!   pauses nothing: it is the limiter's next slot, no send goes before
+//!   it, and two such slots measure the rate (`named_slots.rs`).
 //!
 //! State is under 1 KiB per host (a test bounds it), plus bounded logs on
 //! the heap (a cycle's send times, at most 4 096; the last 64 sends'
