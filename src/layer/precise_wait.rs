@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+use super::retry_after::non_negative;
+
 /// Waits shorter than this are exact ones: `Retry-After` names whole
 /// seconds. The adaptive limiter takes such a wait as the host's next
 /// send slot rather than a pause (see `Controller::on_answer`).
@@ -29,10 +31,7 @@ const MAX_WAIT_S: f64 = 365.0 * 86_400.0;
 pub(crate) fn precise_wait(headers: &HeaderMap) -> Option<Duration> {
     let millis = ["retry-after-ms", "x-ms-retry-after-ms"].iter().find_map(|name| {
         let text = headers.get(*name)?.to_str().ok()?.trim();
-        let ms = text
-            .parse::<f64>()
-            .ok()
-            .filter(|ms| ms.is_finite() && *ms > 0.0)?;
+        let ms = non_negative(text).filter(|ms| *ms > 0.0)?;
         Some(ms / 1000.0)
     });
     let secs = millis.or_else(|| headers.get("x-retry-in").and_then(|v| go_duration(v.as_bytes())))?;

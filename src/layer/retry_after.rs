@@ -298,7 +298,7 @@ fn count(v: &str) -> Option<u64> {
 }
 
 /// A finite number, zero or more (seconds, milliseconds, a count).
-fn non_negative(v: &str) -> Option<f64> {
+pub(super) fn non_negative(v: &str) -> Option<f64> {
     v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)
 }
 
