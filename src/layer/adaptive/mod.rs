@@ -109,6 +109,7 @@
 //! | `rate/cycles.rs` | a `Retry-After` pause ends a cycle: fitted (`fit.rs`) or held where refused |
 //! | `rate/slow.rs` | a host slower than a request a pause: its rate counted over a streak of pauses |
 //! | `rate/probe.rs` | search steps, probes past the estimate, how long they hold |
+//! | `rate/named.rs` | what named slots teach the pace: a search started from the wait, the rate two measure |
 //! | `rate/fleet.rs` | in a fleet: its pauses, share, answers and merged cycles |
 //! | `fit.rs` | the GCRA fit of the cycles between `Retry-After` pauses: the rates they allow, their middle and top |
 //! | `fleet_fit.rs` | in a fleet (feature `redis`), the fleet's merged cycles fitted as one limiter's: each process paces its share |
