@@ -35,6 +35,13 @@
 #               first second (1 and 20 ms away, a closed loop of 64 and the
 #               open loop), then over 60 s from second 10 (the open loop,
 #               1 and 50 ms away) (120 cells)
+#   spring      Spring Cloud Gateway's `RequestRateLimiter` (a bucket refilled
+#               at each second of the server's clock, refusals free, a bare
+#               429) with a second's burst and two, naming its rate in
+#               headers and not, at 0.5-2 000/s: over 30 s from the first
+#               second (1 and 20 ms away, a closed loop of 64 and the open
+#               loop), then over 60 s from second 10 (the open loop, 1 and
+#               50 ms away) (184 cells)
 # `diff` prints the cells that moved 2 points or 0.5 % refused, and the means.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +75,7 @@ print(f"cells {len(keys)}: mean {mean(a, 0):.1f} -> {mean(b, 0):.1f} %; refused 
 EOF
     exit 0
     ;;
-openings | steady | per-minute | small-bursts | served-windows | traefik) ;;
+openings | steady | per-minute | small-bursts | served-windows | traefik | spring) ;;
 *)
     sed -n '2,38p' "$0"
     exit 2
@@ -138,6 +145,21 @@ traefik)
     unset CLOSED
     for l in 1 50; do
         TRAEFIK=1 SECS=60 FROM_S=10 LATENCY_MS=$l MODELS=traefik RATES=3,8,30,100,500,2000 table |
+            sed "s/^/steady L$l /"
+    done
+    ;;
+spring)
+    # The bucket steps at whole seconds of the server's clock: one phase
+    # of it in every run (`WALL_PHASE_MS` chooses another).
+    export WALL_PHASE_MS="${WALL_PHASE_MS:-300}"
+    for l in 1 20; do for loop in 64 open; do
+        if [ "$loop" = open ]; then unset CLOSED; else export CLOSED=64; fi
+        SPRING=1 SECS=30 FROM_S=0 LATENCY_MS=$l MODELS=spring RATES=0.5,1,3,10,30,100,500,2000 table |
+            sed "s/^/L$l C$loop /"
+    done; done
+    unset CLOSED
+    for l in 1 50; do
+        SPRING=1 SECS=60 FROM_S=10 LATENCY_MS=$l MODELS=spring RATES=1,3,10,30,100,500,2000 table |
             sed "s/^/steady L$l /"
     done
     ;;

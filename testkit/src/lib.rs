@@ -11,6 +11,7 @@
 //! | [`FixedWindow`](model::FixedWindow) | public APIs with quota headers | `RateLimit` or GitHub's `X-RateLimit-*` say what is left |
 //! | [`TokenBucket`](model::TokenBucket) | a bucket with a one-second burst | a pause refills a whole second |
 //! | [`Traefik`](model::Traefik) | Traefik's `rateLimit` middleware (Go's `x/time/rate`) | a bucket of `burst`; what comes within half an interval is served late, the rest refused with `Retry-After` rounded up and the exact `X-Retry-In` |
+//! | [`SpringGateway`](model::SpringGateway) | Spring Cloud Gateway's `RequestRateLimiter` (Redis) | a bucket refilled at each whole second; every answer names its rate, burst and tokens left; a bare 429 |
 //! | [`Concurrency`](model::Concurrency) | nginx `limit_conn`, worker pools | 503 past C in flight |
 //! | [`Phases`](model::Phases) | capacity that falls and comes back | one of the above, then another, on a schedule |
 //!

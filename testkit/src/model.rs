@@ -607,6 +607,94 @@ impl Limiter for Traefik {
     }
 }
 
+/// Spring Cloud Gateway's `RequestRateLimiter` with its `RedisRateLimiter`
+/// (spring-cloud/spring-cloud-gateway, `RedisRateLimiter.java` and
+/// `request_rate_limiter.lua`): a token bucket of `burst_capacity` tokens,
+/// full at first, refilled by `replenish_rate` tokens for each whole
+/// second of the Redis server's clock (`TIME`'s seconds) since the last
+/// request, so in steps at each second. A request takes
+/// `requested_tokens` (rates under one a second are written with more
+/// than one); a refusal takes none. Every answer, refusals too, names
+/// the bucket in `X-RateLimit-Remaining` (tokens left),
+/// `X-RateLimit-Replenish-Rate`, `X-RateLimit-Burst-Capacity` and
+/// `X-RateLimit-Requested-Tokens` unless `includeHeaders` is off; a
+/// refusal is a bare 429, without `Retry-After`.
+#[derive(Debug)]
+pub struct SpringGateway {
+    replenish_rate: u64,
+    burst_capacity: u64,
+    requested_tokens: u64,
+    headers: bool,
+    tokens: u64,
+    /// The second of the last request, on the server's clock.
+    refreshed: Option<u64>,
+    epoch: Instant,
+    /// Where in its second the server's clock stood at `epoch`.
+    phase: Duration,
+}
+
+impl SpringGateway {
+    /// `rate` requests a second with a burst of `burst` requests, written
+    /// as Spring's settings are: a whole `replenishRate` and, under one
+    /// request a second, `requestedTokens` of more than one;
+    /// `burstCapacity` is never under `replenishRate` (Spring refuses
+    /// such a setting). `headers`: `includeHeaders`.
+    pub fn new(rate: f64, burst: u32, headers: bool, now: Instant) -> Self {
+        let (replenish_rate, requested_tokens) = if rate >= 1.0 {
+            (rate.round() as u64, 1)
+        } else {
+            (1, (1.0 / rate.max(1e-6)).round() as u64)
+        };
+        let burst_capacity = (u64::from(burst.max(1)) * requested_tokens).max(replenish_rate);
+        let phase = wall_epoch()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(Duration::ZERO, |d| {
+                Duration::from_nanos(u64::from(d.subsec_nanos()))
+            });
+        Self {
+            replenish_rate,
+            burst_capacity,
+            requested_tokens,
+            headers,
+            tokens: burst_capacity,
+            refreshed: None,
+            epoch: now,
+            phase,
+        }
+    }
+}
+
+impl Limiter for SpringGateway {
+    fn arrive(&mut self, now: Instant) -> Decision {
+        let second = (now.saturating_duration_since(self.epoch) + self.phase).as_secs();
+        let filled = match self.refreshed {
+            Some(last) => {
+                (self.tokens + second.saturating_sub(last) * self.replenish_rate).min(self.burst_capacity)
+            }
+            None => self.burst_capacity,
+        };
+        let served = filled >= self.requested_tokens;
+        self.tokens = if served {
+            filled - self.requested_tokens
+        } else {
+            filled
+        };
+        self.refreshed = Some(second);
+        let d = if served {
+            Decision::ok()
+        } else {
+            Decision::refused(StatusCode::TOO_MANY_REQUESTS)
+        };
+        if !self.headers {
+            return d;
+        }
+        d.header("x-ratelimit-remaining", self.tokens.to_string())
+            .header("x-ratelimit-replenish-rate", self.replenish_rate.to_string())
+            .header("x-ratelimit-burst-capacity", self.burst_capacity.to_string())
+            .header("x-ratelimit-requested-tokens", self.requested_tokens.to_string())
+    }
+}
+
 /// A duration as Go's `time.Duration.String` writes it: `0s`, `999ns`,
 /// `850µs`, `12.345678ms`, `1.5s`, `2m3s`, `1h0m0s`.
 pub fn go_duration(d: Duration) -> String {

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::model::{
     Concurrency, FixedWindow, FreqCounter, Gcra, Limiter, MovingWindow, QuotaHeaders, RetryAfter,
-    SlidingWindow, TokenBucket, Traefik,
+    SlidingWindow, SpringGateway, TokenBucket, Traefik,
 };
 
 /// One limiter model with its parameters.
@@ -91,6 +91,17 @@ pub enum Spec {
         /// Tokens (`burst`, at least one).
         burst: u32,
     },
+    /// Spring Cloud Gateway's `RequestRateLimiter`: a token bucket
+    /// refilled at each second of the server's clock, refusals free, the
+    /// bucket named in headers on every answer (unless `headers` is off).
+    Spring {
+        /// Requests per second (`replenishRate`).
+        rate: f64,
+        /// Requests the bucket holds (`burstCapacity`, at least a second's).
+        burst: u32,
+        /// `includeHeaders`.
+        headers: bool,
+    },
     /// (e) a concurrency limit: 503 past `limit` in flight.
     Concurrency {
         /// Requests in flight.
@@ -152,12 +163,13 @@ impl Spec {
             }
             Spec::Bucket { rate, retry_after } => Box::new(TokenBucket::new(rate, rate, retry_after, now)),
             Spec::Traefik { rate, burst } => Box::new(Traefik::new(rate, burst)),
+            Spec::Spring { rate, burst, headers } => Box::new(SpringGateway::new(rate, burst, headers, now)),
             Spec::Concurrency { limit } => Box::new(Concurrency::new(limit)),
         }
     }
 
     /// Parses the `crawl` example's flags: `kind` is one of `gcra`,
-    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `moving-flask`, `window`, `window-github`, `bucket`, `traefik`, `concurrency`;
+    /// `gcra-delay`, `sliding`, `haproxy`, `moving`, `moving-flask`, `window`, `window-github`, `bucket`, `traefik`, `spring`, `spring-bare`, `concurrency`;
     /// `retry_after` is `none`, `exact` or a whole number of seconds.
     pub fn parse(kind: &str, rate: f64, burst: u32, retry_after: &str) -> Result<Self, SpecError> {
         let ra = match retry_after {
@@ -217,12 +229,17 @@ impl Spec {
             },
             "bucket" => Spec::Bucket { rate, retry_after: ra },
             "traefik" => Spec::Traefik { rate, burst },
+            "spring" | "spring-bare" => Spec::Spring {
+                rate,
+                burst,
+                headers: kind == "spring",
+            },
             "concurrency" => Spec::Concurrency {
                 limit: burst.max(1) as usize,
             },
             other => {
                 return Err(SpecError(format!(
-                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, moving-flask, window, window-github, bucket, traefik or concurrency, got {other:?}"
+                    "--limiter: expected gcra, gcra-delay, sliding, haproxy, moving, moving-flask, window, window-github, bucket, traefik, spring, spring-bare or concurrency, got {other:?}"
                 )))
             }
         })
@@ -264,7 +281,8 @@ impl Spec {
             | Spec::Moving { rate, .. }
             | Spec::Window { rate, .. }
             | Spec::Bucket { rate, .. }
-            | Spec::Traefik { rate, .. } => Some(rate),
+            | Spec::Traefik { rate, .. }
+            | Spec::Spring { rate, .. } => Some(rate),
             Spec::Concurrency { .. } => None,
         }
     }
@@ -319,6 +337,13 @@ impl fmt::Display for Spec {
             }
             Spec::Bucket { rate, retry_after } => write!(f, "bucket {rate}/s {}", ra(retry_after)),
             Spec::Traefik { rate, burst } => write!(f, "traefik {rate}/s b{burst}"),
+            Spec::Spring { rate, burst, headers } => {
+                write!(
+                    f,
+                    "spring {rate}/s b{burst}{}",
+                    if *headers { "" } else { " bare" }
+                )
+            }
             Spec::Concurrency { limit } => write!(f, "concurrency {limit}"),
         }
     }
