@@ -158,3 +158,26 @@ async fn a_refusal_in_five_whatever_the_rate_does_not_stall_the_host() {
         assert!(rate >= 0.5 * most, "{rate:.0}/s of {most:.0}/s");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_refusals_in_three_whatever_the_rate_leave_the_host_unpaced() {
+    // Past 60 % refused whatever the rate, the refusals are ignored for a
+    // while and the concurrency limit alone holds the host; that verdict
+    // now waits for a second deep cut to leave the share as large (a
+    // limiter sent far past its rate refuses nearly as large a share
+    // after one cut). It still comes: held as a limit, the pace fell with
+    // each cut, to a few a second.
+    let mut n = 0u64;
+    let decide = move |_at| {
+        n += 1;
+        if n.is_multiple_of(3) {
+            http::StatusCode::OK
+        } else {
+            http::StatusCode::TOO_MANY_REQUESTS
+        }
+    };
+    let half = adaptive_second_half(decide, 60, "http://noisy.test/", false).await;
+    let most = CLOSED_LOOP / 3.0;
+    eprintln!("two in three refused: {:.0}/s of {most:.0}/s", half.rate);
+    assert!(half.rate >= 0.5 * most, "{:.0}/s of {most:.0}/s", half.rate);
+}

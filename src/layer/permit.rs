@@ -15,7 +15,7 @@ use super::adaptive::Admit;
 use super::adaptive::{AdaptiveConfig, Controller, Outcome};
 use super::fleet_link::Budget;
 use super::hosts::HostState;
-use crate::retry_after::QuotaWindow;
+use crate::retry_after::Announced;
 
 /// A permit of a host's controller, held while the request is in flight;
 /// given back with what the answer taught, or on drop.
@@ -61,13 +61,14 @@ impl AdaptivePermit {
 
     /// Gives the permit back with the answer's `outcome`; `pause` is what
     /// its `Retry-After` asked (the layer read it already, to pause the
-    /// host), and its `quota`, if it announced one, moves the pace.
+    /// host), and what its headers `announced` of the host's limit (a
+    /// quota, a rate) moves the pace.
     /// `learned` sees the host and its controller afterwards, under the
     /// lock.
     pub(crate) fn finish(
         mut self,
         outcome: Outcome,
-        quota: Option<QuotaWindow>,
+        announced: Announced,
         pause: Option<Duration>,
         learned: impl FnOnce(&HostState, &mut Controller, Instant),
     ) {
@@ -78,9 +79,7 @@ impl AdaptivePermit {
         let now = Instant::now();
         c.on_answer(now, self.sent_at, self.depth, outcome, pause);
         c.release();
-        if let Some(q) = quota {
-            c.on_quota(now, self.sent_at, &q, self.depth);
-        }
+        c.on_announced(now, self.sent_at, &announced, self.depth);
         learned(&self.host, &mut c, now);
     }
 }
@@ -146,9 +145,9 @@ mod tests {
         let sent = Instant::now();
         tokio::time::advance(Duration::from_micros(200)).await;
         let first = AdaptivePermit::try_now(&host, &cfg, sent, go).expect("a new host admits");
-        first.finish(Outcome::Success, None, None, |_, _, _| {});
+        first.finish(Outcome::Success, Announced::default(), None, |_, _, _| {});
         let second = AdaptivePermit::try_now(&host, &cfg, Instant::now(), go).expect("unpaced");
-        second.finish(Outcome::Throttled, None, None, |_, _, _| {});
+        second.finish(Outcome::Throttled, Announced::default(), None, |_, _, _| {});
         let now = Instant::now();
         let rate = host.existing_controller().and_then(|mut c| c.rate(now));
         assert!(rate.is_some(), "a refusal after an acceptance paces the host");

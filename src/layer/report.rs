@@ -10,7 +10,7 @@ use super::permit::AdaptivePermit;
 use super::shard::Shard;
 use super::shared::{Ticket, WATCH_MS};
 use crate::integrations::metrics::AnswerClass;
-use crate::retry_after::{is_throttled, quota_held_at_most};
+use crate::retry_after::{is_throttled, Announced};
 
 /// Carried by every response future: where the request went, when, and the
 /// admission it holds (given back when the report is).
@@ -79,8 +79,8 @@ impl Report {
                     let outcome = outcome_of(status);
                     let accepted = outcome.accepted();
                     let cap = shared.settings.max_retry_after;
-                    let quota = quota_held_at_most(response.headers(), cap);
-                    p.finish(outcome, quota, pause, |state, c, now| {
+                    let announced = Announced::read(response.headers(), cap);
+                    p.finish(outcome, announced, pause, |state, c, now| {
                         shared.fleet.on_answer(host, state, c, now, accepted)
                     });
                 }
@@ -91,7 +91,7 @@ impl Report {
                     .metrics
                     .answered(AnswerClass::InnerError, self.host.as_str());
                 if let Some(p) = permit {
-                    p.finish(Outcome::Failed, None, None, |_, _, _| {});
+                    p.finish(Outcome::Failed, Announced::default(), None, |_, _, _| {});
                 }
             }
         }

@@ -343,15 +343,73 @@ impl Reset<'_> {
     }
 }
 
+/// The fastest rate [`replenish_rate`] takes for one: no limiter is set
+/// faster, and a larger value is garbage.
+const MAX_ANNOUNCED_RATE: f64 = 1e6;
+
+/// The rate a server announces outright, in requests a second: Spring
+/// Cloud Gateway's `RequestRateLimiter` names its token bucket on every
+/// answer, `X-RateLimit-Replenish-Rate` tokens a second of which each
+/// request takes `X-RateLimit-Requested-Tokens` (one when absent; rates
+/// under a request a second are written with more). A value that is not
+/// a positive number, or a rate over a million a second, is ignored.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_snapshotter::retry_after::replenish_rate;
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("x-ratelimit-replenish-rate", "10".parse().unwrap());
+/// assert_eq!(replenish_rate(&h), Some(10.0));
+/// h.insert("x-ratelimit-requested-tokens", "20".parse().unwrap());
+/// assert_eq!(replenish_rate(&h), Some(0.5));
+/// ```
+pub fn replenish_rate(headers: &HeaderMap) -> Option<f64> {
+    let number = |name: &str| {
+        let v = headers.get(name)?.to_str().ok()?.trim();
+        non_negative(v).filter(|&x| x > 0.0)
+    };
+    let tokens = number("x-ratelimit-replenish-rate")?;
+    let per_request = match headers.get("x-ratelimit-requested-tokens") {
+        Some(_) => number("x-ratelimit-requested-tokens")?,
+        None => 1.0,
+    };
+    Some(tokens / per_request).filter(|&rate| rate > 0.0 && rate <= MAX_ANNOUNCED_RATE)
+}
+
+/// What an answer's headers announce of the host's limit, as the layer
+/// follows it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Announced {
+    /// A quota left until a reset (see [`quota_held_at_most`]).
+    pub(crate) quota: Option<QuotaWindow>,
+    /// A rate named outright (see [`replenish_rate`]).
+    pub(crate) rate: Option<f64>,
+}
+
+impl Announced {
+    /// What `headers` announce; a spent quota is held at most `cap`, and
+    /// a rate is taken as one request per `cap` at the least (both bound
+    /// what a broken or hostile server's headers can stall).
+    /// Most answers name no limit, and cost one pass over their names.
+    pub(crate) fn read(headers: &HeaderMap, cap: Duration) -> Self {
+        if !names_a_quota(headers) {
+            return Self::default();
+        }
+        let slowest = 1.0 / cap.as_secs_f64().max(1e-3);
+        Self {
+            quota: quota_held_at_most(headers, cap),
+            rate: replenish_rate(headers).map(|rate| rate.max(slowest)),
+        }
+    }
+}
+
 /// The quota an answer announces, as the layer follows it: a spent
 /// quota holds the host until its reset, but no longer than `cap` (the
 /// layer's `max_retry_after`, which bounds a `Retry-After` pause too),
 /// after which one request finds out whether it is spent still.
 /// Most answers name no quota, and cost no clock reading here.
-pub(crate) fn quota_held_at_most(headers: &HeaderMap, cap: Duration) -> Option<QuotaWindow> {
-    if !names_a_quota(headers) {
-        return None;
-    }
+fn quota_held_at_most(headers: &HeaderMap, cap: Duration) -> Option<QuotaWindow> {
     let mut q = quota(headers, SystemTime::now())?;
     if q.remaining == 0 {
         q.reset_lo = q.reset_lo.min(cap);

@@ -268,6 +268,50 @@ fn a_spent_quota_holds_no_longer_than_the_cap_and_a_live_one_is_paced_as_named()
 }
 
 #[test]
+fn springs_bucket_names_its_rate_and_junk_names_none() {
+    let spring = |pairs: &[(&'static str, &str)]| {
+        replenish_rate(&headers(
+            &pairs.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>(),
+        ))
+    };
+    let rate = "x-ratelimit-replenish-rate";
+    let tokens = "x-ratelimit-requested-tokens";
+    assert_eq!(
+        spring(&[(rate, "10"), ("x-ratelimit-burst-capacity", "20")]),
+        Some(10.0)
+    );
+    assert_eq!(spring(&[(rate, " 10 "), (tokens, "1")]), Some(10.0));
+    // A request a minute: one token a second, sixty a request.
+    assert_eq!(spring(&[(rate, "1"), (tokens, "60")]), Some(1.0 / 60.0));
+    for junk in ["", "ten", "0", "-5", "NaN", "inf", "0x10"] {
+        assert_eq!(spring(&[(rate, junk)]), None, "{junk:?}");
+        assert_eq!(spring(&[(rate, "10"), (tokens, junk)]), None, "{junk:?}");
+    }
+    assert_eq!(spring(&[(rate, "1e300")]), None, "faster than any limiter");
+    // Remaining tokens alone name no rate.
+    assert_eq!(spring(&[("x-ratelimit-remaining", "5")]), None);
+}
+
+#[test]
+fn an_announced_rate_is_one_request_per_cap_at_the_least() {
+    let cap = Duration::from_secs(60);
+    let h = headers(&[
+        ("x-ratelimit-replenish-rate", "1".into()),
+        ("x-ratelimit-requested-tokens", "100000".into()),
+    ]);
+    assert_eq!(Announced::read(&h, cap).rate, Some(1.0 / 60.0));
+    let h = headers(&[("x-ratelimit-replenish-rate", "10".into())]);
+    assert_eq!(
+        Announced::read(&h, cap),
+        Announced {
+            quota: None,
+            rate: Some(10.0)
+        }
+    );
+    assert_eq!(Announced::read(&HeaderMap::new(), cap), Announced::default());
+}
+
+#[test]
 fn a_wait_in_milliseconds_wins_over_whole_seconds() {
     let ms = |pairs: &[(&'static str, &str)]| {
         let h = headers(&pairs.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>());

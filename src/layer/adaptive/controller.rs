@@ -14,6 +14,7 @@ use super::rate::{Basis, RateControl};
 use super::{AdaptiveConfig, Admit, Limits, Outcome};
 use crate::layer::precise_wait::EXACT_BELOW;
 use crate::layer::signal::Signal;
+use crate::retry_after::Announced;
 
 /// One host's controller.
 #[derive(Debug)]
@@ -396,18 +397,24 @@ impl Controller {
         self.concurrency.forget(sent_at);
     }
 
-    /// Takes a quota the answer to a request sent at `sent_at` announced.
-    /// `depth` is how many requests were in flight when this answer's was
-    /// sent: with those in flight now, they may have overtaken it.
-    pub(crate) fn on_quota(
+    /// Takes what the answer to a request sent at `sent_at` announced of
+    /// the host's limit: a quota, a rate. `depth` is how many requests
+    /// were in flight when this answer's was sent: with those in flight
+    /// now, they may have overtaken it.
+    pub(crate) fn on_announced(
         &mut self,
         now: Instant,
         sent_at: Instant,
-        quota: &crate::retry_after::QuotaWindow,
+        announced: &Announced,
         depth: usize,
     ) {
-        let overtaken = (depth + self.concurrency.in_flight()) as u64;
-        self.pace.on_quota(now, sent_at, quota, overtaken);
+        if let Some(quota) = &announced.quota {
+            let overtaken = (depth + self.concurrency.in_flight()) as u64;
+            self.pace.on_quota(now, sent_at, quota, overtaken);
+        }
+        if let Some(rate) = announced.rate {
+            self.pace.on_announced_rate(now, rate);
+        }
     }
 
     /// Current limits, for dashboards. Reads without moving anything: a

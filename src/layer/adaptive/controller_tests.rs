@@ -8,6 +8,14 @@ fn ms(n: u64) -> Duration {
 }
 
 /// `n` requests admitted at `t`, each at once.
+/// Headers that announce `q` and nothing else.
+fn quota(q: crate::retry_after::QuotaWindow) -> Announced {
+    Announced {
+        quota: Some(q),
+        rate: None,
+    }
+}
+
 fn admit_now(c: &mut Controller, t: Instant, n: usize) {
     for _ in 0..n {
         assert_eq!(c.admit(t, None), Admit::Now);
@@ -318,11 +326,11 @@ async fn a_quota_paced_host_is_never_held_to_the_slowest_rates_interval() {
     };
     let now = t0 + ms(3);
     c.on_answer(now, t0, 1, Outcome::Success, None);
-    c.on_quota(now, t0, &spent, 1);
+    c.on_announced(now, t0, &quota(spent), 1);
     c.release();
     for depth in 2..=4 {
         c.on_answer(now, t0, depth, Outcome::Throttled, Some(Duration::from_secs(1)));
-        c.on_quota(now, t0, &spent, depth);
+        c.on_announced(now, t0, &quota(spent), depth);
         c.release();
     }
     // The pause is over; the quota's reset is 2 s after its answer.

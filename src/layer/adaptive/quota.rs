@@ -40,6 +40,8 @@ pub(crate) struct QuotaWindows {
     slides: bool,
     /// The farthest reset any answer announced, in milliseconds.
     farthest_ms: u32,
+    /// A rate the server announces outright (see `rate/announced.rs`).
+    pub(crate) announced_rate: Option<f64>,
 }
 
 /// One window as its answers describe it.

@@ -338,8 +338,9 @@ pub(crate) struct RateControl {
     /// [`reread_second`](Self::reread_second)). A bare `f32` keeps the
     /// controller under its 1 KiB bound.
     reread: f32,
-    /// The quota the server announces, if any: a pace cap and a reset
-    /// (boxed: it keeps the controller under its 1 KiB bound).
+    /// The quota the server announces, if any: a pace cap and a reset,
+    /// and a rate it announces outright (boxed: it keeps the controller
+    /// under its 1 KiB bound).
     quota: Box<QuotaWindows>,
     /// The rate held before the host's capacity fell, probed back to.
     recovery: Recovery,
@@ -575,6 +576,11 @@ impl RateControl {
             if let Some(top) = self.noise.count(false, self.estimate) {
                 self.refusals_are_noise(now, top);
             }
+            // A suspicion ends on acceptances too: a pace held below a
+            // limit hears no refusal.
+            if sent_at >= self.cut_at {
+                self.weigh_suspicion(now);
+            }
         }
         self.reread_second(now);
         self.spacing.record(sent_at, true);
@@ -778,6 +784,7 @@ impl RateControl {
     }
 }
 
+mod announced;
 mod ban;
 mod counts;
 mod cycles;

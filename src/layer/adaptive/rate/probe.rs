@@ -46,6 +46,7 @@ impl RateControl {
                     self.pace = (self.pace * SEARCH_GROWTH).min(1e6);
                 }
             }
+            Basis::Measured if binding && !self.probing && self.at_announced_rate() => {}
             Basis::Measured if binding && !self.probing && self.ceiling_probe_due(now) => {
                 // Halfway (in ratio) between the hold and the ceiling.
                 let ceiling = self.ceiling.map_or(self.estimate, |c| f64::from(c.rate));
@@ -80,7 +81,7 @@ impl RateControl {
                 // window of them, one step at a time and rarely.
                 self.probing = false;
                 let top = std::mem::take(&mut self.top_probe);
-                self.estimate *= self.probe_step;
+                self.estimate = (self.estimate * self.probe_step).min(self.announced_cap());
                 self.pace = self.estimate * self.hold();
                 if let Some(ceiling) = self.ceiling {
                     // Toward the ceiling: the next probe at once, halfway

@@ -71,6 +71,7 @@ pub(super) fn accept_every(c: &mut RateControl, from: Instant, n: u32, gap: Dura
     t
 }
 
+mod announced;
 mod ban;
 mod cycles;
 mod fleet;
