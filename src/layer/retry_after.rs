@@ -1,5 +1,6 @@
 //! Server hints: `Retry-After` (RFC 9110 §10.2.3: delay-seconds or an
-//! HTTP-date) and the IETF httpapi `RateLimit` fields.
+//! HTTP-date), the IETF httpapi `RateLimit` fields and the older quota
+//! headers, and a rate named outright (Spring Cloud Gateway's bucket).
 
 use std::str::Split;
 use std::time::{Duration, SystemTime};

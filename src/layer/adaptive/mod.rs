@@ -84,7 +84,10 @@
 //!   (`Wait`'s back-off would idle a host the rate already slowed). An
 //!   exact wait under a second (Traefik's `X-Retry-In`, `retry-after-ms`)
 //!   pauses nothing: it is the limiter's next slot, no send goes before
-//!   it, and two such slots measure the rate (`named_slots.rs`).
+//!   it, and two such slots measure the rate (`named_slots.rs`). A rate
+//!   named outright (Spring Cloud Gateway's `X-RateLimit-Replenish-Rate`)
+//!   is held below from the first answer, and no probe passes it
+//!   (`rate/announced.rs`).
 //!
 //! State is under 1 KiB per host (a test bounds it), plus bounded logs on
 //! the heap (a cycle's send times, at most 4 096; the last 64 sends'
@@ -103,7 +106,8 @@
 //! | `rate.rs` | the send rate of one host: its rules, its state, sends and answers |
 //! | `rate/loss.rs` | a refusal without `Retry-After`: measured at the limit, a frozen search, a step back |
 //! | `rate/counts.rs` | what the host accepted since the cut, the episode, the reference; a second read again |
-//! | `rate/noise.rs` | refusals that do not follow the pace: a decline judged whole, the noise's earned share |
+//! | `rate/noise.rs` | refusals that do not follow the pace: a decline judged whole, the noise's earned share, a large share suspected until a second cut |
+//! | `rate/announced.rs` | a rate the server names outright: the pace from the first answer, no probe past it |
 //! | `rate/ban.rs` | bans: the estimate held before a stretch of refusals returned to, a ban each refusal renews ended |
 //! | `rate/window.rs` | a window that counts refusals: the trickle until it drains, its length |
 //! | `rate/cycles.rs` | a `Retry-After` pause ends a cycle: fitted (`fit.rs`) or held where refused |
