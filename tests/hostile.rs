@@ -390,14 +390,21 @@ async fn a_host_that_refuses_everything_at_once_is_not_flooded_by_a_closed_loop(
 async fn an_announced_rate_paces_the_host_and_an_absurd_one_waits_about_the_cap_at_most() {
     for (tokens, per_request, least, most) in [
         ("10", "1", Duration::from_millis(180), Duration::from_millis(1000)),
-        ("1", "1000000", Duration::from_millis(3500), Duration::from_millis(5500)),
+        (
+            "1",
+            "1000000",
+            Duration::from_millis(3500),
+            Duration::from_millis(5500),
+        ),
     ] {
         let server = TestServer::start(move |_hit| {
             let mut r = reply(200);
             r.headers_mut()
                 .insert("x-ratelimit-replenish-rate", HeaderValue::from_static(tokens));
-            r.headers_mut()
-                .insert("x-ratelimit-requested-tokens", HeaderValue::from_static(per_request));
+            r.headers_mut().insert(
+                "x-ratelimit-requested-tokens",
+                HeaderValue::from_static(per_request),
+            );
             r
         })
         .await;
@@ -414,6 +421,9 @@ async fn an_announced_rate_paces_the_host_and_an_absurd_one_waits_about_the_cap_
             assert_eq!(r.status(), 200);
         }
         let waited = started.elapsed();
-        assert!(waited >= least && waited <= most, "{tokens}/{per_request}: {waited:?}");
+        assert!(
+            waited >= least && waited <= most,
+            "{tokens}/{per_request}: {waited:?}"
+        );
     }
 }

@@ -106,7 +106,8 @@
 //! | `rate.rs` | the send rate of one host: its rules, its state, sends and answers |
 //! | `rate/loss.rs` | a refusal without `Retry-After`: measured at the limit, a frozen search, a step back |
 //! | `rate/counts.rs` | what the host accepted since the cut, the episode, the reference; a second read again |
-//! | `rate/noise.rs` | refusals that do not follow the pace: a decline judged whole, the noise's earned share, a large share suspected until a second cut |
+//! | `rate/noise.rs` | refusals that do not follow the pace: a decline judged whole, the noise's earned share |
+//! | `rate/suspicion.rs` | a large share refused after a deep cut: suspected, judged at a second cut held |
 //! | `rate/announced.rs` | a rate the server names outright: the pace from the first answer, no probe past it |
 //! | `rate/ban.rs` | bans: the estimate held before a stretch of refusals returned to, a ban each refusal renews ended |
 //! | `rate/window.rs` | a window that counts refusals: the trickle until it drains, its length |

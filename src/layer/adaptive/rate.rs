@@ -794,6 +794,7 @@ mod named;
 mod noise;
 mod probe;
 mod slow;
+mod suspicion;
 mod window;
 
 #[cfg(test)]

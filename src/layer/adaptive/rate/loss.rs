@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::noise::{Verdict, SUSPECT_ANSWERS, SUSPECT_CUT, SUSPECT_FOR};
 use super::{Basis, Ceiling, RateControl, MIN_EVIDENCE, PROBE_GROWTH, TOP_PROBE_OVER};
 
 /// Answers needed in slots at the limit for a measurement.
@@ -56,36 +55,10 @@ impl RateControl {
     /// Refusals that ignore the pace, [`NOISE_UNDER`] of the answers or
     /// more: no pace from them for [`INDIFFERENT`] (the concurrency limit
     /// still holds the host).
-    fn ignore_refusals(&mut self, now: Instant) {
+    pub(super) fn ignore_refusals(&mut self, now: Instant) {
         self.before_cut = None;
         self.basis = Basis::None;
         self.noise.indifferent_until = Some(now + INDIFFERENT);
-    }
-
-    /// Judges a suspicion that refusals ignore the pace (see
-    /// `Noise::sighted`) by the answers since its cut, on an answer at
-    /// `now`; whether it still holds the pace or just ended it (this
-    /// answer is then learned from no further).
-    pub(super) fn weigh_suspicion(&mut self, now: Instant) -> bool {
-        match self.noise.weigh_suspicion(now, self.since_cut) {
-            None => false,
-            Some(Verdict::Waiting) => true,
-            Some(Verdict::Ignored) => {
-                self.ignore_refusals(now);
-                true
-            }
-            Some(Verdict::Followed(back_to)) => {
-                // No reference to judge the next cut by: the counts before
-                // the suspicion are what it was wrong about.
-                self.before_cut = None;
-                if let Some(pace) = back_to {
-                    self.estimate = pace / self.hold();
-                    self.settle(now);
-                }
-                self.restart_count(now);
-                true
-            }
-        }
     }
 
     /// What a loss teaches (see [`RateControl::on_loss`]).
@@ -222,22 +195,8 @@ impl RateControl {
                 }
                 // More: no pace from them for a while (the concurrency
                 // limit still holds the host), once a second deep cut
-                // left the share as large (see `Noise::sighted`).
-                _ => {
-                    let (a, r) = self.since_cut;
-                    let share = f64::from(r) / f64::from(a + r).max(1.0);
-                    let pace = (SUSPECT_CUT * self.pace).max(self.min_rate);
-                    let judged = SUSPECT_FOR.as_secs_f64().max(SUSPECT_ANSWERS / pace);
-                    let until = now + Duration::from_secs_f64(judged.min(3600.0));
-                    if self.noise.sighted(share, self.pace, until) {
-                        self.ignore_refusals(now);
-                    } else {
-                        self.estimate = pace / self.hold();
-                        self.settle(now);
-                        self.restart_count(now);
-                    }
-                    return;
-                }
+                // left the share as large (see `suspicion.rs`).
+                _ => return self.suspect(now),
             }
         }
         let (a, r) = self.since_cut;

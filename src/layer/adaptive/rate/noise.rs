@@ -19,11 +19,10 @@
 //! earned is noise, and teaches nothing. Refusals beyond the noise (a
 //! rate limit on top of it) still teach the pace.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-use super::{Basis, RateControl, MIN_EVIDENCE, PROBE_WAIT_CHEAP};
+use super::suspicion::Suspicions;
+use super::{Basis, RateControl, PROBE_WAIT_CHEAP};
 
 /// A fall of the estimate under this share is a cut, not a step.
 const STEP: f64 = 0.9;
@@ -66,19 +65,6 @@ const CREDIT_CAP: f32 = 8.0;
 /// Each answer earns this much more than the noise's share of a refusal,
 /// so that the noise's own clusters seldom find nothing earned.
 const EARN_OVER: f32 = 1.5;
-/// A suspicion is judged within this long (see [`Noise::sighted`]), or
-/// within the time [`SUSPECT_ANSWERS`] take at the pace it holds.
-pub(super) const SUSPECT_FOR: Duration = Duration::from_secs(10);
-/// See [`SUSPECT_FOR`]: twice the answers a judgement needs.
-pub(super) const SUSPECT_ANSWERS: f64 = 2.0 * MIN_EVIDENCE as f64;
-/// The pace a suspicion holds, as a share of the pace cut before it: a
-/// second deep cut.
-pub(super) const SUSPECT_CUT: f64 = 0.5;
-/// The share refused at the pace a suspicion holds, as a part of the
-/// share that began it, that confirms it (`refusals_ignore_the_pace`'s
-/// own test).
-const CONFIRMED_SHARE: f64 = 0.8;
-
 /// What the host's refusals said about following the pace.
 #[derive(Debug, Default)]
 pub(super) struct Noise {
@@ -93,35 +79,9 @@ pub(super) struct Noise {
     /// Refusals the noise has earned and not spent: each answer earns
     /// its share of one.
     credit: f32,
-    /// A large share refused as before a deep cut: not yet believed (see
-    /// [`sighted`](Self::sighted)).
-    suspected: Option<Suspicion>,
-    /// A suspicion was confirmed once: later sightings are believed at
-    /// once (each would cost the host its pace again).
-    confirmed: bool,
-}
-
-/// A first sighting of refusals that ignored a deep cut.
-#[derive(Debug, Clone, Copy)]
-struct Suspicion {
-    /// The share refused after that cut.
-    share: f64,
-    /// The pace cut from.
-    pace: f64,
-    /// When it is over, judged or not.
-    until: Instant,
-}
-
-/// What the answers at the pace a suspicion holds say.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Verdict {
-    /// Too few are in yet: the pace holds.
-    Waiting,
-    /// As large a share refused: the refusals ignore the pace.
-    Ignored,
-    /// A smaller share: a limit. The pace to go back to, when the one
-    /// held was refused nothing.
-    Followed(Option<f64>),
+    /// A large share refused as before a deep cut, suspected of ignoring
+    /// the pace until a second cut tells (see `suspicion.rs`).
+    pub(super) suspicion: Suspicions,
 }
 
 /// A decline of the estimate: where it began, and the answers (accepted,
@@ -218,47 +178,6 @@ impl Noise {
         self.decline = None;
         self.share = Some(share as f32);
         self.credit = CREDIT_CAP;
-    }
-
-    /// A large share was refused after a deep cut, as large as before
-    /// it, `share` of the answers since, at `pace`: whether that is
-    /// believed at once (such refusals were confirmed on this host
-    /// before). Otherwise a suspicion until `until`: the caller cuts the
-    /// pace deeper and holds it there while the answers to what it sends
-    /// come in, and [`weigh_suspicion`](Self::weigh_suspicion) judges
-    /// them. A rate limiter sent far past its rate refuses nearly as
-    /// large a share after one deep cut: a bucket of 10/s with a burst of
-    /// 20, refilled at each second, refused 67 % at 39/s and 57 % at
-    /// 25/s; left unpaced for ten seconds on that, it was refused 45 % of
-    /// everything it was sent. The next cut tells the two apart: a
-    /// limiter's share falls, refusals that ignore the pace do not.
-    pub(super) fn sighted(&mut self, share: f64, pace: f64, until: Instant) -> bool {
-        if self.confirmed {
-            return true;
-        }
-        self.suspected = Some(Suspicion { share, pace, until });
-        false
-    }
-
-    /// What the answers since a suspicion's cut (`counts`, accepted and
-    /// refused) say at `now`, once [`MIN_EVIDENCE`] of them are in or the
-    /// suspicion is over; `None` without one.
-    pub(super) fn weigh_suspicion(&mut self, now: Instant, counts: (u32, u32)) -> Option<Verdict> {
-        let first = self.suspected?;
-        let (a, r) = counts;
-        let answers = a.saturating_add(r);
-        if now < first.until && answers < MIN_EVIDENCE {
-            return Some(Verdict::Waiting);
-        }
-        self.suspected = None;
-        if now < first.until && f64::from(r) >= CONFIRMED_SHARE * first.share * f64::from(answers) {
-            self.confirmed = true;
-            return Some(Verdict::Ignored);
-        }
-        // A limit, or too few answers to tell: back to the pace cut from,
-        // unless the one held was refused too (the pace learns as usual
-        // from there).
-        Some(Verdict::Followed((r == 0).then_some(first.pace)))
     }
 
     /// Whether a refusal now is the noise found: one it earned, which
