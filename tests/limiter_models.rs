@@ -875,6 +875,25 @@ async fn a_bucket_refilled_each_second_is_not_read_as_refusing_whatever_the_pace
     }
 }
 
+/// nginx's `burst=` of a hundred or five hundred at a few a second
+/// (`nodelay`, no `Retry-After`) under a closed loop of 64: the opening
+/// takes the burst at once, reads it as the rate, and the pace that
+/// follows is refused nearly every send until the host's acceptances
+/// measure it. At 10/s with a burst of 100 the slots at the limit read
+/// 10.7/s and were passed over for 17 s (the last second's count, 9,
+/// allowed no more than 9.9/s): 68 % of these 30 s refused, 14 % now. At
+/// 1/s with a burst of 500, eight acceptances at the hold took 4 s of 485
+/// refusals a second (74 %); two acceptances, or one in half a second,
+/// now bound it (24 %: the opening's flood and drain).
+#[tokio::test(start_paused = true)]
+async fn a_large_burst_read_as_the_rate_is_measured_by_the_few_acceptances_past_it() {
+    for (rate, burst, refused) in [(10.0, 100, 0.2), (1.0, 500, 0.35)] {
+        let spec = gcra(rate, burst, RetryAfter::Absent);
+        let r = closed_loop_opening(spec, LATENCY).await;
+        check_at_least(spec, r, 1.0, refused);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn gcra_without_retry_after_is_measured_at_its_limit() {
     holds(gcra(500.0, 50, RetryAfter::Absent)).await;
