@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::suspicion::Ignore;
 use super::{Basis, Ceiling, RateControl, MIN_EVIDENCE, PROBE_GROWTH, TOP_PROBE_OVER};
 
 /// Answers needed in slots at the limit for a measurement.
@@ -192,22 +193,34 @@ impl RateControl {
             // follow the pace (a server that refuses some requests whatever
             // the rate). They say nothing about its rate, and cutting on
             // them would only stall the crawl.
-            match self.before_cut {
-                // Under 60 % refused: noise of that share, the pace back
-                // where they began cutting it (see `noise.rs`). Left
-                // unpaced instead, a window that counts refusals under a
-                // fifth of noise was flooded: 64 % refused.
-                Some((share, pace, _)) if share < NOISE_UNDER => {
-                    self.before_cut = None;
-                    self.noise.found(share);
-                    self.refusals_are_noise(now, pace / self.hold());
-                    return;
-                }
-                // More: no pace from them for a while (the concurrency
-                // limit still holds the host), once a second deep cut
-                // left the share as large (see `suspicion.rs`).
-                _ => return self.suspect(now),
-            }
+            // Under 60 % refused: noise of that share, the pace back where
+            // they began cutting it (see `noise.rs`). Left unpaced
+            // instead, a window that counts refusals under a fifth of
+            // noise was flooded: 64 % refused. More: no pace from them for
+            // a while (the concurrency limit still holds the host). Either
+            // once a second deep cut left the share as large (see
+            // `suspicion.rs`).
+            let then = match self.before_cut {
+                Some((share, pace, _)) if share < NOISE_UNDER => Ignore::AsNoise {
+                    share,
+                    top: pace / self.hold(),
+                },
+                _ => Ignore::Unpaced,
+            };
+            return self.suspect(now, then);
+        }
+        // Refused far more than accepted at the hold (see
+        // `refused_far_past_the_rate`): the acceptances bound the rate,
+        // before any rule below reads the refusals as a window's.
+        let far_past = self
+            .refused_far_past_the_rate(now)
+            .filter(|&rate| rate < self.estimate);
+        let at_hold = was.is_some_and(|r| !self.above_hold(r));
+        if let (Some(rate), true) = (far_past, in_episode && at_hold && self.basis == Basis::Measured) {
+            self.estimate = rate.max(self.min_rate);
+            self.costly_probe();
+            self.settle(now);
+            return;
         }
         let (a, r) = self.since_cut;
         // Refused three to one at a pace within 1.5× of what the host
@@ -293,13 +306,6 @@ impl RateControl {
                             && now.saturating_duration_since(self.cut_at) >= MIN_SPAN)) =>
                 {
                     self.step_back_at_hold(now);
-                }
-                None if was.is_some_and(|r| !self.above_hold(r))
-                    && self.refused_far_past_the_rate(now).is_some() =>
-                {
-                    let rate = self.refused_far_past_the_rate(now).unwrap_or(self.estimate);
-                    self.estimate = rate.min(self.estimate).max(self.min_rate);
-                    self.costly_probe();
                 }
                 None => return,
             }
@@ -486,6 +492,9 @@ impl RateControl {
     /// acceptances that measure it at the hold came; a count since the
     /// cut, one in 1.25 s, read 0.8/s, and held it there. A window that
     /// counts refusals, shut, accepts nothing: the trickle is for it.
+    /// (100 ms away, the same reading of 10/s with a burst of 500 drained
+    /// at half of 440/s again and again for 13 s, as a window that counts
+    /// refusals.)
     fn refused_far_past_the_rate(&self, now: Instant) -> Option<f64> {
         let (a, r) = self.since_cut;
         if a == 0 || r < 4 * MIN_EVIDENCE || r < 16 * a {

@@ -4,7 +4,9 @@
 //! with a burst of 20, refilled at each second (Spring Cloud Gateway's,
 //! Envoy's `local_ratelimit`), refused 67 % at 39/s and 57 % at 25/s;
 //! read at once as refusals that ignore the pace, the host went unpaced
-//! for ten seconds and 45 % of the crawl was refused. So the first
+//! for ten seconds and 45 % of the crawl was refused; 100 ms away, a
+//! share under 60 % was read as noise the same way, and half of all
+//! requests were refused for good. So the first
 //! sighting is a suspicion: the pace is cut deeper and held there, nothing
 //! else cutting it, until the answers to what it sends tell the two
 //! apart. A limiter's share falls; refusals that ignore the pace do not.
@@ -15,17 +17,27 @@ use tokio::time::Instant;
 
 use super::{RateControl, MIN_EVIDENCE};
 
-/// A suspicion is judged within this long, or within the time
-/// [`SUSPECT_ANSWERS`] take at the pace it holds.
+/// A suspicion is judged within this long, or within the time twice the
+/// answers it needs take at the pace it holds.
 const SUSPECT_FOR: Duration = Duration::from_secs(10);
-/// See [`SUSPECT_FOR`]: twice the answers a judgement needs.
-const SUSPECT_ANSWERS: f64 = 2.0 * MIN_EVIDENCE as f64;
+/// Refusals the first sighting's share predicts among the answers a
+/// judgement of noise (a share under 60 %) reads: at a fifth refused,
+/// forty answers. Eight held a refusal in five at one, passed for a
+/// limit, and the pace fell to 2/s of 2 560/s.
+const NOISE_EXPECTED: f64 = 8.0;
+/// The share refused at the held pace, as a part of the first
+/// sighting's, that confirms noise: a rate limiter refuses nothing
+/// there (the held pace is under 0.35 of the pace before the first cut,
+/// which such a limiter accepted more than 40 % of).
 /// The pace a suspicion holds, as a share of the pace cut before it: a
 /// second deep cut.
 const SUSPECT_CUT: f64 = 0.5;
+const NOISE_CONFIRMED: f64 = 0.5;
 /// The share refused at the pace a suspicion holds, as a part of the
-/// share that began it, that confirms it (`refusals_ignore_the_pace`'s
-/// own test).
+/// share that began it, that confirms refusals of 60 % or more
+/// (`refusals_ignore_the_pace`'s own test): a limiter that refused that
+/// much may still refuse some at the held pace (a bucket refilled each
+/// second, a third as much).
 const CONFIRMED_SHARE: f64 = 0.8;
 
 /// The suspicion under way, if any, and whether one was confirmed.
@@ -46,6 +58,18 @@ struct Suspicion {
     pace: f64,
     /// When it is over, judged or not.
     until: Instant,
+    /// What a confirmation makes of them.
+    then: Ignore,
+}
+
+/// How refusals that ignore the pace are ignored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Ignore {
+    /// Under [`NOISE_UNDER`](super::loss) of the answers: noise of this
+    /// share, the estimate back to `top`, where the decline began.
+    AsNoise { share: f64, top: f64 },
+    /// More: no pace from them for a while.
+    Unpaced,
 }
 
 /// What the answers at the pace a suspicion holds say.
@@ -54,27 +78,45 @@ enum Verdict {
     /// Too few are in yet: the pace holds.
     Waiting,
     /// As large a share refused: the refusals ignore the pace.
-    Ignored,
+    Ignored(Ignore),
     /// A smaller share: a limit. The pace to go back to, when the one
     /// held was refused nothing.
     Followed(Option<f64>),
 }
 
+impl Suspicion {
+    /// The answers a judgement reads: [`MIN_EVIDENCE`], or for noise as
+    /// many as predict [`NOISE_EXPECTED`] refusals.
+    fn needs(&self) -> u32 {
+        match self.then {
+            Ignore::AsNoise { share, .. } => {
+                let predicted = NOISE_EXPECTED / self.share.max(share).max(1e-3);
+                (predicted.ceil() as u32).clamp(MIN_EVIDENCE, 1000)
+            }
+            Ignore::Unpaced => MIN_EVIDENCE,
+        }
+    }
+}
+
 impl Suspicions {
     /// The answers since a suspicion's cut (`counts`, accepted and
-    /// refused), at `now`, once [`MIN_EVIDENCE`] of them are in or the
+    /// refused), at `now`, once as many as it needs are in or the
     /// suspicion is over; `None` without one.
     fn weigh(&mut self, now: Instant, counts: (u32, u32)) -> Option<Verdict> {
         let first = self.current?;
         let (a, r) = counts;
         let answers = a.saturating_add(r);
-        if now < first.until && answers < MIN_EVIDENCE {
+        if now < first.until && answers < first.needs() {
             return Some(Verdict::Waiting);
         }
         self.current = None;
-        if now < first.until && f64::from(r) >= CONFIRMED_SHARE * first.share * f64::from(answers) {
+        let part = match first.then {
+            Ignore::AsNoise { .. } => NOISE_CONFIRMED,
+            Ignore::Unpaced => CONFIRMED_SHARE,
+        };
+        if now < first.until && f64::from(r) >= part * first.share * f64::from(answers) {
             self.confirmed = true;
-            return Some(Verdict::Ignored);
+            return Some(Verdict::Ignored(first.then));
         }
         // A limit, or too few answers to tell: back to the pace cut from,
         // unless the one held was refused too (the pace learns as usual
@@ -84,25 +126,44 @@ impl Suspicions {
 }
 
 impl RateControl {
+    /// Refusals found to ignore the pace: noise of their share, or no
+    /// pace from them for a while.
+    fn ignore(&mut self, now: Instant, then: Ignore) {
+        match then {
+            Ignore::AsNoise { share, top } => {
+                self.before_cut = None;
+                self.noise.found(share);
+                self.refusals_are_noise(now, top);
+            }
+            Ignore::Unpaced => self.ignore_refusals(now),
+        }
+    }
+
     /// A large share refused after a deep cut, as large as before it:
-    /// the refusals ignore the pace if such were confirmed on this host
-    /// before; otherwise a suspicion, and the pace cut to half again and
-    /// held while the answers come in (see [`weigh_suspicion`]).
+    /// the refusals ignore the pace (`then` says how they are ignored) if
+    /// such were confirmed on this host before; otherwise a suspicion,
+    /// and the pace cut to half again and held while the answers come in
+    /// (see [`weigh_suspicion`]).
     ///
     /// [`weigh_suspicion`]: Self::weigh_suspicion
-    pub(super) fn suspect(&mut self, now: Instant) {
+    pub(super) fn suspect(&mut self, now: Instant, then: Ignore) {
         if self.noise.suspicion.confirmed {
-            return self.ignore_refusals(now);
+            return self.ignore(now, then);
         }
         let (a, r) = self.since_cut;
         let share = f64::from(r) / f64::from(a + r).max(1.0);
         let pace = (SUSPECT_CUT * self.pace).max(self.min_rate);
-        let judged = SUSPECT_FOR.as_secs_f64().max(SUSPECT_ANSWERS / pace);
-        self.noise.suspicion.current = Some(Suspicion {
+        let mut suspicion = Suspicion {
             share,
             pace: self.pace,
-            until: now + Duration::from_secs_f64(judged.min(3600.0)),
-        });
+            until: now,
+            then,
+        };
+        let judged = SUSPECT_FOR
+            .as_secs_f64()
+            .max(2.0 * f64::from(suspicion.needs()) / pace);
+        suspicion.until = now + Duration::from_secs_f64(judged.min(3600.0));
+        self.noise.suspicion.current = Some(suspicion);
         self.estimate = pace / self.hold();
         self.settle(now);
         self.restart_count(now);
@@ -115,8 +176,8 @@ impl RateControl {
         match self.noise.suspicion.weigh(now, self.since_cut) {
             None => false,
             Some(Verdict::Waiting) => true,
-            Some(Verdict::Ignored) => {
-                self.ignore_refusals(now);
+            Some(Verdict::Ignored(then)) => {
+                self.ignore(now, then);
                 true
             }
             Some(Verdict::Followed(back_to)) => {
