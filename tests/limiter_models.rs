@@ -926,6 +926,22 @@ async fn a_large_burst_read_as_the_rate_is_measured_by_the_few_acceptances_past_
     }
 }
 
+/// nginx without `burst=` (its default) 100 ms away, under a closed loop
+/// of 64: a search frozen past its rate is accepted one send in two, and
+/// that half rate was held for the minute and more a probe waits (49 %
+/// of 10/s, 56 % of 3/s, over these 30 s). Such a limiter's opening
+/// shows it (one of the sends that went together taken): the frozen pace
+/// is a ceiling, probed toward at once.
+#[tokio::test(start_paused = true)]
+async fn a_far_limiter_without_a_burst_is_not_held_at_half_its_rate() {
+    let far = Duration::from_millis(100);
+    for rate in [3.0, 10.0] {
+        let spec = gcra(rate, 0, RetryAfter::Absent);
+        let r = closed_loop_opening(spec, far).await;
+        check_at_least(spec, r, 0.85, 0.2);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn gcra_without_retry_after_is_measured_at_its_limit() {
     holds(gcra(500.0, 50, RetryAfter::Absent)).await;

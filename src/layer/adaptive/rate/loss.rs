@@ -468,15 +468,28 @@ impl RateControl {
     /// burst at 500/s refused a wave's tail at 400/s under a pace of
     /// 689/s in one run of four, and was held there for the half minute a
     /// costly probe waits: 79 % of its rate.
+    ///
+    /// A limiter without a burst (its opening took one of the sends that
+    /// went together) accepts one send in two just past its rate, so what
+    /// it accepted while frozen reads half its rate: the frozen pace is a
+    /// ceiling there too, probed toward as such a limiter's gaps are (a
+    /// second holds). 100 ms away, nginx without `burst=` at 10/s was held
+    /// at 5/s for the minute and more before a probe was due.
     pub(super) fn frozen_search_refused(&mut self, now: Instant, was: Option<f64>) {
         self.estimate = self.estimate.max(self.accepted_since_cut(now));
         let second = Duration::from_secs(1);
         let waves = now.saturating_duration_since(self.resumed_at) >= second
             && self.sent_share(now, second) < WAVES_SHARE;
-        if let Some(ceiling) = was.filter(|&r| waves && r > TOP_PROBE_OVER * self.estimate) {
+        // Not at a request or so a second, where each refused probe is a
+        // large share of the sends (Traefik's 1/s with a burst of one, a
+        // closed loop, went from 9 to 24 % refused).
+        let no_burst = self.spacing.opened_without_burst()
+            && !self.shared()
+            && self.estimate >= 1.5 * self.search_floor();
+        if let Some(ceiling) = was.filter(|&r| (waves || no_burst) && r > TOP_PROBE_OVER * self.estimate) {
             self.ceiling = Some(Ceiling {
                 rate: ceiling as f32,
-                frozen: true,
+                frozen: !no_burst,
             });
         }
     }
