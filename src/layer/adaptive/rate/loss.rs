@@ -198,7 +198,7 @@ impl RateControl {
             // instead, a window that counts refusals under a fifth of
             // noise was flooded: 64 % refused. More: no pace from them for
             // a while (the concurrency limit still holds the host). Either
-            // once a second deep cut left the share as large (see
+            // only once a second deep cut, held, confirms it (see
             // `suspicion.rs`).
             let then = match self.before_cut {
                 Some((share, pace, _)) if share < NOISE_UNDER => Ignore::AsNoise {
@@ -212,15 +212,14 @@ impl RateControl {
         // Refused far more than accepted at the hold (see
         // `refused_far_past_the_rate`): the acceptances bound the rate,
         // before any rule below reads the refusals as a window's.
-        let far_past = self
-            .refused_far_past_the_rate(now)
-            .filter(|&rate| rate < self.estimate);
         let at_hold = was.is_some_and(|r| !self.above_hold(r));
-        if let (Some(rate), true) = (far_past, in_episode && at_hold && self.basis == Basis::Measured) {
-            self.estimate = rate.max(self.min_rate);
-            self.costly_probe();
-            self.settle(now);
-            return;
+        if in_episode && at_hold && self.basis == Basis::Measured {
+            if let Some(rate) = self.refused_far_past_the_rate(now).filter(|&r| r < self.estimate) {
+                self.estimate = rate.max(self.min_rate);
+                self.costly_probe();
+                self.settle(now);
+                return;
+            }
         }
         let (a, r) = self.since_cut;
         // Refused three to one at a pace within 1.5× of what the host

@@ -71,8 +71,8 @@ struct Suspicion {
 /// How refusals that ignore the pace are ignored.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Ignore {
-    /// Under [`NOISE_UNDER`](super::loss) of the answers: noise of this
-    /// share, the estimate back to `top`, where the decline began.
+    /// Under 60 % of the answers: noise of this share, the estimate back
+    /// to `top`, where the decline began.
     AsNoise { share: f64, top: f64 },
     /// More: no pace from them for a while.
     Unpaced,
