@@ -409,7 +409,7 @@ impl Announced {
 /// quota holds the host until its reset, but no longer than `cap` (the
 /// layer's `max_retry_after`, which bounds a `Retry-After` pause too),
 /// after which one request finds out whether it is spent still.
-/// Most answers name no quota, and cost no clock reading here.
+/// Called by [`Announced::read`] once the names could announce one.
 fn quota_held_at_most(headers: &HeaderMap, cap: Duration) -> Option<QuotaWindow> {
     let mut q = quota(headers, SystemTime::now())?;
     if q.remaining == 0 {

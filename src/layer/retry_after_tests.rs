@@ -173,6 +173,11 @@ fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
     h
 }
 
+/// [`headers`] from borrowed values.
+fn texts(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    headers(&pairs.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>())
+}
+
 /// Twitch names an epoch in `Ratelimit-Reset`. Read as seconds from now,
 /// its 799 requests were spread over 48 years, and the pace fell to the
 /// slowest the controller allows: 100 s a request.
@@ -269,11 +274,7 @@ fn a_spent_quota_holds_no_longer_than_the_cap_and_a_live_one_is_paced_as_named()
 
 #[test]
 fn springs_bucket_names_its_rate_and_junk_names_none() {
-    let spring = |pairs: &[(&'static str, &str)]| {
-        replenish_rate(&headers(
-            &pairs.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>(),
-        ))
-    };
+    let spring = |pairs: &[(&'static str, &str)]| replenish_rate(&texts(pairs));
     let rate = "x-ratelimit-replenish-rate";
     let tokens = "x-ratelimit-requested-tokens";
     assert_eq!(
@@ -314,7 +315,7 @@ fn an_announced_rate_is_one_request_per_cap_at_the_least() {
 #[test]
 fn a_wait_in_milliseconds_wins_over_whole_seconds() {
     let ms = |pairs: &[(&'static str, &str)]| {
-        let h = headers(&pairs.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>());
+        let h = texts(pairs);
         retry_after(&h, at())
     };
     // OpenAI's and Azure's: the seconds rounded, the milliseconds exact.
