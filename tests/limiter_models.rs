@@ -551,12 +551,18 @@ async fn table() {
 /// The first 30 s of a closed loop of 64 against `spec`, `latency` away,
 /// under the adaptive policy, counted from the first second.
 async fn closed_loop_opening(spec: Spec, latency: Duration) -> Run {
+    closed_loop(spec, latency, 30.0, 0.0).await
+}
+
+/// A closed loop of 64 against `spec`, `latency` away, under the adaptive
+/// policy, for `secs`, counted from second `from`.
+async fn closed_loop(spec: Spec, latency: Duration, secs: f64, from: f64) -> Run {
     let allowed = spec.rate().unwrap_or(1.0);
     let load = Load {
         allowed,
         demand: 3.0 * allowed,
-        secs: 30.0,
-        from: 0.0,
+        secs,
+        from,
         until: None,
         refuse_with: None,
         workers: Some(64),
@@ -588,6 +594,47 @@ async fn haproxys_counter_of_a_second_is_held_near_its_rate() {
         let window = Duration::from_secs(1);
         holds_at_least(Spec::Haproxy { rate, window }, 0.9).await;
     }
+}
+
+/// A window that counts refusals 300 ms away, held at its rate, and a
+/// probe 3 % over it: the refusals came back at once and the acceptances
+/// a round trip later, and the count since the cut, over 0.67 s, read
+/// HAProxy's counter of ten seconds at 100/s as 37.7/s, held for the
+/// minutes a probe under such a window waits (70 % of its rate from
+/// second 30). Under four round trips, a count is no rate there.
+#[tokio::test(start_paused = true)]
+async fn a_far_window_that_counts_refusals_is_not_stepped_back_by_a_count_of_its_shut_stretch() {
+    let spec = Spec::Haproxy {
+        rate: 100.0,
+        window: Duration::from_secs(10),
+    };
+    let r = closed_loop(spec, Duration::from_millis(300), 120.0, 30.0).await;
+    check_at_least(spec, r, 0.9, 0.01);
+}
+
+/// A log that counts refusals, trickled into until it reopened: the
+/// trickle's refusals held it shut longer than its length, and the cycle
+/// read no round length. A log of 60 a minute, filled over 20 s by an
+/// open loop, reopened 76 s after the first send and read 0.79/s; one of
+/// ten seconds at 10/s, 300 ms away, under a closed loop of 64, read 14.6
+/// s and 6.8/s. Each was held for minutes (76 % and 72 % of the rate).
+/// The round length under the reading is a ceiling, probed toward at
+/// once.
+#[tokio::test(start_paused = true)]
+async fn a_window_read_long_by_its_trickle_is_probed_toward_the_round_length_under_it() {
+    let minute = sliding(1.0).with_window(Duration::from_secs(60));
+    let r = run_from(
+        minute,
+        Some(GatePolicy::Adaptive),
+        300.0,
+        Duration::from_millis(10),
+        100.0,
+    )
+    .await;
+    check_at_least(minute, r, 0.9, 0.01);
+    let ten = sliding(10.0).with_window(Duration::from_secs(10));
+    let r = closed_loop(ten, Duration::from_millis(300), 120.0, 30.0).await;
+    check_at_least(ten, r, 0.9, 0.01);
 }
 
 /// Limiters in front of a backend refuse at once and accept a round trip

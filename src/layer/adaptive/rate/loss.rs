@@ -537,7 +537,7 @@ impl RateControl {
         // Refused between steady acceptances, at least one in three: a
         // window that counts refusals refuses in blocks instead.
         let (a, r) = self.since_cut;
-        let accepted = if counted {
+        let accepted = if counted && !self.count_spans_a_shut_window(now) {
             self.accepted_since_cut(now)
         } else if 2 * r >= a && !self.counting_window {
             self.accepted_steadily_since_cut(now).unwrap_or(f64::MAX)
