@@ -612,6 +612,30 @@ async fn a_far_window_that_counts_refusals_is_not_stepped_back_by_a_count_of_its
     check_at_least(spec, r, 0.9, 0.01);
 }
 
+/// HAProxy's counter of a minute at 10/s under an open loop, held at its
+/// rate for a minute: a probe 3 % over it seemed to hold, and filled the
+/// window a minute later. It shut for 1.5 s, was drained, took the pace
+/// again and refused again; the count since the cut (2.3/s, the shut
+/// stretch in it) stepped the estimate there, held for minutes (51 % of
+/// the rate from second 100). The estimate settled before the trouble,
+/// at its hold, is a floor while the drain is in the count.
+#[tokio::test(start_paused = true)]
+async fn a_window_of_a_minute_a_probe_filled_is_not_stepped_back_to_its_shut_stretch() {
+    let spec = Spec::Haproxy {
+        rate: 10.0,
+        window: Duration::from_secs(60),
+    };
+    let r = run_from(
+        spec,
+        Some(GatePolicy::Adaptive),
+        300.0,
+        Duration::from_millis(10),
+        100.0,
+    )
+    .await;
+    check_at_least(spec, r, 0.9, 0.03);
+}
+
 /// A log that counts refusals, trickled into until it reopened: the
 /// trickle's refusals held it shut longer than its length, and the cycle
 /// read no round length. A log of 60 a minute, filled over 20 s by an

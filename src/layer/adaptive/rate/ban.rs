@@ -54,6 +54,9 @@ const STRETCH: Duration = Duration::from_secs(1);
 /// before a drain's short stretch: held again, 10 % were refused), as a
 /// probe holds only after as long.
 const HELD_AT_LEAST: Duration = super::probe::PROBE_HOLDS;
+/// How long after a stretch that followed a settled estimate later
+/// stretches are the same trouble (see [`RateControl::settled_before`]).
+const SETTLED_FOR: Duration = Duration::from_secs(10);
 /// An estimate that held this many seconds before a stretch outlasting
 /// every window of a minute held longer than any of them.
 const LONGEST_WINDOW_S: f32 = 60.0;
@@ -75,6 +78,10 @@ pub(super) struct Ban {
     /// The trickle's pace when a stretch longer than any window of a
     /// minute ended; 0 when none did.
     ended_at_pace: f32,
+    /// The measured estimate the latest stretch that followed
+    /// [`HELD_AT_LEAST`] without a loss began at, and when (see
+    /// [`RateControl::settled_before`]).
+    settled: Option<(Instant, f32)>,
 }
 
 impl RateControl {
@@ -98,6 +105,20 @@ impl RateControl {
         self.ban.held = if measured { self.estimate as f32 } else { 0.0 };
         self.ban.quiet = quiet;
         self.ban.open = true;
+        if measured && quiet >= HELD_AT_LEAST.as_secs_f32() {
+            self.ban.settled = Some((now, self.estimate as f32));
+        }
+    }
+
+    /// The estimate held without a loss before the refusals of the last
+    /// [`SETTLED_FOR`] began, if one was: stretches that follow within
+    /// that time (a drain's, a window's that reopened and shut again) are
+    /// the same trouble.
+    pub(super) fn settled_before(&self, now: Instant) -> Option<f64> {
+        self.ban
+            .settled
+            .filter(|&(at, _)| now.saturating_duration_since(at) < SETTLED_FOR)
+            .map(|(_, rate)| f64::from(rate))
     }
 
     /// A request sent at `sent_at` was accepted at `now`: the first sent

@@ -82,6 +82,11 @@ impl Drain {
         self.from >= at && self.refused_sent <= 1 && accepted >= 0.8 * self.pace(end, estimate)
     }
 
+    /// Whether the drain began at `at` or later.
+    pub(super) fn began_since(&self, at: Instant) -> bool {
+        self.from >= at
+    }
+
     /// Whether the pace is still drained at `now`.
     pub(super) fn draining(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.from).as_secs_f32() < self.secs
