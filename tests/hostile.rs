@@ -379,6 +379,53 @@ async fn a_host_that_refuses_everything_at_once_is_not_flooded_by_a_closed_loop(
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_host_that_refuses_at_once_once_its_burst_is_spent_is_not_flooded() {
+    // A bucket of three, 150 ms away, refilled only a second later: the
+    // burst is accepted a round trip after it was sent, and every request
+    // after it refused within a millisecond, no `Retry-After`. With
+    // something accepted, the rule for refusals before any acceptance did
+    // not apply, and 64 workers sent on unpaced, without end.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&sent);
+    let inner = tower::service_fn(move |_req: http::Request<()>| {
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let (wait, status) = if n < 3 { (150, 200) } else { (1, 429) };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let r = http::Response::builder().status(status).body(()).unwrap();
+            Ok::<_, std::convert::Infallible>(r)
+        }
+    });
+    let layer = SnapshotLayer::builder(snapshotter())
+        .policy(GatePolicy::Adaptive)
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    let cap = 5_000;
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (svc, sent) = (svc.clone(), Arc::clone(&sent));
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < end && sent.load(Ordering::Relaxed) < cap {
+                    let req = http::Request::get("http://spent.test/").body(()).unwrap();
+                    // A request the pace holds past the end is dropped there.
+                    let _ = tokio::time::timeout_at(end, svc.clone().oneshot(req)).await;
+                }
+            })
+        })
+        .collect();
+    bounded(async {
+        for w in workers {
+            w.await.unwrap();
+        }
+    })
+    .await;
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent < 500, "{sent} requests in 10 s to a host that took three");
+}
+
 /// Spring Cloud Gateway names its bucket on every answer
 /// (`X-RateLimit-Replenish-Rate` tokens a second, `-Requested-Tokens` a
 /// request): the default layer paces the host at that rate from the first

@@ -416,16 +416,20 @@ impl RateControl {
                 self.costly_probe();
             }
             None if self.basis == Basis::None
-                && self.meter.total() == 0
-                && self.since_cut.1 >= MIN_EVIDENCE =>
+                && self.since_cut.1 >= MIN_EVIDENCE
+                && (self.meter.total() == 0 || (count == 0 && self.refused_in_a_flood(now))) =>
             {
-                // Refused eight times before anything was accepted: a
-                // window that holds fewer requests than the concurrency
-                // limit lets through, or a host that refuses everything.
-                // Its refusals come back before any acceptance, and each
-                // freed a slot for the next send at once: against HAProxy's
+                // Refused eight times before anything was accepted, or in a
+                // flood with nothing accepted lately: a window that holds
+                // fewer requests than the concurrency limit lets through, a
+                // burst spent, or a host that refuses everything. Its
+                // refusals come back before any acceptance, and each freed
+                // a slot for the next send at once: against HAProxy's
                 // counter at 3/s, a closed loop of 64 sent 100 000 requests
-                // in a millisecond. A search from the slowest pace.
+                // in a millisecond; against a bucket of three refilled each
+                // second, 150 ms away, its burst accepted first, it sent on
+                // without end, and no time passed. A search from the
+                // slowest pace.
                 self.estimate = self.search_floor();
                 self.basis = Basis::Guess;
             }

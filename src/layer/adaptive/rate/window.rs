@@ -218,6 +218,17 @@ impl RateControl {
         true
     }
 
+    /// The latest [`MIN_EVIDENCE`] answers or more were refusals, sent
+    /// within less than [`STARVED`]: refusals that come back faster than
+    /// the starved rule's second (see [`starved_unpaced`]).
+    ///
+    /// [`starved_unpaced`]: Self::starved_unpaced
+    pub(super) fn refused_in_a_flood(&self, now: Instant) -> bool {
+        self.spacing
+            .refused_in_a_row(now)
+            .is_some_and(|(n, span)| n >= MIN_EVIDENCE as usize && span < STARVED.as_secs_f64())
+    }
+
     /// The pace `pace` starved: a trickle, cut further each time it
     /// starves again.
     fn starve(&mut self, now: Instant, pace: f64) {

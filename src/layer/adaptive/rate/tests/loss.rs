@@ -326,3 +326,29 @@ async fn refusals_ignored_as_not_following_the_pace_count_again_once_nearly_all_
     answer_in_turn(&mut c, t0, ms(2), &some_refused);
     assert_eq!(c.rate(t), None);
 }
+
+/// A burst accepted a round trip after it was sent, then refusals that
+/// come back at once: a closed loop of 64 against a bucket of three
+/// refilled each second, 150 ms away, sent on without a pace and without
+/// end, and no time passed. Eight refusals in a flood with nothing
+/// accepted lately pace the host.
+#[tokio::test(start_paused = true)]
+async fn refusals_in_a_flood_after_a_spent_burst_pace_the_host() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(0.01, t0);
+    for _ in 0..7 {
+        c.on_send(t0);
+    }
+    for _ in 0..4 {
+        c.on_loss(t0, t0, None);
+    }
+    let t1 = t0 + ms(150);
+    for _ in 0..3 {
+        c.on_accepted(t1, t0);
+    }
+    for _ in 0..8 {
+        c.on_send(t1);
+        c.on_loss(t1, t1, None);
+    }
+    assert!(c.rate(t1).is_some(), "refusals in a flood leave the host unpaced");
+}
