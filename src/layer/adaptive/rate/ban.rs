@@ -55,7 +55,7 @@ const STRETCH: Duration = Duration::from_secs(1);
 /// probe holds only after as long.
 const HELD_AT_LEAST: Duration = super::probe::PROBE_HOLDS;
 /// How long after a stretch that followed a settled estimate later
-/// stretches are the same trouble (see [`RateControl::settled_before`]).
+/// stretches are the same trouble (see [`RateControl::settled_floor`]).
 const SETTLED_FOR: Duration = Duration::from_secs(10);
 /// An estimate that held this many seconds before a stretch outlasting
 /// every window of a minute held longer than any of them.
@@ -80,7 +80,7 @@ pub(super) struct Ban {
     ended_at_pace: f32,
     /// The measured estimate the latest stretch that followed
     /// [`HELD_AT_LEAST`] without a loss began at, and when (see
-    /// [`RateControl::settled_before`]).
+    /// [`RateControl::settled_floor`]).
     settled: Option<(Instant, f32)>,
 }
 
@@ -110,15 +110,27 @@ impl RateControl {
         }
     }
 
-    /// The estimate held without a loss before the refusals of the last
-    /// [`SETTLED_FOR`] began, if one was: stretches that follow within
-    /// that time (a drain's, a window's that reopened and shut again) are
-    /// the same trouble.
-    pub(super) fn settled_before(&self, now: Instant) -> Option<f64> {
-        self.ban
-            .settled
-            .filter(|&(at, _)| now.saturating_duration_since(at) < SETTLED_FOR)
-            .map(|(_, rate)| f64::from(rate))
+    /// The least a step back at the hold goes to under a window that
+    /// counts refusals, drained since the count began: the hold of the
+    /// estimate held without a loss before the refusals of the last
+    /// [`SETTLED_FOR`] began, if one was (stretches that follow within
+    /// that time, a drain's, a window's that reopened and shut again, are
+    /// the same trouble); 0 otherwise. A probe that seemed to hold filled
+    /// the window a window later, and the count since the cut spans the
+    /// stretch it stayed shut: HAProxy's counter of a minute at 10/s, shut
+    /// for 1.5 s, drained, then accepting at the pace until refused again,
+    /// read 2.3/s and held it for minutes. Refusals that go on past the
+    /// trouble's first seconds drain the pace as any at the hold do.
+    pub(super) fn settled_floor(&self, now: Instant) -> f64 {
+        let drained = self.drain.is_some_and(|d| d.began_since(self.counted_from));
+        match self.ban.settled {
+            Some((at, held))
+                if self.counting_window && drained && now.saturating_duration_since(at) < SETTLED_FOR =>
+            {
+                f64::from(held) * self.hold()
+            }
+            _ => 0.0,
+        }
     }
 
     /// A request sent at `sent_at` was accepted at `now`: the first sent

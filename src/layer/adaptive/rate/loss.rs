@@ -552,21 +552,12 @@ impl RateControl {
         // interval low (50 ms away, four in 0.46 s held 10/s at 8.5/s for
         // the half minute a costly probe waits); what the host accepted
         // over the episode, once it is long enough to count, is a floor.
-        let floor = self.accepted_in_episode(now).unwrap_or(0.0);
-        // Under a window that counts refusals, an estimate held without a
-        // loss before this trouble began is a floor at its hold: a probe
-        // that seemed to hold filled the window a window later, and the
-        // count since the cut spans the stretch it stayed shut (HAProxy's
-        // counter of a minute at 10/s, shut for 1.5 s, drained, then
-        // accepting at the pace until refused again, read 2.3/s and held
-        // it for minutes). Refusals that go on past the trouble's first
-        // seconds drain the pace as any at the hold do.
-        let drained = self.drain.is_some_and(|d| d.began_since(self.counted_from));
-        let settled = self
-            .settled_before(now)
-            .filter(|_| self.counting_window && drained)
-            .map_or(0.0, |held| held * self.hold());
-        let floor = floor.max(settled);
+        // So is the hold of an estimate settled before a window that
+        // counts refusals shut (see `settled_floor`).
+        let floor = self
+            .accepted_in_episode(now)
+            .unwrap_or(0.0)
+            .max(self.settled_floor(now));
         // A drain since the cut that sent about what the host accepted
         // paced the acceptances, not the host: HAProxy's counter of a
         // second at 2 000/s, refused once past a drain of a sixteenth,

@@ -505,7 +505,7 @@ impl RateControl {
     /// counts refusals waits.
     fn round_below(&self, accepted: u64, secs: f64) -> Option<Ceiling> {
         let under = ROUND_WINDOWS.into_iter().rev().find(|&w| w < secs)?;
-        if round_window(secs) != secs || secs > 1.5 * under {
+        if round_between(secs, secs).is_some() || secs > 1.5 * under {
             return None;
         }
         self.ceiling_at(accepted, under, secs)
