@@ -329,69 +329,17 @@ async fn a_server_that_resets_connections_gives_the_caller_an_error() {
     resets.abort();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_host_that_refuses_everything_at_once_is_not_flooded_by_a_closed_loop() {
-    // 429 without `Retry-After`, a millisecond away, before anything was
-    // ever accepted: each refusal frees a worker's slot for its next send
-    // at once. Left unpaced until an acceptance, 64 workers sent 100 000
-    // requests while the paused clock barely moved; the refusals start a
-    // search from the slowest pace instead.
+/// Requests a closed loop of 64 sends through the default layer to a
+/// host answering the `n`th request after `wait(n)` with `status(n)`, no
+/// `Retry-After`, over 10 s of paused time. Bounded by a count as well
+/// (5 000): a flood ends there instead of running for hours of paused
+/// time; a request the pace holds past the end is dropped there.
+async fn sent_by_a_closed_loop(answer: fn(usize) -> (u64, u16)) -> usize {
     let sent = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&sent);
     let inner = tower::service_fn(move |_req: http::Request<()>| {
-        count.fetch_add(1, Ordering::Relaxed);
-        async {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            let r = http::Response::builder().status(429).body(()).unwrap();
-            Ok::<_, std::convert::Infallible>(r)
-        }
-    });
-    let layer = SnapshotLayer::builder(snapshotter())
-        .policy(GatePolicy::Adaptive)
-        .build()
-        .unwrap();
-    let svc = layer.layer(inner);
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    // Bounded by a count as well: a flood ends there instead of running
-    // for hours of paused time.
-    let cap = 5_000;
-    let workers: Vec<_> = (0..64)
-        .map(|_| {
-            let (svc, sent) = (svc.clone(), Arc::clone(&sent));
-            tokio::spawn(async move {
-                while tokio::time::Instant::now() < end && sent.load(Ordering::Relaxed) < cap {
-                    let req = http::Request::get("http://refuses.test/").body(()).unwrap();
-                    let _ = svc.clone().oneshot(req).await;
-                }
-            })
-        })
-        .collect();
-    bounded(async {
-        for w in workers {
-            w.await.unwrap();
-        }
-    })
-    .await;
-    let sent = sent.load(Ordering::Relaxed);
-    assert!(
-        sent < 500,
-        "{sent} requests to a host that refused them all in 10 s"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_host_that_refuses_at_once_once_its_burst_is_spent_is_not_flooded() {
-    // A bucket of three, 150 ms away, refilled only a second later: the
-    // burst is accepted a round trip after it was sent, and every request
-    // after it refused within a millisecond, no `Retry-After`. With
-    // something accepted, the rule for refusals before any acceptance did
-    // not apply, and 64 workers sent on unpaced, without end.
-    let sent = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&sent);
-    let inner = tower::service_fn(move |_req: http::Request<()>| {
-        let n = count.fetch_add(1, Ordering::Relaxed);
+        let (wait, status) = answer(count.fetch_add(1, Ordering::Relaxed));
         async move {
-            let (wait, status) = if n < 3 { (150, 200) } else { (1, 429) };
             tokio::time::sleep(Duration::from_millis(wait)).await;
             let r = http::Response::builder().status(status).body(()).unwrap();
             Ok::<_, std::convert::Infallible>(r)
@@ -409,8 +357,7 @@ async fn a_host_that_refuses_at_once_once_its_burst_is_spent_is_not_flooded() {
             let (svc, sent) = (svc.clone(), Arc::clone(&sent));
             tokio::spawn(async move {
                 while tokio::time::Instant::now() < end && sent.load(Ordering::Relaxed) < cap {
-                    let req = http::Request::get("http://spent.test/").body(()).unwrap();
-                    // A request the pace holds past the end is dropped there.
+                    let req = http::Request::get("http://refuses.test/").body(()).unwrap();
                     let _ = tokio::time::timeout_at(end, svc.clone().oneshot(req)).await;
                 }
             })
@@ -422,7 +369,32 @@ async fn a_host_that_refuses_at_once_once_its_burst_is_spent_is_not_flooded() {
         }
     })
     .await;
-    let sent = sent.load(Ordering::Relaxed);
+    sent.load(Ordering::Relaxed)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_refuses_everything_at_once_is_not_flooded_by_a_closed_loop() {
+    // 429 without `Retry-After`, a millisecond away, before anything was
+    // ever accepted: each refusal frees a worker's slot for its next send
+    // at once. Left unpaced until an acceptance, 64 workers sent 100 000
+    // requests while the paused clock barely moved; the refusals start a
+    // search from the slowest pace instead.
+    let sent = sent_by_a_closed_loop(|_| (1, 429)).await;
+    assert!(
+        sent < 500,
+        "{sent} requests to a host that refused them all in 10 s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_refuses_at_once_once_its_burst_is_spent_is_not_flooded() {
+    // A bucket of three, 150 ms away, refilled only a second later: the
+    // burst is accepted a round trip after it was sent, and every request
+    // after it refused within a millisecond. With something accepted, the
+    // rule for refusals before any acceptance did not apply, and 64
+    // workers sent on unpaced, without end (5 060 requests before the
+    // count's bound).
+    let sent = sent_by_a_closed_loop(|n| if n < 3 { (150, 200) } else { (1, 429) }).await;
     assert!(sent < 500, "{sent} requests in 10 s to a host that took three");
 }
 
