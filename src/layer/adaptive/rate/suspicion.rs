@@ -25,13 +25,13 @@ const SUSPECT_FOR: Duration = Duration::from_secs(10);
 /// forty answers. Eight held a refusal in five at one, passed for a
 /// limit, and the pace fell to 2/s of 2 560/s.
 const NOISE_EXPECTED: f64 = 8.0;
+/// The pace a suspicion holds, as a share of the pace cut before it: a
+/// second deep cut.
+const SUSPECT_CUT: f64 = 0.5;
 /// The share refused at the held pace, as a part of the first
 /// sighting's, that confirms noise: a rate limiter refuses nothing
 /// there (the held pace is under 0.35 of the pace before the first cut,
 /// which such a limiter accepted more than 40 % of).
-/// The pace a suspicion holds, as a share of the pace cut before it: a
-/// second deep cut.
-const SUSPECT_CUT: f64 = 0.5;
 const NOISE_CONFIRMED: f64 = 0.5;
 /// Refusals at the held pace that confirm noise whatever their share,
 /// and as soon as they come: a limiter accepts everything there. Waiting
