@@ -864,6 +864,22 @@ async fn traefiks_exact_waits_let_the_host_go_at_its_rate() {
     }
 }
 
+/// A first reading from a handful of answers: Traefik's bucket of 30/s,
+/// 300 ms away, read at 9.7/s from the opening's few acceptances under a
+/// closed loop of 64 (refused at 43/s), was held there for the 400
+/// answers a probe waited (72 % of its rate from second 30). Set far
+/// under the pace it refused, a reading waits as many answers as the
+/// host has accepted, 100 at the least: it is probed within seconds, and
+/// probes that hold go on in a chain.
+#[tokio::test(start_paused = true)]
+async fn a_first_reading_from_a_handful_of_answers_is_probed_while_young() {
+    for burst in [1, 10] {
+        let spec = Spec::Traefik { rate: 30.0, burst };
+        let r = closed_loop(spec, Duration::from_millis(300), 120.0, 30.0).await;
+        check_at_least(spec, r, 0.9, 0.01);
+    }
+}
+
 /// A burst of 50 at 1-3/s: once spent, each send at a named slot is
 /// accepted and the next refused, one refusal a slot, too few for the pace
 /// (a guess of 39/s, left from the burst) to be cut by them: 27 % of the

@@ -182,6 +182,9 @@ const SEARCH_FLOOR: f64 = 1.0;
 const COUNTING_HOLD: f64 = 0.97;
 /// A probe raises the pace this much over the hold.
 const PROBE_GROWTH: f64 = 1.03;
+/// A loss that set the estimate this far under the pace it refused leaves
+/// a wide range for the rate (see `probe.rs`, `answers_between_probes`).
+const REFUSED_FAR_ABOVE: f64 = 1.5;
 /// Quiet time before a probe when losses cost nothing but themselves.
 const PROBE_WAIT_CHEAP: Duration = Duration::from_secs(4);
 /// A refused probe of a chain this large or larger is followed by one of
@@ -309,6 +312,10 @@ pub(crate) struct RateControl {
     chained: bool,
     /// The probe under way goes to the top of a wide fit's range.
     top_probe: bool,
+    /// The latest loss set the estimate far under the pace it refused, and
+    /// no probe was refused since: the next probe comes sooner (see
+    /// [`answers_between_probes`](Self::answers_between_probes)).
+    refused_far_above: bool,
     /// Refusals below the estimate: half the pace for a while.
     drain: Option<window::Drain>,
     /// A rate over the estimate that probes go halfway to, one after
@@ -378,6 +385,7 @@ impl RateControl {
             probe_after: now,
             probe_wait: PROBE_WAIT_CHEAP,
             probing: false,
+            refused_far_above: false,
             probe_step: PROBE_GROWTH,
             chained: false,
             top_probe: false,
@@ -726,6 +734,7 @@ impl RateControl {
             _ => self.estimate * self.hold(),
         }
         .max(self.min_rate);
+        self.refused_far_above |= pace_before >= REFUSED_FAR_ABOVE * self.estimate;
         self.stepped_at = now;
         let (a, r) = self.since_cut;
         // What the host refused since the last cut becomes the reference the

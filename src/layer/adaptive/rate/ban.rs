@@ -124,13 +124,19 @@ impl RateControl {
     pub(super) fn settled_floor(&self, now: Instant) -> f64 {
         let drained = self.drain.is_some_and(|d| d.began_since(self.counted_from));
         match self.ban.settled {
-            Some((at, held))
-                if self.counting_window && drained && now.saturating_duration_since(at) < SETTLED_FOR =>
-            {
+            Some((_, held)) if self.counting_window && drained && self.settled_lately(now) => {
                 f64::from(held) * self.hold()
             }
             _ => 0.0,
         }
+    }
+
+    /// Whether an estimate held without a loss before refusals that began
+    /// within the last [`SETTLED_FOR`].
+    pub(super) fn settled_lately(&self, now: Instant) -> bool {
+        self.ban
+            .settled
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) < SETTLED_FOR)
     }
 
     /// A request sent at `sent_at` was accepted at `now`: the first sent

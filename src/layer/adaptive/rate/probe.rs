@@ -18,6 +18,10 @@ const PROBE_WAIT_COSTLY: Duration = Duration::from_secs(30);
 const PROBE_WAIT_MAX: Duration = Duration::from_secs(240);
 /// Answers at the hold between probes, at the least.
 const PROBE_ANSWERS: f64 = 400.0;
+/// Answers at the hold before a probe while the host has accepted fewer
+/// than [`PROBE_ANSWERS`] in all (see
+/// [`answers_between_probes`](RateControl::answers_between_probes)).
+const PROBE_ANSWERS_YOUNG: f64 = 100.0;
 /// A probe that met no loss for this long held: a GCRA's burst hides a
 /// probe above its rate until it runs out (50 at 500/s lasts 3 s at 3 %
 /// over); a larger burst still hides it, and the refusals at the hold that
@@ -216,14 +220,32 @@ impl RateControl {
     /// A probe was refused: the next waits twice as long, up to
     /// [`PROBE_WAIT_MAX`] (or the wait already set, after a long pause).
     pub(super) fn probe_refused(&mut self) {
+        self.refused_far_above = false;
         self.probe_wait = (self.probe_wait * 2).min(PROBE_WAIT_MAX.max(self.probe_wait));
     }
 
     /// A failed probe costs a refusal or a few: at a slow pace, probes are
     /// spaced by answers rather than by time, so that they cost a fraction
-    /// of a percent of them.
+    /// of a percent of them. But a loss that set the estimate far under
+    /// the pace it refused (see `REFUSED_FAR_ABOVE`) leaves a wide range
+    /// for the rate: until a probe is refused, probes wait as many answers
+    /// as the host has accepted in all, from [`PROBE_ANSWERS_YOUNG`] up to
+    /// [`PROBE_ANSWERS`], so a reading made from a few dozen answers is
+    /// probed while it is young. Far away, under a closed loop, the
+    /// opening's few answers read Traefik's 30/s at 9.7/s (refused at
+    /// 43/s) and nginx's 3/s with `burst=1` at 2.2/s, each held there for
+    /// the 400 answers (a minute or three) the next probe waited. An
+    /// estimate a refusal just over it measured keeps the usual spacing:
+    /// probed sooner, sliding logs of a second read exactly had 1.6 % of
+    /// their sends refused, not none. Nor under a window that counts
+    /// refusals: a probe refused there costs a window of them.
     pub(super) fn answers_between_probes(&self) -> Duration {
         let rate = self.estimate.max(self.min_rate).max(1e-3);
-        Duration::from_secs_f64((PROBE_ANSWERS / rate).min(PROBE_WAIT_MAX.as_secs_f64()))
+        let answers = if self.counting_window || !self.refused_far_above {
+            PROBE_ANSWERS
+        } else {
+            (self.meter.total() as f64).clamp(PROBE_ANSWERS_YOUNG, PROBE_ANSWERS)
+        };
+        Duration::from_secs_f64((answers / rate).min(PROBE_WAIT_MAX.as_secs_f64()))
     }
 }

@@ -113,3 +113,37 @@ async fn a_quota_accepted_in_a_moment_is_no_capacity_to_recover() {
     assert!(estimate < 0.6 * 1350.0, "the estimate sank: {estimate}");
     assert!(!c.recovery.active(), "recovering from a rate never held");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reading_far_under_the_pace_it_refused_is_probed_while_young() {
+    // At 10/s, with a handful of answers accepted: 400 answers (40 s)
+    // between probes, but 100 (10 s) once a loss set the estimate far
+    // under the pace it refused, until a probe is refused. A host that
+    // accepted 400 or more is back at 400 either way, and so is a window
+    // that counts refusals.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.basis = Basis::Measured;
+    c.estimate = 10.0;
+    let secs = |c: &RateControl| c.answers_between_probes().as_secs_f64();
+    assert!((secs(&c) - 40.0).abs() < 0.01, "{}", secs(&c));
+    c.pace = 43.0;
+    c.settle(t0);
+    assert!(c.refused_far_above);
+    assert!((secs(&c) - 10.0).abs() < 0.01, "{}", secs(&c));
+    c.counting_window = true;
+    assert!((secs(&c) - 40.0).abs() < 0.01, "{}", secs(&c));
+    c.counting_window = false;
+    for i in 0..250 {
+        let t = t0 + ms(i);
+        c.on_send(t);
+        c.on_accepted(t, t);
+    }
+    assert!((secs(&c) - 25.0).abs() < 0.01, "{}", secs(&c));
+    c.probe_refused();
+    assert!((secs(&c) - 40.0).abs() < 0.01, "{}", secs(&c));
+    // A step back by a refusal just over the estimate sets nothing.
+    c.pace = 10.0;
+    c.settle(t0);
+    assert!(!c.refused_far_above);
+}

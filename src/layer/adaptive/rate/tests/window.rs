@@ -425,3 +425,31 @@ async fn a_refusal_after_a_drain_the_host_took_whole_is_no_reading_of_the_drain(
         "stepped back from the estimate, not cut to the drain: {estimate}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn refusals_half_a_minute_into_a_settled_hold_are_no_count_of_a_rate() {
+    // A window of a second that counts refusals, held at 30/s for half a
+    // minute without a loss, then refusing every other send for 0.6 s (a
+    // probe that seemed to hold put the pace at its rate): nine
+    // acceptances in that stretch are no rate (15/s); a small step back.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.basis = Basis::Measured;
+    c.counting_window = true;
+    c.estimate = 30.9;
+    c.pace = 30.0;
+    let mut t = t0 + Duration::from_secs(30);
+    let pace = accepted_at_pace(&mut c, t0, t);
+    assert!(pace >= 29.0, "held at {pace:.1}/s");
+    for i in 0..18 {
+        t += ms(33);
+        if i % 2 == 0 {
+            c.on_loss(t, t, None);
+        } else {
+            c.on_send(t);
+            c.on_accepted(t, t);
+        }
+    }
+    let (estimate, _) = c.estimate();
+    assert!(estimate >= 28.0, "stepped back to {estimate:.1}/s");
+}
