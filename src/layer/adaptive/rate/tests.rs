@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::layer::adaptive::rate::RateControl;
+use crate::layer::adaptive::rate::{Basis, RateControl};
 
 /// nginx's GCRA as these tests send to it: `rate` per second and
 /// `burst` requests of excess allowed, its burst full at the start.
@@ -54,6 +54,15 @@ pub(super) fn gcra_cycle(c: &mut RateControl, start: Instant, rate: f64, burst: 
         c.on_accepted(now + Duration::from_millis(1), now);
         now += Duration::from_secs_f64(1.0 / pace);
     }
+}
+
+/// A host measured at `estimate`, paced at `pace`, from `t0`.
+pub(super) fn measured(t0: Instant, estimate: f64, pace: f64) -> RateControl {
+    let mut c = RateControl::new(1.0, t0);
+    c.basis = Basis::Measured;
+    c.estimate = estimate;
+    c.pace = pace;
+    c
 }
 
 pub(super) fn ms(n: u64) -> Duration {

@@ -5,17 +5,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{accept_every, ms, Gcra};
+use super::{accept_every, measured, ms, Gcra};
 use crate::layer::adaptive::fit::SEARCH_STEP;
 use crate::layer::adaptive::rate::{Basis, RateControl, HOLD};
 use crate::retry_after::QuotaWindow;
 
 /// Held at `estimate`, cut at `t0`.
 fn held(t0: Instant, estimate: f64) -> RateControl {
-    let mut c = RateControl::new(1.0, t0);
-    c.basis = Basis::Measured;
-    c.estimate = estimate;
-    c.pace = estimate * HOLD;
+    let mut c = measured(t0, estimate, estimate * HOLD);
     c.cut_at = t0;
     c.restart_count(t0);
     c.probe_after = t0 + Duration::from_secs(60);
@@ -236,10 +233,7 @@ async fn a_far_searchs_second_is_not_read_again_at_the_limit() {
 /// two seconds after.
 fn frozen_search_refused_in_waves(pace: f64) -> (f64, f64) {
     let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    c.basis = Basis::Measured;
-    c.estimate = 109.0;
-    c.pace = pace;
+    let mut c = measured(t0, 109.0, pace);
     let rtt = ms(50);
     let mut t = t0;
     for wave in 0..30 {

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ms;
+use super::{measured, ms};
 use crate::layer::adaptive::rate::probe::PROBE_HOLDS;
-use crate::layer::adaptive::rate::{Basis, RateControl};
+use crate::layer::adaptive::rate::RateControl;
 
 #[tokio::test(start_paused = true)]
 async fn a_larger_probe_of_a_chain_holds_less_but_outlasts_a_burst() {
@@ -44,10 +44,7 @@ async fn a_frozen_search_that_nothing_refused_probes_from_what_it_was_accepted_a
     // and accepted at that pace ever since: the probe goes on from
     // there, not back to the estimate.
     let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    c.basis = Basis::Measured;
-    c.estimate = 400.0;
-    c.pace = 1900.0;
+    let mut c = measured(t0, 400.0, 1900.0);
     c.cut_at = t0;
     c.restart_count(t0);
     c.probe_after = t0 + Duration::from_secs(3);
@@ -122,9 +119,7 @@ async fn a_reading_far_under_the_pace_it_refused_is_probed_while_young() {
     // accepted 400 or more is back at 400 either way, and so is a window
     // that counts refusals.
     let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    c.basis = Basis::Measured;
-    c.estimate = 10.0;
+    let mut c = measured(t0, 10.0, 0.0);
     let secs = |c: &RateControl| c.answers_between_probes().as_secs_f64();
     assert!((secs(&c) - 40.0).abs() < 0.01, "{}", secs(&c));
     c.pace = 43.0;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{accept_every, ms};
+use super::{accept_every, measured, ms};
 use crate::layer::adaptive::fit::SEARCH_STEP;
 use crate::layer::adaptive::rate::loss::DRAIN;
 use crate::layer::adaptive::rate::window::{round_window, STARVED};
@@ -433,11 +433,8 @@ async fn refusals_half_a_minute_into_a_settled_hold_are_no_count_of_a_rate() {
     // probe that seemed to hold put the pace at its rate): nine
     // acceptances in that stretch are no rate (15/s); a small step back.
     let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    c.basis = Basis::Measured;
+    let mut c = measured(t0, 30.9, 30.0);
     c.counting_window = true;
-    c.estimate = 30.9;
-    c.pace = 30.0;
     let mut t = t0 + Duration::from_secs(30);
     let pace = accepted_at_pace(&mut c, t0, t);
     assert!(pace >= 29.0, "held at {pace:.1}/s");
