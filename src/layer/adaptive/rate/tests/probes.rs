@@ -116,8 +116,8 @@ async fn a_reading_far_under_the_pace_it_refused_is_probed_while_young() {
     // At 10/s, with a handful of answers accepted: 400 answers (40 s)
     // between probes, but 100 (10 s) once a loss set the estimate far
     // under the pace it refused, until a probe is refused. A host that
-    // accepted 400 or more is back at 400 either way, and so is a window
-    // that counts refusals.
+    // accepted 400 or more is back at 400 either way, and so are a window
+    // that counts refusals and a host in a fleet.
     let t0 = Instant::now();
     let mut c = measured(t0, 10.0, 0.0);
     let secs = |c: &RateControl| c.answers_between_probes().as_secs_f64();
@@ -141,4 +141,10 @@ async fn a_reading_far_under_the_pace_it_refused_is_probed_while_young() {
     c.pace = 10.0;
     c.settle(t0);
     assert!(!c.refused_far_above);
+    // In a fleet, the usual spacing.
+    let mut c = measured(t0, 10.0, 43.0);
+    c.fleet_answers();
+    c.settle(t0);
+    assert!(c.refused_far_above);
+    assert!((secs(&c) - 40.0).abs() < 0.01, "{}", secs(&c));
 }
