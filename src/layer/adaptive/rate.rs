@@ -312,8 +312,8 @@ pub(crate) struct RateControl {
     chained: bool,
     /// The probe under way goes to the top of a wide fit's range.
     top_probe: bool,
-    /// The latest loss set the estimate far under the pace it refused, and
-    /// no probe was refused since: the next probe comes sooner (see
+    /// A loss set the estimate far under the pace it refused, and no probe
+    /// was refused since: the next probe comes sooner (see
     /// [`answers_between_probes`](Self::answers_between_probes)).
     refused_far_above: bool,
     /// Refusals below the estimate: half the pace for a while.
