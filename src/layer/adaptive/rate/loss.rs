@@ -30,6 +30,10 @@ const NOISE_UNDER: f64 = 0.6;
 /// Sends under this share of the pace over a second were set by something
 /// else (the concurrency limit): the pace was not in charge.
 const WAVES_SHARE: f64 = 0.8;
+/// The least time since the cut over which two acceptances, refused
+/// three to one, step a hold back (see `refused_slowly_at_hold`): faster
+/// hosts reach the usual four acceptances within it.
+const SLOW_HOLD: Duration = Duration::from_secs(2);
 /// How long refusals below the estimate drain at half the pace.
 pub(super) const DRAIN: Duration = Duration::from_millis(500);
 
@@ -306,6 +310,13 @@ impl RateControl {
                 {
                     self.step_back_at_hold(now);
                 }
+                None if let Some(slow) = was
+                    .filter(|&r| !self.above_hold(r))
+                    .and_then(|_| self.refused_slowly_at_hold(now)) =>
+                {
+                    self.estimate = slow.min(self.estimate * self.hold()).max(self.min_rate);
+                    self.costly_probe();
+                }
                 None => return,
             }
             self.settle(now);
@@ -524,6 +535,27 @@ impl RateControl {
             1 => None,
             _ => (between > 0.0).then(|| f64::from(a - 1) / between),
         }
+    }
+
+    /// Since the cut, two acceptances or more and three refusals for each,
+    /// over [`SLOW_HOLD`] or longer, the latest acceptance within two of
+    /// their intervals: a hold far over a slow host's rate, whose
+    /// acceptances come too seldom for the usual four. A GCRA driven past
+    /// its rate accepts one request per interval: the rate between the
+    /// first and the latest acceptance, a little under it (each came with
+    /// the first send past its interval). nginx at `rate=6r/m` trickled
+    /// into at 0.5/s accepted one send in five for 40 s while four
+    /// acceptances came. (Taking half a send's gap out of each interval
+    /// read a GCRA at 0.2/s with a burst of 50 over its rate: 23 % refused.)
+    fn refused_slowly_at_hold(&self, now: Instant) -> Option<f64> {
+        let (a, r) = self.since_cut;
+        if a < 2 || r < 3 * a || now.saturating_duration_since(self.cut_at) < SLOW_HOLD {
+            return None;
+        }
+        let (first, last) = self.ok_span?;
+        let gap = last.saturating_duration_since(first).as_secs_f64() / f64::from(a - 1);
+        let tail = now.saturating_duration_since(last).as_secs_f64();
+        (gap > 0.0 && tail <= 2.0 * gap).then(|| 1.0 / gap)
     }
 
     /// Refusals at the hold, too few to measure: what the host accepted

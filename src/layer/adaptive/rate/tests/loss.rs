@@ -76,6 +76,25 @@ async fn a_hold_twice_the_rate_accepted_steadily_comes_down_to_it_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hold_five_times_a_slow_rate_comes_down_at_its_second_acceptance() {
+    // Held at 0.5/s where nginx takes 6 a minute: one send in five
+    // accepted, ten seconds apart. Four acceptances took 40 s of such
+    // refusals; the interval between two measures the rate.
+    let t0 = Instant::now();
+    let mut c = held(t0, 0.5 / HOLD);
+    c.min_rate = 0.01;
+    let one_in_five = [true, false, false, false, false];
+    answer_in_turn(
+        &mut c,
+        t0,
+        ms(2_000),
+        &[&one_in_five[..], &[true, false, false]].concat(),
+    );
+    let (estimate, _) = c.estimate();
+    assert!((0.08..=0.11).contains(&estimate), "after 16 s still {estimate}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refusal_after_an_epoch_reset_read_early_undoes_the_lateness() {
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
