@@ -77,7 +77,7 @@
 //! | `monitor/snapshotter.rs` | the [`Snapshotter`]: lifecycle, windows, samples, verdict (its unit tests in `snapshotter_tests.rs`) |
 //! | `monitor/sampler.rs` | the snapshotter's one background task: reads every probe when due |
 //! | `monitor/clock.rs` | the coarse clock the hot path reads instead of `Instant::now()` |
-//! | [`retry_after`] (`layer/retry_after.rs`) | the hints servers send: `Retry-After` in both forms, the IETF `RateLimit` fields and the older quota headers, a rate named outright (`X-RateLimit-Replenish-Rate`); on the acting side, public at the crate root |
+//! | [`retry_after`] (`layer/retry_after.rs`, `layer/quota_headers.rs`) | the hints servers send: `Retry-After` in both forms, the IETF `RateLimit` fields and the older quota headers, a rate named outright (`X-RateLimit-Replenish-Rate`); on the acting side, public at the crate root |
 //! | [`retry`] (`retry.rs`) | [`RetryThrottled`], the `tower::retry::Policy` that retries 429s and 503s and lets the layer do the waiting |
 //! | [`integrations`] (`integrations/`) | the layer in other ecosystems, each behind its feature: `reqwest_middleware.rs` (`SnapshotMiddleware`, feature `reqwest-middleware`), `metrics.rs` (counters and gauges through the `metrics` facade, feature `metrics`) |
 //! | [`layer`] (`layer/`) | the acting side: [`SnapshotLayer`], [`SnapshotService`], what a blocked request does ([`OnBlocked`]), which limiter moves ([`Limiter`]), per-host partitions, the link to a fleet; its own table maps its files |

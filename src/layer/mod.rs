@@ -39,7 +39,8 @@
 //! | `host_cache.rs` | a service clone's last host, so its next request there skips the map's lock |
 //! | `policy.rs` | [`OnBlocked`], [`Limiter`], [`GatePolicy`], [`AutoscaleConfig`] |
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
-//! | `retry_after.rs` | the hints servers send: `Retry-After`, quota headers, a rate named outright (public as `tower_snapshotter::retry_after`) |
+//! | `retry_after.rs` | the hints servers send: `Retry-After`, and the quota headers' items below (public as `tower_snapshotter::retry_after`) |
+//! | `quota_headers.rs` | quota headers (IETF `RateLimit`, `X-RateLimit-*`) and a rate named outright, public through `retry_after` |
 //! | `precise_wait.rs` | the exact waits some send beside `Retry-After`: milliseconds, Traefik's `X-Retry-In` |
 //! | `permit.rs` | what a request holds from its host's adaptive controller: its permit, its pacing lead |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
@@ -62,6 +63,7 @@ mod limit;
 mod permit;
 mod policy;
 mod precise_wait;
+mod quota_headers;
 mod report;
 #[doc(hidden)] // public as `crate::retry_after`
 pub mod retry_after;

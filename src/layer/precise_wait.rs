@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use super::retry_after::non_negative;
+use super::quota_headers::non_negative;
 
 /// Waits shorter than this are exact ones: `Retry-After` names whole
 /// seconds. The adaptive limiter takes such a wait as the host's next

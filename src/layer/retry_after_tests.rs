@@ -2,6 +2,7 @@
 //! server sends instead.
 
 use super::*;
+use crate::layer::quota_headers::{names_a_quota, quota_held_at_most};
 
 fn at() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480) // Wed, 21 Oct 2015 07:28:00 GMT

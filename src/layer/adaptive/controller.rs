@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::concurrency::Concurrency;
+use super::depths::Depths;
 use super::fit::SEARCH_STEP;
 use super::named_slots::NamedSlots;
 use super::pacer::Pacer;
@@ -26,50 +27,6 @@ pub(crate) struct Controller {
     depths: Depths,
     /// The slots the host's refusals named exactly, once one did.
     named: Option<Box<NamedSlots>>,
-}
-
-/// The depths (requests in flight at send) that successes and losses were
-/// sent at, as moving averages. A rate limiter refuses whatever the depth,
-/// so both average alike; a limit on requests in flight (nginx's
-/// `limit_conn`, a server out of workers) refuses only past it.
-/// NaN until the first (an `Option<f32>` each took eight bytes more of a
-/// host's state, which a test bounds).
-#[derive(Debug, Clone, Copy)]
-struct Depths {
-    ok: f32,
-    lost: f32,
-}
-
-impl Default for Depths {
-    fn default() -> Self {
-        Self {
-            ok: f32::NAN,
-            lost: f32::NAN,
-        }
-    }
-}
-
-impl Depths {
-    fn add(mean: &mut f32, depth: usize, weight: f32) {
-        let d = depth as f32;
-        *mean = if mean.is_nan() {
-            d
-        } else {
-            *mean + weight * (d - *mean)
-        };
-    }
-
-    /// Whether losses come from deeper than successes, and this one at
-    /// `depth` too: past one request and a tenth, beyond the jitter of
-    /// counting in-flight requests at the client. A refusal at a depth
-    /// that succeeds is not a limit on requests in flight, whatever the
-    /// average of the refusals before it says.
-    fn losses_follow_depth(&self, depth: usize) -> bool {
-        // NaN compares false: no verdict before both are seen.
-        let (ok, lost) = (self.ok, self.lost);
-        let past = ok + (0.1 * ok).max(1.0);
-        lost > past && depth as f32 > past
-    }
 }
 
 impl Controller {

@@ -103,6 +103,7 @@
 //! | `controller.rs` | a host's `Controller`: admission and answers, joining the parts below |
 //! | `concurrency.rs` | the concurrency limit: slow start, probes, cuts |
 //! | `delay.rs` | the delay signal: is the host queueing? |
+//! | `depths.rs` | the depths successes and losses were sent at: a limit on requests in flight or a rate limiter |
 //! | `rate.rs` | the send rate of one host: its rules, its state, sends and answers |
 //! | `rate/loss.rs` | a refusal without `Retry-After`: measured at the limit, a frozen search, a step back |
 //! | `rate/counts.rs` | what the host accepted since the cut, the episode, the reference; a second read again |
@@ -132,6 +133,7 @@ mod concurrency;
 mod config;
 mod controller;
 mod delay;
+mod depths;
 mod fit;
 mod fleet_fit;
 mod meter;

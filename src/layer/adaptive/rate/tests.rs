@@ -88,4 +88,5 @@ mod fleet_cycles;
 mod loss;
 mod probes;
 mod slow;
+mod trickle;
 mod window;

@@ -165,7 +165,7 @@ async fn short_cycles_at_a_high_hold_step_halfway_to_what_was_accepted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fit_at_a_burst_the_opening_flood_rules_out_is_not_taken() {
-    use crate::layer::adaptive::fleet_fit::gcra_cycle_log;
+    use crate::layer::adaptive::fleet_fit::tests::gcra_cycle_log;
     // A search, then a pace held past the rate, at 500/s with a burst of
     // 50: their curves also cross far below the rate, at a burst some
     // three times as large, which the opening flood (refused after 51

@@ -192,7 +192,7 @@ async fn in_a_fleet_opening_cycles_that_fit_nothing_are_probed_past_at_once() {
     // fleet's cycles fit nothing; a sum under the rate would hold
     // until the next probe. The fleet probes at once instead, twice
     // at most, and never once a fleet fit set the pace.
-    use crate::layer::adaptive::fleet_fit::gcra_cycle_log;
+    use crate::layer::adaptive::fleet_fit::tests::gcra_cycle_log;
     let t0 = Instant::now();
     let probing = |c: &RateControl| c.probe_after <= t0 && c.probe_step == OPENING_PROBE;
     let reset = |c: &mut RateControl| {
@@ -230,7 +230,7 @@ async fn in_a_fleet_opening_cycles_that_fit_nothing_are_probed_past_at_once() {
 /// Two fleet cycles against a GCRA of 500/s and a burst of 50, at
 /// 520/s and 540/s, with their ends (Unix µs) a second apart.
 fn two_fleet_cycles() -> ((Vec<f32>, u64), (Vec<f32>, u64)) {
-    use crate::layer::adaptive::fleet_fit::gcra_cycle_log;
+    use crate::layer::adaptive::fleet_fit::tests::gcra_cycle_log;
     let (a, a_secs) = gcra_cycle_log(500.0, 50.0, |_| 520.0);
     let (b, _) = gcra_cycle_log(500.0, 50.0, |_| 540.0);
     let end_a = 1_000_000;
@@ -389,7 +389,7 @@ async fn a_fleet_cycle_merged_again_with_a_late_record_sets_the_pace_from_its_fi
     let t0 = Instant::now();
     let ((a, end_a), (b, end_b)) = two_fleet_cycles();
     // The second cycle merged before one process of four published.
-    let without = crate::layer::adaptive::fleet_fit::without_one_process_of_four(&b);
+    let without = crate::layer::adaptive::fleet_fit::tests::without_one_process_of_four(&b);
     let mut c = RateControl::new(1.0, t0);
     c.set_share(0.25);
     c.force_rate(t0, 150.0);
