@@ -1,5 +1,5 @@
 #!/bin/sh
-# The paused-clock model table of `tests/limiter_models.rs` (every model of
+# The paused-clock model table of `tests/limiter_models/` (every model of
 # the issue, nginx without `burst=` and without `nodelay`, at 5-2 000/s) at
 # five server latencies: each latency shifts when requests land against
 # the limiter's schedule, so one cell's outcome, which a single pause
@@ -54,7 +54,7 @@ summary() {
 # The table's test binary, built here, or `BIN=` (another build's).
 table_bin() {
     bin=${BIN:-$(cargo test --release --test limiter_models --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)}
-    [ -x "$bin" ] || { echo "could not build tests/limiter_models.rs" >&2; exit 1; }
+    [ -x "$bin" ] || { echo "could not build tests/limiter_models/" >&2; exit 1; }
 }
 
 case "${1:-}" in
