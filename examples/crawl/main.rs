@@ -55,193 +55,30 @@
 //! `throttled` counts every 429 and 503 the client got (every attempt) and
 //! `wasted_ratio = throttled / (ok + throttled)`.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+mod args;
+mod fetch;
+mod prometheus;
+mod report;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::builder::{PossibleValue, PossibleValuesParser, RangedU64ValueParser};
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use http_body_util::{BodyExt, Empty};
-use hyper::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper::{Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use testkit::{Server, Spec};
 use tokio::time::Instant;
-use tower::util::BoxCloneService;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_snapshotter::layer::error::Overloaded;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_snapshotter::{Config, GatePolicy, RetryThrottled, SnapshotLayer, Snapshotter};
 
-/// Crawls a rate-limited server through `SnapshotLayer`, retrying throttled
-/// URLs with `RetryThrottled`, and prints one JSON line of figures.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "crawl")]
-struct Args {
-    /// URLs to crawl
-    #[arg(long, value_name = "N", default_value_t = 3000, help_heading = "Client")]
-    requests: usize,
-    /// Requests the client offers at once
-    #[arg(
-        long,
-        value_name = "C",
-        default_value_t = 64,
-        value_parser = RangedU64ValueParser::<usize>::new().range(1..),
-        help_heading = "Client"
-    )]
-    concurrency: usize,
-    /// The layer's gate policy [default: the library's, GatePolicy::default()]
-    // `parse_args` names the current default in the help.
-    #[arg(long, value_name = "P", value_enum, help_heading = "Client")]
-    policy: Option<Policy>,
-    /// The same crawl without the layer (the baseline): throttled URLs are
-    /// retried at once, until they succeed or --max-attempts run out
-    #[arg(long, help_heading = "Client")]
-    no_layer: bool,
-    /// No progress bar
-    #[arg(long, help_heading = "Client")]
-    quiet: bool,
-    /// Crawl BASE0 .. BASE{N-1} on another server instead of starting one
-    /// (the server options are then ignored) [default: none, own server]
-    #[arg(long, value_name = "BASE", help_heading = "Client")]
-    url: Option<String>,
-    /// Serve the layer's metrics in the Prometheus format on ADDR (e.g.
-    /// 127.0.0.1:9000) while crawling; needs `--features metrics`
-    #[arg(long, value_name = "ADDR", help_heading = "Client")]
-    metrics: Option<std::net::SocketAddr>,
-    /// Attempts per URL, the first included: a URL still answered 429 or
-    /// 503 after them counts as failed
-    #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Client")]
-    max_attempts: u32,
-    /// The limiter model
-    #[arg(
-        long,
-        value_name = "L",
-        default_value = "gcra",
-        value_parser = limiters(),
-        help_heading = "Own server on 127.0.0.1 (testkit)"
-    )]
-    limiter: String,
-    /// Requests per second the limiter allows
-    #[arg(
-        long,
-        value_name = "R",
-        visible_alias = "capacity",
-        default_value_t = 500.0,
-        help_heading = "Own server on 127.0.0.1 (testkit)"
-    )]
-    rate: f64,
-    /// gcra: requests of excess allowed (gcra-delay: queued); concurrency:
-    /// requests in flight
-    #[arg(
-        long,
-        value_name = "B",
-        default_value_t = 50,
-        help_heading = "Own server on 127.0.0.1 (testkit)"
-    )]
-    burst: u32,
-    /// Retry-After on a gcra, gcra-delay or bucket refusal: none, exact (seconds to the
-    /// next one served, rounded) or whole SECONDS, 0 meaning none; window
-    /// always sends the seconds to its reset, sliding and haproxy none
-    #[arg(
-        long,
-        value_name = "RA",
-        default_value = "1",
-        help_heading = "Own server on 127.0.0.1 (testkit)"
-    )]
-    retry_after: String,
-    /// How long the server takes over each served request, in milliseconds
-    /// [default: 0; 20 for concurrency]
-    #[arg(long, value_name = "N", help_heading = "Own server on 127.0.0.1 (testkit)")]
-    latency_ms: Option<u64>,
-    /// The window of sliding, haproxy and moving (default 1, HAProxy's examples use 10) or of
-    /// window and window-github (default 5), in seconds; R a second over it
-    #[arg(long, value_name = "SECS", help_heading = "Own server on 127.0.0.1 (testkit)")]
-    window: Option<u64>,
-}
-
-/// `--policy`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Policy {
-    Wait,
-    Reject,
-    Autoscale,
-    Adaptive,
-}
-
-impl From<Policy> for GatePolicy {
-    fn from(p: Policy) -> Self {
-        match p {
-            Policy::Wait => GatePolicy::Wait,
-            Policy::Reject => GatePolicy::Reject,
-            Policy::Autoscale => GatePolicy::Autoscale,
-            Policy::Adaptive => GatePolicy::Adaptive,
-        }
-    }
-}
-
-/// `--limiter`: the names `testkit::Spec::parse` takes.
-fn limiters() -> PossibleValuesParser {
-    PossibleValuesParser::new([
-        PossibleValue::new("gcra").help("nginx limit_req nodelay: B+1 at once, then R/s; 429"),
-        PossibleValue::new("gcra-delay")
-            .help("nginx limit_req without nodelay: B queued and served at R/s, past B 429"),
-        PossibleValue::new("sliding")
-            .help("sliding window (--window, 1 s) of R a second counting refusals; 429, no Retry-After"),
-        PossibleValue::new("haproxy")
-            .help("HAProxy's http_req_rate (--window, 1 s) of R a second, previous period weighed; 429, no Retry-After"),
-        PossibleValue::new("moving")
-            .help("moving window (--window, 1 s) of R a second counting served requests; 429"),
-        PossibleValue::new("moving-flask")
-            .help("the same with Flask-Limiter's X-RateLimit-* headers and Retry-After on every answer"),
-        PossibleValue::new("window")
-            .help("fixed window (--window, 5 s) of R a second, IETF RateLimit headers; 429"),
-        PossibleValue::new("window-github").help("the same with GitHub's X-RateLimit-* headers; 429"),
-        PossibleValue::new("bucket").help("token bucket of R/s holding R; 429"),
-        PossibleValue::new("concurrency").help("nginx limit_conn: 503 past B in flight, no Retry-After"),
-    ])
-}
-
-/// Parses the command line, exiting with clap's message (and status 2) on
-/// a bad one; `--policy`'s help names the library's current default.
-fn parse_args() -> Args {
-    let default_policy = format!("{:?}", GatePolicy::default()).to_lowercase();
-    let matches = Args::command()
-        .mut_arg("policy", |a| {
-            a.help(format!(
-                "The layer's gate policy [default: the library's, GatePolicy::default(), now {default_policy}]"
-            ))
-        })
-        .get_matches();
-    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
-type HttpClient = BoxCloneService<Request<Empty<Bytes>>, Response<hyper::body::Incoming>, BoxError>;
-
-#[derive(Default)]
-struct Counts {
-    /// URLs fetched.
-    ok: AtomicU64,
-    /// URLs still answered 429 or 503 after `--max-attempts`.
-    failed: AtomicU64,
-    /// Answers of 429, every attempt counted.
-    too_many: AtomicU64,
-    /// Answers of 503, every attempt counted.
-    unavailable: AtomicU64,
-    /// Calls the layer refused locally (`--policy reject`).
-    rejected: AtomicU64,
-    /// Transport errors.
-    errors: AtomicU64,
-}
-
-impl Counts {
-    /// Every 429 and 503 the client got.
-    fn throttled(&self) -> u64 {
-        self.too_many.load(Ordering::Relaxed) + self.unavailable.load(Ordering::Relaxed)
-    }
-}
+use args::parse_args;
+use fetch::{crawl_one, Counts, HttpClient};
+use prometheus::serve_metrics;
+use report::table;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -462,78 +299,4 @@ async fn main() -> Result<(), BoxError> {
         ok as f64 / wall
     );
     Ok(())
-}
-
-/// Two lines, headers over values, each column as wide as its widest cell.
-fn table(columns: &[(&str, String)]) -> String {
-    let (mut head, mut values) = (String::new(), String::new());
-    for (name, value) in columns {
-        let width = name.len().max(value.len());
-        let _ = write!(head, "  {name:>width$}");
-        let _ = write!(values, "  {value:>width$}");
-    }
-    format!("{head}\n{values}")
-}
-
-/// Fetches `url`: `RetryThrottled` in the stack retries its 429s and 503s
-/// (the layer decides how long each retry waits), and a URL still answered
-/// 429 or 503 once the attempts are spent counts as failed. A local refusal
-/// (`--policy reject`) is retried after its `Retry-After`, a transport
-/// error after 50 ms.
-async fn crawl_one(service: &mut HttpClient, url: &str, counts: &Counts) {
-    loop {
-        let request = match Request::get(url).body(Empty::new()) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("crawl: bad URL {url:?}: {e}");
-                return;
-            }
-        };
-        let result = match service.ready().await {
-            Ok(s) => s.call(request).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(response) => {
-                let counter = if RetryThrottled::retries_status(response.status()) {
-                    &counts.failed
-                } else {
-                    &counts.ok
-                };
-                let _ = response.into_body().collect().await;
-                counter.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Err(e) => {
-                let wait = match e.downcast_ref::<Overloaded>() {
-                    Some(o) => {
-                        counts.rejected.fetch_add(1, Ordering::Relaxed);
-                        o.retry_after().unwrap_or(Duration::from_millis(50))
-                    }
-                    None => {
-                        counts.errors.fetch_add(1, Ordering::Relaxed);
-                        Duration::from_millis(50)
-                    }
-                };
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-}
-
-/// Installs a Prometheus recorder serving on `addr`.
-#[cfg(feature = "metrics")]
-fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), BoxError> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .map_err(|e| format!("metrics on {addr}: {e}"))?;
-    eprintln!("metrics: http://{addr}/metrics");
-    Ok(())
-}
-
-/// Without the feature there is nothing to serve.
-#[cfg(not(feature = "metrics"))]
-fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), BoxError> {
-    Err(format!("--metrics {addr} needs the metrics feature: cargo run --release --example crawl --features metrics -- --metrics {addr}").into())
 }
