@@ -2,7 +2,7 @@
 # Crawls the real limiters servers run, not our models of them: nginx's
 # `limit_req` and HAProxy's `http_req_rate` stick table, each started here
 # on 127.0.0.1 (an ephemeral port, a temporary directory) and stopped at
-# the end. Each line is one crawl by `examples/crawl.rs --url`, with the
+# the end. Each line is one crawl by `examples/crawl/ --url`, with the
 # library's default policy: what it got of the configured rate and what
 # share of its requests were refused.
 #

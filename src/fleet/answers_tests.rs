@@ -1,5 +1,5 @@
 //! The fleet's answers through a real `redis-server` (started by the test,
-//! as in `tests/fleet.rs`): two processes' counts sum into one load; bad
+//! as in `tests/fleet/`): two processes' counts sum into one load; bad
 //! fields are dropped; a key of another type is replaced, and the key gets
 //! its TTL.
 

@@ -1,5 +1,5 @@
 //! The fleet's cycles through a real `redis-server` (started by the test,
-//! as in `tests/fleet.rs`): two processes publish theirs and both merge
+//! as in `tests/fleet/`): two processes publish theirs and both merge
 //! the same cycle; bad fields are left out and deleted; a key of another
 //! type is replaced, and the key expires with its TTL.
 
