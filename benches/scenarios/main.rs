@@ -24,7 +24,7 @@
 //! lines to `target/scenarios.jsonl`.
 //!
 //! Scenario 9, `models`, has a table of its own: the layer against every
-//! limiter model of `testkit` (the matrix of `tests/limiter_models.rs`, but
+//! limiter model of `testkit` (the matrix of `tests/limiter_models/`, but
 //! in real time through a real hyper server and client on 127.0.0.1). Each
 //! rate model (GCRA burst 1/10/50 with `Retry-After: 1`, burst 50 with an
 //! exact or no `Retry-After`, burst 1 without; a sliding window counting

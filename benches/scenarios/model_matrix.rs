@@ -27,7 +27,7 @@ pub(crate) const MODEL_RATE_LATENCY: Duration = Duration::from_millis(1);
 pub(crate) const MODEL_LIMITS: [usize; 3] = [4, 16, 64];
 pub(crate) const MODEL_CONC_LATENCY: Duration = Duration::from_millis(20);
 
-/// The rate models of `tests/limiter_models.rs` at `rate`.
+/// The rate models of `tests/limiter_models/` at `rate`.
 fn model_kinds(rate: f64) -> Vec<Spec> {
     let gcra = |burst, retry_after| Spec::Gcra {
         rate,
