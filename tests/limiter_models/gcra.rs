@@ -89,6 +89,20 @@ async fn a_far_limiter_without_a_burst_is_not_held_at_half_its_rate() {
     }
 }
 
+/// nginx without `burst=` under an open loop, whose sends never go
+/// together: the opening cannot tell it has no burst, and its search,
+/// frozen a little past the rate, is accepted every other send. That
+/// half of the pace read as the rate held it at 59-61 % at 50-300 ms;
+/// the pace refused is a ceiling, probed halfway at a time.
+#[tokio::test(start_paused = true)]
+async fn an_open_loop_to_a_limiter_without_a_burst_is_not_held_at_half_its_rate() {
+    for ms in [50, 200] {
+        let spec = gcra(50.0, 0, RetryAfter::Absent);
+        let r = run(spec, None, SECS, Duration::from_millis(ms)).await;
+        check_at_least(spec, r, 0.9, 0.5);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn gcra_without_retry_after_is_measured_at_its_limit() {
     holds(gcra(500.0, 50, RetryAfter::Absent)).await;

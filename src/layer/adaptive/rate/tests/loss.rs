@@ -188,6 +188,26 @@ async fn a_search_past_a_burst_is_measured_by_its_steady_acceptances() {
     assert!(refused <= 15, "{refused} refused, {accepted} accepted");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_search_frozen_past_a_limiter_without_a_burst_probes_toward_its_pace() {
+    // nginx at 50/s without `burst=`, searched one request at a time:
+    // past its rate it accepts every other send, half the pace, however
+    // near the pace is to the rate. Read as the rate, 28/s, and probed
+    // 3 % at a time, the host stayed under 35/s for ten seconds; the pace
+    // it was refused at is a ceiling, probed halfway at a time.
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    let t = accept_every(&mut c, t0, 12, ms(40));
+    c.on_loss(t, t, None);
+    let (accepted, refused) = one_at_a_time(&mut c, t, t + Duration::from_secs(10), 50.0, 0.0);
+    let (estimate, basis) = c.estimate();
+    assert_eq!(basis, Basis::Measured);
+    assert!(
+        estimate >= 42.0,
+        "after 10 s {estimate}/s ({accepted} accepted, {refused} refused)"
+    );
+}
+
 /// A host 200 ms away accepts `n` requests sent over half a second;
 /// the search from the first reading is refused, and the acceptances
 /// sent in the round trip before come back after the refusal. Then,
