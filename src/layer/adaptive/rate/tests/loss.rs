@@ -206,6 +206,15 @@ async fn a_search_frozen_past_a_limiter_without_a_burst_probes_toward_its_pace()
         estimate >= 42.0,
         "after 10 s {estimate}/s ({accepted} accepted, {refused} refused)"
     );
+    // In a fleet, even one left local, no such ceiling: every process's
+    // probes toward it fill the host's one window.
+    let mut c = RateControl::new(1.0, t0);
+    c.fleet_answers();
+    let t = accept_every(&mut c, t0, 12, ms(40));
+    c.on_loss(t, t, None);
+    one_at_a_time(&mut c, t, t + Duration::from_secs(10), 50.0, 0.0);
+    let (estimate, _) = c.estimate();
+    assert!(estimate < 35.0, "in a fleet, after 10 s {estimate}/s");
 }
 
 /// A host 200 ms away accepts `n` requests sent over half a second;
