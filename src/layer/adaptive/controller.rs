@@ -266,7 +266,7 @@ impl Controller {
         };
         match outcome {
             Outcome::Success => {
-                Depths::add(&mut self.depths.ok, depth, 0.02);
+                self.depths.success_at(depth);
                 self.pace.on_accepted(now, sent_at);
                 self.concurrency.on_answer(now, sent_at, depth);
             }
@@ -312,7 +312,7 @@ impl Controller {
                 // also accepts at: a refusal for rate, as a 429 is. Cut as
                 // an overload too, a host 50 ms away with a one-request
                 // burst settled at three in flight, 12 % of its rate.
-                Depths::add(&mut self.depths.lost, depth, 0.2);
+                self.depths.loss_at(depth);
                 if pause.is_none() && self.depths.losses_follow_depth(depth) {
                     self.concurrency.on_depth_loss(now, sent_at, depth);
                 } else {

@@ -9,9 +9,16 @@
 /// host's state, which a test bounds).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Depths {
-    pub(super) ok: f32,
-    pub(super) lost: f32,
+    ok: f32,
+    lost: f32,
 }
+
+/// How much one success moves the successes' mean: slowly, over about
+/// fifty of them.
+const OK_WEIGHT: f32 = 0.02;
+/// How much one loss moves the losses' mean: losses are fewer, and each
+/// says more.
+const LOST_WEIGHT: f32 = 0.2;
 
 impl Default for Depths {
     fn default() -> Self {
@@ -23,7 +30,17 @@ impl Default for Depths {
 }
 
 impl Depths {
-    pub(super) fn add(mean: &mut f32, depth: usize, weight: f32) {
+    /// A success of a request sent at `depth`.
+    pub(super) fn success_at(&mut self, depth: usize) {
+        Self::add(&mut self.ok, depth, OK_WEIGHT);
+    }
+
+    /// A loss of a request sent at `depth`.
+    pub(super) fn loss_at(&mut self, depth: usize) {
+        Self::add(&mut self.lost, depth, LOST_WEIGHT);
+    }
+
+    fn add(mean: &mut f32, depth: usize, weight: f32) {
         let d = depth as f32;
         *mean = if mean.is_nan() {
             d
