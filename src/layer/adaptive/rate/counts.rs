@@ -50,18 +50,27 @@ impl RateControl {
     /// [`accepted_since_cut`](Self::accepted_since_cut)) and at least
     /// [`MIN_EVIDENCE`] of them: a rate however recent the cut.
     pub(super) fn accepted_steadily_since_cut(&self, now: Instant) -> Option<f64> {
+        let exact = self.accepted_at_intervals_since_cut(now, MIN_EVIDENCE)?;
+        let (first, _) = self.ok_span?;
+        // Requests sent in the last round trip are not answered yet.
+        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64() - self.served_rtt.as_secs_f64();
+        (lead <= 2.0 / exact).then_some(exact)
+    }
+
+    /// The rate between the host's first and latest acceptance of
+    /// requests sent since the cut, at least `min` of them, while the
+    /// latest is within two of their intervals of `now` (it has not
+    /// stopped accepting).
+    pub(super) fn accepted_at_intervals_since_cut(&self, now: Instant, min: u32) -> Option<f64> {
         let a = self.since_cut.0;
         let (first, last) = self.ok_span?;
         let span = last.saturating_duration_since(first).as_secs_f64();
-        if a < MIN_EVIDENCE || span <= 0.0 {
+        if a < min.max(2) || span <= 0.0 {
             return None;
         }
         let exact = f64::from(a - 1) / span;
-        let gap = 2.0 / exact;
-        // Requests sent in the last round trip are not answered yet.
-        let lead = first.saturating_duration_since(self.cut_at).as_secs_f64() - self.served_rtt.as_secs_f64();
         let tail = now.saturating_duration_since(last).as_secs_f64();
-        (lead <= gap && tail <= gap).then_some(exact)
+        (tail <= 2.0 / exact).then_some(exact)
     }
 
     /// Since the latest cut, at or below the accepted rate, the host

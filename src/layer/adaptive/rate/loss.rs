@@ -587,13 +587,10 @@ impl RateControl {
     /// read a GCRA at 0.2/s with a burst of 50 over its rate: 23 % refused.)
     fn refused_slowly_at_hold(&self, now: Instant) -> Option<f64> {
         let (a, r) = self.since_cut;
-        if a < 2 || r < 3 * a || now.saturating_duration_since(self.cut_at) < SLOW_HOLD {
+        if r < 3 * a || now.saturating_duration_since(self.cut_at) < SLOW_HOLD {
             return None;
         }
-        let (first, last) = self.ok_span?;
-        let gap = last.saturating_duration_since(first).as_secs_f64() / f64::from(a - 1);
-        let tail = now.saturating_duration_since(last).as_secs_f64();
-        (gap > 0.0 && tail <= 2.0 * gap).then(|| 1.0 / gap)
+        self.accepted_at_intervals_since_cut(now, 2)
     }
 
     /// Refusals at the hold, too few to measure: what the host accepted

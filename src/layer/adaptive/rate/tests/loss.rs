@@ -195,12 +195,19 @@ async fn a_search_frozen_past_a_limiter_without_a_burst_probes_toward_its_pace()
     // near the pace is to the rate. Read as the rate, 28/s, and probed
     // 3 % at a time, the host stayed under 35/s for ten seconds; the pace
     // it was refused at is a ceiling, probed halfway at a time.
-    let t0 = Instant::now();
-    let mut c = RateControl::new(1.0, t0);
-    let t = accept_every(&mut c, t0, 12, ms(40));
-    c.on_loss(t, t, None);
-    let (accepted, refused) = one_at_a_time(&mut c, t, t + Duration::from_secs(10), 50.0, 0.0);
-    let (estimate, basis) = c.estimate();
+    // Ten seconds of a search past nginx at 50/s without `burst=`.
+    let searched = |in_fleet: bool| {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1.0, t0);
+        if in_fleet {
+            c.fleet_answers();
+        }
+        let t = accept_every(&mut c, t0, 12, ms(40));
+        c.on_loss(t, t, None);
+        let (accepted, refused) = one_at_a_time(&mut c, t, t + Duration::from_secs(10), 50.0, 0.0);
+        (c.estimate(), accepted, refused)
+    };
+    let ((estimate, basis), accepted, refused) = searched(false);
     assert_eq!(basis, Basis::Measured);
     assert!(
         estimate >= 42.0,
@@ -208,12 +215,7 @@ async fn a_search_frozen_past_a_limiter_without_a_burst_probes_toward_its_pace()
     );
     // In a fleet, even one left local, no such ceiling: every process's
     // probes toward it fill the host's one window.
-    let mut c = RateControl::new(1.0, t0);
-    c.fleet_answers();
-    let t = accept_every(&mut c, t0, 12, ms(40));
-    c.on_loss(t, t, None);
-    one_at_a_time(&mut c, t, t + Duration::from_secs(10), 50.0, 0.0);
-    let (estimate, _) = c.estimate();
+    let ((estimate, _), _, _) = searched(true);
     assert!(estimate < 35.0, "in a fleet, after 10 s {estimate}/s");
 }
 
