@@ -32,6 +32,7 @@
 //! | `service.rs` | [`SnapshotService`]: `poll_ready` (the gate) and `call` (send now, wait, or refuse) |
 //! | `future.rs` | [`ResponseFuture`](future::ResponseFuture): waiting, called, rejected |
 //! | `wait.rs` | a request that may not go yet: pause, admission, pace, then the inner readiness |
+//! | `slot_timer.rs` | its sleep, to the microsecond for a host whose limiter has no burst |
 //! | `report.rs` | what a request holds until its answer, and what the answer tells |
 //! | `shared.rs` | the state every clone shares: admission, pauses, back-off |
 //! | `shard.rs` | how a future reaches that state, counted per thread |
@@ -72,6 +73,7 @@ mod settings;
 mod shard;
 mod shared;
 mod signal;
+mod slot_timer;
 mod stats;
 mod wait;
 

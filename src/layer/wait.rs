@@ -5,14 +5,12 @@
 //! reserves (a `ConcurrencyLimit` permit, a `Buffer` slot) is never held
 //! across a pause.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::task::{ready, Context, Poll};
 
 use super::signal::Registration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::adaptive::Admit;
@@ -21,6 +19,7 @@ use super::hosts::{HostName, HostState};
 use super::permit::{AdaptivePermit, Lead};
 use super::report::Report;
 use super::shared::{Shared, Ticket};
+use super::slot_timer::SlotTimer;
 use crate::BoxError;
 
 /// What the waiting request does next.
@@ -44,7 +43,7 @@ pub(crate) struct Wait<S, Req> {
     service: S,
     request: Option<Req>,
     step: Step,
-    sleep: Pin<Box<Sleep>>,
+    timer: SlotTimer,
     /// What [`Step::Notified`] waits on, registered before the last look.
     wake: [Option<Registration>; 2],
     /// It gave its admission back while its host was paused, so other hosts
@@ -72,8 +71,7 @@ impl<S, Req> Wait<S, Req> {
         let now = shared.clock.precise_ms();
         let until = shared.clock.instant_of(resume_ms(&host, now + left_ms));
         let mut w = Self::new(shared, host, service, request, paced);
-        w.sleep.as_mut().reset(until);
-        w.step = Step::Sleep;
+        w.sleep_until(until, false);
         w.readmit = true;
         w
     }
@@ -91,7 +89,7 @@ impl<S, Req> Wait<S, Req> {
             service,
             request: Some(request),
             step: Step::Look,
-            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer: SlotTimer::new(),
             wake: [None, None],
             readmit: false,
             paced,
@@ -114,7 +112,7 @@ impl<S, Req> Wait<S, Req> {
         loop {
             match self.step {
                 Step::Sleep => {
-                    ready!(self.sleep.as_mut().poll(cx));
+                    ready!(self.timer.poll(cx));
                     self.step = Step::Look;
                 }
                 Step::Notified => {
@@ -144,8 +142,7 @@ impl<S, Req> Wait<S, Req> {
         let left = self.host.remaining_ms(now);
         if left > 0 {
             let until = self.shared.clock.instant_of(resume_ms(&self.host, now + left));
-            self.sleep.as_mut().reset(until);
-            self.step = Step::Sleep;
+            self.sleep_until(until, false);
             return;
         }
         if self.readmit {
@@ -195,12 +192,11 @@ impl<S, Req> Wait<S, Req> {
         let cfg = self.shared.settings.adaptive()?;
         let at = Instant::now();
         let lead = self.lead.as_ref().map(|l| l.id);
-        let (admit, depth) = {
+        let (admit, depth, precise) = {
             let mut c = self.host.controller(cfg, at);
             if let Budget::WaitUntil(slot) = self.shared.fleet.budget(report_host, &mut c, at, lead) {
                 drop(c);
-                self.sleep.as_mut().reset(slot);
-                self.step = Step::Sleep;
+                self.sleep_until(slot, false);
                 return None;
             }
             let admit = c.admit(at, lead);
@@ -216,7 +212,8 @@ impl<S, Req> Wait<S, Req> {
                 self.wake = [Some(n.register()), None];
                 self.queued = admit == Admit::Queued;
             }
-            (admit, c.in_flight())
+            let precise = matches!(admit, Admit::At(..)) && c.slots_to_the_microsecond();
+            (admit, c.in_flight(), precise)
         };
         // The controller has settled the old lead: sent with it, kept it, or
         // passed it on.
@@ -233,8 +230,7 @@ impl<S, Req> Wait<S, Req> {
                         l.disarm();
                     }
                 }
-                self.sleep.as_mut().reset(slot);
-                self.step = Step::Sleep;
+                self.sleep_until(slot, precise);
                 None
             }
             Admit::Queued | Admit::Full => {
@@ -245,6 +241,16 @@ impl<S, Req> Wait<S, Req> {
                 None
             }
         }
+    }
+
+    /// Sleeps until `at` (`precise`: to the microsecond).
+    fn sleep_until(&mut self, at: Instant, precise: bool) {
+        if precise {
+            self.timer.reset_precise(at);
+        } else {
+            self.timer.reset(at);
+        }
+        self.step = Step::Sleep;
     }
 
     /// Ready when any registered notification fired.

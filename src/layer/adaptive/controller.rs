@@ -17,6 +17,11 @@ use crate::layer::precise_wait::EXACT_BELOW;
 use crate::layer::signal::Signal;
 use crate::retry_after::Announced;
 
+/// The gaps a limiter without a burst needs kept that are waited for to
+/// the microsecond (see [`Controller::slots_to_the_microsecond`]).
+const PRECISE_GAPS_FROM: Duration = Duration::from_millis(1);
+const PRECISE_GAPS_TO: Duration = Duration::from_millis(50);
+
 /// One host's controller.
 #[derive(Debug)]
 pub(crate) struct Controller {
@@ -206,6 +211,19 @@ impl Controller {
             Admit::Full => Some(&self.concurrency.released),
             Admit::Now | Admit::At(..) => None,
         }
+    }
+
+    /// Whether a wait for this host's next slot must end on it to the
+    /// microsecond, not at the timer's next millisecond: a limiter without
+    /// a burst refuses a send sooner than one interval after the last,
+    /// and its sends are kept that far apart from when each went, so each
+    /// millisecond a timer wakes late is lost to the rate. Sends 1 to
+    /// 50 ms apart: faster, the pacer sends in bunches of a tick; slower,
+    /// a millisecond is under 2 % of the rate.
+    pub(crate) fn slots_to_the_microsecond(&self) -> bool {
+        self.pace
+            .min_gap()
+            .is_some_and(|gap| (PRECISE_GAPS_FROM..=PRECISE_GAPS_TO).contains(&gap))
     }
 
     /// Wakes the next request in the pacing queue.

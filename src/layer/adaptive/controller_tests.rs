@@ -291,6 +291,9 @@ async fn a_host_that_opened_without_a_burst_gets_no_send_sooner_than_its_interva
         }
         let t1 = t0 + ms(1000);
         c.pace.force_rate(t1, 100.0);
+        // Its slots are waited for to the microsecond: each late wake
+        // would widen the gap it needs kept.
+        assert_eq!(c.slots_to_the_microsecond(), apart);
         assert_eq!(c.admit(t1, None), Admit::Now);
         let late = t1 + Duration::from_micros(11_500);
         assert_eq!(c.admit(late, None), Admit::Now, "a late wake-up sends");
@@ -304,6 +307,9 @@ async fn a_host_that_opened_without_a_burst_gets_no_send_sooner_than_its_interva
             Admit::Now if !apart => {}
             other => panic!("accepted {accepted} at once: {other:?}"),
         }
+        // At 10/s a tick late is 1 % of the rate: the timer's tick will do.
+        c.pace.force_rate(next, 10.0);
+        assert!(!c.slots_to_the_microsecond());
     }
 }
 
