@@ -48,9 +48,12 @@ fn over_by_at_most_a_tenth_and_a_second(w: f64, secs: f64) -> bool {
     secs <= 1.1 * w + 1.0
 }
 
-/// Window lengths limiters are configured with, seconds.
-pub(super) const ROUND_WINDOWS: [f64; 12] = [
-    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0,
+/// Window lengths limiters are configured with, seconds. 3 and 4 s too:
+/// without them a log of 3 s at 10/s that counts refusals read 2 s, and
+/// each fill at 15/s refused a window's sends (36 % refused, held so).
+/// A length between these is read as measured.
+pub(super) const ROUND_WINDOWS: [f64; 14] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0,
 ];
 
 /// Refusals with nothing accepted that end a drain's half pace early.
@@ -495,6 +498,10 @@ impl RateControl {
     /// Believed only where it is a round length (a log of requests that
     /// reopens a window after its length reads no such thing, but for a
     /// coincidence the ceiling's probe pays for), and only as a ceiling.
+    /// The length weighed, taken as the ceiling where no round length
+    /// fits, lifted HAProxy's counter of 7 s at 10/s from 72 % to 90 %,
+    /// but read logs of 10 s and 60 s that count refusals short, and
+    /// their refused probes held 3/s over 10 s at 69 % with 22 % refused.
     fn weighted_window(&self, took: Duration, accepted: u64, refused: u32, secs: f64) -> Option<Ceiling> {
         if accepted == 0 {
             return None;

@@ -223,3 +223,49 @@ async fn a_counting_window_is_read_again_once_its_acceptances_are_answered() {
     assert_eq!(basis, Basis::Measured);
     assert!((estimate - 100.0).abs() < 1.0, "read again: {estimate}/s");
 }
+
+/// Against `limiter`: an opening flood of `flood` sent a millisecond
+/// apart, then every send at the pace (which binds), each answered at once,
+/// until `until`. The pace then, and the share of the sends of the last
+/// `last` refused.
+fn paced_into(mut limiter: impl testkit::Limiter, flood: u32, until: Duration, last: Duration) -> (f64, f64) {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(0.5, t0);
+    let (mut sent, mut refused) = (0u32, 0u32);
+    let mut answer = |c: &mut RateControl, t: Instant| {
+        c.on_send(t);
+        let counted = t >= t0 + until - last;
+        sent += u32::from(counted);
+        if limiter.arrive(t).served() {
+            c.on_accepted(t, t);
+        } else {
+            c.on_loss(t, t, None);
+            refused += u32::from(counted);
+        }
+    };
+    let mut t = t0;
+    for _ in 0..flood {
+        t += ms(1);
+        answer(&mut c, t);
+    }
+    while t < t0 + until {
+        c.bound_at = Some(t);
+        t += c.rate(t).map_or(ms(1), |r| Duration::from_secs_f64(1.0 / r));
+        answer(&mut c, t);
+    }
+    (
+        c.rate(t).expect("paced"),
+        f64::from(refused) / f64::from(sent.max(1)),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_of_three_seconds_is_read_as_that_long() {
+    // 30 over 3 s, in a log that counts refusals: read as 2 s (15/s)
+    // before 3 s was a length counters are configured with, and each
+    // fill at that pace refused a window's sends.
+    let secs = Duration::from_secs;
+    let log = testkit::model::SlidingWindow::new(30, secs(3));
+    let (pace, refused) = paced_into(log, 60, secs(60), secs(40));
+    assert!(pace <= 10.0 && refused < 0.05, "{pace}/s, {refused} refused");
+}
