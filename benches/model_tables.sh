@@ -35,6 +35,11 @@
 #               first second (1 and 20 ms away, a closed loop of 64 and the
 #               open loop), then over 60 s from second 10 (the open loop,
 #               1 and 50 ms away) (120 cells)
+#   odd-windows windows that count refusals of lengths the other tables
+#               do not use: HAProxy's counter of 2, 3, 4, 5 and 7 s and
+#               sliding logs of 3, 4 and 7 s at 3-100/s, 1 ms away, a closed
+#               loop of 64 and the open loop, over 30 s from the first
+#               second and over 60 s from second 10 (128 cells)
 #   spring      Spring Cloud Gateway's `RequestRateLimiter` (a bucket refilled
 #               at each second of the server's clock, refusals free, a bare
 #               429) with a second's burst and two, naming its rate in
@@ -75,9 +80,9 @@ print(f"cells {len(keys)}: mean {mean(a, 0):.1f} -> {mean(b, 0):.1f} %; refused 
 EOF
     exit 0
     ;;
-openings | steady | per-minute | small-bursts | served-windows | traefik | spring) ;;
+openings | steady | per-minute | small-bursts | served-windows | odd-windows | traefik | spring) ;;
 *)
-    sed -n '2,38p' "$0"
+    sed -n '2,43p' "$0"
     exit 2
     ;;
 esac
@@ -161,6 +166,21 @@ spring)
     for l in 1 50; do
         SPRING=1 SECS=60 FROM_S=10 LATENCY_MS=$l MODELS=spring RATES=1,3,10,30,100,500,2000 table |
             sed "s/^/steady L$l /"
+    done
+    ;;
+odd-windows)
+    for loop in 64 open; do
+        if [ "$loop" = open ]; then unset CLOSED; else export CLOSED=64; fi
+        for from in 0 10; do
+            secs=30
+            [ "$from" = 10 ] && secs=60
+            SECS=$secs FROM_S=$from LATENCY_MS=1 HAPROXY_S=2,3,4,5,7 MODELS=haproxy RATES=3,10,30,100 table |
+                sed "s/^/C$loop S$from /"
+            for w in 3 4 7; do
+                SECS=$secs FROM_S=$from LATENCY_MS=1 SLIDING_S=$w MODELS=sliding RATES=3,10,30,100 table |
+                    sed "s/^/C$loop S$from /"
+            done
+        done
     done
     ;;
 small-bursts)
