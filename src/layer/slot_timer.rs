@@ -9,7 +9,9 @@
 //! late wake widens a gap that such a limiter needs kept: at 200/s, gaps of
 //! 6-8 ms instead of 5 held nginx without `burst=` at 69-82 % of its rate.
 //! A precise sleep ends a tick early and yields to the runtime until the
-//! slot instead, 0.1 ms late.
+//! slot instead, 0.1 ms late. The yielding is CPU spent: about 0.2 ms a
+//! send on average (a crawl of 6 000 such sends used 1 s more), only for
+//! the leader of a host's pacing queue, and only for hosts that need it.
 
 use std::future::Future;
 use std::pin::Pin;
