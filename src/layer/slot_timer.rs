@@ -96,7 +96,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_precise_timer_under_a_paused_clock_fires_at_its_instant() {
+    async fn a_precise_timer_under_a_paused_clock_sleeps_its_last_tick() {
         let t0 = Instant::now();
         let mut timer = SlotTimer::new();
         timer.reset_precise(t0 + ms(5));
