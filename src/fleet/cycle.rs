@@ -13,7 +13,7 @@
 //! `cycles` hash; a little later (once every process saw the pause) it
 //! reads them all and merges those that ended with its own.
 
-use std::sync::Arc;
+pub(crate) use crate::layer::adaptive::FleetCycle;
 
 /// The most send times a record holds (the latest).
 pub(crate) const MAX_SENDS: usize = 4096;
@@ -91,28 +91,6 @@ impl CycleRecord {
             before_end_us,
         })
     }
-}
-
-/// The fleet's cycle: every process's sends up to the first refusal.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct FleetCycle {
-    /// Counts the fleet cycles this process merged (from 1).
-    pub(crate) seq: u64,
-    /// When it ended: Unix µs.
-    pub(crate) end_us: u64,
-    /// Every record in it could have been a GCRA's cycle.
-    pub(crate) fits: bool,
-    /// How many processes' records it merges.
-    pub(crate) processes: usize,
-    /// It merges a record of every process live when it was read: no
-    /// process's sends are missing from it.
-    pub(crate) complete: bool,
-    /// It merges the cycle of the one before it again, with records that
-    /// came after that was merged: a fit of that cycle is replaced.
-    pub(crate) replaces: bool,
-    /// Send times, seconds before the end (ascending, at most 0; the
-    /// latest [`MAX_SENDS`]).
-    pub(crate) log: Arc<[f32]>,
 }
 
 /// Merges the records of one pause into the fleet's cycle. It ends at the

@@ -43,7 +43,7 @@ mod linked {
 
     use super::Budget;
     use crate::fleet::{unix_us, CycleRecord, Fleet, FleetStats, Learned, Slot};
-    use crate::layer::adaptive::{Controller, MergedCycle};
+    use crate::layer::adaptive::Controller;
     use crate::layer::hosts::{HostName, HostState};
 
     /// The fleet this layer shares its hosts with, if any.
@@ -140,16 +140,7 @@ mod linked {
                 }
             }
             if let Some(cy) = view.cycle {
-                let merged = MergedCycle {
-                    seq: cy.seq,
-                    end_us: cy.end_us,
-                    fits: cy.fits,
-                    processes: cy.processes,
-                    complete: cy.complete,
-                    replaces: cy.replaces,
-                    log: &cy.log,
-                };
-                c.rate_control().on_fleet_cycle(now, merged, share);
+                c.rate_control().on_fleet_cycle(now, &cy, share);
             }
             if let Some(l) = view.learned.filter(|_| !c.estimate_is_own()) {
                 c.seed(now, l.rate * share, l.measured);

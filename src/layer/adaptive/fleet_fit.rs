@@ -29,9 +29,11 @@
 //! fit, whatever its own count of live processes (a process that sends
 //! little leases rarely and may be counted out). A process's own view of
 //! the host overrules a fit only when the merge may miss a process's
-//! sends (`MergedCycle::complete`).
+//! sends (`FleetCycle::complete`).
 //!
 //! Over 400 lines with its tests (the last 150).
+
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -98,25 +100,28 @@ impl Finished {
     }
 }
 
-/// The fleet's latest merged cycle (see `fleet::cycle`), as a host's rate
-/// control reads it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MergedCycle<'a> {
-    /// Its number among the fleet's cycles this process merged.
+/// The fleet's cycle: every process's sends up to the first refusal, as
+/// `fleet::cycle` merges them from the processes' records and a host's
+/// rate control fits them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FleetCycle {
+    /// Counts the fleet cycles this process merged (from 1).
     pub(crate) seq: u64,
-    /// When it ended, Unix µs.
+    /// When it ended: Unix µs.
     pub(crate) end_us: u64,
-    /// A GCRA could have ended every record in it.
+    /// Every record in it could have been a GCRA's cycle.
     pub(crate) fits: bool,
     /// How many processes' records it merges.
     pub(crate) processes: usize,
-    /// It holds a record of every process live when it was merged.
+    /// It merges a record of every process live when it was read: no
+    /// process's sends are missing from it.
     pub(crate) complete: bool,
-    /// It is the previous merged cycle again, with more processes'
-    /// records: its fit replaces that one's.
+    /// It merges the cycle of the one before it again, with records that
+    /// came after that was merged: a fit of that cycle is replaced.
     pub(crate) replaces: bool,
-    /// Send times, seconds before the end (ascending).
-    pub(crate) log: &'a [f32],
+    /// Send times, seconds before the end (ascending, at most 0; the
+    /// latest `fleet::cycle::MAX_SENDS`).
+    pub(crate) log: Arc<[f32]>,
 }
 
 /// What a host's rate control keeps in a fleet: whether others send to

@@ -147,7 +147,7 @@ mod spacing;
 pub use config::AdaptiveConfig;
 pub(crate) use controller::Controller;
 #[cfg_attr(not(feature = "redis"), allow(unused_imports))]
-pub(crate) use fleet_fit::MergedCycle;
+pub(crate) use fleet_fit::FleetCycle;
 
 /// How an answer went, for the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::{Basis, RateControl, PROBE_GROWTH, PROBE_WAIT_CHEAP, TOP_PROBE_MAX};
 use crate::layer::adaptive::fit::Fit;
-use crate::layer::adaptive::fleet_fit::{Finished, MergedCycle};
+use crate::layer::adaptive::fleet_fit::{Finished, FleetCycle};
 use crate::layer::adaptive::recovery::Recovery;
 use crate::tally::Tally;
 
@@ -204,19 +204,19 @@ impl RateControl {
     /// its own cycles fitted (see `fleet_fit.rs`). The fleet's opening
     /// flood sets where its search starts.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn on_fleet_cycle(&mut self, now: Instant, cycle: MergedCycle<'_>, share: f64) {
+    pub(crate) fn on_fleet_cycle(&mut self, now: Instant, cycle: &FleetCycle, share: f64) {
         let search_floor = self.search_floor();
         let Some(fleet) = self.fleet.as_mut() else {
             return;
         };
-        let MergedCycle {
+        let &FleetCycle {
             seq,
             end_us,
             fits,
             processes,
             complete,
             replaces,
-            log,
+            ref log,
         } = cycle;
         fleet.seen = seq;
         // The cycle merged again with records that came late: fitted in

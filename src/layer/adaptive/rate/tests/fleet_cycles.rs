@@ -10,20 +10,20 @@ use tokio::time::Instant;
 
 use super::{gcra_cycle, ms};
 use crate::layer::adaptive::fit::Fit;
-use crate::layer::adaptive::fleet_fit::{MergedCycle, FLOOD_SETTLE};
+use crate::layer::adaptive::fleet_fit::{FleetCycle, FLOOD_SETTLE};
 use crate::layer::adaptive::rate::fleet::{probed_at_top, OPENING_PROBE};
 use crate::layer::adaptive::rate::{Basis, RateControl, HOLD, PROBE_GROWTH};
 
 /// A fleet's merged cycle that may miss a process's sends.
-fn merged(seq: u64, end_us: u64, log: &[f32]) -> MergedCycle<'_> {
-    MergedCycle {
+fn merged(seq: u64, end_us: u64, log: &[f32]) -> FleetCycle {
+    FleetCycle {
         seq,
         end_us,
         fits: true,
         processes: 4,
         complete: false,
         replaces: false,
-        log,
+        log: log.into(),
     }
 }
 
@@ -204,7 +204,7 @@ async fn in_a_fleet_opening_cycles_that_fit_nothing_are_probed_past_at_once() {
     c.set_share(0.25);
     c.force_rate(t0, 100.0);
     for seq in 1..=4 {
-        c.on_fleet_cycle(t0, merged(seq, seq * 2_000_000, &held), 0.25);
+        c.on_fleet_cycle(t0, &merged(seq, seq * 2_000_000, &held), 0.25);
         // One cycle is nothing to fit; then two probes, and no more.
         assert_eq!(probing(&c), seq == 2 || seq == 3, "cycle {seq}");
         reset(&mut c);
@@ -214,16 +214,16 @@ async fn in_a_fleet_opening_cycles_that_fit_nothing_are_probed_past_at_once() {
     let mut c = RateControl::new(1.0, t0);
     c.set_share(0.25);
     c.force_rate(t0, 100.0);
-    c.on_fleet_cycle(t0, merged(1, 2_000_000, &a), 0.25);
-    c.on_fleet_cycle(t0, merged(2, 20_000_000, &b), 0.25);
+    c.on_fleet_cycle(t0, &merged(1, 2_000_000, &a), 0.25);
+    c.on_fleet_cycle(t0, &merged(2, 20_000_000, &b), 0.25);
     assert!(
         (c.estimate().0 - 125.0).abs() < 2.0,
         "a fleet fit: {:?}",
         c.estimate()
     );
     reset(&mut c);
-    c.on_fleet_cycle(t0, merged(3, 22_000_000, &held), 0.25);
-    c.on_fleet_cycle(t0, merged(4, 24_000_000, &held), 0.25);
+    c.on_fleet_cycle(t0, &merged(3, 22_000_000, &held), 0.25);
+    c.on_fleet_cycle(t0, &merged(4, 24_000_000, &held), 0.25);
     assert!(!probing(&c), "after a fleet fit, no opening probe");
 }
 
@@ -247,7 +247,7 @@ async fn a_fleet_fit_is_shared_by_every_process_that_sent_in_its_cycle() {
     c.set_share(1.0 / 3.0);
     c.force_rate(t0, 150.0);
     for (seq, end, log) in [(1, end_a, &a), (2, end_b, &b)] {
-        c.on_fleet_cycle(t0, merged(seq, end, log), 1.0 / 3.0);
+        c.on_fleet_cycle(t0, &merged(seq, end, log), 1.0 / 3.0);
     }
     let estimate = c.estimate().0;
     assert!(
@@ -267,7 +267,7 @@ async fn a_fleet_flood_starts_each_process_search_from_its_share_of_it() {
         (c.estimate, c.pace, c.basis) = (own, own, Basis::Guess);
         c.on_fleet_cycle(
             t0,
-            MergedCycle {
+            &FleetCycle {
                 fits: false,
                 ..merged(1, 1_000_000, flood)
             },
@@ -304,10 +304,10 @@ async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
         }
     };
     quarter(&mut c, &a);
-    c.on_fleet_cycle(t0, merged(1, end_a, &a), 0.25);
+    c.on_fleet_cycle(t0, &merged(1, end_a, &a), 0.25);
     quarter(&mut c, &b);
     assert_eq!(c.pace, 150.0, "one fleet cycle fits nothing");
-    c.on_fleet_cycle(t0, merged(2, end_b, &b), 0.25);
+    c.on_fleet_cycle(t0, &merged(2, end_b, &b), 0.25);
     let (estimate, basis) = c.estimate();
     assert!(
         (estimate - 125.0).abs() < 1.5,
@@ -326,9 +326,9 @@ async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
     high.set_share(0.25);
     high.force_rate(t0, 300.0 * HOLD);
     quarter(&mut high, &a);
-    high.on_fleet_cycle(t0, merged(1, end_a, &a), 0.25);
+    high.on_fleet_cycle(t0, &merged(1, end_a, &a), 0.25);
     quarter(&mut high, &b);
-    high.on_fleet_cycle(t0, merged(2, end_b, &b), 0.25);
+    high.on_fleet_cycle(t0, &merged(2, end_b, &b), 0.25);
     assert_eq!(high.estimate().0, 300.0);
     // Unless the merge holds every live process's sends.
     let mut complete = RateControl::new(1.0, t0);
@@ -336,7 +336,7 @@ async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
     complete.force_rate(t0, 300.0 * HOLD);
     for (seq, end, log) in [(1, end_a, &a), (2, end_b, &b)] {
         quarter(&mut complete, log);
-        let all = MergedCycle {
+        let all = &FleetCycle {
             complete: true,
             ..merged(seq, end, log)
         };
@@ -356,15 +356,15 @@ async fn a_fleet_fit_paces_this_process_share_whatever_its_own_cycles_said() {
         if let Some(f) = most.fleet.as_mut() {
             f.own_sends = log.len() * 3 / 4;
         }
-        most.on_fleet_cycle(t0, merged(seq, end, log), 0.25);
+        most.on_fleet_cycle(t0, &merged(seq, end, log), 0.25);
     }
     assert!((most.estimate().0 - 125.0).abs() < 1.5, "{}", most.estimate().0);
     // Alone, its own fit stands.
     let mut alone = RateControl::new(1.0, t0);
     alone.set_share(1.0);
     alone.force_rate(t0, 550.0 * HOLD);
-    alone.on_fleet_cycle(t0, merged(1, end_a, &a), 1.0);
-    alone.on_fleet_cycle(t0, merged(2, end_b, &b), 1.0);
+    alone.on_fleet_cycle(t0, &merged(1, end_a, &a), 1.0);
+    alone.on_fleet_cycle(t0, &merged(2, end_b, &b), 1.0);
     assert_eq!(alone.estimate().0, 550.0);
 }
 
@@ -393,8 +393,8 @@ async fn a_fleet_cycle_merged_again_with_a_late_record_sets_the_pace_from_its_fi
     let mut c = RateControl::new(1.0, t0);
     c.set_share(0.25);
     c.force_rate(t0, 150.0);
-    c.on_fleet_cycle(t0, merged(1, end_a, &a), 0.25);
-    c.on_fleet_cycle(t0, merged(2, end_b, &without), 0.25);
+    c.on_fleet_cycle(t0, &merged(1, end_a, &a), 0.25);
+    c.on_fleet_cycle(t0, &merged(2, end_b, &without), 0.25);
     let first = c.estimate().0;
     assert!(
         (first - 125.0).abs() > 3.5,
@@ -402,7 +402,7 @@ async fn a_fleet_cycle_merged_again_with_a_late_record_sets_the_pace_from_its_fi
     );
     // A second later, merged again with the late record.
     let t1 = t0 + Duration::from_secs(1);
-    let again = MergedCycle {
+    let again = &FleetCycle {
         replaces: true,
         complete: true,
         ..merged(3, end_b, &b)
