@@ -104,6 +104,12 @@ impl Concurrency {
         self.held_for_answers = self.in_flight > 0;
     }
 
+    /// The answer coming in (its permit not yet given back) is the last
+    /// one a hold waits for.
+    pub(crate) fn last_held_answer(&self) -> bool {
+        self.held_for_answers && self.in_flight <= 1
+    }
+
     /// Whether a request at `now` waits for the answers a hold waits for
     /// (see [`hold_for_answers`](Self::hold_for_answers)), the host having
     /// last refused at `refused_at`. Each answer wakes a waiter, as for a

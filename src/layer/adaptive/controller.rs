@@ -286,6 +286,9 @@ impl Controller {
             Outcome::Success => {
                 self.depths.success_at(depth);
                 self.pace.on_accepted(now, sent_at);
+                if self.concurrency.last_held_answer() {
+                    self.pace.guess_after_flood(now);
+                }
                 self.concurrency.on_answer(now, sent_at, depth);
             }
             // A 429 spends the rate, not the server, and says nothing of

@@ -103,6 +103,33 @@ async fn a_round_refused_before_anything_was_accepted_waits_for_the_answers_in_f
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_last_answer_a_hold_waited_for_paces_the_host_at_what_it_accepted() {
+    // Paced only at the next refusal, the requests the hold had kept back
+    // went at once into a host that had taken what it takes: a GCRA of
+    // 2/s with a burst of one refused two more of them.
+    let t0 = Instant::now();
+    let (mut c, _) = refused_a_round(t0);
+    let now = t0 + ms(20);
+    for depth in 1..=2 {
+        answered_then_admit(&mut c, now, t0, depth, Outcome::Success);
+        assert_eq!(c.snapshot(now).rate, None, "not before every answer is in");
+    }
+    assert_eq!(
+        answered_then_admit(&mut c, now, t0, 3, Outcome::Success),
+        Admit::Now
+    );
+    let rate = c.snapshot(now).rate;
+    assert!(
+        rate.is_some_and(|r| (2.9..=3.1).contains(&r)),
+        "three accepted: paced at {rate:?}"
+    );
+    assert!(
+        matches!(c.admit(now, None), Admit::At(..)),
+        "the next request waits its slot"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hold_for_answers_ends_two_seconds_after_the_latest_refusal_answered_or_not() {
     let t0 = Instant::now();
     let (mut c, admit) = refused_a_round(t0);

@@ -420,6 +420,24 @@ impl RateControl {
         self.last_loss
     }
 
+    /// The answers a hold waited for are in, the last one accepted (see
+    /// `Concurrency::hold_for_answers`): what the host accepted of the
+    /// opening is the guess the next refusal would make. Made only then,
+    /// the requests the hold had kept back went unpaced, and a GCRA of
+    /// 2/s with a burst of one refused two more of them.
+    pub(crate) fn guess_after_flood(&mut self, now: Instant) {
+        if self.basis != Basis::None {
+            return;
+        }
+        let (count, span) = self.meter.accepted_since(now, self.resumed_at);
+        if count == 0 {
+            return;
+        }
+        self.estimate = (f64::from(count) / span.as_secs_f64().max(1.0)).max(self.search_floor());
+        self.basis = Basis::Guess;
+        self.settle(now);
+    }
+
     /// How many times the host refused before it accepted anything, with
     /// no pace: its refusals came back before any acceptance (see
     /// `Concurrency::hold_for_answers`). Zero once it accepted.
