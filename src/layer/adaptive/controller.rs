@@ -286,8 +286,13 @@ impl Controller {
             Outcome::Success => {
                 self.depths.success_at(depth);
                 self.pace.on_accepted(now, sent_at);
-                if self.concurrency.last_held_answer() {
-                    self.pace.guess_after_flood(now);
+                if self.concurrency.last_held_answer() && self.pace.guess_after_flood(now) {
+                    // The flood spent what the host takes at once: the
+                    // first paced send waits an interval, as if one went
+                    // now (at once, it was refused).
+                    if let Some((_, interval)) = self.next_slot(now) {
+                        self.pacer.take(now, now, interval);
+                    }
                 }
                 self.concurrency.on_answer(now, sent_at, depth);
             }

@@ -425,17 +425,19 @@ impl RateControl {
     /// opening is the guess the next refusal would make. Made only then,
     /// the requests the hold had kept back went unpaced, and a GCRA of
     /// 2/s with a burst of one refused two more of them.
-    pub(crate) fn guess_after_flood(&mut self, now: Instant) {
+    /// Whether it made one.
+    pub(crate) fn guess_after_flood(&mut self, now: Instant) -> bool {
         if self.basis != Basis::None {
-            return;
+            return false;
         }
         let (count, span) = self.meter.accepted_since(now, self.resumed_at);
         if count == 0 {
-            return;
+            return false;
         }
         self.estimate = (f64::from(count) / span.as_secs_f64().max(1.0)).max(self.search_floor());
         self.basis = Basis::Guess;
         self.settle(now);
+        true
     }
 
     /// How many times the host refused before it accepted anything, with
