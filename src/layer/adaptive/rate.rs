@@ -424,8 +424,9 @@ impl RateControl {
     /// `Concurrency::hold_for_answers`): what the host accepted of the
     /// opening is the guess the next refusal would make. Made only then,
     /// the requests the hold had kept back went unpaced, and a GCRA of
-    /// 2/s with a burst of one refused two more of them.
-    /// Whether it made one.
+    /// 2/s with a burst of one refused two more of them. Returns whether
+    /// it made the guess (not for a host paced already, or that accepted
+    /// nothing).
     pub(crate) fn guess_after_flood(&mut self, now: Instant) -> bool {
         if self.basis != Basis::None {
             return false;
