@@ -316,8 +316,9 @@ pub(crate) struct RateControl {
     /// was refused since: the next probe comes sooner (see
     /// [`answers_between_probes`](Self::answers_between_probes)).
     refused_far_above: bool,
-    /// Refusals below the estimate: half the pace for a while.
-    drain: Option<window::Drain>,
+    /// Refusals below the estimate: half the pace for a while (boxed: it
+    /// keeps the controller under its 1 KiB bound).
+    drain: Option<Box<window::Drain>>,
     /// A rate over the estimate that probes go halfway to, one after
     /// another, while set.
     ceiling: Option<Ceiling>,
@@ -463,7 +464,7 @@ impl RateControl {
     pub(crate) fn peek_rate(&self, now: Instant) -> Option<f64> {
         let own = match self.basis {
             Basis::None => None,
-            _ => Some(match self.drain {
+            _ => Some(match self.drain.as_deref() {
                 Some(d) if d.draining(now) => d.pace(now, self.estimate).max(self.min_rate),
                 _ => self.pace,
             }),
@@ -621,6 +622,9 @@ impl RateControl {
         self.recovery.on_accepted();
         if self.last_loss.is_some() {
             self.stretch_ended(now, sent_at);
+        }
+        if let Some(d) = self.drain.as_mut() {
+            d.on_accepted(now, sent_at);
         }
         if sent_at >= self.cut_at {
             if self.starving {

@@ -122,7 +122,10 @@ impl RateControl {
     /// read 2.3/s and held it for minutes. Refusals that go on past the
     /// trouble's first seconds drain the pace as any at the hold do.
     pub(super) fn settled_floor(&self, now: Instant) -> f64 {
-        let drained = self.drain.is_some_and(|d| d.began_since(self.counted_from));
+        let drained = self
+            .drain
+            .as_ref()
+            .is_some_and(|d| d.began_since(self.counted_from));
         match self.ban.settled {
             Some((_, held)) if self.counting_window && drained && self.settled_lately(now) => {
                 f64::from(held) * self.hold()

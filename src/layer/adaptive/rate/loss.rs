@@ -94,13 +94,19 @@ impl RateControl {
         }
         self.cycle_refused = self.cycle_refused.saturating_add(1);
         let last_ok = self.ok_span.map(|(_, last)| last);
-        if let Some(d) = self.drain.as_mut().filter(|d| d.draining(now)) {
-            d.on_refused(sent_at, last_ok);
+        if let Some(d) = self.drain.as_mut() {
+            d.on_refused_since(sent_at);
+            if d.draining(now) {
+                d.on_refused(sent_at, last_ok);
+            }
+        }
+        if self.drained_into_a_gcra(now) {
+            return;
         }
         // A loss of a request sent before the pace last changed was answered
         // by that change.
         if sent_at < self.cut_at
-            || self.drain.is_some_and(|d| d.draining(now))
+            || self.drain.as_ref().is_some_and(|d| d.draining(now))
             || self.indifferent(now)
             || self.drawn_out(now)
         {
@@ -631,6 +637,7 @@ impl RateControl {
         // was cut to the drain's 110/s and held there.
         let drained = self
             .drain
+            .as_ref()
             .is_some_and(|d| d.paced_since(self.cut_at, self.estimate, accepted));
         let accepted = if drained { f64::MAX } else { accepted };
         self.estimate = accepted

@@ -70,8 +70,14 @@ pub(super) struct Drain {
     secs: f32,
     /// Refusals since `from` while nothing was accepted since.
     refused: u16,
-    /// Refusals of requests sent since `from`.
+    /// Refusals, while draining, of requests sent since `from`.
     refused_sent: u16,
+    /// Refusals of requests sent since `from`, the drain over or not.
+    refused_since: u16,
+    /// Acceptances of requests sent since `from`, the drain over or not.
+    accepted_sent: u16,
+    /// When the first and the latest of them came, seconds after `from`.
+    ok_secs: (f32, f32),
 }
 
 impl Drain {
@@ -83,6 +89,51 @@ impl Drain {
     pub(super) fn paced_since(&self, at: Instant, estimate: f64, accepted: f64) -> bool {
         let end = self.from + Duration::from_secs_f32(self.secs);
         self.from >= at && self.refused_sent <= 1 && accepted >= 0.8 * self.pace(end, estimate)
+    }
+
+    /// A refusal, the drain over or not, of a request sent at `sent_at`.
+    pub(super) fn on_refused_since(&mut self, sent_at: Instant) {
+        if sent_at >= self.from {
+            self.refused_since = self.refused_since.saturating_add(1);
+        }
+    }
+
+    /// An acceptance, the drain over or not, at `now` of a request sent at
+    /// `sent_at`.
+    pub(super) fn on_accepted(&mut self, now: Instant, sent_at: Instant) {
+        if sent_at < self.from {
+            return;
+        }
+        let at = now.saturating_duration_since(self.from).as_secs_f32();
+        if self.accepted_sent == 0 {
+            self.ok_secs.0 = at;
+        }
+        self.ok_secs.1 = at;
+        self.accepted_sent = self.accepted_sent.saturating_add(1);
+    }
+
+    /// The rate of the acceptances of requests sent since the drain
+    /// began, from the first to the latest, while as many of them or more
+    /// were refused and the latest came within two of their intervals of
+    /// `now`: a host that accepts at its own steady rate whatever is sent.
+    /// Each acceptance came with the first send past the host's interval,
+    /// up to a send interval (`gap`) late, so two or three of them read
+    /// the rate up to a fifth either way. Read from the span less half a
+    /// `gap`, it errs high, which refusals at the hold step back within a
+    /// few sends, rather than low, which only a probe half a minute on
+    /// finds (nginx at 10/s with `burst=50`, drained at 26.5/s, read 8.8/s
+    /// from three acceptances without that, and was held there).
+    fn accepting_steadily(&self, now: Instant, gap: f64) -> Option<f64> {
+        let (first, last) = self.ok_secs;
+        let (a, r) = (self.accepted_sent, self.refused_since);
+        let span = f64::from(last - first);
+        if a < 2 || r < a || span <= 0.0 {
+            return None;
+        }
+        let intervals = f64::from(a - 1);
+        let rate = intervals / span;
+        let tail = now.saturating_duration_since(self.from).as_secs_f64() - f64::from(last);
+        (tail <= 2.0 / rate).then(|| intervals / (span - 0.5 * gap).max(0.5 * span))
     }
 
     /// Whether the drain began at `at` or later.
@@ -285,12 +336,15 @@ impl RateControl {
     /// [`COUNTING_HOLD`](super::COUNTING_HOLD) of it.
     pub(super) fn drain(&mut self, now: Instant, counted: f64) {
         self.estimate = self.estimate.max(counted);
-        self.drain = Some(Drain {
+        self.drain = Some(Box::new(Drain {
             from: now,
             secs: DRAIN.as_secs_f32(),
             refused: 0,
             refused_sent: 0,
-        });
+            refused_since: 0,
+            accepted_sent: 0,
+            ok_secs: (0.0, 0.0),
+        }));
         self.basis = Basis::Measured;
         self.counting_window = true;
         self.probing = false;
@@ -314,7 +368,7 @@ impl RateControl {
         let Some(first) = self.episode_sent else {
             return false;
         };
-        if self.drain.is_some_and(|d| d.from >= first) {
+        if self.drain.as_ref().is_some_and(|d| d.from >= first) {
             return false;
         }
         if u32::from(self.episode_took) < MIN_EVIDENCE / 2 {
@@ -344,6 +398,48 @@ impl RateControl {
         drain.secs = drain
             .secs
             .max(until.saturating_duration_since(drain.from).as_secs_f32());
+        true
+    }
+
+    /// Refused as often as accepted since a drain began (within two
+    /// seconds of it), accepting at steady intervals under half the pace
+    /// (the drain's, or the hold's once it ended): no window that counts
+    /// refusals (full, it accepts nothing until its oldest entries leave;
+    /// reopening, it takes most of a drain's half pace), but a GCRA or a
+    /// bucket driven past its rate once its burst was spent, the burst
+    /// read as a window's count. The intervals measure it, and the drain
+    /// is over (returns whether that was read). nginx at 3/s with
+    /// `burst=50`, its burst taken as a window of 51 a second, was drained
+    /// at half that twice over a second, refused 25 times while it
+    /// accepted one send in eight, and then resumed at 51/s; at 2/s with
+    /// `burst=10`, held at 11/s after its drain, it was refused four sends
+    /// in five for three seconds before a count since the cut read it.
+    pub(super) fn drained_into_a_gcra(&mut self, now: Instant) -> bool {
+        let Some(drain) = self
+            .drain
+            .as_deref()
+            .copied()
+            .filter(|d| now.saturating_duration_since(d.from) < 2 * STARVED)
+        else {
+            return false;
+        };
+        let pace = if drain.draining(now) {
+            drain.pace(now, self.estimate)
+        } else {
+            self.pace
+        };
+        let Some(rate) = drain
+            .accepting_steadily(now, 1.0 / pace)
+            .filter(|&rate| rate < 0.5 * pace)
+        else {
+            return false;
+        };
+        self.drain = None;
+        self.counting_window = false;
+        self.basis = Basis::Measured;
+        self.estimate = rate.max(self.min_rate);
+        self.costly_probe();
+        self.settle(now);
         true
     }
 
