@@ -20,8 +20,11 @@
 //! (one part at 2/s), held for the half minute a probe waits after a loss.
 //! So the most the fleet was accepted in a second that also held refusals
 //! ([`FleetLoad::at_limit`]) is a reading of the host, and a process whose
-//! pace is far under its share of it starts from that share. Not a second
-//! that holds the first refusal kept: it may hold a burst spent at once.
+//! pace is far under its share of it starts from that share, as far as
+//! the room the live processes' paces leave under it goes, once the fleet
+//! has refused nothing for two seconds (a process that drains or resumes
+//! after refusals paces less than it holds). Not a second that holds the
+//! first refusal kept: it may hold a burst spent at once.
 //! Refusals cut a share raised past the rate back, each process's own and
 //! the cap alike.
 

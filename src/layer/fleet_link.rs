@@ -134,9 +134,13 @@ mod linked {
                 if let Some(factor) = load.cap() {
                     c.rate_control().on_fleet_load(now, load.through_ms, factor);
                 }
-                if let Some(limit) = load.at_limit() {
+                // Read once the fleet is calm: while a process drains or
+                // resumes after refusals, its pace is not the one it
+                // holds, and the room the paces leave is not there.
+                if let Some(limit) = load.at_limit().filter(|_| load.refused == 0) {
+                    let room = limit - load.paces;
                     c.rate_control()
-                        .on_fleet_limit(now, load.through_ms, limit * share);
+                        .on_fleet_limit(now, load.through_ms, limit * share, room);
                 }
             }
             if let Some(cy) = view.cycle {

@@ -151,8 +151,9 @@
 //!   fleet was accepted in a second, each measured estimate is cut by the
 //!   same factor (`on_fleet_load`, `fleet::answers`). A measured estimate
 //!   far under its share of the most the fleet was accepted in a second
-//!   that held refusals starts from that share (`on_fleet_limit`): where
-//!   refusals pause nobody, no fleet cycle measures the host. Probes
+//!   that held refusals starts from that share, as far as the room the
+//!   paces together leave goes (`on_fleet_limit`): where refusals pause
+//!   nobody, no fleet cycle measures the host. Probes
 //!   chain in a fleet only while its host has paused none of it.
 
 use std::time::Duration;

@@ -125,13 +125,13 @@ async fn a_share_far_under_the_fleets_reading_of_the_limit_starts_from_it() {
     assert_eq!(c.estimate(), (2.0, Basis::Measured));
     // Alone, its answers are the fleet's: nothing to read.
     c.set_share(1.0);
-    c.on_fleet_limit(t0, 10_000, 48.0);
+    c.on_fleet_limit(t0, 10_000, 48.0, f64::INFINITY);
     assert_eq!(c.estimate().0, 2.0);
     // One of four, under its share of what the fleet was accepted at the
     // host's limit: starts from that share, and probes within seconds,
     // not the hour `force_rate` set.
     c.set_share(0.25);
-    c.on_fleet_limit(t0, 10_000, 48.0);
+    c.on_fleet_limit(t0, 10_000, 48.0, f64::INFINITY);
     assert_eq!(c.estimate(), (48.0, Basis::Measured));
     assert!((c.rate(t0).expect("paced") - 48.0 * HOLD).abs() < 1e-9);
     assert!(c.probe_after <= t0 + PROBE_WAIT_CHEAP);
@@ -144,7 +144,7 @@ async fn a_share_far_under_the_fleets_reading_of_the_limit_starts_from_it() {
         (15_000, 10.0, 48.0),
         (17_000, 100.0, 100.0),
     ] {
-        c.on_fleet_limit(t0, through_ms, share);
+        c.on_fleet_limit(t0, through_ms, share, f64::INFINITY);
         assert_eq!(
             c.estimate().0,
             estimate,
@@ -153,8 +153,27 @@ async fn a_share_far_under_the_fleets_reading_of_the_limit_starts_from_it() {
     }
     // A search is not moved: its own refusals stop it.
     let mut search = searching_quarter(t0, 10.0);
-    search.on_fleet_limit(t0, 10_000, 48.0);
+    search.on_fleet_limit(t0, 10_000, 48.0, f64::INFINITY);
     assert_eq!(search.estimate(), (10.0, Basis::Guess));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_share_raised_toward_the_fleets_limit_goes_no_further_than_the_room_left() {
+    let t0 = Instant::now();
+    let mut c = RateControl::new(1.0, t0);
+    c.force_rate(t0, 35.0 * HOLD);
+    c.set_share(0.25);
+    // Its share of the fleet's limit is 121/s, but the others' paces and
+    // its own leave 42/s of the limit: raised by that, not to its share.
+    c.on_fleet_limit(t0, 10_000, 121.0, 42.0);
+    let raised = c.estimate().0;
+    assert!((raised - (35.0 * HOLD + 42.0)).abs() < 1e-9, "{raised}");
+    // No room: not raised at all.
+    let mut full = RateControl::new(1.0, t0);
+    full.force_rate(t0, 35.0 * HOLD);
+    full.set_share(0.25);
+    full.on_fleet_limit(t0, 10_000, 121.0, -5.0);
+    assert_eq!(full.estimate().0, 35.0);
 }
 
 #[tokio::test(start_paused = true)]
