@@ -169,8 +169,9 @@ impl RateControl {
     /// and the log refused for seconds.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_fleet_limit(&mut self, now: Instant, through_ms: u64, share: f64, room: f64) {
+        // `f64::min` ignores a NaN share: tested apart.
         let target = share.min(self.pace + room.max(0.0));
-        if target.is_nan() || self.estimate >= FAR_UNDER_LIMIT * share || target <= self.estimate {
+        if share.is_nan() || self.estimate >= FAR_UNDER_LIMIT * share || target <= self.estimate {
             return;
         }
         if !self.fleet_reading_applies(now, through_ms) {

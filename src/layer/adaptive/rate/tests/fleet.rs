@@ -174,6 +174,10 @@ async fn a_share_raised_toward_the_fleets_limit_goes_no_further_than_the_room_le
     full.set_share(0.25);
     full.on_fleet_limit(t0, 10_000, 121.0, -5.0);
     assert_eq!(full.estimate().0, 35.0);
+    // A reading that is no number moves nothing.
+    full.on_fleet_limit(t0, 10_000, f64::NAN, 42.0);
+    full.on_fleet_limit(t0, 10_000, 121.0, f64::NAN);
+    assert_eq!(full.estimate().0, 35.0);
 }
 
 #[tokio::test(start_paused = true)]
