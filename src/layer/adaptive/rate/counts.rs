@@ -65,12 +65,8 @@ impl RateControl {
         let a = self.since_cut.0;
         let (first, last) = self.ok_span?;
         let span = last.saturating_duration_since(first).as_secs_f64();
-        if a < min.max(2) || span <= 0.0 {
-            return None;
-        }
-        let exact = f64::from(a - 1) / span;
         let tail = now.saturating_duration_since(last).as_secs_f64();
-        (tail <= 2.0 / exact).then_some(exact)
+        steady_rate(a, min, span, tail)
     }
 
     /// Since the latest cut, at or below the accepted rate, the host
@@ -171,4 +167,16 @@ impl RateControl {
             .as_secs_f64();
         last * (1.0 + 4.0 * self.served_rtt.as_secs_f64() + slid) + 1.0
     }
+}
+
+/// The rate of `accepted` acceptances (at least `min`, and two) whose
+/// first and latest came `span` seconds apart, while the latest came
+/// `tail` seconds ago, within two of their intervals: the host has not
+/// stopped accepting.
+pub(super) fn steady_rate(accepted: u32, min: u32, span: f64, tail: f64) -> Option<f64> {
+    if accepted < min.max(2) || span <= 0.0 {
+        return None;
+    }
+    let rate = f64::from(accepted - 1) / span;
+    (tail <= 2.0 / rate).then_some(rate)
 }

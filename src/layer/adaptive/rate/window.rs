@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::counts::steady_rate;
 use super::loss::DRAIN;
 use super::{Basis, Ceiling, RateControl, MIN_EVIDENCE, TOP_PROBE_OVER};
 
@@ -124,16 +125,14 @@ impl Drain {
     /// finds (nginx at 10/s with `burst=50`, drained at 26.5/s, read 8.8/s
     /// from three acceptances without that, and was held there).
     fn accepting_steadily(&self, now: Instant, gap: f64) -> Option<f64> {
-        let (first, last) = self.ok_secs;
-        let (a, r) = (self.accepted_sent, self.refused_since);
-        let span = f64::from(last - first);
-        if a < 2 || r < a || span <= 0.0 {
+        if self.refused_since < self.accepted_sent {
             return None;
         }
-        let intervals = f64::from(a - 1);
-        let rate = intervals / span;
+        let (first, last) = self.ok_secs;
+        let span = f64::from(last - first);
         let tail = now.saturating_duration_since(self.from).as_secs_f64() - f64::from(last);
-        (tail <= 2.0 / rate).then(|| intervals / (span - 0.5 * gap).max(0.5 * span))
+        let rate = steady_rate(u32::from(self.accepted_sent), 2, span, tail)?;
+        Some(rate * span / (span - 0.5 * gap).max(0.5 * span))
     }
 
     /// Whether the drain began at `at` or later.
