@@ -33,14 +33,21 @@ const BANS_FROM: Duration = Duration::from_secs(120);
 /// after a refusal (renewed by each refused request when `sticky`).
 /// `BANS_TRACE=1` prints what each 30 s took and refused.
 async fn second_half(ban: Duration, sticky: bool, secs: u64) -> Half {
+    banned_half(PenaltyBox::new(gcra(), ban, sticky), secs).await
+}
+
+/// A GCRA of [`RATE`] with a burst of ten, and no `Retry-After`.
+fn gcra() -> Box<dyn Limiter> {
+    Box::new(Gcra::new(RATE, 10, RetryAfter::Absent, Instant::now()))
+}
+
+/// Runs the closed loop for `secs` against [`gcra`], `penalty` from
+/// [`BANS_FROM`] on.
+async fn banned_half(penalty: PenaltyBox, secs: u64) -> Half {
     let now = Instant::now();
-    let gcra = || Box::new(Gcra::new(RATE, 10, RetryAfter::Absent, now));
     let mut limiter = Phases::new(
         now,
-        vec![
-            (Duration::ZERO, gcra() as Box<dyn Limiter>),
-            (BANS_FROM, Box::new(PenaltyBox::new(gcra(), ban, sticky))),
-        ],
+        vec![(Duration::ZERO, gcra()), (BANS_FROM, Box::new(penalty))],
     );
     let trace = std::env::var_os("BANS_TRACE").is_some();
     adaptive_second_half(
@@ -80,4 +87,59 @@ async fn a_ban_each_refusal_renews_ends() {
     );
     assert!(half.rate >= 0.3 * RATE, "{:.1}/s", half.rate);
     assert!(half.refused <= 0.02, "{:.2} % refused", 100.0 * half.refused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ban_answered_with_bare_403s_each_request_renews_ends() {
+    // Apache's `mod_evasive` and the rate rules of web application
+    // firewalls refuse with a bare 403 and renew the block with each
+    // request. A 403 is a refusal of one request, not of the rate, until
+    // a host answers nothing else: a run of them without an acceptance
+    // is then read as refusals, and the ban ends as the 429s' does.
+    // Read as neutral answers, the closed loop sent on into the block at
+    // the concurrency limit's pace and renewed it for ever: nothing
+    // accepted in the second half.
+    let ban = Duration::from_secs(10);
+    let half = banned_half(PenaltyBox::new(gcra(), ban, true).forbidding(), 900).await;
+    eprintln!(
+        "a ban of 10 s in bare 403s renewed by each request: {:.1}/s of {RATE}/s, {:.2} % refused",
+        half.rate,
+        100.0 * half.refused
+    );
+    assert!(half.rate >= 0.3 * RATE, "{:.1}/s", half.rate);
+    assert!(half.refused <= 0.02, "{:.2} % refused", 100.0 * half.refused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forbidden_pages_among_a_gcras_acceptances_keep_its_rate() {
+    // A site where some pages are forbidden answers 403 to them among its
+    // acceptances: no run of eight, no refusal read, the GCRA's rate held.
+    // (Every third page forbidden; counted at the server, a 403 is served.)
+    let mut limiter = Gcra::new(RATE, 10, RetryAfter::Absent, Instant::now());
+    let mut served = 0u64;
+    let half = adaptive_second_half(
+        move |at| {
+            let status = limiter.arrive(at).status;
+            if !status.is_success() {
+                return status;
+            }
+            served += 1;
+            if served.is_multiple_of(3) {
+                http::StatusCode::FORBIDDEN
+            } else {
+                status
+            }
+        },
+        120,
+        "http://forbidding.test/",
+        false,
+    )
+    .await;
+    // `Half` counts 2xx as taken: two thirds of what the GCRA served.
+    let served = half.rate * 1.5;
+    eprintln!(
+        "a third of the pages forbidden: {served:.1}/s served of {RATE}/s, {:.2} % refused",
+        100.0 * half.refused
+    );
+    assert!(served >= 0.9 * RATE, "{served:.1}/s");
 }

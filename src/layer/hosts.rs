@@ -54,6 +54,15 @@ pub(crate) struct HostState {
     pub(crate) paused_total_ms: AtomicU64,
     /// Consecutive back-off steps without `Retry-After`.
     pub(crate) backoff_level: AtomicU32,
+    /// Runs of bare 403s (see `forbidden.rs`): the current run's length
+    /// since the host last accepted, the length at which it is a block's,
+    /// the coarse-clock ms of its latest 403, and the answers counted
+    /// before it and the bare 403s among them.
+    pub(crate) forbidden_run: AtomicU32,
+    pub(crate) forbidden_needed: AtomicU32,
+    pub(crate) forbidden_last_ms: AtomicU64,
+    pub(crate) answers_counted: AtomicU32,
+    pub(crate) forbidden_counted: AtomicU32,
     /// Counted errors from this host.
     pub(crate) errors: AtomicU64,
     /// Dropped from the map: a service clone's copy is no longer current.

@@ -42,6 +42,7 @@
 //! | `limit.rs` | the concurrency limit `Autoscale` moves |
 //! | `retry_after.rs` | the hints servers send: `Retry-After`, and the quota headers' items below (public as `tower_snapshotter::retry_after`) |
 //! | `quota_headers.rs` | quota headers (IETF `RateLimit`, `X-RateLimit-*`) and a rate named outright, public through `retry_after` |
+//! | `forbidden.rs` | runs of bare 403s: a block's refusals (`mod_evasive`, firewalls' rate rules), counted as 429s |
 //! | `precise_wait.rs` | the exact waits some send beside `Retry-After`: milliseconds, Traefik's `X-Retry-In` |
 //! | `permit.rs` | what a request holds from its host's adaptive controller: its permit, its pacing lead |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
@@ -54,6 +55,7 @@
 pub mod adaptive;
 pub mod error;
 mod fleet_link;
+mod forbidden;
 pub mod future;
 mod host_cache;
 mod hosts;

@@ -49,6 +49,11 @@ impl AdaptivePermit {
             .then(|| Self::taken(Arc::clone(host), now, c.in_flight()))
     }
 
+    /// The host it was taken from.
+    pub(crate) fn host(&self) -> &HostState {
+        &self.host
+    }
+
     /// A permit the controller just granted at `sent_at`, at `depth`.
     pub(crate) fn taken(host: Arc<HostState>, sent_at: Instant, depth: usize) -> Self {
         Self {

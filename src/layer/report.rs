@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::adaptive::Outcome;
+use super::forbidden;
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
 use super::permit::AdaptivePermit;
@@ -32,7 +33,7 @@ impl Report {
     /// `ticket`.
     #[inline]
     pub(crate) fn new(shard: Arc<Shard>, host: HostName, now_ms: u64, ticket: Option<Ticket>) -> Self {
-        let watch = watching(now_ms, shard.shared.pause_horizon_ms());
+        let watch = watching(now_ms, shard.shared.watch_horizon_ms());
         Self {
             shard,
             host,
@@ -66,7 +67,11 @@ impl Report {
                     .shared
                     .metrics
                     .answered(AnswerClass::of(status), self.host.as_str());
-                let status = as_rate_status(status, response.headers());
+                let mut status = as_rate_status(status, response.headers());
+                if status == http::StatusCode::FORBIDDEN && self.shard.shared.forbidden(&self.host) {
+                    // A run of bare 403s: a block's (see `forbidden.rs`).
+                    status = http::StatusCode::TOO_MANY_REQUESTS;
+                }
                 let pause = if status.as_u16() >= 400 || self.watch {
                     self.shard
                         .shared
@@ -78,6 +83,9 @@ impl Report {
                     let (shared, host) = (&self.shard.shared, &self.host);
                     let outcome = outcome_of(status);
                     let accepted = outcome.accepted();
+                    if accepted == Some(true) {
+                        forbidden::end_run(p.host());
+                    }
                     let cap = shared.settings.max_retry_after;
                     let announced = Announced::read(response.headers(), cap);
                     p.finish(outcome, announced, pause, |state, c, now| {

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 
 use super::fleet_link::FleetLink;
+use super::forbidden::{self, ForbiddenRuns};
 use super::hosts::{HostMap, HostName, HostState};
 use super::limit::DynamicLimit;
 use super::precise_wait::EXACT_BELOW;
@@ -80,6 +81,8 @@ pub(crate) struct Shared {
     /// their host up, and for [`WATCH_MS`] after it their successes are
     /// reported (to end back-offs).
     pause_horizon_ms: AtomicU64,
+    /// Runs of bare 403s: a block's refusals.
+    forbidden: ForbiddenRuns,
     exempt: AtomicUsize,
     /// Woken (one at a time) when an exempt request or a permit is given back.
     pub(crate) release: Signal,
@@ -141,6 +144,7 @@ impl Shared {
                 clock,
                 gate_mask,
                 pause_horizon_ms: AtomicU64::new(0),
+                forbidden: ForbiddenRuns::default(),
                 exempt: AtomicUsize::new(0),
                 release,
                 limit,
@@ -165,6 +169,22 @@ impl Shared {
     #[inline]
     pub(crate) fn pause_horizon_ms(&self) -> u64 {
         self.pause_horizon_ms.load(Ordering::Relaxed)
+    }
+
+    /// Coarse ms for [`WATCH_MS`] after which successes are reported to
+    /// the host map: the pause horizon, or the latest bare 403 if later
+    /// (a success ends its host's run of them).
+    #[inline]
+    pub(crate) fn watch_horizon_ms(&self) -> u64 {
+        self.pause_horizon_ms().max(self.forbidden.latest_ms())
+    }
+
+    /// A bare 403 from `name`: whether it is a block's refusal, the host
+    /// having answered nothing else eight times in a row (`forbidden.rs`).
+    pub(crate) fn forbidden(&self, name: &HostName) -> bool {
+        let host = self.hosts.get_or_insert(name);
+        let unwatched = self.settings.adaptive().is_none();
+        self.forbidden.forbidden(&host, self.clock.now_ms(), unwatched)
     }
 
     /// The overloaded resources that gate every request now.
@@ -329,6 +349,7 @@ impl Shared {
             // A success from a host that was backing off ends the back-off.
             if let Some(host) = self.hosts.get(name) {
                 host.backoff_level.store(0, Ordering::Relaxed);
+                forbidden::accepted(&host);
             }
             return None;
         }

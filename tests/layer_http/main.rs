@@ -1,12 +1,13 @@
 //! The layer in front of hyper-util's client, against real hyper servers on
-//! loopback: 429 storms, `Retry-After`, per-host pauses, errors, stats, and
-//! `ServiceBuilder` composition. Time is tokio's paused clock; what the
-//! server received, and when, is read from its own log.
+//! loopback: 429 storms, `Retry-After`, runs of bare 403s, per-host pauses,
+//! errors, stats, and `ServiceBuilder` composition. Time is tokio's paused
+//! clock; what the server received, and when, is read from its own log.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod errors;
+mod forbidden;
 mod gate;
 mod hosts;
 mod retry_after;

@@ -57,12 +57,15 @@ impl Limiter for Noisy {
 /// `expire` each tracked request renews) lets a client out only after it
 /// kept quiet for the whole `ban`. Refusals carry no `Retry-After`, or,
 /// with [`PenaltyBox::telling`], the whole seconds left in the ban, as
-/// Cloudflare's rate limiting sends.
+/// Cloudflare's rate limiting sends. With [`PenaltyBox::forbidding`],
+/// every refusal is a bare 403, as Apache's `mod_evasive` and web
+/// application firewalls' rate rules (AWS WAF's default action) answer.
 pub struct PenaltyBox {
     inner: Box<dyn Limiter>,
     ban: Duration,
     sticky: bool,
     tells: bool,
+    forbids: bool,
     banned_until: Option<Instant>,
 }
 
@@ -75,6 +78,7 @@ impl PenaltyBox {
             ban,
             sticky,
             tells: false,
+            forbids: false,
             banned_until: None,
         }
     }
@@ -86,7 +90,17 @@ impl PenaltyBox {
         self
     }
 
+    /// Every refusal, the one that starts a ban included, is a 403
+    /// without any header.
+    pub fn forbidding(mut self) -> Self {
+        self.forbids = true;
+        self
+    }
+
     fn refused(&self, now: Instant, status: StatusCode) -> Decision {
+        if self.forbids {
+            return Decision::refused(StatusCode::FORBIDDEN);
+        }
         let d = Decision::refused(status);
         match self.banned_until {
             Some(until) if self.tells => {
