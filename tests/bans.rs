@@ -109,37 +109,3 @@ async fn a_ban_answered_with_bare_403s_each_request_renews_ends() {
     assert!(half.rate >= 0.3 * RATE, "{:.1}/s", half.rate);
     assert!(half.refused <= 0.02, "{:.2} % refused", 100.0 * half.refused);
 }
-
-#[tokio::test(start_paused = true)]
-async fn forbidden_pages_among_a_gcras_acceptances_keep_its_rate() {
-    // A site where some pages are forbidden answers 403 to them among its
-    // acceptances: no run of eight, no refusal read, the GCRA's rate held.
-    // (Every third page forbidden; counted at the server, a 403 is served.)
-    let mut limiter = Gcra::new(RATE, 10, RetryAfter::Absent, Instant::now());
-    let mut served = 0u64;
-    let half = adaptive_second_half(
-        move |at| {
-            let status = limiter.arrive(at).status;
-            if !status.is_success() {
-                return status;
-            }
-            served += 1;
-            if served.is_multiple_of(3) {
-                http::StatusCode::FORBIDDEN
-            } else {
-                status
-            }
-        },
-        120,
-        "http://forbidding.test/",
-        false,
-    )
-    .await;
-    // `Half` counts 2xx as taken: two thirds of what the GCRA served.
-    let served = half.rate * 1.5;
-    eprintln!(
-        "a third of the pages forbidden: {served:.1}/s served of {RATE}/s, {:.2} % refused",
-        100.0 * half.refused
-    );
-    assert!(served >= 0.9 * RATE, "{served:.1}/s");
-}

@@ -130,12 +130,14 @@ fn as_rate_status(status: http::StatusCode, headers: &http::HeaderMap) -> http::
 }
 
 /// What an answer says about load, for the adaptive controller (a 403
-/// that refuses for rate comes here as a 429).
+/// that refuses for rate, or a block's, comes here as a 429).
 fn outcome_of(status: http::StatusCode) -> Outcome {
     match status.as_u16() {
         429 => Outcome::Throttled,
         503 => Outcome::Loss,
         100..=399 => Outcome::Success,
+        401 | 403 | 407 | 408 => Outcome::Neutral,
+        400..=499 => Outcome::Served,
         _ => Outcome::Neutral,
     }
 }
@@ -159,6 +161,11 @@ mod tests {
         assert_eq!(
             outcome(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()),
             Outcome::Throttled
+        );
+        assert_eq!(outcome(StatusCode::NOT_FOUND, &HeaderMap::new()), Outcome::Served);
+        assert_eq!(
+            outcome(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new()),
+            Outcome::Neutral
         );
     }
 }

@@ -280,7 +280,7 @@ impl Controller {
         let named_wait = pause.filter(|&wait| wait < EXACT_BELOW);
         let (pause, measured) = match named_wait {
             Some(wait) => (None, self.slot_named(now + wait, sent_at)),
-            None if outcome == Outcome::Success => (
+            None if matches!(outcome, Outcome::Success | Outcome::Served) => (
                 pause,
                 self.named.as_mut().and_then(|named| named.on_accepted(sent_at)),
             ),
@@ -352,6 +352,10 @@ impl Controller {
             Outcome::Failed => {
                 self.pace.on_loss(now, sent_at, None);
                 self.concurrency.on_loss(now, sent_at);
+            }
+            Outcome::Served => {
+                self.pace.on_accepted(now, sent_at);
+                self.concurrency.forget(sent_at);
             }
             Outcome::Neutral => self.concurrency.forget(sent_at),
         }

@@ -166,7 +166,15 @@ pub(crate) enum Outcome {
     /// An inner error (timeout, refused, reset): overload, which cuts the
     /// concurrency limit by `decrease_ratio` as well as the rate.
     Failed,
-    /// Any other answer: says nothing about load.
+    /// A page the server served and refused on its own merits (404, 410,
+    /// 400, ...): it passed the host's limiter, so it spends the rate as an
+    /// acceptance does, but a missing page comes back sooner than a page,
+    /// and its round trip says nothing of queueing. Counted as nothing, a
+    /// GCRA of 10/s whose every other page was missing was paced at two
+    /// thirds of its rate.
+    Served,
+    /// Any other answer (5xx but 503, and 401, 403, 407 and 408, which a
+    /// server may answer before its limiter does): says nothing about load.
     Neutral,
 }
 
@@ -175,7 +183,7 @@ impl Outcome {
     /// for rate or overload, or neither.
     pub(crate) fn accepted(self) -> Option<bool> {
         match self {
-            Outcome::Success => Some(true),
+            Outcome::Success | Outcome::Served => Some(true),
             Outcome::Throttled | Outcome::Loss | Outcome::Failed => Some(false),
             Outcome::Neutral => None,
         }

@@ -1,0 +1,77 @@
+//! Pages a server refuses on their own merits (missing, forbidden) among
+//! those it serves: they pass its rate limiter like any other, and must
+//! neither read as refusals for rate nor be left out of what the host
+//! takes. A GCRA of `RATE` behind a `service_fn`, the closed loop of 64,
+//! tokio's paused clock; counted over the second minute.
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+use testkit::model::{Gcra, Limiter, RetryAfter};
+use tokio::time::Instant;
+
+/// Runs the closed loop for two minutes against a GCRA of `rate` with a
+/// burst of ten whose served answers are `page(n)` for the `n`-th served
+/// request (from 1): a 200, or a page refused on its merits. Returns what
+/// the GCRA served a second over the second minute, refused pages
+/// included.
+async fn served_with(
+    rate: f64,
+    share_refused: f64,
+    page: impl Fn(u64) -> StatusCode + Send + 'static,
+) -> f64 {
+    let mut limiter = Gcra::new(rate, 10, RetryAfter::Absent, Instant::now());
+    let mut served = 0u64;
+    let half = adaptive_second_half(
+        move |at| {
+            let status = limiter.arrive(at).status;
+            if !status.is_success() {
+                return status;
+            }
+            served += 1;
+            page(served)
+        },
+        120,
+        "http://pages.test/",
+        false,
+    )
+    .await;
+    // `Half` counts 2xx as taken: the rest of what the GCRA served.
+    half.rate / (1.0 - share_refused)
+}
+
+#[tokio::test(start_paused = true)]
+async fn forbidden_pages_among_a_gcras_acceptances_keep_its_rate() {
+    // Every third page a bare 403: no run of eight, no refusal read, the
+    // GCRA's rate held (see `layer/forbidden.rs`).
+    let rate = 100.0;
+    let forbidding = |n: u64| {
+        if n.is_multiple_of(3) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::OK
+        }
+    };
+    let served = served_with(rate, 1.0 / 3.0, forbidding).await;
+    eprintln!("a third of the pages forbidden: {served:.1}/s served of {rate}/s");
+    assert!(served >= 0.95 * rate, "{served:.1}/s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_pages_count_as_served_for_the_hosts_rate() {
+    // Every other page a 404: served at the limiter as the others are.
+    // Counted as nothing (as a 5xx still is), the pace was read from the
+    // 200s alone: two thirds of a GCRA of 10/s.
+    let rate = 10.0;
+    let missing = |n: u64| {
+        if n.is_multiple_of(2) {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        }
+    };
+    let served = served_with(rate, 0.5, missing).await;
+    eprintln!("half the pages missing: {served:.1}/s served of {rate}/s");
+    assert!(served >= 0.95 * rate, "{served:.1}/s");
+}
