@@ -75,3 +75,34 @@ async fn missing_pages_count_as_served_for_the_hosts_rate() {
     eprintln!("half the pages missing: {served:.1}/s served of {rate}/s");
     assert!(served >= 0.95 * rate, "{served:.1}/s");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_gcra_refusing_with_bare_403s_is_paced_at_its_rate() {
+    // nginx with `limit_req_status 403;`: no run of 403s is long (one
+    // request per interval is accepted), so only a trial of the pace
+    // tells its 403s from forbidden pages (see `layer/forbidden.rs`).
+    // Unpaced, the closed loop had 98 % of its sends refused.
+    let rate = 10.0;
+    let mut limiter = Gcra::new(rate, 10, RetryAfter::Absent, Instant::now());
+    let half = adaptive_second_half(
+        move |at| {
+            let status = limiter.arrive(at).status;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                StatusCode::FORBIDDEN
+            } else {
+                status
+            }
+        },
+        120,
+        "http://forbidding-for-rate.test/",
+        false,
+    )
+    .await;
+    eprintln!(
+        "a GCRA answering 403: {:.1}/s of {rate}/s, {:.2} % refused",
+        half.rate,
+        100.0 * half.refused
+    );
+    assert!(half.rate >= 0.9 * rate, "{:.1}/s", half.rate);
+    assert!(half.refused <= 0.02, "{:.2} % refused", 100.0 * half.refused);
+}

@@ -7,7 +7,7 @@
 //! chosen names cannot steer lookups into one chain either.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use compact_str::CompactString;
@@ -63,6 +63,16 @@ pub(crate) struct HostState {
     pub(crate) forbidden_last_ms: AtomicU64,
     pub(crate) answers_counted: AtomicU32,
     pub(crate) forbidden_counted: AtomicU32,
+    /// What its bare 403s are, as a trial of the pace found, and the
+    /// trial under way: when its pace was set (coarse-clock ms, 0 for
+    /// none), the share of 403s before it (parts per million), and the
+    /// answers to sends since and the 403s among them (`forbidden.rs`).
+    pub(crate) forbidden_kind: AtomicU8,
+    pub(crate) trial_from_ms: AtomicU64,
+    pub(crate) trial_share_before: AtomicU32,
+    pub(crate) trial_answers: AtomicU32,
+    pub(crate) trial_forbidden: AtomicU32,
+    pub(crate) trial_steps: AtomicU8,
     /// Counted errors from this host.
     pub(crate) errors: AtomicU64,
     /// Dropped from the map: a service clone's copy is no longer current.

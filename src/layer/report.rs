@@ -68,8 +68,14 @@ impl Report {
                     .metrics
                     .answered(AnswerClass::of(status), self.host.as_str());
                 let mut status = as_rate_status(status, response.headers());
-                if status == http::StatusCode::FORBIDDEN && self.shard.shared.forbidden(&self.host) {
-                    // A run of bare 403s: a block's (see `forbidden.rs`).
+                let bare_403 = status == http::StatusCode::FORBIDDEN;
+                if bare_403
+                    && (permit
+                        .as_ref()
+                        .is_some_and(|p| forbidden::refuse_for_rate(p.host()))
+                        || self.shard.shared.forbidden(&self.host))
+                {
+                    // A rate limiter's 403, or a block's (see `forbidden.rs`).
                     status = http::StatusCode::TOO_MANY_REQUESTS;
                 }
                 let pause = if status.as_u16() >= 400 || self.watch {
@@ -86,9 +92,27 @@ impl Report {
                     if accepted == Some(true) {
                         forbidden::end_run(p.host());
                     }
+                    // A trial of the pace for a host whose 403s may be a
+                    // rate limiter's (see `forbidden.rs`).
+                    let verdict = forbidden::trial_answer(p.host(), self.sent_ms, bare_403);
                     let cap = shared.settings.max_retry_after;
                     let announced = Announced::read(response.headers(), cap);
                     p.finish(outcome, announced, pause, |state, c, now| {
+                        match verdict {
+                            Some(forbidden::Verdict::Rate) => c.confirm_trial(now),
+                            Some(forbidden::Verdict::Lower) => {
+                                let going_on = c.lower_trial(now);
+                                forbidden::trial_lowered(state, shared.clock.now_ms(), going_on);
+                            }
+                            Some(forbidden::Verdict::Pages) => c.end_trial(),
+                            None => {}
+                        }
+                        // Under the controller's lock: one trial at a time.
+                        if forbidden::trial_due(state) {
+                            if let Some(started) = c.start_trial(now) {
+                                forbidden::trial_began(state, shared.clock.now_ms(), started);
+                            }
+                        }
                         shared.fleet.on_answer(host, state, c, now, accepted)
                     });
                 }

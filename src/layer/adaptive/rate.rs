@@ -356,6 +356,9 @@ pub(crate) struct RateControl {
     /// In a fleet: whether others send to the host too, its seed, and the
     /// cycles the processes share (boxed: most layers have no fleet).
     fleet: Option<Box<FleetCycles>>,
+    /// The pace is a trial's (`rate/trial.rs`), no refusal's yet: the
+    /// basis, estimate and pace it replaced.
+    on_trial: Option<(Basis, f32, f32)>,
 }
 
 impl RateControl {
@@ -403,6 +406,7 @@ impl RateControl {
             quota: Box::default(),
             recovery: Recovery::default(),
             fleet: None,
+            on_trial: None,
         }
     }
 
@@ -830,6 +834,7 @@ mod noise;
 mod probe;
 mod slow;
 mod suspicion;
+mod trial;
 mod window;
 
 #[cfg(test)]

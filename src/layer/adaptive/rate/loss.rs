@@ -71,6 +71,8 @@ impl RateControl {
 
     /// What a loss teaches (see [`RateControl::on_loss`]).
     pub(super) fn learn_from_loss(&mut self, now: Instant, sent_at: Instant, told: Option<Duration>) {
+        // The pace is the refusals' from here (see `trial.rs`).
+        self.on_trial = None;
         self.meter.add(now, sent_at, false);
         self.reread_second(now);
         self.spacing.record(sent_at, false);
