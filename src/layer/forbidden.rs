@@ -41,8 +41,12 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use tokio::time::Instant;
+
+use super::adaptive::Controller;
 use super::hosts::HostState;
 use super::shared::WATCH_MS;
+use crate::clock::CoarseClock;
 
 /// The shortest run of bare 403s that is a block's.
 pub(crate) const FORBIDDEN_RUN: u32 = 8;
@@ -172,6 +176,32 @@ pub(crate) fn trial_answer(host: &HostState, sent_ms: u64, forbidden: bool) -> O
     }
     host.forbidden_kind.store(PAGES, Ordering::Relaxed);
     Some(Verdict::Pages)
+}
+
+/// What a trial's `verdict`, or an answer that may call for one, does to
+/// `host`'s controller, under its lock (one trial at a time).
+#[cold]
+pub(crate) fn trial_step(
+    host: &HostState,
+    c: &mut Controller,
+    now: Instant,
+    verdict: Option<Verdict>,
+    clock: &CoarseClock,
+) {
+    match verdict {
+        Some(Verdict::Rate) => c.confirm_trial(now),
+        Some(Verdict::Lower) => {
+            let going_on = c.lower_trial(now);
+            trial_lowered(host, clock.now_ms(), going_on);
+        }
+        Some(Verdict::Pages) => c.end_trial(),
+        None => {}
+    }
+    if trial_due(host) {
+        if let Some(started) = c.start_trial(now) {
+            trial_began(host, clock.now_ms(), started);
+        }
+    }
 }
 
 /// The layer's view of the runs: when any host last answered a bare 403,

@@ -98,20 +98,8 @@ impl Report {
                     let cap = shared.settings.max_retry_after;
                     let announced = Announced::read(response.headers(), cap);
                     p.finish(outcome, announced, pause, |state, c, now| {
-                        match verdict {
-                            Some(forbidden::Verdict::Rate) => c.confirm_trial(now),
-                            Some(forbidden::Verdict::Lower) => {
-                                let going_on = c.lower_trial(now);
-                                forbidden::trial_lowered(state, shared.clock.now_ms(), going_on);
-                            }
-                            Some(forbidden::Verdict::Pages) => c.end_trial(),
-                            None => {}
-                        }
-                        // Under the controller's lock: one trial at a time.
-                        if forbidden::trial_due(state) {
-                            if let Some(started) = c.start_trial(now) {
-                                forbidden::trial_began(state, shared.clock.now_ms(), started);
-                            }
+                        if verdict.is_some() || bare_403 {
+                            forbidden::trial_step(state, c, now, verdict, &shared.clock);
                         }
                         shared.fleet.on_answer(host, state, c, now, accepted)
                     });

@@ -358,7 +358,7 @@ pub(crate) struct RateControl {
     fleet: Option<Box<FleetCycles>>,
     /// The pace is a trial's (`rate/trial.rs`), no refusal's yet: the
     /// basis, estimate and pace it replaced.
-    on_trial: Option<(Basis, f32, f32)>,
+    on_trial: Option<Box<(Basis, f32, f32)>>,
 }
 
 impl RateControl {

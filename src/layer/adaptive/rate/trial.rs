@@ -35,7 +35,7 @@ impl RateControl {
         if count == 0 {
             return Some(false);
         }
-        self.on_trial = Some((self.basis, self.estimate as f32, self.pace as f32));
+        self.on_trial = Some(Box::new((self.basis, self.estimate as f32, self.pace as f32)));
         self.estimate = (0.5 * f64::from(count) / span.as_secs_f64().max(1.0)).max(self.min_rate);
         self.basis = Basis::Measured;
         self.costly_probe();
@@ -71,7 +71,8 @@ impl RateControl {
     /// (none, or the search's), unless a refusal made it its own
     /// meanwhile.
     pub(crate) fn end_trial(&mut self) {
-        if let Some((basis, estimate, pace)) = self.on_trial.take() {
+        if let Some(before) = self.on_trial.take() {
+            let (basis, estimate, pace) = *before;
             self.basis = basis;
             self.estimate = f64::from(estimate);
             self.pace = f64::from(pace);
