@@ -9,9 +9,10 @@
 #   bash benches/real_limiters.sh            # every case, ~10 minutes
 #   CASES='nginx:20:5:1' bash benches/real_limiters.sh
 #
-# A case is `nginx:RATE:BURST:RA[:delay|:503]` (RA: `1` adds
+# A case is `nginx:RATE:BURST:RA[:delay|:503|:403]` (RA: `1` adds
 # `Retry-After: 1` to refusals, `none` adds nothing; `delay` drops
-# `nodelay`; `503` keeps nginx's default status) or
+# `nodelay`; `503` keeps nginx's default status; `403` refuses with
+# `limit_req_status 403`, a bare 403 without RA) or
 # `haproxy:LIMIT:PERIOD_S` (deny 429 when `sc_http_req_rate(0) gt LIMIT`,
 # the rate counted over PERIOD_S seconds, refused requests included) or
 # `haproxy-ban:LIMIT:PERIOD_S:BAN_S` (HAProxy's documented abuse pattern:
@@ -116,6 +117,7 @@ nginx_conf() { # port rate burst ra mode
     local nodelay=nodelay status=429
     [ "${5:-}" = delay ] && nodelay=
     [ "${5:-}" = 503 ] && status=503
+    [ "${5:-}" = 403 ] && status=403
     local burst=
     [ "$3" != 0 ] && burst="burst=$3"
     local ra='""'
@@ -302,7 +304,8 @@ for case in $CASES; do
     python3 - "$case" "$allowed" "$out" <<'EOF'
 import json, sys
 case, allowed, out = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
-ok, thr = out["ok"], out["throttled"]
+# A bare 403 (`limit_req_status 403`) is a refusal here: `other`.
+ok, thr = out["ok"], out["throttled"] + out.get("other", 0)
 print(f"{case:28} {allowed:8.2f}/s {out['ok_per_s']:8.2f} {100 * out['ok_per_s'] / allowed:7.1f} % {thr:9} {100 * thr / max(1, ok + thr):7.2f} %")
 EOF
 done

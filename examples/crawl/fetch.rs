@@ -20,6 +20,9 @@ pub(crate) struct Counts {
     pub(crate) ok: AtomicU64,
     /// URLs still answered 429 or 503 after `--max-attempts`.
     pub(crate) failed: AtomicU64,
+    /// URLs answered anything else but a success (a bare 403, a 404):
+    /// not retried.
+    pub(crate) other: AtomicU64,
     /// Answers of 429, every attempt counted.
     pub(crate) too_many: AtomicU64,
     /// Answers of 503, every attempt counted.
@@ -57,10 +60,13 @@ pub(crate) async fn crawl_one(service: &mut HttpClient, url: &str, counts: &Coun
         };
         match result {
             Ok(response) => {
-                let counter = if RetryThrottled::retries_status(response.status()) {
+                let status = response.status();
+                let counter = if RetryThrottled::retries_status(status) {
                     &counts.failed
-                } else {
+                } else if status.is_success() {
                     &counts.ok
+                } else {
+                    &counts.other
                 };
                 let _ = response.into_body().collect().await;
                 counter.fetch_add(1, Ordering::Relaxed);

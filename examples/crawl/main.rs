@@ -49,10 +49,13 @@
 //! back to the server, which is the baseline's waste (and there, 50
 //! attempts are often not enough).
 //!
-//! It ends with a short table on stderr (ok, failed, 429s, 503s, wasted,
-//! ok/s, local refusals, transport errors) and one JSON line on stdout:
-//! `{"ok":…,"throttled":…,"wall_s":…,"ok_per_s":…,"wasted_ratio":…}`, where
-//! `throttled` counts every 429 and 503 the client got (every attempt) and
+//! It ends with a short table on stderr (ok, failed, other answers, 429s,
+//! 503s, wasted, ok/s, local refusals, transport errors) and one JSON line
+//! on stdout:
+//! `{"ok":…,"throttled":…,"other":…,"wall_s":…,"ok_per_s":…,"wasted_ratio":…}`,
+//! where `ok` counts the URLs answered with a success, `other` those
+//! answered anything else that is not retried (a bare 403, a 404),
+//! `throttled` every 429 and 503 the client got (every attempt) and
 //! `wasted_ratio = throttled / (ok + throttled)`.
 
 mod args;
@@ -275,6 +278,7 @@ async fn main() -> Result<(), BoxError> {
         table(&[
             ("ok", ok.to_string()),
             ("failed", counts.failed.load(Ordering::Relaxed).to_string()),
+            ("other answers", counts.other.load(Ordering::Relaxed).to_string()),
             ("429s", counts.too_many.load(Ordering::Relaxed).to_string()),
             ("503s", counts.unavailable.load(Ordering::Relaxed).to_string()),
             ("wasted", format!("{:.1} %", wasted * 100.0)),
@@ -295,7 +299,8 @@ async fn main() -> Result<(), BoxError> {
         );
     }
     println!(
-        "{{\"ok\":{ok},\"throttled\":{throttled},\"wall_s\":{wall:.3},\"ok_per_s\":{:.1},\"wasted_ratio\":{wasted:.4}}}",
+        "{{\"ok\":{ok},\"throttled\":{throttled},\"other\":{},\"wall_s\":{wall:.3},\"ok_per_s\":{:.1},\"wasted_ratio\":{wasted:.4}}}",
+        counts.other.load(Ordering::Relaxed),
         ok as f64 / wall
     );
     Ok(())
