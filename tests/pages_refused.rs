@@ -80,7 +80,7 @@ async fn missing_pages_count_as_served_for_the_hosts_rate() {
 async fn a_gcra_refusing_with_bare_403s_is_paced_at_its_rate() {
     // nginx with `limit_req_status 403;`: no run of 403s is long (one
     // request per interval is accepted), so only a trial of the pace
-    // tells its 403s from forbidden pages (see `layer/forbidden.rs`).
+    // tells its 403s from forbidden pages (see `layer/forbidden_trial.rs`).
     // Unpaced, the closed loop had 98 % of its sends refused.
     let rate = 10.0;
     let mut limiter = Gcra::new(rate, 10, RetryAfter::Absent, Instant::now());

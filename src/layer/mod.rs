@@ -43,6 +43,7 @@
 //! | `retry_after.rs` | the hints servers send: `Retry-After`, and the quota headers' items below (public as `tower_snapshotter::retry_after`) |
 //! | `quota_headers.rs` | quota headers (IETF `RateLimit`, `X-RateLimit-*`) and a rate named outright, public through `retry_after` |
 //! | `forbidden.rs` | runs of bare 403s: a block's refusals (`mod_evasive`, firewalls' rate rules), counted as 429s |
+//! | `forbidden_trial.rs` | a trial of the pace for a host answering half bare 403s or more: a rate limiter's refusals (nginx `limit_req_status 403`), or forbidden pages |
 //! | `precise_wait.rs` | the exact waits some send beside `Retry-After`: milliseconds, Traefik's `X-Retry-In` |
 //! | `permit.rs` | what a request holds from its host's adaptive controller: its permit, its pacing lead |
 //! | `signal.rs` | the wake-up for a freed slot, which costs a read while nobody waits |
@@ -56,6 +57,7 @@ pub mod adaptive;
 pub mod error;
 mod fleet_link;
 mod forbidden;
+mod forbidden_trial;
 pub mod future;
 mod host_cache;
 mod hosts;

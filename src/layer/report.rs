@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use super::adaptive::Outcome;
-use super::forbidden;
 use super::hosts::HostName;
 use super::http_parts::HttpResponse;
 use super::permit::AdaptivePermit;
 use super::shard::Shard;
 use super::shared::{Ticket, WATCH_MS};
+use super::{forbidden, forbidden_trial};
 use crate::integrations::metrics::AnswerClass;
 use crate::retry_after::{is_throttled, Announced};
 
@@ -72,10 +72,11 @@ impl Report {
                 if bare_403
                     && (permit
                         .as_ref()
-                        .is_some_and(|p| forbidden::refuse_for_rate(p.host()))
+                        .is_some_and(|p| forbidden_trial::refuse_for_rate(p.host()))
                         || self.shard.shared.forbidden(&self.host))
                 {
-                    // A rate limiter's 403, or a block's (see `forbidden.rs`).
+                    // A rate limiter's 403, or a block's (see
+                    // `forbidden_trial.rs`, `forbidden.rs`).
                     status = http::StatusCode::TOO_MANY_REQUESTS;
                 }
                 let pause = if status.as_u16() >= 400 || self.watch {
@@ -93,13 +94,13 @@ impl Report {
                         forbidden::end_run(p.host());
                     }
                     // A trial of the pace for a host whose 403s may be a
-                    // rate limiter's (see `forbidden.rs`).
-                    let verdict = forbidden::trial_answer(p.host(), self.sent_ms, bare_403);
+                    // rate limiter's (see `forbidden_trial.rs`).
+                    let verdict = forbidden_trial::trial_answer(p.host(), self.sent_ms, bare_403);
                     let cap = shared.settings.max_retry_after;
                     let announced = Announced::read(response.headers(), cap);
                     p.finish(outcome, announced, pause, |state, c, now| {
                         if verdict.is_some() || bare_403 {
-                            forbidden::trial_step(state, c, now, verdict, &shared.clock);
+                            forbidden_trial::trial_step(state, c, now, verdict, &shared.clock);
                         }
                         shared.fleet.on_answer(host, state, c, now, accepted)
                     });

@@ -1,7 +1,8 @@
 //! A trial of the pace for a host whose bare 403s may be a rate
-//! limiter's (see `layer/forbidden.rs`): held at what it accepted over the
-//! last second while the layer counts the share of 403s in the answers;
-//! given back unpaced if that share did not fall (forbidden pages).
+//! limiter's (see `layer/forbidden_trial.rs`): held at half what it
+//! accepted over the last second, and halved again, while the layer
+//! counts the share of 403s in the answers; searched upward from there if
+//! that share fell, given back as it was if not (forbidden pages).
 
 use std::time::Duration;
 
