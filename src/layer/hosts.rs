@@ -66,7 +66,8 @@ pub(crate) struct HostState {
     /// What its bare 403s are, as a trial of the pace found, and the
     /// trial under way: when its pace was set (coarse-clock ms, 0 for
     /// none), the share of 403s before it (parts per million), and the
-    /// answers to sends since and the 403s among them (`forbidden.rs`).
+    /// answers to sends since and the 403s among them
+    /// (`forbidden_trial.rs`).
     pub(crate) forbidden_kind: AtomicU8,
     pub(crate) trial_from_ms: AtomicU64,
     pub(crate) trial_share_before: AtomicU32,

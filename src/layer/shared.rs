@@ -180,7 +180,8 @@ impl Shared {
     }
 
     /// A bare 403 from `name`: whether it is a block's refusal, the host
-    /// having answered nothing else eight times in a row (`forbidden.rs`).
+    /// having answered nothing else for a run long for its share of them
+    /// (`forbidden.rs`).
     pub(crate) fn forbidden(&self, name: &HostName) -> bool {
         let host = self.hosts.get_or_insert(name);
         let unwatched = self.settings.adaptive().is_none();

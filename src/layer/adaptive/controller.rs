@@ -2,7 +2,7 @@
 //! a slot of the pace) and what each answer teaches both. Whichever limit
 //! binds wins.
 //!
-//! Just over 400 lines: the one place the parts' state is joined, the
+//! Over 400 lines: the one place the parts' state is joined, the
 //! answer's routing to them most of it (each part's rules live in its own
 //! file, the tests in `controller_tests.rs`).
 
