@@ -27,7 +27,8 @@
 //!
 //! A rate limiter that refuses each request with a bare 403 makes no long
 //! run; a trial of the pace tells its 403s apart (`forbidden_trial.rs`).
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::hosts::HostState;
 use super::shared::WATCH_MS;
@@ -48,7 +49,7 @@ const COUNTED: u32 = 4_096;
 #[derive(Debug, Default)]
 pub(crate) struct ForbiddenRuns {
     /// Coarse ms of the latest bare 403 from any host; 0 for none.
-    latest_ms: std::sync::atomic::AtomicU64,
+    latest_ms: AtomicU64,
 }
 
 impl ForbiddenRuns {

@@ -153,17 +153,18 @@ pub(crate) fn trial_step(
     verdict: Option<Verdict>,
     clock: &CoarseClock,
 ) {
+    let pace = c.rate_control();
     match verdict {
-        Some(Verdict::Rate) => c.confirm_trial(now),
+        Some(Verdict::Rate) => pace.confirm_trial(now),
         Some(Verdict::Lower) => {
-            let going_on = c.lower_trial(now);
+            let going_on = pace.lower_trial(now);
             trial_lowered(host, clock.now_ms(), going_on);
         }
-        Some(Verdict::Pages) => c.end_trial(),
+        Some(Verdict::Pages) => pace.end_trial(),
         None => {}
     }
     if trial_due(host) {
-        if let Some(started) = c.start_trial(now) {
+        if let Some(started) = pace.start_trial(now) {
             trial_began(host, clock.now_ms(), started);
         }
     }

@@ -310,6 +310,25 @@ pub struct Half {
     pub refused: f64,
 }
 
+impl Half {
+    /// Prints what the second half saw under `what` (against `rate`, the
+    /// limiter's), then checks that it accepted `least` of that rate or
+    /// more and had at most `most_refused` of its requests refused.
+    pub fn assert_held(&self, what: &str, rate: f64, least: f64, most_refused: f64) {
+        eprintln!(
+            "{what}: {:.1}/s of {rate}/s, {:.2} % refused",
+            self.rate,
+            100.0 * self.refused
+        );
+        assert!(self.rate >= least * rate, "{what}: {:.1}/s", self.rate);
+        assert!(
+            self.refused <= most_refused,
+            "{what}: {:.2} % refused",
+            100.0 * self.refused
+        );
+    }
+}
+
 /// Runs [`LOOP_WORKERS`] workers in a closed loop for `secs` through an
 /// adaptive layer (idle fake probes) into a `service_fn` [`LOOP_LATENCY`]
 /// away, each request answered with the status `decide` gives at its

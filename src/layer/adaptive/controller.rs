@@ -167,29 +167,6 @@ impl Controller {
         self.pace.seed(now, rate, measured);
     }
 
-    /// A trial of the pace for a host whose bare 403s may be a rate
-    /// limiter's (see [`RateControl::start_trial`]): whether it began,
-    /// `None` for not yet.
-    pub(crate) fn start_trial(&mut self, now: Instant) -> Option<bool> {
-        self.pace.start_trial(now)
-    }
-
-    /// The trial's 403s were forbidden pages (see [`RateControl::end_trial`]).
-    pub(crate) fn end_trial(&mut self) {
-        self.pace.end_trial();
-    }
-
-    /// The next trial, at half the pace (see [`RateControl::lower_trial`]);
-    /// whether it goes on.
-    pub(crate) fn lower_trial(&mut self, now: Instant) -> bool {
-        self.pace.lower_trial(now)
-    }
-
-    /// The 403s fell with the pace (see [`RateControl::confirm_trial`]).
-    pub(crate) fn confirm_trial(&mut self, now: Instant) {
-        self.pace.confirm_trial(now);
-    }
-
     /// Another process of the fleet was refused with `Retry-After`, and
     /// the host is paused here too (see [`RateControl::on_fleet_pause`]).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
