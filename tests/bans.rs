@@ -78,6 +78,30 @@ async fn a_ban_each_refusal_renews_ends() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_ban_the_openings_flood_sets_off_ends_and_the_rate_is_searched_again() {
+    // Banning from the first request: the opening's flood sets the ban
+    // off, and each refusal renews it. Once the trickle ends it, the cycle
+    // reads the opening's few acceptances over minutes; held, that was a
+    // send in 18 s for good (0.1/s of 100/s, nothing refused). Nothing
+    // accepted for longer than any window explains: the rate is searched
+    // again, and the ban that search sets off returns to half its pace.
+    let mut limiter = PenaltyBox::new(gcra(), Duration::from_secs(10), true);
+    let half = adaptive_second_half(
+        move |at| limiter.arrive(at).status,
+        600,
+        "http://banning.test/",
+        std::env::var_os("BANS_TRACE").is_some(),
+    )
+    .await;
+    half.assert_held(
+        "a ban of 10 s from the opening, renewed by each refusal",
+        RATE,
+        0.5,
+        0.02,
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_ban_answered_with_bare_403s_each_request_renews_ends() {
     // Apache's `mod_evasive` and the rate rules of web application
     // firewalls refuse with a bare 403 and renew the block with each

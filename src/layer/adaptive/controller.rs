@@ -123,9 +123,13 @@ impl Controller {
     /// flood may still fill a window that counts a second, and a search
     /// that went at once was refused there and held at 81 % of 3/s.
     /// Nor for a slot two steps off or nearer: at a few a second and more
-    /// the search's sends keep up with it.
+    /// the search's sends keep up with it. A trickle's slot, too: the
+    /// answer that ends the trickle may raise the pace a hundredfold, and
+    /// a search after a ban waited out the trickle's 18 s before its first
+    /// send.
     fn look_again_at(&self, slot: Instant, now: Instant) -> Instant {
-        if self.pace.searching_after_pause() && slot > now + 2 * SEARCH_STEP {
+        let may_rise = self.pace.searching_after_pause() || self.pace.trickling();
+        if may_rise && slot > now + 2 * SEARCH_STEP {
             now + SEARCH_STEP
         } else {
             slot

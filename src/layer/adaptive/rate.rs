@@ -523,6 +523,13 @@ impl RateControl {
         self.basis == Basis::Guess && self.told_at.is_some()
     }
 
+    /// Whether the pace trickles into a host that refuses everything: the
+    /// first acceptance may raise it many times over (see
+    /// `ban.rs`, `search_after_a_ban`).
+    pub(crate) fn trickling(&self) -> bool {
+        self.starving
+    }
+
     /// Whether the estimate is this host's own finding, not a seed.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn estimate_is_own(&self) -> bool {
@@ -635,6 +642,7 @@ impl RateControl {
             if self.starving {
                 self.fed(now);
             }
+            self.grow_search_after_a_ban(now);
             self.since_cut.0 = self.since_cut.0.saturating_add(1);
             self.ok_span = Some((self.ok_span.map_or(now, |(first, _)| first), now));
         }

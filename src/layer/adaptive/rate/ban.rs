@@ -22,11 +22,20 @@
 //!   once nothing accepted outlasts any window of a minute (`window.rs`'s
 //!   floor), and a host whose stretch outlasted them once trickles at
 //!   once, the next time, at the pace that ended it.
+//! - When such a stretch ends and neither a held estimate, a round
+//!   window's length nor a count that fits the latest sends explains it,
+//!   the rate is searched again (`search_after_a_ban`): from twice the
+//!   trickle, doubling with each acceptance. If the search is refused
+//!   before it took a few, the host is a window that let those through,
+//!   and the pace goes back to the trickle's; if later, the ban that
+//!   search set off returns to half its pace, as after a return that did
+//!   not hold.
 //!
-//! Not built: a ban that the opening's flood sets off reads as a window
-//! of the few requests the opening took, over the ban's length (a GCRA of
-//! 100/s behind a ban of 10 s read 5.7/s), and nothing tells it from a
-//! window that counts refusals but a probe past that count. A climb from
+//! Not built: a ban shorter than any window that the opening's flood
+//! sets off reads as a window of the few requests the opening took, over
+//! the ban's length (a GCRA of 100/s behind a ban of 10 s read 5.7/s),
+//! and nothing tells it from a window that counts refusals but a probe
+//! past that count. A climb from
 //! every such reading, one probe of 10 % held a window, then a chain,
 //! took such bans from 2-27 % of their rate to 41-68 %, and cost
 //! HAProxy's counters of 10 s up to 17 points (the steady table's mean
@@ -37,7 +46,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::probe::SEARCH_GROWTH;
 use super::{Basis, RateControl};
+use crate::layer::adaptive::fit::SEARCH_STEP;
 
 /// A held estimate this far over the cycle's reading was no window's
 /// count (a window that counts refusals reads about what it took).
@@ -82,6 +93,33 @@ pub(super) struct Ban {
     /// [`HELD_AT_LEAST`] without a loss began at, and when (see
     /// [`RateControl::settled_floor`]).
     settled: Option<(Instant, f32)>,
+    /// The latest search after a ban (see
+    /// [`RateControl::search_after_a_ban`]).
+    search: Option<BanSearch>,
+    /// A search after a ban was refused before it took
+    /// [`MIN_EVIDENCE`](super::MIN_EVIDENCE): the host is a window that
+    /// counts refusals and let few through, not a ban; no more such
+    /// searches.
+    not_a_ban: bool,
+    /// The pace of that search when the latest stretch began with its
+    /// first refusal; 0 when the latest stretch began otherwise.
+    searched_to: f32,
+}
+
+/// A search after a ban: it grows by acceptances, and its first refusal
+/// tells a ban from a window that let few through.
+#[derive(Debug)]
+struct BanSearch {
+    /// The host's count of acceptances when it began.
+    took_from: u32,
+    /// When the pace last grew, and to what: the search is under way while
+    /// the pace is still that and a guess.
+    grown: (Instant, f32),
+    /// A stretch of refusals began during it.
+    refused: bool,
+    /// The trickle's pace it began from, and when its next probe was due.
+    from_pace: f32,
+    probe_after: Instant,
 }
 
 impl RateControl {
@@ -95,6 +133,7 @@ impl RateControl {
         if self.ban.open {
             return;
         }
+        self.search_refused(now);
         // Held since the latest loss, pause or cut, whichever came last: an
         // estimate a refusal had just measured (a far window's flood read
         // 3 086/s at its limit) held for nothing yet.
@@ -198,6 +237,12 @@ impl RateControl {
             self.ban.held
         } else if soon_after_return {
             RESTORED_AGAIN * self.ban.restored
+        } else if self.ban.searched_to > 0.0 {
+            // The search after a ban went past the rate and set off a
+            // ban again: half its pace then, as after a return that never
+            // held (the cycle reads the search's few seconds over the
+            // ban's length: 2.7/s of a GCRA of 100/s, held for minutes).
+            RESTORED_AGAIN * self.ban.searched_to
         } else {
             0.0
         });
@@ -218,6 +263,104 @@ impl RateControl {
         self.probe_refused();
         self.probe_after = now + self.probe_wait.max(self.answers_between_probes());
         true
+    }
+
+    /// A stretch longer than any window of a minute ended at `now`, the
+    /// cycle reading `read`, and no estimate held before it was restored:
+    /// nothing says what the host allows now. The reading averaged the
+    /// host's rate with minutes of refusals (the opening's few answers over
+    /// the ban's length), and held, it kept a GCRA of 100/s at a send in
+    /// 18 s for good once a ban of 10 s that each refusal renewed had
+    /// ended. A search instead, from twice the trickle's pace, doubling
+    /// with each acceptance (see [`grow_search_after_a_ban`]), unless the
+    /// reading is above the search floor (a long window that reopened), and
+    /// never again for a host whose search was refused before it took
+    /// [`MIN_EVIDENCE`](super::MIN_EVIDENCE) (a log of 6 a minute that the
+    /// trickle held shut for minutes: each search was refused from its
+    /// second send). Not in a fleet, whose cycles read the host's rate.
+    /// Returns whether it searches.
+    ///
+    /// [`grow_search_after_a_ban`]: Self::grow_search_after_a_ban
+    pub(super) fn search_after_a_ban(&mut self, now: Instant, read: f64) -> bool {
+        let floor = self.search_floor();
+        if self.shared() || self.ban.not_a_ban || read * self.hold() > floor {
+            return false;
+        }
+        self.basis = Basis::Guess;
+        self.counting_window = false;
+        self.ceiling = None;
+        let (from_pace, probe_after) = (self.pace as f32, self.probe_after);
+        self.estimate = (2.0 * self.pace).max(self.min_rate);
+        self.settle(now);
+        self.ban.search = Some(BanSearch {
+            took_from: self.meter.total() as u32,
+            grown: (now, self.pace as f32),
+            refused: false,
+            from_pace,
+            probe_after,
+        });
+        true
+    }
+
+    /// A stretch of refusals begins at `now`: if it is the first during a
+    /// search after a ban, that search took [`MIN_EVIDENCE`] or more (its
+    /// pace then is kept, see [`ban_lifted`](Self::ban_lifted)), or it was
+    /// a window that let a few through: back to the trickle's pace, which
+    /// the window let through, as measured, and no such search again.
+    ///
+    /// [`MIN_EVIDENCE`]: super::MIN_EVIDENCE
+    fn search_refused(&mut self, now: Instant) {
+        self.ban.searched_to = 0.0;
+        if !self.searching_after_a_ban() {
+            return;
+        }
+        let took = self.meter.total() as u32;
+        let Some(search) = self.ban.search.as_mut().filter(|s| !s.refused) else {
+            return;
+        };
+        search.refused = true;
+        let (took_from, from_pace, probe_after) = (search.took_from, search.from_pace, search.probe_after);
+        if took.wrapping_sub(took_from) >= super::MIN_EVIDENCE {
+            self.ban.searched_to = self.pace as f32;
+            return;
+        }
+        self.ban.not_a_ban = true;
+        self.basis = Basis::Measured;
+        self.counting_window = true;
+        self.pace = f64::from(from_pace);
+        self.estimate = self.pace / self.hold();
+        self.stepped_at = now;
+        self.probe_after = probe_after;
+    }
+
+    /// Whether the pace is a search after a ban (see
+    /// [`search_after_a_ban`](Self::search_after_a_ban)): it grows by
+    /// acceptances, not by time.
+    pub(super) fn searching_after_a_ban(&self) -> bool {
+        self.basis == Basis::Guess
+            && self
+                .ban
+                .search
+                .as_ref()
+                .is_some_and(|s| s.grown.1 == self.pace as f32)
+    }
+
+    /// An acceptance at `now` during a search after a ban: the pace
+    /// doubles, and grows no faster than the opening's search does by
+    /// time. From the trickle's pace, a search by time sent a log of 6 a
+    /// minute, open again, seven requests in a second; by acceptances,
+    /// a request that it refuses comes after its six.
+    pub(super) fn grow_search_after_a_ban(&mut self, now: Instant) {
+        if !self.searching_after_a_ban() {
+            return;
+        }
+        let Some(search) = self.ban.search.as_mut() else {
+            return;
+        };
+        let steps = now.saturating_duration_since(search.grown.0).as_secs_f64() / SEARCH_STEP.as_secs_f64();
+        self.pace = (self.pace * SEARCH_GROWTH.powf(steps).min(2.0)).min(1e6);
+        self.estimate = self.pace;
+        search.grown = (now, self.pace as f32);
     }
 
     /// A stretch longer than any window of a minute ends: the trickle's

@@ -9,7 +9,7 @@ use super::{Basis, Ceiling, RateControl, PROBE_GROWTH, PROBE_WAIT_CHEAP, TOP_PRO
 use crate::layer::adaptive::fit::SEARCH_STEP;
 
 /// Growth per search step while the estimate is a guess.
-const SEARCH_GROWTH: f64 = 1.25;
+pub(super) const SEARCH_GROWTH: f64 = 1.25;
 /// A burst a larger probe's overshoot must outlast before it counts as
 /// held (nginx's `burst=50`, common in its documentation's examples).
 const BURST_HIDDEN: f64 = 50.0;
@@ -35,6 +35,8 @@ impl RateControl {
     pub(super) fn step(&mut self, now: Instant) {
         let binding = self.binding(now);
         match self.basis {
+            // A search after a ban grows by acceptances, not by time.
+            Basis::Guess if self.searching_after_a_ban() => self.stepped_at = now,
             Basis::Guess if binding => {
                 while now.saturating_duration_since(self.stepped_at) >= SEARCH_STEP {
                     self.stepped_at += SEARCH_STEP;

@@ -487,7 +487,13 @@ impl RateControl {
                 rate: top as f32,
                 frozen: true,
             });
-        if self.ban_lifted(now, rate) {
+        // A window that reopened after minutes reads a round length, or
+        // its count fits the latest sends (a log of 6 a minute, shut by
+        // the trickle for 169 s, fit 0.1/s; searched again, it was
+        // refused three sends in four); a ban that the trickle ended reads
+        // neither.
+        let unwindowed = self.beyond_any_window(now) && !ROUND_WINDOWS.contains(&secs) && counted.is_none();
+        if self.ban_lifted(now, rate) || (unwindowed && self.search_after_a_ban(now, rate)) {
             return;
         }
         if rate * self.hold() > self.pace {

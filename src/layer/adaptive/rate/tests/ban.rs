@@ -76,3 +76,68 @@ async fn a_ban_a_probe_set_off_returns_to_the_rate_held_before_it() {
     let (estimate, _) = c.estimate();
     assert!(estimate >= 48.0, "{estimate}/s after the ban");
 }
+
+/// A host paced at 50/s that refuses everything from its first request
+/// after `t0` for `secs` (nothing held yet: a ban the opening set off).
+fn banned_from_the_start(t0: Instant, secs: f64) -> (RateControl, Vec<f64>, Instant) {
+    let mut c = RateControl::new(0.01, t0);
+    c.force_rate(t0, 50.0);
+    let (paces, t) = send_for(&mut c, t0, secs, |_| false);
+    (c, paces, t)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ban_longer_than_any_window_is_left_by_a_search() {
+    // Refused for 200 s, then the host accepts 50/s again. The cycle's
+    // reading (nothing over 200 s) fits no window: held, the pace stayed
+    // at the trickle's send in 18 s for good. A search from twice the
+    // trickle, doubling with each acceptance, finds the rate.
+    let (mut c, paces, t) = banned_from_the_start(Instant::now(), 200.0);
+    let trickle = *paces.last().expect("sent");
+    assert!(trickle < 0.2, "a trickle of {trickle}/s after 200 s refused");
+    let mut last_ok = t;
+    let (after, _) = send_for(&mut c, t, 60.0, |at| {
+        let ok = at.saturating_duration_since(last_ok) >= ms(20) || at == t;
+        if ok {
+            last_ok = at;
+        }
+        ok
+    });
+    let highest = after.iter().copied().fold(0.0, f64::max);
+    assert!(highest >= 25.0, "{highest}/s at most in the minute after the ban");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_search_a_window_refuses_at_once_returns_to_the_trickle() {
+    // Refused for 200 s, then three acceptances and refusals again: a
+    // window that counts refusals and lets a few through, not a ban. The
+    // search goes back to the trickle's pace, and is not tried again.
+    let (mut c, paces, t) = banned_from_the_start(Instant::now(), 200.0);
+    let trickle = *paces.last().expect("sent");
+    let mut taken = 0;
+    let (searched, t) = send_for(&mut c, t, 60.0, |_| {
+        taken += 1;
+        taken <= 3
+    });
+    assert!(
+        searched.iter().any(|&p| p > 1.5 * trickle),
+        "no search from {trickle}/s: {searched:?}"
+    );
+    // The fourth send was refused: from the next on, the trickle's pace
+    // (the search held on at its own, refused twenty times more).
+    let after: Vec<f64> = searched.iter().copied().skip(4).collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|&p| p <= trickle * 1.01),
+        "after the refusal, from {trickle}/s: {after:?}"
+    );
+    // Shut for minutes again, then open: no search this time (a window
+    // it is), the trickle goes on.
+    let (_, t) = send_for(&mut c, t, 200.0, |_| false);
+    let before = c.rate(t).expect("paced");
+    let (again, _) = send_for(&mut c, t, 60.0, |_| true);
+    let highest = again.iter().copied().fold(0.0, f64::max);
+    assert!(
+        highest <= 1.5 * before,
+        "searched again: {before}/s to {highest}/s"
+    );
+}
