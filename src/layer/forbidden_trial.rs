@@ -4,8 +4,7 @@
 //! A rate limiter that refuses each request over its rate with a bare 403
 //! (nginx with `limit_req_status 403`) makes no long run: it accepts one
 //! request per interval. Under the adaptive limiter, a host whose answers
-//! are half bare 403s or more, and whose rate no refusal measured, is
-//! given a trial of the pace (`adaptive/rate/trial.rs`): held at half
+//! are half bare 403s or more is given a trial of the pace (`adaptive/rate/trial.rs`): held at half
 //! what it accepted over the last second for [`TRIAL_ANSWERS`] answers
 //! (or two seconds), and at half of that again, twice at most, while its
 //! share of 403s has not fallen. A limiter's share falls to a quarter or
@@ -63,6 +62,14 @@ pub(crate) fn refuse_for_rate(host: &HostState) -> bool {
     host.forbidden_kind.load(Ordering::Relaxed) == RATE
 }
 
+/// Whether `host`'s bare 403s are forbidden pages, as a trial of the pace
+/// found: they passed its rate limiter, and count as served (see
+/// `report.rs`).
+#[inline]
+pub(crate) fn forbidden_pages(host: &HostState) -> bool {
+    host.forbidden_kind.load(Ordering::Relaxed) == PAGES
+}
+
 /// Whether `host` calls for a trial of the pace: none yet, and at least
 /// [`TRIAL_ANSWERS`] answers counted, half of them bare 403s or more.
 pub(crate) fn trial_due(host: &HostState) -> bool {
@@ -75,8 +82,8 @@ pub(crate) fn trial_due(host: &HostState) -> bool {
     answers >= TRIAL_ANSWERS && 2 * host.forbidden_counted.load(Ordering::Relaxed) >= answers
 }
 
-/// The trial's pace is set, at `now_ms` (`started`), or could not be (a
-/// pace the host's refusals set, or nothing accepted: its 403s are pages).
+/// The trial's pace is set, at `now_ms` (`started`), or could not be
+/// (nothing accepted: its 403s are pages).
 pub(crate) fn trial_began(host: &HostState, now_ms: u64, started: bool) {
     if !started {
         host.forbidden_kind.store(PAGES, Ordering::Relaxed);
