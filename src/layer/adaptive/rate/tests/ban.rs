@@ -111,7 +111,7 @@ async fn a_ban_longer_than_any_window_is_left_by_a_search() {
 async fn a_search_a_window_refuses_at_once_returns_to_the_trickle() {
     // Refused for 200 s, then three acceptances and refusals again: a
     // window that counts refusals and lets a few through, not a ban. The
-    // search goes back to the trickle's pace, and is not tried again.
+    // search goes back to the trickle's pace.
     let (mut c, paces, t) = banned_from_the_start(Instant::now(), 200.0);
     let trickle = *paces.last().expect("sent");
     let mut taken = 0;
@@ -130,8 +130,8 @@ async fn a_search_a_window_refuses_at_once_returns_to_the_trickle() {
         !after.is_empty() && after.iter().all(|&p| p <= trickle * 1.01),
         "after the refusal, from {trickle}/s: {after:?}"
     );
-    // Shut for minutes again, then open: no search this time (a window
-    // it is), the trickle goes on.
+    // Refused for minutes again, then open: the pace stays the trickle's,
+    // read as a window's from here; no second search.
     let (_, t) = send_for(&mut c, t, 200.0, |_| false);
     let before = c.rate(t).expect("paced");
     let (again, _) = send_for(&mut c, t, 60.0, |_| true);
