@@ -82,7 +82,7 @@ async fn a_ban_the_openings_flood_sets_off_ends_and_the_rate_is_searched_again()
     // Banning from the first request: the opening's flood sets the ban
     // off, and each refusal renews it. Once the trickle ends it, the cycle
     // reads the opening's few acceptances over minutes; held, that was a
-    // send in 18 s for good (0.1/s of 100/s, nothing refused). Nothing
+    // send in 18 s for good (0.2/s of 100/s, nothing refused). Nothing
     // accepted for longer than any window explains: the rate is searched
     // again, and the ban that search sets off returns to half its pace.
     let mut limiter = PenaltyBox::new(gcra(), Duration::from_secs(10), true);

@@ -4,14 +4,16 @@
 //! A rate limiter that refuses each request over its rate with a bare 403
 //! (nginx with `limit_req_status 403`) makes no long run: it accepts one
 //! request per interval. Under the adaptive limiter, a host whose answers
-//! are half bare 403s or more is given a trial of the pace (`adaptive/rate/trial.rs`): held at half
-//! what it accepted over the last second for [`TRIAL_ANSWERS`] answers
-//! (or two seconds), and at half of that again, twice at most, while its
-//! share of 403s has not fallen. A limiter's share falls to a quarter or
-//! less there, and its 403s are refusals for rate from then on (429s, as
-//! a block's), searched upward from the trial's pace; forbidden pages stay
-//! as many, and the host goes back to its pace before the trial, its 403s
-//! pages for good. Unpaced, a crawl had nginx refuse 96-99.7 % of its
+//! are half bare 403s or more is given a trial of the pace
+//! (`adaptive/rate/trial.rs`): held at half what it accepted over the
+//! last second for [`TRIAL_ANSWERS`] answers (or two seconds), and at
+//! half of that again, twice at most, while its share of 403s has not
+//! fallen. A limiter's share falls to a quarter or less there, and its
+//! 403s are refusals for rate from then on (429s, as a block's), searched
+//! upward from the trial's pace; forbidden pages stay as many, and the
+//! host goes back to its pace before the trial, its 403s pages for good,
+//! which count as served from then on (they passed its limiter, as
+//! missing pages do). Unpaced, a crawl had nginx refuse 96-99.7 % of its
 //! sends so.
 
 use std::sync::atomic::Ordering;
