@@ -102,6 +102,25 @@ async fn a_ban_the_openings_flood_sets_off_ends_and_the_rate_is_searched_again()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_ban_the_openings_flood_sets_off_once_is_read_then_tested() {
+    // fail2ban's kind: the opening's flood sets off a ban of 10 s, which
+    // ends whatever is sent. The cycle reads the opening's few acceptances
+    // over the ban's length, a window of 10 s; held as one, probed 3 % at
+    // a time after hundreds of answers, that kept the GCRA of 100/s at
+    // 2-6/s for minutes. Ten windows on, the reading is tested at twice
+    // its pace, which holds, and probes chain up from there.
+    let mut limiter = PenaltyBox::new(gcra(), Duration::from_secs(10), false);
+    let half = adaptive_second_half(
+        move |at| limiter.arrive(at).status,
+        600,
+        "http://banning.test/",
+        std::env::var_os("BANS_TRACE").is_some(),
+    )
+    .await;
+    half.assert_held("a ban of 10 s from the opening", RATE, 0.4, 0.02);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_ban_answered_with_bare_403s_each_request_renews_ends() {
     // Apache's `mod_evasive` and the rate rules of web application
     // firewalls refuse with a bare 403 and renew the block with each

@@ -112,6 +112,7 @@
 //! | `rate/announced.rs` | a rate the server names outright: the pace from the first answer, no probe past it |
 //! | `rate/ban.rs` | bans: the estimate held before a stretch of refusals returned to, a ban each refusal renews ended |
 //! | `rate/trial.rs` | a trial of the pace for a host whose bare 403s may be a rate limiter's |
+//! | `rate/window_test.rs` | a window read at a trickle's end, tested at twice its pace: a ban's reading is probed past |
 //! | `rate/window.rs` | a window that counts refusals: the trickle until it drains, its length |
 //! | `rate/cycles.rs` | a `Retry-After` pause ends a cycle: fitted (`fit.rs`) or held where refused |
 //! | `rate/slow.rs` | a host slower than a request a pause: its rate counted over a streak of pauses |

@@ -359,6 +359,9 @@ pub(crate) struct RateControl {
     /// The pace is a trial's (`rate/trial.rs`), no refusal's yet: the
     /// basis, estimate and pace it replaced.
     on_trial: Option<Box<(Basis, f32, f32)>>,
+    /// A reading a trickle's end gave, to test (`rate/window_test.rs`;
+    /// boxed: it keeps the controller under its 1 KiB bound).
+    window_test: Option<Box<window_test::WindowTest>>,
 }
 
 impl RateControl {
@@ -407,6 +410,7 @@ impl RateControl {
             recovery: Recovery::default(),
             fleet: None,
             on_trial: None,
+            window_test: None,
         }
     }
 
@@ -844,6 +848,7 @@ mod slow;
 mod suspicion;
 mod trial;
 mod window;
+mod window_test;
 
 #[cfg(test)]
 mod tests;

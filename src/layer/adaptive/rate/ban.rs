@@ -31,16 +31,16 @@
 //!   search set off returns to half its pace, as after a return that did
 //!   not hold.
 //!
-//! Not built: a ban shorter than any window that the opening's flood
-//! sets off reads as a window of the few requests the opening took, over
-//! the ban's length (a GCRA of 100/s behind a ban of 10 s read 5.7/s),
-//! and nothing tells it from a window that counts refusals but a probe
-//! past that count. A climb from
-//! every such reading, one probe of 10 % held a window, then a chain,
-//! took such bans from 2-27 % of their rate to 41-68 %, and cost
-//! HAProxy's counters of 10 s up to 17 points (the steady table's mean
-//! 94.5 → 91.8 %): its counter, driven past its rate, refuses for most of
-//! the next period whatever the pace. BENCHMARKS.md §4 has the tables.
+//! A ban shorter than any window that the opening's flood sets off reads
+//! as a window of the few requests the opening took, over the ban's
+//! length (a GCRA of 100/s behind a ban of 10 s read 5.7/s), and nothing
+//! tells it from a window that counts refusals but a probe past that
+//! count: `window_test.rs` makes that probe, once the reading has held
+//! ten of its windows. A climb from every such reading at once, one probe
+//! of 10 % held a window, then a chain, cost HAProxy's counters of 10 s
+//! up to 17 points (the steady table's mean 94.5 → 91.8 %): its counter,
+//! driven past its rate, refuses for most of the next period whatever the
+//! pace. BENCHMARKS.md §4 has the tables.
 
 use std::time::Duration;
 

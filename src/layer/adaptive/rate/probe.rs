@@ -33,6 +33,7 @@ const PROBE_SENDS: f64 = 32.0;
 impl RateControl {
     /// Search steps and probes, driven by time while the pace binds.
     pub(super) fn step(&mut self, now: Instant) {
+        self.window_test_ended();
         let binding = self.binding(now);
         match self.basis {
             // A search after a ban grows by acceptances, not by time.
@@ -63,7 +64,9 @@ impl RateControl {
                     .clamp(1.0, TOP_PROBE_MAX);
                 self.pace = self.estimate * self.hold() * self.probe_step;
             }
-            Basis::Measured if binding && !self.probing && now >= self.probe_after => {
+            Basis::Measured
+                if binding && !self.probing && (now >= self.probe_after || self.window_test_due(now)) =>
+            {
                 if self.above_hold(self.pace) && !self.shared() {
                     // A search frozen at its first loss above the estimate,
                     // and nothing refused since: what the host accepted at
@@ -76,6 +79,7 @@ impl RateControl {
                 if let Some(step) = self.recovery.step(self.estimate) {
                     self.probe_step = step;
                 }
+                self.start_window_test(now);
                 self.pace = self.estimate * self.hold() * self.probe_step;
             }
             Basis::Measured
@@ -86,6 +90,7 @@ impl RateControl {
                 // counts refusals, where a probe past the rate costs a
                 // window of them, one step at a time and rarely.
                 self.probing = false;
+                self.window_test_held();
                 let top = std::mem::take(&mut self.top_probe);
                 self.estimate = (self.estimate * self.probe_step).min(self.announced_cap());
                 self.pace = self.estimate * self.hold();
@@ -162,6 +167,9 @@ impl RateControl {
     /// overshoot would spend a burst of [`BURST_HIDDEN`] requests, and a
     /// second at the least.
     pub(super) fn probe_holds(&self) -> Duration {
+        if let Some(holds) = self.window_test_holds() {
+            return holds;
+        }
         if self.ceiling.is_some_and(|c| !c.frozen) {
             // A limiter without a burst: nothing hides a probe past it.
             return Duration::from_secs(1);

@@ -514,6 +514,13 @@ impl RateControl {
         } else if counted_ceiling.is_some() {
             self.ceiling = counted_ceiling;
         }
+        // Unless the count fits the latest sends, the reading may be a
+        // ban's: test it (`window_test.rs`).
+        if counted.is_none() {
+            self.test_reading(now, secs);
+        } else {
+            self.no_window_test();
+        }
     }
 
     /// The rates a log that counts every request, refused ones too, may

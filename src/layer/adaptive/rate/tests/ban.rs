@@ -141,3 +141,67 @@ async fn a_search_a_window_refuses_at_once_returns_to_the_trickle() {
         "searched again: {before}/s to {highest}/s"
     );
 }
+
+/// A host banned from the start for 12 s, after which it accepts what
+/// `accepts` says (given the send time and the sends so far, refused ones
+/// too, with their times): the trickle's end reads a window of 10 s.
+fn read_after_a_short_ban(
+    secs: f64,
+    mut accepts: impl FnMut(Instant, &[Instant]) -> bool,
+) -> (RateControl, Vec<f64>, f64) {
+    let t0 = Instant::now();
+    let (mut c, _, t) = banned_from_the_start(t0, 12.0);
+    let read = c.rate(t).expect("paced");
+    let mut sent = Vec::new();
+    let (paces, _) = send_for(&mut c, t, secs, |at| {
+        let ok = accepts(at, &sent);
+        sent.push(at);
+        ok
+    });
+    (c, paces, read)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reading_a_doubled_pace_does_not_refuse_is_probed_past() {
+    // A ban of 12 s from the first request, then a host that accepts 50/s:
+    // the trickle's end read a window of about 10 s, and the pace stayed
+    // there, probed 3 % at a time after hundreds of answers (a GCRA of
+    // 100/s behind a ban of 10 s was held at 6/s for minutes). Ten windows
+    // later the reading is tested at twice its pace, which holds: probes
+    // chain on from there.
+    let mut last_ok: Option<Instant> = None;
+    let (_, paces, read) = read_after_a_short_ban(300.0, |at, _| {
+        let ok = last_ok.is_none_or(|l| at.saturating_duration_since(l) >= ms(20));
+        if ok {
+            last_ok = Some(at);
+        }
+        ok
+    });
+    let highest = paces.iter().copied().fold(0.0, f64::max);
+    assert!(
+        highest >= 20.0 * read,
+        "from {read}/s to {highest}/s at most in 300 s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reading_a_doubled_pace_overfills_is_a_window_and_is_not_tested_again() {
+    // The same reading, then a log of 10 s that counts refused requests
+    // too: the test at twice the pace is refused, and the host is a
+    // window; the pace goes back to the reading, and stays there.
+    // The trickle's pace, about 1/s, fits a log of 15 per 10 s; twice it
+    // does not.
+    let (c, paces, read) = read_after_a_short_ban(900.0, |at, sent| {
+        let since = at - Duration::from_secs(10);
+        sent.iter().filter(|&&s| s > since).count() < 15
+    });
+    assert!(c.window_test_refused(), "no test refused: {paces:?}");
+    let tested = paces.iter().position(|&p| p > 1.5 * read).expect("a test");
+    let doubled_again = paces[tested..]
+        .iter()
+        .skip_while(|&&p| p > 1.5 * read)
+        .any(|&p| p > 1.5 * read);
+    assert!(!doubled_again, "tested again after a refused test: {paces:?}");
+    let last = *paces.last().expect("sent");
+    assert!(last >= 0.9 * read, "{last}/s at the end, from {read}/s");
+}
