@@ -65,6 +65,12 @@ const STRETCH: Duration = Duration::from_secs(1);
 /// before a drain's short stretch: held again, 10 % were refused), as a
 /// probe holds only after as long.
 const HELD_AT_LEAST: Duration = super::probe::PROBE_HOLDS;
+/// A stretch that began at the hold of the very estimate the latest
+/// stretch's end returned to, no probe under way, returns to this share of
+/// it: that estimate is over the limit (a GCRA of 50/s behind a ban, its
+/// estimate returned to 55.5/s, was banned every 23 s for ten minutes:
+/// its burst hid the pace for 13 s each time).
+const RESTORED_REFUSED: f32 = 0.85;
 /// How long after a stretch that followed a settled estimate later
 /// stretches are the same trouble (see [`RateControl::settled_floor`]).
 const SETTLED_FOR: Duration = Duration::from_secs(10);
@@ -82,6 +88,8 @@ pub(super) struct Ban {
     quiet: f32,
     /// Nothing sent since the stretch began was accepted yet.
     open: bool,
+    /// The stretch began while a probe was under way.
+    from_probe: bool,
     /// The estimate the latest stretch's end held again (0 when the
     /// reading stood instead), and when.
     restored: f32,
@@ -141,6 +149,7 @@ impl RateControl {
         let quiet = now.saturating_duration_since(since).as_secs_f32();
         let measured = self.basis == Basis::Measured && !self.starving;
         self.ban.began = Some(now);
+        self.ban.from_probe = self.probing;
         self.ban.held = if measured { self.estimate as f32 } else { 0.0 };
         self.ban.quiet = quiet;
         self.ban.open = true;
@@ -233,7 +242,13 @@ impl RateControl {
             .restored_at
             .zip(self.ban.began)
             .is_some_and(|(at, began)| began.saturating_duration_since(at).as_secs_f64() < lasted);
-        let held = f64::from(if held_longer {
+        // The estimate returned to last began this stretch at its hold.
+        let refused_as_restored = !self.ban.from_probe
+            && self.ban.restored > 0.0
+            && (self.ban.held - self.ban.restored).abs() <= 1e-3 * self.ban.restored;
+        let held = f64::from(if held_longer && refused_as_restored {
+            RESTORED_REFUSED * self.ban.held
+        } else if held_longer {
             self.ban.held
         } else if soon_after_return {
             RESTORED_AGAIN * self.ban.restored

@@ -514,13 +514,10 @@ impl RateControl {
         } else if counted_ceiling.is_some() {
             self.ceiling = counted_ceiling;
         }
-        // Unless the count fits the latest sends, the reading may be a
-        // ban's: test it (`window_test.rs`).
-        if counted.is_none() {
-            self.test_reading(now, secs);
-        } else {
-            self.no_window_test();
-        }
+        // The reading may be a ban's, even where a count fits the latest
+        // sends (a ban each refusal renews fits a log of the opening's
+        // count): test it (`window_test.rs`).
+        self.test_reading(now, secs);
     }
 
     /// The rates a log that counts every request, refused ones too, may

@@ -99,13 +99,6 @@ impl RateControl {
             .is_some_and(|t| t.stage == Stage::Refused)
     }
 
-    /// A count fits the latest sends: the reading is a window's, no test.
-    pub(super) fn no_window_test(&mut self) {
-        if !self.window_test_refused() {
-            self.window_test = None;
-        }
-    }
-
     /// Whether a reading's test is due at `now`: it held, and no probe
     /// toward a ceiling is left to go first.
     pub(super) fn window_test_due(&self, now: Instant) -> bool {

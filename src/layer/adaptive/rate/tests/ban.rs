@@ -205,3 +205,29 @@ async fn a_reading_a_doubled_pace_overfills_is_a_window_and_is_not_tested_again(
     let last = *paces.last().expect("sent");
     assert!(last >= 0.9 * read, "{last}/s at the end, from {read}/s");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_estimate_returned_to_and_refused_at_its_hold_returns_lower() {
+    // Held at 50/s, banned for 30 s, returned to; then banned for 10 s
+    // every 23 s, each ban set off at the hold (a burst hid the pace for
+    // 13 s each time). Returned to as it was each time, a GCRA of 50/s
+    // behind a ban was banned every 23 s for ten minutes: an estimate
+    // returned to and refused at its own hold, no probe under way, is
+    // returned to lower.
+    let (mut c, t) = held_then_banned(Instant::now());
+    let until = t + Duration::from_secs(30);
+    let (_, t) = send_for(&mut c, t, 40.0, |at| at >= until);
+    let (returned, _) = c.estimate();
+    assert!(returned >= 48.0, "{returned}/s after the first ban");
+    let (mut t, mut estimates) = (t, Vec::new());
+    for _ in 0..4 {
+        let (from, until) = (t + Duration::from_secs(13), t + Duration::from_secs(23));
+        t = send_for(&mut c, t, 30.0, |at| at < from || at >= until).1;
+        estimates.push(c.estimate().0);
+    }
+    let last = *estimates.last().expect("four cycles");
+    assert!(
+        last <= 0.9 * returned,
+        "{estimates:?} after bans at the hold, from {returned}/s"
+    );
+}
