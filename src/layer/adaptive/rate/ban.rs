@@ -227,10 +227,14 @@ impl RateControl {
     pub(super) fn ban_lifted(&mut self, now: Instant, read: f64) -> bool {
         self.ban.open = false;
         let beyond = self.beyond_any_window(now);
-        if beyond {
+        let lasted = self.refused_for(now);
+        // A minute or more refused: the trickle's pace may have ended it
+        // (HAProxy's flag with `expire 5s`, cleared after 132 s once the
+        // trickle's sends were 5 s apart; the ban a later probe set off
+        // trickled from 1.5/s again, renewing it for 150 s).
+        if beyond || lasted >= f64::from(LONGEST_WINDOW_S) {
             self.note_ban_ended();
         }
-        let lasted = self.refused_for(now);
         let quiet = f64::from(self.ban.quiet);
         let held_longer = self.ban.held > 0.0
             && quiet >= HELD_AT_LEAST.as_secs_f64()
@@ -378,8 +382,8 @@ impl RateControl {
         search.grown = (now, self.pace as f32);
     }
 
-    /// A stretch longer than any window of a minute ends: the trickle's
-    /// pace ended it (see [`trickle_as_the_last_ban_ended`]).
+    /// A stretch of a minute or more ends: the trickle's pace may have
+    /// ended it (see [`trickle_as_the_last_ban_ended`]).
     ///
     /// [`trickle_as_the_last_ban_ended`]: Self::trickle_as_the_last_ban_ended
     fn note_ban_ended(&mut self) {

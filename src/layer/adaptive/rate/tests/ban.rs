@@ -231,3 +231,28 @@ async fn an_estimate_returned_to_and_refused_at_its_hold_returns_lower() {
         "{estimates:?} after bans at the hold, from {returned}/s"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stretch_of_a_minute_the_trickle_ended_sets_the_next_trickle() {
+    // Held at 50/s, refused for 110 s, accepted at every pace for a
+    // minute, then refused again: a ban each request renews (HAProxy's
+    // flag with `expire 5s` cleared after 132 s, once the trickle's sends
+    // were 5 s apart). The next stretch trickles at the pace that ended
+    // the first once the pace starves, not from a send a second down (a
+    // trickle from 1.5/s renewed the flag for 150 s more).
+    let (mut c, t) = held_then_banned(Instant::now());
+    let (paces, t) = send_for(&mut c, t, 110.0, |_| false);
+    let ended = *paces.last().expect("sent");
+    let (_, t) = send_for(&mut c, t, 60.0, |_| true);
+    let (again, _) = send_for(&mut c, t, 60.0, |_| false);
+    let starved = again.iter().position(|&p| p <= ended * 1.01);
+    let before: Vec<f64> = again
+        .iter()
+        .copied()
+        .take(starved.unwrap_or(again.len()))
+        .collect();
+    assert!(
+        starved.is_some() && before.len() <= 40,
+        "the trickle that ended the first stretch was {ended}/s; the next went {again:?}"
+    );
+}
