@@ -19,7 +19,8 @@
 # past LIMIT over PERIOD_S a `gpc0` flag is set, and every request is
 # denied with 429 while it is; each request renews the stick table's
 # entry, so the flag clears only after BAN_S without a request; not among
-# the default cases: a ban the opening sets off is not yet climbed past) or
+# the default cases: the flag the opening sets off takes about two minutes
+# to clear, and the reading it leaves is tested five minutes later) or
 # `flask:LIMIT:PERIOD_S:STRATEGY[:headers]` (Flask-Limiter, the Python
 # library, served by waitress: LIMIT per PERIOD_S seconds, STRATEGY
 # `fixed-window`, its default, or `moving-window`; `headers` turns on its
