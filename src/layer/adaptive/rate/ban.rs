@@ -20,8 +20,8 @@
 //!   a return returns to half of it: that estimate never held.
 //! - The trickle never rises to its floor, halves on down to `min_rate`
 //!   once nothing accepted outlasts any window of a minute (`window.rs`'s
-//!   floor), and a host whose stretch outlasted them once trickles at
-//!   once, the next time, at the pace that ended it.
+//!   floor), and a host whose stretch lasted a minute or more trickles
+//!   at once, the next time, at the pace that ended it.
 //! - When such a stretch ends and neither a held estimate, a round
 //!   window's length nor a count that fits the latest sends explains it,
 //!   the rate is searched again (`search_after_a_ban`): from twice the
@@ -390,8 +390,8 @@ impl RateControl {
         self.ban.ended_at_pace = self.pace as f32;
     }
 
-    /// The pace starves: a host whose earlier stretch outlasted any window
-    /// of a minute (a ban that each refusal renews) trickles at once at
+    /// The pace starves: a host whose earlier stretch lasted a minute or
+    /// more (a ban that each refusal renews) trickles at once at
     /// the pace that ended it, not from a send a second down through
     /// minutes of halvings (each stretch of a ban of 10 s renewed so took
     /// two to three minutes).
