@@ -59,6 +59,20 @@ async fn banned_half(penalty: PenaltyBox, secs: u64) -> Half {
     .await
 }
 
+/// Runs the closed loop for 600 s against [`gcra`] behind a ban of 10 s
+/// from the first request (renewed by each refused request when
+/// `sticky`).
+async fn banned_from_the_opening(sticky: bool) -> Half {
+    let mut limiter = PenaltyBox::new(gcra(), Duration::from_secs(10), sticky);
+    adaptive_second_half(
+        move |at| limiter.arrive(at).status,
+        600,
+        "http://banning.test/",
+        std::env::var_os("BANS_TRACE").is_some(),
+    )
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_ban_a_probe_sets_off_returns_to_the_rate_held_before_it() {
     // Each probe past the rate costs a ban of 10 s, after which the host
@@ -85,14 +99,7 @@ async fn a_ban_the_openings_flood_sets_off_ends_and_the_rate_is_searched_again()
     // send in 18 s for good (0.2/s of 100/s, nothing refused). Nothing
     // accepted for longer than any window explains: the rate is searched
     // again, and the ban that search sets off returns to half its pace.
-    let mut limiter = PenaltyBox::new(gcra(), Duration::from_secs(10), true);
-    let half = adaptive_second_half(
-        move |at| limiter.arrive(at).status,
-        600,
-        "http://banning.test/",
-        std::env::var_os("BANS_TRACE").is_some(),
-    )
-    .await;
+    let half = banned_from_the_opening(true).await;
     half.assert_held(
         "a ban of 10 s from the opening, renewed by each refusal",
         RATE,
@@ -109,14 +116,7 @@ async fn a_ban_the_openings_flood_sets_off_once_is_read_then_tested() {
     // a time after hundreds of answers, that kept the GCRA of 100/s at
     // 2-6/s for minutes. Ten windows on, the reading is tested at twice
     // its pace, which holds, and probes chain up from there.
-    let mut limiter = PenaltyBox::new(gcra(), Duration::from_secs(10), false);
-    let half = adaptive_second_half(
-        move |at| limiter.arrive(at).status,
-        600,
-        "http://banning.test/",
-        std::env::var_os("BANS_TRACE").is_some(),
-    )
-    .await;
+    let half = banned_from_the_opening(false).await;
     half.assert_held("a ban of 10 s from the opening", RATE, 0.4, 0.02);
 }
 
