@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use super::RateControl;
 
 /// How far the test goes over the hold.
-pub(super) const TEST_STEP: f64 = 2.0;
+const TEST_STEP: f64 = 2.0;
 /// A reading holds this many of its windows before it is tested: a
 /// refused test costs about a window (its refusals hold a window that
 /// counts them shut), a tenth of the time the reading held.
